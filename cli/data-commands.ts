@@ -1,0 +1,120 @@
+import type { Command } from 'commander';
+import { UsageError } from '../functions/commons/errors';
+import { describeLocation, openLocation, parseLocation, sinkFor } from '../functions/commons/locations';
+import type { PartitionManifest, WriteProgress } from '../functions/commons/partition-writer';
+import { formatBytes, parseByteSize } from '../functions/commons/sizes';
+import { splitDataset } from '../functions/commons/split';
+import { synthesizeDataset } from '../functions/commons/synth';
+import { openTorchArchive, sharedSamples, summarizeTensor, type TensorSummary } from '../functions/commons/torch-archive';
+import { progressLine } from './progress';
+
+const fmt = (v: number | null) => (v === null ? '-' : Number(v.toPrecision(6)).toString());
+
+async function inspect(file: string, options: { json?: boolean }): Promise<void> {
+  const source = await openLocation(parseLocation(file));
+  try {
+    const archive = await openTorchArchive(source);
+    const progress = progressLine(`inspect ${source.name}`);
+    const total = archive.tensors.reduce((n, t) => n + t.storage.entry.size, 0);
+    let read = 0;
+    const tensors: TensorSummary[] = [];
+    for (const ref of archive.tensors) {
+      tensors.push(
+        await summarizeTensor(archive, ref, (bytes) => {
+          read += bytes;
+          if (total > 64 * 1024 * 1024) progress.update(`${formatBytes(read)} of ${formatBytes(total)}`);
+        }),
+      );
+    }
+    const report = { samples: sharedSamples(archive.tensors), tensors };
+    if (options.json) {
+      process.stdout.write(`${JSON.stringify(report)}\n`);
+      return;
+    }
+    const lines = [
+      `${source.name}: ${formatBytes(source.size)}, ${report.samples ?? 'no shared'} samples, ${tensors.length} tensors`,
+      ...tensors.map(
+        (t, i) =>
+          `  [${i}] ${t.dtype}[${t.shape.join(', ')}]  min ${fmt(t.min)}  max ${fmt(t.max)}  mean ${fmt(t.mean)}` +
+          (t.nan ? `  nan ${t.nan}` : ''),
+      ),
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } finally {
+    await source.close();
+  }
+}
+
+function reportWrite(label: string): (p: WriteProgress) => void {
+  const progress = progressLine(label);
+  return (p) =>
+    progress.update(
+      `${p.partitions}/${p.totalPartitions} partitions, ${p.samples} objects, ${formatBytes(p.bytes)}`,
+      p.partitions === p.totalPartitions,
+    );
+}
+
+function printManifest(manifest: PartitionManifest, where: string): void {
+  const bytes = manifest.partitions.reduce((n, p) => n + p.bytes, 0);
+  process.stdout.write(
+    `wrote ${manifest.partitions.length} partitions (${manifest.samples} objects, ${formatBytes(bytes)}) ` +
+      `and partitions.json to ${where}\n`,
+  );
+}
+
+async function split(input: string, options: { size: string; out: string }): Promise<void> {
+  const maxBytes = parseByteSize(options.size, '--size');
+  const location = parseLocation(options.out);
+  const source = await openLocation(parseLocation(input));
+  try {
+    const manifest = await splitDataset(source, sinkFor(location), maxBytes, reportWrite('split'));
+    printManifest(manifest, describeLocation(location));
+  } finally {
+    await source.close();
+  }
+}
+
+function positiveInteger(text: string, what: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`${what} "${text}" is not a positive integer`);
+  return n;
+}
+
+async function synth(options: { samples: string; size: string; out: string; seed: string }): Promise<void> {
+  const samples = positiveInteger(options.samples, '--samples');
+  const seed = Number(options.seed);
+  if (!/^\d+$/.test(options.seed) || seed > 0xffffffff) throw new UsageError(`--seed "${options.seed}" is not an integer in 0..4294967295`);
+  const location = parseLocation(options.out);
+  const manifest = await synthesizeDataset({
+    samples,
+    maxBytes: parseByteSize(options.size, '--size'),
+    seed,
+    sink: sinkFor(location),
+    onProgress: reportWrite('synth'),
+  });
+  printManifest(manifest, describeLocation(location));
+}
+
+export function addDataCommands(program: Command): void {
+  program
+    .command('inspect')
+    .description('decode a tensor archive (.pt) and summarise its tensors')
+    .argument('<file>', 'a local file or s3://bucket/key')
+    .option('--json', 'print one JSON object as the last line')
+    .action(inspect);
+  program
+    .command('split')
+    .description('split a dataset file into size-bounded partitions 1.pt … N.pt plus partitions.json')
+    .argument('<input>', 'a TensorDataset .pt file (local or s3://)')
+    .requiredOption('--size <size>', 'largest partition file, e.g. 100MB (binary units)')
+    .requiredOption('--out <location>', 'a folder or s3://bucket/prefix')
+    .action(split);
+  program
+    .command('synth')
+    .description('write a deterministic synthetic SDSS-like dataset in the prototype format')
+    .requiredOption('--samples <n>', 'number of galaxies')
+    .option('--size <size>', 'largest partition file (binary units)', '25MB')
+    .requiredOption('--out <location>', 'a folder or s3://bucket/prefix')
+    .option('--seed <n>', 'dataset seed', '1')
+    .action(synth);
+}

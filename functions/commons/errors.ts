@@ -1,0 +1,37 @@
+/**
+ * Typed errors shared by the Lambdas, the local stack and the CLI.
+ * Each carries a message meant for a person; `cause` keeps the underlying error.
+ */
+export class CaiError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A file is not a readable tensor archive: not a zip, truncated, inconsistent, absurd sizes. */
+export class ArchiveError extends CaiError {}
+
+/** A pickle asked for something outside the allowlist; nothing was executed. */
+export class UnsafePickleError extends CaiError {}
+
+/** A tensor archive is well formed but holds something CAI does not decode (a dtype, a layout). */
+export class UnsupportedTensorError extends CaiError {}
+
+/** A partition decodes but does not hold the images/magnitudes/redshift layout. */
+export class PartitionLayoutError extends CaiError {}
+
+/** Bad arguments or options given by a person (CLI flags, sizes, locations). */
+export class UsageError extends CaiError {}
+
+/** The one line to show a person for any error: typed errors speak for themselves. */
+export function describeError(error: unknown): string {
+  if (error instanceof CaiError) return error.message;
+  if (error instanceof Error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return `no such file: ${(error as NodeJS.ErrnoException).path ?? error.message}`;
+    if (code === 'EISDIR') return `is a directory, not a file: ${(error as NodeJS.ErrnoException).path ?? ''}`;
+    return `${error.name}: ${error.message}`;
+  }
+  return String(error);
+}

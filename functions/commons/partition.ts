@@ -1,0 +1,112 @@
+import type { ByteSource } from './byte-source';
+import { toFloat32 } from './dtype';
+import { PartitionLayoutError } from './errors';
+import { PyObject } from './pickle';
+import { numelOf, openTorchArchive, readTensorRows, type TensorRef, type TorchArchive } from './torch-archive';
+
+/** What one object of a partition is: a 5-band 32×32 cutout and 5 magnitudes (u g r i z). */
+export const BANDS = 5;
+export const IMAGE_SIDE = 32;
+export const IMAGE_SHAPE = [BANDS, IMAGE_SIDE, IMAGE_SIDE];
+export const IMAGE_ELEMENTS = numelOf(IMAGE_SHAPE);
+export const MAGNITUDE_SHAPE = [BANDS];
+
+/** Rows [start, start+count) of a partition, widened to float32 where the file held another dtype. */
+export interface PartitionRows {
+  start: number;
+  count: number;
+  /** [count, 5, 32, 32] */
+  images: Float32Array;
+  /** [count, 5] */
+  magnitudes: Float32Array;
+  /** [count], absent for unlabelled partitions. */
+  redshift?: Float32Array;
+}
+
+export interface PartitionReader {
+  name: string;
+  /** Size of the file in bytes. */
+  bytes: number;
+  samples: number;
+  labelled: boolean;
+  readRows(start: number, end: number): Promise<PartitionRows>;
+  close(): Promise<void>;
+}
+
+const shapeText = (t: TensorRef) => `${t.dtype}[${t.shape.join(',')}]`;
+const EXPECTED = 'expected TensorDataset(images float[N,5,32,32], magnitudes float[N,5], optional redshift float[N])';
+
+/** The tensors a container holds, as the prototype and common alternatives lay them out. */
+function datasetTensors(archive: TorchArchive): TensorRef[] {
+  const { root, tensors } = archive;
+  const isTensor = (v: unknown): v is TensorRef => tensors.includes(v as TensorRef);
+  let list: unknown = root;
+  if (root instanceof PyObject && root.state instanceof Map) list = root.state.get('tensors');
+  if (root instanceof Map) {
+    const pick = (...names: string[]) => names.map((n) => root.get(n)).find(isTensor);
+    list = [pick('images', 'image'), pick('magnitudes', 'magnitude'), pick('redshift', 'z')].filter(Boolean);
+  }
+  if (isTensor(root)) list = [root];
+  if (!Array.isArray(list) || !list.every(isTensor)) {
+    throw new PartitionLayoutError(`${archive.source.name}: not a dataset of tensors; ${EXPECTED}`);
+  }
+  return list;
+}
+
+/**
+ * Opens a partition for reading row ranges. Nothing but the zip directory and the pickle is read
+ * here, and the small per-object tensors; images are read range by range as rows are asked for,
+ * so a reader holds no more than the rows in hand.
+ */
+export async function openTorchPartition(source: ByteSource): Promise<PartitionReader> {
+  const archive = await openTorchArchive(source);
+  const tensors = datasetTensors(archive);
+  const [images, magnitudes, redshift] = tensors;
+  const n = images?.shape[0];
+  const fits =
+    (tensors.length === 2 || tensors.length === 3) &&
+    images.shape.length === 4 &&
+    images.shape.slice(1).every((d, i) => d === IMAGE_SHAPE[i]) &&
+    magnitudes.shape.length === 2 &&
+    magnitudes.shape[0] === n &&
+    magnitudes.shape[1] === BANDS &&
+    (!redshift ||
+      (redshift.shape[0] === n && (redshift.shape.length === 1 || (redshift.shape.length === 2 && redshift.shape[1] === 1))));
+  if (!fits) {
+    throw new PartitionLayoutError(
+      `${source.name}: ${EXPECTED}; found ${tensors.map(shapeText).join(', ') || 'no tensors'}`,
+    );
+  }
+  const all = async (ref: TensorRef) => toFloat32(ref.dtype, (await readTensorRows(archive, ref, 0, n)).data);
+  const allMagnitudes = await all(magnitudes);
+  const allRedshift = redshift ? await all(redshift) : undefined;
+
+  return {
+    name: source.name,
+    bytes: source.size,
+    samples: n,
+    labelled: Boolean(redshift),
+    async readRows(start, end) {
+      const rows = await readTensorRows(archive, images, start, end);
+      return {
+        start,
+        count: end - start,
+        images: toFloat32(images.dtype, rows.data),
+        magnitudes: allMagnitudes.subarray(start * BANDS, end * BANDS),
+        redshift: allRedshift?.subarray(start, end),
+      };
+    },
+    close: () => source.close(),
+  };
+}
+
+/** Bytes of images read per step when a whole partition is walked. */
+export const ROW_CHUNK_BYTES = 16 * 1024 * 1024;
+export const ROWS_PER_CHUNK = Math.floor(ROW_CHUNK_BYTES / (IMAGE_ELEMENTS * 4));
+
+/** Walks a partition in row chunks of at most `rowsPerChunk`, in order. */
+export async function* partitionChunks(reader: PartitionReader, rowsPerChunk = ROWS_PER_CHUNK): AsyncGenerator<PartitionRows> {
+  for (let start = 0; start < reader.samples; start += rowsPerChunk) {
+    yield await reader.readRows(start, Math.min(reader.samples, start + rowsPerChunk));
+  }
+}

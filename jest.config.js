@@ -1,0 +1,10 @@
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/tests'],
+  testMatch: ['**/*.test.ts'],
+  transform: { '\\.[cm]?[jt]s$': '<rootDir>/scripts/jest-esbuild.cjs' },
+  // p-limit and its dependency ship only ES modules.
+  transformIgnorePatterns: ['/node_modules/(?!(p-limit|yocto-queue)/)'],
+  testTimeout: 120000,
+};
