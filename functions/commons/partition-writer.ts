@@ -1,6 +1,7 @@
 import { UsageError } from './errors';
 import type { ObjectSink } from './locations';
 import { IMAGE_SHAPE, MAGNITUDE_SHAPE, type PartitionRows } from './partition';
+import { numelOf } from './torch-archive';
 import { TorchDatasetArchive, torchDatasetSize, type TensorSpec } from './torch-writer';
 
 /** The tensors of one partition being written, to be filled in place. */
@@ -33,9 +34,12 @@ const specsFor = (rows: number, labelled: boolean): TensorSpec[] => [
 
 /** The most objects a partition of at most `maxBytes` holds (file size, headers included). */
 export function rowsPerPartition(maxBytes: number, labelled: boolean): number {
-  const rowBytes = torchDatasetSize(specsFor(1, labelled)) - torchDatasetSize(specsFor(0, labelled)) || 1;
-  let rows = Math.floor(maxBytes / rowBytes);
-  while (rows > 0 && torchDatasetSize(specsFor(rows, labelled)) > maxBytes) rows--;
+  const rowBytes = specsFor(1, labelled).reduce((n, s) => n + numelOf(s.shape) * 4, 0);
+  const fits = (rows: number) => torchDatasetSize(specsFor(rows, labelled)) <= maxBytes;
+  // Headers and alignment padding are not linear in rows: estimate, then settle exactly.
+  let rows = Math.max(0, Math.floor((maxBytes - torchDatasetSize(specsFor(0, labelled))) / rowBytes));
+  while (rows > 0 && !fits(rows)) rows--;
+  while (fits(rows + 1)) rows++;
   if (rows < 1) {
     throw new UsageError(`a partition of at most ${maxBytes} bytes cannot hold one object (${rowBytes} bytes each)`);
   }

@@ -47,10 +47,7 @@ function datasetTensors(archive: TorchArchive): TensorRef[] {
     list = [pick('images', 'image'), pick('magnitudes', 'magnitude'), pick('redshift', 'z')].filter(Boolean);
   }
   if (isTensor(root)) list = [root];
-  if (!Array.isArray(list) || !list.every(isTensor)) {
-    throw new PartitionLayoutError(`${archive.source.name}: not a dataset of tensors; ${EXPECTED}`);
-  }
-  return list;
+  return Array.isArray(list) && list.every(isTensor) ? list : [];
 }
 
 /**
@@ -74,7 +71,7 @@ export async function openTorchPartition(source: ByteSource): Promise<PartitionR
       (redshift.shape[0] === n && (redshift.shape.length === 1 || (redshift.shape.length === 2 && redshift.shape[1] === 1))));
   if (!fits) {
     throw new PartitionLayoutError(
-      `${source.name}: ${EXPECTED}; found ${tensors.map(shapeText).join(', ') || 'no tensors'}`,
+      `${source.name}: ${EXPECTED}; found ${archive.tensors.map(shapeText).join(', ') || 'no tensors'}`,
     );
   }
   const all = async (ref: TensorRef) => toFloat32(ref.dtype, (await readTensorRows(archive, ref, 0, n)).data);

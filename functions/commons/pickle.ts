@@ -27,6 +27,13 @@ export interface UnpickleOptions {
 }
 
 const MARK = Symbol('mark');
+
+/** A name from an untrusted pickle, made safe to print: escaped control bytes, bounded length. */
+function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  const escaped = text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return escaped.length > 120 ? `${escaped.slice(0, 120)}…` : escaped;
+}
 // A tensor archive has no use for integers wider than this; the cap keeps BigInt parsing cheap.
 const MAX_LONG_BYTES = 256;
 
@@ -146,7 +153,7 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): unknown {
     const found = options.resolveGlobal(module, name);
     if (!found) {
       throw new UnsafePickleError(
-        `refused pickle global ${module}.${name}: only ${options.context ?? 'allowlisted'} globals are loaded, and nothing was executed`,
+        `refused pickle global ${printable(`${module}.${name}`)}: only ${options.context ?? 'allowlisted'} globals are loaded, and nothing was executed`,
       );
     }
     return found;

@@ -1,3 +1,4 @@
+import { crc32 } from 'node:zlib';
 import type { ByteSource } from './byte-source';
 import {
   DTYPES,
@@ -189,6 +190,9 @@ export async function openTorchArchive(source: ByteSource): Promise<TorchArchive
   }
   if (pickleEntry.size > MAX_PICKLE_BYTES) throw new ArchiveError(`${source.name}: data.pkl is ${pickleEntry.size} bytes`);
   const pickleBytes = await readStoredEntry(source, pickleEntry, await entryDataOffset(source, pickleEntry));
+  if (crc32(pickleBytes) !== pickleEntry.crc32) {
+    throw new ArchiveError(`${source.name}: data.pkl fails its checksum; the archive is corrupt`);
+  }
 
   const storages = new Map<string, StorageRef>();
   const persistentLoad = (pid: unknown): StorageRef => {

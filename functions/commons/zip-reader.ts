@@ -37,7 +37,16 @@ function u64(dv: DataView, at: number, what: string): number {
  * Only the directory is read here; entry data is read on demand with `readEntry`.
  */
 export async function readZipDirectory(source: ByteSource): Promise<ZipEntry[]> {
-  if (source.size < EOCD_MIN) throw new ArchiveError(`${source.name}: not a zip archive (only ${source.size} bytes)`);
+  const head = view(await source.read(0, Math.min(4, source.size)));
+  const startsLikeZip = head.byteLength === 4 && head.getUint32(0, true) === LOCAL_SIGNATURE;
+  const unreadable = (): never => {
+    throw new ArchiveError(
+      startsLikeZip
+        ? `${source.name}: truncated zip archive (no end-of-directory record)`
+        : `${source.name}: not a zip archive`,
+    );
+  };
+  if (source.size < EOCD_MIN) unreadable();
   const tailLength = Math.min(source.size, EOCD_MIN + MAX_COMMENT + 20);
   const tailStart = source.size - tailLength;
   const tail = await source.read(tailStart, tailLength);
@@ -49,15 +58,7 @@ export async function readZipDirectory(source: ByteSource): Promise<ZipEntry[]> 
       break;
     }
   }
-  if (eocd < 0) {
-    const head = await source.read(0, Math.min(4, source.size));
-    const isZipStart = head.length === 4 && view(head).getUint32(0, true) === LOCAL_SIGNATURE;
-    throw new ArchiveError(
-      isZipStart
-        ? `${source.name}: truncated zip archive (no end-of-directory record)`
-        : `${source.name}: not a zip archive`,
-    );
-  }
+  if (eocd < 0) unreadable();
   let count = tv.getUint16(eocd + 10, true);
   let directorySize = tv.getUint32(eocd + 12, true);
   let directoryOffset = tv.getUint32(eocd + 16, true);

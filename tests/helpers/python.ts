@@ -1,0 +1,19 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const ROOT = join(__dirname, '..', '..');
+const PYTHON = join(ROOT, '.venv', 'bin', 'python');
+
+/** Runs a script with the project's Python (PyTorch inside); `npm test` creates it first. */
+export function runPython(script: string, args: string[] = [], input?: string): string {
+  if (!existsSync(PYTHON)) throw new Error('no .venv: run `npm test`, whose pretest step creates it');
+  try {
+    return execFileSync(PYTHON, [script, ...args], { cwd: ROOT, encoding: 'utf8', input, maxBuffer: 256 << 20 });
+  } catch (error) {
+    const e = error as { stderr?: string; message: string };
+    throw new Error(`python ${script} failed: ${e.stderr || e.message}`);
+  }
+}
+
+export const pythonScript = (name: string) => join(ROOT, 'tests', 'python', name);
