@@ -1,1 +1,134 @@
-console.log('todo')
+/**
+ * Decode benchmark (`npm run bench:decode`): a 100 MB partition decoded by CAI from local disk and
+ * from the embedded S3 server, alternating with torch.load of the same file, in one run. Then the
+ * peak memory of `cai split` on a file many times larger than its partitions.
+ * Prints a table, then one JSON object as the last line.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileSource, s3Source, type ByteSource } from '../functions/commons/byte-source';
+import { sinkFor } from '../functions/commons/locations';
+import { openTorchPartition, partitionChunks } from '../functions/commons/partition';
+import { rowsPerPartition } from '../functions/commons/partition-writer';
+import { createS3Client } from '../functions/commons/s3';
+import { synthesizeDataset } from '../functions/commons/synth';
+
+const ROOT = join(__dirname, '..', '..');
+const MiB = 2 ** 20;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
+
+function lines(child: ChildProcessWithoutNullStreams) {
+  const it = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  return async () => {
+    const { value, done } = await it.next();
+    if (done) throw new Error('child process ended early');
+    return value as string;
+  };
+}
+
+async function decodeSeconds(open: () => Promise<ByteSource>): Promise<number> {
+  const start = process.hrtime.bigint();
+  const reader = await openTorchPartition(await open());
+  let checksum = 0;
+  for await (const rows of partitionChunks(reader)) checksum += rows.images[rows.images.length - 1];
+  await reader.close();
+  if (!Number.isFinite(checksum)) throw new Error('decode produced non-finite data');
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function run(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env } });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  if (code !== 0) throw new Error(`${command} ${args.join(' ')} failed: ${stderr}`);
+  return stderr;
+}
+
+async function main(): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), 'cai-bench-'));
+  const partitionBytes = 100 * MiB;
+  const samples = rowsPerPartition(partitionBytes, true);
+  process.stderr.write(`bench: writing a ${samples}-object partition (100 MiB) …\n`);
+  await synthesizeDataset({ samples, maxBytes: partitionBytes, seed: 11, sink: sinkFor({ kind: 'file', path: join(work, 'one') }) });
+  const file = join(work, 'one', '1.pt');
+
+  const s3 = spawn(process.execPath, [join(ROOT, 'dist', 'local', 'serve-s3.js'), join(work, 's3'), 'bench'], { cwd: ROOT });
+  const { endpoint } = JSON.parse(await lines(s3)());
+  const client = createS3Client({ ...process.env, CAI_S3_ENDPOINT: endpoint });
+  const { PutObjectCommand } = await import('@aws-sdk/client-s3');
+  const { readFile } = await import('node:fs/promises');
+  await client.send(new PutObjectCommand({ Bucket: 'bench', Key: '100MB/1.pt', Body: await readFile(file) }));
+
+  const torch = spawn(join(ROOT, '.venv', 'bin', 'python'), [join(ROOT, 'bench', 'torch_load.py')], { cwd: ROOT });
+  const torchLine = lines(torch);
+  await torchLine(); // ready
+
+  const times = { caiDisk: [] as number[], caiS3: [] as number[], torchDisk: [] as number[] };
+  for (let round = 0; round < ROUNDS; round++) {
+    times.caiDisk.push(await decodeSeconds(() => fileSource(file)));
+    torch.stdin.write(`${file}\n`);
+    times.torchDisk.push(Number((await torchLine()).split(' ')[0]));
+    times.caiS3.push(await decodeSeconds(() => s3Source(client, 'bench', '100MB/1.pt')));
+    process.stderr.write(`bench: round ${round + 1}/${ROUNDS}\n`);
+  }
+  torch.stdin.end();
+  s3.kill();
+
+  // Peak memory of split on a file ten times its partition size.
+  process.stderr.write('bench: split of a 1 GiB file into 100 MiB partitions …\n');
+  await synthesizeDataset({
+    samples: rowsPerPartition(1024 * MiB, true),
+    maxBytes: 1024 * MiB,
+    seed: 12,
+    sink: sinkFor({ kind: 'file', path: join(work, 'big') }),
+  });
+  const splitStderr = await run(process.execPath, [
+    '--require',
+    join(ROOT, 'bench', 'max-rss.cjs'),
+    join(ROOT, 'dist', 'cli', 'cai.js'),
+    'split',
+    join(work, 'big', '1.pt'),
+    '--size',
+    '100MB',
+    '--out',
+    join(work, 'split'),
+  ]);
+  const splitPeakMb = Number(/max-rss-kb (\d+)/.exec(splitStderr)![1]) / 1024;
+  rmSync(work, { recursive: true, force: true });
+
+  const mbps = (seconds: number) => partitionBytes / MiB / seconds;
+  const result = {
+    partition_mib: 100,
+    rounds: ROUNDS,
+    cai_disk_mib_per_s: Math.round(mbps(median(times.caiDisk))),
+    cai_s3_mib_per_s: Math.round(mbps(median(times.caiS3))),
+    torch_load_disk_mib_per_s: Math.round(mbps(median(times.torchDisk))),
+    ratio_disk: Number((median(times.torchDisk) / median(times.caiDisk)).toFixed(2)),
+    ratio_s3_vs_torch_disk: Number((median(times.torchDisk) / median(times.caiS3)).toFixed(2)),
+    split_1gib_peak_rss_mib: Math.round(splitPeakMb),
+  };
+  const row = (name: string, xs: number[]) =>
+    `${name.padEnd(28)} ${(median(xs) * 1000).toFixed(1).padStart(8)} ms  ${mbps(median(xs)).toFixed(0).padStart(6)} MiB/s`;
+  process.stdout.write(
+    [
+      `decode of one 100 MiB partition (${samples} objects), median of ${ROUNDS} alternating rounds`,
+      row('CAI, local disk', times.caiDisk),
+      row('CAI, embedded S3 (ranged)', times.caiS3),
+      row('torch.load, local disk', times.torchDisk),
+      `CAI/torch.load speed, disk: ${result.ratio_disk}×;  S3 vs torch.load from disk: ${result.ratio_s3_vs_torch_disk}×`,
+      `cai split, 1 GiB → 100 MiB partitions: peak RSS ${result.split_1gib_peak_rss_mib} MiB`,
+      JSON.stringify(result),
+    ].join('\n') + '\n',
+  );
+}
+
+main().catch((error: Error) => {
+  process.stderr.write(`bench: ${error.stack ?? error.message}\n`);
+  process.exit(1);
+});

@@ -3,6 +3,10 @@ import { Command, CommanderError } from 'commander';
 import { describeError, UsageError } from '../functions/commons/errors';
 import { addDataCommands } from './data-commands';
 
+// The SDK warns on every run under Node 20 that its 2027 releases need Node 22; CAI's machines
+// run Node 20 today (the Lambdas run 22), so the warning would only bury the command's output.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const program = new Command('cai')
   .description('CAI: AstroMAE photometric-redshift inference over partitioned datasets')
   .showHelpAfterError()

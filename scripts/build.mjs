@@ -15,7 +15,11 @@ const common = {
 
 await build({
   ...common,
-  entryPoints: { 'cli/cai': 'cli/cai.ts', 'bench/decode': 'bench/decode.ts' },
+  entryPoints: {
+    'cli/cai': 'cli/cai.ts',
+    'local/serve-s3': 'local/serve-s3.ts',
+    'bench/decode': 'bench/decode.ts',
+  },
   outdir: 'dist',
 });
 await chmod('dist/cli/cai.js', 0o755);

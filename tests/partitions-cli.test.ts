@@ -34,12 +34,12 @@ async function readDataset(dir: string) {
 }
 
 describe('synth → split → inspect', () => {
-  beforeAll(() => {
-    expect(cai(['synth', '--samples', '700', '--size', '1GB', '--out', at('whole'), '--seed', '5']).status).toBe(0);
-    expect(cai(['synth', '--samples', '700', '--size', '3MB', '--out', at('small'), '--seed', '5']).status).toBe(0);
+  beforeAll(async () => {
+    expect((await cai(['synth', '--samples', '700', '--size', '1GB', '--out', at('whole'), '--seed', '5'])).status).toBe(0);
+    expect((await cai(['synth', '--samples', '700', '--size', '3MB', '--out', at('small'), '--seed', '5'])).status).toBe(0);
   });
 
-  test('synth writes size-bounded partitions and a manifest that matches them', () => {
+  test('synth writes size-bounded partitions and a manifest that matches them', async () => {
     const manifest = manifestOf(at('small'));
     expect(manifest.samples).toBe(700);
     expect(manifest.partitions.map((p) => p.key)).toEqual(['1.pt', '2.pt', '3.pt', '4.pt', '5.pt']);
@@ -57,7 +57,7 @@ describe('synth → split → inspect', () => {
     const small = await readDataset(at('small'));
     expect(small.images).toEqual(whole.images);
     expect(small.redshift).toEqual(whole.redshift);
-    const other = cai(['synth', '--samples', '10', '--out', at('seed6'), '--seed', '6']);
+    const other = await cai(['synth', '--samples', '10', '--out', at('seed6'), '--seed', '6']);
     expect(other.status).toBe(0);
     expect((await readDataset(at('seed6'))).redshift).not.toEqual(whole.redshift.subarray(0, 10));
   });
@@ -90,7 +90,7 @@ describe('synth → split → inspect', () => {
   });
 
   test('split keeps every object, in order, under the size bound', async () => {
-    const run = cai(['split', at('whole', '1.pt'), '--size', '2MB', '--out', at('split')]);
+    const run = await cai(['split', at('whole', '1.pt'), '--size', '2MB', '--out', at('split')]);
     expect(run.status).toBe(0);
     expect(run.stdout).toMatch(/wrote 7 partitions \(700 objects/);
     expect(run.stderr).toMatch(/split: 7\/7 partitions/); // progress
@@ -103,14 +103,14 @@ describe('synth → split → inspect', () => {
     expect(split.redshift).toEqual(original.redshift);
   });
 
-  test('split partitions load in real PyTorch with weights_only=True', () => {
+  test('split partitions load in real PyTorch with weights_only=True', async () => {
     const report = JSON.parse(runPython(pythonScript('check_partitions.py'), [at('split'), at('whole', '1.pt')]));
     expect(report).toMatchObject({ partitions: 7, samples: 700, dtypes: ['torch.float32', 'torch.float32', 'torch.float32'] });
     expect(report.max_abs_diff).toEqual([0, 0, 0]);
   });
 
   test('inspect --json ends with one JSON object describing the tensors', async () => {
-    const run = cai(['inspect', at('split', '2.pt'), '--json']);
+    const run = await cai(['inspect', at('split', '2.pt'), '--json']);
     expect(run.status).toBe(0);
     const report = run.json<{ samples: number; tensors: { shape: number[]; dtype: string; min: number; max: number; mean: number }[] }>();
     const rows = await readAll(at('split', '2.pt'));
@@ -124,7 +124,7 @@ describe('synth → split → inspect', () => {
     expect(report.tensors[2].min).toBe(Math.min(...z));
     expect(report.tensors[2].max).toBe(Math.max(...z));
     expect(report.tensors[2].mean).toBeCloseTo(z.reduce((a, b) => a + b, 0) / z.length, 10);
-    const text = cai(['inspect', at('split', '2.pt')]);
+    const text = await cai(['inspect', at('split', '2.pt')]);
     expect(text.stdout).toMatch(/float32\[\d+, 5, 32, 32\]\s+min/);
   });
 });
@@ -145,35 +145,35 @@ describe('bad input gets one line on stderr and a non-zero exit', () => {
     ['an absurd shape', () => at('hostile', 'absurd_shape.pt'), /^cai: tensor declares shape \[1000000000000,5\]/],
     ['a missing file', () => at('nope.pt'), /^cai: no such file: .*nope\.pt$/],
     ['the legacy format', () => at('hostile', 'legacy.pt'), /^cai: .*legacy \(pre-1\.6\)/],
-  ])('inspect of %s', (_what, file, message) => {
-    const run = cai(['inspect', file(), '--json']);
+  ])('inspect of %s', async (_what, file, message) => {
+    const run = await cai(['inspect', file(), '--json']);
     expect(run.status).toBe(1);
     expect(oneLine(run.stderr)).toMatch(message);
     expect(run.stdout).toBe('');
   });
 
-  test('a truncated partition', () => {
+  test('a truncated partition', async () => {
     const bytes = readFileSync(at('small', '5.pt'));
     require('node:fs').writeFileSync(at('cut.pt'), bytes.subarray(0, bytes.length - 100));
-    const run = cai(['inspect', at('cut.pt')]);
+    const run = await cai(['inspect', at('cut.pt')]);
     expect(run.status).toBe(1);
     expect(oneLine(run.stderr)).toMatch(/cut\.pt: truncated/);
   });
 
-  test('split of an archive that is not a dataset names the layout it expected', () => {
-    const run = cai(['split', at('hostile', 'dtypes.pt'), '--size', '1MB', '--out', at('nope')]);
+  test('split of an archive that is not a dataset names the layout it expected', async () => {
+    const run = await cai(['split', at('hostile', 'dtypes.pt'), '--size', '1MB', '--out', at('nope')]);
     expect(run.status).toBe(1);
     expect(oneLine(run.stderr)).toMatch(/expected TensorDataset\(images float\[N,5,32,32\].*found float32\[3,2\]/);
   });
 
-  test('usage errors exit 2', () => {
-    expect(oneLine(cai(['split', at('small', '1.pt'), '--size', 'big', '--out', at('x')]).stderr)).toMatch(
+  test('usage errors exit 2', async () => {
+    expect(oneLine((await cai(['split', at('small', '1.pt'), '--size', 'big', '--out', at('x')])).stderr)).toMatch(
       /--size "big" is not a size/,
     );
-    const tiny = cai(['split', at('small', '1.pt'), '--size', '10KB', '--out', at('x')]);
+    const tiny = await cai(['split', at('small', '1.pt'), '--size', '10KB', '--out', at('x')]);
     expect(tiny.status).toBe(2);
     expect(oneLine(tiny.stderr)).toMatch(/cannot hold one object/);
-    const samples = cai(['synth', '--samples', '-3', '--out', at('x')]);
+    const samples = await cai(['synth', '--samples', '-3', '--out', at('x')]);
     expect(samples.status).not.toBe(0);
     expect(readdirSync(work)).not.toContain('x');
   });

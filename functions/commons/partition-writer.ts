@@ -58,7 +58,7 @@ export interface WritePartitionsOptions {
   maxBytes: number;
   labelled: boolean;
   sink: ObjectSink;
-  /** Fills the tensors with objects [start, start+count) of the dataset. */
+  /** Fills the tensors with objects [start, start+count) of the dataset: every element of them. */
   fill(tensors: PartitionTensors, start: number, count: number): Promise<void> | void;
   onProgress?(progress: WriteProgress): void;
 }
@@ -80,10 +80,13 @@ export async function writePartitions(options: WritePartitionsOptions): Promise<
     partitions: [],
   };
   let bytes = 0;
+  let archive: TorchDatasetArchive | undefined;
   for (let index = 0; index < totalPartitions; index++) {
     const start = index * perPartition;
     const count = Math.min(perPartition, samples - start);
-    const archive = new TorchDatasetArchive(specsFor(count, labelled));
+    // Full partitions share one layout, so one buffer serves them all: memory stays at one
+    // partition instead of however many the garbage collector has not yet released.
+    if (archive?.specs[0].shape[0] !== count) archive = new TorchDatasetArchive(specsFor(count, labelled));
     await options.fill(
       {
         images: archive.tensor(0) as Float32Array,

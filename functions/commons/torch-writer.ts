@@ -147,7 +147,6 @@ export class TorchDatasetArchive {
   readonly bytes: Uint8Array;
   private readonly records: Record[] = [];
   private readonly tensorRecords: Record[] = [];
-  private finished = false;
 
   constructor(
     readonly specs: TensorSpec[],
@@ -170,8 +169,8 @@ export class TorchDatasetArchive {
     return DTYPES[spec.dtype].view(this.bytes.buffer as ArrayBuffer, record.dataOffset, numelOf(spec.shape));
   }
 
+  /** Writes checksums and headers over the current contents; again after a refill. */
   finish(): Uint8Array {
-    if (this.finished) return this.bytes;
     const dv = new DataView(this.bytes.buffer);
     let at = this.records[this.records.length - 1].dataOffset + this.records[this.records.length - 1].size;
     const directoryOffset = at;
@@ -210,7 +209,6 @@ export class TorchDatasetArchive {
     dv.setUint16(at + 10, this.records.length, true);
     dv.setUint32(at + 12, at - directoryOffset, true);
     dv.setUint32(at + 16, directoryOffset, true);
-    this.finished = true;
     return this.bytes;
   }
 }

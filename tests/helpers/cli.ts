@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { ROOT } from './python';
 
@@ -10,21 +10,31 @@ export interface CliResult {
   json<T = unknown>(): T;
 }
 
-/** Runs the built `cai` command as a user would (`npm test` builds dist/ first). */
-export function cai(args: string[], env: NodeJS.ProcessEnv = {}): CliResult {
-  const run = spawnSync(process.execPath, [join(ROOT, 'dist', 'cli', 'cai.js'), ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: { ...process.env, ...env },
-    maxBuffer: 64 << 20,
+/**
+ * Runs the built `cai` command as a user would (`npm test` builds dist/ first). Asynchronous, so
+ * that servers running inside the test process (the embedded S3) keep answering meanwhile.
+ */
+export function cai(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'cai.js'), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (status) =>
+      resolve({
+        status,
+        stdout,
+        stderr,
+        json<T>() {
+          const lines = stdout.trim().split('\n');
+          return JSON.parse(lines[lines.length - 1]) as T;
+        },
+      }),
+    );
   });
-  return {
-    status: run.status,
-    stdout: run.stdout,
-    stderr: run.stderr,
-    json<T>() {
-      const lines = run.stdout.trim().split('\n');
-      return JSON.parse(lines[lines.length - 1]) as T;
-    },
-  };
 }
