@@ -110,6 +110,8 @@ async function main(): Promise<void> {
     cai_s3_mib_per_s: Math.round(mbps(median(times.caiS3))),
     torch_load_disk_mib_per_s: Math.round(mbps(median(times.torchDisk))),
     ratio_disk: Number((median(times.torchDisk) / median(times.caiDisk)).toFixed(2)),
+    // Best-of ratio too: torch.load's time swings with how malloc reuses its last 100 MB.
+    ratio_disk_best: Number((Math.min(...times.torchDisk) / Math.min(...times.caiDisk)).toFixed(2)),
     ratio_s3_vs_torch_disk: Number((median(times.torchDisk) / median(times.caiS3)).toFixed(2)),
     split_1gib_peak_rss_mib: Math.round(splitPeakMb),
   };
@@ -121,7 +123,8 @@ async function main(): Promise<void> {
       row('CAI, local disk', times.caiDisk),
       row('CAI, embedded S3 (ranged)', times.caiS3),
       row('torch.load, local disk', times.torchDisk),
-      `CAI/torch.load speed, disk: ${result.ratio_disk}×;  S3 vs torch.load from disk: ${result.ratio_s3_vs_torch_disk}×`,
+      `CAI/torch.load speed, disk: ${result.ratio_disk}× (medians), ${result.ratio_disk_best}× (best of each);  ` +
+        `S3 vs torch.load from disk: ${result.ratio_s3_vs_torch_disk}×`,
       `cai split, 1 GiB → 100 MiB partitions: peak RSS ${result.split_1gib_peak_rss_mib} MiB`,
       JSON.stringify(result),
     ].join('\n') + '\n',

@@ -5,13 +5,14 @@ import { ArchiveError } from './errors';
 
 /**
  * Random access to the bytes of one file, wherever it lives. Readers ask for ranges so that a
- * multi-GB archive never has to be held whole; `read` returns a fresh, 8-byte aligned array (or a
- * view of memory already held), so typed-array views over tensor data need no further copy.
+ * multi-GB archive never has to be held whole. `read` fills `into` when given (so callers can
+ * reuse buffers), else a fresh 8-byte aligned array; a source already in memory returns a view
+ * instead. Either way typed-array views over tensor data need no further copy.
  */
 export interface ByteSource {
   readonly name: string;
   readonly size: number;
-  read(offset: number, length: number): Promise<Uint8Array>;
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
   close(): Promise<void>;
 }
 
@@ -45,6 +46,12 @@ export function allocateAligned(length: number): Uint8Array {
   return new Uint8Array(new ArrayBuffer(length));
 }
 
+function target(length: number, into: Uint8Array | undefined): Uint8Array {
+  if (!into) return allocateAligned(length);
+  if (into.byteLength < length) throw new RangeError(`read of ${length} bytes into a buffer of ${into.byteLength}`);
+  return into.subarray(0, length);
+}
+
 export async function fileSource(path: string): Promise<ByteSource> {
   let handle: FileHandle;
   try {
@@ -63,9 +70,9 @@ export async function fileSource(path: string): Promise<ByteSource> {
   const source: ByteSource = {
     name: path,
     size: stat.size,
-    async read(offset, length) {
+    async read(offset, length, into) {
       checkRange(source, offset, length);
-      const out = allocateAligned(length);
+      const out = target(length, into);
       let done = 0;
       while (done < length) {
         // A single fs read is capped near 2 GiB, so large ranges are read in pieces.
@@ -119,9 +126,9 @@ export async function s3Source(client: S3Client, bucket: string, key: string): P
   const source: ByteSource = {
     name,
     size,
-    async read(offset, length) {
+    async read(offset, length, into) {
       checkRange(source, offset, length);
-      const out = allocateAligned(length);
+      const out = target(length, into);
       if (length === 0) return out;
       const parts: Promise<void>[] = [];
       for (let at = 0; at < length; at += S3_PART_BYTES) {

@@ -1,4 +1,4 @@
-import type { ByteSource } from './byte-source';
+import { allocateAligned, type ByteSource } from './byte-source';
 import { toFloat32 } from './dtype';
 import { PartitionLayoutError } from './errors';
 import { PyObject } from './pickle';
@@ -29,7 +29,8 @@ export interface PartitionReader {
   bytes: number;
   samples: number;
   labelled: boolean;
-  readRows(start: number, end: number): Promise<PartitionRows>;
+  /** `into`, when given, receives the image bytes (float32 partitions read straight into it). */
+  readRows(start: number, end: number, into?: Uint8Array): Promise<PartitionRows>;
   close(): Promise<void>;
 }
 
@@ -83,8 +84,8 @@ export async function openTorchPartition(source: ByteSource): Promise<PartitionR
     bytes: source.size,
     samples: n,
     labelled: Boolean(redshift),
-    async readRows(start, end) {
-      const rows = await readTensorRows(archive, images, start, end);
+    async readRows(start, end, into) {
+      const rows = await readTensorRows(archive, images, start, end, into);
       return {
         start,
         count: end - start,
@@ -101,9 +102,37 @@ export async function openTorchPartition(source: ByteSource): Promise<PartitionR
 export const ROW_CHUNK_BYTES = 16 * 1024 * 1024;
 export const ROWS_PER_CHUNK = Math.floor(ROW_CHUNK_BYTES / (IMAGE_ELEMENTS * 4));
 
-/** Walks a partition in row chunks of at most `rowsPerChunk`, in order. */
-export async function* partitionChunks(reader: PartitionReader, rowsPerChunk = ROWS_PER_CHUNK): AsyncGenerator<PartitionRows> {
-  for (let start = 0; start < reader.samples; start += rowsPerChunk) {
-    yield await reader.readRows(start, Math.min(reader.samples, start + rowsPerChunk));
+export interface ChunkOptions {
+  rowsPerChunk?: number;
+  /** Chunks read ahead of the one in hand, so reading overlaps whatever the caller does. */
+  readAhead?: number;
+}
+
+/**
+ * Walks a partition in row chunks, in order, reading ahead. Chunks are read into a small ring of
+ * reused buffers, so a chunk's arrays are valid until the caller asks for the next one; memory is
+ * (readAhead + 1) chunks whatever the partition's size, and no page is faulted in twice.
+ */
+export async function* partitionChunks(reader: PartitionReader, options: ChunkOptions = {}): AsyncGenerator<PartitionRows> {
+  const { rowsPerChunk = ROWS_PER_CHUNK, readAhead = 1 } = options;
+  const chunks = Math.ceil(reader.samples / rowsPerChunk);
+  const ring = Array.from({ length: Math.min(chunks, readAhead + 1) }, () =>
+    allocateAligned(Math.min(reader.samples, rowsPerChunk) * IMAGE_ELEMENTS * 4),
+  );
+  const read = (k: number) =>
+    reader.readRows(k * rowsPerChunk, Math.min(reader.samples, (k + 1) * rowsPerChunk), ring[k % ring.length]);
+  const pending: Promise<PartitionRows>[] = [];
+  for (let k = 0; k < Math.min(chunks, readAhead + 1); k++) pending.push(read(k));
+  // Reads in flight that nobody awaits must not become unhandled rejections if the walk stops.
+  pending.forEach((p) => p.catch(() => {}));
+  for (let k = 0; k < chunks; k++) {
+    const rows = await pending.shift()!;
+    yield rows;
+    const next = k + readAhead + 1;
+    if (next < chunks) {
+      const p = read(next);
+      p.catch(() => {});
+      pending.push(p);
+    }
   }
 }

@@ -249,9 +249,16 @@ function isContiguous(shape: number[], strides: number[]): boolean {
 
 /**
  * Rows [start, end) along the first dimension, as contiguous data. A contiguous tensor is read
- * as one range and viewed without a copy; a strided one reads the span it touches and gathers.
+ * as one range (into `into` when given) and viewed without a copy; a strided one reads the span
+ * it touches and gathers.
  */
-export async function readTensorRows(archive: TorchArchive, ref: TensorRef, start: number, end: number): Promise<Tensor> {
+export async function readTensorRows(
+  archive: TorchArchive,
+  ref: TensorRef,
+  start: number,
+  end: number,
+  into?: Uint8Array,
+): Promise<Tensor> {
   const { source } = archive;
   const shape = ref.shape.length === 0 ? [1] : ref.shape;
   const strides = ref.shape.length === 0 ? [1] : ref.strides;
@@ -272,7 +279,7 @@ export async function readTensorRows(archive: TorchArchive, ref: TensorRef, star
   for (let i = 1; i < shape.length; i++) last += (shape[i] - 1) * strides[i];
 
   if (isContiguous(shape, strides)) {
-    const bytes = await readStoredEntry(source, entry, dataOffset, first * itemSize, count * itemSize);
+    const bytes = await readStoredEntry(source, entry, dataOffset, first * itemSize, count * itemSize, into);
     return { dtype: ref.dtype, shape: outShape, data: typedView(ref.dtype, bytes) };
   }
   const span = typedView(

@@ -153,6 +153,7 @@ export async function readStoredEntry(
   dataOffset: number,
   start = 0,
   length = entry.size - start,
+  into?: Uint8Array,
 ): Promise<Uint8Array> {
   if (entry.method !== 0) {
     throw new ArchiveError(
@@ -162,5 +163,5 @@ export async function readStoredEntry(
   if (start < 0 || length < 0 || start + length > entry.size) {
     throw new ArchiveError(`${source.name}: read of ${start}+${length} outside entry ${entry.name} (${entry.size} bytes)`);
   }
-  return source.read(dataOffset + start, length);
+  return source.read(dataOffset + start, length, into);
 }
