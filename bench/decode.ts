@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   const s3 = spawn(process.execPath, [join(ROOT, 'dist', 'local', 'serve-s3.js'), join(work, 's3'), 'bench'], { cwd: ROOT });
   const { endpoint } = JSON.parse(await lines(s3)());
   const client = createS3Client({ ...process.env, CAI_S3_ENDPOINT: endpoint });
-  const { PutObjectCommand } = await import('@aws-sdk/client-s3');
+  const { GetObjectCommand, PutObjectCommand } = await import('@aws-sdk/client-s3');
   const { readFile } = await import('node:fs/promises');
   await client.send(new PutObjectCommand({ Bucket: 'bench', Key: '100MB/1.pt', Body: await readFile(file) }));
 
@@ -69,12 +69,20 @@ async function main(): Promise<void> {
   const torchLine = lines(torch);
   await torchLine(); // ready
 
-  const times = { caiDisk: [] as number[], caiS3: [] as number[], torchDisk: [] as number[] };
+  // The embedded server's own ceiling: one plain GET of the whole object, bytes only.
+  const plainGetSeconds = async () => {
+    const start = process.hrtime.bigint();
+    const response = await client.send(new GetObjectCommand({ Bucket: 'bench', Key: '100MB/1.pt' }));
+    await response.Body!.transformToByteArray();
+    return Number(process.hrtime.bigint() - start) / 1e9;
+  };
+  const times = { caiDisk: [] as number[], caiS3: [] as number[], torchDisk: [] as number[], plainGet: [] as number[] };
   for (let round = 0; round < ROUNDS; round++) {
     times.caiDisk.push(await decodeSeconds(() => fileSource(file)));
     torch.stdin.write(`${file}\n`);
     times.torchDisk.push(Number((await torchLine()).split(' ')[0]));
     times.caiS3.push(await decodeSeconds(() => s3Source(client, 'bench', '100MB/1.pt')));
+    times.plainGet.push(await plainGetSeconds());
     process.stderr.write(`bench: round ${round + 1}/${ROUNDS}\n`);
   }
   torch.stdin.end();
@@ -108,6 +116,7 @@ async function main(): Promise<void> {
     rounds: ROUNDS,
     cai_disk_mib_per_s: Math.round(mbps(median(times.caiDisk))),
     cai_s3_mib_per_s: Math.round(mbps(median(times.caiS3))),
+    s3_plain_get_mib_per_s: Math.round(mbps(median(times.plainGet))),
     torch_load_disk_mib_per_s: Math.round(mbps(median(times.torchDisk))),
     ratio_disk: Number((median(times.torchDisk) / median(times.caiDisk)).toFixed(2)),
     // Best-of ratio too: torch.load's time swings with how malloc reuses its last 100 MB.
@@ -116,13 +125,14 @@ async function main(): Promise<void> {
     split_1gib_peak_rss_mib: Math.round(splitPeakMb),
   };
   const row = (name: string, xs: number[]) =>
-    `${name.padEnd(28)} ${(median(xs) * 1000).toFixed(1).padStart(8)} ms  ${mbps(median(xs)).toFixed(0).padStart(6)} MiB/s`;
+    `${name.padEnd(36)} ${(median(xs) * 1000).toFixed(1).padStart(8)} ms  ${mbps(median(xs)).toFixed(0).padStart(6)} MiB/s`;
   process.stdout.write(
     [
       `decode of one 100 MiB partition (${samples} objects), median of ${ROUNDS} alternating rounds`,
       row('CAI, local disk', times.caiDisk),
       row('CAI, embedded S3 (ranged)', times.caiS3),
       row('torch.load, local disk', times.torchDisk),
+      row('plain GET, embedded S3 (no decode)', times.plainGet),
       `CAI/torch.load speed, disk: ${result.ratio_disk}× (medians), ${result.ratio_disk_best}× (best of each);  ` +
         `S3 vs torch.load from disk: ${result.ratio_s3_vs_torch_disk}×`,
       `cai split, 1 GiB → 100 MiB partitions: peak RSS ${result.split_1gib_peak_rss_mib} MiB`,
