@@ -6,6 +6,7 @@ import { formatBytes, parseByteSize } from '../functions/commons/sizes';
 import { splitDataset } from '../functions/commons/split';
 import { synthesizeDataset } from '../functions/commons/synth';
 import { openTorchArchive, sharedSamples, summarizeTensor, type TensorSummary } from '../functions/commons/torch-archive';
+import { positiveInteger } from './arguments';
 import { progressLine } from './progress';
 
 const fmt = (v: number | null) => (v === null ? '-' : Number(v.toPrecision(6)).toString());
@@ -72,12 +73,6 @@ async function split(input: string, options: { size: string; out: string }): Pro
   } finally {
     await source.close();
   }
-}
-
-function positiveInteger(text: string, what: string): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`${what} "${text}" is not a positive integer`);
-  return n;
 }
 
 async function synth(options: { samples: string; size: string; out: string; seed: string }): Promise<void> {

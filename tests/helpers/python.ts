@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -17,3 +17,12 @@ export function runPython(script: string, args: string[] = [], input?: string): 
 }
 
 export const pythonScript = (name: string) => join(ROOT, 'tests', 'python', name);
+
+/** Like runPython, but returns the exit status and both streams instead of throwing. */
+export function runPythonStatus(script: string, args: string[] = []): { status: number | null; stdout: string; stderr: string } {
+  if (!existsSync(PYTHON)) throw new Error('no .venv: run `npm test`, whose pretest step creates it');
+  const run = spawnSync(PYTHON, [script, ...args], { cwd: ROOT, encoding: 'utf8', maxBuffer: 256 << 20 });
+  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+export const exporter = join(ROOT, 'model', 'export.py');

@@ -1,0 +1,68 @@
+import { writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { Command } from 'commander';
+import { redshiftAccuracy, type Accuracy } from '../functions/commons/accuracy';
+import { loadRedshiftModel, predictPartition } from '../functions/commons/inference';
+import { describeLocation, openLocation, parseLocation } from '../functions/commons/locations';
+import { openTorchPartition } from '../functions/commons/partition';
+import { predictionsCsv } from '../functions/commons/predictions';
+import { positiveInteger } from './arguments';
+import { progressLine } from './progress';
+
+/** The committed quick-start model (model/README.md), beside dist/ in the package. */
+export const DEFAULT_MODEL = join(__dirname, '..', '..', 'model', 'default.onnx');
+
+export function formatAccuracy(a: Accuracy): string {
+  return [
+    `accuracy over ${a.samples} labelled objects:`,
+    `  MAE ${a.mae.toFixed(4)}   MSE ${a.mse.toFixed(5)}   bias ${a.bias.toFixed(4)}   ` +
+      `precision (NMAD) ${a.precision.toFixed(4)}   R² ${a.r2.toFixed(3)}   outliers ${(100 * a.outlierFraction).toFixed(2)}%`,
+  ].join('\n');
+}
+
+async function predict(
+  partition: string,
+  options: { model: string; out: string; batchSize: string; threads: string; json?: boolean },
+): Promise<void> {
+  const batchSize = positiveInteger(options.batchSize, '--batch-size');
+  const threads = positiveInteger(options.threads, '--threads');
+  const location = parseLocation(partition);
+  const model = await loadRedshiftModel(options.model, { intraOpThreads: threads });
+  const reader = await openTorchPartition(await openLocation(location));
+  const key = location.kind === 'file' ? basename(location.path) : location.key;
+  const progress = progressLine(`predict ${describeLocation(location)}`);
+  const start = process.hrtime.bigint();
+  try {
+    const result = await predictPartition(model, reader, batchSize, (done, total) =>
+      progress.update(`${done}/${total} objects`, done === total),
+    );
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    await writeFile(options.out, predictionsCsv(key, result.predictions, result.redshift));
+    const accuracy = result.redshift ? redshiftAccuracy(result.predictions, result.redshift) : null;
+    const lines = [
+      `${reader.samples} predictions from ${options.model} written to ${options.out} ` +
+        `(${seconds.toFixed(2)} s, ${(reader.samples / seconds).toFixed(0)} objects/s, ${threads} thread${threads > 1 ? 's' : ''})`,
+      accuracy ? formatAccuracy(accuracy) : 'the partition has no redshift labels: no accuracy to report',
+    ];
+    if (options.json) {
+      lines.push(JSON.stringify({ samples: reader.samples, seconds, out: options.out, accuracy }));
+    }
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } finally {
+    await reader.close();
+    await model.release();
+  }
+}
+
+export function addModelCommands(program: Command): void {
+  program
+    .command('predict')
+    .description('run the model over one partition with CAI\'s inference path; write one CSV row per object')
+    .argument('<partition>', 'a .pt partition (local or s3://bucket/key)')
+    .option('--model <file.onnx>', 'an AstroMAE ONNX model', DEFAULT_MODEL)
+    .requiredOption('--out <file.csv>', 'where to write partition,row,redshift_pred[,redshift_true]')
+    .option('--batch-size <n>', 'objects per inference call', '256')
+    .option('--threads <n>', 'intra-op threads', '1')
+    .option('--json', 'print one JSON object as the last line')
+    .action(predict);
+}

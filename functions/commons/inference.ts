@@ -1,0 +1,111 @@
+import * as ort from 'onnxruntime-node';
+import { CaiError } from './errors';
+import { BANDS, IMAGE_ELEMENTS, ROWS_PER_CHUNK, partitionChunks, type PartitionReader } from './partition';
+
+/** An AstroMAE ONNX model: image float32[B,5,32,32] + magnitude float32[B,5] → redshift float32[B]. */
+export interface RedshiftModel {
+  path: string;
+  predict(images: Float32Array, magnitudes: Float32Array, count: number): Promise<Float32Array>;
+  release(): Promise<void>;
+}
+
+export class ModelError extends CaiError {}
+
+export interface ModelOptions {
+  /** Threads one inference uses; Lambda's vCPUs follow its memory size. */
+  intraOpThreads?: number;
+}
+
+export async function loadRedshiftModel(path: string, options: ModelOptions = {}): Promise<RedshiftModel> {
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(path, {
+      intraOpNumThreads: options.intraOpThreads ?? 1,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+    });
+  } catch (error) {
+    throw new ModelError(`cannot load model ${path}: ${(error as Error).message}`, { cause: error });
+  }
+  const inputs = [...session.inputNames].sort().join(',');
+  if (inputs !== 'image,magnitude' || !session.outputNames.includes('redshift')) {
+    await session.release();
+    throw new ModelError(
+      `${path} is not a CAI redshift model: inputs [${session.inputNames}] and outputs [${session.outputNames}], ` +
+        'expected inputs image and magnitude and output redshift (export it with npm run model:export)',
+    );
+  }
+  return {
+    path,
+    async predict(images, magnitudes, count) {
+      const feeds = {
+        // Views over the caller's arrays: onnxruntime reads them in place.
+        image: new ort.Tensor('float32', images.subarray(0, count * IMAGE_ELEMENTS), [count, BANDS, 32, 32]),
+        magnitude: new ort.Tensor('float32', magnitudes.subarray(0, count * BANDS), [count, BANDS]),
+      };
+      const { redshift } = await session.run(feeds);
+      const out = redshift.data as Float32Array;
+      if (out.length !== count) throw new ModelError(`${path} returned ${out.length} values for ${count} objects`);
+      return out;
+    },
+    release: () => session.release(),
+  };
+}
+
+export interface PartitionPrediction {
+  /** One per object, in row order. */
+  predictions: Float32Array;
+  /** The partition's labels, when it has them. */
+  redshift?: Float32Array;
+  batches: number;
+  /** Wall time blocked waiting for partition bytes (reading runs ahead, overlapping inference). */
+  readWaitSeconds: number;
+  /** Wall time inside onnxruntime. */
+  inferenceSeconds: number;
+}
+
+/** Runs the model over a whole partition in batches, reading ahead while it computes. */
+export async function predictPartition(
+  model: RedshiftModel,
+  reader: PartitionReader,
+  batchSize: number,
+  onBatch?: (done: number, total: number) => void,
+): Promise<PartitionPrediction> {
+  const predictions = new Float32Array(reader.samples);
+  const redshift = reader.labelled ? new Float32Array(reader.samples) : undefined;
+  // Chunks hold whole batches, so no batch straddles two reads.
+  const rowsPerChunk = batchSize * Math.max(1, Math.floor(ROWS_PER_CHUNK / batchSize));
+  let readWait = 0n;
+  let inference = 0n;
+  let batches = 0;
+  const chunks = partitionChunks(reader, { rowsPerChunk });
+  for (;;) {
+    const waitStart = process.hrtime.bigint();
+    const next = await chunks.next();
+    readWait += process.hrtime.bigint() - waitStart;
+    if (next.done) break;
+    const rows = next.value;
+    if (redshift && rows.redshift) redshift.set(rows.redshift, rows.start);
+    for (let offset = 0; offset < rows.count; offset += batchSize) {
+      const count = Math.min(batchSize, rows.count - offset);
+      const start = process.hrtime.bigint();
+      const out = await model.predict(
+        rows.images.subarray(offset * IMAGE_ELEMENTS),
+        rows.magnitudes.subarray(offset * BANDS),
+        count,
+      );
+      inference += process.hrtime.bigint() - start;
+      predictions.set(out, rows.start + offset);
+      batches++;
+      onBatch?.(rows.start + offset + count, reader.samples);
+    }
+  }
+  return {
+    predictions,
+    redshift,
+    batches,
+    readWaitSeconds: Number(readWait) / 1e9,
+    inferenceSeconds: Number(inference) / 1e9,
+  };
+}
