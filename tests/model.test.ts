@@ -6,7 +6,8 @@ import { lowbias32 } from '../functions/commons/synth';
 import { cai } from './helpers/cli';
 import { ROOT, exporter, pythonScript, runPython, runPythonStatus } from './helpers/python';
 
-const fixture = JSON.parse(readFileSync(join(ROOT, '..', 'shared', 'fixtures', 'astromae-parity.json'), 'utf8'));
+const FIXTURE = join(ROOT, 'tests', 'fixtures', 'astromae-parity.json'); // a copy of shared/fixtures/
+const fixture = JSON.parse(readFileSync(FIXTURE, 'utf8'));
 const expected: number[] = fixture.expected_output.map((row: number[]) => row[0]);
 const work = mkdtempSync(join(tmpdir(), 'cai-model-'));
 const TOLERANCE = 1e-4;
@@ -28,7 +29,7 @@ describe('the full-size AstroMAE reproduces the reference', () => {
   let pytorch: { state_dict: { name: string; shape: number[]; dtype: string }[]; parameter_count: number; output: number[][]; control_output: number[][] };
 
   beforeAll(() => {
-    pytorch = JSON.parse(runPython(pythonScript('model_parity.py'), [join(ROOT, '..', 'shared', 'fixtures', 'astromae-parity.json')]));
+    pytorch = JSON.parse(runPython(pythonScript('model_parity.py'), [FIXTURE]));
   });
 
   test('same state_dict names, shapes and parameter count as the reference', () => {
