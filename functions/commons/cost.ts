@@ -1,0 +1,135 @@
+import { CaiError } from './errors';
+
+/**
+ * What a run costs on AWS, billed the way AWS bills it, and the prototype's own formula beside it.
+ *
+ * Lambda: configured memory (not memory used) × billed duration, where the billed duration is the
+ * invocation's duration plus its INIT phase (billed for on-demand functions since 1 Aug 2025),
+ * rounded up to the millisecond; plus a per-request charge. Step Functions (standard): per state
+ * transition — the Distributed Map's child executions' states and every retry count. S3: per GET,
+ * PUT and LIST request. DynamoDB on demand: per write and read request unit.
+ */
+export type Architecture = 'x86_64' | 'arm64';
+
+export interface PriceTable {
+  /** USD per GB-second of configured memory. */
+  lambdaGbSecond: Record<Architecture, number>;
+  lambdaRequest: number;
+  stepFunctionsTransition: number;
+  s3Get: number;
+  s3Put: number;
+  s3List: number;
+  dynamoWrite: number;
+  dynamoRead: number;
+}
+
+/** Public on-demand list prices (first tier), as published in 2025–2026. One place for all of them. */
+const US_PRICES: PriceTable = {
+  lambdaGbSecond: { x86_64: 0.0000166667, arm64: 0.0000133334 },
+  lambdaRequest: 0.2 / 1e6,
+  stepFunctionsTransition: 0.025 / 1000,
+  s3Get: 0.0004 / 1000,
+  s3Put: 0.005 / 1000,
+  s3List: 0.005 / 1000,
+  dynamoWrite: 0.625 / 1e6,
+  dynamoRead: 0.125 / 1e6,
+};
+
+export const PRICES: Record<string, PriceTable> = {
+  'us-east-1': US_PRICES,
+  'us-east-2': US_PRICES,
+  'us-west-2': US_PRICES,
+};
+
+export class PricingError extends CaiError {}
+
+export function pricesFor(region: string): PriceTable {
+  const table = PRICES[region];
+  if (!table) {
+    throw new PricingError(`no price table for region ${region} (known: ${Object.keys(PRICES).join(', ')}); add it in cost.ts`);
+  }
+  return table;
+}
+
+export interface LambdaInvocation {
+  memoryMb: number;
+  durationMs: number;
+  /** INIT phase of a cold start; 0 for a warm invocation. */
+  initMs: number;
+}
+
+export interface LambdaBill {
+  billedMs: number;
+  gbSeconds: number;
+  computeUsd: number;
+  requestUsd: number;
+}
+
+export function billLambda(invocation: LambdaInvocation, architecture: Architecture, prices: PriceTable): LambdaBill {
+  const billedMs = Math.ceil(invocation.durationMs + invocation.initMs);
+  const gbSeconds = (invocation.memoryMb / 1024) * (billedMs / 1000);
+  return { billedMs, gbSeconds, computeUsd: gbSeconds * prices.lambdaGbSecond[architecture], requestUsd: prices.lambdaRequest };
+}
+
+export interface RequestCounts {
+  get: number;
+  put: number;
+  list: number;
+}
+
+export interface RunUsage {
+  invocations: LambdaInvocation[];
+  stateTransitions: number;
+  s3: RequestCounts;
+  dynamo: { writes: number; reads: number };
+}
+
+export interface CostBreakdown {
+  region: string;
+  architecture: Architecture;
+  lambda: { invocations: number; gbSeconds: number; computeUsd: number; requestsUsd: number };
+  stepFunctions: { transitions: number; usd: number };
+  s3: RequestCounts & { usd: number };
+  dynamodb: { writes: number; reads: number; usd: number };
+  totalUsd: number;
+}
+
+export function billRun(usage: RunUsage, region: string, architecture: Architecture): CostBreakdown {
+  const prices = pricesFor(region);
+  const bills = usage.invocations.map((i) => billLambda(i, architecture, prices));
+  const lambda = {
+    invocations: bills.length,
+    gbSeconds: bills.reduce((s, b) => s + b.gbSeconds, 0),
+    computeUsd: bills.reduce((s, b) => s + b.computeUsd, 0),
+    requestsUsd: bills.reduce((s, b) => s + b.requestUsd, 0),
+  };
+  const stepFunctions = { transitions: usage.stateTransitions, usd: usage.stateTransitions * prices.stepFunctionsTransition };
+  const s3 = {
+    ...usage.s3,
+    usd: usage.s3.get * prices.s3Get + usage.s3.put * prices.s3Put + usage.s3.list * prices.s3List,
+  };
+  const dynamodb = {
+    ...usage.dynamo,
+    usd: usage.dynamo.writes * prices.dynamoWrite + usage.dynamo.reads * prices.dynamoRead,
+  };
+  return {
+    region,
+    architecture,
+    lambda,
+    stepFunctions,
+    s3,
+    dynamodb,
+    totalUsd: lambda.computeUsd + lambda.requestsUsd + stepFunctions.usd + s3.usd + dynamodb.usd,
+  };
+}
+
+/** The prototype's rate, USD per GB-second (seeds/001). */
+export const PROTOTYPE_GB_SECOND = 0.00001667;
+
+/**
+ * The prototype's formula: requests × duration × memory used × $0.00001667 (its table in
+ * seeds/001). It bills memory used rather than configured, and ignores every other charge.
+ */
+export function prototypeCost(requests: number, durationSeconds: number, memoryUsedGb: number): number {
+  return requests * durationSeconds * memoryUsedGb * PROTOTYPE_GB_SECOND;
+}
