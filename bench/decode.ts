@@ -13,7 +13,7 @@ import { fileSource, s3Source, type ByteSource } from '../functions/commons/byte
 import { sinkFor } from '../functions/commons/locations';
 import { openTorchPartition, partitionChunks } from '../functions/commons/partition';
 import { rowsPerPartition } from '../functions/commons/partition-writer';
-import { createS3Client } from '../functions/commons/s3';
+import { createS3Client } from '../functions/commons/clients';
 import { synthesizeDataset } from '../functions/commons/synth';
 
 const ROOT = join(__dirname, '..', '..');

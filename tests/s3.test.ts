@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { fileSource, s3Source } from '../functions/commons/byte-source';
 import { openTorchPartition } from '../functions/commons/partition';
-import { s3Client } from '../functions/commons/s3';
+import { s3Client } from '../functions/commons/clients';
 import { startLocalS3, type LocalS3 } from '../local/s3-server';
 import { expectSameArray } from './helpers/arrays';
 import { cai } from './helpers/cli';

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { fileSource, s3Source, type ByteSource } from './byte-source';
 import { UsageError } from './errors';
-import { s3Client } from './s3';
+import { s3Client } from './clients';
 
 /** A file or folder on this machine, or an object or prefix in S3 (`s3://bucket/key`). */
 export type Location = { kind: 'file'; path: string } | { kind: 's3'; bucket: string; key: string };

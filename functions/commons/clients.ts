@@ -1,0 +1,107 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+
+/**
+ * The AWS clients every part of CAI uses, one of each per process (per Lambda container).
+ * `CAI_S3_ENDPOINT`, `CAI_DYNAMODB_ENDPOINT` and `CAI_SFN_ENDPOINT` point them at the local stack;
+ * otherwise they are the plain AWS clients with the usual credential and region chain.
+ *
+ * Every request is counted by kind, so runs can bill S3 and DynamoDB requests as AWS does.
+ */
+export interface RequestCounts {
+  s3Get: number;
+  s3Put: number;
+  s3List: number;
+  dynamoWrite: number;
+  dynamoRead: number;
+}
+
+const counts: RequestCounts = { s3Get: 0, s3Put: 0, s3List: 0, dynamoWrite: 0, dynamoRead: 0 };
+
+const KIND: Record<string, keyof RequestCounts> = {
+  GetObjectCommand: 's3Get',
+  HeadObjectCommand: 's3Get',
+  PutObjectCommand: 's3Put',
+  CopyObjectCommand: 's3Put',
+  ListObjectsV2Command: 's3List',
+  PutItemCommand: 'dynamoWrite',
+  UpdateItemCommand: 'dynamoWrite',
+  DeleteItemCommand: 'dynamoWrite',
+  PutCommand: 'dynamoWrite',
+  UpdateCommand: 'dynamoWrite',
+  GetItemCommand: 'dynamoRead',
+  GetCommand: 'dynamoRead',
+  QueryCommand: 'dynamoRead',
+};
+
+/** Requests this process has sent so far; take the difference around a piece of work. */
+export function requestCounts(): RequestCounts {
+  return { ...counts };
+}
+
+export function countsSince(before: RequestCounts): RequestCounts {
+  const now = requestCounts();
+  return Object.fromEntries(Object.entries(now).map(([k, v]) => [k, v - before[k as keyof RequestCounts]])) as unknown as RequestCounts;
+}
+
+type Counted = { middlewareStack: { add: (...args: never[]) => void } };
+function counted<T extends Counted>(client: T): T {
+  (client.middlewareStack.add as (m: unknown, o: unknown) => void)(
+    (next: (a: unknown) => Promise<unknown>, context: { commandName?: string }) => async (args: unknown) => {
+      const kind = context.commandName && KIND[context.commandName];
+      if (kind) counts[kind]++;
+      return next(args);
+    },
+    // Once per attempt: a retried request is billed again.
+    { step: 'finalizeRequest', name: 'caiRequestCounter' },
+  );
+  return client;
+}
+
+const region = (env: NodeJS.ProcessEnv) => env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1';
+const localCredentials = (env: NodeJS.ProcessEnv, fallback: string) => ({
+  accessKeyId: env.AWS_ACCESS_KEY_ID ?? fallback,
+  secretAccessKey: env.AWS_SECRET_ACCESS_KEY ?? fallback,
+});
+
+export function createS3Client(env: NodeJS.ProcessEnv = process.env): S3Client {
+  const config: S3ClientConfig = { region: region(env) };
+  if (env.CAI_S3_ENDPOINT) {
+    // The embedded server needs path-style addressing and no request checksums.
+    Object.assign(config, {
+      endpoint: env.CAI_S3_ENDPOINT,
+      forcePathStyle: true,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      credentials: localCredentials(env, 'S3RVER'),
+    } satisfies S3ClientConfig);
+  }
+  return counted(new S3Client(config));
+}
+
+export function createDynamoClient(env: NodeJS.ProcessEnv = process.env): DynamoDBDocumentClient {
+  const base = new DynamoDBClient(
+    env.CAI_DYNAMODB_ENDPOINT
+      ? { region: region(env), endpoint: env.CAI_DYNAMODB_ENDPOINT, credentials: localCredentials(env, 'local') }
+      : { region: region(env) },
+  );
+  return counted(DynamoDBDocumentClient.from(base, { marshallOptions: { removeUndefinedValues: true } }));
+}
+
+export function createSfnClient(env: NodeJS.ProcessEnv = process.env): SFNClient {
+  return new SFNClient(
+    env.CAI_SFN_ENDPOINT
+      ? { region: region(env), endpoint: env.CAI_SFN_ENDPOINT, credentials: localCredentials(env, 'local') }
+      : { region: region(env) },
+  );
+}
+
+let s3: S3Client | undefined;
+let dynamo: DynamoDBDocumentClient | undefined;
+let sfn: SFNClient | undefined;
+
+export const s3Client = (): S3Client => (s3 ??= createS3Client());
+export const dynamoClient = (): DynamoDBDocumentClient => (dynamo ??= createDynamoClient());
+export const sfnClient = (): SFNClient => (sfn ??= createSfnClient());

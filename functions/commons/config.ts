@@ -1,0 +1,41 @@
+import { z } from 'zod';
+import { CaiError } from './errors';
+
+/**
+ * Configuration of the Lambdas, from their environment, read and checked once at cold start.
+ * template.yaml sets these on AWS; the local stack sets them for its workers.
+ */
+export class ConfigError extends CaiError {}
+
+const Env = z.object({
+  RUNS_TABLE: z.string().min(1).default('cai-runs'),
+  STATE_MACHINE_ARN: z.string().min(1).optional(),
+  MODEL_PATH: z.string().min(1).optional(),
+  MAX_CONCURRENCY: z.coerce.number().int().min(1).max(10000).default(100),
+  INTRA_OP_THREADS: z.coerce.number().int().min(1).max(64).optional(),
+  ARCHITECTURE: z.enum(['x86_64', 'arm64']).default('x86_64'),
+  AWS_REGION: z.string().min(1).default('us-east-1'),
+  AWS_LAMBDA_FUNCTION_MEMORY_SIZE: z.coerce.number().int().min(128).default(2048),
+  LOG_LEVEL: z.string().default('INFO'),
+});
+
+export type Config = z.infer<typeof Env> & {
+  /** Lambda gives one vCPU per 1,769 MB of memory, up to 6 at 10,240 MB. */
+  vcpus: number;
+};
+
+export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = Env.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new ConfigError(`bad function configuration: ${problems}`);
+  }
+  const vcpus = Math.min(6, Math.max(1, Math.ceil(parsed.data.AWS_LAMBDA_FUNCTION_MEMORY_SIZE / 1769)));
+  return { ...parsed.data, vcpus };
+}
+
+export function required<K extends keyof Config>(config: Config, key: K): NonNullable<Config[K]> {
+  const value = config[key];
+  if (value === undefined || value === null) throw new ConfigError(`${String(key)} is not set`);
+  return value as NonNullable<Config[K]>;
+}

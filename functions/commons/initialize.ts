@@ -1,0 +1,167 @@
+import { createHash } from 'node:crypto';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { ExecutionAlreadyExists, StartExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
+import { describeError } from './errors';
+import { listPartitions, planRun, folderOf } from './manifest';
+import { parsePayloadJson, PayloadError, type Payload } from './payload';
+import { outputKeys } from './rank';
+import type { RunRecord, RunStore } from './run-store';
+
+/** The uploaded payload.json an S3 event names. */
+export interface PayloadObject {
+  bucket: string;
+  key: string;
+  /** S3's per-write sequencer: the same for a re-delivered event, new for a new upload. */
+  sequencer?: string;
+  etag?: string;
+}
+
+export interface InitializeContext {
+  s3: S3Client;
+  sfn: SFNClient;
+  runs: RunStore;
+  stateMachineArn: string;
+  maxConcurrency: number;
+  /** Billing of this invocation so far, kept on the run for its cost. */
+  invocation: () => { durationMs: number; initMs: number; memoryMb: number };
+}
+
+export type InitializeOutcome =
+  | { runId: string; outcome: 'STARTED'; executionArn: string; partitions: number; ranks: number }
+  | { runId: string; outcome: 'DUPLICATE' }
+  | { runId: string; outcome: 'REJECTED'; error: string };
+
+/** The state machine's input. */
+export interface ExecutionInput {
+  runId: string;
+  manifest: { Bucket: string; Key: string };
+  resultBucket: string;
+  resultPath: string;
+  /** Ranks running at once (the Map's MaxConcurrencyPath). */
+  maxConcurrency: number;
+}
+
+/**
+ * The run id: the folder the payload sits in (runs/<name>/payload.json → <name>) and a digest of
+ * the upload, so a re-delivered event maps to the same run and a new upload to a new one. Valid
+ * as a Step Functions execution name (≤ 80 characters of [A-Za-z0-9_-]).
+ */
+export function runIdFor(object: PayloadObject): string {
+  const parts = object.key.split('/');
+  const name = (parts.length > 1 ? parts[parts.length - 2] : 'run').replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 60) || 'run';
+  const digest = createHash('sha256')
+    .update(`${object.bucket}/${object.key}#${object.sequencer ?? object.etag ?? ''}`)
+    .digest('hex')
+    .slice(0, 12);
+  return `${name}-${digest}`;
+}
+
+function baseRecord(runId: string, object: PayloadObject, raw: unknown, payload?: Payload): RunRecord {
+  return {
+    runId,
+    recordType: 'run',
+    status: 'RUNNING',
+    startedAt: new Date().toISOString(),
+    payloadUri: `s3://${object.bucket}/${object.key}`,
+    payload: raw,
+    dataset: payload ? `${payload.data_bucket}/${folderOf(payload.data_prefix)}` : '-',
+    warnings: [],
+  };
+}
+
+/**
+ * Starts a run for an uploaded payload.json: validate, list partitions, plan ranks, write the
+ * manifest, record the run, start the state machine. Anything wrong with the input is recorded on
+ * the run as FAILED, with nothing started; a re-delivered event starts nothing twice.
+ */
+export async function initializeRun(object: PayloadObject, context: InitializeContext): Promise<InitializeOutcome> {
+  const runId = runIdFor(object);
+  const reject = async (record: RunRecord, error: string, fields: Partial<RunRecord> = {}): Promise<InitializeOutcome> => {
+    const created = await context.runs.create({
+      ...record,
+      ...fields,
+      status: 'FAILED',
+      error,
+      finishedAt: new Date().toISOString(),
+    });
+    return created ? { runId, outcome: 'REJECTED', error } : { runId, outcome: 'DUPLICATE' };
+  };
+
+  const body = await context.s3.send(new GetObjectCommand({ Bucket: object.bucket, Key: object.key }));
+  const text = (await body.Body?.transformToString()) ?? '';
+  let raw: unknown = text;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    // parsePayloadJson reports it
+  }
+  let payload: Payload;
+  let warnings: string[];
+  try {
+    ({ payload, warnings } = parsePayloadJson(text));
+  } catch (error) {
+    const fields = error instanceof PayloadError ? { errors: error.errors } : {};
+    return reject(baseRecord(runId, object, raw), describeError(error), fields);
+  }
+
+  const record = baseRecord(runId, object, raw, payload);
+  let available;
+  try {
+    available = await listPartitions(context.s3, payload.data_bucket, payload.data_prefix);
+  } catch (error) {
+    return reject(record, `cannot list s3://${payload.data_bucket}/${folderOf(payload.data_prefix)}: ${describeError(error)}`);
+  }
+  if (available.length === 0) {
+    return reject(record, `no partitions (*.pt) under s3://${payload.data_bucket}/${folderOf(payload.data_prefix)}`, {
+      warnings,
+    });
+  }
+
+  const plan = planRun(runId, payload, available);
+  const keys = outputKeys(payload.result_path);
+  const uri = (key: string) => `s3://${payload.bucket}/${key}`;
+  const created = await context.runs.create({
+    ...record,
+    executionName: runId,
+    warnings: [...warnings, ...plan.warnings],
+    partitions: plan.partitions.length,
+    ranks: plan.items.length,
+    outputs: {
+      prefix: uri(`${payload.result_path.replace(/\/+$/, '')}/`),
+      manifest: uri(keys.manifest),
+      rankResults: uri(keys.rank(0).replace(/0\.json$/, '')),
+      predictions: uri(keys.predictions(0).replace(/0\.csv$/, '')),
+      combined: uri(keys.combined),
+      summary: uri(keys.summary),
+    },
+  });
+  if (!created) return { runId, outcome: 'DUPLICATE' };
+
+  try {
+    await context.s3.send(
+      new PutObjectCommand({
+        Bucket: payload.bucket,
+        Key: keys.manifest,
+        Body: JSON.stringify(plan.items),
+        ContentType: 'application/json',
+      }),
+    );
+    const input: ExecutionInput = {
+      runId,
+      manifest: { Bucket: payload.bucket, Key: keys.manifest },
+      resultBucket: payload.bucket,
+      resultPath: payload.result_path,
+      maxConcurrency: context.maxConcurrency,
+    };
+    await context.runs.update(runId, { initializer: context.invocation() });
+    const started = await context.sfn.send(
+      new StartExecutionCommand({ stateMachineArn: context.stateMachineArn, name: runId, input: JSON.stringify(input) }),
+    );
+    return { runId, outcome: 'STARTED', executionArn: started.executionArn!, partitions: plan.partitions.length, ranks: plan.items.length };
+  } catch (error) {
+    if (error instanceof ExecutionAlreadyExists) return { runId, outcome: 'DUPLICATE' };
+    const message = `could not start the run: ${describeError(error)}`;
+    await context.runs.update(runId, { status: 'FAILED', error: message, finishedAt: new Date().toISOString() });
+    return { runId, outcome: 'REJECTED', error: message };
+  }
+}

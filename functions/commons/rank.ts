@@ -1,0 +1,193 @@
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { s3Source, type ByteSource } from './byte-source';
+import { countsSince, requestCounts, type RequestCounts } from './clients';
+import { CaiError, describeError } from './errors';
+import { predictPartition, type RedshiftModel } from './inference';
+import type { RankItem } from './manifest';
+import { openTorchPartition } from './partition';
+import { predictionsCsv } from './predictions';
+import type { PartitionFailure } from './run-store';
+
+/** Where a run's outputs go, under the payload's result_path in the control bucket. */
+export const outputKeys = (resultPath: string) => {
+  const base = resultPath.replace(/\/+$/, '');
+  return {
+    manifest: `${base}/manifest.json`,
+    rank: (rank: number) => `${base}/ranks/${rank}.json`,
+    predictions: (rank: number) => `${base}/predictions/${rank}.csv`,
+    attempt: (rank: number, id: string) => `${base}/attempts/${rank}-${id}.json`,
+    attempts: `${base}/attempts/`,
+    combined: `${base}/combined_data.json`,
+    summary: `${base}/summary.json`,
+  };
+};
+
+/**
+ * One rank's result (ranks/<rank>.json). The first ten fields are the prototype's, so existing
+ * notebooks keep working; their meaning in CAI is in the README. The rest are CAI's measurements.
+ */
+export interface RankResult {
+  'total_cpu_time (seconds)': number;
+  'total_cpu_memory (MB)': number;
+  'execution_time (seconds/batch)': number;
+  num_batches: number;
+  batch_size: number;
+  device: 'cpu';
+  throughput_bps: number;
+  sample_persec: number;
+  result_path: string;
+  data_path: string;
+  run_id: string;
+  rank: number;
+  world_size: number;
+  partitions: { key: string; bytes: number; samples: number }[];
+  failures: PartitionFailure[];
+  samples: number;
+  bytes: number;
+  /** Wall-clock seconds. Reading overlaps inference, so download + inference can exceed total. */
+  wall_s: { total: number; download: number; open: number; inference: number; read_wait: number; upload: number };
+  init_s: number;
+  cold_start: boolean;
+  peak_rss_mb: number;
+  memory_configured_mb: number;
+  intra_op_threads: number;
+  /** The invocation's duration, as Lambda would bill it (INIT is billed separately: init_s). */
+  duration_ms: number;
+  requests: RequestCounts;
+  predictions_key: string | null;
+}
+
+export interface RankContext {
+  s3: S3Client;
+  model: RedshiftModel;
+  memoryMb: number;
+  threads: number;
+  /** INIT seconds of this container when this is its first invocation, else 0. */
+  initSeconds: number;
+}
+
+/** A source that keeps the wall time and bytes of its reads. */
+function timed(source: ByteSource, into: { seconds: number; bytes: number }): ByteSource {
+  return {
+    ...source,
+    name: source.name,
+    size: source.size,
+    async read(offset, length, buffer) {
+      const start = process.hrtime.bigint();
+      try {
+        return await source.read(offset, length, buffer);
+      } finally {
+        into.seconds += Number(process.hrtime.bigint() - start) / 1e9;
+        into.bytes += length;
+      }
+    },
+    close: () => source.close(),
+  };
+}
+
+const seconds = (since: bigint) => Number(process.hrtime.bigint() - since) / 1e9;
+
+/**
+ * Runs one rank: every partition of the item through the model, predictions and the rank result
+ * to S3. A partition that cannot be read (missing, corrupt, refused, wrong layout) is recorded as
+ * a failure and the rank goes on; any other error (S3 down, the model crashing) is thrown, so
+ * that the state machine retries the rank.
+ */
+export async function runRank(item: RankItem, context: RankContext): Promise<RankResult> {
+  const started = process.hrtime.bigint();
+  const cpuBefore = process.cpuUsage();
+  const requestsBefore = requestCounts();
+  const keys = outputKeys(item.resultPath);
+  const download = { seconds: 0, bytes: 0 };
+  let open = 0;
+  let inference = 0;
+  let readWait = 0;
+  let batches = 0;
+  const done: RankResult['partitions'] = [];
+  const failures: PartitionFailure[] = [];
+  const csv: string[] = [];
+
+  for (const partition of item.partitions) {
+    const openStart = process.hrtime.bigint();
+    try {
+      const source = timed(await s3Source(context.s3, item.dataBucket, partition.key), download);
+      const reader = await openTorchPartition(source);
+      open += seconds(openStart);
+      try {
+        const result = await predictPartition(context.model, reader, item.batchSize);
+        inference += result.inferenceSeconds;
+        readWait += result.readWaitSeconds;
+        batches += result.batches;
+        const rows = predictionsCsv(partition.key, result.predictions, result.redshift);
+        csv.push(csv.length === 0 ? rows : rows.slice(rows.indexOf('\n') + 1));
+        done.push({ key: partition.key, bytes: source.size, samples: reader.samples });
+      } finally {
+        await reader.close();
+      }
+    } catch (error) {
+      if (!(error instanceof CaiError)) throw error;
+      failures.push({ partition: partition.key, rank: item.rank, error: describeError(error) });
+    }
+  }
+
+  const uploadStart = process.hrtime.bigint();
+  const predictionsKey = csv.length ? keys.predictions(item.rank) : null;
+  if (predictionsKey) {
+    await context.s3.send(
+      new PutObjectCommand({ Bucket: item.resultBucket, Key: predictionsKey, Body: csv.join(''), ContentType: 'text/csv' }),
+    );
+  }
+  const samples = done.reduce((n, p) => n + p.samples, 0);
+  const bytes = done.reduce((n, p) => n + p.bytes, 0);
+  const cpu = process.cpuUsage(cpuBefore);
+  const result: RankResult = {
+    'total_cpu_time (seconds)': (cpu.user + cpu.system) / 1e6,
+    'total_cpu_memory (MB)': process.resourceUsage().maxRSS / 1024,
+    'execution_time (seconds/batch)': batches ? inference / batches : 0,
+    num_batches: batches,
+    batch_size: item.batchSize,
+    device: 'cpu',
+    throughput_bps: 0,
+    sample_persec: 0,
+    result_path: item.resultPath,
+    data_path: item.partitions.map((p) => p.key).join(','),
+    run_id: item.runId,
+    rank: item.rank,
+    world_size: item.worldSize,
+    partitions: done,
+    failures,
+    samples,
+    bytes,
+    wall_s: { total: 0, download: download.seconds, open, inference, read_wait: readWait, upload: 0 },
+    init_s: context.initSeconds,
+    cold_start: context.initSeconds > 0,
+    peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    memory_configured_mb: context.memoryMb,
+    intra_op_threads: context.threads,
+    duration_ms: 0,
+    requests: requestCounts(),
+    predictions_key: predictionsKey,
+  };
+  // The result's own upload is the last request; count it before writing.
+  const finish = () => {
+    const total = seconds(started);
+    result.wall_s.upload = seconds(uploadStart);
+    result.wall_s.total = total;
+    result.duration_ms = total * 1000;
+    result.throughput_bps = total > 0 ? (bytes * 8) / total : 0;
+    result.sample_persec = total > 0 ? samples / total : 0;
+    const requests = countsSince(requestsBefore);
+    requests.s3Put += 1;
+    result.requests = requests;
+  };
+  finish();
+  await context.s3.send(
+    new PutObjectCommand({
+      Bucket: item.resultBucket,
+      Key: keys.rank(item.rank),
+      Body: JSON.stringify(result),
+      ContentType: 'application/json',
+    }),
+  );
+  return result;
+}

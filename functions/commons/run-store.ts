@@ -1,0 +1,169 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { Accuracy } from './accuracy';
+import type { CostBreakdown } from './cost';
+import type { FieldError } from './payload';
+
+/**
+ * The runs table: one item per run. Access patterns: by run id (the key); newest runs first (index
+ * `byStartedAt`: recordType = "run", sorted by startedAt); the runs of one dataset (index
+ * `byDataset`: "data_bucket/data_prefix", sorted by startedAt).
+ */
+export type RunStatus = 'RUNNING' | 'SUCCEEDED' | 'PARTIAL' | 'FAILED';
+
+export interface PartitionFailure {
+  partition: string;
+  rank?: number;
+  error: string;
+}
+
+export interface RunOutputs {
+  prefix: string;
+  manifest: string;
+  rankResults: string;
+  predictions: string;
+  combined: string;
+  summary: string;
+}
+
+export interface RunRecord {
+  runId: string;
+  recordType: 'run';
+  status: RunStatus;
+  startedAt: string;
+  finishedAt?: string;
+  /** Where the payload came from: s3://bucket/key. */
+  payloadUri: string;
+  /** The payload as uploaded (JSON), valid or not. */
+  payload: unknown;
+  /** data_bucket/data_prefix, for the by-dataset index ("-" when the payload did not say). */
+  dataset: string;
+  executionName?: string;
+  warnings: string[];
+  /** Why the run failed as a whole: payload field errors, or a message. */
+  errors?: FieldError[];
+  error?: string;
+  partitions?: number;
+  ranks?: number;
+  samples?: number;
+  predictions?: number;
+  failedPartitions?: number;
+  failures?: PartitionFailure[];
+  timings?: Record<string, number>;
+  throughput?: Record<string, number>;
+  accuracy?: Accuracy | null;
+  cost?: CostBreakdown;
+  prototypeFormulaUsd?: number;
+  outputs?: RunOutputs;
+  /** The initializer's own invocation, for the run's cost. */
+  initializer?: { durationMs: number; initMs: number; memoryMb: number };
+}
+
+/** DynamoDB holds no NaN or undefined: what JSON would write is what is stored. */
+const storable = <T>(value: T): T => JSON.parse(JSON.stringify(value));
+
+/** How many failures the item keeps (an item is at most 400 KB); summary.json has them all. */
+export const MAX_STORED_FAILURES = 500;
+
+export class RunStore {
+  constructor(
+    private readonly db: DynamoDBDocumentClient,
+    readonly table: string,
+  ) {}
+
+  /** Puts a new run; false when the run id exists already (an event delivered twice). */
+  async create(record: RunRecord): Promise<boolean> {
+    try {
+      await this.db.send(
+        new PutCommand({ TableName: this.table, Item: storable(record), ConditionExpression: 'attribute_not_exists(runId)' }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException || (error as Error).name === 'ConditionalCheckFailedException') {
+        return false;
+      }
+      throw error;
+    }
+  }
+
+  /** Sets fields of an existing run. */
+  async update(runId: string, fields: Partial<RunRecord>): Promise<void> {
+    const entries = Object.entries(storable(fields)).filter(([key]) => key !== 'runId');
+    if (entries.length === 0) return;
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: { runId },
+        UpdateExpression: `SET ${entries.map((_, i) => `#f${i} = :v${i}`).join(', ')}`,
+        ExpressionAttributeNames: Object.fromEntries(entries.map(([k], i) => [`#f${i}`, k])),
+        ExpressionAttributeValues: Object.fromEntries(entries.map(([, v], i) => [`:v${i}`, v])),
+        ConditionExpression: 'attribute_exists(runId)',
+      }),
+    );
+  }
+
+  async get(runId: string): Promise<RunRecord | undefined> {
+    const { Item } = await this.db.send(new GetCommand({ TableName: this.table, Key: { runId } }));
+    return Item as RunRecord | undefined;
+  }
+
+  /** Newest first. */
+  async list(limit = 50): Promise<RunRecord[]> {
+    const { Items } = await this.db.send(
+      new QueryCommand({
+        TableName: this.table,
+        IndexName: 'byStartedAt',
+        KeyConditionExpression: 'recordType = :run',
+        ExpressionAttributeValues: { ':run': 'run' },
+        ScanIndexForward: false,
+        Limit: limit,
+      }),
+    );
+    return (Items ?? []) as RunRecord[];
+  }
+
+  /** The runs of one dataset ("data_bucket/data_prefix"), newest first. */
+  async listByDataset(dataset: string, limit = 50): Promise<RunRecord[]> {
+    const { Items } = await this.db.send(
+      new QueryCommand({
+        TableName: this.table,
+        IndexName: 'byDataset',
+        KeyConditionExpression: 'dataset = :d',
+        ExpressionAttributeValues: { ':d': dataset },
+        ScanIndexForward: false,
+        Limit: limit,
+      }),
+    );
+    return (Items ?? []) as RunRecord[];
+  }
+}
+
+/** The table's key schema and indexes, for the local stack (template.yaml declares the same). */
+export const RUNS_TABLE_DEFINITION = {
+  AttributeDefinitions: [
+    { AttributeName: 'runId', AttributeType: 'S' },
+    { AttributeName: 'recordType', AttributeType: 'S' },
+    { AttributeName: 'startedAt', AttributeType: 'S' },
+    { AttributeName: 'dataset', AttributeType: 'S' },
+  ],
+  KeySchema: [{ AttributeName: 'runId', KeyType: 'HASH' }],
+  GlobalSecondaryIndexes: [
+    {
+      IndexName: 'byStartedAt',
+      KeySchema: [
+        { AttributeName: 'recordType', KeyType: 'HASH' },
+        { AttributeName: 'startedAt', KeyType: 'RANGE' },
+      ],
+      Projection: { ProjectionType: 'ALL' },
+    },
+    {
+      IndexName: 'byDataset',
+      KeySchema: [
+        { AttributeName: 'dataset', KeyType: 'HASH' },
+        { AttributeName: 'startedAt', KeyType: 'RANGE' },
+      ],
+      Projection: { ProjectionType: 'ALL' },
+    },
+  ],
+  BillingMode: 'PAY_PER_REQUEST',
+} as const;

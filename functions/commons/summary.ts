@@ -1,0 +1,222 @@
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { redshiftAccuracy } from './accuracy';
+import { countsSince, requestCounts, type RequestCounts } from './clients';
+import { billRun, prototypeCost, type Architecture, type LambdaInvocation } from './cost';
+import { describeError } from './errors';
+import type { RankItem } from './manifest';
+import { outputKeys, type RankResult } from './rank';
+import type { PartitionFailure, RunRecord, RunStatus, RunStore } from './run-store';
+import { MAX_STORED_FAILURES } from './run-store';
+
+/** What the Distributed Map returns for one rank: the handler's reply, or the caught error. */
+export interface RankOutcome {
+  rank: number;
+  status: 'SUCCEEDED' | 'FAILED';
+  error?: { Error?: string; Cause?: string };
+  /** Retries the state machine made for this rank (when it knows). */
+  attempts?: number;
+}
+
+export interface SummarizeInput {
+  runId: string;
+  resultBucket: string;
+  resultPath: string;
+  ranks?: RankOutcome[];
+  /** Set on the failure path: why the run as a whole failed. */
+  failure?: { Error?: string; Cause?: string };
+}
+
+/** An inference invocation that failed before writing a rank result (attempts/<rank>-<id>.json). */
+export interface FailedAttempt {
+  rank: number;
+  durationMs: number;
+  initMs: number;
+  memoryMb: number;
+  error: string;
+  requests: RequestCounts;
+}
+
+export interface SummarizeContext {
+  s3: S3Client;
+  runs: RunStore;
+  region: string;
+  architecture: Architecture;
+  /** This invocation's billing so far. */
+  invocation: () => LambdaInvocation;
+}
+
+async function readJson<T>(s3: S3Client, bucket: string, key: string): Promise<T | undefined> {
+  try {
+    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return JSON.parse(await object.Body!.transformToString()) as T;
+  } catch (error) {
+    if ((error as { name?: string }).name === 'NoSuchKey') return undefined;
+    throw error;
+  }
+}
+
+async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    keys.push(...(page.Contents ?? []).map((o) => o.Key!));
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return keys;
+}
+
+/** Predicted and true redshifts of the labelled rows of a predictions CSV. */
+function labelledRows(csv: string, into: { predicted: number[]; truth: number[]; rows: number }): void {
+  const lines = csv.split('\n');
+  const labelled = lines[0]?.endsWith(',redshift_true');
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i];
+    if (!line) continue;
+    into.rows++;
+    if (!labelled) continue;
+    const last = line.lastIndexOf(',');
+    const before = line.lastIndexOf(',', last - 1);
+    into.predicted.push(Number(line.slice(before + 1, last)));
+    into.truth.push(Number(line.slice(last + 1)));
+  }
+}
+
+const errorText = (e?: { Error?: string; Cause?: string }) => {
+  if (!e) return 'the rank wrote no result';
+  try {
+    const cause = JSON.parse(e.Cause ?? '');
+    return `${e.Error ?? 'Error'}: ${cause.errorMessage ?? e.Cause}`;
+  } catch {
+    return [e.Error, e.Cause].filter(Boolean).join(': ') || 'unknown error';
+  }
+};
+
+/**
+ * Gathers a run: rank results → combined_data.json (the prototype's format), predictions →
+ * accuracy, every invocation → cost, every partition → either results or the failure list; writes
+ * summary.json and the final run record. Runs on success and on the failure path alike, so a run
+ * never stays RUNNING.
+ */
+export async function summarizeRun(input: SummarizeInput, context: SummarizeContext): Promise<RunRecord> {
+  const { s3, runs } = context;
+  const requestsBefore = requestCounts();
+  const keys = outputKeys(input.resultPath);
+  const bucket = input.resultBucket;
+  const existing = await runs.get(input.runId);
+  const items = (await readJson<RankItem[]>(s3, bucket, keys.manifest)) ?? [];
+  const outcomes = new Map((input.ranks ?? []).map((o) => [o.rank, o]));
+
+  const results: RankResult[] = [];
+  const failures: PartitionFailure[] = [];
+  for (const item of items) {
+    const result = await readJson<RankResult>(s3, bucket, keys.rank(item.rank));
+    if (result) {
+      results.push(result);
+      failures.push(...result.failures);
+    } else {
+      const reason = input.failure && !outcomes.has(item.rank) ? errorText(input.failure) : errorText(outcomes.get(item.rank)?.error);
+      for (const p of item.partitions) failures.push({ partition: p.key, rank: item.rank, error: reason });
+    }
+  }
+
+  const attempts: FailedAttempt[] = [];
+  for (const key of await listKeys(s3, bucket, keys.attempts)) {
+    const attempt = await readJson<FailedAttempt>(s3, bucket, key);
+    if (attempt) attempts.push(attempt);
+  }
+
+  const labels = { predicted: [] as number[], truth: [] as number[], rows: 0 };
+  for (const result of results) {
+    if (!result.predictions_key) continue;
+    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: result.predictions_key }));
+    labelledRows(await object.Body!.transformToString(), labels);
+  }
+  const accuracy = labels.truth.length ? redshiftAccuracy(labels.predicted, labels.truth) : null;
+
+  const partitions = items.reduce((n, i) => n + i.partitions.length, 0);
+  const samples = results.reduce((n, r) => n + r.samples, 0);
+  const status: RunStatus =
+    input.failure && results.length === 0
+      ? 'FAILED'
+      : failures.length === 0
+        ? 'SUCCEEDED'
+        : failures.length < partitions
+          ? 'PARTIAL'
+          : 'FAILED';
+
+  const combined = results.map((r) => r);
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keys.combined, Body: JSON.stringify(combined), ContentType: 'application/json' }));
+
+  const started = existing ? Date.parse(existing.startedAt) : Date.now();
+  const finishedAt = new Date().toISOString();
+  const wallSeconds = (Date.parse(finishedAt) - started) / 1000;
+  const sum = (f: (r: RankResult) => number) => results.reduce((s, r) => s + f(r), 0);
+  const max = (f: (r: RankResult) => number) => results.reduce((m, r) => Math.max(m, f(r)), 0);
+
+  // Every invocation AWS would bill: initializer, each inference attempt, this summarizer.
+  const invocations: LambdaInvocation[] = [
+    ...(existing?.initializer ? [existing.initializer] : []),
+    ...results.map((r) => ({ memoryMb: r.memory_configured_mb, durationMs: r.duration_ms, initMs: r.init_s * 1000 })),
+    ...attempts.map((a) => ({ memoryMb: a.memoryMb, durationMs: a.durationMs, initMs: a.initMs })),
+  ];
+  const rankRequests = [...results.map((r) => r.requests), ...attempts.map((a) => a.requests)];
+  const ownRequests = countsSince(requestsBefore);
+  const allRequests = [...rankRequests, ownRequests];
+  const total = (k: keyof RequestCounts) => allRequests.reduce((s, r) => s + r[k], 0);
+  // Main workflow: the Map and Summarize (or the failure path's two states); each child
+  // execution: its task, each retry, and the Pass state that records a caught failure.
+  const caught = (input.ranks ?? []).filter((o) => o.status === 'FAILED').length;
+  const transitions = 2 + (input.failure ? 2 : 0) + items.length + attempts.length + caught;
+  const cost = billRun(
+    {
+      invocations: [...invocations, context.invocation()],
+      stateTransitions: transitions,
+      // The initializer's list, its GET of payload.json and PUT of the manifest; this summary's PUTs.
+      s3: { get: total('s3Get') + 1, put: total('s3Put') + 3, list: total('s3List') + 1 },
+      // Run record: created and updated by the initializer, written here.
+      dynamo: { writes: total('dynamoWrite') + 3, reads: total('dynamoRead') },
+    },
+    context.region,
+    context.architecture,
+  );
+  const meanDuration = results.length ? sum((r) => r.duration_ms) / results.length / 1000 : 0;
+  const prototypeFormulaUsd = prototypeCost(results.length, meanDuration, max((r) => r.peak_rss_mb) / 1024);
+
+  const fields: Partial<RunRecord> = {
+    status,
+    finishedAt,
+    error: input.failure ? errorText(input.failure) : existing?.error,
+    partitions,
+    ranks: items.length,
+    samples,
+    predictions: labels.rows,
+    failedPartitions: failures.length,
+    failures: failures.slice(0, MAX_STORED_FAILURES),
+    timings: {
+      wall_s: wallSeconds,
+      rank_wall_s_max: max((r) => r.wall_s.total),
+      rank_wall_s_sum: sum((r) => r.wall_s.total),
+      download_s_sum: sum((r) => r.wall_s.download),
+      inference_s_sum: sum((r) => r.wall_s.inference),
+      read_wait_s_sum: sum((r) => r.wall_s.read_wait),
+      upload_s_sum: sum((r) => r.wall_s.upload),
+      init_s_sum: sum((r) => r.init_s),
+      cold_starts: results.filter((r) => r.cold_start).length,
+      peak_rss_mb_max: max((r) => r.peak_rss_mb),
+    },
+    throughput: {
+      samples_per_s_wall: wallSeconds > 0 ? samples / wallSeconds : 0,
+      samples_per_s_per_rank: sum((r) => r.wall_s.total) > 0 ? samples / sum((r) => r.wall_s.total) : 0,
+      bytes: sum((r) => r.bytes),
+    },
+    accuracy,
+    cost,
+    prototypeFormulaUsd,
+  };
+  const summary = { ...existing, ...fields, failures, failedAttempts: attempts };
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keys.summary, Body: JSON.stringify(summary, null, 2), ContentType: 'application/json' }));
+  if (existing) await runs.update(input.runId, fields);
+  return summary as RunRecord;
+}
+

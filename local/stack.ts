@@ -1,0 +1,135 @@
+import { cpus } from 'node:os';
+import { join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { createDynamoClient, createS3Client } from '../functions/commons/clients';
+import type { InitializeOutcome } from '../functions/commons/initialize';
+import { RunStore } from '../functions/commons/run-store';
+import { ensureRunsTable, startLocalDynamo, type LocalDynamo } from './dynamo-server';
+import { LocalFunction } from './lambda-runtime';
+import { startLocalS3, type LocalS3 } from './s3-server';
+import { LocalStepFunctions } from './sfn-server';
+
+/**
+ * The local stack: embedded S3 (s3rver) and DynamoDB (dynalite), the state machine from
+ * statemachine/ run by the local Step Functions endpoint, and the three handler bundles in local
+ * Lambda containers. An upload of a payload.json fires the initializer, as the S3 notification
+ * does on AWS. State lives under `directory` (default .cai/), so later commands see past runs.
+ */
+export interface LocalStackOptions {
+  directory: string;
+  modelPath: string;
+  /** Inference containers at once (default: one per core). */
+  workers?: number;
+  table?: string;
+  /** Retry pauses in ms per state (tests shorten them). */
+  retryIntervalOverrides?: Record<string, number>;
+  inferenceMemoryMb?: number;
+}
+
+export const ROOT = resolve(__dirname, '..', '..');
+export const DEFAULT_TABLE = 'cai-runs';
+
+export class LocalStack {
+  s3!: LocalS3;
+  dynamo!: LocalDynamo;
+  sfn!: LocalStepFunctions;
+  functions!: { initializer: LocalFunction; inference: LocalFunction; summarizer: LocalFunction };
+  env: NodeJS.ProcessEnv = {};
+  runs!: RunStore;
+  private readonly listeners: ((outcomes: InitializeOutcome[]) => void)[] = [];
+  private readonly initializing = new Set<Promise<unknown>>();
+
+  constructor(readonly options: LocalStackOptions) {}
+
+  /** Outcomes of each initializer invocation, as uploads of payload.json fire it. */
+  onInitialized(listener: (outcomes: InitializeOutcome[]) => void): void {
+    this.listeners.push(listener);
+  }
+
+  async start(): Promise<this> {
+    const { directory } = this.options;
+    const table = this.options.table ?? DEFAULT_TABLE;
+    this.s3 = await startLocalS3(join(directory, 's3'));
+    this.dynamo = await startLocalDynamo(join(directory, 'dynamodb'));
+    this.env = {
+      CAI_S3_ENDPOINT: this.s3.endpoint,
+      CAI_DYNAMODB_ENDPOINT: this.dynamo.endpoint,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'S3RVER',
+      AWS_SECRET_ACCESS_KEY: 'S3RVER',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      RUNS_TABLE: table,
+      POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
+    };
+    await ensureRunsTable(
+      new DynamoDBClient({ region: 'us-east-1', endpoint: this.dynamo.endpoint, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } }),
+      table,
+    );
+    this.runs = new RunStore(createDynamoClient({ ...process.env, ...this.env }), table);
+    const s3 = createS3Client({ ...process.env, ...this.env });
+
+    const worker = join(ROOT, 'dist', 'local', 'lambda-worker.js');
+    const bundle = (name: string) => join(ROOT, 'dist', 'functions', name, 'index.mjs');
+    const make = (name: string, memoryMb: number, concurrency: number, env: NodeJS.ProcessEnv = {}) =>
+      new LocalFunction({ name: `cai-${name}`, bundle: bundle(name), memoryMb, concurrency, env: { ...process.env, ...this.env, ...env } }, worker);
+
+    const inference = make('inference', this.options.inferenceMemoryMb ?? 1769, this.options.workers ?? cpus().length, {
+      MODEL_PATH: this.options.modelPath,
+      INTRA_OP_THREADS: '1',
+    });
+    const summarizer = make('summarizer', 512, 1);
+    const byArn = new Map([inference, summarizer].map((f) => [f.arn, f]));
+    const invoke = async ({ FunctionName, Payload }: { FunctionName: string; Payload: unknown }) => {
+      const fn = byArn.get(FunctionName);
+      if (!fn) throw Object.assign(new Error(`no local function ${FunctionName}`), { name: 'Lambda.ResourceNotFoundException' });
+      // The shape of the lambda:invoke integration's result.
+      return { StatusCode: 200, ExecutedVersion: '$LATEST', Payload: await fn.invoke(Payload) };
+    };
+    const definition = JSON.parse(
+      readFileSync(join(ROOT, 'statemachine', 'cai.asl.json'), 'utf8')
+        .replaceAll('${InferenceFunctionArn}', inference.arn)
+        .replaceAll('${SummarizerFunctionArn}', summarizer.arn),
+    );
+    this.sfn = new LocalStepFunctions({
+      definition,
+      s3,
+      tasks: { InferRank: invoke, Summarize: invoke, RecordFailure: invoke },
+      retryIntervalOverrides: this.options.retryIntervalOverrides,
+    });
+    await this.sfn.start();
+    const initializer = make('initializer', 256, 1, {
+      CAI_SFN_ENDPOINT: this.sfn.endpoint,
+      STATE_MACHINE_ARN: this.sfn.stateMachineArn,
+    });
+    this.functions = { initializer, inference, summarizer };
+
+    // The bucket notification: ObjectCreated with suffix payload.json → the initializer.
+    this.s3.server.on('event', (event: { Records: { eventName: string; s3: { object: { key: string } } }[] }) => {
+      const record = event.Records[0];
+      if (!record.eventName.startsWith('ObjectCreated') || !record.s3.object.key.endsWith('payload.json')) return;
+      const invocation = initializer.invoke(event).then(
+        (outcomes) => this.listeners.forEach((l) => l(outcomes as InitializeOutcome[])),
+        (error: Error) => process.stderr.write(`local stack: initializer failed: ${error.name}: ${error.message}\n`),
+      );
+      this.initializing.add(invocation);
+      void invocation.finally(() => this.initializing.delete(invocation));
+    });
+    return this;
+  }
+
+  /** Resolves when no initializer or execution is running. */
+  async idle(): Promise<void> {
+    while (this.initializing.size || this.sfn.running().length) {
+      await Promise.allSettled([...this.initializing, ...this.sfn.running()]);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.idle().catch(() => {});
+    await Promise.all(Object.values(this.functions ?? {}).map((f) => f.close()));
+    await this.sfn?.close();
+    await this.dynamo?.close();
+    await this.s3?.close();
+  }
+}
