@@ -1,1 +1,193 @@
-console.log('todo');
+/**
+ * `npm start`: the whole CAI flow on this machine, started by a real payload.json upload.
+ *
+ *   npm start                                   synthesize ~2,000 galaxies and run them
+ *   npm start -- --partitions <dir> --payload <payload.json> [--model <file.onnx>]
+ *   options: --dir <state dir> (default .cai)  --workers <n> (default: cores)
+ *
+ * Prints progress, a readable summary, and as the very last line one JSON object:
+ * {"runId", "status", "partitions", "samples", "predictions", "outputs", "wall_s", "cost_usd"}.
+ */
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Command } from 'commander';
+import { createS3Client } from '../functions/commons/clients';
+import { describeError, UsageError } from '../functions/commons/errors';
+import type { InitializeOutcome } from '../functions/commons/initialize';
+import { folderOf } from '../functions/commons/manifest';
+import { synthesizeInto } from '../functions/commons/synth';
+import { writePartitions } from '../functions/commons/partition-writer';
+import type { RunRecord } from '../functions/commons/run-store';
+import { positiveInteger } from '../cli/arguments';
+import { progressLine } from '../cli/progress';
+import { runReport } from '../cli/run-format';
+import { LocalStack, ROOT } from './stack';
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+export const CONTROL_BUCKET = 'cai-control';
+const DEMO = { bucket: 'cai-data', prefix: 'synthetic', samples: 2000, partitionBytes: 5 * 2 ** 20, seed: 2026 };
+
+interface Options {
+  partitions?: string;
+  payload?: string;
+  model: string;
+  dir: string;
+  workers?: string;
+}
+
+async function ensureBucket(s3: S3Client, name: string): Promise<void> {
+  await s3.send(new CreateBucketCommand({ Bucket: name })).catch((error: Error) => {
+    if (!/BucketAlready/.test(error.name)) throw error;
+  });
+}
+
+const validBucket = (name: unknown): name is string => typeof name === 'string' && /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name);
+
+/** The user's partitions, uploaded where their payload says the data is. */
+async function uploadPartitions(s3: S3Client, dir: string, payload: Record<string, unknown>): Promise<number> {
+  const { data_bucket: bucket, data_prefix: prefix } = payload;
+  if (!validBucket(bucket) || typeof prefix !== 'string') {
+    throw new UsageError('the payload needs a valid data_bucket and data_prefix to upload --partitions to');
+  }
+  await ensureBucket(s3, bucket);
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.pt') || f === 'partitions.json');
+  if (!files.some((f) => f.endsWith('.pt'))) throw new UsageError(`no .pt partitions in ${dir}`);
+  const progress = progressLine('upload');
+  let done = 0;
+  for (const file of files) {
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${folderOf(prefix)}${file}`, Body: await readFile(join(dir, file)) }));
+    progress.update(`${++done}/${files.length} files to s3://${bucket}/${folderOf(prefix)}`, done === files.length);
+  }
+  return files.length;
+}
+
+async function synthesizeDemo(s3: S3Client): Promise<void> {
+  await ensureBucket(s3, DEMO.bucket);
+  await writePartitions({
+    samples: DEMO.samples,
+    maxBytes: DEMO.partitionBytes,
+    labelled: true,
+    sink: {
+      describe: (name) => `s3://${DEMO.bucket}/${DEMO.prefix}/${name}`,
+      put: async (name, bytes) => {
+        await s3.send(new PutObjectCommand({ Bucket: DEMO.bucket, Key: `${DEMO.prefix}/${name}`, Body: bytes }));
+      },
+    },
+    fill: (tensors, start, count) => synthesizeInto(tensors, start, count, DEMO.seed),
+  });
+}
+
+/** Copies the run's S3 objects into a local folder. */
+async function downloadOutputs(s3: S3Client, prefixUri: string, into: string): Promise<void> {
+  const [, , bucket, ...rest] = prefixUri.split('/');
+  const prefix = rest.join('/');
+  let token: string | undefined;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    for (const object of page.Contents ?? []) {
+      const target = join(into, object.Key!.slice(prefix.length));
+      await mkdir(dirname(target), { recursive: true });
+      const body = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: object.Key! }));
+      await writeFile(target, await body.Body!.transformToByteArray());
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const options = new Command('npm start')
+    .option('--partitions <dir>', 'a folder of .pt partitions to run (with --payload)')
+    .option('--payload <payload.json>', 'the payload to run (with --partitions)')
+    .option('--model <file.onnx>', 'the model the inference Lambdas load', join(ROOT, 'model', 'default.onnx'))
+    .option('--dir <dir>', 'where the local stack keeps its state', '.cai')
+    .option('--workers <n>', 'inference containers at once (default: one per core)')
+    .exitOverride()
+    .parse(argv, { from: 'user' })
+    .opts<Options>();
+  if (Boolean(options.partitions) !== Boolean(options.payload)) throw new UsageError('--partitions and --payload go together');
+  const started = Date.now();
+  const stack = await new LocalStack({
+    directory: resolve(options.dir),
+    modelPath: resolve(options.model),
+    workers: options.workers ? positiveInteger(options.workers, '--workers') : undefined,
+  }).start();
+  try {
+    const s3 = createS3Client({ ...process.env, ...stack.env });
+    await ensureBucket(s3, CONTROL_BUCKET);
+    const name = `${options.payload ? basename(options.payload, '.json').replace(/[^A-Za-z0-9_-]/g, '-') : 'demo'}-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}`;
+    let payloadText: string;
+    if (options.payload) {
+      payloadText = await readFile(options.payload, 'utf8');
+      let raw: Record<string, unknown> = {};
+      try {
+        raw = JSON.parse(payloadText);
+      } catch {
+        // The initializer records the error on the run.
+      }
+      if (validBucket(raw.bucket)) await ensureBucket(s3, raw.bucket);
+      await uploadPartitions(s3, options.partitions!, raw);
+    } else {
+      process.stderr.write(`start: synthesizing ${DEMO.samples} galaxies into s3://${DEMO.bucket}/${DEMO.prefix}/ …\n`);
+      await synthesizeDemo(s3);
+      payloadText = JSON.stringify(
+        { bucket: CONTROL_BUCKET, data_bucket: DEMO.bucket, data_prefix: DEMO.prefix, batch_size: 256, result_path: `results/${name}` },
+        null,
+        2,
+      );
+    }
+
+    const initialized = new Promise<InitializeOutcome>((resolveOutcome) => stack.onInitialized((o) => o[0] && resolveOutcome(o[0])));
+    const payloadKey = `runs/${name}/payload.json`;
+    await s3.send(new PutObjectCommand({ Bucket: CONTROL_BUCKET, Key: payloadKey, Body: payloadText, ContentType: 'application/json' }));
+    process.stderr.write(`start: uploaded s3://${CONTROL_BUCKET}/${payloadKey}\n`);
+    const outcome = await initialized;
+    const progress = progressLine(`run ${outcome.runId}`);
+    let run: RunRecord | undefined;
+    for (;;) {
+      run = await stack.runs.get(outcome.runId);
+      if (run && run.status !== 'RUNNING') break;
+      if (run?.outputs) {
+        const [, , bucket, ...rest] = run.outputs.rankResults.split('/');
+        const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: rest.join('/') }));
+        progress.update(`${listed.KeyCount ?? 0}/${run.ranks} ranks done`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    await stack.idle();
+    run = (await stack.runs.get(outcome.runId))!;
+    progress.update(run.status, true);
+    const outputs = join(resolve(options.dir), 'outputs', run.runId);
+    if (run.outputs) await downloadOutputs(s3, run.outputs.prefix, outputs);
+    const wall = (Date.now() - started) / 1000;
+    process.stdout.write(`${runReport(run)}\n  local copy  ${outputs}\n`);
+    process.stdout.write(
+      `${JSON.stringify({
+        runId: run.runId,
+        status: run.status,
+        partitions: run.partitions ?? 0,
+        samples: run.samples ?? 0,
+        predictions: run.predictions ?? 0,
+        outputs,
+        wall_s: Number(wall.toFixed(3)),
+        cost_usd: run.cost?.totalUsd ?? 0,
+      })}\n`,
+    );
+    return run.status === 'SUCCEEDED' ? 0 : 1;
+  } finally {
+    await stack.close();
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      const e = error as { code?: string; exitCode?: number };
+      if (e.code?.startsWith('commander.')) process.exit(e.exitCode ?? 2);
+      process.stderr.write(`start: ${describeError(error)}\n`);
+      process.exit(error instanceof UsageError ? 2 : 1);
+    },
+  );
+}

@@ -1,0 +1,69 @@
+import type { RunRecord } from '../functions/commons/run-store';
+import { formatAccuracy } from './model-commands';
+
+const usd = (v: number | undefined) => (v === undefined ? '-' : `$${v < 0.01 ? v.toExponential(2) : v.toFixed(4)}`);
+
+/** One line per run, for `cai runs`. */
+export function runLine(run: RunRecord): string {
+  return [
+    run.startedAt.replace('T', ' ').slice(0, 19),
+    run.status.padEnd(9),
+    run.runId.padEnd(28),
+    `${run.samples ?? 0} objects`.padStart(14),
+    `${run.partitions ?? 0} partitions`.padStart(15),
+    usd(run.cost?.totalUsd).padStart(10),
+    run.dataset,
+  ].join('  ');
+}
+
+/** Everything a person wants to know about one run. */
+export function runReport(run: RunRecord): string {
+  const lines = [
+    `run ${run.runId}: ${run.status}`,
+    `  payload     ${run.payloadUri}`,
+    `  dataset     ${run.dataset}`,
+    `  started     ${run.startedAt}${run.finishedAt ? `, finished ${run.finishedAt}` : ''}`,
+  ];
+  if (run.error) lines.push(`  error       ${run.error}`);
+  for (const e of run.errors ?? []) lines.push(`    ${e.field}: ${e.message}`);
+  for (const w of run.warnings ?? []) lines.push(`  warning     ${w}`);
+  if (run.partitions !== undefined) {
+    lines.push(
+      `  partitions  ${run.partitions} in ${run.ranks} ranks; ${run.samples ?? 0} objects, ${run.predictions ?? 0} predictions, ` +
+        `${run.failedPartitions ?? 0} failed partitions`,
+    );
+  }
+  if (run.timings) {
+    const t = run.timings;
+    lines.push(
+      `  time        ${t.wall_s?.toFixed(2)} s wall (run); slowest rank ${t.rank_wall_s_max?.toFixed(2)} s; ` +
+        `inference ${t.inference_s_sum?.toFixed(2)} s, download ${t.download_s_sum?.toFixed(2)} s, INIT ${t.init_s_sum?.toFixed(2)} s summed over ranks; ` +
+        `${t.cold_starts} cold starts; peak RSS ${t.peak_rss_mb_max?.toFixed(0)} MB`,
+    );
+  }
+  if (run.throughput) {
+    lines.push(
+      `  throughput  ${run.throughput.samples_per_s_wall?.toFixed(0)} objects/s over the run, ` +
+        `${run.throughput.samples_per_s_per_rank?.toFixed(0)} objects/s per rank`,
+    );
+  }
+  if (run.accuracy) lines.push(...formatAccuracy(run.accuracy).split('\n').map((l) => `  ${l}`));
+  if (run.cost) {
+    const c = run.cost;
+    lines.push(
+      `  cost        ${usd(c.totalUsd)} (${c.region}, ${c.architecture}): Lambda ${usd(c.lambda.computeUsd + c.lambda.requestsUsd)} ` +
+        `(${c.lambda.invocations} invocations, ${c.lambda.gbSeconds.toFixed(2)} GB-s), Step Functions ${usd(c.stepFunctions.usd)} ` +
+        `(${c.stepFunctions.transitions} transitions), S3 ${usd(c.s3.usd)} (${c.s3.get} GET, ${c.s3.put} PUT, ${c.s3.list} LIST), ` +
+        `DynamoDB ${usd(c.dynamodb.usd)}`,
+      `              the prototype's formula (requests × duration × memory used × $0.00001667) would say ${usd(run.prototypeFormulaUsd)}`,
+    );
+  }
+  const failures = run.failures ?? [];
+  if (failures.length) {
+    lines.push(`  failures    ${run.failedPartitions} partitions:`);
+    for (const f of failures.slice(0, 20)) lines.push(`    ${f.partition} (rank ${f.rank ?? '-'}): ${f.error}`);
+    if (failures.length > 20) lines.push(`    … ${failures.length - 20} more in summary.json`);
+  }
+  if (run.outputs) lines.push(`  outputs     ${run.outputs.prefix}`);
+  return lines.join('\n');
+}
