@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { ROOT } from '../local/paths';
 import type { Command } from 'commander';
 import { redshiftAccuracy, type Accuracy } from '../functions/commons/accuracy';
 import { loadRedshiftModel, predictPartition } from '../functions/commons/inference';
@@ -10,7 +11,7 @@ import { positiveInteger } from './arguments';
 import { progressLine } from './progress';
 
 /** The committed quick-start model (model/README.md), beside dist/ in the package. */
-export const DEFAULT_MODEL = join(__dirname, '..', '..', 'model', 'default.onnx');
+export const DEFAULT_MODEL = join(ROOT, 'model', 'default.onnx');
 
 export function formatAccuracy(a: Accuracy): string {
   return [

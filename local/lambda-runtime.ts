@@ -40,8 +40,11 @@ export class LocalFunction {
   private readonly waiting: (() => void)[] = [];
   private readonly pending = new Map<string, Pending>();
   readonly reports: InvocationReport[] = [];
-  /** A fault to raise instead of invoking, once per call that returns one (tests use it). */
-  fault?: (event: unknown) => Error | undefined;
+  /**
+   * Fault injection for tests, consulted before each invocation: throw an error as Lambda would
+   * report it (throttling, say), or ask for the container to die partway through the invocation.
+   */
+  intercept?: (event: unknown) => Promise<void | { crashAfterMs: number }>;
 
   constructor(
     readonly spec: FunctionSpec,
@@ -79,12 +82,13 @@ export class LocalFunction {
         else pending?.reject(new LambdaError(message.error!.name, message.error!.message));
       }
     });
-    child.on('exit', (code) => {
+    child.on('exit', (code, signal) => {
       const index = this.containers.findIndex((c) => c.process === child);
       if (index >= 0) this.containers.splice(index, 1);
       readyReject(new LambdaError('Lambda.InitError', `${this.spec.name} exited during INIT (code ${code})`));
       for (const [id, pending] of this.pending) {
-        pending.reject(new LambdaError('Lambda.Unknown', `${this.spec.name} container exited (code ${code})`));
+        // What Lambda reports when the runtime dies mid-invocation.
+        pending.reject(new LambdaError('Runtime.ExitError', `${this.spec.name}: runtime exited (${signal ?? `code ${code}`})`));
         this.pending.delete(id);
       }
     });
@@ -115,12 +119,12 @@ export class LocalFunction {
   }
 
   async invoke(event: unknown): Promise<unknown> {
-    const fault = this.fault?.(event);
-    if (fault) throw fault;
+    const directive = await this.intercept?.(event);
     const container = await this.acquire();
     try {
       await container.ready;
       const id = randomUUID();
+      if (directive) setTimeout(() => container.process.kill('SIGKILL'), directive.crashAfterMs);
       return await new Promise((resolve, reject) => {
         this.pending.set(id, { resolve, reject });
         container.process.send({ type: 'invoke', id, event });

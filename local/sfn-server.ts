@@ -101,6 +101,11 @@ export class LocalStepFunctions {
     await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
   }
 
+  /** Names of every execution started. */
+  executionNames(): string[] {
+    return [...this.executions.keys()];
+  }
+
   /** Executions still running, for callers that wait for quiet. */
   running(): Promise<void>[] {
     return [...this.executions.values()].filter((e) => e.status === 'RUNNING').map((e) => e.done);

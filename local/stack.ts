@@ -1,5 +1,5 @@
 import { cpus } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createDynamoClient, createS3Client } from '../functions/commons/clients';
@@ -8,7 +8,10 @@ import { RunStore } from '../functions/commons/run-store';
 import { ensureRunsTable, startLocalDynamo, type LocalDynamo } from './dynamo-server';
 import { LocalFunction } from './lambda-runtime';
 import { startLocalS3, type LocalS3 } from './s3-server';
+import { ROOT } from './paths';
 import { LocalStepFunctions } from './sfn-server';
+
+export { ROOT };
 
 /**
  * The local stack: embedded S3 (s3rver) and DynamoDB (dynalite), the state machine from
@@ -27,7 +30,6 @@ export interface LocalStackOptions {
   inferenceMemoryMb?: number;
 }
 
-export const ROOT = resolve(__dirname, '..', '..');
 export const DEFAULT_TABLE = 'cai-runs';
 
 export class LocalStack {

@@ -1,0 +1,53 @@
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { createS3Client } from '../../functions/commons/clients';
+import type { InitializeOutcome } from '../../functions/commons/initialize';
+import type { RunRecord } from '../../functions/commons/run-store';
+import { LocalStack } from '../../local/stack';
+import { CONTROL_BUCKET } from '../../local/start';
+import { ROOT } from './python';
+import { join } from 'node:path';
+
+/** A local stack for a test file, with short retry pauses, and helpers to drive runs. */
+export async function testStack(directory: string) {
+  const stack = await new LocalStack({
+    directory,
+    modelPath: join(ROOT, 'model', 'default.onnx'),
+    workers: 2,
+    retryIntervalOverrides: { InferRank: 20, Summarize: 20, RecordFailure: 20 },
+  }).start();
+  const s3: S3Client = createS3Client({ ...process.env, ...stack.env });
+  const outcomes: InitializeOutcome[] = [];
+  stack.onInitialized((o) => outcomes.push(...o));
+
+  const bucket = async (name: string) => s3.send(new CreateBucketCommand({ Bucket: name })).catch(() => {});
+  await bucket(CONTROL_BUCKET);
+
+  /** Uploads a payload.json and waits for its run to leave RUNNING; returns the record. */
+  async function run(name: string, payload: unknown): Promise<{ outcome: InitializeOutcome; record: RunRecord }> {
+    const key = `runs/${name}/payload.json`;
+    const before = outcomes.length;
+    await s3.send(new PutObjectCommand({ Bucket: CONTROL_BUCKET, Key: key, Body: typeof payload === 'string' ? payload : JSON.stringify(payload) }));
+    const deadline = Date.now() + 60_000;
+    while (outcomes.length === before) {
+      if (Date.now() > deadline) throw new Error(`no initializer outcome for ${key}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const outcome = outcomes[outcomes.length - 1];
+    for (;;) {
+      const record = await stack.runs.get(outcome.runId);
+      if (record && record.status !== 'RUNNING') {
+        await stack.idle();
+        return { outcome, record: (await stack.runs.get(outcome.runId))! };
+      }
+      if (Date.now() > deadline) throw new Error(`run ${outcome.runId} still RUNNING after 60 s`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  async function readText(bucketName: string, key: string): Promise<string> {
+    const object = await s3.send(new GetObjectCommand({ Bucket: bucketName, Key: key }));
+    return object.Body!.transformToString();
+  }
+
+  return { stack, s3, run, bucket, readText, outcomes };
+}

@@ -1,0 +1,152 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import type { RankItem } from '../functions/commons/manifest';
+import { writePartitions } from '../functions/commons/partition-writer';
+import { synthesizeInto } from '../functions/commons/synth';
+import { LambdaError } from '../local/lambda-runtime';
+import { ROOT } from './helpers/python';
+import { testStack } from './helpers/stack';
+
+const work = mkdtempSync(join(tmpdir(), 'cai-pipeline-'));
+let t: Awaited<ReturnType<typeof testStack>>;
+
+/** `count` small labelled partitions (1.pt … count.pt) under s3://bucket/prefix/. */
+async function dataset(bucket: string, prefix: string, count: number, perPartition = 40, seed = 1) {
+  await t.bucket(bucket);
+  await writePartitions({
+    samples: count * perPartition,
+    maxBytes: 4096 + perPartition * 20504,
+    labelled: true,
+    sink: {
+      describe: (n) => n,
+      put: async (name, bytes) => {
+        if (name.endsWith('.pt')) await t.s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}/${name}`, Body: bytes }));
+      },
+    },
+    fill: (tensors, start, n) => synthesizeInto(tensors, start, n, seed),
+  });
+}
+
+const payload = (prefix: string, extra: Record<string, unknown> = {}) => ({
+  bucket: 'cai-control',
+  data_bucket: 'survey',
+  data_prefix: prefix,
+  batch_size: 16,
+  result_path: `results/${prefix}`,
+  ...extra,
+});
+
+beforeAll(async () => {
+  t = await testStack(join(work, 'stack'));
+});
+afterAll(() => t?.stack.close());
+afterEach(() => {
+  t.stack.functions.inference.intercept = undefined;
+});
+
+test("the prototype's payload runs unchanged, and its combined_data.json keeps the prototype's fields", async () => {
+  await dataset('cosmicai-data', '100MB', 12, 30);
+  const demo = JSON.parse(readFileSync(join(ROOT, 'tests', 'fixtures', 'demo-input.json'), 'utf8'));
+  const { outcome, record } = await t.run('prototype', demo);
+  expect(outcome).toMatchObject({ outcome: 'STARTED', partitions: 11, ranks: 11 });
+  expect(record).toMatchObject({ status: 'SUCCEEDED', partitions: 11, samples: 330, predictions: 330, failedPartitions: 0 });
+  expect(record.warnings).toContain("payload field script is the Python prototype's and is ignored by CAI");
+  expect(record.accuracy!.r2).toBeGreaterThan(0.5);
+  expect(record.cost!.totalUsd).toBeGreaterThan(0);
+
+  const combined = JSON.parse(await t.readText('cosmicai-data', 'result-partition-100MB/1GB/1/combined_data.json'));
+  const reference = JSON.parse(readFileSync(join(ROOT, 'tests', 'fixtures', 'combined_data-100MB-1GB-run1.json'), 'utf8'));
+  expect(combined).toHaveLength(11);
+  for (const rank of combined) {
+    for (const field of Object.keys(reference[0])) expect(rank).toHaveProperty([field]);
+    expect(typeof rank['sample_persec']).toBe('number');
+  }
+  // Natural order: 1.pt … 11.pt (the prototype's text order would have picked 1, 10, 100, 101, …).
+  expect(combined.map((r: { data_path: string }) => r.data_path).sort()).toEqual(
+    Array.from({ length: 11 }, (_, i) => `100MB/${i + 1}.pt`).sort(),
+  );
+  const predictions = await t.readText('cosmicai-data', 'result-partition-100MB/1GB/1/predictions/0.csv');
+  expect(predictions.split('\n')[0]).toBe('partition,row,redshift_pred,redshift_true');
+  expect(predictions.trim().split('\n')).toHaveLength(31);
+});
+
+test('a corrupt partition is recorded as failed and the others still give results', async () => {
+  await dataset('survey', 'corrupt', 4);
+  const good = await t.s3.send(new GetObjectCommand({ Bucket: 'survey', Key: 'corrupt/3.pt' }));
+  const bytes = await good.Body!.transformToByteArray();
+  await t.s3.send(new PutObjectCommand({ Bucket: 'survey', Key: 'corrupt/3.pt', Body: bytes.subarray(0, bytes.length - 200) }));
+  const { record } = await t.run('corrupt', payload('corrupt'));
+  expect(record).toMatchObject({ status: 'PARTIAL', partitions: 4, samples: 120, failedPartitions: 1 });
+  expect(record.failures).toEqual([{ partition: 'corrupt/3.pt', rank: 2, error: expect.stringMatching(/truncated/) }]);
+});
+
+test('a partition that disappears before its rank runs is recorded as failed', async () => {
+  await dataset('survey', 'missing', 3);
+  t.stack.functions.inference.intercept = async (event) => {
+    const item = event as RankItem;
+    if (item.rank === 1) await t.s3.send(new DeleteObjectCommand({ Bucket: 'survey', Key: 'missing/2.pt' }));
+  };
+  const { record } = await t.run('missing', payload('missing'));
+  expect(record).toMatchObject({ status: 'PARTIAL', samples: 80, failedPartitions: 1 });
+  expect(record.failures![0]).toEqual({ partition: 'missing/2.pt', rank: 1, error: 'no such object: s3://survey/missing/2.pt' });
+});
+
+test('a payload with errors is recorded with each field named, and nothing starts', async () => {
+  const executions = t.stack.sfn.executionNames().length;
+  const { outcome, record } = await t.run('bad-payload', { ...payload('nowhere'), batch_size: -5, file_limit: 'ten', colour: 'red' });
+  expect(outcome.outcome).toBe('REJECTED');
+  expect(record.status).toBe('FAILED');
+  expect(record.errors).toEqual([
+    { field: 'file_limit', message: 'must be a whole number from 1 to 100000 (got "ten")' },
+    { field: 'batch_size', message: 'must be a whole number from 1 to 16384 (got -5)' },
+    { field: 'colour', message: 'is not a payload field' },
+  ]);
+  expect(t.stack.sfn.executionNames()).toHaveLength(executions);
+  const notJson = await t.run('not-json', '{"bucket": ');
+  expect(notJson.record).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/is not valid JSON/) });
+  const empty = await t.run('empty-prefix', payload('no-such-prefix'));
+  expect(empty.record).toMatchObject({ status: 'FAILED', error: 'no partitions (*.pt) under s3://survey/no-such-prefix/' });
+});
+
+test('an inference crash mid-run is retried, then recorded, with every partition accounted for', async () => {
+  await dataset('survey', 'crash', 3);
+  let attempts = 0;
+  t.stack.functions.inference.intercept = async (event) => {
+    if ((event as RankItem).rank !== 2) return;
+    attempts++;
+    return { crashAfterMs: 30 };
+  };
+  const { record } = await t.run('crash', payload('crash'));
+  expect(attempts).toBe(2); // the first try and the state machine's one retry
+  expect(record).toMatchObject({ status: 'PARTIAL', partitions: 3, samples: 80, failedPartitions: 1 });
+  expect(record.failures).toEqual([{ partition: 'crash/3.pt', rank: 2, error: expect.stringMatching(/Runtime\.ExitError/) }]);
+});
+
+test('throttling once is retried and the run still succeeds', async () => {
+  await dataset('survey', 'throttle', 2);
+  let throttled = 0;
+  t.stack.functions.inference.intercept = async () => {
+    if (throttled++ === 0) throw new LambdaError('Lambda.TooManyRequestsException', 'Rate Exceeded.');
+  };
+  const { record } = await t.run('throttle', payload('throttle'));
+  expect(throttled).toBe(3); // one refused, then both ranks
+  expect(record).toMatchObject({ status: 'SUCCEEDED', samples: 80, failedPartitions: 0 });
+});
+
+test('the same payload.json event delivered twice makes one run', async () => {
+  await dataset('survey', 'twice', 2);
+  const events: unknown[] = [];
+  const capture = (event: unknown) => events.push(event);
+  t.stack.s3.server.on('event', capture);
+  const { outcome } = await t.run('twice', payload('twice'));
+  t.stack.s3.server.off('event', capture);
+  const before = t.outcomes.length;
+  t.stack.s3.server.emit('event', events[0]); // S3 delivers at least once: here, twice
+  while (t.outcomes.length === before) await new Promise((r) => setTimeout(r, 20));
+  await t.stack.idle();
+  expect(t.outcomes[t.outcomes.length - 1]).toEqual({ runId: outcome.runId, outcome: 'DUPLICATE' });
+  expect(t.stack.sfn.executionNames().filter((n) => n === outcome.runId)).toHaveLength(1);
+  expect((await t.stack.runs.list()).filter((r) => r.runId === outcome.runId)).toHaveLength(1);
+});
