@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { describeError, UsageError } from '../functions/commons/errors';
 import { addDataCommands } from './data-commands';
 import { addModelCommands } from './model-commands';
+import { addRunCommands } from './run-commands';
 
 // The SDK warns on every run under Node 20 that its 2027 releases need Node 22; CAI's machines
 // run Node 20 today (the Lambdas run 22), so the warning would only bury the command's output.
@@ -14,6 +15,7 @@ const program = new Command('cai')
   .exitOverride();
 addDataCommands(program);
 addModelCommands(program);
+addRunCommands(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof CommanderError) {

@@ -23,6 +23,7 @@ await build({
     'bench/decode': 'bench/decode.ts',
   },
   outdir: 'dist',
+  // The embedded servers stay in node_modules: they load files of their own at run time.
   external: [...common.external, 'dynalite', 's3rver'],
 });
 await chmod('dist/cli/cai.js', 0o755);
