@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ExecutionAlreadyExists, StartExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
+import type { RequestCounts } from './clients';
 import { describeError } from './errors';
 import { listPartitions, planRun, folderOf } from './manifest';
 import { parsePayloadJson, PayloadError, type Payload } from './payload';
@@ -24,6 +25,8 @@ export interface InitializeContext {
   maxConcurrency: number;
   /** Billing of this invocation so far, kept on the run for its cost. */
   invocation: () => { durationMs: number; initMs: number; memoryMb: number };
+  /** Requests this invocation has sent so far. */
+  requests: () => RequestCounts;
 }
 
 export type InitializeOutcome =
@@ -153,7 +156,8 @@ export async function initializeRun(object: PayloadObject, context: InitializeCo
       resultPath: payload.result_path,
       maxConcurrency: context.maxConcurrency,
     };
-    await context.runs.update(runId, { initializer: context.invocation() });
+    // Counted now, so this update and the StartExecution after it are added by the summary.
+    await context.runs.update(runId, { initializer: { ...context.invocation(), requests: context.requests() } });
     const started = await context.sfn.send(
       new StartExecutionCommand({ stateMachineArn: context.stateMachineArn, name: runId, input: JSON.stringify(input) }),
     );

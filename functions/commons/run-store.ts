@@ -2,6 +2,7 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Accuracy } from './accuracy';
 import type { CostBreakdown } from './cost';
+import type { RequestCounts } from './clients';
 import type { FieldError } from './payload';
 
 /**
@@ -55,8 +56,8 @@ export interface RunRecord {
   cost?: CostBreakdown;
   prototypeFormulaUsd?: number;
   outputs?: RunOutputs;
-  /** The initializer's own invocation, for the run's cost. */
-  initializer?: { durationMs: number; initMs: number; memoryMb: number };
+  /** The initializer's own invocation and the requests it sent, for the run's cost. */
+  initializer?: { durationMs: number; initMs: number; memoryMb: number; requests?: RequestCounts };
 }
 
 /** DynamoDB holds no NaN or undefined: what JSON would write is what is stored. */

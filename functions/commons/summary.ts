@@ -162,7 +162,8 @@ export async function summarizeRun(input: SummarizeInput, context: SummarizeCont
   ];
   const rankRequests = [...results.map((r) => r.requests), ...attempts.map((a) => a.requests)];
   const ownRequests = countsSince(requestsBefore);
-  const allRequests = [...rankRequests, ownRequests];
+  const initializerRequests = existing?.initializer?.requests;
+  const allRequests = [...rankRequests, ownRequests, ...(initializerRequests ? [initializerRequests] : [])];
   const total = (k: keyof RequestCounts) => allRequests.reduce((s, r) => s + r[k], 0);
   // Main workflow: the Map and Summarize (or the failure path's two states); each child
   // execution: its task, each retry, and the Pass state that records a caught failure.
@@ -172,10 +173,10 @@ export async function summarizeRun(input: SummarizeInput, context: SummarizeCont
     {
       invocations: [...invocations, context.invocation()],
       stateTransitions: transitions,
-      // The initializer's list, its GET of payload.json and PUT of the manifest; this summary's PUTs.
-      s3: { get: total('s3Get') + 1, put: total('s3Put') + 3, list: total('s3List') + 1 },
-      // Run record: created and updated by the initializer, written here.
-      dynamo: { writes: total('dynamoWrite') + 3, reads: total('dynamoRead') },
+      // Counted requests, plus those made after counting: the Map's ItemReader GET of the
+      // manifest; this summary's two PUTs and its record update; the initializer's last update.
+      s3: { get: total('s3Get') + 1, put: total('s3Put') + 2, list: total('s3List') },
+      dynamo: { writes: total('dynamoWrite') + 2, reads: total('dynamoRead') },
     },
     context.region,
     context.architecture,
