@@ -116,7 +116,7 @@ test('an inference crash mid-run is retried, then recorded, with every partition
   t.stack.functions.inference.intercept = async (event) => {
     if ((event as RankItem).rank !== 2) return;
     attempts++;
-    return { crashAfterMs: 30 };
+    return { crashAfterMs: 5 }; // well before a rank can finish its S3 reads and inference
   };
   const { record } = await t.run('crash', payload('crash'));
   expect(attempts).toBe(2); // the first try and the state machine's one retry

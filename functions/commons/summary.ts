@@ -145,8 +145,7 @@ export async function summarizeRun(input: SummarizeInput, context: SummarizeCont
           ? 'PARTIAL'
           : 'FAILED';
 
-  const combined = results.map((r) => r);
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keys.combined, Body: JSON.stringify(combined), ContentType: 'application/json' }));
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keys.combined, Body: JSON.stringify(results), ContentType: 'application/json' }));
 
   const started = existing ? Date.parse(existing.startedAt) : Date.now();
   const finishedAt = new Date().toISOString();
