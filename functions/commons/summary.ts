@@ -2,11 +2,9 @@ import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client
 import { redshiftAccuracy } from './accuracy';
 import { countsSince, requestCounts, type RequestCounts } from './clients';
 import { billRun, prototypeCost, type Architecture, type LambdaInvocation } from './cost';
-import { describeError } from './errors';
 import type { RankItem } from './manifest';
 import { outputKeys, type RankResult } from './rank';
-import type { PartitionFailure, RunRecord, RunStatus, RunStore } from './run-store';
-import { MAX_STORED_FAILURES } from './run-store';
+import { MAX_STORED_FAILURES, type PartitionFailure, type RunRecord, type RunStatus, type RunStore } from './run-store';
 
 /** What the Distributed Map returns for one rank: the handler's reply, or the caught error. */
 export interface RankOutcome {
