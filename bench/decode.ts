@@ -6,9 +6,11 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { fileSource, s3Source, type ByteSource } from '../functions/commons/byte-source';
 import { sinkFor } from '../functions/commons/locations';
 import { openTorchPartition, partitionChunks } from '../functions/commons/partition';
@@ -61,8 +63,6 @@ async function main(): Promise<void> {
   const s3 = spawn(process.execPath, [join(ROOT, 'dist', 'local', 'serve-s3.js'), join(work, 's3'), 'bench'], { cwd: ROOT });
   const { endpoint } = JSON.parse(await lines(s3)());
   const client = createS3Client({ ...process.env, CAI_S3_ENDPOINT: endpoint });
-  const { GetObjectCommand, PutObjectCommand } = await import('@aws-sdk/client-s3');
-  const { readFile } = await import('node:fs/promises');
   await client.send(new PutObjectCommand({ Bucket: 'bench', Key: '100MB/1.pt', Body: await readFile(file) }));
 
   const torch = spawn(join(ROOT, '.venv', 'bin', 'python'), [join(ROOT, 'bench', 'torch_load.py')], { cwd: ROOT });

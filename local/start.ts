@@ -16,8 +16,8 @@ import { createS3Client } from '../functions/commons/clients';
 import { describeError, UsageError } from '../functions/commons/errors';
 import type { InitializeOutcome } from '../functions/commons/initialize';
 import { folderOf } from '../functions/commons/manifest';
-import { synthesizeInto } from '../functions/commons/synth';
-import { writePartitions } from '../functions/commons/partition-writer';
+import { sinkFor } from '../functions/commons/locations';
+import { synthesizeDataset } from '../functions/commons/synth';
 import type { RunRecord } from '../functions/commons/run-store';
 import { positiveInteger } from '../cli/arguments';
 import { progressLine } from '../cli/progress';
@@ -65,17 +65,11 @@ async function uploadPartitions(s3: S3Client, dir: string, payload: Record<strin
 
 async function synthesizeDemo(s3: S3Client): Promise<void> {
   await ensureBucket(s3, DEMO.bucket);
-  await writePartitions({
+  await synthesizeDataset({
     samples: DEMO.samples,
     maxBytes: DEMO.partitionBytes,
-    labelled: true,
-    sink: {
-      describe: (name) => `s3://${DEMO.bucket}/${DEMO.prefix}/${name}`,
-      put: async (name, bytes) => {
-        await s3.send(new PutObjectCommand({ Bucket: DEMO.bucket, Key: `${DEMO.prefix}/${name}`, Body: bytes }));
-      },
-    },
-    fill: (tensors, start, count) => synthesizeInto(tensors, start, count, DEMO.seed),
+    seed: DEMO.seed,
+    sink: sinkFor({ kind: 's3', bucket: DEMO.bucket, key: DEMO.prefix }, () => s3),
   });
 }
 

@@ -2,8 +2,8 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { writePartitions } from '../functions/commons/partition-writer';
-import { synthesizeInto } from '../functions/commons/synth';
+import { sinkFor } from '../functions/commons/locations';
+import { synthesizeDataset } from '../functions/commons/synth';
 import { ROOT } from './helpers/python';
 import { testStack } from './helpers/stack';
 
@@ -14,17 +14,11 @@ let t: Awaited<ReturnType<typeof testStack>>;
 beforeAll(async () => {
   t = await testStack(join(mkdtempSync(join(tmpdir(), 'cai-events-')), 'stack'));
   await t.bucket('cai-data');
-  await writePartitions({
+  await synthesizeDataset({
     samples: 250,
     maxBytes: 8 * 2 ** 20,
-    labelled: true,
-    sink: {
-      describe: (n) => n,
-      put: async (name, bytes) => {
-        await t.s3.send(new PutObjectCommand({ Bucket: 'cai-data', Key: `sample/${name}`, Body: bytes }));
-      },
-    },
-    fill: (tensors, start, n) => synthesizeInto(tensors, start, n, 5),
+    seed: 5,
+    sink: sinkFor({ kind: 's3', bucket: 'cai-data', key: 'sample' }, () => t.s3),
   });
 });
 afterAll(() => t?.stack.close());

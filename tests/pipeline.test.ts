@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { RankItem } from '../functions/commons/manifest';
-import { writePartitions } from '../functions/commons/partition-writer';
-import { synthesizeInto } from '../functions/commons/synth';
+import { sinkFor } from '../functions/commons/locations';
+import { synthesizeDataset } from '../functions/commons/synth';
 import { LambdaError } from '../local/lambda-runtime';
 import { ROOT } from './helpers/python';
 import { testStack } from './helpers/stack';
@@ -15,17 +15,11 @@ let t: Awaited<ReturnType<typeof testStack>>;
 /** `count` small labelled partitions (1.pt … count.pt) under s3://bucket/prefix/. */
 async function dataset(bucket: string, prefix: string, count: number, perPartition = 40, seed = 1) {
   await t.bucket(bucket);
-  await writePartitions({
+  await synthesizeDataset({
     samples: count * perPartition,
     maxBytes: 4096 + perPartition * 20504,
-    labelled: true,
-    sink: {
-      describe: (n) => n,
-      put: async (name, bytes) => {
-        if (name.endsWith('.pt')) await t.s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}/${name}`, Body: bytes }));
-      },
-    },
-    fill: (tensors, start, n) => synthesizeInto(tensors, start, n, seed),
+    seed,
+    sink: sinkFor({ kind: 's3', bucket, key: prefix }, () => t.s3),
   });
 }
 

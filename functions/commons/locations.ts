@@ -1,6 +1,6 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { fileSource, s3Source, type ByteSource } from './byte-source';
 import { UsageError } from './errors';
 import { s3Client } from './clients';
@@ -25,13 +25,13 @@ export async function openLocation(location: Location): Promise<ByteSource> {
   return s3Source(s3Client(), location.bucket, location.key);
 }
 
-/** Where a command writes named objects: files in a folder, or keys under an S3 prefix. */
+/** Where a command writes named objects: files in a folder, or keys under an S3 prefix (through `client`). */
 export interface ObjectSink {
   describe(name: string): string;
   put(name: string, bytes: Uint8Array, contentType?: string): Promise<void>;
 }
 
-export function sinkFor(location: Location): ObjectSink {
+export function sinkFor(location: Location, client: () => S3Client = s3Client): ObjectSink {
   if (location.kind === 'file') {
     const root = location.path;
     return {
@@ -50,7 +50,7 @@ export function sinkFor(location: Location): ObjectSink {
   return {
     describe: (name) => `s3://${location.bucket}/${prefix}${name}`,
     async put(name, bytes, contentType = 'application/octet-stream') {
-      await s3Client().send(
+      await client().send(
         new PutObjectCommand({ Bucket: location.bucket, Key: `${prefix}${name}`, Body: bytes, ContentType: contentType }),
       );
     },

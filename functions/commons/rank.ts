@@ -70,8 +70,6 @@ export interface RankContext {
 function timed(source: ByteSource, into: { seconds: number; bytes: number }): ByteSource {
   return {
     ...source,
-    name: source.name,
-    size: source.size,
     async read(offset, length, buffer) {
       const start = process.hrtime.bigint();
       try {
@@ -140,15 +138,20 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
   const samples = done.reduce((n, p) => n + p.samples, 0);
   const bytes = done.reduce((n, p) => n + p.bytes, 0);
   const cpu = process.cpuUsage(cpuBefore);
+  const peakRssMb = process.resourceUsage().maxRSS / 1024;
+  const total = seconds(started);
+  // The result's own upload is the last request; it is counted before it is sent.
+  const requests = countsSince(requestsBefore);
+  requests.s3Put += 1;
   const result: RankResult = {
     'total_cpu_time (seconds)': (cpu.user + cpu.system) / 1e6,
-    'total_cpu_memory (MB)': process.resourceUsage().maxRSS / 1024,
+    'total_cpu_memory (MB)': peakRssMb,
     'execution_time (seconds/batch)': batches ? inference / batches : 0,
     num_batches: batches,
     batch_size: item.batchSize,
     device: 'cpu',
-    throughput_bps: 0,
-    sample_persec: 0,
+    throughput_bps: total > 0 ? (bytes * 8) / total : 0,
+    sample_persec: total > 0 ? samples / total : 0,
     result_path: item.resultPath,
     data_path: item.partitions.map((p) => p.key).join(','),
     run_id: item.runId,
@@ -158,29 +161,16 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
     failures,
     samples,
     bytes,
-    wall_s: { total: 0, download: download.seconds, open, inference, read_wait: readWait, upload: 0 },
+    wall_s: { total, download: download.seconds, open, inference, read_wait: readWait, upload: seconds(uploadStart) },
     init_s: context.initSeconds,
     cold_start: context.initSeconds > 0,
-    peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    peak_rss_mb: peakRssMb,
     memory_configured_mb: context.memoryMb,
     intra_op_threads: context.threads,
-    duration_ms: 0,
-    requests: requestCounts(),
+    duration_ms: total * 1000,
+    requests,
     predictions_key: predictionsKey,
   };
-  // The result's own upload is the last request; count it before writing.
-  const finish = () => {
-    const total = seconds(started);
-    result.wall_s.upload = seconds(uploadStart);
-    result.wall_s.total = total;
-    result.duration_ms = total * 1000;
-    result.throughput_bps = total > 0 ? (bytes * 8) / total : 0;
-    result.sample_persec = total > 0 ? samples / total : 0;
-    const requests = countsSince(requestsBefore);
-    requests.s3Put += 1;
-    result.requests = requests;
-  };
-  finish();
   await context.s3.send(
     new PutObjectCommand({
       Bucket: item.resultBucket,

@@ -33,13 +33,15 @@ export const handler = middy(async (item: RankItem, context?: Context): Promise<
   } catch (error) {
     // This attempt is billed even though it wrote no result: leave a record for the summary.
     const bill = clock.bill();
+    const requests = countsSince(requestsBefore);
+    requests.s3Put += 1; // this record's own PUT
     const attempt: FailedAttempt = {
       rank: item.rank,
       durationMs: bill.durationMs,
       initMs: bill.initMs,
       memoryMb: bill.memoryMb,
       error: describeError(error),
-      requests: { ...countsSince(requestsBefore), s3Put: countsSince(requestsBefore).s3Put + 1 },
+      requests,
     };
     const id = context?.awsRequestId ?? `${Date.now()}`;
     await s3Client()
