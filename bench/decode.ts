@@ -4,12 +4,11 @@
  * peak memory of `cai split` on a file many times larger than its partitions.
  * Prints a table, then one JSON object as the last line.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { fileSource, s3Source, type ByteSource } from '../functions/commons/byte-source';
 import { sinkFor } from '../functions/commons/locations';
@@ -17,19 +16,10 @@ import { openTorchPartition, partitionChunks } from '../functions/commons/partit
 import { rowsPerPartition } from '../functions/commons/partition-writer';
 import { createS3Client } from '../functions/commons/clients';
 import { synthesizeDataset } from '../functions/commons/synth';
+import { lines, median, ROOT, run } from './harness';
 
-const ROOT = join(__dirname, '..', '..');
 const MiB = 2 ** 20;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
-
-function lines(child: ChildProcessWithoutNullStreams) {
-  const it = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  return async () => {
-    const { value, done } = await it.next();
-    if (done) throw new Error('child process ended early');
-    return value as string;
-  };
-}
 
 async function decodeSeconds(open: () => Promise<ByteSource>): Promise<number> {
   const start = process.hrtime.bigint();
@@ -39,17 +29,6 @@ async function decodeSeconds(open: () => Promise<ByteSource>): Promise<number> {
   await reader.close();
   if (!Number.isFinite(checksum)) throw new Error('decode produced non-finite data');
   return Number(process.hrtime.bigint() - start) / 1e9;
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-async function run(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
-  const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env } });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  if (code !== 0) throw new Error(`${command} ${args.join(' ')} failed: ${stderr}`);
-  return stderr;
 }
 
 async function main(): Promise<void> {
@@ -96,7 +75,7 @@ async function main(): Promise<void> {
     seed: 12,
     sink: sinkFor({ kind: 'file', path: join(work, 'big') }),
   });
-  const splitStderr = await run(process.execPath, [
+  const { stderr: splitStderr } = await run(process.execPath, [
     '--require',
     join(ROOT, 'bench', 'max-rss.cjs'),
     join(ROOT, 'dist', 'cli', 'cai.js'),

@@ -3,6 +3,7 @@
  * serves invocations one at a time, as Lambda does. Driven by local/lambda-runtime.ts over IPC.
  */
 import { pathToFileURL } from 'node:url';
+import { peakRssMb } from '../functions/commons/memory';
 
 type Handler = (event: unknown, context: unknown) => Promise<unknown>;
 type Message = { type: 'invoke'; id: string; event: unknown };
@@ -28,7 +29,7 @@ process.on('message', async (message: Message) => {
   const context = { awsRequestId: message.id, functionName: process.env.AWS_LAMBDA_FUNCTION_NAME };
   try {
     const result = await handler(message.event, context);
-    send({ type: 'result', id: message.id, result, durationMs: performance.now() - started, maxRssKb: process.resourceUsage().maxRSS });
+    send({ type: 'result', id: message.id, result, durationMs: performance.now() - started, maxRssKb: Math.round(peakRssMb() * 1024) });
   } catch (caught) {
     const error = caught as Error;
     send({
@@ -36,7 +37,7 @@ process.on('message', async (message: Message) => {
       id: message.id,
       error: { name: error.name, message: error.message },
       durationMs: performance.now() - started,
-      maxRssKb: process.resourceUsage().maxRSS,
+      maxRssKb: Math.round(peakRssMb() * 1024),
     });
   }
 });

@@ -103,6 +103,9 @@ export class LocalStack {
     const initializer = make('initializer', 256, 1, {
       CAI_SFN_ENDPOINT: this.sfn.endpoint,
       STATE_MACHINE_ARN: this.sfn.stateMachineArn,
+      // No more ranks at once than there are containers, as a reserved concurrency would have it:
+      // a rank queued for a container would spend its task timeout waiting.
+      MAX_CONCURRENCY: String(inference.spec.concurrency),
     });
     this.functions = { initializer, inference, summarizer };
 

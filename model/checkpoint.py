@@ -8,6 +8,7 @@ CAI's own ModuleRecord, which only keeps the state it is given, and refuses ever
 The weights are then read out of the records by module path."""
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import types
 from collections import OrderedDict
@@ -132,10 +133,22 @@ def read_state_dict(path: str) -> dict:
     return state
 
 
+def stored_scale_inputs(path: str) -> bool:
+    """Whether a safetensors checkpoint says it was trained on CAI's scaled inputs (its metadata)."""
+    if not path.endswith(".safetensors"):
+        return False
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as f:
+        return (f.metadata() or {}).get("scale_inputs") == "true"
+
+
 def load_model(path: str, num_heads: int = 3, config: AstroMAEConfig | None = None) -> AstroMAE:
     """An eval-mode AstroMAE with a checkpoint's weights; a mismatch names the first bad entry."""
     state = read_state_dict(path)
-    model = AstroMAE(config or infer_config(state, num_heads)).eval()
+    if config is None:
+        config = dataclasses.replace(infer_config(state, num_heads), scale_inputs=stored_scale_inputs(path))
+    model = AstroMAE(config).eval()
     expected = model.state_dict()
     for name, tensor in expected.items():
         if name not in state:

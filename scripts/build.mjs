@@ -59,6 +59,8 @@ await build({
     'local/lambda-worker': 'local/lambda-worker.ts',
     'local/start': 'local/start.ts',
     'bench/decode': 'bench/decode.ts',
+    'bench/inference': 'bench/inference.ts',
+    'bench/cai-worker': 'bench/cai-worker.ts',
   },
   outdir: 'dist',
   // The embedded servers stay in node_modules: they load files of their own at run time.

@@ -82,6 +82,17 @@ describe('checkpoints in every published form export to the same model', () => {
     expect(readFileSync(csv, 'utf8').split('\n')[0]).toBe('partition,row,redshift_pred,redshift_true');
   });
 
+  test('a float16 safetensors file that says it takes scaled inputs exports with the scaling', async () => {
+    const onnx = join(work, 'scaled.onnx');
+    const run = runPythonStatus(exporter, ['--checkpoint', join(dir, 'scaled.safetensors'), '--out', onnx, '--heads', '2']);
+    expect(run.status).toBe(0);
+    const csv = join(work, 'scaled.csv');
+    expect((await cai(['predict', '--model', onnx, join(dir, 'inputs.pt'), '--out', csv])).status).toBe(0);
+    const { predictions, scaled_predictions: scaled } = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8'));
+    expect(maxAbsDiff(csvPredictions(csv), scaled)).toBeLessThan(TOLERANCE);
+    expect(maxAbsDiff(scaled, predictions)).toBeGreaterThan(0.01); // the scaling matters to the output
+  });
+
   test('a pickle that runs a shell command is refused, and nothing runs', () => {
     const run = runPythonStatus(exporter, ['--checkpoint', join(dir, 'hostile_model.pt'), '--out', join(work, 'x.onnx')]);
     expect(run.status).toBe(1);

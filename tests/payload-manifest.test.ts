@@ -44,7 +44,6 @@ describe('payload.json', () => {
     expect(errorsOf({ bucket: 'cosmicai-data' }).map((e) => `${e.field} ${e.message}`)).toEqual([
       'data_bucket is required',
       'data_prefix is required',
-      'batch_size is required',
       'result_path is required',
     ]);
     expect(errorsOf({ ...demo, data_bucket: 'Not_A_Bucket', result_path: '/abs' }).map((e) => e.field)).toEqual([
@@ -53,6 +52,13 @@ describe('payload.json', () => {
     ]);
     expect(errorsOf([1, 2])).toEqual([{ field: '(payload)', message: 'must be a JSON object' }]);
     expect(() => parsePayloadJson('{"bucket": ')).toThrow(/payload\.json: \(payload\): is not valid JSON/);
+  });
+
+  test('batch_size may be left to the worker, which tunes it to its memory size', () => {
+    const { batch_size: _omitted, ...rest } = demo;
+    const { payload } = parsePayload(rest);
+    expect(payload.batch_size).toBeUndefined();
+    expect(planRun('r', payload, [{ key: '100MB/1.pt', bytes: 1 }]).items[0].batchSize).toBeUndefined();
   });
 
   test('numeric strings count as numbers, as in the prototype', () => {

@@ -19,10 +19,7 @@ const Env = z.object({
   LOG_LEVEL: z.string().default('INFO'),
 });
 
-export type Config = z.infer<typeof Env> & {
-  /** Lambda gives one vCPU per 1,769 MB of memory, up to 6 at 10,240 MB. */
-  vcpus: number;
-};
+export type Config = z.infer<typeof Env>;
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = Env.safeParse(env);
@@ -30,8 +27,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
     throw new ConfigError(`bad function configuration: ${problems}`);
   }
-  const vcpus = Math.min(6, Math.max(1, Math.ceil(parsed.data.AWS_LAMBDA_FUNCTION_MEMORY_SIZE / 1769)));
-  return { ...parsed.data, vcpus };
+  return parsed.data;
 }
 
 export function required<K extends keyof Config>(config: Config, key: K): NonNullable<Config[K]> {

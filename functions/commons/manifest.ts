@@ -15,7 +15,8 @@ export interface RankItem {
   runId: string;
   rank: number;
   worldSize: number;
-  batchSize: number;
+  /** The payload's batch_size; absent: the worker's tuned batch size for its memory size. */
+  batchSize?: number;
   dataBucket: string;
   partitions: PartitionObject[];
   resultBucket: string;

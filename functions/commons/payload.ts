@@ -39,7 +39,7 @@ const PayloadSchema = z.strictObject({
   data_bucket: bucketName,
   data_prefix: keyPrefix('an S3 key prefix'),
   file_limit: count(LIMITS.fileLimit).optional(),
-  batch_size: count(LIMITS.batchSize),
+  batch_size: count(LIMITS.batchSize).optional(),
   result_path: keyPrefix('an S3 key prefix').pipe(z.string().min(1, 'must not be empty')),
   world_size: count(LIMITS.worldSize).optional(),
   object_type: z.unknown().optional(),
@@ -54,7 +54,8 @@ export interface Payload {
   data_prefix: string;
   /** At most this many partitions, the first in natural order (1.pt, 2.pt, … 10.pt). */
   file_limit?: number;
-  batch_size: number;
+  /** Absent: the inference worker's tuned batch size for its memory size (functions/commons/tuning.ts). */
+  batch_size?: number;
   result_path: string;
   /** Ranks (inference invocations); default: one per partition. */
   world_size?: number;

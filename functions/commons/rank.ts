@@ -4,6 +4,7 @@ import { countsSince, requestCounts, type RequestCounts } from './clients';
 import { CaiError, describeError } from './errors';
 import { predictPartition, type RedshiftModel } from './inference';
 import type { RankItem } from './manifest';
+import { peakRssMb } from './memory';
 import { openTorchPartition } from './partition';
 import { predictionsCsv } from './predictions';
 import type { PartitionFailure } from './run-store';
@@ -62,6 +63,8 @@ export interface RankContext {
   model: RedshiftModel;
   memoryMb: number;
   threads: number;
+  /** For items whose payload gave no batch_size. */
+  batchSize: number;
   /** INIT seconds of this container when this is its first invocation, else 0. */
   initSeconds: number;
 }
@@ -96,6 +99,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
   const cpuBefore = process.cpuUsage();
   const requestsBefore = requestCounts();
   const keys = outputKeys(item.resultPath);
+  const batchSize = item.batchSize ?? context.batchSize;
   const download = { seconds: 0, bytes: 0 };
   let open = 0;
   let inference = 0;
@@ -112,7 +116,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
       const reader = await openTorchPartition(source);
       open += seconds(openStart);
       try {
-        const result = await predictPartition(context.model, reader, item.batchSize);
+        const result = await predictPartition(context.model, reader, batchSize);
         inference += result.inferenceSeconds;
         readWait += result.readWaitSeconds;
         batches += result.batches;
@@ -138,17 +142,17 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
   const samples = done.reduce((n, p) => n + p.samples, 0);
   const bytes = done.reduce((n, p) => n + p.bytes, 0);
   const cpu = process.cpuUsage(cpuBefore);
-  const peakRssMb = process.resourceUsage().maxRSS / 1024;
+  const peakRss = peakRssMb();
   const total = seconds(started);
   // The result's own upload is the last request; it is counted before it is sent.
   const requests = countsSince(requestsBefore);
   requests.s3Put += 1;
   const result: RankResult = {
     'total_cpu_time (seconds)': (cpu.user + cpu.system) / 1e6,
-    'total_cpu_memory (MB)': peakRssMb,
+    'total_cpu_memory (MB)': peakRss,
     'execution_time (seconds/batch)': batches ? inference / batches : 0,
     num_batches: batches,
-    batch_size: item.batchSize,
+    batch_size: batchSize,
     device: 'cpu',
     throughput_bps: total > 0 ? (bytes * 8) / total : 0,
     sample_persec: total > 0 ? samples / total : 0,
@@ -164,7 +168,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
     wall_s: { total, download: download.seconds, open, inference, read_wait: readWait, upload: seconds(uploadStart) },
     init_s: context.initSeconds,
     cold_start: context.initSeconds > 0,
-    peak_rss_mb: peakRssMb,
+    peak_rss_mb: peakRss,
     memory_configured_mb: context.memoryMb,
     intra_op_threads: context.threads,
     duration_ms: total * 1000,

@@ -8,11 +8,15 @@ import { loadRedshiftModel } from '../commons/inference';
 import { logger, markInitDone, startInvocation } from '../commons/lambda';
 import type { RankItem } from '../commons/manifest';
 import { outputKeys, runRank } from '../commons/rank';
+import { workerSettings } from '../commons/tuning';
 import type { FailedAttempt, RankOutcome } from '../commons/summary';
 
 // INIT: configuration and the ONNX session, once per container.
 const config = readConfig();
-const threads = config.INTRA_OP_THREADS ?? config.vcpus;
+// Threads and batch size for this memory size, as `npm run bench` measured them; the environment's
+// INTRA_OP_THREADS and the payload's batch_size win when given.
+const tuned = workerSettings(config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE);
+const threads = config.INTRA_OP_THREADS ?? tuned.threads;
 const model = await loadRedshiftModel(required(config, 'MODEL_PATH'), { intraOpThreads: threads });
 markInitDone();
 
@@ -26,6 +30,7 @@ export const handler = middy(async (item: RankItem, context?: Context): Promise<
       model,
       memoryMb: config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
       threads,
+      batchSize: tuned.batchSize,
       initSeconds: clock.initSeconds,
     });
     logger.info('rank done', { runId: item.runId, rank: item.rank, samples: result.samples, failures: result.failures.length });

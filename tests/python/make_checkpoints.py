@@ -5,7 +5,7 @@ usage: make_checkpoints.py OUT_DIR
 Writes state.pt, dp_state.pt (DataParallel state_dict: `module.` prefix), state.safetensors,
 dp_model.pt (torch.save of a whole nn.DataParallel whose classes carry the published model's class
 paths: blocks.model_vit_inception.ViT_Astro, timm's Block, ... made here without that code),
-hostile_model.pt, mismatched.pt, inputs.pt (a labelled partition) and expected.json (PyTorch's
+scaled.safetensors (float16, scale_inputs in its metadata), hostile_model.pt, mismatched.pt, inputs.pt (a labelled partition) and expected.json (PyTorch's
 predictions for inputs.pt).
 """
 import dataclasses
@@ -84,6 +84,19 @@ torch.save(bad, os.path.join(out, "mismatched.pt"))
 image, magnitude = rule_inputs(9)
 redshift = torch.linspace(0.05, 0.6, 9)
 torch.save(TensorDataset(image, magnitude, redshift), os.path.join(out, "inputs.pt"))
+# A model trained on CAI's scaled inputs, as `model:train -- --full` stores one: float16, with
+# scale_inputs in the metadata and the shared convolution under one name.
+scaled = AstroMAE(SMALL).eval()
+scaled.load_state_dict({k: v.half().float() for k, v in rule_state_dict(scaled).items()})
+save_file(
+    {k: v.half().contiguous() for k, v in scaled.state_dict().items() if not k.startswith("inception_model.conv2d_init.")},
+    os.path.join(out, "scaled.safetensors"),
+    metadata={"scale_inputs": "true"},
+)
 with torch.no_grad():
     expected = model(image, magnitude)[:, 0]
-json.dump({"predictions": expected.tolist()}, open(os.path.join(out, "expected.json"), "w"))
+    expected_scaled = scaled(image, magnitude)[:, 0]
+json.dump(
+    {"predictions": expected.tolist(), "scaled_predictions": expected_scaled.tolist()},
+    open(os.path.join(out, "expected.json"), "w"),
+)

@@ -1,0 +1,347 @@
+/**
+ * `npm run bench`: CAI's inference worker against PyTorch eager, side by side on this machine, and
+ * what the measured rates mean on AWS Lambda.
+ *
+ * One set of weights (model/bench-full.safetensors: the full-size AstroMAE, trained on `cai synth`
+ * data by `npm run model:train -- --full`) is exported to ONNX (fp32, and int8 by CAI's recipe) and
+ * loaded by PyTorch. On one ≈100 MB synthetic partition, in alternating rounds, with the same batch
+ * size and one thread each: PyTorch (torch.load + eager, inference mode) and CAI's worker path
+ * (partition decode + onnxruntime-node), fp32 and int8. Then: a threads × batch sweep, cold start
+ * in fresh processes, the local pipeline (`npm start`) with 2 workers over ≥ 50,000 galaxies, the
+ * fp32 matmul peak of one core, and a cost model of the prototype's 12.6 GB workload.
+ *
+ * Environment: BENCH_ROUNDS (default 3), BENCH_E2E_PARTITIONS (100 MB each, default 10).
+ * Prints tables, then one JSON object as the last line.
+ */
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { redshiftAccuracy } from '../functions/commons/accuracy';
+import { fileSource } from '../functions/commons/byte-source';
+import { PROTOTYPE_GB_SECOND, billLambda, pricesFor, type Architecture } from '../functions/commons/cost';
+import { estimateWorkload, lambdaVcpus, secondsPerSampleAt, type MeasuredRate } from '../functions/commons/cost-model';
+import { sinkFor } from '../functions/commons/locations';
+import { openTorchPartition, partitionChunks } from '../functions/commons/partition';
+import { rowsPerPartition } from '../functions/commons/partition-writer';
+import { synthesizeDataset } from '../functions/commons/synth';
+import { WORKER_SETTINGS, wholeVcpus } from '../functions/commons/tuning';
+import { JsonWorker, PYTHON, ROOT, lastJsonLine, median, run, say } from './harness';
+
+const MiB = 2 ** 20;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const E2E_PARTITIONS = Number(process.env.BENCH_E2E_PARTITIONS ?? 10);
+const WEIGHTS = join(ROOT, 'model', 'bench-full.safetensors');
+const SWEEP_BATCHES = [16, 32, 64, 128, 256];
+const SWEEP_SAMPLES = 512;
+const MEMORY_SIZES = [1024, 1769, 3538, 5307, 7076, 8845, 10240];
+/** The prototype's 12.6 GB workload (seeds/001): its partitions, requests, mean duration and memory used. */
+const PROTOTYPE = [
+  { partitionMb: 25, requests: 517, durationS: 6.55, memoryUsedGb: 2.8 },
+  { partitionMb: 50, requests: 259, durationS: 11.8, memoryUsedGb: 4.0 },
+  { partitionMb: 75, requests: 173, durationS: 17.6, memoryUsedGb: 5.9 },
+  { partitionMb: 100, requests: 130, durationS: 25, memoryUsedGb: 7.0 },
+];
+const PROTOTYPE_MEMORY_MB = 10240;
+const WORKLOAD_BYTES = 12.6 * 2 ** 30;
+/** Not measured here: one container's S3 read rate (a single stream's; CAI's parallel ranged GETs do better). */
+const ASSUMED_S3_MIBPS = 90;
+const FIRST_CHUNK_BYTES = 16 * MiB;
+
+interface Timing {
+  seconds: number;
+  samples: number;
+}
+type Variant = 'torch' | 'fp32' | 'int8';
+
+const rate = (t: Timing) => t.samples / t.seconds;
+const round = (x: number, digits = 2) => Number(x.toFixed(digits));
+const pad = (x: unknown, width: number) => String(x).padStart(width);
+
+async function readLabels(path: string): Promise<Float32Array> {
+  const reader = await openTorchPartition(await fileSource(path));
+  const labels = new Float32Array(reader.samples);
+  for await (const rows of partitionChunks(reader)) if (rows.redshift) labels.set(rows.redshift, rows.start);
+  await reader.close();
+  return labels;
+}
+
+const floats = async (path: string) => {
+  const bytes = await readFile(path);
+  return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+};
+
+interface PipelineRun {
+  samples: number;
+  /** The run's own wall time (payload upload seen → summary written), from its summary. */
+  wallS: number;
+  peakRssMb: number;
+}
+
+/** `npm start` over synthetic 100 MiB partitions, 2 inference workers of one thread each. */
+async function runPipeline(work: string, partitions: number, perPartition: number, batch: number, model: string): Promise<PipelineRun> {
+  const samples = partitions * perPartition;
+  say(`npm start: ${samples} galaxies in ${partitions} partitions of 100 MiB, 2 workers …`);
+  const data = join(work, 'e2e', 'data');
+  await synthesizeDataset({ samples, maxBytes: 100 * MiB, seed: 13, sink: sinkFor({ kind: 'file', path: data }) });
+  const payload = join(work, 'e2e', 'payload.json');
+  writeFileSync(payload, JSON.stringify({ bucket: 'cai-control', data_bucket: 'bench-data', data_prefix: 'e2e', batch_size: batch, result_path: 'results/bench' }));
+  const { stdout } = await run(
+    process.execPath,
+    [join(ROOT, 'dist', 'local', 'start.js'), '--partitions', data, '--payload', payload, '--model', model, '--workers', '2', '--dir', join(work, 'e2e', 'stack')],
+    { echo: true },
+  ).catch((error: Error) => {
+    throw new Error(`npm start: ${error.message.split('\n').filter((l) => /FAILED|PARTIAL|Error|error/.test(l)).slice(-3).join(' | ') || 'failed'}`);
+  });
+  const result = lastJsonLine<{ status: string; samples: number; outputs: string }>(stdout);
+  if (result.status !== 'SUCCEEDED' || result.samples !== samples) throw new Error(`npm start: ${result.status}, ${result.samples} of ${samples} galaxies`);
+  const summary = JSON.parse(await readFile(join(result.outputs, 'summary.json'), 'utf8')) as { timings: { wall_s: number; peak_rss_mb_max: number } };
+  return { samples, wallS: summary.timings.wall_s, peakRssMb: summary.timings.peak_rss_mb_max };
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  if (!existsSync(WEIGHTS)) throw new Error(`${WEIGHTS} is missing: it is part of the repository (npm run model:train -- --full rebuilds it)`);
+  const work = mkdtempSync(join(tmpdir(), 'cai-bench-'));
+  const cores = cpus().length;
+  const threadCounts = cores >= 2 ? [1, 2] : [1];
+
+  say('exporting the full-size model (fp32 and int8) from model/bench-full.safetensors …');
+  const models = lastJsonLine<{ fp32: string; int8: string; parameters: number; gflop_per_sample: number; export_max_abs_diff: number }>(
+    (await run(PYTHON, [join(ROOT, 'bench', 'prepare.py'), '--weights', WEIGHTS, '--out', join(work, 'models')])).stdout,
+  );
+  const modelPath = { fp32: models.fp32, int8: models.int8 };
+
+  const partitionBytes = 100 * MiB;
+  const partitionSamples = rowsPerPartition(partitionBytes, true);
+  say(`writing a ${partitionSamples}-galaxy partition (100 MiB) and a ${SWEEP_SAMPLES}-galaxy one for the sweep …`);
+  await synthesizeDataset({ samples: partitionSamples, maxBytes: partitionBytes, seed: 11, sink: sinkFor({ kind: 'file', path: join(work, 'one') }) });
+  await synthesizeDataset({ samples: SWEEP_SAMPLES, maxBytes: partitionBytes, seed: 12, sink: sinkFor({ kind: 'file', path: join(work, 'sweep') }) });
+  const partition = join(work, 'one', '1.pt');
+  const sweepPartition = join(work, 'sweep', '1.pt');
+
+  const torch = new JsonWorker(PYTHON, [join(ROOT, 'bench', 'torch_worker.py'), '--weights', WEIGHTS]);
+  const cai = new JsonWorker(process.execPath, [join(ROOT, 'dist', 'bench', 'cai-worker.js')]);
+  await torch.ready();
+  const infer = (variant: Variant, file: string, batch: number, threads: number, out?: string): Promise<Timing> =>
+    variant === 'torch'
+      ? torch.request({ op: 'infer', partition: file, batch, threads, out })
+      : cai.request({ model: modelPath[variant], partition: file, batch, threads, out });
+
+  say('fp32 matmul peak of one core (torch and onnxruntime) …');
+  const peak = await torch.request<{ peak_gflops: number; peak_from: string }>({ op: 'peak' });
+
+  // Threads × batch: CAI fp32 and int8 on every pair, PyTorch on a few, same small partition.
+  const sweep: { variant: Variant; threads: number; batch: number; perSecond: number }[] = [];
+  for (const threads of threadCounts) {
+    for (const batch of SWEEP_BATCHES) {
+      for (const variant of ['fp32', 'int8', 'torch'] as Variant[]) {
+        if (variant === 'torch' && ![16, 32, 64, 256].includes(batch)) continue;
+        say(`sweep: ${variant}, ${threads} thread(s), batch ${batch}`);
+        sweep.push({ variant, threads, batch, perSecond: rate(await infer(variant, sweepPartition, batch, threads)) });
+      }
+    }
+  }
+  const best = (variant: Variant, threads: number) =>
+    sweep.filter((s) => s.variant === variant && s.threads === threads).reduce((a, b) => (b.perSecond > a.perSecond ? b : a));
+  const batch = best('fp32', 1).batch;
+
+  // The headline: the whole partition, one thread, the same batch, alternating order each round.
+  const times: Record<Variant, number[]> = { torch: [], fp32: [], int8: [] };
+  const out = (variant: Variant) => join(work, `${variant}.f32`);
+  for (let r = 0; r < ROUNDS; r++) {
+    const order: Variant[] = r % 2 === 0 ? ['torch', 'fp32', 'int8'] : ['int8', 'fp32', 'torch'];
+    for (const variant of order) {
+      const timing = await infer(variant, partition, batch, 1, r === 0 ? out(variant) : undefined);
+      if (timing.samples !== partitionSamples) throw new Error(`${variant} predicted ${timing.samples} of ${partitionSamples} galaxies`);
+      times[variant].push(timing.seconds);
+    }
+    say(`round ${r + 1}/${ROUNDS}: ${(['torch', 'fp32', 'int8'] as Variant[]).map((v) => `${v} ${(partitionSamples / times[v][r]).toFixed(1)}/s`).join(', ')}`);
+  }
+  torch.close();
+  cai.close();
+  const perSecond = (variant: Variant) => partitionSamples / median(times[variant]);
+  const oneWorker = perSecond('fp32');
+
+  const labels = await readLabels(partition);
+  const [torchZ, fp32Z, int8Z] = await Promise.all([out('torch'), out('fp32'), out('int8')].map(floats));
+  const dz = Float64Array.from(int8Z, (z, i) => Math.abs(z - fp32Z[i])).sort();
+  const torchVsCai = fp32Z.reduce((m, z, i) => Math.max(m, Math.abs(z - torchZ[i])), 0);
+  const accuracy = { torch: redshiftAccuracy(torchZ, labels)!, fp32: redshiftAccuracy(fp32Z, labels)!, int8: redshiftAccuracy(int8Z, labels)! };
+
+  say('cold start: module load and session in fresh processes …');
+  const coldStarts: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const { stdout } = await run(process.execPath, [join(ROOT, 'dist', 'bench', 'cai-worker.js'), '--cold-start', modelPath.fp32, '--threads', '1']);
+    coldStarts.push(lastJsonLine<{ cold_start_s: number }>(stdout).cold_start_s);
+  }
+
+  let e2e: PipelineRun | null = null;
+  let e2eError: string | null = null;
+  if (E2E_PARTITIONS > 0) {
+    try {
+      e2e = await runPipeline(work, E2E_PARTITIONS, partitionSamples, batch, modelPath.fp32);
+    } catch (error) {
+      // The other measurements still count; the report says what went wrong here.
+      e2eError = (error as Error).message.split('\n')[0];
+      say(`npm start failed: ${e2eError}`);
+    }
+  }
+  rmSync(work, { recursive: true, force: true });
+
+  // Settings per Lambda size: measured where this machine has the cores, else one thread per vCPU.
+  const measuredRate = (variant: Variant): MeasuredRate => ({
+    oneThread: 1 / perSecond(variant),
+    // The sweep's 2-thread gain over 1 thread, at each one's best batch, applied to the headline rate.
+    twoThreads: threadCounts.includes(2) ? 1 / perSecond(variant) / (best(variant, 2).perSecond / best(variant, 1).perSecond) : 1 / perSecond(variant),
+  });
+  const settings = MEMORY_SIZES.map((memoryMb) => {
+    const vcpus = wholeVcpus(memoryMb);
+    const measured = threadCounts.includes(vcpus);
+    const pick = measured ? best('fp32', vcpus) : { threads: vcpus, batch: best('fp32', threadCounts[threadCounts.length - 1]).batch };
+    const committed = WORKER_SETTINGS[vcpus];
+    return {
+      memory_mb: memoryMb,
+      vcpus: round(lambdaVcpus(memoryMb), 2),
+      threads: pick.threads,
+      batch_size: pick.batch,
+      measured,
+      fp32_samples_per_s: round(1 / secondsPerSampleAt(lambdaVcpus(memoryMb), measuredRate('fp32')), 1),
+      int8_samples_per_s: round(1 / secondsPerSampleAt(lambdaVcpus(memoryMb), measuredRate('int8')), 1),
+      matches_defaults: committed ? committed.threads === pick.threads && committed.batchSize === pick.batch : null,
+    };
+  });
+
+  // The prototype's workload on Lambda, per partition size: the cheapest memory size that holds the
+  // worker's peak memory with a quarter to spare, for each model and architecture. Whole vCPUs
+  // only: below 1,769 MB a function gets a time-sliced share of one vCPU, which the proportional
+  // model above would flatter.
+  const peakRss = e2e?.peakRssMb ?? 0;
+  const initS = median(coldStarts);
+  const costs = PROTOTYPE.map((p) => {
+    const row: Record<string, unknown> = { partition_mb: p.partitionMb };
+    for (const variant of ['fp32', 'int8'] as const) {
+      for (const architecture of ['x86_64', 'arm64'] as Architecture[]) {
+        const options = MEMORY_SIZES.filter((m) => m >= 1769 && m >= peakRss * 1.25).map((memoryMb) =>
+          Object.assign(
+            estimateWorkload({
+              totalBytes: WORKLOAD_BYTES,
+              partitionBytes: p.partitionMb * MiB,
+              bytesPerSample: partitionBytes / partitionSamples,
+              memoryMb,
+              architecture,
+              region: 'us-east-1',
+              secondsPerSample: secondsPerSampleAt(lambdaVcpus(memoryMb), measuredRate(variant)),
+              initSeconds: initS,
+              s3MiBps: ASSUMED_S3_MIBPS,
+              firstChunkBytes: FIRST_CHUNK_BYTES,
+              concurrency: 1000,
+            }),
+            { memoryMb },
+          ),
+        );
+        const cheapest = options.reduce((a, b) => (b.cost.totalUsd < a.cost.totalUsd ? b : a));
+        row[`${variant}_${architecture}`] = {
+          memory_mb: cheapest.memoryMb,
+          ranks: cheapest.partitions,
+          duration_s: round(cheapest.durationS, 1),
+          wall_s: round(cheapest.wallS, 1),
+          usd: round(cheapest.cost.totalUsd, 4),
+        };
+      }
+    }
+    const prices = pricesFor('us-east-1');
+    const configured = billLambda({ memoryMb: PROTOTYPE_MEMORY_MB, durationMs: p.durationS * 1000, initMs: 0 }, 'x86_64', prices);
+    row.prototype = {
+      ranks: p.requests,
+      duration_s: p.durationS,
+      seed_formula_usd: round(p.requests * p.durationS * p.memoryUsedGb * PROTOTYPE_GB_SECOND, 2),
+      billed_at_10gb_usd: round(p.requests * (configured.computeUsd + configured.requestUsd), 2),
+    };
+    return row;
+  });
+
+  const torchRate = perSecond('torch');
+  const result = {
+    threads: 1,
+    batch_size: batch,
+    rounds: ROUNDS,
+    partition_samples: partitionSamples,
+    torch_fp32_samples_per_s: round(torchRate, 1),
+    cai_fp32_samples_per_s: round(perSecond('fp32'), 1),
+    ratio_fp32: round(perSecond('fp32') / torchRate),
+    cai_int8_samples_per_s: round(perSecond('int8'), 1),
+    ratio_int8: round(perSecond('int8') / torchRate),
+    int8_median_abs_dz: round(median(Array.from(dz)), 5),
+    int8_max_abs_dz: round(dz[dz.length - 1], 4),
+    fp32_max_abs_diff_vs_torch: torchVsCai,
+    mae: { torch: round(accuracy.torch.mae, 4), cai_fp32: round(accuracy.fp32.mae, 4), cai_int8: round(accuracy.int8.mae, 4) },
+    peak_rss_mb_100mb_partition: e2e ? Math.round(e2e.peakRssMb) : null,
+    cold_start_s: round(initS, 3),
+    e2e_samples: e2e?.samples ?? null,
+    e2e_wall_s: e2e ? round(e2e.wallS, 1) : null,
+    e2e_efficiency: e2e ? round(e2e.samples / e2e.wallS / (2 * oneWorker), 3) : null,
+    e2e_error: e2eError,
+    gflop_per_sample: round(models.gflop_per_sample, 3),
+    matmul_peak_gflops_per_core: round(peak.peak_gflops, 1),
+    achieved_gflops_fp32: round(perSecond('fp32') * models.gflop_per_sample, 1),
+    gflops_fraction_of_peak: round((perSecond('fp32') * models.gflop_per_sample) / peak.peak_gflops, 3),
+    best_settings: settings,
+    cost_12_6gb: costs,
+    bench_seconds: Math.round((Date.now() - started) / 1000),
+  };
+  report(result, sweep, times, peak.peak_from);
+}
+
+function report(result: Record<string, any>, sweep: { variant: Variant; threads: number; batch: number; perSecond: number }[], times: Record<Variant, number[]>, peakFrom: string) {
+  const lines: string[] = [];
+  const r = result;
+  lines.push('', `AstroMAE full size (${r.gflop_per_sample} GFLOP/galaxy), one ${r.partition_samples}-galaxy 100 MiB partition, 1 thread, batch ${r.batch_size}, median of ${r.rounds} alternating rounds`);
+  lines.push(`  ${'path'.padEnd(40)} ${'galaxies/s'.padStart(10)} ${'vs PyTorch'.padStart(10)} ${'MAE'.padStart(8)}`);
+  const row = (name: string, rate: number, ratio: number | string, mae: number) =>
+    lines.push(`  ${name.padEnd(40)} ${pad(rate, 10)} ${pad(ratio, 10)} ${pad(mae, 8)}`);
+  row('PyTorch 2.13 eager (torch.load + model)', r.torch_fp32_samples_per_s, '1.00', r.mae.torch);
+  row('CAI fp32 (decode + onnxruntime-node)', r.cai_fp32_samples_per_s, r.ratio_fp32, r.mae.cai_fp32);
+  row('CAI int8', r.cai_int8_samples_per_s, r.ratio_int8, r.mae.cai_int8);
+  lines.push(`  rounds (s): ${(['torch', 'fp32', 'int8'] as Variant[]).map((v) => `${v} ${times[v].map((t) => t.toFixed(1)).join('/')}`).join('; ')}`);
+  lines.push(`  int8 vs fp32 |Δz|: median ${r.int8_median_abs_dz}, max ${r.int8_max_abs_dz};  CAI fp32 vs PyTorch: max |Δz| ${r.fp32_max_abs_diff_vs_torch.toExponential(1)}`);
+  lines.push(
+    `  compute: ${r.achieved_gflops_fp32} GFLOP/s fp32 on one core = ${r.gflops_fraction_of_peak} of the ${r.matmul_peak_gflops_per_core} GFLOP/s matmul peak (${peakFrom})`,
+  );
+  lines.push(`  cold start (fresh process to session ready): ${r.cold_start_s} s`);
+  if (r.e2e_error) lines.push(`  npm start FAILED: ${r.e2e_error}`);
+  if (r.e2e_samples) {
+    lines.push(`  npm start, 2 workers: ${r.e2e_samples} galaxies in ${r.e2e_wall_s} s = ${r.e2e_efficiency} of 2 × one worker; worker peak RSS ${r.peak_rss_mb_100mb_partition} MB`);
+  }
+  lines.push('', 'threads × batch sweep (galaxies/s, ' + `${SWEEP_SAMPLES}-galaxy partition)`);
+  for (const variant of ['fp32', 'int8', 'torch'] as Variant[]) {
+    for (const threads of [...new Set(sweep.map((s) => s.threads))]) {
+      const cells = sweep.filter((s) => s.variant === variant && s.threads === threads);
+      lines.push(`  ${variant.padEnd(6)} ${threads} thread(s): ${cells.map((c) => `b${c.batch} ${c.perSecond.toFixed(1)}`).join('  ')}`);
+    }
+  }
+  lines.push('', 'per Lambda memory size (vCPU share; rates modelled from this machine; * = not measured here: one thread per vCPU)');
+  lines.push(`  ${'memory MB'.padStart(9)} ${'vCPU'.padStart(5)} ${'threads'.padStart(7)} ${'batch'.padStart(5)} ${'fp32/s'.padStart(7)} ${'int8/s'.padStart(7)}  defaults`);
+  for (const s of r.best_settings) {
+    lines.push(
+      `  ${pad(s.memory_mb, 9)} ${pad(s.vcpus, 5)} ${pad(s.threads + (s.measured ? '' : '*'), 7)} ${pad(s.batch_size, 5)} ${pad(s.fp32_samples_per_s, 7)} ${pad(s.int8_samples_per_s, 7)}  ${s.matches_defaults === null ? '-' : s.matches_defaults ? 'same' : 'DIFFERENT from tuning.ts'}`,
+    );
+  }
+  lines.push('', `12.6 GB on Lambda (us-east-1), modelled from the rates above: cheapest memory per partition size; S3 at ${ASSUMED_S3_MIBPS} MiB/s assumed`);
+  lines.push(`  ${'partition'.padEnd(10)} ${'ranks'.padStart(5)} │ ${'prototype (s, seed $, billed at 10 GB $)'.padEnd(40)} │ ${'CAI fp32 x86 / arm64'.padEnd(34)} │ CAI int8 x86 / arm64`);
+  for (const c of r.cost_12_6gb) {
+    const p = c.prototype;
+    const cell = (a: any, b: any) => `${a.memory_mb} MB ${a.duration_s} s $${a.usd} / $${b.usd}`;
+    lines.push(
+      `  ${`${c.partition_mb} MB`.padEnd(10)} ${pad(p.ranks, 5)} │ ${`${p.duration_s} s  $${p.seed_formula_usd}  $${p.billed_at_10gb_usd}`.padEnd(40)} │ ${cell(c.fp32_x86_64, c.fp32_arm64).padEnd(34)} │ ${cell(c.int8_x86_64, c.int8_arm64)}`,
+    );
+  }
+  lines.push('  (arm64 uses the x86_64 rates measured here: not measured on Graviton)');
+  lines.push(JSON.stringify(result));
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+main().catch((error: Error) => {
+  process.stderr.write(`bench: ${error.message}\n`);
+  process.exit(1);
+});

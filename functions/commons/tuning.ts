@@ -1,0 +1,28 @@
+/**
+ * The inference worker's settings per Lambda size: intra-op threads and batch size. These are
+ * what `npm run bench` found fastest on a 2-core x86_64 machine (README, "Performance"): 1 and 2
+ * vCPUs are measured; above 2 vCPUs, one thread per vCPU is assumed, not measured. The bench
+ * prints its own findings next to these and says when they differ.
+ */
+export interface WorkerSettings {
+  threads: number;
+  batchSize: number;
+}
+
+/** Indexed by whole vCPUs (1,769 MB each, rounded up; below 1,769 MB a single thread). */
+export const WORKER_SETTINGS: Readonly<Record<number, WorkerSettings>> = {
+  1: { threads: 1, batchSize: 16 },
+  2: { threads: 2, batchSize: 16 },
+};
+
+export const MAX_LAMBDA_VCPUS = 6;
+
+/** Whole vCPUs a Lambda of this memory size can keep busy. */
+export const wholeVcpus = (memoryMb: number) => Math.min(MAX_LAMBDA_VCPUS, Math.max(1, Math.ceil(memoryMb / 1769)));
+
+export function workerSettings(memoryMb: number): WorkerSettings {
+  const vcpus = wholeVcpus(memoryMb);
+  const measured = Math.max(...Object.keys(WORKER_SETTINGS).map(Number).filter((v) => v <= vcpus));
+  const settings = WORKER_SETTINGS[measured];
+  return vcpus === measured ? settings : { threads: vcpus, batchSize: settings.batchSize };
+}

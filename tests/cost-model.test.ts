@@ -1,0 +1,64 @@
+import { billRun } from '../functions/commons/cost';
+import { CostModelError, estimateWorkload, lambdaVcpus, secondsPerSampleAt } from '../functions/commons/cost-model';
+
+const MiB = 2 ** 20;
+const base = {
+  totalBytes: 12.6 * 2 ** 30,
+  partitionBytes: 100 * MiB,
+  bytesPerSample: 20504,
+  memoryMb: 1769,
+  architecture: 'x86_64' as const,
+  region: 'us-east-1',
+  secondsPerSample: 0.01,
+  initSeconds: 0.5,
+  s3MiBps: 100,
+  firstChunkBytes: 16 * MiB,
+  concurrency: 1000,
+};
+
+test("the prototype's 12.6 GB in 100 MB partitions: 130 ranks, one wave, billed as billRun bills it", () => {
+  const estimate = estimateWorkload(base);
+  expect(estimate.partitions).toBe(130);
+  expect(estimate.samples).toBe(Math.floor(base.totalBytes / 20504));
+  // Its galaxies at 10 ms each, after the 0.16 s first read; the rest of the read hides behind compute.
+  expect(estimate.durationS).toBeCloseTo(0.16 + Math.floor((100 * MiB) / 20504) * 0.01, 6);
+  expect(estimate.wallS).toBeCloseTo(0.5 + estimate.durationS, 6);
+  const lambda = billRun(
+    { invocations: Array(130).fill({ memoryMb: 1769, durationMs: estimate.durationS * 1000, initMs: 500 }), stateTransitions: 0, s3: { get: 0, put: 0, list: 0 }, dynamo: { writes: 0, reads: 0 } },
+    'us-east-1',
+    'x86_64',
+  ).lambda;
+  expect(estimate.cost.lambda).toEqual(lambda);
+  expect(estimate.cost.stepFunctions.transitions).toBe(132);
+  expect(estimate.cost.s3.get).toBe(130 * 13 + 1);
+});
+
+test('a slow S3 read sets the duration when it cannot hide behind compute', () => {
+  const estimate = estimateWorkload({ ...base, s3MiBps: 10, secondsPerSample: 1e-6 });
+  expect(estimate.durationS).toBeCloseTo(10, 6);
+});
+
+test('more partitions than concurrency run in waves; arm64 bills less per GB-second', () => {
+  const waves = estimateWorkload({ ...base, partitionBytes: 25 * MiB, concurrency: 100 });
+  expect(waves.partitions).toBe(517);
+  expect(waves.wallS).toBeCloseTo(6 * (0.5 + waves.durationS), 6);
+  expect(estimateWorkload({ ...base, architecture: 'arm64' }).cost.lambda.computeUsd).toBeLessThan(
+    estimateWorkload(base).cost.lambda.computeUsd,
+  );
+});
+
+test('vCPU scaling: fractions slow one thread; beyond two, each vCPU adds what the second did', () => {
+  const measured = { oneThread: 0.01, twoThreads: 0.0055 };
+  expect(lambdaVcpus(1769 / 2)).toBeCloseTo(0.5, 10);
+  expect(lambdaVcpus(10240)).toBeCloseTo(10240 / 1769, 10); // the share of 6 vCPUs it can use
+  expect(secondsPerSampleAt(0.5, measured)).toBeCloseTo(0.02, 10);
+  expect(secondsPerSampleAt(1, measured)).toBeCloseTo(0.01, 10);
+  expect(secondsPerSampleAt(2, measured)).toBeCloseTo(0.0055, 10);
+  const gain = 0.01 / 0.0055 - 1;
+  expect(secondsPerSampleAt(4, measured)).toBeCloseTo(0.01 / (1 + 3 * gain), 10);
+});
+
+test('nonsense workloads are refused by name', () => {
+  expect(() => estimateWorkload({ ...base, partitionBytes: 0 })).toThrow(CostModelError);
+  expect(() => estimateWorkload({ ...base, totalBytes: MiB })).toThrow(/no larger than the whole/);
+});
