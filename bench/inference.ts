@@ -131,20 +131,30 @@ async function main(): Promise<void> {
   say('fp32 matmul peak of one core (torch and onnxruntime) …');
   const peak = await torch.request<{ peak_gflops: number; peak_from: string }>({ op: 'peak' });
 
-  // Threads × batch: CAI fp32 and int8 on every pair, PyTorch on a few, same small partition.
+  // Threads × batch: CAI fp32 and int8 on every pair, PyTorch on a few, same small partition. Two
+  // passes in opposite orders, best of the two: the machine is shared, and a neighbour's burst
+  // would otherwise decide the defaults.
   const sweep: { variant: Variant; threads: number; batch: number; perSecond: number }[] = [];
-  for (const threads of threadCounts) {
-    for (const batch of SWEEP_BATCHES) {
-      for (const variant of ['fp32', 'int8', 'torch'] as Variant[]) {
-        if (variant === 'torch' && ![16, 32, 64, 256].includes(batch)) continue;
-        say(`sweep: ${variant}, ${threads} thread(s), batch ${batch}`);
-        sweep.push({ variant, threads, batch, perSecond: rate(await infer(variant, sweepPartition, batch, threads)) });
-      }
+  const cells = threadCounts.flatMap((threads) =>
+    SWEEP_BATCHES.flatMap((batch) =>
+      (['fp32', 'int8', 'torch'] as Variant[]).filter((v) => v !== 'torch' || [16, 32, 64, 256].includes(batch)).map((variant) => ({ variant, threads, batch })),
+    ),
+  );
+  let done = 0;
+  for (const pass of [cells, [...cells].reverse()]) {
+    for (const cell of pass) {
+      if (done++ % 10 === 0) say(`sweep: ${done}/${cells.length * 2} …`);
+      const perSecond = rate(await infer(cell.variant, sweepPartition, cell.batch, cell.threads));
+      const seen = sweep.find((s) => s.variant === cell.variant && s.threads === cell.threads && s.batch === cell.batch);
+      if (seen) seen.perSecond = Math.max(seen.perSecond, perSecond);
+      else sweep.push({ ...cell, perSecond });
     }
   }
   const best = (variant: Variant, threads: number) =>
     sweep.filter((s) => s.variant === variant && s.threads === threads).reduce((a, b) => (b.perSecond > a.perSecond ? b : a));
   const batch = best('fp32', 1).batch;
+  const cellRate = (variant: Variant, threads: number, batchSize: number) =>
+    sweep.find((s) => s.variant === variant && s.threads === threads && s.batch === batchSize)?.perSecond ?? 0;
 
   // The headline: the whole partition, one thread, the same batch, alternating order each round.
   const times: Record<Variant, number[]> = { torch: [], fp32: [], int8: [] };
@@ -208,7 +218,8 @@ async function main(): Promise<void> {
       measured,
       fp32_samples_per_s: round(1 / secondsPerSampleAt(lambdaVcpus(memoryMb), measuredRate('fp32')), 1),
       int8_samples_per_s: round(1 / secondsPerSampleAt(lambdaVcpus(memoryMb), measuredRate('int8')), 1),
-      matches_defaults: committed ? committed.threads === pick.threads && committed.batchSize === pick.batch : null,
+      // Whether tuning.ts's setting for this size is as good as the best found, within 5 %.
+      matches_defaults: committed && measured ? cellRate('fp32', committed.threads, committed.batchSize) >= 0.95 * best('fp32', vcpus).perSecond : null,
     };
   });
 
@@ -324,7 +335,7 @@ function report(result: Record<string, any>, sweep: { variant: Variant; threads:
   lines.push(`  ${'memory MB'.padStart(9)} ${'vCPU'.padStart(5)} ${'threads'.padStart(7)} ${'batch'.padStart(5)} ${'fp32/s'.padStart(7)} ${'int8/s'.padStart(7)}  defaults`);
   for (const s of r.best_settings) {
     lines.push(
-      `  ${pad(s.memory_mb, 9)} ${pad(s.vcpus, 5)} ${pad(s.threads + (s.measured ? '' : '*'), 7)} ${pad(s.batch_size, 5)} ${pad(s.fp32_samples_per_s, 7)} ${pad(s.int8_samples_per_s, 7)}  ${s.matches_defaults === null ? '-' : s.matches_defaults ? 'same' : 'DIFFERENT from tuning.ts'}`,
+      `  ${pad(s.memory_mb, 9)} ${pad(s.vcpus, 5)} ${pad(s.threads + (s.measured ? '' : '*'), 7)} ${pad(s.batch_size, 5)} ${pad(s.fp32_samples_per_s, 7)} ${pad(s.int8_samples_per_s, 7)}  ${s.matches_defaults === null ? '-' : s.matches_defaults ? 'tuning.ts within 5%' : 'tuning.ts SLOWER by > 5%'}`,
     );
   }
   lines.push('', `12.6 GB on Lambda (us-east-1), modelled from the rates above: cheapest memory per partition size; S3 at ${ASSUMED_S3_MIBPS} MiB/s assumed`);

@@ -12,7 +12,7 @@ export interface WorkerSettings {
 /** Indexed by whole vCPUs (1,769 MB each, rounded up; below 1,769 MB a single thread). */
 export const WORKER_SETTINGS: Readonly<Record<number, WorkerSettings>> = {
   1: { threads: 1, batchSize: 16 },
-  2: { threads: 2, batchSize: 16 },
+  2: { threads: 2, batchSize: 64 },
 };
 
 export const MAX_LAMBDA_VCPUS = 6;
