@@ -126,7 +126,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`start: synthesizing ${DEMO.samples} galaxies into s3://${DEMO.bucket}/${DEMO.prefix}/ …\n`);
       await synthesizeDemo(s3);
       payloadText = JSON.stringify(
-        { bucket: CONTROL_BUCKET, data_bucket: DEMO.bucket, data_prefix: DEMO.prefix, batch_size: 256, result_path: `results/${name}` },
+        { bucket: CONTROL_BUCKET, data_bucket: DEMO.bucket, data_prefix: DEMO.prefix, result_path: `results/${name}` },
         null,
         2,
       );
