@@ -20,12 +20,12 @@ import { join } from 'node:path';
 import { redshiftAccuracy } from '../functions/commons/accuracy';
 import { fileSource } from '../functions/commons/byte-source';
 import { PROTOTYPE_GB_SECOND, billLambda, pricesFor, type Architecture } from '../functions/commons/cost';
-import { estimateWorkload, lambdaVcpus, secondsPerSampleAt, type MeasuredRate } from '../functions/commons/cost-model';
+import { estimateWorkload, secondsPerSampleAt, type MeasuredRate } from '../functions/commons/cost-model';
 import { sinkFor } from '../functions/commons/locations';
 import { openTorchPartition, partitionChunks } from '../functions/commons/partition';
 import { rowsPerPartition } from '../functions/commons/partition-writer';
 import { synthesizeDataset } from '../functions/commons/synth';
-import { WORKER_SETTINGS, wholeVcpus } from '../functions/commons/tuning';
+import { WORKER_SETTINGS, lambdaVcpus, wholeVcpus } from '../functions/commons/tuning';
 import { JsonWorker, PYTHON, ROOT, lastJsonLine, median, run, say } from './harness';
 
 const MiB = 2 ** 20;

@@ -1,5 +1,6 @@
 import { billRun } from '../functions/commons/cost';
-import { CostModelError, estimateWorkload, lambdaVcpus, secondsPerSampleAt } from '../functions/commons/cost-model';
+import { CostModelError, estimateWorkload, secondsPerSampleAt } from '../functions/commons/cost-model';
+import { lambdaVcpus } from '../functions/commons/tuning';
 
 const MiB = 2 ** 20;
 const base = {

@@ -9,9 +9,6 @@ import { S3_PART_BYTES } from './byte-source';
  */
 export class CostModelError extends CaiError {}
 
-/** The CPU a Lambda of this memory size can use, in vCPUs: in proportion, 1,769 MB for each. */
-export const lambdaVcpus = (memoryMb: number) => Math.min(6, memoryMb / 1769);
-
 /** Seconds per galaxy measured with 1 and with 2 intra-op threads, one vCPU each. */
 export interface MeasuredRate {
   oneThread: number;

@@ -17,8 +17,11 @@ export const WORKER_SETTINGS: Readonly<Record<number, WorkerSettings>> = {
 
 export const MAX_LAMBDA_VCPUS = 6;
 
-/** Whole vCPUs a Lambda of this memory size can keep busy. */
-export const wholeVcpus = (memoryMb: number) => Math.min(MAX_LAMBDA_VCPUS, Math.max(1, Math.ceil(memoryMb / 1769)));
+/** The CPU a Lambda of this memory size can use, in vCPUs: in proportion, 1,769 MB for each. */
+export const lambdaVcpus = (memoryMb: number) => Math.min(MAX_LAMBDA_VCPUS, memoryMb / 1769);
+
+/** Threads worth running: the vCPUs, rounded up (a share of one vCPU still runs one thread). */
+export const wholeVcpus = (memoryMb: number) => Math.max(1, Math.ceil(lambdaVcpus(memoryMb)));
 
 export function workerSettings(memoryMb: number): WorkerSettings {
   const vcpus = wholeVcpus(memoryMb);
