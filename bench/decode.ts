@@ -77,7 +77,7 @@ async function main(): Promise<void> {
   });
   const { stderr: splitStderr } = await run(process.execPath, [
     '--require',
-    join(ROOT, 'bench', 'max-rss.cjs'),
+    join(ROOT, 'dist', 'bench', 'max-rss.js'),
     join(ROOT, 'dist', 'cli', 'cai.js'),
     'split',
     join(work, 'big', '1.pt'),

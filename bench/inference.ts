@@ -19,7 +19,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { redshiftAccuracy } from '../functions/commons/accuracy';
 import { fileSource } from '../functions/commons/byte-source';
-import { PROTOTYPE_GB_SECOND, billLambda, pricesFor, type Architecture } from '../functions/commons/cost';
+import { billLambda, pricesFor, prototypeCost, type Architecture } from '../functions/commons/cost';
 import { estimateWorkload, secondsPerSampleAt, type MeasuredRate } from '../functions/commons/cost-model';
 import { sinkFor } from '../functions/commons/locations';
 import { openTorchPartition, partitionChunks } from '../functions/commons/partition';
@@ -266,7 +266,7 @@ async function main(): Promise<void> {
     row.prototype = {
       ranks: p.requests,
       duration_s: p.durationS,
-      seed_formula_usd: round(p.requests * p.durationS * p.memoryUsedGb * PROTOTYPE_GB_SECOND, 2),
+      seed_formula_usd: round(prototypeCost(p.requests, p.durationS, p.memoryUsedGb), 2),
       billed_at_10gb_usd: round(p.requests * (configured.computeUsd + configured.requestUsd), 2),
     };
     return row;
