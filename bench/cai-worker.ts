@@ -11,9 +11,9 @@
 import { writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
-import { fileSource } from '../functions/commons/byte-source';
-import { loadRedshiftModel, predictPartition, type RedshiftModel } from '../functions/commons/inference';
-import { openTorchPartition } from '../functions/commons/partition';
+import { fileSource } from '../functions/commons/torch/byte-source';
+import { loadRedshiftModel, predictPartition, type RedshiftModel } from '../functions/commons/model/session';
+import { openTorchPartition } from '../functions/commons/partitions/reader';
 
 interface Request {
   model: string;

@@ -10,12 +10,12 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { fileSource, s3Source, type ByteSource } from '../functions/commons/byte-source';
-import { sinkFor } from '../functions/commons/locations';
-import { openTorchPartition, partitionChunks } from '../functions/commons/partition';
-import { rowsPerPartition } from '../functions/commons/partition-writer';
-import { createS3Client } from '../functions/commons/clients';
-import { synthesizeDataset } from '../functions/commons/synth';
+import { fileSource, s3Source, type ByteSource } from '../functions/commons/torch/byte-source';
+import { sinkFor } from '../functions/commons/partitions/locations';
+import { openTorchPartition, partitionChunks } from '../functions/commons/partitions/reader';
+import { rowsPerPartition } from '../functions/commons/partitions/writer';
+import { createS3Client } from '../functions/commons/aws/clients';
+import { synthesizeDataset } from '../functions/commons/partitions/synth';
 import { lines, median, ROOT, run } from './harness';
 
 const MiB = 2 ** 20;

@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
 import { UsageError } from '../functions/commons/errors';
-import { describeLocation, openLocation, parseLocation, sinkFor } from '../functions/commons/locations';
-import type { PartitionManifest, WriteProgress } from '../functions/commons/partition-writer';
-import { formatBytes, parseByteSize } from '../functions/commons/sizes';
-import { splitDataset } from '../functions/commons/split';
-import { synthesizeDataset } from '../functions/commons/synth';
-import { openTorchArchive, sharedSamples, summarizeTensor, type TensorSummary } from '../functions/commons/torch-archive';
+import { describeLocation, openLocation, parseLocation, sinkFor } from '../functions/commons/partitions/locations';
+import type { PartitionManifest, WriteProgress } from '../functions/commons/partitions/writer';
+import { formatBytes, parseByteSize } from '../functions/commons/partitions/sizes';
+import { splitDataset } from '../functions/commons/partitions/split';
+import { synthesizeDataset } from '../functions/commons/partitions/synth';
+import { openTorchArchive, sharedSamples, summarizeTensor, type TensorSummary } from '../functions/commons/torch/archive';
 import { positiveInteger } from './arguments';
 import { progressLine } from './progress';
 

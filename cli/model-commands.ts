@@ -2,11 +2,11 @@ import { writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ROOT } from '../local/paths';
 import type { Command } from 'commander';
-import { redshiftAccuracy, type Accuracy } from '../functions/commons/accuracy';
-import { loadRedshiftModel, predictPartition } from '../functions/commons/inference';
-import { describeLocation, openLocation, parseLocation } from '../functions/commons/locations';
-import { openTorchPartition } from '../functions/commons/partition';
-import { predictionsCsv } from '../functions/commons/predictions';
+import { redshiftAccuracy, type Accuracy } from '../functions/commons/model/accuracy';
+import { loadRedshiftModel, predictPartition } from '../functions/commons/model/session';
+import { describeLocation, openLocation, parseLocation } from '../functions/commons/partitions/locations';
+import { openTorchPartition } from '../functions/commons/partitions/reader';
+import { predictionsCsv } from '../functions/commons/model/predictions';
 import { positiveInteger } from './arguments';
 import { progressLine } from './progress';
 

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { createDynamoClient } from '../functions/commons/clients';
+import { createDynamoClient } from '../functions/commons/aws/clients';
 import { UsageError } from '../functions/commons/errors';
-import { RunStore, type RunRecord } from '../functions/commons/run-store';
+import { RunStore, type RunRecord } from '../functions/commons/run/run-store';
 import { startLocalDynamo } from '../local/dynamo-server';
 import { DEFAULT_TABLE } from '../local/stack';
 import { positiveInteger } from './arguments';

@@ -1,4 +1,4 @@
-import type { RunRecord } from '../functions/commons/run-store';
+import type { RunRecord } from '../functions/commons/run/run-store';
 import { formatAccuracy } from './model-commands';
 
 const usd = (v: number | undefined) => (v === undefined ? '-' : `$${v < 0.01 ? v.toExponential(2) : v.toFixed(4)}`);

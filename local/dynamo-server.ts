@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { CreateTableCommand, DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { RUNS_TABLE_DEFINITION } from '../functions/commons/run-store';
+import { RUNS_TABLE_DEFINITION } from '../functions/commons/run/run-store';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const dynalite = require('dynalite') as (options: { path?: string; createTableMs?: number }) => import('node:net').Server;

@@ -1,23 +1,60 @@
-import { fork, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, existsSync, readFileSync, type WriteStream } from 'node:fs';
+import { createServer, Socket } from 'node:net';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { ROOT } from './paths';
 
 /**
- * A local stand-in for one Lambda function: up to `concurrency` containers (worker processes),
- * each started on demand (a cold start), each serving one invocation at a time; invocations wait
- * for a free container. Errors come back as Lambda reports them: the error's name and message.
+ * Lambda containers, run by AWS's own pieces: the Runtime Interface Emulator (from the aws-sam-cli
+ * wheel) starts AWS's Node.js Runtime Interface Client (aws-lambda-ric) on Node 22 in a folder
+ * holding one deployment artifact, as /var/task holds it on Lambda. Each container has its own
+ * ports, INITs once (on its first invocation, as a cold start does), serves one invocation at a
+ * time through the emulator's invoke API, and prints Lambda's START/END/REPORT lines, which are
+ * read for what Lambda would bill. `scripts/sam-env.sh` installs the three pieces.
  */
-export interface FunctionSpec {
-  name: string;
-  /** The handler bundle (dist/functions/<name>/index.mjs). */
-  bundle: string;
-  memoryMb: number;
-  concurrency: number;
-  env: NodeJS.ProcessEnv;
+export interface LambdaRuntimePaths {
+  node: string;
+  ric: string;
+  rie: Record<'x86_64' | 'arm64', string>;
 }
 
+export function lambdaRuntimePaths(): LambdaRuntimePaths {
+  const file = join(ROOT, '.venv-sam', 'lambda-runtime.json');
+  if (!existsSync(file)) throw new Error(`the local Lambda runtime is not installed: run bash scripts/sam-env.sh (${file} is missing)`);
+  return JSON.parse(readFileSync(file, 'utf8')) as LambdaRuntimePaths;
+}
+
+export interface FunctionSpec {
+  /** The function's name (AWS_LAMBDA_FUNCTION_NAME). */
+  name: string;
+  /** The deployment artifact's folder: what Lambda unpacks into /var/task. */
+  artifact: string;
+  handler: string;
+  memoryMb: number;
+  timeoutS: number;
+  architecture: 'x86_64' | 'arm64';
+  /** The function's environment variables (template.yaml's, plus the local stack's endpoints). */
+  env: Record<string, string>;
+  /** Containers at once. */
+  concurrency: number;
+  /** Where the containers' output (the function's log, as CloudWatch would hold it) is appended. */
+  logFile?: string;
+}
+
+/** One invocation as the emulator's REPORT line gives it, with INIT separated out. */
 export interface InvocationReport {
+  requestId: string;
+  /** The invocation alone (the emulator counts a cold start's INIT inside Duration; it is taken out). */
   durationMs: number;
-  maxRssKb: number;
+  /** INIT of a cold start, from the emulator's INIT REPORT; 0 when warm. */
+  initMs: number;
+  /** What Lambda bills on demand: duration plus INIT, rounded up to the millisecond. */
+  billedMs: number;
+  memoryMb: number;
+  /** Peak RSS of the runtime process (the emulator prints the memory size here, so it is measured). */
+  maxMemoryUsedMb?: number;
+  error?: string;
 }
 
 export class LambdaError extends Error {
@@ -27,87 +64,189 @@ export class LambdaError extends Error {
   }
 }
 
-interface Container {
-  process: ChildProcess;
-  ready: Promise<void>;
-  busy: boolean;
+/** What a test may ask of an invocation before it runs: throw as Lambda would, or kill the runtime. */
+export type Intercept = (event: unknown) => Promise<void | { crashAfterMs: number }>;
+
+const INIT_REPORT = /INIT REPORT\(durationMs: ([\d.]+)\)/;
+const REPORT = /^REPORT RequestId: (\S+)\s+(?:Init Duration: [\d.]+ ms\s+)?Duration: ([\d.]+) ms\s+Billed Duration: \d+ ms\s+Memory Size: (\d+) MB/;
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
-type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
+async function waitForPort(port: number, process: ChildProcess): Promise<void> {
+  for (let tries = 0; tries < 200; tries++) {
+    if (process.exitCode !== null) throw new Error(`the Runtime Interface Emulator exited (${process.exitCode})`);
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = new Socket();
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+      socket.connect(port, '127.0.0.1');
+    });
+    if (open) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`the Runtime Interface Emulator did not listen on ${port}`);
+}
 
+function peakRssOfChildren(pid: number): number | undefined {
+  try {
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    const peaks = children.map((child) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child}/status`, 'utf8'))?.[1] ?? 0));
+    return peaks.length ? Math.max(...peaks) / 1024 : undefined;
+  } catch {
+    return undefined; // not Linux, or the runtime has exited
+  }
+}
+
+class Container {
+  busy = false;
+  private pendingInitMs = 0;
+  private reportWaiter?: (line: { requestId: string; durationMs: number; memoryMb: number }) => void;
+  private constructor(
+    readonly process: ChildProcess,
+    readonly port: number,
+  ) {}
+
+  static async start(spec: FunctionSpec, paths: LambdaRuntimePaths, log?: WriteStream): Promise<Container> {
+    const [apiPort, port] = [await freePort(), await freePort()];
+    const env = {
+      // What Lambda's own environment holds; nothing of this machine's leaks in.
+      PATH: '/usr/local/bin:/usr/bin:/bin',
+      LANG: 'en_US.UTF-8',
+      TZ: ':UTC',
+      LAMBDA_TASK_ROOT: spec.artifact,
+      _HANDLER: spec.handler,
+      AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x',
+      AWS_LAMBDA_FUNCTION_NAME: spec.name,
+      AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(spec.memoryMb),
+      AWS_LAMBDA_FUNCTION_TIMEOUT: String(spec.timeoutS),
+      AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
+      ...spec.env,
+    };
+    const child = spawn(
+      paths.rie[spec.architecture],
+      ['--log-level', 'info', '--runtime-api-address', `127.0.0.1:${apiPort}`, '--runtime-interface-emulator-address', `127.0.0.1:${port}`, paths.node, paths.ric, spec.handler],
+      { cwd: spec.artifact, env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const container = new Container(child, port);
+    for (const stream of [child.stdout!, child.stderr!]) {
+      createInterface({ input: stream }).on('line', (line) => {
+        log?.write(`${line}\n`);
+        const init = INIT_REPORT.exec(line);
+        if (init) container.pendingInitMs += Number(init[1]);
+        const report = REPORT.exec(line);
+        if (report) container.reportWaiter?.({ requestId: report[1], durationMs: Number(report[2]), memoryMb: Number(report[3]) });
+      });
+    }
+    await waitForPort(port, child);
+    return container;
+  }
+
+  /** The runtime process under the emulator (the Node.js process running the handler). */
+  killRuntime(): void {
+    const children = readFileSync(`/proc/${this.process.pid}/task/${this.process.pid}/children`, 'utf8').trim().split(/\s+/);
+    for (const pid of children.filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
+  }
+
+  async invoke(event: unknown, timeoutS: number): Promise<{ status: number; body: string; report?: InvocationReport }> {
+    const reported = new Promise<{ requestId: string; durationMs: number; memoryMb: number } | undefined>((resolve) => {
+      this.reportWaiter = resolve;
+    });
+    const response = await fetch(`http://127.0.0.1:${this.port}/2015-03-31/functions/function/invocations`, {
+      method: 'POST',
+      body: JSON.stringify(event ?? null),
+      // The emulator enforces the function's timeout itself; this only guards against a hung emulator.
+      signal: AbortSignal.timeout((timeoutS + 30) * 1000),
+    });
+    const body = await response.text();
+    // The REPORT line follows the reply on the log; a runtime that died prints none.
+    const line = await Promise.race([reported, new Promise<undefined>((r) => setTimeout(() => r(undefined), response.status === 200 ? 2000 : 200))]);
+    this.reportWaiter = undefined;
+    if (!line) return { status: response.status, body };
+    const initMs = this.pendingInitMs;
+    this.pendingInitMs = 0;
+    const durationMs = Math.max(0, line.durationMs - initMs);
+    return {
+      status: response.status,
+      body,
+      report: {
+        requestId: line.requestId,
+        durationMs,
+        initMs,
+        billedMs: Math.ceil(durationMs + initMs),
+        memoryMb: line.memoryMb,
+        maxMemoryUsedMb: peakRssOfChildren(this.process.pid!),
+      },
+    };
+  }
+}
+
+/** What the invoke API's reply means: the handler's result, or the error Lambda would report. */
+function replyOf(status: number, body: string): { result?: unknown; error?: LambdaError } {
+  const timedOut = /^Task timed out after [\d.]+ seconds$/.exec(body.trim());
+  if (timedOut) return { error: new LambdaError('Sandbox.Timedout', timedOut[0]) };
+  let parsed: unknown;
+  try {
+    parsed = body === '' ? undefined : JSON.parse(body);
+  } catch {
+    return status === 200 ? { result: body } : { error: new LambdaError('Runtime.Unknown', body) };
+  }
+  const error = parsed as { errorType?: string; errorMessage?: string } | undefined;
+  if (status !== 200 || (error && typeof error === 'object' && 'errorType' in error && 'errorMessage' in error)) {
+    return { error: new LambdaError(error?.errorType ?? 'Runtime.ExitError', error?.errorMessage ?? `the runtime failed (HTTP ${status})`) };
+  }
+  return { result: parsed };
+}
+
+/**
+ * One Lambda function: up to `concurrency` containers, each started on demand (a cold start), each
+ * serving one invocation at a time; invocations wait for a free container. Errors come back as
+ * Lambda reports them (errorType as the name, errorMessage as the message).
+ */
 export class LocalFunction {
   private readonly containers: Container[] = [];
+  private starting = 0;
   private readonly waiting: (() => void)[] = [];
-  private readonly pending = new Map<string, Pending>();
+  private readonly paths = lambdaRuntimePaths();
+  private readonly log?: WriteStream;
+  /** Every invocation's REPORT, in order. */
   readonly reports: InvocationReport[] = [];
-  /**
-   * Fault injection for tests, consulted before each invocation: throw an error as Lambda would
-   * report it (throttling, say), or ask for the container to die partway through the invocation.
-   */
-  intercept?: (event: unknown) => Promise<void | { crashAfterMs: number }>;
+  /** Fault injection for tests, consulted before each invocation. */
+  intercept?: Intercept;
 
-  constructor(
-    readonly spec: FunctionSpec,
-    private readonly workerScript: string,
-  ) {}
+  constructor(readonly spec: FunctionSpec) {
+    if (spec.logFile) this.log = createWriteStream(spec.logFile, { flags: 'a' });
+  }
 
   get arn(): string {
     return `arn:aws:lambda:us-east-1:000000000000:function:${this.spec.name}`;
   }
 
-  private start(): Container {
-    const child = fork(this.workerScript, [], {
-      env: {
-        ...this.spec.env,
-        CAI_HANDLER_BUNDLE: this.spec.bundle,
-        AWS_LAMBDA_FUNCTION_NAME: this.spec.name,
-        AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(this.spec.memoryMb),
-      },
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-    });
-    let readyResolve!: () => void;
-    let readyReject!: (e: Error) => void;
-    const ready = new Promise<void>((resolve, reject) => {
-      readyResolve = resolve;
-      readyReject = reject;
-    });
-    child.on('message', (message: { type: string; id?: string; result?: unknown; error?: { name: string; message: string }; durationMs?: number; maxRssKb?: number }) => {
-      if (message.type === 'ready') readyResolve();
-      else if (message.type === 'init-error') readyReject(new LambdaError('Lambda.InitError', message.error!.message));
-      else {
-        const pending = this.pending.get(message.id!);
-        this.pending.delete(message.id!);
-        this.reports.push({ durationMs: message.durationMs!, maxRssKb: message.maxRssKb! });
-        if (message.type === 'result') pending?.resolve(message.result);
-        else pending?.reject(new LambdaError(message.error!.name, message.error!.message));
-      }
-    });
-    child.on('exit', (code, signal) => {
-      const index = this.containers.findIndex((c) => c.process === child);
-      if (index >= 0) this.containers.splice(index, 1);
-      readyReject(new LambdaError('Lambda.InitError', `${this.spec.name} exited during INIT (code ${code})`));
-      for (const [id, pending] of this.pending) {
-        // What Lambda reports when the runtime dies mid-invocation.
-        pending.reject(new LambdaError('Runtime.ExitError', `${this.spec.name}: runtime exited (${signal ?? `code ${code}`})`));
-        this.pending.delete(id);
-      }
-    });
-    const container = { process: child, ready, busy: false };
-    this.containers.push(container);
-    return container;
-  }
-
   private async acquire(): Promise<Container> {
     for (;;) {
-      const idle = this.containers.find((c) => !c.busy);
+      const idle = this.containers.find((c) => !c.busy && c.process.exitCode === null);
       if (idle) {
         idle.busy = true;
         return idle;
       }
-      if (this.containers.length < this.spec.concurrency) {
-        const container = this.start();
-        container.busy = true;
-        return container;
+      if (this.containers.length + this.starting < this.spec.concurrency) {
+        this.starting++;
+        try {
+          const container = await Container.start(this.spec, this.paths, this.log);
+          container.busy = true;
+          this.containers.push(container);
+          return container;
+        } finally {
+          this.starting--;
+        }
       }
       await new Promise<void>((resolve) => this.waiting.push(resolve));
     }
@@ -121,20 +260,32 @@ export class LocalFunction {
   async invoke(event: unknown): Promise<unknown> {
     const directive = await this.intercept?.(event);
     const container = await this.acquire();
+    let crash: NodeJS.Timeout | undefined;
     try {
-      await container.ready;
-      const id = randomUUID();
-      if (directive) setTimeout(() => container.process.kill('SIGKILL'), directive.crashAfterMs);
-      return await new Promise((resolve, reject) => {
-        this.pending.set(id, { resolve, reject });
-        container.process.send({ type: 'invoke', id, event });
-      });
+      if (directive) crash = setTimeout(() => container.killRuntime(), directive.crashAfterMs);
+      const { status, body, report } = await container.invoke(event, this.spec.timeoutS);
+      const { result, error } = replyOf(status, body);
+      if (report) this.reports.push({ ...report, error: error?.name });
+      if (error) throw error;
+      return result;
     } finally {
+      clearTimeout(crash);
       this.release(container);
     }
   }
 
+  /** INIT durations of this function's cold starts so far, ms. */
+  initDurations(): number[] {
+    return this.reports.filter((r) => r.initMs > 0).map((r) => r.initMs);
+  }
+
   async close(): Promise<void> {
-    for (const c of this.containers.splice(0)) c.process.kill();
+    for (const container of this.containers.splice(0)) {
+      const exited = new Promise((resolve) => container.process.once('exit', resolve));
+      container.process.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+      container.process.kill('SIGKILL');
+    }
+    await new Promise((resolve) => (this.log ? this.log.end(resolve) : resolve(undefined)));
   }
 }

@@ -1,15 +1,17 @@
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { createDynamoClient, createS3Client } from '../functions/commons/clients';
-import type { InitializeOutcome } from '../functions/commons/initialize';
-import { RunStore } from '../functions/commons/run-store';
+import { createDynamoClient, createS3Client } from '../functions/commons/aws/clients';
+import type { InitializeOutcome } from '../functions/commons/run/initialize';
+import { RunStore } from '../functions/commons/run/run-store';
 import { ensureRunsTable, startLocalDynamo, type LocalDynamo } from './dynamo-server';
-import { LocalFunction } from './lambda-runtime';
+import { buildArtifacts, type Artifacts } from './artifacts';
+import { type InvocationReport, LocalFunction } from './lambda-runtime';
 import { startLocalS3, type LocalS3 } from './s3-server';
 import { ROOT } from './paths';
 import { LocalStepFunctions } from './sfn-server';
+import { FUNCTIONS, type FunctionId, functionConfig } from './template';
 
 export { ROOT };
 
@@ -37,7 +39,8 @@ export class LocalStack {
   dynamo!: LocalDynamo;
   sfn!: LocalStepFunctions;
   functions!: { initializer: LocalFunction; inference: LocalFunction; summarizer: LocalFunction };
-  env: NodeJS.ProcessEnv = {};
+  artifacts!: Artifacts;
+  env: Record<string, string> = {};
   runs!: RunStore;
   private readonly listeners: ((outcomes: InitializeOutcome[]) => void)[] = [];
   private readonly initializing = new Set<Promise<unknown>>();
@@ -52,16 +55,18 @@ export class LocalStack {
   async start(): Promise<this> {
     const { directory } = this.options;
     const table = this.options.table ?? DEFAULT_TABLE;
+    const workers = this.options.workers ?? cpus().length;
+    this.artifacts = await buildArtifacts({ model: this.options.modelPath });
     this.s3 = await startLocalS3(join(directory, 's3'));
     this.dynamo = await startLocalDynamo(join(directory, 'dynamodb'));
+    // How the functions reach the local stack instead of AWS (their only settings not from template.yaml).
     this.env = {
       CAI_S3_ENDPOINT: this.s3.endpoint,
       CAI_DYNAMODB_ENDPOINT: this.dynamo.endpoint,
       AWS_REGION: 'us-east-1',
+      AWS_DEFAULT_REGION: 'us-east-1',
       AWS_ACCESS_KEY_ID: 'S3RVER',
       AWS_SECRET_ACCESS_KEY: 'S3RVER',
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-      RUNS_TABLE: table,
       POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
     };
     await ensureRunsTable(
@@ -70,17 +75,32 @@ export class LocalStack {
     );
     this.runs = new RunStore(createDynamoClient({ ...process.env, ...this.env }), table);
     const s3 = createS3Client({ ...process.env, ...this.env });
+    mkdirSync(join(directory, 'logs'), { recursive: true });
 
-    const worker = join(ROOT, 'dist', 'local', 'lambda-worker.js');
-    const bundle = (name: string) => join(ROOT, 'dist', 'functions', name, 'index.mjs');
-    const make = (name: string, memoryMb: number, concurrency: number, env: NodeJS.ProcessEnv = {}) =>
-      new LocalFunction({ name: `cai-${name}`, bundle: bundle(name), memoryMb, concurrency, env: { ...process.env, ...this.env, ...env } }, worker);
+    const arn = (id: FunctionId) => `arn:aws:lambda:us-east-1:000000000000:function:cai-${FUNCTIONS[id]}`;
+    const sfnArn = 'arn:aws:states:us-east-1:000000000000:stateMachine:cai-local';
+    const make = (id: FunctionId, concurrency: number, env: Record<string, string> = {}) => {
+      const config = functionConfig(ROOT, id, {
+        // No more ranks at once than there are containers, as a reserved concurrency would have it:
+        // a rank queued for a container would spend its task timeout waiting.
+        overrides: { MaxConcurrency: String(workers), ...(this.options.inferenceMemoryMb ? { InferenceMemorySize: String(this.options.inferenceMemoryMb) } : {}) },
+        resources: { RunsTable: table, CaiStateMachine: sfnArn, 'InferenceFunction.Arn': arn('InferenceFunction'), 'SummarizerFunction.Arn': arn('SummarizerFunction') },
+      });
+      return new LocalFunction({
+        name: `cai-${FUNCTIONS[id]}`,
+        artifact: this.artifacts.path(id),
+        handler: config.handler,
+        memoryMb: config.memoryMb,
+        timeoutS: config.timeoutS,
+        architecture: config.architecture,
+        env: { ...config.environment, ...this.env, ...env },
+        concurrency,
+        logFile: join(directory, 'logs', `${FUNCTIONS[id]}.log`),
+      });
+    };
 
-    const inference = make('inference', this.options.inferenceMemoryMb ?? 1769, this.options.workers ?? cpus().length, {
-      MODEL_PATH: this.options.modelPath,
-      INTRA_OP_THREADS: '1',
-    });
-    const summarizer = make('summarizer', 512, 1);
+    const inference = make('InferenceFunction', workers);
+    const summarizer = make('SummarizerFunction', 1);
     const byArn = new Map([inference, summarizer].map((f) => [f.arn, f]));
     const invoke = async ({ FunctionName, Payload }: { FunctionName: string; Payload: unknown }) => {
       const fn = byArn.get(FunctionName);
@@ -100,13 +120,8 @@ export class LocalStack {
       retryIntervalOverrides: this.options.retryIntervalOverrides,
     });
     await this.sfn.start();
-    const initializer = make('initializer', 256, 1, {
-      CAI_SFN_ENDPOINT: this.sfn.endpoint,
-      STATE_MACHINE_ARN: this.sfn.stateMachineArn,
-      // No more ranks at once than there are containers, as a reserved concurrency would have it:
-      // a rank queued for a container would spend its task timeout waiting.
-      MAX_CONCURRENCY: String(inference.spec.concurrency),
-    });
+    if (this.sfn.stateMachineArn !== sfnArn) throw new Error('the local state machine ARN changed');
+    const initializer = make('InitializerFunction', 1, { CAI_SFN_ENDPOINT: this.sfn.endpoint });
     this.functions = { initializer, inference, summarizer };
 
     // The bucket notification: ObjectCreated with suffix payload.json → the initializer.
@@ -136,5 +151,12 @@ export class LocalStack {
     await this.sfn?.close();
     await this.dynamo?.close();
     await this.s3?.close();
+    await this.artifacts?.remove();
+  }
+
+  /** Every invocation's REPORT so far, by function. */
+  reports(): Record<keyof LocalStack['functions'], InvocationReport[]> {
+    const { initializer, inference, summarizer } = this.functions;
+    return { initializer: initializer.reports, inference: inference.reports, summarizer: summarizer.reports };
   }
 }

@@ -1,12 +1,17 @@
 // Bundles the CLI, the local stack, the benchmarks and the three Lambda handlers with esbuild.
 //
-//   node scripts/build.mjs                         everything, into dist/
-//   node scripts/build.mjs --lambda <name> --out <dir> [--arch x86_64|arm64] [--model <file.onnx>]
-//       one Lambda's deployment artifact (what SAM's makefile builder calls): index.mjs, and for
-//       inference model.onnx plus onnxruntime-node with only that architecture's Linux binary.
+//   node scripts/build.mjs                         the CLI, npm start and the benchmarks, into dist/
+//   node scripts/build.mjs --lambda <name> --out <dir> [--arch x86_64|arm64] [--model <file.onnx>] [--metafile <file>]
+//       one Lambda's deployment artifact (what SAM's makefile builder calls, and what the local stack
+//       runs): index.mjs, and for inference model.onnx plus onnxruntime-node with only that
+//       architecture's Linux binary. The architecture is the template's (template.yaml with
+//       samconfig.toml's parameter_overrides) unless --arch says otherwise; the model is
+//       model/default.onnx unless --model or CAI_MODEL names another.
 import { build } from 'esbuild';
-import { chmod, cp, mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 const common = {
@@ -19,31 +24,54 @@ const common = {
   external: ['onnxruntime-node'],
 };
 
-const LAMBDAS = ['initializer', 'inference', 'summarizer'];
-// Handlers are ES modules (the inference handler creates its ONNX session with top-level await,
-// during INIT). CommonJS dependencies inside them still need `require`.
-const lambdaOptions = {
-  ...common,
-  format: 'esm',
-  target: 'node22',
-  banner: { js: "import { createRequire as __caiRequire } from 'node:module'; const require = __caiRequire(import.meta.url);" },
-};
+/** Handler folder → the function's logical id in template.yaml. */
+const LAMBDAS = { initializer: 'InitializerFunction', inference: 'InferenceFunction', summarizer: 'SummarizerFunction' };
 
 const { values: args } = parseArgs({
-  options: { lambda: { type: 'string' }, out: { type: 'string' }, arch: { type: 'string' }, model: { type: 'string' } },
+  options: {
+    lambda: { type: 'string' },
+    out: { type: 'string' },
+    arch: { type: 'string' },
+    model: { type: 'string' },
+    metafile: { type: 'string' },
+  },
 });
 
+/** The function's architecture as SAM resolves it, read by the local stack's own template reader. */
+async function templateArchitecture(logicalId) {
+  const bundle = join(await mkdtemp(join(tmpdir(), 'cai-template-')), 'template.cjs');
+  await build({ ...common, entryPoints: ['local/template.ts'], format: 'cjs', outfile: bundle, sourcemap: false });
+  const reader = createRequire(import.meta.url)(bundle);
+  await rm(dirname(bundle), { recursive: true, force: true });
+  return reader.functionConfig(process.cwd(), logicalId).architecture;
+}
+
 if (args.lambda) {
-  if (!LAMBDAS.includes(args.lambda) || !args.out) throw new Error(`usage: --lambda ${LAMBDAS.join('|')} --out <dir>`);
+  if (!(args.lambda in LAMBDAS) || !args.out) throw new Error(`usage: --lambda ${Object.keys(LAMBDAS).join('|')} --out <dir>`);
+  const arch = args.arch ?? (await templateArchitecture(LAMBDAS[args.lambda]));
+  if (arch !== 'x86_64' && arch !== 'arm64') throw new Error(`--arch must be x86_64 or arm64, not ${arch}`);
   await rm(args.out, { recursive: true, force: true });
-  await build({ ...lambdaOptions, sourcemap: false, entryPoints: { index: `functions/${args.lambda}/handler.ts` }, outdir: args.out, outExtension: { '.js': '.mjs' } });
+  const result = await build({
+    ...common,
+    // Handlers are ES modules (the inference handler creates its ONNX session with top-level
+    // await, during INIT). CommonJS dependencies inside them still need `require`.
+    format: 'esm',
+    target: 'node22',
+    banner: { js: "import { createRequire as __caiRequire } from 'node:module'; const require = __caiRequire(import.meta.url);" },
+    sourcemap: false,
+    metafile: true,
+    entryPoints: { index: `functions/${args.lambda}/handler.ts` },
+    outdir: args.out,
+    outExtension: { '.js': '.mjs' },
+  });
+  if (args.metafile) await writeFile(args.metafile, JSON.stringify(result.metafile));
   if (args.lambda === 'inference') {
-    const arch = (args.arch ?? process.env.CAI_ARCH ?? 'x86_64') === 'arm64' ? 'arm64' : 'x64';
+    const node = arch === 'arm64' ? 'arm64' : 'x64';
     const ort = join(args.out, 'node_modules', 'onnxruntime-node');
     await mkdir(ort, { recursive: true });
     await cp('node_modules/onnxruntime-node/package.json', join(ort, 'package.json'));
     await cp('node_modules/onnxruntime-node/dist', join(ort, 'dist'), { recursive: true });
-    await cp(`node_modules/onnxruntime-node/bin/napi-v6/linux/${arch}`, join(ort, 'bin', 'napi-v6', 'linux', arch), { recursive: true });
+    await cp(`node_modules/onnxruntime-node/bin/napi-v6/linux/${node}`, join(ort, 'bin', 'napi-v6', 'linux', node), { recursive: true });
     await cp('node_modules/onnxruntime-common', join(args.out, 'node_modules', 'onnxruntime-common'), { recursive: true });
     await cp(args.model ?? process.env.CAI_MODEL ?? 'model/default.onnx', join(args.out, 'model.onnx'));
   }
@@ -55,9 +83,8 @@ await build({
   format: 'cjs',
   entryPoints: {
     'cli/cai': 'cli/cai.ts',
+    'cli/start': 'cli/start.ts',
     'local/serve-s3': 'local/serve-s3.ts',
-    'local/lambda-worker': 'local/lambda-worker.ts',
-    'local/start': 'local/start.ts',
     'bench/decode': 'bench/decode.ts',
     'bench/inference': 'bench/inference.ts',
     'bench/cai-worker': 'bench/cai-worker.ts',
@@ -68,10 +95,3 @@ await build({
   external: [...common.external, 'dynalite', 's3rver'],
 });
 await chmod('dist/cli/cai.js', 0o755);
-
-await build({
-  ...lambdaOptions,
-  entryPoints: Object.fromEntries(LAMBDAS.map((name) => [`functions/${name}/index`, `functions/${name}/handler.ts`])),
-  outdir: 'dist',
-  outExtension: { '.js': '.mjs' },
-});

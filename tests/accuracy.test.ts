@@ -1,5 +1,5 @@
-import { redshiftAccuracy } from '../functions/commons/accuracy';
-import { predictionsCsv } from '../functions/commons/predictions';
+import { redshiftAccuracy } from '../functions/commons/model/accuracy';
+import { predictionsCsv } from '../functions/commons/model/predictions';
 
 test('accuracy metrics follow their definitions', () => {
   const z = [0.1, 0.2, 0.3, 1.0];

@@ -1,6 +1,6 @@
-import { billRun } from '../functions/commons/cost';
-import { CostModelError, estimateWorkload, secondsPerSampleAt } from '../functions/commons/cost-model';
-import { lambdaVcpus } from '../functions/commons/tuning';
+import { billRun } from '../functions/commons/billing/cost';
+import { CostModelError, estimateWorkload, secondsPerSampleAt } from '../functions/commons/billing/cost-model';
+import { lambdaVcpus } from '../functions/commons/model/tuning';
 
 const MiB = 2 ** 20;
 const base = {

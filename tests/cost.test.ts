@@ -1,4 +1,4 @@
-import { billLambda, billRun, pricesFor, prototypeCost } from '../functions/commons/cost';
+import { billLambda, billRun, pricesFor, prototypeCost } from '../functions/commons/billing/cost';
 
 test("the prototype's cost table (seeds/001) is reproduced from its inputs", () => {
   // Partition | Requests | Duration (s) | Memory | Cost ($), as the seed prints them.

@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Accuracy } from '../functions/commons/accuracy';
+import type { Accuracy } from '../functions/commons/model/accuracy';
 import { cai } from './helpers/cli';
 import { ROOT } from './helpers/python';
 

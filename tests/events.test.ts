@@ -2,8 +2,8 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { sinkFor } from '../functions/commons/locations';
-import { synthesizeDataset } from '../functions/commons/synth';
+import { sinkFor } from '../functions/commons/partitions/locations';
+import { synthesizeDataset } from '../functions/commons/partitions/synth';
 import { ROOT } from './helpers/python';
 import { testStack } from './helpers/stack';
 

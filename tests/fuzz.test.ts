@@ -1,9 +1,9 @@
 import { crc32 } from 'node:zlib';
-import { bufferSource } from '../functions/commons/byte-source';
+import { bufferSource } from '../functions/commons/torch/byte-source';
 import { CaiError } from '../functions/commons/errors';
-import { openTorchPartition } from '../functions/commons/partition';
-import { synthesizeInto } from '../functions/commons/synth';
-import { TorchDatasetArchive } from '../functions/commons/torch-writer';
+import { openTorchPartition } from '../functions/commons/partitions/reader';
+import { synthesizeInto } from '../functions/commons/partitions/synth';
+import { TorchDatasetArchive } from '../functions/commons/torch/writer';
 
 /**
  * Mutation fuzzing of the decoder: every mutated archive must either decode or be refused with a

@@ -1,4 +1,4 @@
-import { peakRssMb } from '../functions/commons/memory';
+import { peakRssMb } from '../functions/commons/model/memory';
 
 test("the peak RSS is this process's own high-water mark: at least what it holds now", () => {
   const held = Buffer.alloc(64 * 2 ** 20, 1); // touched, so resident

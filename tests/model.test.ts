@@ -1,8 +1,8 @@
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadRedshiftModel } from '../functions/commons/inference';
-import { lowbias32 } from '../functions/commons/synth';
+import { loadRedshiftModel } from '../functions/commons/model/session';
+import { lowbias32 } from '../functions/commons/partitions/synth';
 import { cai } from './helpers/cli';
 import { ROOT, exporter, pythonScript, runPython, runPythonStatus } from './helpers/python';
 

@@ -1,8 +1,8 @@
-import { bufferSource } from '../functions/commons/byte-source';
-import { IMAGE_ELEMENTS, openTorchPartition, partitionChunks } from '../functions/commons/partition';
-import { rowsPerPartition } from '../functions/commons/partition-writer';
-import { synthesizeInto } from '../functions/commons/synth';
-import { TorchDatasetArchive } from '../functions/commons/torch-writer';
+import { bufferSource } from '../functions/commons/torch/byte-source';
+import { IMAGE_ELEMENTS, openTorchPartition, partitionChunks } from '../functions/commons/partitions/reader';
+import { rowsPerPartition } from '../functions/commons/partitions/writer';
+import { synthesizeInto } from '../functions/commons/partitions/synth';
+import { TorchDatasetArchive } from '../functions/commons/torch/writer';
 import { expectSameArray } from './helpers/arrays';
 
 const specs = (rows: number, labelled: boolean) => [

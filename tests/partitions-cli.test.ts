@@ -1,9 +1,9 @@
 import { mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileSource } from '../functions/commons/byte-source';
-import { openTorchPartition } from '../functions/commons/partition';
-import type { PartitionManifest } from '../functions/commons/partition-writer';
+import { fileSource } from '../functions/commons/torch/byte-source';
+import { openTorchPartition } from '../functions/commons/partitions/reader';
+import type { PartitionManifest } from '../functions/commons/partitions/writer';
 import { expectSameArray } from './helpers/arrays';
 import { cai } from './helpers/cli';
 import { pythonScript, runPython } from './helpers/python';

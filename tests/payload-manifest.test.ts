@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { assignRanks, naturalCompare, planRun } from '../functions/commons/manifest';
-import { PayloadError, parsePayload, parsePayloadJson } from '../functions/commons/payload';
+import { assignRanks, naturalCompare, planRun } from '../functions/commons/run/plan';
+import { PayloadError, parsePayload, parsePayloadJson } from '../functions/commons/run/payload';
 import { ROOT } from './helpers/python';
 
 const demo = JSON.parse(readFileSync(join(ROOT, 'tests', 'fixtures', 'demo-input.json'), 'utf8'));

@@ -10,7 +10,7 @@ const state = join(work, '.cai');
 
 function start(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string; last: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(ROOT, 'dist', 'local', 'start.js'), '--dir', state, ...args], { cwd: ROOT });
+    const child = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'start.js'), '--dir', state, ...args], { cwd: ROOT });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

@@ -1,11 +1,11 @@
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bufferSource, fileSource } from '../functions/commons/byte-source';
-import { toFloat32 } from '../functions/commons/dtype';
+import { bufferSource, fileSource } from '../functions/commons/torch/byte-source';
+import { toFloat32 } from '../functions/commons/torch/dtype';
 import { ArchiveError, UnsafePickleError, UnsupportedTensorError } from '../functions/commons/errors';
-import { openTorchPartition } from '../functions/commons/partition';
-import { loadTensor, openTorchArchive, sharedSamples } from '../functions/commons/torch-archive';
+import { openTorchPartition } from '../functions/commons/partitions/reader';
+import { loadTensor, openTorchArchive, sharedSamples } from '../functions/commons/torch/archive';
 import { pythonScript, runPython } from './helpers/python';
 
 interface ExpectedTensor {

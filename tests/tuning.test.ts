@@ -1,4 +1,4 @@
-import { WORKER_SETTINGS, wholeVcpus, workerSettings } from '../functions/commons/tuning';
+import { WORKER_SETTINGS, wholeVcpus, workerSettings } from '../functions/commons/model/tuning';
 
 test('vCPUs follow memory: 1,769 MB each, rounded up, one below it, six at most', () => {
   expect([128, 1024, 1769, 1770, 3538, 5307, 10240].map(wholeVcpus)).toEqual([1, 1, 1, 2, 2, 3, 6]);

@@ -1,27 +1,23 @@
-import { PutObjectCommand } from '@aws-sdk/client-s3';
-import middy from '@middy/core';
-import type { Context } from 'aws-lambda';
-import { countsSince, requestCounts, s3Client } from '../commons/clients';
-import { readConfig, required } from '../commons/config';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { countsSince, requestCounts, s3Client } from '../commons/aws/clients';
+import { readConfig, required } from '../commons/aws/config';
+import { lambdaHandler, logger, markInitDone, metrics, startInvocation } from '../commons/aws/invocation';
 import { describeError } from '../commons/errors';
-import { loadRedshiftModel } from '../commons/inference';
-import { logger, markInitDone, startInvocation } from '../commons/lambda';
-import type { RankItem } from '../commons/manifest';
-import { outputKeys, runRank } from '../commons/rank';
-import { workerSettings } from '../commons/tuning';
-import type { FailedAttempt, RankOutcome } from '../commons/summary';
+import { loadRedshiftModel } from '../commons/model/session';
+import { workerSettings } from '../commons/model/tuning';
+import type { RankItem, RankOutcome } from '../commons/run/contracts';
+import { recordFailedAttempt, runRank } from '../commons/run/rank';
 
-// INIT: configuration and the ONNX session, once per container.
+// INIT: configuration and the ONNX session, once per container. Threads and batch size follow the
+// memory size (as `npm run bench` measured them); INTRA_OP_THREADS and the payload's batch_size win.
 const config = readConfig();
-// Threads and batch size for this memory size, as `npm run bench` measured them; the environment's
-// INTRA_OP_THREADS and the payload's batch_size win when given.
 const tuned = workerSettings(config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE);
 const threads = config.INTRA_OP_THREADS ?? tuned.threads;
 const model = await loadRedshiftModel(required(config, 'MODEL_PATH'), { intraOpThreads: threads });
 markInitDone();
 
 /** One Distributed Map item: one rank's partitions through the model. */
-export const handler = middy(async (item: RankItem, context?: Context): Promise<RankOutcome> => {
+export const handler = lambdaHandler(async (item: RankItem, context): Promise<RankOutcome> => {
   const clock = startInvocation(config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE);
   const requestsBefore = requestCounts();
   try {
@@ -33,32 +29,17 @@ export const handler = middy(async (item: RankItem, context?: Context): Promise<
       batchSize: tuned.batchSize,
       initSeconds: clock.initSeconds,
     });
+    metrics.addMetric('Samples', MetricUnit.Count, result.samples);
+    metrics.addMetric('PartitionFailures', MetricUnit.Count, result.failures.length);
     logger.info('rank done', { runId: item.runId, rank: item.rank, samples: result.samples, failures: result.failures.length });
     return { rank: item.rank, status: 'SUCCEEDED' };
   } catch (error) {
-    // This attempt is billed even though it wrote no result: leave a record for the summary.
-    const bill = clock.bill();
-    const requests = countsSince(requestsBefore);
-    requests.s3Put += 1; // this record's own PUT
-    const attempt: FailedAttempt = {
-      rank: item.rank,
-      durationMs: bill.durationMs,
-      initMs: bill.initMs,
-      memoryMb: bill.memoryMb,
-      error: describeError(error),
-      requests,
-    };
-    const id = context?.awsRequestId ?? `${Date.now()}`;
-    await s3Client()
-      .send(
-        new PutObjectCommand({
-          Bucket: item.resultBucket,
-          Key: outputKeys(item.resultPath).attempt(item.rank, id),
-          Body: JSON.stringify(attempt),
-        }),
-      )
-      .catch((e) => logger.warn('could not record the failed attempt', { error: describeError(e) }));
-    logger.error('rank failed', { runId: item.runId, rank: item.rank, error: describeError(error) });
+    const { durationMs, initMs, memoryMb } = clock.bill();
+    const attempt = { durationMs, initMs, memoryMb, error: describeError(error), requests: countsSince(requestsBefore) };
+    const unrecorded = await recordFailedAttempt(s3Client(), item, attempt, context.awsRequestId);
+    if (unrecorded) logger.warn('could not record the failed attempt', { error: unrecorded });
+    metrics.addMetric('RankErrors', MetricUnit.Count, 1);
+    logger.error('rank failed', { runId: item.runId, rank: item.rank, error: attempt.error });
     throw error;
   }
 });

@@ -1,28 +1,32 @@
-import middy from '@middy/core';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { S3Event } from 'aws-lambda';
-import { countsSince, dynamoClient, requestCounts, s3Client, sfnClient } from '../commons/clients';
-import { readConfig, required } from '../commons/config';
-import { initializeRun, type InitializeOutcome } from '../commons/initialize';
-import { logger, markInitDone, startInvocation } from '../commons/lambda';
-import { RunStore } from '../commons/run-store';
+import { countsSince, dynamoClient, requestCounts, s3Client, sfnClient } from '../commons/aws/clients';
+import { readConfig, required } from '../commons/aws/config';
+import { lambdaHandler, logger, markInitDone, metrics, startInvocation } from '../commons/aws/invocation';
+import { initializeRun, type InitializeOutcome } from '../commons/run/initialize';
+import { RunStore } from '../commons/run/run-store';
 
 const config = readConfig();
 const runs = new RunStore(dynamoClient(), config.RUNS_TABLE);
 const stateMachineArn = required(config, 'STATE_MACHINE_ARN');
 markInitDone();
 
+const OUTCOME_METRIC = { STARTED: 'RunsStarted', REJECTED: 'RunsRejected', DUPLICATE: 'DuplicateEvents' } as const;
+
 /** S3 ObjectCreated (suffix payload.json) → one run per uploaded payload. */
-export const handler = middy(async (event: S3Event): Promise<InitializeOutcome[]> => {
+export const handler = lambdaHandler(async (event: S3Event): Promise<InitializeOutcome[]> => {
   const clock = startInvocation(config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE);
   const before = requestCounts();
   const outcomes: InitializeOutcome[] = [];
   for (const record of event.Records ?? []) {
+    // S3 event keys are URL-encoded, with + for spaces.
     const key = decodeURIComponent(record.s3.object.key.replace(/\+/g, ' '));
     if (!key.endsWith('payload.json')) continue;
     const outcome = await initializeRun(
       { bucket: record.s3.bucket.name, key, sequencer: record.s3.object.sequencer, etag: record.s3.object.eTag },
       { s3: s3Client(), sfn: sfnClient(), runs, stateMachineArn, maxConcurrency: config.MAX_CONCURRENCY, invocation: clock.bill, requests: () => countsSince(before) },
     );
+    metrics.addMetric(OUTCOME_METRIC[outcome.outcome], MetricUnit.Count, 1);
     logger.info('payload handled', { key, ...outcome });
     outcomes.push(outcome);
   }

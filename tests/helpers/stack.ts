@@ -1,9 +1,9 @@
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { createS3Client } from '../../functions/commons/clients';
-import type { InitializeOutcome } from '../../functions/commons/initialize';
-import type { RunRecord } from '../../functions/commons/run-store';
+import { createS3Client } from '../../functions/commons/aws/clients';
+import type { InitializeOutcome } from '../../functions/commons/run/initialize';
+import type { RunRecord } from '../../functions/commons/run/run-store';
 import { LocalStack } from '../../local/stack';
-import { CONTROL_BUCKET } from '../../local/start';
+import { CONTROL_BUCKET } from '../../cli/start';
 import { ROOT } from './python';
 import { join } from 'node:path';
 

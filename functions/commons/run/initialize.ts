@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ExecutionAlreadyExists, StartExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
-import type { RequestCounts } from './clients';
-import { describeError } from './errors';
-import { listPartitions, planRun, folderOf } from './manifest';
-import { parsePayloadJson, PayloadError, type Payload } from './payload';
-import { outputKeys } from './rank';
+import type { RequestCounts } from '../aws/clients';
+import { describeError } from '../errors';
+import { listPartitions, planRun, folderOf } from './plan';
+import type { ExecutionInput, Payload } from './contracts';
+import { outputKeys } from './output-keys';
+import { parsePayloadJson, PayloadError } from './payload';
 import type { RunRecord, RunStore } from './run-store';
 
 /** The uploaded payload.json an S3 event names. */
@@ -34,15 +35,6 @@ export type InitializeOutcome =
   | { runId: string; outcome: 'DUPLICATE' }
   | { runId: string; outcome: 'REJECTED'; error: string };
 
-/** The state machine's input. */
-export interface ExecutionInput {
-  runId: string;
-  manifest: { Bucket: string; Key: string };
-  resultBucket: string;
-  resultPath: string;
-  /** Ranks running at once (the Map's MaxConcurrencyPath). */
-  maxConcurrency: number;
-}
 
 /**
  * The run id: the folder the payload sits in (runs/<name>/payload.json → <name>) and a digest of

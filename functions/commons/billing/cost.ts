@@ -1,4 +1,5 @@
-import { CaiError } from './errors';
+import type { LambdaInvocation } from '../aws/invocation';
+import { CaiError } from '../errors';
 
 /**
  * What a run costs on AWS, billed the way AWS bills it, and the prototype's own formula beside it.
@@ -51,12 +52,6 @@ export function pricesFor(region: string): PriceTable {
   return table;
 }
 
-export interface LambdaInvocation {
-  memoryMb: number;
-  durationMs: number;
-  /** INIT phase of a cold start; 0 for a warm invocation. */
-  initMs: number;
-}
 
 export interface LambdaBill {
   billedMs: number;
@@ -71,7 +66,8 @@ export function billLambda(invocation: LambdaInvocation, architecture: Architect
   return { billedMs, gbSeconds, computeUsd: gbSeconds * prices.lambdaGbSecond[architecture], requestUsd: prices.lambdaRequest };
 }
 
-export interface RequestCounts {
+/** S3 requests of a run, by price class. */
+export interface S3Requests {
   get: number;
   put: number;
   list: number;
@@ -80,7 +76,7 @@ export interface RequestCounts {
 export interface RunUsage {
   invocations: LambdaInvocation[];
   stateTransitions: number;
-  s3: RequestCounts;
+  s3: S3Requests;
   dynamo: { writes: number; reads: number };
 }
 
@@ -89,7 +85,7 @@ export interface CostBreakdown {
   architecture: Architecture;
   lambda: { invocations: number; gbSeconds: number; computeUsd: number; requestsUsd: number };
   stepFunctions: { transitions: number; usd: number };
-  s3: RequestCounts & { usd: number };
+  s3: S3Requests & { usd: number };
   dynamodb: { writes: number; reads: number; usd: number };
   totalUsd: number;
 }

@@ -1,8 +1,8 @@
-import { allocateAligned, type ByteSource } from './byte-source';
-import { toFloat32 } from './dtype';
-import { PartitionLayoutError } from './errors';
-import { PyObject } from './pickle';
-import { numelOf, openTorchArchive, readTensorRows, type TensorRef, type TorchArchive } from './torch-archive';
+import { allocateAligned, type ByteSource } from '../torch/byte-source';
+import { toFloat32 } from '../torch/dtype';
+import { PartitionLayoutError } from '../errors';
+import { PyObject } from '../torch/pickle';
+import { numelOf, openTorchArchive, readTensorRows, type TensorRef, type TorchArchive } from '../torch/archive';
 
 /** What one object of a partition is: a 5-band 32×32 cutout and 5 magnitudes (u g r i z). */
 export const BANDS = 5;

@@ -1,7 +1,7 @@
 import { crc32 } from 'node:zlib';
 import { DTYPES, type DType, type TensorData } from './dtype';
-import { numelOf } from './torch-archive';
-import { ArchiveError } from './errors';
+import { numelOf } from './archive';
+import { ArchiveError } from '../errors';
 
 export interface TensorSpec {
   dtype: DType;

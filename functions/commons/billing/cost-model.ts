@@ -1,6 +1,6 @@
 import { billRun, type Architecture, type CostBreakdown } from './cost';
-import { CaiError } from './errors';
-import { S3_PART_BYTES } from './byte-source';
+import { CaiError } from '../errors';
+import { S3_PART_BYTES } from '../torch/byte-source';
 
 /**
  * What a whole workload would take and cost on AWS, from per-galaxy times measured on one machine

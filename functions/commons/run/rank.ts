@@ -1,62 +1,13 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { s3Source, type ByteSource } from './byte-source';
-import { countsSince, requestCounts, type RequestCounts } from './clients';
-import { CaiError, describeError } from './errors';
-import { predictPartition, type RedshiftModel } from './inference';
-import type { RankItem } from './manifest';
-import { peakRssMb } from './memory';
-import { openTorchPartition } from './partition';
-import { predictionsCsv } from './predictions';
-import type { PartitionFailure } from './run-store';
-
-/** Where a run's outputs go, under the payload's result_path in the control bucket. */
-export const outputKeys = (resultPath: string) => {
-  const base = resultPath.replace(/\/+$/, '');
-  return {
-    manifest: `${base}/manifest.json`,
-    rank: (rank: number) => `${base}/ranks/${rank}.json`,
-    predictions: (rank: number) => `${base}/predictions/${rank}.csv`,
-    attempt: (rank: number, id: string) => `${base}/attempts/${rank}-${id}.json`,
-    attempts: `${base}/attempts/`,
-    combined: `${base}/combined_data.json`,
-    summary: `${base}/summary.json`,
-  };
-};
-
-/**
- * One rank's result (ranks/<rank>.json). The first ten fields are the prototype's, so existing
- * notebooks keep working; their meaning in CAI is in the README. The rest are CAI's measurements.
- */
-export interface RankResult {
-  'total_cpu_time (seconds)': number;
-  'total_cpu_memory (MB)': number;
-  'execution_time (seconds/batch)': number;
-  num_batches: number;
-  batch_size: number;
-  device: 'cpu';
-  throughput_bps: number;
-  sample_persec: number;
-  result_path: string;
-  data_path: string;
-  run_id: string;
-  rank: number;
-  world_size: number;
-  partitions: { key: string; bytes: number; samples: number }[];
-  failures: PartitionFailure[];
-  samples: number;
-  bytes: number;
-  /** Wall-clock seconds. Reading overlaps inference, so download + inference can exceed total. */
-  wall_s: { total: number; download: number; open: number; inference: number; read_wait: number; upload: number };
-  init_s: number;
-  cold_start: boolean;
-  peak_rss_mb: number;
-  memory_configured_mb: number;
-  intra_op_threads: number;
-  /** The invocation's duration, as Lambda would bill it (INIT is billed separately: init_s). */
-  duration_ms: number;
-  requests: RequestCounts;
-  predictions_key: string | null;
-}
+import { s3Source, type ByteSource } from '../torch/byte-source';
+import { countsSince, requestCounts } from '../aws/clients';
+import { CaiError, describeError } from '../errors';
+import { predictPartition, type RedshiftModel } from '../model/session';
+import { peakRssMb } from '../model/memory';
+import { openTorchPartition } from '../partitions/reader';
+import { predictionsCsv } from '../model/predictions';
+import type { FailedAttempt, PartitionFailure, RankItem, RankResult } from './contracts';
+import { outputKeys } from './output-keys';
 
 export interface RankContext {
   s3: S3Client;
@@ -184,4 +135,31 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
     }),
   );
   return result;
+}
+
+/**
+ * An inference attempt that failed is billed all the same, though it wrote no rank result: leave a
+ * record of it (attempts/<rank>-<request>.json) for the summary's cost. Never throws: the rank's
+ * own error is what the state machine must see.
+ */
+export async function recordFailedAttempt(
+  s3: S3Client,
+  item: RankItem,
+  attempt: Omit<FailedAttempt, 'rank'>,
+  requestId: string,
+): Promise<string | undefined> {
+  const requests = { ...attempt.requests, s3Put: attempt.requests.s3Put + 1 }; // this record's own PUT
+  try {
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: item.resultBucket,
+        Key: outputKeys(item.resultPath).attempt(item.rank, requestId),
+        Body: JSON.stringify({ ...attempt, rank: item.rank, requests } satisfies FailedAttempt),
+        ContentType: 'application/json',
+      }),
+    );
+    return undefined;
+  } catch (error) {
+    return describeError(error);
+  }
 }

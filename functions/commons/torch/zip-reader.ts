@@ -1,5 +1,5 @@
 import type { ByteSource } from './byte-source';
-import { ArchiveError } from './errors';
+import { ArchiveError } from '../errors';
 
 /** One stored file of a zip archive, located by its central directory record. */
 export interface ZipEntry {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { CaiError } from './errors';
+import { CaiError } from '../errors';
+import type { Payload } from './contracts';
 
 /**
  * payload.json: what a user uploads to start a run. The prototype's payload is accepted as it is;
@@ -47,19 +48,6 @@ const PayloadSchema = z.strictObject({
   script: z.unknown().optional(),
 });
 
-export interface Payload {
-  /** Control bucket: results are written under `result_path` here. */
-  bucket: string;
-  data_bucket: string;
-  data_prefix: string;
-  /** At most this many partitions, the first in natural order (1.pt, 2.pt, … 10.pt). */
-  file_limit?: number;
-  /** Absent: the inference worker's tuned batch size for its memory size (functions/commons/tuning.ts). */
-  batch_size?: number;
-  result_path: string;
-  /** Ranks (inference invocations); default: one per partition. */
-  world_size?: number;
-}
 
 export interface FieldError {
   field: string;

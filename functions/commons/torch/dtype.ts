@@ -1,4 +1,4 @@
-import { UnsupportedTensorError } from './errors';
+import { UnsupportedTensorError } from '../errors';
 
 /** The tensor element types CAI decodes, named as torch names them. */
 export type DType = 'float32' | 'float64' | 'float16' | 'int64' | 'int32' | 'uint8' | 'bool';

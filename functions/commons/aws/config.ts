@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { CaiError } from './errors';
+import { CaiError } from '../errors';
 
 /**
  * Configuration of the Lambdas, from their environment, read and checked once at cold start.
@@ -10,7 +10,9 @@ export class ConfigError extends CaiError {}
 const Env = z.object({
   RUNS_TABLE: z.string().min(1).default('cai-runs'),
   STATE_MACHINE_ARN: z.string().min(1).optional(),
+  /** The artifact carries model.onnx beside the handler; Lambda unpacks it into LAMBDA_TASK_ROOT (/var/task). */
   MODEL_PATH: z.string().min(1).optional(),
+  LAMBDA_TASK_ROOT: z.string().min(1).optional(),
   MAX_CONCURRENCY: z.coerce.number().int().min(1).max(10000).default(100),
   INTRA_OP_THREADS: z.coerce.number().int().min(1).max(64).optional(),
   ARCHITECTURE: z.enum(['x86_64', 'arm64']).default('x86_64'),
@@ -27,7 +29,9 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
     throw new ConfigError(`bad function configuration: ${problems}`);
   }
-  return parsed.data;
+  const config = parsed.data;
+  if (!config.MODEL_PATH && config.LAMBDA_TASK_ROOT) config.MODEL_PATH = `${config.LAMBDA_TASK_ROOT}/model.onnx`;
+  return config;
 }
 
 export function required<K extends keyof Config>(config: Config, key: K): NonNullable<Config[K]> {

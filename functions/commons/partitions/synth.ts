@@ -1,6 +1,6 @@
 import type { ObjectSink } from './locations';
-import { BANDS, IMAGE_ELEMENTS, IMAGE_SIDE } from './partition';
-import { writePartitions, type PartitionManifest, type PartitionTensors, type WriteProgress } from './partition-writer';
+import { BANDS, IMAGE_ELEMENTS, IMAGE_SIDE } from './reader';
+import { writePartitions, type PartitionManifest, type PartitionTensors, type WriteProgress } from './writer';
 
 /**
  * A synthetic SDSS-like galaxy sample. Each object is drawn from its own seeded generator, so the

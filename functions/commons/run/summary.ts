@@ -1,38 +1,14 @@
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { redshiftAccuracy } from './accuracy';
-import { countsSince, requestCounts, type RequestCounts } from './clients';
-import { billRun, prototypeCost, type Architecture, type LambdaInvocation } from './cost';
-import type { RankItem } from './manifest';
-import { outputKeys, type RankResult } from './rank';
-import { MAX_STORED_FAILURES, type PartitionFailure, type RunRecord, type RunStatus, type RunStore } from './run-store';
+import { redshiftAccuracy } from '../model/accuracy';
+import { countsSince, requestCounts, type RequestCounts } from '../aws/clients';
+import type { LambdaInvocation } from '../aws/invocation';
+import { billRun, prototypeCost, type Architecture } from '../billing/cost';
+import type { FailedAttempt, PartitionFailure, RankItem, RankResult, SummarizeInput } from './contracts';
+import { outputKeys } from './output-keys';
+import { MAX_STORED_FAILURES, type RunRecord, type RunStatus, type RunStore } from './run-store';
 
-/** What the Distributed Map returns for one rank: the handler's reply, or the caught error. */
-export interface RankOutcome {
-  rank: number;
-  status: 'SUCCEEDED' | 'FAILED';
-  error?: { Error?: string; Cause?: string };
-  /** Retries the state machine made for this rank (when it knows). */
-  attempts?: number;
-}
 
-export interface SummarizeInput {
-  runId: string;
-  resultBucket: string;
-  resultPath: string;
-  ranks?: RankOutcome[];
-  /** Set on the failure path: why the run as a whole failed. */
-  failure?: { Error?: string; Cause?: string };
-}
 
-/** An inference invocation that failed before writing a rank result (attempts/<rank>-<id>.json). */
-export interface FailedAttempt {
-  rank: number;
-  durationMs: number;
-  initMs: number;
-  memoryMb: number;
-  error: string;
-  requests: RequestCounts;
-}
 
 export interface SummarizeContext {
   s3: S3Client;

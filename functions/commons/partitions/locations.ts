@@ -1,9 +1,9 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { fileSource, s3Source, type ByteSource } from './byte-source';
-import { UsageError } from './errors';
-import { s3Client } from './clients';
+import { fileSource, s3Source, type ByteSource } from '../torch/byte-source';
+import { UsageError } from '../errors';
+import { s3Client } from '../aws/clients';
 
 /** A file or folder on this machine, or an object or prefix in S3 (`s3://bucket/key`). */
 export type Location = { kind: 'file'; path: string } | { kind: 's3'; bucket: string; key: string };

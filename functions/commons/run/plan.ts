@@ -1,27 +1,7 @@
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import type { Payload } from './payload';
+import type { PartitionObject, Payload, RankItem } from './contracts';
 
-/** One partition object in S3. */
-export interface PartitionObject {
-  key: string;
-  bytes: number;
-}
 
-/**
- * One item of the Distributed Map: everything one inference invocation (one rank) needs. The
- * manifest (manifest.json) is the array of these, which the Map's ItemReader reads from S3.
- */
-export interface RankItem {
-  runId: string;
-  rank: number;
-  worldSize: number;
-  /** The payload's batch_size; absent: the worker's tuned batch size for its memory size. */
-  batchSize?: number;
-  dataBucket: string;
-  partitions: PartitionObject[];
-  resultBucket: string;
-  resultPath: string;
-}
 
 /** File names CAI takes as partitions. */
 export const PARTITION_SUFFIX = '.pt';

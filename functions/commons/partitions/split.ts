@@ -1,7 +1,7 @@
-import type { ByteSource } from './byte-source';
+import type { ByteSource } from '../torch/byte-source';
 import type { ObjectSink } from './locations';
-import { BANDS, IMAGE_ELEMENTS, ROWS_PER_CHUNK, openTorchPartition } from './partition';
-import { writePartitions, type PartitionManifest, type WriteProgress } from './partition-writer';
+import { BANDS, IMAGE_ELEMENTS, ROWS_PER_CHUNK, openTorchPartition } from './reader';
+import { writePartitions, type PartitionManifest, type WriteProgress } from './writer';
 
 /**
  * Splits one dataset file into partitions of at most `maxBytes`. The input is read range by range,

@@ -10,7 +10,7 @@ import {
   type DType,
   type TensorData,
 } from './dtype';
-import { ArchiveError, UnsupportedTensorError } from './errors';
+import { ArchiveError, UnsupportedTensorError } from '../errors';
 import { PyObject, unpickle, type PickleGlobal } from './pickle';
 import { entryDataOffset, readStoredEntry, readZipDirectory, type ZipEntry } from './zip-reader';
 

@@ -10,19 +10,20 @@
  */
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
 import { Command } from 'commander';
-import { createS3Client } from '../functions/commons/clients';
+import { createS3Client } from '../functions/commons/aws/clients';
 import { describeError, UsageError } from '../functions/commons/errors';
-import type { InitializeOutcome } from '../functions/commons/initialize';
-import { folderOf } from '../functions/commons/manifest';
-import { sinkFor } from '../functions/commons/locations';
-import { synthesizeDataset } from '../functions/commons/synth';
-import type { RunRecord } from '../functions/commons/run-store';
-import { positiveInteger } from '../cli/arguments';
-import { progressLine } from '../cli/progress';
-import { runReport } from '../cli/run-format';
-import { LocalStack, ROOT } from './stack';
+import type { InitializeOutcome } from '../functions/commons/run/initialize';
+import { folderOf } from '../functions/commons/run/plan';
+import { sinkFor } from '../functions/commons/partitions/locations';
+import { synthesizeDataset } from '../functions/commons/partitions/synth';
+import type { RunRecord } from '../functions/commons/run/run-store';
+import { positiveInteger } from './arguments';
+import { progressLine } from './progress';
+import { runReport } from './run-format';
+import { costFromReports } from '../local/report-billing';
+import { LocalStack, ROOT } from '../local/stack';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -77,17 +78,14 @@ async function synthesizeDemo(s3: S3Client): Promise<void> {
 async function downloadOutputs(s3: S3Client, prefixUri: string, into: string): Promise<void> {
   const [, , bucket, ...rest] = prefixUri.split('/');
   const prefix = rest.join('/');
-  let token: string | undefined;
-  do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+  for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: bucket, Prefix: prefix })) {
     for (const object of page.Contents ?? []) {
       const target = join(into, object.Key!.slice(prefix.length));
       await mkdir(dirname(target), { recursive: true });
       const body = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: object.Key! }));
       await writeFile(target, await body.Body!.transformToByteArray());
     }
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -155,7 +153,15 @@ export async function main(argv: string[]): Promise<number> {
     const outputs = join(resolve(options.dir), 'outputs', run.runId);
     if (run.outputs) await downloadOutputs(s3, run.outputs.prefix, outputs);
     const wall = (Date.now() - started) / 1000;
+    // What Lambda bills is the REPORT line; the run record holds what the functions measured of themselves.
+    const reports = Object.values(stack.reports()).flat();
+    const billed = costFromReports(reports, run);
+    const inits = Object.entries(stack.reports())
+      .map(([name, list]) => `${name} ${list.filter((r) => r.initMs > 0).map((r) => `${Math.round(r.initMs)}`).join('/') || '-'}`)
+      .join(', ');
     process.stdout.write(`${runReport(run)}\n  local copy  ${outputs}\n`);
+    process.stdout.write(`  Lambda      ${reports.length} invocations on the Runtime Interface Emulator; INIT ms: ${inits}\n`);
+    if (billed) process.stdout.write(`  billed      $${billed.totalUsd.toExponential(3)} with Lambda from the REPORT lines (the run record's self-measured $${run.cost!.totalUsd.toExponential(3)})\n`);
     process.stdout.write(
       `${JSON.stringify({
         runId: run.runId,
@@ -165,7 +171,7 @@ export async function main(argv: string[]): Promise<number> {
         predictions: run.predictions ?? 0,
         outputs,
         wall_s: Number(wall.toFixed(3)),
-        cost_usd: run.cost?.totalUsd ?? 0,
+        cost_usd: billed?.totalUsd ?? 0,
       })}\n`,
     );
     return run.status === 'SUCCEEDED' ? 0 : 1;

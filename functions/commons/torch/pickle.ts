@@ -1,4 +1,4 @@
-import { ArchiveError, UnsafePickleError } from './errors';
+import { ArchiveError, UnsafePickleError } from '../errors';
 
 /**
  * A restricted unpickler. It evaluates the pickle opcodes itself and never runs code the pickle

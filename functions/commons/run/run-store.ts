@@ -1,8 +1,9 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { Accuracy } from './accuracy';
-import type { CostBreakdown } from './cost';
-import type { RequestCounts } from './clients';
+import type { Accuracy } from '../model/accuracy';
+import type { CostBreakdown } from '../billing/cost';
+import type { RequestCounts } from '../aws/clients';
+import type { PartitionFailure } from './contracts';
 import type { FieldError } from './payload';
 
 /**
@@ -12,11 +13,6 @@ import type { FieldError } from './payload';
  */
 export type RunStatus = 'RUNNING' | 'SUCCEEDED' | 'PARTIAL' | 'FAILED';
 
-export interface PartitionFailure {
-  partition: string;
-  rank?: number;
-  error: string;
-}
 
 export interface RunOutputs {
   prefix: string;

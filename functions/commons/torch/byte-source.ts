@@ -1,7 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
-import { ArchiveError } from './errors';
+import { ArchiveError } from '../errors';
 
 /**
  * Random access to the bytes of one file, wherever it lives. Readers ask for ranges so that a

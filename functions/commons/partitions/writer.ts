@@ -1,8 +1,8 @@
-import { UsageError } from './errors';
+import { UsageError } from '../errors';
 import type { ObjectSink } from './locations';
-import { IMAGE_SHAPE, MAGNITUDE_SHAPE, type PartitionRows } from './partition';
-import { numelOf } from './torch-archive';
-import { TorchDatasetArchive, torchDatasetSize, type TensorSpec } from './torch-writer';
+import { IMAGE_SHAPE, MAGNITUDE_SHAPE, type PartitionRows } from './reader';
+import { numelOf } from '../torch/archive';
+import { TorchDatasetArchive, torchDatasetSize, type TensorSpec } from '../torch/writer';
 
 /** The tensors of one partition being written, to be filled in place. */
 export type PartitionTensors = Omit<PartitionRows, 'start' | 'count'>;

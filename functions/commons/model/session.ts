@@ -1,6 +1,6 @@
 import * as ort from 'onnxruntime-node';
-import { CaiError } from './errors';
-import { BANDS, IMAGE_ELEMENTS, ROWS_PER_CHUNK, partitionChunks, type PartitionReader } from './partition';
+import { CaiError } from '../errors';
+import { BANDS, IMAGE_ELEMENTS, ROWS_PER_CHUNK, partitionChunks, type PartitionReader } from '../partitions/reader';
 
 /** An AstroMAE ONNX model: image float32[B,5,32,32] + magnitude float32[B,5] → redshift float32[B]. */
 export interface RedshiftModel {

@@ -1,0 +1,122 @@
+import type { RequestCounts } from '../aws/clients';
+
+/**
+ * The contracts that cross the state machine, in one place: what a user uploads (payload.json),
+ * what the initializer hands the Map (manifest items, the execution input), what each rank writes
+ * and returns, and what the summarizer is given. Everything here is JSON on the wire.
+ */
+
+export interface Payload {
+  /** Control bucket: results are written under `result_path` here. */
+  bucket: string;
+  data_bucket: string;
+  data_prefix: string;
+  /** At most this many partitions, the first in natural order (1.pt, 2.pt, … 10.pt). */
+  file_limit?: number;
+  /** Absent: the inference worker's tuned batch size for its memory size (functions/commons/tuning.ts). */
+  batch_size?: number;
+  result_path: string;
+  /** Ranks (inference invocations); default: one per partition. */
+  world_size?: number;
+}
+
+/** One partition object in S3. */
+export interface PartitionObject {
+  key: string;
+  bytes: number;
+}
+
+/**
+ * One item of the Distributed Map: everything one inference invocation (one rank) needs. The
+ * manifest (manifest.json) is the array of these, which the Map's ItemReader reads from S3.
+ */
+export interface RankItem {
+  runId: string;
+  rank: number;
+  worldSize: number;
+  /** The payload's batch_size; absent: the worker's tuned batch size for its memory size. */
+  batchSize?: number;
+  dataBucket: string;
+  partitions: PartitionObject[];
+  resultBucket: string;
+  resultPath: string;
+}
+
+/** The state machine's input. */
+export interface ExecutionInput {
+  runId: string;
+  manifest: { Bucket: string; Key: string };
+  resultBucket: string;
+  resultPath: string;
+  /** Ranks running at once (the Map's MaxConcurrencyPath). */
+  maxConcurrency: number;
+}
+
+/** What the Distributed Map returns for one rank: the handler's reply, or the caught error. */
+export interface RankOutcome {
+  rank: number;
+  status: 'SUCCEEDED' | 'FAILED';
+  error?: { Error?: string; Cause?: string };
+  /** Retries the state machine made for this rank (when it knows). */
+  attempts?: number;
+}
+
+export interface PartitionFailure {
+  partition: string;
+  rank?: number;
+  error: string;
+}
+
+/**
+ * One rank's result (ranks/<rank>.json). The first ten fields are the prototype's, so existing
+ * notebooks keep working; their meaning in CAI is in the README. The rest are CAI's measurements.
+ */
+export interface RankResult {
+  'total_cpu_time (seconds)': number;
+  'total_cpu_memory (MB)': number;
+  'execution_time (seconds/batch)': number;
+  num_batches: number;
+  batch_size: number;
+  device: 'cpu';
+  throughput_bps: number;
+  sample_persec: number;
+  result_path: string;
+  data_path: string;
+  run_id: string;
+  rank: number;
+  world_size: number;
+  partitions: { key: string; bytes: number; samples: number }[];
+  failures: PartitionFailure[];
+  samples: number;
+  bytes: number;
+  /** Wall-clock seconds. Reading overlaps inference, so download + inference can exceed total. */
+  wall_s: { total: number; download: number; open: number; inference: number; read_wait: number; upload: number };
+  init_s: number;
+  cold_start: boolean;
+  peak_rss_mb: number;
+  memory_configured_mb: number;
+  intra_op_threads: number;
+  /** The invocation's duration, as Lambda would bill it (INIT is billed separately: init_s). */
+  duration_ms: number;
+  requests: RequestCounts;
+  predictions_key: string | null;
+}
+
+/** An inference invocation that failed before writing a rank result (attempts/<rank>-<id>.json). */
+export interface FailedAttempt {
+  rank: number;
+  durationMs: number;
+  initMs: number;
+  memoryMb: number;
+  error: string;
+  requests: RequestCounts;
+}
+
+export interface SummarizeInput {
+  runId: string;
+  resultBucket: string;
+  resultPath: string;
+  ranks?: RankOutcome[];
+  /** Set on the failure path: why the run as a whole failed. */
+  failure?: { Error?: string; Cause?: string };
+}

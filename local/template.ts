@@ -1,0 +1,166 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseToml } from 'smol-toml';
+import { parse as parseYaml, type Tags } from 'yaml';
+
+/**
+ * template.yaml as `sam build`, `sam deploy` and `sam local invoke` read it, for the local stack:
+ * parameters (defaults, then samconfig.toml's parameter_overrides, then explicit overrides), and
+ * each function's handler, memory, timeout, architecture and environment (Globals merged in,
+ * intrinsic functions resolved; references to resources take the local stack's names).
+ */
+type Node = unknown;
+type Json = Record<string, Node>;
+
+// CloudFormation's short-form tags, read as their long forms ({"Ref": …}, {"Fn::Sub": …}).
+const INTRINSICS = ['Ref', 'Sub', 'GetAtt', 'If', 'Equals', 'Not', 'And', 'Or', 'Join', 'Select', 'Split', 'FindInMap', 'Base64', 'GetAZs', 'ImportValue', 'Condition'];
+const customTags: Tags = INTRINSICS.flatMap((name) => {
+  const key = name === 'Ref' || name === 'Condition' ? name : `Fn::${name}`;
+  const value = (v: unknown) => ({ [key]: name === 'GetAtt' && typeof v === 'string' ? v.split('.') : v });
+  return (['scalar', 'seq', 'map'] as const).map((nodeClass) => ({
+    tag: `!${name}`,
+    collection: nodeClass === 'scalar' ? undefined : nodeClass,
+    resolve: (v: unknown) => value(nodeClass === 'scalar' ? v : (v as { toJSON(): unknown }).toJSON()),
+  })) as Tags;
+});
+
+export interface SamTemplate {
+  Parameters?: Record<string, { Default?: unknown; AllowedValues?: unknown[] }>;
+  Conditions?: Record<string, Node>;
+  Globals?: { Function?: Json };
+  Resources: Record<string, { Type: string; Properties?: Json; Metadata?: Json }>;
+}
+
+export function readTemplate(root: string): SamTemplate {
+  return parseYaml(readFileSync(join(root, 'template.yaml'), 'utf8'), { customTags }) as SamTemplate;
+}
+
+/** "A=1 B=two" (SAM's --parameter-overrides form) → {A: "1", B: "two"}. */
+export function parseParameterOverrides(text: string): Record<string, string> {
+  return Object.fromEntries([...text.matchAll(/(\w+)=("[^"]*"|'[^']*'|\S+)/g)].map(([, k, v]) => [k, v.replace(/^["']|["']$/g, '')]));
+}
+
+/** samconfig.toml's parameter_overrides for a command (global, then the command's own section). */
+export function samConfigOverrides(root: string, command = 'build'): Record<string, string> {
+  const config = parseToml(readFileSync(join(root, 'samconfig.toml'), 'utf8')) as Record<string, Record<string, Record<string, Json>>>;
+  const sections = [config.default?.global?.parameters, config.default?.[command]?.parameters];
+  return Object.assign({}, ...sections.map((s) => parseParameterOverrides(String(s?.parameter_overrides ?? ''))));
+}
+
+export interface ResolveOptions {
+  /** Parameter values over the template's defaults and samconfig.toml's. */
+  overrides?: Record<string, string>;
+  /** What Ref / GetAtt of a resource means locally: logical id → name or ARN. */
+  resources?: Record<string, string>;
+  region?: string;
+  accountId?: string;
+  stackName?: string;
+}
+
+export class TemplateError extends Error {}
+
+/** Resolves intrinsic functions as far as the local stack can. */
+export function resolver(template: SamTemplate, root: string, options: ResolveOptions = {}) {
+  const parameters: Record<string, string> = {};
+  for (const [name, p] of Object.entries(template.Parameters ?? {})) if (p.Default !== undefined) parameters[name] = String(p.Default);
+  Object.assign(parameters, samConfigOverrides(root), options.overrides);
+  const pseudo: Record<string, string> = {
+    'AWS::Region': options.region ?? 'us-east-1',
+    'AWS::AccountId': options.accountId ?? '000000000000',
+    'AWS::StackName': options.stackName ?? 'cai',
+    'AWS::Partition': 'aws',
+    'AWS::URLSuffix': 'amazonaws.com',
+  };
+  const ref = (name: string): string => {
+    if (name in pseudo) return pseudo[name];
+    if (name in parameters) return parameters[name];
+    if (options.resources?.[name] !== undefined) return options.resources[name];
+    if (name in template.Resources) return name;
+    throw new TemplateError(`template.yaml: cannot resolve Ref ${name}`);
+  };
+  const condition = (name: string): boolean => Boolean(resolve(template.Conditions?.[name]));
+  const resolve = (node: Node): Node => {
+    if (Array.isArray(node)) return node.map(resolve);
+    if (node === null || typeof node !== 'object') return node;
+    const [key, arg] = Object.entries(node as Json)[0] ?? [];
+    const args = arg as Node[];
+    switch (Object.keys(node as Json).length === 1 ? key : undefined) {
+      case 'Ref':
+        return ref(String(arg));
+      case 'Fn::Sub': {
+        const [text, vars] = typeof arg === 'string' ? [arg, {}] : (args as [string, Json]);
+        return text.replace(/\$\{([^}]+)\}/g, (_, name: string) => String(name in vars ? resolve(vars[name]) : name.includes('.') ? resolve({ 'Fn::GetAtt': name.split('.') }) : ref(name)));
+      }
+      case 'Fn::GetAtt': {
+        const [id, attribute] = args as string[];
+        return options.resources?.[`${id}.${attribute}`] ?? options.resources?.[id] ?? `${id}.${attribute}`;
+      }
+      case 'Fn::If':
+        return resolve(condition(String(args[0])) ? args[1] : args[2]);
+      case 'Fn::Equals':
+        return resolve(args[0]) === resolve(args[1]);
+      case 'Fn::Not':
+        return !resolve(args[0]);
+      case 'Fn::And':
+        return args.every((a) => resolve(a));
+      case 'Fn::Or':
+        return args.some((a) => resolve(a));
+      case 'Condition':
+        return condition(String(arg));
+      case 'Fn::Join':
+        return (resolve(args[1]) as Node[]).join(String(args[0]));
+      case 'Fn::Select':
+        return (resolve(args[1]) as Node[])[Number(resolve(args[0]))];
+      default:
+        return Object.fromEntries(Object.entries(node as Json).map(([k, v]) => [k, resolve(v)]));
+    }
+  };
+  return { parameters, resolve };
+}
+
+/** One function as Lambda would configure it. */
+export interface FunctionConfig {
+  logicalId: string;
+  handler: string;
+  runtime: string;
+  memoryMb: number;
+  timeoutS: number;
+  architecture: 'x86_64' | 'arm64';
+  environment: Record<string, string>;
+}
+
+export function functionConfig(root: string, logicalId: string, options: ResolveOptions = {}): FunctionConfig {
+  const template = readTemplate(root);
+  const resource = template.Resources[logicalId];
+  if (resource?.Type !== 'AWS::Serverless::Function') {
+    const known = Object.entries(template.Resources)
+      .filter(([, r]) => r.Type === 'AWS::Serverless::Function')
+      .map(([id]) => id);
+    throw new TemplateError(`template.yaml has no function ${logicalId} (its functions: ${known.join(', ')})`);
+  }
+  const { resolve } = resolver(template, root, options);
+  const globals = (template.Globals?.Function ?? {}) as Json;
+  const own = resource.Properties ?? {};
+  const pick = (key: string) => resolve(own[key] ?? globals[key]);
+  const variables = (p: Json) => ((p.Environment as Json | undefined)?.Variables ?? {}) as Json;
+  const environment = resolve({ ...variables(globals), ...variables(own) }) as Record<string, Node>;
+  const architecture = ((pick('Architectures') as string[] | undefined) ?? ['x86_64'])[0];
+  if (architecture !== 'x86_64' && architecture !== 'arm64') throw new TemplateError(`${logicalId}: unknown architecture ${architecture}`);
+  return {
+    logicalId,
+    handler: String(pick('Handler')),
+    runtime: String(pick('Runtime')),
+    memoryMb: Number(pick('MemorySize') ?? 128),
+    timeoutS: Number(pick('Timeout') ?? 3),
+    architecture,
+    environment: Object.fromEntries(Object.entries(environment).map(([k, v]) => [k, String(v)])),
+  };
+}
+
+/** Function logical id → the name of its handler folder under functions/ and its build target. */
+export const FUNCTIONS = {
+  InitializerFunction: 'initializer',
+  InferenceFunction: 'inference',
+  SummarizerFunction: 'summarizer',
+} as const;
+export type FunctionId = keyof typeof FUNCTIONS;
