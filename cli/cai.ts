@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { describeError, UsageError } from '../functions/commons/errors';
 import { addDataCommands } from './data-commands';
+import { addInvokeCommand } from './invoke-command';
 import { addModelCommands } from './model-commands';
 import { addRunCommands } from './run-commands';
 
@@ -16,6 +17,7 @@ const program = new Command('cai')
 addDataCommands(program);
 addModelCommands(program);
 addRunCommands(program);
+addInvokeCommand(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof CommanderError) {

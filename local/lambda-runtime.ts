@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, existsSync, readFileSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync, readFileSync, type WriteStream } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -40,6 +40,8 @@ export interface FunctionSpec {
   concurrency: number;
   /** Where the containers' output (the function's log, as CloudWatch would hold it) is appended. */
   logFile?: string;
+  /** Also copy the containers' output to this process's stderr. */
+  echoLog?: boolean;
 }
 
 /** One invocation as the emulator's REPORT line gives it, with INIT separated out. */
@@ -55,6 +57,13 @@ export interface InvocationReport {
   /** Peak RSS of the runtime process (the emulator prints the memory size here, so it is measured). */
   maxMemoryUsedMb?: number;
   error?: string;
+}
+
+/** A REPORT line as Lambda prints it, from an invocation's report. */
+export function reportLine(r: InvocationReport): string {
+  const init = r.initMs > 0 ? `\tInit Duration: ${r.initMs.toFixed(2)} ms` : '';
+  const used = r.maxMemoryUsedMb === undefined ? '' : `\tMax Memory Used: ${Math.ceil(r.maxMemoryUsedMb)} MB`;
+  return `REPORT RequestId: ${r.requestId}\tDuration: ${r.durationMs.toFixed(2)} ms\tBilled Duration: ${r.billedMs} ms\tMemory Size: ${r.memoryMb} MB${used}${init}`;
 }
 
 export class LambdaError extends Error {
@@ -96,19 +105,36 @@ async function waitForPort(port: number, process: ChildProcess): Promise<void> {
   throw new Error(`the Runtime Interface Emulator did not listen on ${port}`);
 }
 
-function peakRssOfChildren(pid: number): number | undefined {
+/** The processes the emulator started (the runtime), from every thread's children list. */
+function childrenOf(pid: number): number[] {
   try {
-    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
-    const peaks = children.map((child) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child}/status`, 'utf8'))?.[1] ?? 0));
-    return peaks.length ? Math.max(...peaks) / 1024 : undefined;
+    return readdirSync(`/proc/${pid}/task`).flatMap((task) =>
+      readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number),
+    );
   } catch {
-    return undefined; // not Linux, or the runtime has exited
+    return []; // not Linux, or the emulator has exited
   }
+}
+
+function peakRssOfChildren(pid: number): number | undefined {
+  const peaks = childrenOf(pid).map((child) => {
+    try {
+      return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      return 0;
+    }
+  });
+  return peaks.length ? Math.max(...peaks) / 1024 : undefined;
 }
 
 class Container {
   busy = false;
+  /** Invocations started, to tell one from the next. */
+  invocations = 0;
   private pendingInitMs = 0;
+  /** Resolves once the runtime has finished INIT (again, after a reset). */
+  private initialized!: Promise<void>;
+  private markInitialized!: () => void;
   private reportWaiter?: (line: { requestId: string; durationMs: number; memoryMb: number }) => void;
   private constructor(
     readonly process: ChildProcess,
@@ -116,6 +142,7 @@ class Container {
   ) {}
 
   static async start(spec: FunctionSpec, paths: LambdaRuntimePaths, log?: WriteStream): Promise<Container> {
+    const echo = spec.echoLog ? (line: string) => process.stderr.write(`${line}\n`) : undefined;
     const [apiPort, port] = [await freePort(), await freePort()];
     const env = {
       // What Lambda's own environment holds; nothing of this machine's leaks in.
@@ -137,9 +164,14 @@ class Container {
       { cwd: spec.artifact, env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const container = new Container(child, port);
+    container.expectInit();
     for (const stream of [child.stdout!, child.stderr!]) {
       createInterface({ input: stream }).on('line', (line) => {
         log?.write(`${line}\n`);
+        // The emulator's own REPORT line misstates INIT and memory; `reportLine` prints Lambda's.
+        if (!line.includes('(rapid)') && !line.startsWith('REPORT ')) echo?.(line);
+        if (line.includes('INIT START(')) container.expectInit();
+        if (line.includes('INIT RTDONE(status: success)')) container.markInitialized();
         const init = INIT_REPORT.exec(line);
         if (init) container.pendingInitMs += Number(init[1]);
         const report = REPORT.exec(line);
@@ -150,13 +182,27 @@ class Container {
     return container;
   }
 
+  private expectInit(): void {
+    this.initialized = new Promise((resolve) => {
+      this.markInitialized = resolve;
+    });
+  }
+
+  /** Kills the runtime `afterMs` into its handler (after INIT), as a crash mid-invocation would. */
+  async crashDuringHandler(afterMs: number): Promise<void> {
+    const invocation = this.invocations;
+    await this.initialized;
+    await new Promise((r) => setTimeout(r, afterMs));
+    if (this.invocations === invocation && this.busy) this.killRuntime();
+  }
+
   /** The runtime process under the emulator (the Node.js process running the handler). */
   killRuntime(): void {
-    const children = readFileSync(`/proc/${this.process.pid}/task/${this.process.pid}/children`, 'utf8').trim().split(/\s+/);
-    for (const pid of children.filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
+    for (const pid of childrenOf(this.process.pid as number)) process.kill(pid, 'SIGKILL');
   }
 
   async invoke(event: unknown, timeoutS: number): Promise<{ status: number; body: string; report?: InvocationReport }> {
+    this.invocations++;
     const reported = new Promise<{ requestId: string; durationMs: number; memoryMb: number } | undefined>((resolve) => {
       this.reportWaiter = resolve;
     });
@@ -260,16 +306,15 @@ export class LocalFunction {
   async invoke(event: unknown): Promise<unknown> {
     const directive = await this.intercept?.(event);
     const container = await this.acquire();
-    let crash: NodeJS.Timeout | undefined;
     try {
-      if (directive) crash = setTimeout(() => container.killRuntime(), directive.crashAfterMs);
-      const { status, body, report } = await container.invoke(event, this.spec.timeoutS);
+      const reply = container.invoke(event, this.spec.timeoutS);
+      if (directive) void container.crashDuringHandler(directive.crashAfterMs);
+      const { status, body, report } = await reply;
       const { result, error } = replyOf(status, body);
       if (report) this.reports.push({ ...report, error: error?.name });
       if (error) throw error;
       return result;
     } finally {
-      clearTimeout(crash);
       this.release(container);
     }
   }

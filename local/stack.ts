@@ -30,9 +30,18 @@ export interface LocalStackOptions {
   /** Retry pauses in ms per state (tests shorten them). */
   retryIntervalOverrides?: Record<string, number>;
   inferenceMemoryMb?: number;
+  /** Per function, values for environment variables its template declares (as `--env-vars` gives them). */
+  environment?: Partial<Record<FunctionId, Record<string, string>>>;
+  /** Copy the functions' log lines to stderr as well (`cai invoke`, as `sam local invoke` shows them). */
+  echoLogs?: boolean;
 }
 
 export const DEFAULT_TABLE = 'cai-runs';
+
+/** As `sam local invoke --env-vars` does: only variables the template declares take a value from the file. */
+function declaredOnly(declared: Record<string, string>, given: Record<string, string> = {}): Record<string, string> {
+  return Object.fromEntries(Object.entries(given).filter(([name]) => name in declared));
+}
 
 export class LocalStack {
   s3!: LocalS3;
@@ -93,9 +102,10 @@ export class LocalStack {
         memoryMb: config.memoryMb,
         timeoutS: config.timeoutS,
         architecture: config.architecture,
-        env: { ...config.environment, ...this.env, ...env },
+        env: { ...config.environment, ...declaredOnly(config.environment, this.options.environment?.[id]), ...this.env, ...env },
         concurrency,
         logFile: join(directory, 'logs', `${FUNCTIONS[id]}.log`),
+        echoLog: this.options.echoLogs,
       });
     };
 
