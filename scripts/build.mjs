@@ -2,10 +2,11 @@
 //
 //   node scripts/build.mjs                         the CLI, npm start and the benchmarks, into dist/
 //   node scripts/build.mjs --lambda <name> --out <dir> [--arch x86_64|arm64] [--model <file.onnx>] [--metafile <file>]
+//                          [--parameter-overrides "Architecture=arm64 ..."]
 //       one Lambda's deployment artifact (what SAM's makefile builder calls, and what the local stack
 //       runs): index.mjs, and for inference model.onnx plus onnxruntime-node with only that
 //       architecture's Linux binary. The architecture is the template's (template.yaml with
-//       samconfig.toml's parameter_overrides) unless --arch says otherwise; the model is
+//       samconfig.toml's parameter_overrides, then --parameter-overrides) unless --arch says otherwise; the model is
 //       model/default.onnx unless --model or CAI_MODEL names another.
 import { build } from 'esbuild';
 import { chmod, cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -34,6 +35,7 @@ const { values: args } = parseArgs({
     arch: { type: 'string' },
     model: { type: 'string' },
     metafile: { type: 'string' },
+    'parameter-overrides': { type: 'string' },
   },
 });
 
@@ -43,7 +45,8 @@ async function templateArchitecture(logicalId) {
   await build({ ...common, entryPoints: ['local/template.ts'], format: 'cjs', outfile: bundle, sourcemap: false });
   const reader = createRequire(import.meta.url)(bundle);
   await rm(dirname(bundle), { recursive: true, force: true });
-  return reader.functionConfig(process.cwd(), logicalId).architecture;
+  const overrides = reader.parseParameterOverrides(args['parameter-overrides'] ?? '');
+  return reader.functionConfig(process.cwd(), logicalId, { overrides }).architecture;
 }
 
 if (args.lambda) {

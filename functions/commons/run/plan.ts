@@ -1,4 +1,4 @@
-import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
 import type { PartitionObject, Payload, RankItem } from './contracts';
 
 
@@ -33,16 +33,11 @@ export function folderOf(prefix: string): string {
 export async function listPartitions(s3: S3Client, bucket: string, prefix: string): Promise<PartitionObject[]> {
   const folder = folderOf(prefix);
   const found: PartitionObject[] = [];
-  let token: string | undefined;
-  do {
-    const page = await s3.send(
-      new ListObjectsV2Command({ Bucket: bucket, Prefix: folder, Delimiter: '/', ContinuationToken: token }),
-    );
+  for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: bucket, Prefix: folder, Delimiter: '/' })) {
     for (const object of page.Contents ?? []) {
       if (object.Key?.endsWith(PARTITION_SUFFIX)) found.push({ key: object.Key, bytes: object.Size ?? 0 });
     }
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
+  }
   return found.sort((a, b) => naturalCompare(a.key, b.key));
 }
 
