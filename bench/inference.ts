@@ -85,23 +85,56 @@ async function runPipeline(work: string, partitions: number, perPartition: numbe
   const data = join(work, 'e2e', 'data');
   await synthesizeDataset({ samples, maxBytes: 100 * MiB, seed: 13, sink: sinkFor({ kind: 'file', path: data }) });
   const payload = join(work, 'e2e', 'payload.json');
-  writeFileSync(payload, JSON.stringify({ bucket: 'cai-control', data_bucket: 'bench-data', data_prefix: 'e2e', batch_size: batch, result_path: 'results/bench' }));
+  writeFileSync(
+    payload,
+    JSON.stringify({
+      bucket: 'cai-control',
+      data_bucket: 'bench-data',
+      data_prefix: 'e2e',
+      batch_size: batch,
+      result_path: 'results/bench',
+    }),
+  );
   const { stdout } = await run(
     process.execPath,
-    [join(ROOT, 'dist', 'local', 'start.js'), '--partitions', data, '--payload', payload, '--model', model, '--workers', '2', '--dir', join(work, 'e2e', 'stack')],
+    [
+      join(ROOT, 'dist', 'local', 'start.js'),
+      '--partitions',
+      data,
+      '--payload',
+      payload,
+      '--model',
+      model,
+      '--workers',
+      '2',
+      '--dir',
+      join(work, 'e2e', 'stack'),
+    ],
     { echo: true },
   ).catch((error: Error) => {
-    throw new Error(`npm start: ${error.message.split('\n').filter((l) => /FAILED|PARTIAL|Error|error/.test(l)).slice(-3).join(' | ') || 'failed'}`);
+    throw new Error(
+      `npm start: ${
+        error.message
+          .split('\n')
+          .filter((l) => /FAILED|PARTIAL|Error|error/.test(l))
+          .slice(-3)
+          .join(' | ') || 'failed'
+      }`,
+    );
   });
   const result = lastJsonLine<{ status: string; samples: number; outputs: string }>(stdout);
-  if (result.status !== 'SUCCEEDED' || result.samples !== samples) throw new Error(`npm start: ${result.status}, ${result.samples} of ${samples} galaxies`);
-  const summary = JSON.parse(await readFile(join(result.outputs, 'summary.json'), 'utf8')) as { timings: { wall_s: number; peak_rss_mb_max: number } };
+  if (result.status !== 'SUCCEEDED' || result.samples !== samples)
+    throw new Error(`npm start: ${result.status}, ${result.samples} of ${samples} galaxies`);
+  const summary = JSON.parse(await readFile(join(result.outputs, 'summary.json'), 'utf8')) as {
+    timings: { wall_s: number; peak_rss_mb_max: number };
+  };
   return { samples, wallS: summary.timings.wall_s, peakRssMb: summary.timings.peak_rss_mb_max };
 }
 
 async function main(): Promise<void> {
   const started = Date.now();
-  if (!existsSync(WEIGHTS)) throw new Error(`${WEIGHTS} is missing: it is part of the repository (npm run model:train -- --full rebuilds it)`);
+  if (!existsSync(WEIGHTS))
+    throw new Error(`${WEIGHTS} is missing: it is part of the repository (npm run model:train -- --full rebuilds it)`);
   const work = mkdtempSync(join(tmpdir(), 'cai-bench-'));
   const cores = cpus().length;
   const threadCounts = cores >= 2 ? [1, 2] : [1];
@@ -115,8 +148,18 @@ async function main(): Promise<void> {
   const partitionBytes = 100 * MiB;
   const partitionSamples = rowsPerPartition(partitionBytes, true);
   say(`writing a ${partitionSamples}-galaxy partition (100 MiB) and a ${SWEEP_SAMPLES}-galaxy one for the sweep …`);
-  await synthesizeDataset({ samples: partitionSamples, maxBytes: partitionBytes, seed: 11, sink: sinkFor({ kind: 'file', path: join(work, 'one') }) });
-  await synthesizeDataset({ samples: SWEEP_SAMPLES, maxBytes: partitionBytes, seed: 12, sink: sinkFor({ kind: 'file', path: join(work, 'sweep') }) });
+  await synthesizeDataset({
+    samples: partitionSamples,
+    maxBytes: partitionBytes,
+    seed: 11,
+    sink: sinkFor({ kind: 'file', path: join(work, 'one') }),
+  });
+  await synthesizeDataset({
+    samples: SWEEP_SAMPLES,
+    maxBytes: partitionBytes,
+    seed: 12,
+    sink: sinkFor({ kind: 'file', path: join(work, 'sweep') }),
+  });
   const partition = join(work, 'one', '1.pt');
   const sweepPartition = join(work, 'sweep', '1.pt');
 
@@ -137,7 +180,9 @@ async function main(): Promise<void> {
   const sweep: { variant: Variant; threads: number; batch: number; perSecond: number }[] = [];
   const cells = threadCounts.flatMap((threads) =>
     SWEEP_BATCHES.flatMap((batch) =>
-      (['fp32', 'int8', 'torch'] as Variant[]).filter((v) => v !== 'torch' || [16, 32, 64, 256].includes(batch)).map((variant) => ({ variant, threads, batch })),
+      (['fp32', 'int8', 'torch'] as Variant[])
+        .filter((v) => v !== 'torch' || [16, 32, 64, 256].includes(batch))
+        .map((variant) => ({ variant, threads, batch })),
     ),
   );
   let done = 0;
@@ -166,7 +211,9 @@ async function main(): Promise<void> {
       if (timing.samples !== partitionSamples) throw new Error(`${variant} predicted ${timing.samples} of ${partitionSamples} galaxies`);
       times[variant].push(timing.seconds);
     }
-    say(`round ${r + 1}/${ROUNDS}: ${(['torch', 'fp32', 'int8'] as Variant[]).map((v) => `${v} ${(partitionSamples / times[v][r]).toFixed(1)}/s`).join(', ')}`);
+    say(
+      `round ${r + 1}/${ROUNDS}: ${(['torch', 'fp32', 'int8'] as Variant[]).map((v) => `${v} ${(partitionSamples / times[v][r]).toFixed(1)}/s`).join(', ')}`,
+    );
   }
   torch.close();
   cai.close();
@@ -177,12 +224,22 @@ async function main(): Promise<void> {
   const [torchZ, fp32Z, int8Z] = await Promise.all([out('torch'), out('fp32'), out('int8')].map(floats));
   const dz = Float64Array.from(int8Z, (z, i) => Math.abs(z - fp32Z[i])).sort();
   const torchVsCai = fp32Z.reduce((m, z, i) => Math.max(m, Math.abs(z - torchZ[i])), 0);
-  const accuracy = { torch: redshiftAccuracy(torchZ, labels)!, fp32: redshiftAccuracy(fp32Z, labels)!, int8: redshiftAccuracy(int8Z, labels)! };
+  const accuracy = {
+    torch: redshiftAccuracy(torchZ, labels)!,
+    fp32: redshiftAccuracy(fp32Z, labels)!,
+    int8: redshiftAccuracy(int8Z, labels)!,
+  };
 
   say('cold start: module load and session in fresh processes …');
   const coldStarts: number[] = [];
   for (let i = 0; i < 3; i++) {
-    const { stdout } = await run(process.execPath, [join(ROOT, 'dist', 'bench', 'cai-worker.js'), '--cold-start', modelPath.fp32, '--threads', '1']);
+    const { stdout } = await run(process.execPath, [
+      join(ROOT, 'dist', 'bench', 'cai-worker.js'),
+      '--cold-start',
+      modelPath.fp32,
+      '--threads',
+      '1',
+    ]);
     coldStarts.push(lastJsonLine<{ cold_start_s: number }>(stdout).cold_start_s);
   }
 
@@ -203,7 +260,9 @@ async function main(): Promise<void> {
   const measuredRate = (variant: Variant): MeasuredRate => ({
     oneThread: 1 / perSecond(variant),
     // The sweep's 2-thread gain over 1 thread, at each one's best batch, applied to the headline rate.
-    twoThreads: threadCounts.includes(2) ? 1 / perSecond(variant) / (best(variant, 2).perSecond / best(variant, 1).perSecond) : 1 / perSecond(variant),
+    twoThreads: threadCounts.includes(2)
+      ? 1 / perSecond(variant) / (best(variant, 2).perSecond / best(variant, 1).perSecond)
+      : 1 / perSecond(variant),
   });
   const settings = MEMORY_SIZES.map((memoryMb) => {
     const vcpus = wholeVcpus(memoryMb);
@@ -219,7 +278,8 @@ async function main(): Promise<void> {
       fp32_samples_per_s: round(1 / secondsPerSampleAt(lambdaVcpus(memoryMb), measuredRate('fp32')), 1),
       int8_samples_per_s: round(1 / secondsPerSampleAt(lambdaVcpus(memoryMb), measuredRate('int8')), 1),
       // Whether tuning.ts's setting for this size is as good as the best found, within 5 %.
-      matches_defaults: committed && measured ? cellRate('fp32', committed.threads, committed.batchSize) >= 0.95 * best('fp32', vcpus).perSecond : null,
+      matches_defaults:
+        committed && measured ? cellRate('fp32', committed.threads, committed.batchSize) >= 0.95 * best('fp32', vcpus).perSecond : null,
     };
   });
 
@@ -304,25 +364,40 @@ async function main(): Promise<void> {
   report(result, sweep, times, peak.peak_from);
 }
 
-function report(result: Record<string, any>, sweep: { variant: Variant; threads: number; batch: number; perSecond: number }[], times: Record<Variant, number[]>, peakFrom: string) {
+function report(
+  // biome-ignore lint/suspicious/noExplicitAny: the bench's printed result is one ad-hoc JSON object.
+  result: Record<string, any>,
+  sweep: { variant: Variant; threads: number; batch: number; perSecond: number }[],
+  times: Record<Variant, number[]>,
+  peakFrom: string,
+) {
   const lines: string[] = [];
   const r = result;
-  lines.push('', `AstroMAE full size (${r.gflop_per_sample} GFLOP/galaxy), one ${r.partition_samples}-galaxy 100 MiB partition, 1 thread, batch ${r.batch_size}, median of ${r.rounds} alternating rounds`);
+  lines.push(
+    '',
+    `AstroMAE full size (${r.gflop_per_sample} GFLOP/galaxy), one ${r.partition_samples}-galaxy 100 MiB partition, 1 thread, batch ${r.batch_size}, median of ${r.rounds} alternating rounds`,
+  );
   lines.push(`  ${'path'.padEnd(40)} ${'galaxies/s'.padStart(10)} ${'vs PyTorch'.padStart(10)} ${'MAE'.padStart(8)}`);
   const row = (name: string, rate: number, ratio: number | string, mae: number) =>
     lines.push(`  ${name.padEnd(40)} ${pad(rate, 10)} ${pad(ratio, 10)} ${pad(mae, 8)}`);
   row('PyTorch 2.13 eager (torch.load + model)', r.torch_fp32_samples_per_s, '1.00', r.mae.torch);
   row('CAI fp32 (decode + onnxruntime-node)', r.cai_fp32_samples_per_s, r.ratio_fp32, r.mae.cai_fp32);
   row('CAI int8', r.cai_int8_samples_per_s, r.ratio_int8, r.mae.cai_int8);
-  lines.push(`  rounds (s): ${(['torch', 'fp32', 'int8'] as Variant[]).map((v) => `${v} ${times[v].map((t) => t.toFixed(1)).join('/')}`).join('; ')}`);
-  lines.push(`  int8 vs fp32 |Δz|: median ${r.int8_median_abs_dz}, max ${r.int8_max_abs_dz};  CAI fp32 vs PyTorch: max |Δz| ${r.fp32_max_abs_diff_vs_torch.toExponential(1)}`);
+  lines.push(
+    `  rounds (s): ${(['torch', 'fp32', 'int8'] as Variant[]).map((v) => `${v} ${times[v].map((t) => t.toFixed(1)).join('/')}`).join('; ')}`,
+  );
+  lines.push(
+    `  int8 vs fp32 |Δz|: median ${r.int8_median_abs_dz}, max ${r.int8_max_abs_dz};  CAI fp32 vs PyTorch: max |Δz| ${r.fp32_max_abs_diff_vs_torch.toExponential(1)}`,
+  );
   lines.push(
     `  compute: ${r.achieved_gflops_fp32} GFLOP/s fp32 on one core = ${r.gflops_fraction_of_peak} of the ${r.matmul_peak_gflops_per_core} GFLOP/s matmul peak (${peakFrom})`,
   );
   lines.push(`  cold start (fresh process to session ready): ${r.cold_start_s} s`);
   if (r.e2e_error) lines.push(`  npm start FAILED: ${r.e2e_error}`);
   if (r.e2e_samples) {
-    lines.push(`  npm start, 2 workers: ${r.e2e_samples} galaxies in ${r.e2e_wall_s} s = ${r.e2e_efficiency} of 2 × one worker; worker peak RSS ${r.peak_rss_mb_100mb_partition} MB`);
+    lines.push(
+      `  npm start, 2 workers: ${r.e2e_samples} galaxies in ${r.e2e_wall_s} s = ${r.e2e_efficiency} of 2 × one worker; worker peak RSS ${r.peak_rss_mb_100mb_partition} MB`,
+    );
   }
   lines.push('', 'threads × batch sweep (galaxies/s, ' + `${SWEEP_SAMPLES}-galaxy partition)`);
   for (const variant of ['fp32', 'int8', 'torch'] as Variant[]) {
@@ -332,16 +407,24 @@ function report(result: Record<string, any>, sweep: { variant: Variant; threads:
     }
   }
   lines.push('', 'per Lambda memory size (vCPU share; rates modelled from this machine; * = not measured here: one thread per vCPU)');
-  lines.push(`  ${'memory MB'.padStart(9)} ${'vCPU'.padStart(5)} ${'threads'.padStart(7)} ${'batch'.padStart(5)} ${'fp32/s'.padStart(7)} ${'int8/s'.padStart(7)}  defaults`);
+  lines.push(
+    `  ${'memory MB'.padStart(9)} ${'vCPU'.padStart(5)} ${'threads'.padStart(7)} ${'batch'.padStart(5)} ${'fp32/s'.padStart(7)} ${'int8/s'.padStart(7)}  defaults`,
+  );
   for (const s of r.best_settings) {
     lines.push(
       `  ${pad(s.memory_mb, 9)} ${pad(s.vcpus, 5)} ${pad(s.threads + (s.measured ? '' : '*'), 7)} ${pad(s.batch_size, 5)} ${pad(s.fp32_samples_per_s, 7)} ${pad(s.int8_samples_per_s, 7)}  ${s.matches_defaults === null ? '-' : s.matches_defaults ? 'tuning.ts within 5%' : 'tuning.ts SLOWER by > 5%'}`,
     );
   }
-  lines.push('', `12.6 GB on Lambda (us-east-1), modelled from the rates above: cheapest memory per partition size; S3 at ${ASSUMED_S3_MIBPS} MiB/s assumed`);
-  lines.push(`  ${'partition'.padEnd(10)} ${'ranks'.padStart(5)} │ ${'prototype (s, seed $, billed at 10 GB $)'.padEnd(40)} │ ${'CAI fp32 x86 / arm64'.padEnd(34)} │ CAI int8 x86 / arm64`);
+  lines.push(
+    '',
+    `12.6 GB on Lambda (us-east-1), modelled from the rates above: cheapest memory per partition size; S3 at ${ASSUMED_S3_MIBPS} MiB/s assumed`,
+  );
+  lines.push(
+    `  ${'partition'.padEnd(10)} ${'ranks'.padStart(5)} │ ${'prototype (s, seed $, billed at 10 GB $)'.padEnd(40)} │ ${'CAI fp32 x86 / arm64'.padEnd(34)} │ CAI int8 x86 / arm64`,
+  );
   for (const c of r.cost_12_6gb) {
     const p = c.prototype;
+    // biome-ignore lint/suspicious/noExplicitAny: cells of that same ad-hoc object.
     const cell = (a: any, b: any) => `${a.memory_mb} MB ${a.duration_s} s $${a.usd} / $${b.usd}`;
     lines.push(
       `  ${`${c.partition_mb} MB`.padEnd(10)} ${pad(p.ranks, 5)} │ ${`${p.duration_s} s  $${p.seed_formula_usd}  $${p.billed_at_10gb_usd}`.padEnd(40)} │ ${cell(c.fp32_x86_64, c.fp32_arm64).padEnd(34)} │ ${cell(c.int8_x86_64, c.int8_arm64)}`,

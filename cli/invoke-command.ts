@@ -46,7 +46,11 @@ export async function invokeFunction(id: string, options: InvokeOptions): Promis
     echoLogs: true,
   }).start();
   try {
-    const fn = { InitializerFunction: stack.functions.initializer, InferenceFunction: stack.functions.inference, SummarizerFunction: stack.functions.summarizer }[functionId];
+    const fn = {
+      InitializerFunction: stack.functions.initializer,
+      InferenceFunction: stack.functions.inference,
+      SummarizerFunction: stack.functions.summarizer,
+    }[functionId];
     let code = 0;
     try {
       process.stdout.write(`${JSON.stringify(await fn.invoke(event))}\n`);

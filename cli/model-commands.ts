@@ -58,7 +58,7 @@ async function predict(
 export function addModelCommands(program: Command): void {
   program
     .command('predict')
-    .description('run the model over one partition with CAI\'s inference path; write one CSV row per object')
+    .description("run the model over one partition with CAI's inference path; write one CSV row per object")
     .argument('<partition>', 'a .pt partition (local or s3://bucket/key)')
     .option('--model <file.onnx>', 'an AstroMAE ONNX model', DEFAULT_MODEL)
     .requiredOption('--out <file.csv>', 'where to write partition,row,redshift_pred[,redshift_true]')

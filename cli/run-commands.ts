@@ -62,7 +62,9 @@ export function addRunCommands(program: Command): void {
   ).action(async (options: StoreOptions & { dataset?: string; limit: string; json?: boolean }) => {
     const limit = positiveInteger(options.limit, '--limit');
     const list = await withStore(options, (store) =>
-      options.dataset ? store.listByDataset(options.dataset.endsWith('/') ? options.dataset : `${options.dataset}/`, limit) : store.list(limit),
+      options.dataset
+        ? store.listByDataset(options.dataset.endsWith('/') ? options.dataset : `${options.dataset}/`, limit)
+        : store.list(limit),
     );
     const lines = list.length ? list.map(runLine) : ['no runs yet'];
     if (options.json) lines.push(JSON.stringify({ runs: list.map(brief) }));

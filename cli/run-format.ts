@@ -47,7 +47,12 @@ export function runReport(run: RunRecord): string {
         `${run.throughput.samples_per_s_per_rank?.toFixed(0)} objects/s per rank`,
     );
   }
-  if (run.accuracy) lines.push(...formatAccuracy(run.accuracy).split('\n').map((l) => `  ${l}`));
+  if (run.accuracy)
+    lines.push(
+      ...formatAccuracy(run.accuracy)
+        .split('\n')
+        .map((l) => `  ${l}`),
+    );
   if (run.cost) {
     const c = run.cost;
     lines.push(

@@ -10,7 +10,14 @@
  */
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  paginateListObjectsV2,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { Command } from 'commander';
 import { createS3Client } from '../functions/commons/aws/clients';
 import { describeError, UsageError } from '../functions/commons/errors';
@@ -157,11 +164,22 @@ export async function main(argv: string[]): Promise<number> {
     const reports = Object.values(stack.reports()).flat();
     const billed = costFromReports(reports, run);
     const inits = Object.entries(stack.reports())
-      .map(([name, list]) => `${name} ${list.filter((r) => r.initMs > 0).map((r) => `${Math.round(r.initMs)}`).join('/') || '-'}`)
+      .map(
+        ([name, list]) =>
+          `${name} ${
+            list
+              .filter((r) => r.initMs > 0)
+              .map((r) => `${Math.round(r.initMs)}`)
+              .join('/') || '-'
+          }`,
+      )
       .join(', ');
     process.stdout.write(`${runReport(run)}\n  local copy  ${outputs}\n`);
     process.stdout.write(`  Lambda      ${reports.length} invocations on the Runtime Interface Emulator; INIT ms: ${inits}\n`);
-    if (billed) process.stdout.write(`  billed      $${billed.totalUsd.toExponential(3)} with Lambda from the REPORT lines (the run record's self-measured $${run.cost!.totalUsd.toExponential(3)})\n`);
+    if (billed)
+      process.stdout.write(
+        `  billed      $${billed.totalUsd.toExponential(3)} with Lambda from the REPORT lines (the run record's self-measured $${run.cost!.totalUsd.toExponential(3)})\n`,
+      );
     process.stdout.write(
       `${JSON.stringify({
         runId: run.runId,

@@ -74,10 +74,11 @@ export class LambdaError extends Error {
 }
 
 /** What a test may ask of an invocation before it runs: throw as Lambda would, or kill the runtime. */
-export type Intercept = (event: unknown) => Promise<void | { crashAfterMs: number }>;
+export type Intercept = (event: unknown) => Promise<undefined | { crashAfterMs: number }>;
 
 const INIT_REPORT = /INIT REPORT\(durationMs: ([\d.]+)\)/;
-const REPORT = /^REPORT RequestId: (\S+)\s+(?:Init Duration: [\d.]+ ms\s+)?Duration: ([\d.]+) ms\s+Billed Duration: \d+ ms\s+Memory Size: (\d+) MB/;
+const REPORT =
+  /^REPORT RequestId: (\S+)\s+(?:Init Duration: [\d.]+ ms\s+)?Duration: ([\d.]+) ms\s+Billed Duration: \d+ ms\s+Memory Size: (\d+) MB/;
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -160,7 +161,17 @@ class Container {
     };
     const child = spawn(
       paths.rie[spec.architecture],
-      ['--log-level', 'info', '--runtime-api-address', `127.0.0.1:${apiPort}`, '--runtime-interface-emulator-address', `127.0.0.1:${port}`, paths.node, paths.ric, spec.handler],
+      [
+        '--log-level',
+        'info',
+        '--runtime-api-address',
+        `127.0.0.1:${apiPort}`,
+        '--runtime-interface-emulator-address',
+        `127.0.0.1:${port}`,
+        paths.node,
+        paths.ric,
+        spec.handler,
+      ],
       { cwd: spec.artifact, env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const container = new Container(child, port);
@@ -214,7 +225,10 @@ class Container {
     });
     const body = await response.text();
     // The REPORT line follows the reply on the log; a runtime that died prints none.
-    const line = await Promise.race([reported, new Promise<undefined>((r) => setTimeout(() => r(undefined), response.status === 200 ? 2000 : 200))]);
+    const line = await Promise.race([
+      reported,
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), response.status === 200 ? 2000 : 200)),
+    ]);
     this.reportWaiter = undefined;
     if (!line) return { status: response.status, body };
     const initMs = this.pendingInitMs;
@@ -247,7 +261,9 @@ function replyOf(status: number, body: string): { result?: unknown; error?: Lamb
   }
   const error = parsed as { errorType?: string; errorMessage?: string } | undefined;
   if (status !== 200 || (error && typeof error === 'object' && 'errorType' in error && 'errorMessage' in error)) {
-    return { error: new LambdaError(error?.errorType ?? 'Runtime.ExitError', error?.errorMessage ?? `the runtime failed (HTTP ${status})`) };
+    return {
+      error: new LambdaError(error?.errorType ?? 'Runtime.ExitError', error?.errorMessage ?? `the runtime failed (HTTP ${status})`),
+    };
   }
   return { result: parsed };
 }

@@ -115,7 +115,9 @@ export class LocalStepFunctions {
     let body = '';
     req.on('data', (d) => (body += d));
     req.on('end', () => {
-      const target = String(req.headers['x-amz-target'] ?? '').split('.').pop();
+      const target = String(req.headers['x-amz-target'] ?? '')
+        .split('.')
+        .pop();
       const reply = (status: number, payload: unknown) => {
         res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0' });
         res.end(JSON.stringify(payload));

@@ -38,6 +38,9 @@ export interface LocalStackOptions {
 
 export const DEFAULT_TABLE = 'cai-runs';
 
+/** A DefinitionSubstitutions placeholder in the state machine definition. */
+const substitution = (name: string) => `\${${name}}`;
+
 /** As `sam local invoke --env-vars` does: only variables the template declares take a value from the file. */
 function declaredOnly(declared: Record<string, string>, given: Record<string, string> = {}): Record<string, string> {
   return Object.fromEntries(Object.entries(given).filter(([name]) => name in declared));
@@ -79,7 +82,11 @@ export class LocalStack {
       POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
     };
     await ensureRunsTable(
-      new DynamoDBClient({ region: 'us-east-1', endpoint: this.dynamo.endpoint, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } }),
+      new DynamoDBClient({
+        region: 'us-east-1',
+        endpoint: this.dynamo.endpoint,
+        credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+      }),
       table,
     );
     this.runs = new RunStore(createDynamoClient({ ...process.env, ...this.env }), table);
@@ -92,8 +99,16 @@ export class LocalStack {
       const config = functionConfig(ROOT, id, {
         // No more ranks at once than there are containers, as a reserved concurrency would have it:
         // a rank queued for a container would spend its task timeout waiting.
-        overrides: { MaxConcurrency: String(workers), ...(this.options.inferenceMemoryMb ? { InferenceMemorySize: String(this.options.inferenceMemoryMb) } : {}) },
-        resources: { RunsTable: table, CaiStateMachine: sfnArn, 'InferenceFunction.Arn': arn('InferenceFunction'), 'SummarizerFunction.Arn': arn('SummarizerFunction') },
+        overrides: {
+          MaxConcurrency: String(workers),
+          ...(this.options.inferenceMemoryMb ? { InferenceMemorySize: String(this.options.inferenceMemoryMb) } : {}),
+        },
+        resources: {
+          RunsTable: table,
+          CaiStateMachine: sfnArn,
+          'InferenceFunction.Arn': arn('InferenceFunction'),
+          'SummarizerFunction.Arn': arn('SummarizerFunction'),
+        },
       });
       return new LocalFunction({
         name: `cai-${FUNCTIONS[id]}`,
@@ -120,8 +135,8 @@ export class LocalStack {
     };
     const definition = JSON.parse(
       readFileSync(join(ROOT, 'statemachine', 'cai.asl.json'), 'utf8')
-        .replaceAll('${InferenceFunctionArn}', inference.arn)
-        .replaceAll('${SummarizerFunctionArn}', summarizer.arn),
+        .replaceAll(substitution('InferenceFunctionArn'), inference.arn)
+        .replaceAll(substitution('SummarizerFunctionArn'), summarizer.arn),
     );
     this.sfn = new LocalStepFunctions({
       definition,
@@ -139,7 +154,9 @@ export class LocalStack {
       const record = event.Records[0];
       if (!record.eventName.startsWith('ObjectCreated') || !record.s3.object.key.endsWith('payload.json')) return;
       const invocation = initializer.invoke(event).then(
-        (outcomes) => this.listeners.forEach((l) => l(outcomes as InitializeOutcome[])),
+        (outcomes) => {
+          for (const listener of this.listeners) listener(outcomes as InitializeOutcome[]);
+        },
         (error: Error) => process.stderr.write(`local stack: initializer failed: ${error.name}: ${error.message}\n`),
       );
       this.initializing.add(invocation);

@@ -13,7 +13,24 @@ type Node = unknown;
 type Json = Record<string, Node>;
 
 // CloudFormation's short-form tags, read as their long forms ({"Ref": …}, {"Fn::Sub": …}).
-const INTRINSICS = ['Ref', 'Sub', 'GetAtt', 'If', 'Equals', 'Not', 'And', 'Or', 'Join', 'Select', 'Split', 'FindInMap', 'Base64', 'GetAZs', 'ImportValue', 'Condition'];
+const INTRINSICS = [
+  'Ref',
+  'Sub',
+  'GetAtt',
+  'If',
+  'Equals',
+  'Not',
+  'And',
+  'Or',
+  'Join',
+  'Select',
+  'Split',
+  'FindInMap',
+  'Base64',
+  'GetAZs',
+  'ImportValue',
+  'Condition',
+];
 const customTags: Tags = INTRINSICS.flatMap((name) => {
   const key = name === 'Ref' || name === 'Condition' ? name : `Fn::${name}`;
   const value = (v: unknown) => ({ [key]: name === 'GetAtt' && typeof v === 'string' ? v.split('.') : v });
@@ -89,7 +106,9 @@ export function resolver(template: SamTemplate, root: string, options: ResolveOp
         return ref(String(arg));
       case 'Fn::Sub': {
         const [text, vars] = typeof arg === 'string' ? [arg, {}] : (args as [string, Json]);
-        return text.replace(/\$\{([^}]+)\}/g, (_, name: string) => String(name in vars ? resolve(vars[name]) : name.includes('.') ? resolve({ 'Fn::GetAtt': name.split('.') }) : ref(name)));
+        return text.replace(/\$\{([^}]+)\}/g, (_, name: string) =>
+          String(name in vars ? resolve(vars[name]) : name.includes('.') ? resolve({ 'Fn::GetAtt': name.split('.') }) : ref(name)),
+        );
       }
       case 'Fn::GetAtt': {
         const [id, attribute] = args as string[];

@@ -31,7 +31,13 @@ function alone(id: FunctionId, artifact = artifacts.path(id)): LocalFunction {
     timeoutS: 20,
     architecture: config.architecture,
     // A refused port: a request fails at once instead of reaching for AWS.
-    env: { ...config.environment, AWS_REGION: 'us-east-1', CAI_S3_ENDPOINT: 'http://127.0.0.1:9', CAI_DYNAMODB_ENDPOINT: 'http://127.0.0.1:9', AWS_MAX_ATTEMPTS: '1' },
+    env: {
+      ...config.environment,
+      AWS_REGION: 'us-east-1',
+      CAI_S3_ENDPOINT: 'http://127.0.0.1:9',
+      CAI_DYNAMODB_ENDPOINT: 'http://127.0.0.1:9',
+      AWS_MAX_ATTEMPTS: '1',
+    },
     concurrency: 1,
     logFile: join(work, `${FUNCTIONS[id]}.log`),
   });
@@ -58,7 +64,8 @@ test.each([
   expect(error?.name ?? '').not.toMatch(/^Runtime\./);
   expect(fn.reports).toHaveLength(1);
   expect(fn.reports[0].initMs).toBeGreaterThan(0);
-  if (id === 'InitializerFunction') expect(result).toEqual([]); // no records, no runs
+  if (id === 'InitializerFunction')
+    expect(result).toEqual([]); // no records, no runs
   else expect(error).toBeDefined(); // the handler ran, and failed on an event or endpoint it could not use
   expect(readFileSync(join(work, `${FUNCTIONS[id]}.log`), 'utf8')).toMatch(/INIT RTDONE\(status: success\)/);
 });
@@ -72,16 +79,24 @@ test('an artifact that imports a package it does not carry fails INIT, as it wou
   expect(error!.message).toMatch(/Cannot find package 'onnxruntime-node'/);
 });
 
-test("each bundle imports only packages its artifact carries (only inference carries onnxruntime-node)", () => {
+test('each bundle imports only packages its artifact carries (only inference carries onnxruntime-node)', () => {
   const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
   const carried: Record<string, string[]> = {};
   for (const [id, name] of Object.entries(FUNCTIONS)) {
     const out = join(work, `meta-${name}`);
     const metafile = `${out}.json`;
     execFileSync(process.execPath, ['scripts/build.mjs', '--lambda', name, '--out', out, '--metafile', metafile], { cwd: ROOT });
-    const meta = JSON.parse(readFileSync(metafile, 'utf8')) as { outputs: Record<string, { imports: { path: string; external?: boolean }[] }> };
-    const external = Object.values(meta.outputs).flatMap((o) => o.imports.filter((i) => i.external && !builtins.has(i.path)).map((i) => i.path));
-    const packageOf = (path: string) => path.split('/').slice(0, path.startsWith('@') ? 2 : 1).join('/');
+    const meta = JSON.parse(readFileSync(metafile, 'utf8')) as {
+      outputs: Record<string, { imports: { path: string; external?: boolean }[] }>;
+    };
+    const external = Object.values(meta.outputs).flatMap((o) =>
+      o.imports.filter((i) => i.external && !builtins.has(i.path)).map((i) => i.path),
+    );
+    const packageOf = (path: string) =>
+      path
+        .split('/')
+        .slice(0, path.startsWith('@') ? 2 : 1)
+        .join('/');
     for (const pkg of new Set(external.map(packageOf))) {
       expect([id, pkg, existsSync(join(out, 'node_modules', pkg, 'package.json'))]).toEqual([id, pkg, true]);
     }
@@ -108,10 +123,16 @@ test("the inference artifact's ONNX Runtime needs no GLIBC above Amazon Linux 20
 
 test('the architecture follows the template parameter: Architecture=arm64 ships only the aarch64 binaries', () => {
   const out = join(work, 'arm64');
-  execFileSync(process.execPath, ['scripts/build.mjs', '--lambda', 'inference', '--out', out, '--parameter-overrides', 'Architecture=arm64'], { cwd: ROOT });
+  execFileSync(
+    process.execPath,
+    ['scripts/build.mjs', '--lambda', 'inference', '--out', out, '--parameter-overrides', 'Architecture=arm64'],
+    { cwd: ROOT },
+  );
   const binaries = join(out, 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6', 'linux');
   expect(readdirSync(binaries)).toEqual(['arm64']);
-  expect(execFileSync('readelf', ['-h', join(binaries, 'arm64', 'libonnxruntime.so.1')], { encoding: 'utf8' })).toMatch(/Machine:\s+AArch64/);
+  expect(execFileSync('readelf', ['-h', join(binaries, 'arm64', 'libonnxruntime.so.1')], { encoding: 'utf8' })).toMatch(
+    /Machine:\s+AArch64/,
+  );
   const [major, minor] = maxGlibc(join(binaries, 'arm64', 'libonnxruntime.so.1'));
   expect(major * 1000 + minor).toBeLessThanOrEqual(2 * 1000 + 34);
 });

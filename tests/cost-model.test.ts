@@ -25,7 +25,12 @@ test("the prototype's 12.6 GB in 100 MB partitions: 130 ranks, one wave, billed 
   expect(estimate.durationS).toBeCloseTo(0.16 + Math.floor((100 * MiB) / 20504) * 0.01, 6);
   expect(estimate.wallS).toBeCloseTo(0.5 + estimate.durationS, 6);
   const lambda = billRun(
-    { invocations: Array(130).fill({ memoryMb: 1769, durationMs: estimate.durationS * 1000, initMs: 500 }), stateTransitions: 0, s3: { get: 0, put: 0, list: 0 }, dynamo: { writes: 0, reads: 0 } },
+    {
+      invocations: Array(130).fill({ memoryMb: 1769, durationMs: estimate.durationS * 1000, initMs: 500 }),
+      stateTransitions: 0,
+      s3: { get: 0, put: 0, list: 0 },
+      dynamo: { writes: 0, reads: 0 },
+    },
     'us-east-1',
     'x86_64',
   ).lambda;

@@ -46,7 +46,7 @@ test('a run adds Lambda, state transitions, S3 requests and DynamoDB writes', ()
     cost.lambda.computeUsd + cost.lambda.requestsUsd + cost.stepFunctions.usd + cost.s3.usd + cost.dynamodb.usd,
     15,
   );
-  expect(() => billRun({ invocations: [], stateTransitions: 0, s3: { get: 0, put: 0, list: 0 }, dynamo: { writes: 0, reads: 0 } }, 'mars-1', 'arm64')).toThrow(
-    /no price table for region mars-1/,
-  );
+  expect(() =>
+    billRun({ invocations: [], stateTransitions: 0, s3: { get: 0, put: 0, list: 0 }, dynamo: { writes: 0, reads: 0 } }, 'mars-1', 'arm64'),
+  ).toThrow(/no price table for region mars-1/);
 });

@@ -24,7 +24,12 @@ const events = (name: string) => join(ROOT, 'events', name);
 beforeAll(async () => {
   const t = await testStack(dir);
   await t.bucket('cai-data');
-  await synthesizeDataset({ samples: 250, maxBytes: 8 * 2 ** 20, seed: 5, sink: sinkFor({ kind: 's3', bucket: 'cai-data', key: 'sample' }, () => t.s3) });
+  await synthesizeDataset({
+    samples: 250,
+    maxBytes: 8 * 2 ** 20,
+    seed: 5,
+    sink: sinkFor({ kind: 's3', bucket: 'cai-data', key: 'sample' }, () => t.s3),
+  });
   const put = (key: string, body: string | Buffer) => t.s3.send(new PutObjectCommand({ Bucket: 'cai-control', Key: key, Body: body }));
   await put('results/sample/manifest.json', JSON.stringify([JSON.parse(readFileSync(events('inference-rank.json'), 'utf8'))]));
   await put('runs/sample/payload.json', readFileSync(events('payload.json')));
@@ -46,7 +51,8 @@ async function inspect<T>(use: (read: (bucket: string, key: string) => Promise<s
   }
 }
 
-const REPORT = /^REPORT RequestId: \S+\tDuration: [\d.]+ ms\tBilled Duration: \d+ ms\tMemory Size: (\d+) MB\tMax Memory Used: \d+ MB\tInit Duration: [\d.]+ ms$/m;
+const REPORT =
+  /^REPORT RequestId: \S+\tDuration: [\d.]+ ms\tBilled Duration: \d+ ms\tMemory Size: (\d+) MB\tMax Memory Used: \d+ MB\tInit Duration: [\d.]+ ms$/m;
 
 test('cai invoke InferenceFunction -e events/inference-rank.json runs one rank and prints the reply and the REPORT line', async () => {
   const run = await cai(['invoke', 'InferenceFunction', '-e', events('inference-rank.json'), '--dir', dir]);
@@ -55,7 +61,15 @@ test('cai invoke InferenceFunction -e events/inference-rank.json runs one rank a
   expect(run.status).toBe(0);
   expect(run.json()).toEqual({ rank: 0, status: 'SUCCEEDED' });
   const result = JSON.parse(await inspect((read) => read('cai-control', 'results/sample/ranks/0.json')));
-  expect(result).toMatchObject({ rank: 0, samples: 250, data_path: 'sample/1.pt', batch_size: 256, num_batches: 1, memory_configured_mb: 1769, cold_start: true });
+  expect(result).toMatchObject({
+    rank: 0,
+    samples: 250,
+    data_path: 'sample/1.pt',
+    batch_size: 256,
+    num_batches: 1,
+    memory_configured_mb: 1769,
+    cold_start: true,
+  });
 });
 
 test('cai invoke SummarizerFunction -e events/summarizer.json gathers that rank into combined_data.json and summary.json', async () => {
@@ -71,7 +85,16 @@ test('cai invoke SummarizerFunction -e events/summarizer.json gathers that rank 
 });
 
 test('cai invoke InitializerFunction -e events/initializer-s3-put.json --env-vars events/env.json starts and finishes a run', async () => {
-  const run = await cai(['invoke', 'InitializerFunction', '-e', events('initializer-s3-put.json'), '--env-vars', events('env.json'), '--dir', dir]);
+  const run = await cai([
+    'invoke',
+    'InitializerFunction',
+    '-e',
+    events('initializer-s3-put.json'),
+    '--env-vars',
+    events('env.json'),
+    '--dir',
+    dir,
+  ]);
   expect(run.status).toBe(0);
   const [outcome] = run.json<{ runId: string; outcome: string }[]>();
   expect(outcome).toMatchObject({ outcome: 'STARTED', partitions: 1, ranks: 1 });
@@ -81,7 +104,9 @@ test('cai invoke InitializerFunction -e events/initializer-s3-put.json --env-var
 test('cai invoke names what is wrong: an unknown function, a missing event', async () => {
   const unknown = await cai(['invoke', 'NoSuchFunction', '-e', events('summarizer.json'), '--dir', dir]);
   expect(unknown.status).toBe(2);
-  expect(unknown.stderr.trim()).toBe('cai: no function NoSuchFunction in template.yaml (its functions: InitializerFunction, InferenceFunction, SummarizerFunction)');
+  expect(unknown.stderr.trim()).toBe(
+    'cai: no function NoSuchFunction in template.yaml (its functions: InitializerFunction, InferenceFunction, SummarizerFunction)',
+  );
   const missing = await cai(['invoke', 'SummarizerFunction', '-e', 'no/such/event.json', '--dir', dir]);
   expect(missing.status).toBe(2);
   expect(missing.stderr.trim()).toBe('cai: cannot read the event no/such/event.json');

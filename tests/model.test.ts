@@ -26,7 +26,12 @@ function ruleInputs(batch: number) {
 }
 
 describe('the full-size AstroMAE reproduces the reference', () => {
-  let pytorch: { state_dict: { name: string; shape: number[]; dtype: string }[]; parameter_count: number; output: number[][]; control_output: number[][] };
+  let pytorch: {
+    state_dict: { name: string; shape: number[]; dtype: string }[];
+    parameter_count: number;
+    output: number[][];
+    control_output: number[][];
+  };
 
   beforeAll(() => {
     pytorch = JSON.parse(runPython(pythonScript('model_parity.py'), [FIXTURE]));
@@ -38,9 +43,19 @@ describe('the full-size AstroMAE reproduces the reference', () => {
   });
 
   test('PyTorch with the fixture weights gives the expected output within 1e-4', () => {
-    expect(maxAbsDiff(pytorch.output.map((r) => r[0]), expected)).toBeLessThan(TOLERANCE);
+    expect(
+      maxAbsDiff(
+        pytorch.output.map((r) => r[0]),
+        expected,
+      ),
+    ).toBeLessThan(TOLERANCE);
     // The tolerance means something: one qkv weight scaled by 1.01 is far outside it.
-    expect(maxAbsDiff(pytorch.control_output.map((r) => r[0]), expected)).toBeGreaterThan(10 * TOLERANCE);
+    expect(
+      maxAbsDiff(
+        pytorch.control_output.map((r) => r[0]),
+        expected,
+      ),
+    ).toBeGreaterThan(10 * TOLERANCE);
   });
 
   test('the ONNX export, run by onnxruntime-node, gives the same output within 1e-4', async () => {
@@ -53,7 +68,12 @@ describe('the full-size AstroMAE reproduces the reference', () => {
     const predicted = await model.predict(images, magnitudes, 4);
     await model.release();
     expect(maxAbsDiff(predicted, expected)).toBeLessThan(TOLERANCE);
-    expect(maxAbsDiff(predicted, pytorch.output.map((r) => r[0]))).toBeLessThan(TOLERANCE);
+    expect(
+      maxAbsDiff(
+        predicted,
+        pytorch.output.map((r) => r[0]),
+      ),
+    ).toBeLessThan(TOLERANCE);
   });
 });
 

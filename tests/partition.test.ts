@@ -33,7 +33,12 @@ function archiveOf(rows: number, labelled = true): Uint8Array {
 test('chunked walking with read-ahead yields every row once, in order, with its own data', async () => {
   const reader = await openTorchPartition(bufferSource(archiveOf(50), 'p.pt'));
   const whole = await reader.readRows(0, 50);
-  for (const [rowsPerChunk, readAhead] of [[7, 2], [50, 1], [64, 0], [1, 3]]) {
+  for (const [rowsPerChunk, readAhead] of [
+    [7, 2],
+    [50, 1],
+    [64, 0],
+    [1, 3],
+  ]) {
     const seen: number[] = [];
     for await (const rows of partitionChunks(reader, { rowsPerChunk, readAhead })) {
       expect(rows.start).toBe(seen.length);

@@ -67,11 +67,19 @@ describe('synth → split → inspect', () => {
     const { magnitudes, redshift, images } = await readDataset(at('whole'));
     const n = redshift.length;
     const corr = (f: (i: number) => number) => {
-      let sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
+      let sx = 0,
+        sy = 0,
+        sxx = 0,
+        syy = 0,
+        sxy = 0;
       for (let i = 0; i < n; i++) {
         const x = redshift[i];
         const y = f(i);
-        sx += x; sy += y; sxx += x * x; syy += y * y; sxy += x * y;
+        sx += x;
+        sy += y;
+        sxx += x * x;
+        syy += y * y;
+        sxy += x * y;
       }
       return (n * sxy - sx * sy) / Math.sqrt((n * sxx - sx * sx) * (n * syy - sy * sy));
     };
@@ -80,8 +88,12 @@ describe('synth → split → inspect', () => {
     // Peak r-band pixel over total r flux: compact (distant) galaxies concentrate light.
     const concentration = (i: number) => {
       const band = images.subarray(i * 5120 + 2 * 1024, i * 5120 + 3 * 1024);
-      let peak = 0, sum = 0;
-      for (const v of band) { peak = Math.max(peak, v); sum += v; }
+      let peak = 0,
+        sum = 0;
+      for (const v of band) {
+        peak = Math.max(peak, v);
+        sum += v;
+      }
       return peak / sum;
     };
     expect(corr(concentration)).toBeGreaterThan(0.2);

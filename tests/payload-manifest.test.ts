@@ -100,7 +100,12 @@ describe('partitions and ranks', () => {
     const partitions = parts(23, (i) => 50 + ((i * 37) % 60));
     const ranks = assignRanks(partitions, 4);
     expect(ranks).toHaveLength(4);
-    expect(ranks.flat().map((p) => p.key).sort()).toEqual(partitions.map((p) => p.key).sort());
+    expect(
+      ranks
+        .flat()
+        .map((p) => p.key)
+        .sort(),
+    ).toEqual(partitions.map((p) => p.key).sort());
     const loads = ranks.map((r) => r.reduce((s, p) => s + p.bytes, 0));
     expect(Math.max(...loads) - Math.min(...loads)).toBeLessThanOrEqual(Math.max(...partitions.map((p) => p.bytes)));
     for (const rank of ranks) expect(rank.map((p) => p.key)).toEqual([...rank.map((p) => p.key)].sort(naturalCompare));

@@ -55,7 +55,7 @@ test("the prototype's payload runs unchanged, and its combined_data.json keeps t
   expect(combined).toHaveLength(11);
   for (const rank of combined) {
     for (const field of Object.keys(reference[0])) expect(rank).toHaveProperty([field]);
-    expect(typeof rank['sample_persec']).toBe('number');
+    expect(typeof rank.sample_persec).toBe('number');
   }
   // Natural order: 1.pt … 11.pt (the prototype's text order would have picked 1, 10, 100, 101, …).
   expect(combined.map((r: { data_path: string }) => r.data_path).sort()).toEqual(

@@ -52,7 +52,17 @@ test("npm start with the user's partitions and payload; cai runs lists both runs
   const parts = join(work, 'parts');
   expect((await cai(['synth', '--samples', '600', '--size', '2MB', '--out', parts, '--seed', '9'])).status).toBe(0);
   const payload = join(work, 'mine.json');
-  writeFileSync(payload, JSON.stringify({ bucket: 'my-results', data_bucket: 'my-data', data_prefix: 'survey/v1', batch_size: 64, result_path: 'out/v1', world_size: 2 }));
+  writeFileSync(
+    payload,
+    JSON.stringify({
+      bucket: 'my-results',
+      data_bucket: 'my-data',
+      data_prefix: 'survey/v1',
+      batch_size: 64,
+      result_path: 'out/v1',
+      world_size: 2,
+    }),
+  );
   const run = await start(['--partitions', parts, '--payload', payload]);
   expect(run.status).toBe(0);
   expect(run.last).toMatchObject({ status: 'SUCCEEDED', samples: 600, partitions: 6 });

@@ -135,9 +135,7 @@ describe('hostile and broken archives are refused with a reason, and nothing run
   test('a truncated archive', async () => {
     const bytes = readFileSync(join(dir, 'dataset.pt'));
     for (const keep of [10, 1000, bytes.length / 2, bytes.length - 30]) {
-      await expect(openTorchArchive(bufferSource(bytes.subarray(0, keep), 'cut.pt'))).rejects.toThrow(
-        /cut\.pt: truncated/,
-      );
+      await expect(openTorchArchive(bufferSource(bytes.subarray(0, keep), 'cut.pt'))).rejects.toThrow(/cut\.pt: truncated/);
     }
   });
 

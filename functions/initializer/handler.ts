@@ -24,7 +24,15 @@ export const handler = lambdaHandler(async (event: S3Event): Promise<InitializeO
     if (!key.endsWith('payload.json')) continue;
     const outcome = await initializeRun(
       { bucket: record.s3.bucket.name, key, sequencer: record.s3.object.sequencer, etag: record.s3.object.eTag },
-      { s3: s3Client(), sfn: sfnClient(), runs, stateMachineArn, maxConcurrency: config.MAX_CONCURRENCY, invocation: clock.bill, requests: () => countsSince(before) },
+      {
+        s3: s3Client(),
+        sfn: sfnClient(),
+        runs,
+        stateMachineArn,
+        maxConcurrency: config.MAX_CONCURRENCY,
+        invocation: clock.bill,
+        requests: () => countsSince(before),
+      },
     );
     metrics.addMetric(OUTCOME_METRIC[outcome.outcome], MetricUnit.Count, 1);
     logger.info('payload handled', { key, ...outcome });

@@ -26,7 +26,9 @@ export async function testStack(directory: string) {
   async function run(name: string, payload: unknown): Promise<{ outcome: InitializeOutcome; record: RunRecord }> {
     const key = `runs/${name}/payload.json`;
     const before = outcomes.length;
-    await s3.send(new PutObjectCommand({ Bucket: CONTROL_BUCKET, Key: key, Body: typeof payload === 'string' ? payload : JSON.stringify(payload) }));
+    await s3.send(
+      new PutObjectCommand({ Bucket: CONTROL_BUCKET, Key: key, Body: typeof payload === 'string' ? payload : JSON.stringify(payload) }),
+    );
     const deadline = Date.now() + 60_000;
     while (outcomes.length === before) {
       if (Date.now() > deadline) throw new Error(`no initializer outcome for ${key}`);

@@ -52,7 +52,6 @@ export function pricesFor(region: string): PriceTable {
   return table;
 }
 
-
 export interface LambdaBill {
   billedMs: number;
   gbSeconds: number;

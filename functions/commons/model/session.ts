@@ -90,11 +90,7 @@ export async function predictPartition(
     for (let offset = 0; offset < rows.count; offset += batchSize) {
       const count = Math.min(batchSize, rows.count - offset);
       const start = process.hrtime.bigint();
-      const out = await model.predict(
-        rows.images.subarray(offset * IMAGE_ELEMENTS),
-        rows.magnitudes.subarray(offset * BANDS),
-        count,
-      );
+      const out = await model.predict(rows.images.subarray(offset * IMAGE_ELEMENTS), rows.magnitudes.subarray(offset * BANDS), count);
       inference += process.hrtime.bigint() - start;
       predictions.set(out, rows.start + offset);
       batches++;

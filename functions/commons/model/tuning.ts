@@ -25,7 +25,11 @@ export const wholeVcpus = (memoryMb: number) => Math.max(1, Math.ceil(lambdaVcpu
 
 export function workerSettings(memoryMb: number): WorkerSettings {
   const vcpus = wholeVcpus(memoryMb);
-  const measured = Math.max(...Object.keys(WORKER_SETTINGS).map(Number).filter((v) => v <= vcpus));
+  const measured = Math.max(
+    ...Object.keys(WORKER_SETTINGS)
+      .map(Number)
+      .filter((v) => v <= vcpus),
+  );
   const settings = WORKER_SETTINGS[measured];
   return vcpus === measured ? settings : { threads: vcpus, batchSize: settings.batchSize };
 }

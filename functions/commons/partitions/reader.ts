@@ -68,12 +68,9 @@ export async function openTorchPartition(source: ByteSource): Promise<PartitionR
     magnitudes.shape.length === 2 &&
     magnitudes.shape[0] === n &&
     magnitudes.shape[1] === BANDS &&
-    (!redshift ||
-      (redshift.shape[0] === n && (redshift.shape.length === 1 || (redshift.shape.length === 2 && redshift.shape[1] === 1))));
+    (!redshift || (redshift.shape[0] === n && (redshift.shape.length === 1 || (redshift.shape.length === 2 && redshift.shape[1] === 1))));
   if (!fits) {
-    throw new PartitionLayoutError(
-      `${source.name}: ${EXPECTED}; found ${archive.tensors.map(shapeText).join(', ') || 'no tensors'}`,
-    );
+    throw new PartitionLayoutError(`${source.name}: ${EXPECTED}; found ${archive.tensors.map(shapeText).join(', ') || 'no tensors'}`);
   }
   const all = async (ref: TensorRef) => toFloat32(ref.dtype, (await readTensorRows(archive, ref, 0, n)).data);
   const allMagnitudes = await all(magnitudes);
@@ -119,12 +116,11 @@ export async function* partitionChunks(reader: PartitionReader, options: ChunkOp
   const ring = Array.from({ length: Math.min(chunks, readAhead + 1) }, () =>
     allocateAligned(Math.min(reader.samples, rowsPerChunk) * IMAGE_ELEMENTS * 4),
   );
-  const read = (k: number) =>
-    reader.readRows(k * rowsPerChunk, Math.min(reader.samples, (k + 1) * rowsPerChunk), ring[k % ring.length]);
+  const read = (k: number) => reader.readRows(k * rowsPerChunk, Math.min(reader.samples, (k + 1) * rowsPerChunk), ring[k % ring.length]);
   const pending: Promise<PartitionRows>[] = [];
   for (let k = 0; k < Math.min(chunks, readAhead + 1); k++) pending.push(read(k));
   // Reads in flight that nobody awaits must not become unhandled rejections if the walk stops.
-  pending.forEach((p) => p.catch(() => {}));
+  for (const p of pending) p.catch(() => {});
   for (let k = 0; k < chunks; k++) {
     const rows = await pending.shift()!;
     yield rows;

@@ -106,4 +106,3 @@ export async function writePartitions(options: WritePartitionsOptions): Promise<
   await sink.put(PARTITION_MANIFEST, new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`), 'application/json');
   return manifest;
 }
-

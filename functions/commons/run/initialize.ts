@@ -35,7 +35,6 @@ export type InitializeOutcome =
   | { runId: string; outcome: 'DUPLICATE' }
   | { runId: string; outcome: 'REJECTED'; error: string };
 
-
 /**
  * The run id: the folder the payload sits in (runs/<name>/payload.json → <name>) and a digest of
  * the upload, so a re-delivered event maps to the same run and a new upload to a new one. Valid
@@ -100,7 +99,7 @@ export async function initializeRun(object: PayloadObject, context: InitializeCo
   }
 
   const record = baseRecord(runId, object, raw, payload);
-  let available;
+  let available: PartitionObject[];
   try {
     available = await listPartitions(context.s3, payload.data_bucket, payload.data_prefix);
   } catch (error) {

@@ -19,16 +19,14 @@ const bucketName = z
   .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name (3–63 lower-case letters, digits, dots, hyphens)');
 
 const count = (max: number) =>
-  z
-    .union([z.number(), z.string()], { error: 'must be a whole number (or a string of digits)' })
-    .transform((v, ctx) => {
-      const n = typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v;
-      if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > max) {
-        ctx.addIssue({ code: 'custom', message: `must be a whole number from 1 to ${max} (got ${JSON.stringify(v)})` });
-        return z.NEVER;
-      }
-      return n;
-    });
+  z.union([z.number(), z.string()], { error: 'must be a whole number (or a string of digits)' }).transform((v, ctx) => {
+    const n = typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > max) {
+      ctx.addIssue({ code: 'custom', message: `must be a whole number from 1 to ${max} (got ${JSON.stringify(v)})` });
+      return z.NEVER;
+    }
+    return n;
+  });
 
 const keyPrefix = (what: string) =>
   z
@@ -47,7 +45,6 @@ const PayloadSchema = z.strictObject({
   S3_object_name: z.unknown().optional(),
   script: z.unknown().optional(),
 });
-
 
 export interface FieldError {
   field: string;
@@ -81,11 +78,9 @@ export function parsePayload(raw: unknown): ParsedPayload {
     });
     throw new PayloadError(errors);
   }
-  const { object_type, S3_object_name, script, ...payload } = result.data;
-  const warnings = IGNORED_FIELDS.filter((f) => f in raw).map(
-    (f) => `payload field ${f} is the Python prototype's and is ignored by CAI`,
-  );
-  void object_type, void S3_object_name, void script;
+  // The prototype's Python-only fields are dropped from what CAI runs.
+  const { object_type: _type, S3_object_name: _name, script: _script, ...payload } = result.data;
+  const warnings = IGNORED_FIELDS.filter((f) => f in raw).map((f) => `payload field ${f} is the Python prototype's and is ignored by CAI`);
   return { payload, warnings };
 }
 

@@ -1,8 +1,6 @@
 import { paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
 import type { PartitionObject, Payload, RankItem } from './contracts';
 
-
-
 /** File names CAI takes as partitions. */
 export const PARTITION_SUFFIX = '.pt';
 
@@ -50,9 +48,7 @@ export function assignRanks(partitions: PartitionObject[], worldSize: number): P
   const ranks = Math.min(worldSize, partitions.length);
   const load = new Array<number>(ranks).fill(0);
   const assigned: PartitionObject[][] = Array.from({ length: ranks }, () => []);
-  const bySize = partitions
-    .map((p, index) => ({ p, index }))
-    .sort((a, b) => b.p.bytes - a.p.bytes || a.index - b.index);
+  const bySize = partitions.map((p, index) => ({ p, index })).sort((a, b) => b.p.bytes - a.p.bytes || a.index - b.index);
   const order = new Map(partitions.map((p, i) => [p, i]));
   for (const { p } of bySize) {
     let target = 0;

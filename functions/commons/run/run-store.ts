@@ -13,7 +13,6 @@ import type { FieldError } from './payload';
  */
 export type RunStatus = 'RUNNING' | 'SUCCEEDED' | 'PARTIAL' | 'FAILED';
 
-
 export interface RunOutputs {
   prefix: string;
   manifest: string;

@@ -7,9 +7,6 @@ import type { FailedAttempt, PartitionFailure, RankItem, RankResult, SummarizeIn
 import { outputKeys } from './output-keys';
 import { MAX_STORED_FAILURES, type RunRecord, type RunStatus, type RunStore } from './run-store';
 
-
-
-
 export interface SummarizeContext {
   s3: S3Client;
   runs: RunStore;
@@ -116,7 +113,9 @@ export async function summarizeRun(input: SummarizeInput, context: SummarizeCont
           ? 'PARTIAL'
           : 'FAILED';
 
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keys.combined, Body: JSON.stringify(results), ContentType: 'application/json' }));
+  await s3.send(
+    new PutObjectCommand({ Bucket: bucket, Key: keys.combined, Body: JSON.stringify(results), ContentType: 'application/json' }),
+  );
 
   const started = existing ? Date.parse(existing.startedAt) : Date.now();
   const finishedAt = new Date().toISOString();
@@ -186,8 +185,9 @@ export async function summarizeRun(input: SummarizeInput, context: SummarizeCont
     prototypeFormulaUsd,
   };
   const summary = { ...existing, ...fields, failures, failedAttempts: attempts };
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keys.summary, Body: JSON.stringify(summary, null, 2), ContentType: 'application/json' }));
+  await s3.send(
+    new PutObjectCommand({ Bucket: bucket, Key: keys.summary, Body: JSON.stringify(summary, null, 2), ContentType: 'application/json' }),
+  );
   if (existing) await runs.update(input.runId, fields);
   return summary as RunRecord;
 }
-

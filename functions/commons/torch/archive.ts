@@ -158,9 +158,8 @@ function collectTensors(root: unknown): TensorRef[] {
     if (v === null || typeof v !== 'object' || seen.has(v)) return;
     seen.add(v);
     if (declaredTensors.has(v)) found.push(v as TensorRef);
-    else if (Array.isArray(v)) v.forEach(visit);
-    else if (v instanceof Map) v.forEach((value) => visit(value));
-    else if (v instanceof Set) v.forEach(visit);
+    else if (Array.isArray(v) || v instanceof Set) for (const item of v) visit(item);
+    else if (v instanceof Map) for (const value of v.values()) visit(value);
     else if (v instanceof PyObject) visit(v.state);
   };
   visit(root);
@@ -183,9 +182,7 @@ export async function openTorchArchive(source: ByteSource): Promise<TorchArchive
 
   const byteorder = byName.get(`${prefix}byteorder`);
   if (byteorder) {
-    const order = new TextDecoder().decode(
-      await readStoredEntry(source, byteorder, await entryDataOffset(source, byteorder)),
-    );
+    const order = new TextDecoder().decode(await readStoredEntry(source, byteorder, await entryDataOffset(source, byteorder)));
     if (order.trim() !== 'little') throw new UnsupportedTensorError(`${source.name}: ${order.trim()}-endian tensors are not supported`);
   }
   if (pickleEntry.size > MAX_PICKLE_BYTES) throw new ArchiveError(`${source.name}: data.pkl is ${pickleEntry.size} bytes`);
@@ -211,9 +208,7 @@ export async function openTorchArchive(source: ByteSource): Promise<TorchArchive
     const entry = byName.get(`${prefix}data/${key}`);
     if (!entry) throw new ArchiveError(`${source.name}: storage ${key} is declared but missing from the archive`);
     if (entry.size < numel * DTYPES[dtype].itemSize) {
-      throw new ArchiveError(
-        `${source.name}: storage ${key} declares ${numel} ${dtype} elements but holds ${entry.size} bytes`,
-      );
+      throw new ArchiveError(`${source.name}: storage ${key} declares ${numel} ${dtype} elements but holds ${entry.size} bytes`);
     }
     const ref: StorageRef = { key, dtype, numel, entry };
     storages.set(key, ref);
@@ -282,10 +277,7 @@ export async function readTensorRows(
     const bytes = await readStoredEntry(source, entry, dataOffset, first * itemSize, count * itemSize, into);
     return { dtype: ref.dtype, shape: outShape, data: typedView(ref.dtype, bytes) };
   }
-  const span = typedView(
-    ref.dtype,
-    await readStoredEntry(source, entry, dataOffset, first * itemSize, (last - first + 1) * itemSize),
-  );
+  const span = typedView(ref.dtype, await readStoredEntry(source, entry, dataOffset, first * itemSize, (last - first + 1) * itemSize));
   const out = allocateTensorData(ref.dtype, count);
   gather(span, out, [end - start, ...rowShape], strides);
   return { dtype: ref.dtype, shape: outShape, data: out };
@@ -327,11 +319,7 @@ export interface TensorSummary {
 /** Bytes of one tensor read per step when summarising: bounded, whatever the file's size. */
 const SUMMARY_CHUNK_BYTES = 16 * 1024 * 1024;
 
-export async function summarizeTensor(
-  archive: TorchArchive,
-  ref: TensorRef,
-  onProgress?: (bytes: number) => void,
-): Promise<TensorSummary> {
+export async function summarizeTensor(archive: TorchArchive, ref: TensorRef, onProgress?: (bytes: number) => void): Promise<TensorSummary> {
   const rows = ref.shape.length === 0 ? 1 : ref.shape[0];
   const rowBytes = Math.max(1, numelOf(ref.shape.slice(1)) * DTYPES[ref.dtype].itemSize);
   const step = Math.max(1, Math.floor(SUMMARY_CHUNK_BYTES / rowBytes));
@@ -345,7 +333,7 @@ export async function summarizeTensor(
     const { data } = await readTensorRows(archive, ref, start, end);
     for (let i = 0; i < data.length; i++) {
       const v = elementAsNumber(ref.dtype, data, i);
-      if (v !== v) {
+      if (Number.isNaN(v)) {
         nan++;
         continue;
       }

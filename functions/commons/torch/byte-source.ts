@@ -21,9 +21,7 @@ function checkRange(source: ByteSource, offset: number, length: number): void {
     throw new ArchiveError(`${source.name}: invalid byte range ${offset}+${length}`);
   }
   if (offset + length > source.size) {
-    throw new ArchiveError(
-      `${source.name}: truncated: needs bytes up to ${offset + length} but the file holds ${source.size}`,
-    );
+    throw new ArchiveError(`${source.name}: truncated: needs bytes up to ${offset + length} but the file holds ${source.size}`);
   }
 }
 
@@ -110,9 +108,7 @@ export async function s3Source(client: S3Client, bucket: string, key: string): P
   const limit = pLimit(S3_PARALLEL_PARTS);
 
   async function fetchInto(out: Uint8Array, at: number, offset: number, length: number): Promise<void> {
-    const response = await client.send(
-      new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${offset}-${offset + length - 1}` }),
-    );
+    const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${offset}-${offset + length - 1}` }));
     if (!response.Body) throw new ArchiveError(`${name}: empty response for range ${offset}+${length}`);
     let filled = 0;
     for await (const chunk of response.Body as AsyncIterable<Uint8Array>) {

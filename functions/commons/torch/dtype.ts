@@ -37,9 +37,7 @@ const UNSUPPORTED_STORAGES: Record<string, string> = {
   QUInt2x4Storage: 'quint2x4',
 };
 
-const STORAGE_TO_DTYPE = new Map<string, DType>(
-  (Object.keys(DTYPES) as DType[]).map((dtype) => [DTYPES[dtype].storage, dtype]),
-);
+const STORAGE_TO_DTYPE = new Map<string, DType>((Object.keys(DTYPES) as DType[]).map((dtype) => [DTYPES[dtype].storage, dtype]));
 
 export const SUPPORTED_DTYPES = Object.keys(DTYPES).join(', ');
 

@@ -31,6 +31,7 @@ const MARK = Symbol('mark');
 /** A name from an untrusted pickle, made safe to print: escaped control bytes, bounded length. */
 function printable(text: string): string {
   // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this escapes.
   const escaped = text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return escaped.length > 120 ? `${escaped.slice(0, 120)}…` : escaped;
 }
@@ -38,15 +39,15 @@ function printable(text: string): string {
 const MAX_LONG_BYTES = 256;
 
 const OPCODE_NAMES: Record<number, string> = {
-  0x69: 'INST',
-  0x6f: 'OBJ',
-  0x82: 'EXT1',
-  0x83: 'EXT2',
-  0x84: 'EXT4',
-  0x97: 'NEXT_BUFFER',
-  0x98: 'READONLY_BUFFER',
-  0x53: 'STRING',
-  0x56: 'UNICODE',
+  105: 'INST',
+  111: 'OBJ',
+  130: 'EXT1',
+  131: 'EXT2',
+  132: 'EXT4',
+  151: 'NEXT_BUFFER',
+  152: 'READONLY_BUFFER',
+  83: 'STRING',
+  86: 'UNICODE',
 };
 
 export function unpickle(bytes: Uint8Array, options: UnpickleOptions): unknown {

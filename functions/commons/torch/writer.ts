@@ -45,7 +45,7 @@ class PickleBytes {
   }
   tuple(items: (() => void)[]): this {
     this.op(0x28); // MARK
-    items.forEach((write) => write());
+    for (const write of items) write();
     return this.op(0x74); // TUPLE
   }
   bytes(): Uint8Array {

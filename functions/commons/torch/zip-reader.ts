@@ -41,9 +41,7 @@ export async function readZipDirectory(source: ByteSource): Promise<ZipEntry[]> 
   const startsLikeZip = head.byteLength === 4 && head.getUint32(0, true) === LOCAL_SIGNATURE;
   const unreadable = (): never => {
     throw new ArchiveError(
-      startsLikeZip
-        ? `${source.name}: truncated zip archive (no end-of-directory record)`
-        : `${source.name}: not a zip archive`,
+      startsLikeZip ? `${source.name}: truncated zip archive (no end-of-directory record)` : `${source.name}: not a zip archive`,
     );
   };
   if (source.size < EOCD_MIN) unreadable();
