@@ -4,7 +4,7 @@ import { ExecutionAlreadyExists, StartExecutionCommand, type SFNClient } from '@
 import type { RequestCounts } from '../aws/clients';
 import { describeError } from '../errors';
 import { listPartitions, planRun, folderOf } from './plan';
-import type { ExecutionInput, Payload } from './contracts';
+import type { ExecutionInput, PartitionObject, Payload } from './contracts';
 import { outputKeys } from './output-keys';
 import { parsePayloadJson, PayloadError } from './payload';
 import type { RunRecord, RunStore } from './run-store';
