@@ -98,7 +98,7 @@ async function runPipeline(work: string, partitions: number, perPartition: numbe
   const { stdout } = await run(
     process.execPath,
     [
-      join(ROOT, 'dist', 'local', 'start.js'),
+      join(ROOT, 'dist', 'cli', 'start.js'),
       '--partitions',
       data,
       '--payload',
