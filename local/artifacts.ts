@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { cp, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
@@ -17,18 +19,68 @@ export interface Artifacts {
   remove(): Promise<void>;
 }
 
-export async function buildArtifacts(options: { model: string; architecture?: 'x86_64' | 'arm64' }): Promise<Artifacts> {
+/** Artifacts built already (`sam build`'s .aws-sam/build/<LogicalId>), copied out of the repository first. */
+export async function copyArtifacts(from: string): Promise<Artifacts> {
+  const folder = await outsideRepository();
+  const path = (id: FunctionId) => join(folder, FUNCTIONS[id]);
+  for (const id of Object.keys(FUNCTIONS) as FunctionId[]) {
+    if (!existsSync(join(from, id))) throw new Error(`${join(from, id)} is missing: run sam build first`);
+    await cp(join(from, id), path(id), { recursive: true });
+  }
+  return { folder, path, remove: () => rm(folder, { recursive: true, force: true }) };
+}
+
+async function outsideRepository(): Promise<string> {
   const folder = await mkdtemp(join(tmpdir(), 'cai-lambda-'));
   if (!relative(ROOT, folder).startsWith('..')) {
-    throw new Error(`artifacts would be built inside the repository (${folder}): point TMPDIR elsewhere`);
+    await rm(folder, { recursive: true, force: true });
+    throw new Error(`artifacts would sit inside the repository (${folder}): point TMPDIR elsewhere`);
   }
+  return folder;
+}
+
+/** Everything a build reads: sources, the build script, locked dependencies, the template, the model. */
+function buildInputsDigest(model: string, architecture?: string): string {
+  const hash = createHash('sha256').update(`${architecture ?? 'template'}\0`);
+  const files = (folder: string): string[] =>
+    readdirSync(folder, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(folder, e.name)) : [join(folder, e.name)]));
+  const inputs = [
+    ...files(join(ROOT, 'functions')).sort(),
+    ...['scripts/build.mjs', 'local/template.ts', 'package-lock.json', 'template.yaml', 'samconfig.toml'].map((f) => join(ROOT, f)),
+    model,
+  ];
+  for (const file of inputs) hash.update(`${relative(ROOT, file)}\0`).update(readFileSync(file));
+  return hash.digest('hex').slice(0, 20);
+}
+
+/**
+ * The three artifacts for these sources and this model, built once and kept under the temp
+ * directory by a digest of every input (a change to any source, the lockfile, the template or the
+ * model builds anew). Shared read-only by every local stack on this machine.
+ */
+export async function buildArtifacts(options: { model: string; architecture?: 'x86_64' | 'arm64' }): Promise<Artifacts> {
+  const folder = join(tmpdir(), `cai-artifacts-${buildInputsDigest(options.model, options.architecture)}`);
   const path = (id: FunctionId) => join(folder, FUNCTIONS[id]);
+  const artifacts = { folder, path, remove: async () => {} };
+  if (existsSync(join(folder, '.complete'))) return artifacts;
+  const building = await outsideRepository();
   await Promise.all(
     (Object.keys(FUNCTIONS) as FunctionId[]).map((id) => {
-      const args = [join(ROOT, 'scripts', 'build.mjs'), '--lambda', FUNCTIONS[id], '--out', path(id), '--model', options.model];
+      const args = [
+        join(ROOT, 'scripts', 'build.mjs'),
+        '--lambda',
+        FUNCTIONS[id],
+        '--out',
+        join(building, FUNCTIONS[id]),
+        '--model',
+        options.model,
+      ];
       if (options.architecture) args.push('--arch', options.architecture);
       return promisify(execFile)(process.execPath, args, { cwd: ROOT });
     }),
   );
-  return { folder, path, remove: () => rm(folder, { recursive: true, force: true }) };
+  await writeFile(join(building, '.complete'), '');
+  // Another stack may have finished the same build meanwhile: either copy is whole.
+  await rename(building, folder).catch(() => rm(building, { recursive: true, force: true }));
+  return artifacts;
 }
