@@ -44,7 +44,7 @@ export class JsonWorker {
     try {
       return JSON.parse(await this.next());
     } catch (error) {
-      throw new Error(`${this.child.spawnargs.join(' ')}: ${(error as Error).message}\n${this.stderr.slice(-2000)}`);
+      throw new Error(`${this.child.spawnargs.join(' ')}: ${(error as Error).message}\n${this.stderr.slice(-2000)}`, { cause: error });
     }
   }
 

@@ -365,7 +365,7 @@ async function main(): Promise<void> {
 }
 
 function report(
-  // biome-ignore lint/suspicious/noExplicitAny: the bench's printed result is one ad-hoc JSON object.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the bench's printed result is one ad-hoc JSON object.
   result: Record<string, any>,
   sweep: { variant: Variant; threads: number; batch: number; perSecond: number }[],
   times: Record<Variant, number[]>,
@@ -424,7 +424,7 @@ function report(
   );
   for (const c of r.cost_12_6gb) {
     const p = c.prototype;
-    // biome-ignore lint/suspicious/noExplicitAny: cells of that same ad-hoc object.
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- cells of that same ad-hoc object.
     const cell = (a: any, b: any) => `${a.memory_mb} MB ${a.duration_s} s $${a.usd} / $${b.usd}`;
     lines.push(
       `  ${`${c.partition_mb} MB`.padEnd(10)} ${pad(p.ranks, 5)} │ ${`${p.duration_s} s  $${p.seed_formula_usd}  $${p.billed_at_10gb_usd}`.padEnd(40)} │ ${cell(c.fp32_x86_64, c.fp32_arm64).padEnd(34)} │ ${cell(c.int8_x86_64, c.int8_arm64)}`,

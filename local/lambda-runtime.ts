@@ -74,7 +74,7 @@ export class LambdaError extends Error {
 }
 
 /** What a test may ask of an invocation before it runs: throw as Lambda would, or kill the runtime. */
-// biome-ignore lint/suspicious/noConfusingVoidType: most intercepts return nothing; some ask for a crash.
+// Most intercepts return nothing; some ask for a crash.
 export type Intercept = (event: unknown) => Promise<{ crashAfterMs: number } | void>;
 
 const INIT_REPORT = /INIT REPORT\(durationMs: ([\d.]+)\)/;

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileSource } from '../functions/commons/torch/byte-source';
@@ -167,7 +167,7 @@ describe('bad input gets one line on stderr and a non-zero exit', () => {
 
   test('a truncated partition', async () => {
     const bytes = readFileSync(at('small', '5.pt'));
-    require('node:fs').writeFileSync(at('cut.pt'), bytes.subarray(0, bytes.length - 100));
+    writeFileSync(at('cut.pt'), bytes.subarray(0, bytes.length - 100));
     const run = await cai(['inspect', at('cut.pt')]);
     expect(run.status).toBe(1);
     expect(oneLine(run.stderr)).toMatch(/cut\.pt: truncated/);

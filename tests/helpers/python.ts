@@ -12,7 +12,7 @@ export function runPython(script: string, args: string[] = [], input?: string): 
     return execFileSync(PYTHON, [script, ...args], { cwd: ROOT, encoding: 'utf8', input, maxBuffer: 256 << 20 });
   } catch (error) {
     const e = error as { stderr?: string; message: string };
-    throw new Error(`python ${script} failed: ${e.stderr || e.message}`);
+    throw new Error(`python ${script} failed: ${e.stderr || e.message}`, { cause: error });
   }
 }
 

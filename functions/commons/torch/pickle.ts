@@ -30,8 +30,7 @@ const MARK = Symbol('mark');
 
 /** A name from an untrusted pickle, made safe to print: escaped control bytes, bounded length. */
 function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this escapes.
+  // eslint-disable-next-line no-control-regex -- control characters are what this escapes.
   const escaped = text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return escaped.length > 120 ? `${escaped.slice(0, 120)}…` : escaped;
 }
