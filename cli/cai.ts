@@ -5,6 +5,9 @@ import { addDataCommands } from './data-commands';
 import { addInvokeCommand } from './invoke-command';
 import { addModelCommands } from './model-commands';
 import { addRunCommands } from './run-commands';
+import { addStackCommands } from './stack-commands';
+import { join } from 'node:path';
+import { ROOT } from '../local/paths';
 
 // The SDK warns on every run under Node 20 that its 2027 releases need Node 22; CAI's machines
 // run Node 20 today (the Lambdas run 22), so the warning would only bury the command's output.
@@ -18,6 +21,7 @@ addDataCommands(program);
 addModelCommands(program);
 addRunCommands(program);
 addInvokeCommand(program);
+addStackCommands(program, join(ROOT, 'model', 'default.onnx'));
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof CommanderError) {

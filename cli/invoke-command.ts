@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../functions/commons/errors';
 import { LambdaError, reportLine } from '../local/lambda-runtime';
+import { servedStack } from '../local/served-stack';
 import { LocalStack, ROOT } from '../local/stack';
 import { FUNCTIONS, type FunctionId } from '../local/template';
 
@@ -30,7 +31,8 @@ function readJson(path: string, what: string): unknown {
 /**
  * `cai invoke <LogicalId> -e <event.json>`: `sam local invoke` without Docker. The function's
  * deployment artifact runs once under the Runtime Interface Emulator, configured from template.yaml
- * (and --env-vars, as SAM reads it), against the local stack's S3 and DynamoDB under --dir. The
+ * (and --env-vars, as SAM reads it), against the local stack's S3 and DynamoDB under --dir (the
+ * running stack's, when `cai stack up` serves that folder). The
  * reply goes to stdout, the function's log and its REPORT line to stderr.
  */
 export async function invokeFunction(id: string, options: InvokeOptions): Promise<number> {
@@ -44,6 +46,8 @@ export async function invokeFunction(id: string, options: InvokeOptions): Promis
     workers: 1,
     environment: { [functionId]: { ...envVars.Parameters, ...envVars[functionId] } },
     echoLogs: true,
+    // A stack serving the folder owns its servers: run the container against them.
+    attach: servedStack(resolve(options.dir)),
   }).start();
   try {
     const fn = {

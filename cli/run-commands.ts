@@ -5,6 +5,7 @@ import { createDynamoClient } from '../functions/commons/aws/clients';
 import { UsageError } from '../functions/commons/errors';
 import { RunStore, type RunRecord } from '../functions/commons/run/run-store';
 import { startLocalDynamo } from '../local/dynamo-server';
+import { servedStack, stackEnvironment } from '../local/served-stack';
 import { DEFAULT_TABLE } from '../local/stack';
 import { positiveInteger } from './arguments';
 import { runLine, runReport } from './run-format';
@@ -18,6 +19,9 @@ interface StoreOptions {
 /** The runs table: the local stack's (under --dir) by default, or the real one on AWS. */
 async function withStore<T>(options: StoreOptions, use: (store: RunStore) => Promise<T>): Promise<T> {
   if (options.aws) return use(new RunStore(createDynamoClient(), options.table));
+  // A stack serving the folder owns its database: ask it.
+  const served = servedStack(resolve(options.dir));
+  if (served) return use(new RunStore(createDynamoClient({ ...process.env, ...stackEnvironment(served) }), served.table));
   const directory = join(resolve(options.dir), 'dynamodb');
   if (!existsSync(directory)) throw new UsageError(`no local runs under ${resolve(options.dir)} yet: npm start makes one`);
   const dynamo = await startLocalDynamo(directory);

@@ -3,6 +3,7 @@
  *
  *   npm start                                   synthesize ~2,000 galaxies and run them
  *   npm start -- --partitions <dir> --payload <payload.json> [--model <file.onnx>]
+ *   npm start -- --serve                        keep the local stack running for the AWS CLI (cai stack up)
  *   options: --dir <state dir> (default .cai)  --workers <n> (default: cores)
  *
  * Prints progress, a readable summary, and as the very last line one JSON object:
@@ -30,14 +31,15 @@ import { positiveInteger } from './arguments';
 import { progressLine } from './progress';
 import { runReport } from './run-format';
 import { costFromReports } from '../local/report-billing';
-import { LocalStack, ROOT } from '../local/stack';
+import { CONTROL_BUCKET, DATA_BUCKET, LocalStack, ROOT } from '../local/stack';
+import { refuseIfServed, serveStack } from './stack-commands';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-export const CONTROL_BUCKET = 'cai-control';
-const DEMO = { bucket: 'cai-data', prefix: 'synthetic', samples: 2000, partitionBytes: 5 * 2 ** 20, seed: 2026 };
+const DEMO = { bucket: DATA_BUCKET, prefix: 'synthetic', samples: 2000, partitionBytes: 5 * 2 ** 20, seed: 2026 };
 
 interface Options {
+  serve?: boolean;
   partitions?: string;
   payload?: string;
   model: string;
@@ -102,10 +104,16 @@ export async function main(argv: string[]): Promise<number> {
     .option('--model <file.onnx>', 'the model the inference Lambdas load', join(ROOT, 'model', 'default.onnx'))
     .option('--dir <dir>', 'where the local stack keeps its state', '.cai')
     .option('--workers <n>', 'inference containers at once (default: one per core)')
+    .option('--serve', 'keep the local stack running for the AWS CLI and SDKs, as cai stack up does')
     .exitOverride()
     .parse(argv, { from: 'user' })
     .opts<Options>();
+  if (options.serve) {
+    await serveStack(options);
+    return 0;
+  }
   if (Boolean(options.partitions) !== Boolean(options.payload)) throw new UsageError('--partitions and --payload go together');
+  refuseIfServed(resolve(options.dir));
   const started = Date.now();
   const stack = await new LocalStack({
     directory: resolve(options.dir),

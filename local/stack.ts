@@ -10,6 +10,7 @@ import { buildArtifacts, type Artifacts } from './artifacts';
 import { type InvocationReport, LocalFunction } from './lambda-runtime';
 import { startLocalS3, type LocalS3 } from './s3-server';
 import { ROOT } from './paths';
+import type { ServedStack } from './served-stack';
 import { LocalStepFunctions } from './sfn-server';
 import { FUNCTIONS, type FunctionId, functionConfig } from './template';
 
@@ -34,9 +35,14 @@ export interface LocalStackOptions {
   environment?: Partial<Record<FunctionId, Record<string, string>>>;
   /** Copy the functions' log lines to stderr as well (`cai invoke`, as `sam local invoke` shows them). */
   echoLogs?: boolean;
+  /** Use the servers of a stack another process serves, and start only Lambda containers here. */
+  attach?: ServedStack;
 }
 
 export const DEFAULT_TABLE = 'cai-runs';
+/** The local stack's control bucket (the template's ControlBucket) and the demo data's bucket. */
+export const CONTROL_BUCKET = 'cai-control';
+export const DATA_BUCKET = 'cai-data';
 
 /** A DefinitionSubstitutions placeholder in the state machine definition. */
 const substitution = (name: string) => `\${${name}}`;
@@ -68,13 +74,16 @@ export class LocalStack {
     const { directory } = this.options;
     const table = this.options.table ?? DEFAULT_TABLE;
     const workers = this.options.workers ?? cpus().length;
+    const { attach } = this.options;
     this.artifacts = await buildArtifacts({ model: this.options.modelPath });
-    this.s3 = await startLocalS3(join(directory, 's3'));
-    this.dynamo = await startLocalDynamo(join(directory, 'dynamodb'));
+    if (!attach) {
+      this.s3 = await startLocalS3(join(directory, 's3'));
+      this.dynamo = await startLocalDynamo(join(directory, 'dynamodb'));
+    }
     // How the functions reach the local stack instead of AWS (their only settings not from template.yaml).
     this.env = {
-      CAI_S3_ENDPOINT: this.s3.endpoint,
-      CAI_DYNAMODB_ENDPOINT: this.dynamo.endpoint,
+      CAI_S3_ENDPOINT: attach?.s3 ?? this.s3.endpoint,
+      CAI_DYNAMODB_ENDPOINT: attach?.dynamodb ?? this.dynamo.endpoint,
       AWS_REGION: 'us-east-1',
       AWS_DEFAULT_REGION: 'us-east-1',
       AWS_ACCESS_KEY_ID: 'S3RVER',
@@ -84,7 +93,7 @@ export class LocalStack {
     await ensureRunsTable(
       new DynamoDBClient({
         region: 'us-east-1',
-        endpoint: this.dynamo.endpoint,
+        endpoint: this.env.CAI_DYNAMODB_ENDPOINT,
         credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
       }),
       table,
@@ -133,6 +142,12 @@ export class LocalStack {
       // The shape of the lambda:invoke integration's result.
       return { StatusCode: 200, ExecutedVersion: '$LATEST', Payload: await fn.invoke(Payload) };
     };
+    if (attach) {
+      // The served stack runs the state machine and the notification; here, only containers.
+      const initializer = make('InitializerFunction', 1, { CAI_SFN_ENDPOINT: attach.stepfunctions });
+      this.functions = { initializer, inference, summarizer };
+      return this;
+    }
     const definition = JSON.parse(
       readFileSync(join(ROOT, 'statemachine', 'cai.asl.json'), 'utf8')
         .replaceAll(substitution('InferenceFunctionArn'), inference.arn)
@@ -167,8 +182,8 @@ export class LocalStack {
 
   /** Resolves when no initializer or execution is running. */
   async idle(): Promise<void> {
-    while (this.initializing.size || this.sfn.running().length) {
-      await Promise.allSettled([...this.initializing, ...this.sfn.running()]);
+    while (this.initializing.size || this.sfn?.running().length) {
+      await Promise.allSettled([...this.initializing, ...(this.sfn?.running() ?? [])]);
     }
   }
 

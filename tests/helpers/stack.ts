@@ -2,8 +2,7 @@ import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client 
 import { createS3Client } from '../../functions/commons/aws/clients';
 import type { InitializeOutcome } from '../../functions/commons/run/initialize';
 import type { RunRecord } from '../../functions/commons/run/run-store';
-import { LocalStack } from '../../local/stack';
-import { CONTROL_BUCKET } from '../../cli/start';
+import { CONTROL_BUCKET, LocalStack } from '../../local/stack';
 import { ROOT } from './python';
 import { join } from 'node:path';
 
