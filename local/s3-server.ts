@@ -1,5 +1,21 @@
+import crypto from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import S3rver from 's3rver';
+
+// s3rver encrypts ListObjectsV2 continuation tokens with single DES, which OpenSSL 3 keeps in its
+// legacy provider only: every list past the first 1,000 keys failed with InternalError. The token
+// only has to round-trip inside this server, so DES becomes 3DES (same 8-byte block and IV) with
+// the key repeated; nothing else asks for DES.
+const { createCipheriv, createDecipheriv } = crypto;
+const tripled = (key: crypto.CipherKey) => Buffer.concat([key, key, key] as Buffer[]);
+crypto.createCipheriv = ((algorithm: string, key: crypto.CipherKey, iv: crypto.BinaryLike | null, options?: never) =>
+  algorithm === 'des'
+    ? createCipheriv('des-ede3-cbc', tripled(key), iv)
+    : createCipheriv(algorithm, key, iv, options)) as typeof crypto.createCipheriv;
+crypto.createDecipheriv = ((algorithm: string, key: crypto.CipherKey, iv: crypto.BinaryLike | null, options?: never) =>
+  algorithm === 'des'
+    ? createDecipheriv('des-ede3-cbc', tripled(key), iv)
+    : createDecipheriv(algorithm, key, iv, options)) as typeof crypto.createDecipheriv;
 
 export interface LocalS3 {
   /** What CAI_S3_ENDPOINT should say for clients of this server. */

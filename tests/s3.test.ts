@@ -1,10 +1,12 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, paginateListObjectsV2 } from '@aws-sdk/client-s3';
+import pLimit from 'p-limit';
 import { fileSource, s3Source } from '../functions/commons/torch/byte-source';
 import { openTorchPartition } from '../functions/commons/partitions/reader';
-import { s3Client } from '../functions/commons/aws/clients';
+import { createS3Client, s3Client } from '../functions/commons/aws/clients';
+import { listPartitions } from '../functions/commons/run/plan';
 import { startLocalS3, type LocalS3 } from '../local/s3-server';
 import { expectSameArray } from './helpers/arrays';
 import { cai } from './helpers/cli';
@@ -59,4 +61,20 @@ test('a missing object and a bad location are named', async () => {
   const bad = await cai(['inspect', 's3://Bad_Bucket/x.pt'], env);
   expect(bad.status).toBe(2);
   expect(bad.stderr.trim()).toMatch(/is not an S3 location/);
+});
+
+test('the embedded S3 lists any number of keys, 1,000 a page as S3 does', async () => {
+  const client = createS3Client({ ...process.env, CAI_S3_ENDPOINT: s3.endpoint });
+  const limit = pLimit(16);
+  await Promise.all(
+    Array.from({ length: 2100 }, (_, i) =>
+      limit(() => client.send(new PutObjectCommand({ Bucket: 'survey', Key: `many/${i + 1}.pt`, Body: 'x' }))),
+    ),
+  );
+  const pages: number[] = [];
+  for await (const page of paginateListObjectsV2({ client }, { Bucket: 'survey', Prefix: 'many/' })) pages.push(page.KeyCount ?? 0);
+  expect(pages).toEqual([1000, 1000, 100]);
+  const partitions = await listPartitions(client, 'survey', 'many');
+  expect(partitions).toHaveLength(2100);
+  expect(partitions[2099].key).toBe('many/2100.pt'); // natural order across pages
 });
