@@ -321,7 +321,7 @@ async function main(): Promise<void> {
         };
       }
     }
-    const prices = pricesFor('us-east-1');
+    const { prices } = pricesFor('us-east-1');
     const configured = billLambda({ memoryMb: PROTOTYPE_MEMORY_MB, durationMs: p.durationS * 1000, initMs: 0 }, 'x86_64', prices);
     row.prototype = {
       ranks: p.requests,

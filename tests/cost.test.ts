@@ -14,7 +14,7 @@ test("the prototype's cost table (seeds/001) is reproduced from its inputs", () 
 });
 
 test('Lambda bills configured memory over duration plus INIT, rounded up to the millisecond', () => {
-  const prices = pricesFor('us-east-1');
+  const { prices } = pricesFor('us-east-1');
   // The seed's CloudWatch line: Duration 6434.80 ms, Init 945.56 ms, Memory Size 10240 MB.
   const bill = billLambda({ memoryMb: 10240, durationMs: 6434.8, initMs: 945.56 }, 'x86_64', prices);
   expect(bill.billedMs).toBe(7381); // what that REPORT line says was billed
@@ -46,7 +46,21 @@ test('a run adds Lambda, state transitions, S3 requests and DynamoDB writes', ()
     cost.lambda.computeUsd + cost.lambda.requestsUsd + cost.stepFunctions.usd + cost.s3.usd + cost.dynamodb.usd,
     15,
   );
-  expect(() =>
-    billRun({ invocations: [], stateTransitions: 0, s3: { get: 0, put: 0, list: 0 }, dynamo: { writes: 0, reads: 0 } }, 'mars-1', 'arm64'),
-  ).toThrow(/no price table for region mars-1/);
+  expect(cost).toMatchObject({ region: 'us-east-1', priceRegion: 'us-east-1' });
+  expect(cost).not.toHaveProperty('warning');
+});
+
+test('a region without a price table is still billed, at us-east-1 prices, and says so', () => {
+  const usage = {
+    invocations: [{ memoryMb: 1769, durationMs: 1000, initMs: 0 }],
+    stateTransitions: 3,
+    s3: { get: 2, put: 1, list: 0 },
+    dynamo: { writes: 1, reads: 0 },
+  };
+  const elsewhere = billRun(usage, 'eu-central-1', 'arm64');
+  expect(elsewhere).toMatchObject({ region: 'eu-central-1', priceRegion: 'us-east-1' });
+  expect(elsewhere.warning).toBe(
+    'no price table for region eu-central-1 (known: us-east-1, us-east-2, us-west-2): the cost uses us-east-1 prices',
+  );
+  expect(elsewhere.totalUsd).toBeCloseTo(billRun(usage, 'us-east-1', 'arm64').totalUsd, 15);
 });

@@ -1,5 +1,4 @@
 import type { LambdaInvocation } from '../aws/invocation';
-import { CaiError } from '../errors';
 
 /**
  * What a run costs on AWS, billed the way AWS bills it, and the prototype's own formula beside it.
@@ -42,14 +41,25 @@ export const PRICES: Record<string, PriceTable> = {
   'us-west-2': US_PRICES,
 };
 
-export class PricingError extends CaiError {}
+/** The region whose prices bill a region CAI has no table for. */
+export const FALLBACK_PRICE_REGION = 'us-east-1';
 
-export function pricesFor(region: string): PriceTable {
-  const table = PRICES[region];
-  if (!table) {
-    throw new PricingError(`no price table for region ${region} (known: ${Object.keys(PRICES).join(', ')}); add it in cost.ts`);
-  }
-  return table;
+export interface RegionPrices {
+  prices: PriceTable;
+  /** The region whose table was used. */
+  priceRegion: string;
+  /** Set when that is not the run's own region: a cost is still recorded, and says so. */
+  warning?: string;
+}
+
+/** A region's prices; a region without a table is billed at us-east-1's, with a warning, never not at all. */
+export function pricesFor(region: string): RegionPrices {
+  if (PRICES[region]) return { prices: PRICES[region], priceRegion: region };
+  return {
+    prices: PRICES[FALLBACK_PRICE_REGION],
+    priceRegion: FALLBACK_PRICE_REGION,
+    warning: `no price table for region ${region} (known: ${Object.keys(PRICES).join(', ')}): the cost uses ${FALLBACK_PRICE_REGION} prices`,
+  };
 }
 
 export interface LambdaBill {
@@ -81,6 +91,9 @@ export interface RunUsage {
 
 export interface CostBreakdown {
   region: string;
+  /** Whose prices billed it: the region's own, or us-east-1's when CAI has no table for it (see warning). */
+  priceRegion: string;
+  warning?: string;
   architecture: Architecture;
   lambda: { invocations: number; gbSeconds: number; computeUsd: number; requestsUsd: number };
   stepFunctions: { transitions: number; usd: number };
@@ -90,7 +103,7 @@ export interface CostBreakdown {
 }
 
 export function billRun(usage: RunUsage, region: string, architecture: Architecture): CostBreakdown {
-  const prices = pricesFor(region);
+  const { prices, priceRegion, warning } = pricesFor(region);
   const bills = usage.invocations.map((i) => billLambda(i, architecture, prices));
   const lambda = {
     invocations: bills.length,
@@ -109,6 +122,8 @@ export function billRun(usage: RunUsage, region: string, architecture: Architect
   };
   return {
     region,
+    priceRegion,
+    ...(warning ? { warning } : {}),
     architecture,
     lambda,
     stepFunctions,

@@ -156,6 +156,7 @@ export async function summarizeRun(input: SummarizeInput, context: SummarizeCont
   const fields: Partial<RunRecord> = {
     status,
     finishedAt,
+    ...(cost.warning ? { warnings: [...(existing?.warnings ?? []), cost.warning] } : {}),
     error: input.failure ? errorText(input.failure) : existing?.error,
     partitions,
     ranks: items.length,
