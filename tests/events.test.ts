@@ -20,6 +20,8 @@ import { testStack } from './helpers/stack';
  */
 const dir = join(mkdtempSync(join(tmpdir(), 'cai-events-')), 'stack');
 const events = (name: string) => join(ROOT, 'events', name);
+/** The sample run's folder: its result_path, then its run id (events/inference-rank.json). */
+const RUN = 'results/sample/sample-0123456789ab';
 
 beforeAll(async () => {
   const t = await testStack(dir);
@@ -31,7 +33,7 @@ beforeAll(async () => {
     sink: sinkFor({ kind: 's3', bucket: 'cai-data', key: 'sample' }, () => t.s3),
   });
   const put = (key: string, body: string | Buffer) => t.s3.send(new PutObjectCommand({ Bucket: 'cai-control', Key: key, Body: body }));
-  await put('results/sample/manifest.json', JSON.stringify([JSON.parse(readFileSync(events('inference-rank.json'), 'utf8'))]));
+  await put(`${RUN}/manifest.json`, JSON.stringify([JSON.parse(readFileSync(events('inference-rank.json'), 'utf8'))]));
   await put('runs/sample/payload.json', readFileSync(events('payload.json')));
   await t.stack.close();
 });
@@ -60,7 +62,7 @@ test('cai invoke InferenceFunction -e events/inference-rank.json runs one rank a
   expect(REPORT.exec(run.stderr)![1]).toBe('1769'); // the template's InferenceMemorySize
   expect(run.status).toBe(0);
   expect(run.json()).toEqual({ rank: 0, status: 'SUCCEEDED' });
-  const result = JSON.parse(await inspect((read) => read('cai-control', 'results/sample/ranks/0.json')));
+  const result = JSON.parse(await inspect((read) => read('cai-control', `${RUN}/ranks/0.json`)));
   expect(result).toMatchObject({
     rank: 0,
     samples: 250,
@@ -78,7 +80,7 @@ test('cai invoke SummarizerFunction -e events/summarizer.json gathers that rank 
   expect(run.json()).toEqual({ runId: 'sample-0123456789ab', status: 'SUCCEEDED' });
   expect(REPORT.exec(run.stderr)![1]).toBe('1024');
   const [combined, summary] = await inspect((read) =>
-    Promise.all([read('cai-control', 'results/sample/combined_data.json'), read('cai-control', 'results/sample/summary.json')]),
+    Promise.all([read('cai-control', `${RUN}/combined_data.json`), read('cai-control', `${RUN}/summary.json`)]),
   );
   expect(JSON.parse(combined)).toHaveLength(1);
   expect(JSON.parse(summary)).toMatchObject({ samples: 250, predictions: 250 });

@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { RankItem } from '../functions/commons/run/contracts';
 import { sinkFor } from '../functions/commons/partitions/locations';
 import { synthesizeDataset } from '../functions/commons/partitions/synth';
@@ -50,7 +50,10 @@ test("the prototype's payload runs unchanged, and its combined_data.json keeps t
   expect(record.accuracy!.r2).toBeGreaterThan(0.5);
   expect(record.cost!.totalUsd).toBeGreaterThan(0);
 
-  const combined = JSON.parse(await t.readText('cosmicai-data', 'result-partition-100MB/1GB/1/combined_data.json'));
+  // The run's own folder, and the prototype's file where its notebooks look (the latest run's copy).
+  const own = `result-partition-100MB/1GB/1/${outcome.runId}`;
+  const combined = JSON.parse(await t.readText('cosmicai-data', `${own}/combined_data.json`));
+  expect(JSON.parse(await t.readText('cosmicai-data', 'result-partition-100MB/1GB/1/combined_data.json'))).toEqual(combined);
   const reference = JSON.parse(readFileSync(join(ROOT, 'tests', 'fixtures', 'combined_data-100MB-1GB-run1.json'), 'utf8'));
   expect(combined).toHaveLength(11);
   for (const rank of combined) {
@@ -61,7 +64,7 @@ test("the prototype's payload runs unchanged, and its combined_data.json keeps t
   expect(combined.map((r: { data_path: string }) => r.data_path).sort()).toEqual(
     Array.from({ length: 11 }, (_, i) => `100MB/${i + 1}.pt`).sort(),
   );
-  const predictions = await t.readText('cosmicai-data', 'result-partition-100MB/1GB/1/predictions/0.csv');
+  const predictions = await t.readText('cosmicai-data', `${own}/predictions/0.csv`);
   expect(predictions.split('\n')[0]).toBe('partition,row,redshift_pred,redshift_true');
   expect(predictions.trim().split('\n')).toHaveLength(31);
 });
@@ -143,4 +146,19 @@ test('the same payload.json event delivered twice makes one run', async () => {
   expect(t.outcomes[t.outcomes.length - 1]).toEqual({ runId: outcome.runId, outcome: 'DUPLICATE' });
   expect(t.stack.sfn.executionNames().filter((n) => n === outcome.runId)).toHaveLength(1);
   expect((await t.stack.runs.list()).filter((r) => r.runId === outcome.runId)).toHaveLength(1);
+});
+
+test('a re-run of the same payload is a new run that reads and writes only its own files', async () => {
+  await dataset('survey', 'rerun', 4);
+  const first = await t.run('rerun', payload('rerun', { world_size: 4 }));
+  const second = await t.run('rerun', payload('rerun', { world_size: 1 }));
+  expect(second.outcome.runId).not.toBe(first.outcome.runId);
+  // Without isolation the second run would count the first one's ranks/1.json … ranks/3.json too.
+  expect(first.record).toMatchObject({ status: 'SUCCEEDED', ranks: 4, partitions: 4, samples: 160, predictions: 160 });
+  expect(second.record).toMatchObject({ status: 'SUCCEEDED', ranks: 1, partitions: 4, samples: 160, predictions: 160 });
+  expect(second.record.outputs!.prefix).toBe(`s3://cai-control/results/rerun/${second.outcome.runId}/`);
+  const listed = async (runId: string) =>
+    ((await t.s3.send(new ListObjectsV2Command({ Bucket: 'cai-control', Prefix: `results/rerun/${runId}/ranks/` }))).Contents ?? []).length;
+  expect([await listed(first.outcome.runId), await listed(second.outcome.runId)]).toEqual([4, 1]);
+  expect(JSON.parse(await t.readText('cai-control', 'results/rerun/combined_data.json'))).toHaveLength(1); // the latest run's
 });

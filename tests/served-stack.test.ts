@@ -103,11 +103,11 @@ test('aws s3 cp of partitions and payload.json runs them; aws dynamodb and aws s
   );
   expect(item.Item).toMatchObject({ status: { S: 'SUCCEEDED' }, samples: { N: '240' }, predictions: { N: '240' } });
 
-  await aws('s3', 'cp', '--only-show-errors', 's3://cai-control/results/cli/summary.json', 'summary.json');
+  await aws('s3', 'cp', '--only-show-errors', `s3://cai-control/results/cli/${run.runId.S}/summary.json`, 'summary.json');
   const summary = JSON.parse(readFileSync(join(work, 'summary.json'), 'utf8'));
   expect(summary).toMatchObject({ runId: run.runId.S, status: 'SUCCEEDED', samples: 240, failedPartitions: 0 });
   expect(summary.accuracy.mae).toBeLessThan(0.1);
-  expect(await aws('s3', 'ls', 's3://cai-control/results/cli/')).toMatch(/combined_data\.json[\s\S]*summary\.json/);
+  expect(await aws('s3', 'ls', `s3://cai-control/results/cli/${run.runId.S}/`)).toMatch(/combined_data\.json[\s\S]*summary\.json/);
   expect(serverLog).toMatch(new RegExp(`stack: ${run.runId.S} SUCCEEDED: 240 predictions`));
 
   // cai runs alongside the server: it asks the served database, which stays the server's.

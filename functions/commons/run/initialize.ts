@@ -112,7 +112,7 @@ export async function initializeRun(object: PayloadObject, context: InitializeCo
   }
 
   const plan = planRun(runId, payload, available);
-  const keys = outputKeys(payload.result_path);
+  const keys = outputKeys(payload.result_path, runId);
   const uri = (key: string) => `s3://${payload.bucket}/${key}`;
   const created = await context.runs.create({
     ...record,
@@ -121,10 +121,10 @@ export async function initializeRun(object: PayloadObject, context: InitializeCo
     partitions: plan.partitions.length,
     ranks: plan.items.length,
     outputs: {
-      prefix: uri(`${payload.result_path.replace(/\/+$/, '')}/`),
+      prefix: uri(keys.prefix),
       manifest: uri(keys.manifest),
-      rankResults: uri(keys.rank(0).replace(/0\.json$/, '')),
-      predictions: uri(keys.predictions(0).replace(/0\.csv$/, '')),
+      rankResults: uri(keys.ranks),
+      predictions: uri(keys.predictionsFolder),
       combined: uri(keys.combined),
       summary: uri(keys.summary),
     },

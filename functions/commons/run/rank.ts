@@ -49,7 +49,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
   const started = process.hrtime.bigint();
   const cpuBefore = process.cpuUsage();
   const requestsBefore = requestCounts();
-  const keys = outputKeys(item.resultPath);
+  const keys = outputKeys(item.resultPath, item.runId);
   const batchSize = item.batchSize ?? context.batchSize;
   const download = { seconds: 0, bytes: 0 };
   let open = 0;
@@ -153,7 +153,7 @@ export async function recordFailedAttempt(
     await s3.send(
       new PutObjectCommand({
         Bucket: item.resultBucket,
-        Key: outputKeys(item.resultPath).attempt(item.rank, requestId),
+        Key: outputKeys(item.resultPath, item.runId).attempt(item.rank, requestId),
         Body: JSON.stringify({ ...attempt, rank: item.rank, requests } satisfies FailedAttempt),
         ContentType: 'application/json',
       }),

@@ -69,7 +69,7 @@ const errorText = (e?: { Error?: string; Cause?: string }) => {
 export async function summarizeRun(input: SummarizeInput, context: SummarizeContext): Promise<RunRecord> {
   const { s3, runs } = context;
   const requestsBefore = requestCounts();
-  const keys = outputKeys(input.resultPath);
+  const keys = outputKeys(input.resultPath, input.runId);
   const bucket = input.resultBucket;
   const existing = await runs.get(input.runId);
   const items = (await readJson<RankItem[]>(s3, bucket, keys.manifest)) ?? [];
@@ -116,6 +116,10 @@ export async function summarizeRun(input: SummarizeInput, context: SummarizeCont
   await s3.send(
     new PutObjectCommand({ Bucket: bucket, Key: keys.combined, Body: JSON.stringify(results), ContentType: 'application/json' }),
   );
+  // The prototype's file where its notebooks look: the latest finished run's copy (written, never read).
+  await s3.send(
+    new PutObjectCommand({ Bucket: bucket, Key: keys.latestCombined, Body: JSON.stringify(results), ContentType: 'application/json' }),
+  );
 
   const started = existing ? Date.parse(existing.startedAt) : Date.now();
   const finishedAt = new Date().toISOString();
@@ -143,8 +147,8 @@ export async function summarizeRun(input: SummarizeInput, context: SummarizeCont
       invocations: [...invocations, context.invocation()],
       stateTransitions: transitions,
       // Counted requests, plus those made after counting: the Map's ItemReader GET of the
-      // manifest; this summary's two PUTs and its record update; the initializer's last update.
-      s3: { get: total('s3Get') + 1, put: total('s3Put') + 2, list: total('s3List') },
+      // manifest; this summary's three PUTs and its record update; the initializer's last update.
+      s3: { get: total('s3Get') + 1, put: total('s3Put') + 3, list: total('s3List') },
       dynamo: { writes: total('dynamoWrite') + 2, reads: total('dynamoRead') },
     },
     context.region,
