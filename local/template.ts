@@ -103,7 +103,7 @@ export function resolver(template: SamTemplate, root: string, options: ResolveOp
     const args = arg as Node[];
     switch (Object.keys(node as Json).length === 1 ? key : undefined) {
       case 'Ref':
-        return ref(String(arg));
+        return arg === 'AWS::NoValue' ? undefined : ref(String(arg));
       case 'Fn::Sub': {
         const [text, vars] = typeof arg === 'string' ? [arg, {}] : (args as [string, Json]);
         return text.replace(/\$\{([^}]+)\}/g, (_, name: string) =>
