@@ -14,12 +14,14 @@ import {
   type ServedStack,
 } from '../local/served-stack';
 import { CONTROL_BUCKET, DATA_BUCKET, LocalStack } from '../local/stack';
+import { parseParameterOverrides } from '../local/template';
 import { positiveInteger } from './arguments';
 
 export interface ServeOptions {
   dir: string;
   model: string;
   workers?: string;
+  parameterOverrides?: string;
 }
 
 /** One line for a folder some process already serves. */
@@ -45,6 +47,7 @@ export async function serveStack(options: ServeOptions): Promise<void> {
     directory,
     modelPath: resolve(options.model),
     workers: options.workers ? positiveInteger(options.workers, '--workers') : undefined,
+    parameterOverrides: parseParameterOverrides(options.parameterOverrides ?? ''),
   }).start();
   const s3 = createS3Client({ ...process.env, ...stack.env });
   for (const bucket of [CONTROL_BUCKET, DATA_BUCKET]) {
@@ -116,6 +119,7 @@ export function addStackCommands(program: Command, defaultModel: string): void {
     .option('--dir <dir>', 'where the local stack keeps its state', '.cai')
     .option('--model <file.onnx>', 'the model the inference artifact carries', defaultModel)
     .option('--workers <n>', 'inference containers at once (default: one per core)')
+    .option('--parameter-overrides <overrides>', "template parameters over samconfig.toml's (ResultBucketNames=my-bucket)")
     .action((options: ServeOptions) => serveStack(options));
   stack
     .command('env')

@@ -32,6 +32,7 @@ import { progressLine } from './progress';
 import { runReport } from './run-format';
 import { costFromReports } from '../local/report-billing';
 import { CONTROL_BUCKET, DATA_BUCKET, LocalStack, ROOT } from '../local/stack';
+import { parseParameterOverrides } from '../local/template';
 import { refuseIfServed, serveStack } from './stack-commands';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -45,6 +46,7 @@ interface Options {
   model: string;
   dir: string;
   workers?: string;
+  parameterOverrides?: string;
 }
 
 async function ensureBucket(s3: S3Client, name: string): Promise<void> {
@@ -104,6 +106,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('--model <file.onnx>', 'the model the inference Lambdas load', join(ROOT, 'model', 'default.onnx'))
     .option('--dir <dir>', 'where the local stack keeps its state', '.cai')
     .option('--workers <n>', 'inference containers at once (default: one per core)')
+    .option(
+      '--parameter-overrides <overrides>',
+      "template parameters over samconfig.toml's, as sam deploy takes them (ResultBucketNames=my-bucket)",
+    )
     .option('--serve', 'keep the local stack running for the AWS CLI and SDKs, as cai stack up does')
     .exitOverride()
     .parse(argv, { from: 'user' })
@@ -119,6 +125,7 @@ export async function main(argv: string[]): Promise<number> {
     directory: resolve(options.dir),
     modelPath: resolve(options.model),
     workers: options.workers ? positiveInteger(options.workers, '--workers') : undefined,
+    parameterOverrides: parseParameterOverrides(options.parameterOverrides ?? ''),
   }).start();
   try {
     const s3 = createS3Client({ ...process.env, ...stack.env });

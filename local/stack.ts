@@ -35,6 +35,8 @@ export interface LocalStackOptions {
   environment?: Partial<Record<FunctionId, Record<string, string>>>;
   /** Copy the functions' log lines to stderr as well (`cai invoke`, as `sam local invoke` shows them). */
   echoLogs?: boolean;
+  /** Template parameters over samconfig.toml's, as `sam deploy --parameter-overrides` gives them. */
+  parameterOverrides?: Record<string, string>;
   /** Use the servers of a stack another process serves, and start only Lambda containers here. */
   attach?: ServedStack;
 }
@@ -89,6 +91,8 @@ export class LocalStack {
       AWS_ACCESS_KEY_ID: 'S3RVER',
       AWS_SECRET_ACCESS_KEY: 'S3RVER',
       POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
+      // The template names its control bucket <stack>-control-<account>-<region>; locally it is cai-control.
+      CONTROL_BUCKET,
     };
     await ensureRunsTable(
       new DynamoDBClient({
@@ -109,6 +113,7 @@ export class LocalStack {
         // No more ranks at once than there are containers, as a reserved concurrency would have it:
         // a rank queued for a container would spend its task timeout waiting.
         overrides: {
+          ...this.options.parameterOverrides,
           MaxConcurrency: String(workers),
           ...(this.options.inferenceMemoryMb ? { InferenceMemorySize: String(this.options.inferenceMemoryMb) } : {}),
         },

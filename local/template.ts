@@ -42,7 +42,7 @@ const customTags: Tags = INTRINSICS.flatMap((name) => {
 });
 
 export interface SamTemplate {
-  Parameters?: Record<string, { Default?: unknown; AllowedValues?: unknown[] }>;
+  Parameters?: Record<string, { Type?: string; Default?: unknown; AllowedValues?: unknown[] }>;
   Conditions?: Record<string, Node>;
   Globals?: { Function?: Json };
   Resources: Record<string, { Type: string; Properties?: Json; Metadata?: Json }>;
@@ -88,9 +88,10 @@ export function resolver(template: SamTemplate, root: string, options: ResolveOp
     'AWS::Partition': 'aws',
     'AWS::URLSuffix': 'amazonaws.com',
   };
-  const ref = (name: string): string => {
+  const ref = (name: string): string | string[] => {
     if (name in pseudo) return pseudo[name];
-    if (name in parameters) return parameters[name];
+    if (name in parameters)
+      return template.Parameters?.[name]?.Type === 'CommaDelimitedList' ? parameters[name].split(',') : parameters[name];
     if (options.resources?.[name] !== undefined) return options.resources[name];
     if (name in template.Resources) return name;
     throw new TemplateError(`template.yaml: cannot resolve Ref ${name}`);
@@ -128,6 +129,8 @@ export function resolver(template: SamTemplate, root: string, options: ResolveOp
         return condition(String(arg));
       case 'Fn::Join':
         return (resolve(args[1]) as Node[]).join(String(args[0]));
+      case 'Fn::Split':
+        return String(resolve(args[1])).split(String(args[0]));
       case 'Fn::Select':
         return (resolve(args[1]) as Node[])[Number(resolve(args[0]))];
       default:

@@ -33,7 +33,8 @@ const payload = (prefix: string, extra: Record<string, unknown> = {}) => ({
 });
 
 beforeAll(async () => {
-  t = await testStack(join(work, 'stack'));
+  // The prototype's payload writes its outputs to its own bucket: the stack must allow it, as on AWS.
+  t = await testStack(join(work, 'stack'), { ResultBucketNames: 'cosmicai-data' });
 });
 afterAll(() => t?.stack.close());
 afterEach(() => {
@@ -161,4 +162,17 @@ test('a re-run of the same payload is a new run that reads and writes only its o
     ((await t.s3.send(new ListObjectsV2Command({ Bucket: 'cai-control', Prefix: `results/rerun/${runId}/ranks/` }))).Contents ?? []).length;
   expect([await listed(first.outcome.runId), await listed(second.outcome.runId)]).toEqual([4, 1]);
   expect(JSON.parse(await t.readText('cai-control', 'results/rerun/combined_data.json'))).toHaveLength(1); // the latest run's
+});
+
+test('a payload whose outputs go to a bucket the functions may not write is refused at validation, naming the field', async () => {
+  const { outcome, record } = await t.run('elsewhere', { ...payload('nowhere'), bucket: 'someone-elses-bucket' });
+  expect(outcome.outcome).toBe('REJECTED');
+  expect(record).toMatchObject({ status: 'FAILED' });
+  expect(record.errors).toEqual([
+    {
+      field: 'bucket',
+      message:
+        "the functions may write only to cai-control, cosmicai-data; add someone-elses-bucket to the template's ResultBucketNames (samconfig.toml parameter_overrides) to write there",
+    },
+  ]);
 });

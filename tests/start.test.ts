@@ -63,7 +63,7 @@ test("npm start with the user's partitions and payload; cai runs lists both runs
       world_size: 2,
     }),
   );
-  const run = await start(['--partitions', parts, '--payload', payload]);
+  const run = await start(['--partitions', parts, '--payload', payload, '--parameter-overrides', 'ResultBucketNames=my-results']);
   expect(run.status).toBe(0);
   expect(run.last).toMatchObject({ status: 'SUCCEEDED', samples: 600, partitions: 6 });
 

@@ -9,6 +9,7 @@ import { RunStore } from '../commons/run/run-store';
 const config = readConfig();
 const runs = new RunStore(dynamoClient(), config.RUNS_TABLE);
 const stateMachineArn = required(config, 'STATE_MACHINE_ARN');
+const writableBuckets = config.CONTROL_BUCKET ? [config.CONTROL_BUCKET, ...config.RESULT_BUCKETS] : undefined;
 markInitDone();
 
 const OUTCOME_METRIC = { STARTED: 'RunsStarted', REJECTED: 'RunsRejected', DUPLICATE: 'DuplicateEvents' } as const;
@@ -30,6 +31,7 @@ export const handler = lambdaHandler(async (event: S3Event): Promise<InitializeO
         runs,
         stateMachineArn,
         maxConcurrency: config.MAX_CONCURRENCY,
+        writableBuckets,
         invocation: clock.bill,
         requests: () => countsSince(before),
       },

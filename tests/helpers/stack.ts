@@ -7,9 +7,10 @@ import { ROOT } from './python';
 import { join } from 'node:path';
 
 /** A local stack for a test file, with short retry pauses, and helpers to drive runs. */
-export async function testStack(directory: string) {
+export async function testStack(directory: string, parameterOverrides: Record<string, string> = {}) {
   const stack = await new LocalStack({
     directory,
+    parameterOverrides,
     modelPath: join(ROOT, 'model', 'default.onnx'),
     workers: 2,
     retryIntervalOverrides: { InferRank: 20, Summarize: 20, RecordFailure: 20 },

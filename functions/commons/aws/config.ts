@@ -13,6 +13,17 @@ const Env = z.object({
   /** The artifact carries model.onnx beside the handler; Lambda unpacks it into LAMBDA_TASK_ROOT (/var/task). */
   MODEL_PATH: z.string().min(1).optional(),
   LAMBDA_TASK_ROOT: z.string().min(1).optional(),
+  /** Buckets the functions may write outputs to: the control bucket and the template's ResultBucketNames. */
+  CONTROL_BUCKET: z.string().min(1).optional(),
+  RESULT_BUCKETS: z
+    .string()
+    .default('')
+    .transform((list) =>
+      list
+        .split(',')
+        .map((b) => b.trim())
+        .filter(Boolean),
+    ),
   MAX_CONCURRENCY: z.coerce.number().int().min(1).max(10000).default(100),
   INTRA_OP_THREADS: z.coerce.number().int().min(1).max(64).optional(),
   ARCHITECTURE: z.enum(['x86_64', 'arm64']).default('x86_64'),

@@ -24,6 +24,8 @@ export interface InitializeContext {
   runs: RunStore;
   stateMachineArn: string;
   maxConcurrency: number;
+  /** Buckets the functions may write (the control bucket and ResultBucketNames); absent: not checked. */
+  writableBuckets?: string[];
   /** Billing of this invocation so far, kept on the run for its cost. */
   invocation: () => { durationMs: number; initMs: number; memoryMb: number };
   /** Requests this invocation has sent so far. */
@@ -96,6 +98,17 @@ export async function initializeRun(object: PayloadObject, context: InitializeCo
   } catch (error) {
     const fields = error instanceof PayloadError ? { errors: error.errors } : {};
     return reject(baseRecord(runId, object, raw), describeError(error), fields);
+  }
+  // Outputs the functions may not write would end in AccessDenied mid-run: refuse them now.
+  const writable = context.writableBuckets;
+  if (writable && !writable.includes(payload.bucket)) {
+    const error = new PayloadError([
+      {
+        field: 'bucket',
+        message: `the functions may write only to ${writable.join(', ')}; add ${payload.bucket} to the template's ResultBucketNames (samconfig.toml parameter_overrides) to write there`,
+      },
+    ]);
+    return reject(baseRecord(runId, object, raw, payload), error.message, { errors: error.errors, warnings });
   }
 
   const record = baseRecord(runId, object, raw, payload);
