@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { assignRanks, naturalCompare, planRun } from '../functions/commons/run/plan';
+import { assignRanks, naturalCompare, PlanError, planRun } from '../functions/commons/run/plan';
 import { PayloadError, parsePayload, parsePayloadJson } from '../functions/commons/run/payload';
 import { ROOT } from './helpers/python';
 
@@ -115,5 +115,50 @@ describe('partitions and ranks', () => {
       'file_limit 50 exceeds the 23 partitions found; running all of them',
       'world_size 40 exceeds the 23 partitions; using 23 ranks',
     ]);
+  });
+});
+
+describe('ranks are planned within the inference function (1,769 MB, 900 s)', () => {
+  const limits = { memoryMb: 1769, timeoutS: 900 };
+  const MiB = 2 ** 20;
+  const base = { bucket: 'cai-control', data_bucket: 'survey', data_prefix: 'big', result_path: 'out' };
+  const sized = (count: number, bytes: number, key = (i: number) => `big/${i + 1}.pt`) =>
+    Array.from({ length: count }, (_, i) => ({ key: key(i), bytes }));
+
+  test('a world_size whose ranks would run past the budget is refused, naming the smallest that fits', () => {
+    const partitions = sized(100, 100 * MiB); // ~42 s each at 122 galaxies/s: 12 fit in 540 s
+    expect(() => planRun('r', { ...base, world_size: 1 }, partitions, limits)).toThrow(
+      /^world_size 1 plans ~4192 s for its slowest rank at 122 galaxies\/s at 1769 MB, over the 540 s budget \(60 % of the inference function's 900 s timeout\); the smallest world_size that fits is 9$/,
+    );
+    expect(() => planRun('r', { ...base, world_size: 8 }, partitions, limits)).toThrow(PlanError);
+    const plan = planRun('r', { ...base, world_size: 9 }, partitions, limits);
+    expect(plan.items).toHaveLength(9);
+    expect(Math.max(...plan.items.map((i) => i.partitions.length))).toBe(12);
+    expect(planRun('r', base, partitions, limits).items).toHaveLength(100); // one per partition fits
+  });
+
+  test('a partition too big for any rank is refused with what to do about it', () => {
+    expect(() => planRun('r', base, sized(1, 10 * 1024 * MiB), limits)).toThrow(
+      "partition big/1.pt alone would take ~4292 s at 122 galaxies/s at 1769 MB, over the 540 s budget (60 % of the inference function's 900 s timeout): split the data into smaller partitions (cai split --size) or give the inference function more memory",
+    );
+    // With 6 vCPUs (10,240 MB) the same partition still does not fit, but a 2 GiB one does.
+    expect(() => planRun('r', base, sized(1, 2 * 1024 * MiB), { memoryMb: 10240, timeoutS: 900 })).not.toThrow();
+  });
+
+  test("rank items stay under Step Functions' 256 KiB", () => {
+    const partitions = sized(20_000, 1024, (i) => `a/rather/long/prefix/for/the/partitions/of/this/survey/part-${i + 1}.pt`);
+    expect(() => planRun('r', { ...base, world_size: 2 }, partitions, limits)).toThrow(
+      /^world_size 2 plans rank items over Step Functions' 256 KiB; the smallest world_size that fits is (\d+)$/,
+    );
+    let message = '';
+    try {
+      planRun('r', { ...base, world_size: 2 }, partitions, limits);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    const smallest = Number(/fits is (\d+)/.exec(message)![1]);
+    const plan = planRun('r', { ...base, world_size: smallest }, partitions, limits);
+    expect(Math.max(...plan.items.map((i) => Buffer.byteLength(JSON.stringify(i))))).toBeLessThanOrEqual(256 * 1024);
+    expect(() => planRun('r', { ...base, world_size: smallest - 1 }, partitions, limits)).toThrow(PlanError);
   });
 });

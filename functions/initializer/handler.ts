@@ -9,6 +9,10 @@ import { RunStore } from '../commons/run/run-store';
 const config = readConfig();
 const runs = new RunStore(dynamoClient(), config.RUNS_TABLE);
 const stateMachineArn = required(config, 'STATE_MACHINE_ARN');
+const rankLimits =
+  config.INFERENCE_MEMORY_MB && config.INFERENCE_TIMEOUT_S
+    ? { memoryMb: config.INFERENCE_MEMORY_MB, timeoutS: config.INFERENCE_TIMEOUT_S }
+    : undefined;
 const writableBuckets = config.CONTROL_BUCKET ? [config.CONTROL_BUCKET, ...config.RESULT_BUCKETS] : undefined;
 markInitDone();
 
@@ -32,6 +36,7 @@ export const handler = lambdaHandler(async (event: S3Event): Promise<InitializeO
         stateMachineArn,
         maxConcurrency: config.MAX_CONCURRENCY,
         writableBuckets,
+        rankLimits,
         invocation: clock.bill,
         requests: () => countsSince(before),
       },

@@ -24,6 +24,8 @@ const Env = z.object({
         .map((b) => b.trim())
         .filter(Boolean),
     ),
+  INFERENCE_MEMORY_MB: z.coerce.number().int().min(128).max(10240).optional(),
+  INFERENCE_TIMEOUT_S: z.coerce.number().int().min(1).max(900).optional(),
   MAX_CONCURRENCY: z.coerce.number().int().min(1).max(10000).default(100),
   INTRA_OP_THREADS: z.coerce.number().int().min(1).max(64).optional(),
   ARCHITECTURE: z.enum(['x86_64', 'arm64']).default('x86_64'),

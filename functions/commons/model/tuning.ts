@@ -15,6 +15,24 @@ export const WORKER_SETTINGS: Readonly<Record<number, WorkerSettings>> = {
   2: { threads: 2, batchSize: 64 },
 };
 
+/**
+ * Galaxies per second of the full-size fp32 AstroMAE at these settings (`npm run bench`, 2026-11-21:
+ * 122 on one vCPU, 225 on two). The slower model's rate, so plans hold for int8 as well.
+ */
+export const MEASURED_GALAXIES_PER_S: Readonly<Record<number, number>> = { 1: 122, 2: 225 };
+
+/**
+ * Galaxies per second a Lambda of this memory size runs: a share of one vCPU in proportion; above
+ * two vCPUs each further vCPU adds what the second added (an extrapolation, as in the cost model).
+ */
+export function galaxiesPerSecond(memoryMb: number): number {
+  const vcpus = lambdaVcpus(memoryMb);
+  const [one, two] = [MEASURED_GALAXIES_PER_S[1], MEASURED_GALAXIES_PER_S[2]];
+  if (vcpus <= 1) return one * vcpus;
+  if (vcpus <= 2) return one + (two - one) * (vcpus - 1);
+  return two + (two - one) * (vcpus - 2);
+}
+
 export const MAX_LAMBDA_VCPUS = 6;
 
 /** The CPU a Lambda of this memory size can use, in vCPUs: in proportion, 1,769 MB for each. */

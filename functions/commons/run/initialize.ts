@@ -3,7 +3,7 @@ import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/clie
 import { ExecutionAlreadyExists, StartExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import type { RequestCounts } from '../aws/clients';
 import { describeError } from '../errors';
-import { listPartitions, planRun, folderOf } from './plan';
+import { folderOf, listPartitions, type ManifestPlan, PlanError, planRun, type RankLimits } from './plan';
 import type { ExecutionInput, PartitionObject, Payload } from './contracts';
 import { outputKeys } from './output-keys';
 import { parsePayloadJson, PayloadError } from './payload';
@@ -26,6 +26,8 @@ export interface InitializeContext {
   maxConcurrency: number;
   /** Buckets the functions may write (the control bucket and ResultBucketNames); absent: not checked. */
   writableBuckets?: string[];
+  /** The inference function's memory and timeout: ranks are planned to finish well inside it. */
+  rankLimits?: RankLimits;
   /** Billing of this invocation so far, kept on the run for its cost. */
   invocation: () => { durationMs: number; initMs: number; memoryMb: number };
   /** Requests this invocation has sent so far. */
@@ -124,7 +126,13 @@ export async function initializeRun(object: PayloadObject, context: InitializeCo
     });
   }
 
-  const plan = planRun(runId, payload, available);
+  let plan: ManifestPlan;
+  try {
+    plan = planRun(runId, payload, available, context.rankLimits);
+  } catch (error) {
+    if (!(error instanceof PlanError)) throw error;
+    return reject(record, error.message, { errors: [{ field: error.field, message: error.message }], warnings });
+  }
   const keys = outputKeys(payload.result_path, runId);
   const uri = (key: string) => `s3://${payload.bucket}/${key}`;
   const created = await context.runs.create({
