@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { randomUUID } from 'node:crypto';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 
 // aws-local-stepfunctions uses Promise.withResolvers, which Node 20 lacks.
 (Promise as unknown as { withResolvers?: unknown }).withResolvers ??= function withResolvers<T>() {
@@ -24,9 +25,14 @@ const { StateMachine } = require('aws-local-stepfunctions') as typeof import('aw
  * The adapter. The interpreter does not execute a Distributed Map's ItemReader, ResultWriter,
  * ItemBatcher or ToleratedFailurePercentage, so before a run the adapter reads the items the way
  * ItemReader would (the JSON array at its Bucket/Key, evaluated on the execution input), hands
- * them to the Map through ItemsPath, and drops those fields. CAI's Map catches every rank's error
- * inside its ItemProcessor, so a tolerated-failure threshold never decides its outcome; the
- * definition deployed to AWS is unchanged.
+ * them to the Map through ItemsPath, and drops those fields. A ResultWriter becomes a step after
+ * the Map that writes what AWS writes (manifest.json and SUCCEEDED_0.json under
+ * <Prefix>/<map run id>/) and puts {MapRunArn, ResultWriterDetails} where the Map's ResultPath
+ * says. CAI's Map catches every rank's error inside its ItemProcessor, so a tolerated-failure
+ * threshold never decides its outcome; the definition deployed to AWS is unchanged.
+ *
+ * AWS's payload limit holds: a state's input or output, a task's parameters and a Map item of
+ * more than 256 KiB fail the execution with States.DataLimitExceeded, which no Catch handles.
  */
 export type TaskHandler = (input: { FunctionName: string; Payload: unknown }) => Promise<unknown>;
 
@@ -44,6 +50,21 @@ interface Execution {
 }
 
 const ITEMS_FIELD = '__caiItems';
+const RESULTS_FIELD = '__caiMapResults';
+/** Step Functions' limit on a state's input or output, a task's parameters and a Map item. */
+export const MAX_PAYLOAD_BYTES = 256 * 1024;
+
+/** The JSON size AWS would see: the adapter's own fields are not part of the state. */
+function payloadBytes(value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value, (key, v) => (key === ITEMS_FIELD || key === RESULTS_FIELD ? undefined : v)) ?? '');
+}
+
+class DataLimitExceeded extends Error {
+  constructor(what: string) {
+    super(`${what} has a size exceeding the maximum number of bytes service limit (${MAX_PAYLOAD_BYTES})`);
+    this.name = 'States.DataLimitExceeded';
+  }
+}
 
 function valueAt(input: Record<string, unknown>, path: string): unknown {
   // ItemReader parameters here are plain "$.a.b" paths.
@@ -56,21 +77,60 @@ function valueAt(input: Record<string, unknown>, path: string): unknown {
 
 type State = Record<string, unknown>;
 
-/** The definition as the interpreter runs it, and how to fetch the items each Map needs. */
-function adapt(definition: State): { definition: State; readers: Map<string, State> } {
+interface ResultWriterStep {
+  map: string;
+  parameters: Record<string, string>;
+  /** The Map's own ResultPath, where {MapRunArn, ResultWriterDetails} goes. */
+  resultPath: string;
+}
+
+/** The definition as the interpreter runs it, how to fetch each Map's items, and its result writers. */
+function adapt(definition: State): { definition: State; readers: Map<string, State>; writers: Map<string, ResultWriterStep> } {
   const copy = JSON.parse(JSON.stringify(definition)) as { States: Record<string, State> };
   const readers = new Map<string, State>();
+  const writers = new Map<string, ResultWriterStep>();
   for (const [name, state] of Object.entries(copy.States)) {
     if (state.Type !== 'Map' || !state.ItemReader) continue;
     readers.set(name, state.ItemReader as State);
+    const writer = state.ResultWriter as State | undefined;
     delete state.ItemReader;
     delete state.ResultWriter;
     delete state.ItemBatcher;
     delete state.ToleratedFailurePercentage;
     delete state.ToleratedFailureCount;
     state.ItemsPath = `$.${ITEMS_FIELD}.${name}`;
+    if (writer) {
+      const step = `${name}.ResultWriter`;
+      writers.set(step, {
+        map: name,
+        parameters: writer.Parameters as Record<string, string>,
+        resultPath: String(state.ResultPath ?? '$'),
+      });
+      // The writer takes the whole state and returns it with the results replaced by where they went.
+      copy.States[step] = {
+        Type: 'Task',
+        Resource: 'arn:aws:states:::s3:putObject',
+        ...(state.Next ? { Next: state.Next } : { End: true }),
+        ...(state.Catch ? { Catch: state.Catch } : {}),
+      };
+      state.ResultPath = `$.${RESULTS_FIELD}.${name}`;
+      state.Next = step;
+      delete state.End;
+    }
   }
-  return { definition: copy, readers };
+  return { definition: copy, readers, writers };
+}
+
+function setAt(target: Record<string, unknown>, path: string, value: unknown): Record<string, unknown> {
+  const keys = path
+    .replace(/^\$\.?/, '')
+    .split('.')
+    .filter(Boolean);
+  if (keys.length === 0) return value as Record<string, unknown>;
+  let node = target;
+  for (const key of keys.slice(0, -1)) node = (node[key] ??= {}) as Record<string, unknown>;
+  node[keys[keys.length - 1]] = value;
+  return target;
 }
 
 export interface LocalSfnOptions {
@@ -157,35 +217,104 @@ export class LocalStepFunctions {
   }
 
   private async run(execution: Execution): Promise<void> {
+    // The first payload over the limit ends the execution, past any Catch, as on AWS.
+    let overLimit: DataLimitExceeded | undefined;
+    let abort = () => {};
+    const check = (what: string, value: unknown) => {
+      if (!overLimit && payloadBytes(value) > MAX_PAYLOAD_BYTES) {
+        overLimit = new DataLimitExceeded(what);
+        abort();
+      }
+      return !overLimit;
+    };
     try {
       const input = JSON.parse(execution.input) as Record<string, unknown>;
-      const { definition, readers } = adapt(this.options.definition);
-      const items: Record<string, unknown> = {};
+      const { definition, readers, writers } = adapt(this.options.definition);
+      const items: Record<string, unknown[]> = {};
       for (const [name, reader] of readers) {
         const parameters = reader.Parameters as Record<string, string>;
         const bucket = String(valueAt(input, parameters['Bucket.$']) ?? parameters.Bucket);
         const key = String(valueAt(input, parameters['Key.$']) ?? parameters.Key);
         const object = await this.options.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
         items[name] = JSON.parse(await object.Body!.transformToString());
+        items[name].forEach((item, index) => check(`item ${index} of the ${name} state`, item));
+      }
+      if (overLimit) throw overLimit;
+      const tasks: Record<string, (input: never) => Promise<unknown>> = {};
+      for (const [name, handler] of Object.entries(this.options.tasks)) {
+        // Over the limit, the task never runs: the execution is failing.
+        tasks[name] = (parameters) => (check(`the input of the ${name} state`, parameters) ? handler(parameters) : new Promise(() => {}));
+      }
+      for (const [step, writer] of writers) {
+        tasks[step] = (state) => this.writeMapResults(execution, writer, state as Record<string, unknown>, items[writer.map]);
       }
       const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false, checkPaths: false } });
       const run = machine.run({ ...input, [ITEMS_FIELD]: items } as never, {
-        overrides: {
-          taskResourceLocalHandlers: this.options.tasks as never,
-          retryIntervalOverrides: this.options.retryIntervalOverrides,
-        },
+        overrides: { taskResourceLocalHandlers: tasks as never, retryIntervalOverrides: this.options.retryIntervalOverrides },
       });
+      abort = run.abort;
+      void (async () => {
+        for await (const event of run.eventLogs) {
+          if (event.type !== 'StateEntered' && event.type !== 'StateExited') continue;
+          const where = `the ${event.type === 'StateEntered' ? 'input' : 'output'} of the ${event.state.name} state`;
+          check(where, event.type === 'StateEntered' ? event.state.input : event.state.output);
+        }
+      })();
       const output = await run.result;
+      if (overLimit) throw overLimit;
+      check('the execution output', output);
+      if (overLimit) throw overLimit;
       execution.status = 'SUCCEEDED';
       execution.output = JSON.stringify(output);
     } catch (error) {
-      const e = error as Error & { cause?: Error };
+      const e = overLimit ?? (error as Error);
       execution.status = 'FAILED';
       execution.error = e.name;
       execution.cause = e.message;
     } finally {
       execution.stopDate = Date.now();
     }
+  }
+
+  /** What a ResultWriter does after the Map: the children's results to S3, where they went into the state. */
+  private async writeMapResults(execution: Execution, writer: ResultWriterStep, state: Record<string, unknown>, items: unknown[]) {
+    const results = (state[RESULTS_FIELD] as Record<string, unknown[]>)[writer.map];
+    const bucket = String(valueAt(state, writer.parameters['Bucket.$']) ?? writer.parameters.Bucket);
+    const prefix = String(valueAt(state, writer.parameters['Prefix.$']) ?? writer.parameters.Prefix ?? '');
+    const runId = randomUUID();
+    const mapRunArn = `arn:aws:states:us-east-1:000000000000:mapRun:cai-local/${writer.map}:${runId}`;
+    const folder = `${prefix.replace(/\/+$/, '')}${prefix ? '/' : ''}${runId}`;
+    const stopped = new Date().toISOString();
+    const children = results.map((output, index) => ({
+      ExecutionArn: `arn:aws:states:us-east-1:000000000000:execution:cai-local/${writer.map}:${runId}-${index}`,
+      Input: JSON.stringify(items[index]),
+      InputDetails: { Included: true },
+      Name: `${runId}-${index}`,
+      Output: JSON.stringify(output),
+      OutputDetails: { Included: true },
+      RedriveCount: 0,
+      RedriveStatus: 'NOT_REDRIVABLE',
+      RedriveStatusReason: 'Execution is SUCCEEDED and cannot be redriven',
+      StartDate: new Date(execution.startDate).toISOString(),
+      StateMachineArn: this.stateMachineArn,
+      Status: 'SUCCEEDED',
+      StopDate: stopped,
+    }));
+    const put = async (key: string, body: string) => {
+      await this.options.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/json' }));
+      return { Key: key, Size: Buffer.byteLength(body) };
+    };
+    const succeeded = children.length ? [await put(`${folder}/SUCCEEDED_0.json`, JSON.stringify(children))] : [];
+    const manifestKey = `${folder}/manifest.json`;
+    await put(
+      manifestKey,
+      JSON.stringify({ DestinationBucket: bucket, MapRunArn: mapRunArn, ResultFiles: { FAILED: [], PENDING: [], SUCCEEDED: succeeded } }),
+    );
+    const next = { ...state };
+    const remaining = { ...(next[RESULTS_FIELD] as Record<string, unknown>) };
+    delete remaining[writer.map];
+    next[RESULTS_FIELD] = remaining;
+    return setAt(next, writer.resultPath, { MapRunArn: mapRunArn, ResultWriterDetails: { Bucket: bucket, Key: manifestKey } });
   }
 
   private describe(arn: string) {

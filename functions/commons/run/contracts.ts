@@ -50,6 +50,32 @@ export interface ExecutionInput {
   resultPath: string;
   /** Ranks running at once (the Map's MaxConcurrencyPath). */
   maxConcurrency: number;
+  /** Where the Map's ResultWriter writes the ranks' outcomes. */
+  mapResultsPrefix: string;
+}
+
+/** What the Distributed Map returns with a ResultWriter: where the outcomes are, not the outcomes. */
+export interface MapRunResult {
+  MapRunArn: string;
+  ResultWriterDetails: { Bucket: string; Key: string };
+}
+
+/** ResultWriter's manifest.json: the result files, by the child executions' status. */
+export interface MapResultManifest {
+  DestinationBucket: string;
+  MapRunArn: string;
+  ResultFiles: Record<'SUCCEEDED' | 'FAILED' | 'PENDING', { Key: string; Size: number }[]>;
+}
+
+/** One child execution in a ResultWriter result file; Input and Output are JSON text. */
+export interface MapChildExecution {
+  ExecutionArn: string;
+  Name: string;
+  Input: string;
+  Output?: string;
+  Status: string;
+  Error?: string;
+  Cause?: string;
 }
 
 /** What the Distributed Map returns for one rank: the handler's reply, or the caught error. */
@@ -116,7 +142,8 @@ export interface SummarizeInput {
   runId: string;
   resultBucket: string;
   resultPath: string;
-  ranks?: RankOutcome[];
+  /** Where the Map wrote each rank's outcome; absent on the failure path and in hand-made events. */
+  mapRun?: MapRunResult;
   /** Set on the failure path: why the run as a whole failed. */
   failure?: { Error?: string; Cause?: string };
 }

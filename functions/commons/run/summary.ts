@@ -3,7 +3,18 @@ import { redshiftAccuracy } from '../model/accuracy';
 import { countsSince, requestCounts, type RequestCounts } from '../aws/clients';
 import type { LambdaInvocation } from '../aws/invocation';
 import { billRun, prototypeCost, type Architecture } from '../billing/cost';
-import type { FailedAttempt, PartitionFailure, RankItem, RankResult, SummarizeInput } from './contracts';
+import pLimit from 'p-limit';
+import type {
+  FailedAttempt,
+  MapChildExecution,
+  MapResultManifest,
+  MapRunResult,
+  PartitionFailure,
+  RankItem,
+  RankOutcome,
+  RankResult,
+  SummarizeInput,
+} from './contracts';
 import { outputKeys } from './output-keys';
 import { MAX_STORED_FAILURES, type RunRecord, type RunStatus, type RunStore } from './run-store';
 
@@ -32,6 +43,32 @@ async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<s
     keys.push(...(page.Contents ?? []).map((o) => o.Key as string));
   }
   return keys;
+}
+
+/** S3 reads the summarizer keeps in flight at once. */
+export const READ_CONCURRENCY = 32;
+
+/**
+ * Every rank's outcome, from the files the Map's ResultWriter wrote: the manifest names them by the
+ * child executions' status. A child that failed outright (nothing caught it) counts as a failed rank.
+ */
+async function readOutcomes(s3: S3Client, mapRun: MapRunResult): Promise<{ outcomes: Map<number, RankOutcome>; files: number }> {
+  const { Bucket, Key } = mapRun.ResultWriterDetails;
+  const manifest = await readJson<MapResultManifest>(s3, Bucket, Key);
+  const outcomes = new Map<number, RankOutcome>();
+  if (!manifest) return { outcomes, files: 0 };
+  const files = Object.values(manifest.ResultFiles).flat();
+  for (const file of files) {
+    for (const child of (await readJson<MapChildExecution[]>(s3, manifest.DestinationBucket, file.Key)) ?? []) {
+      const rank = (JSON.parse(child.Input) as RankItem).rank;
+      const outcome: RankOutcome =
+        child.Status === 'SUCCEEDED' && child.Output
+          ? (JSON.parse(child.Output) as RankOutcome)
+          : { rank, status: 'FAILED', error: { Error: child.Error ?? child.Status, Cause: child.Cause } };
+      outcomes.set(rank, outcome);
+    }
+  }
+  return { outcomes, files: files.length };
 }
 
 /** Predicted and true redshifts of the labelled rows of a predictions CSV. */
@@ -73,12 +110,17 @@ export async function summarizeRun(input: SummarizeInput, context: SummarizeCont
   const bucket = input.resultBucket;
   const existing = await runs.get(input.runId);
   const items = (await readJson<RankItem[]>(s3, bucket, keys.manifest)) ?? [];
-  const outcomes = new Map((input.ranks ?? []).map((o) => [o.rank, o]));
+  const { outcomes, files: resultFiles } = input.mapRun
+    ? await readOutcomes(s3, input.mapRun)
+    : { outcomes: new Map<number, RankOutcome>(), files: 0 };
 
+  // Reads at a bounded concurrency: thousands of ranks in seconds, without a storm of sockets.
+  const limit = pLimit(READ_CONCURRENCY);
+  const rankResults = await Promise.all(items.map((item) => limit(() => readJson<RankResult>(s3, bucket, keys.rank(item.rank)))));
   const results: RankResult[] = [];
   const failures: PartitionFailure[] = [];
-  for (const item of items) {
-    const result = await readJson<RankResult>(s3, bucket, keys.rank(item.rank));
+  for (const [index, item] of items.entries()) {
+    const result = rankResults[index];
     if (result) {
       results.push(result);
       failures.push(...result.failures);
@@ -88,11 +130,10 @@ export async function summarizeRun(input: SummarizeInput, context: SummarizeCont
     }
   }
 
-  const attempts: FailedAttempt[] = [];
-  for (const key of await listKeys(s3, bucket, keys.attempts)) {
-    const attempt = await readJson<FailedAttempt>(s3, bucket, key);
-    if (attempt) attempts.push(attempt);
-  }
+  const attemptKeys = await listKeys(s3, bucket, keys.attempts);
+  const attempts = (await Promise.all(attemptKeys.map((key) => limit(() => readJson<FailedAttempt>(s3, bucket, key))))).filter(
+    (a): a is FailedAttempt => a !== undefined,
+  );
 
   const labels = { predicted: [] as number[], truth: [] as number[], rows: 0 };
   for (const result of results) {
@@ -140,15 +181,16 @@ export async function summarizeRun(input: SummarizeInput, context: SummarizeCont
   const total = (k: keyof RequestCounts) => allRequests.reduce((s, r) => s + r[k], 0);
   // Main workflow: the Map and Summarize (or the failure path's two states); each child
   // execution: its task, each retry, and the Pass state that records a caught failure.
-  const caught = (input.ranks ?? []).filter((o) => o.status === 'FAILED').length;
+  const caught = [...outcomes.values()].filter((o) => o.status === 'FAILED').length;
   const transitions = 2 + (input.failure ? 2 : 0) + items.length + attempts.length + caught;
   const cost = billRun(
     {
       invocations: [...invocations, context.invocation()],
       stateTransitions: transitions,
       // Counted requests, plus those made after counting: the Map's ItemReader GET of the
-      // manifest; this summary's three PUTs and its record update; the initializer's last update.
-      s3: { get: total('s3Get') + 1, put: total('s3Put') + 3, list: total('s3List') },
+      // manifest; the ResultWriter's PUTs of its files and manifest; this summary's three PUTs and
+      // its record update; the initializer's last update.
+      s3: { get: total('s3Get') + 1, put: total('s3Put') + 3 + (input.mapRun ? resultFiles + 1 : 0), list: total('s3List') },
       dynamo: { writes: total('dynamoWrite') + 2, reads: total('dynamoRead') },
     },
     context.region,
