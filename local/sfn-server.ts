@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { ExecutionStatusChange } from '../functions/commons/run/contracts';
 
 // aws-local-stepfunctions uses Promise.withResolvers, which Node 20 lacks.
 (Promise as unknown as { withResolvers?: unknown }).withResolvers ??= function withResolvers<T>() {
@@ -140,6 +141,8 @@ export interface LocalSfnOptions {
   tasks: Record<string, TaskHandler>;
   /** Retry pauses in ms per state name (tests shorten them). */
   retryIntervalOverrides?: Record<string, number>;
+  /** Called when an execution ends, as EventBridge's "Execution Status Change" event would be sent. */
+  onExecutionEnded?: (event: ExecutionStatusChange) => void;
 }
 
 export class LocalStepFunctions {
@@ -267,12 +270,26 @@ export class LocalStepFunctions {
       execution.status = 'SUCCEEDED';
       execution.output = JSON.stringify(output);
     } catch (error) {
-      const e = overLimit ?? (error as Error);
+      // The interpreter wraps the state's error; AWS reports the state's own error and cause.
+      const wrapped = error as Error & { cause?: Error };
+      const e = overLimit ?? (wrapped.cause instanceof Error ? wrapped.cause : wrapped);
       execution.status = 'FAILED';
       execution.error = e.name;
       execution.cause = e.message;
     } finally {
       execution.stopDate = Date.now();
+      this.options.onExecutionEnded?.({
+        source: 'aws.states',
+        'detail-type': 'Step Functions Execution Status Change',
+        detail: {
+          executionArn: execution.arn,
+          name: execution.name,
+          status: execution.status,
+          input: execution.input,
+          error: execution.error ?? null,
+          cause: execution.cause ?? null,
+        },
+      });
     }
   }
 

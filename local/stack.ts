@@ -49,6 +49,21 @@ export const DATA_BUCKET = 'cai-data';
 /** A DefinitionSubstitutions placeholder in the state machine definition. */
 const substitution = (name: string) => `\${${name}}`;
 
+/** Delays between Lambda's retries of a failed asynchronous invocation (AWS: about 1 and 2 minutes; shortened here). */
+export const ASYNC_RETRY_DELAYS_MS = [1000, 2000];
+
+/** An asynchronous invocation (an S3 notification): a function error is retried twice, as Lambda does. */
+async function invokeAsync(fn: LocalFunction, event: unknown): Promise<unknown> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn.invoke(event);
+    } catch (error) {
+      if (attempt >= ASYNC_RETRY_DELAYS_MS.length) throw error;
+      await new Promise((r) => setTimeout(r, ASYNC_RETRY_DELAYS_MS[attempt]));
+    }
+  }
+}
+
 /** As `sam local invoke --env-vars` does: only variables the template declares take a value from the file. */
 function declaredOnly(declared: Record<string, string>, given: Record<string, string> = {}): Record<string, string> {
   return Object.fromEntries(Object.entries(given).filter(([name]) => name in declared));
@@ -63,7 +78,13 @@ export class LocalStack {
   env: Record<string, string> = {};
   runs!: RunStore;
   private readonly listeners: ((outcomes: InitializeOutcome[]) => void)[] = [];
-  private readonly initializing = new Set<Promise<unknown>>();
+  /** Invocations in flight that no caller awaits: notifications and status-rule events. */
+  private readonly pending = new Set<Promise<unknown>>();
+
+  private background(work: Promise<unknown>): void {
+    this.pending.add(work);
+    void work.finally(() => this.pending.delete(work));
+  }
 
   constructor(readonly options: LocalStackOptions) {}
 
@@ -163,6 +184,15 @@ export class LocalStack {
       s3,
       tasks: { InferRank: invoke, Summarize: invoke, RecordFailure: invoke },
       retryIntervalOverrides: this.options.retryIntervalOverrides,
+      // The template's EventBridge rule: executions ending FAILED, TIMED_OUT or ABORTED → the summarizer.
+      onExecutionEnded: (event) => {
+        if (!['FAILED', 'TIMED_OUT', 'ABORTED'].includes(event.detail.status)) return;
+        this.background(
+          summarizer
+            .invoke(event)
+            .catch((error: Error) => process.stderr.write(`local stack: status rule failed: ${error.name}: ${error.message}\n`)),
+        );
+      },
     });
     await this.sfn.start();
     if (this.sfn.stateMachineArn !== sfnArn) throw new Error('the local state machine ARN changed');
@@ -173,22 +203,22 @@ export class LocalStack {
     this.s3.server.on('event', (event: { Records: { eventName: string; s3: { object: { key: string } } }[] }) => {
       const record = event.Records[0];
       if (!record.eventName.startsWith('ObjectCreated') || !record.s3.object.key.endsWith('payload.json')) return;
-      const invocation = initializer.invoke(event).then(
-        (outcomes) => {
-          for (const listener of this.listeners) listener(outcomes as InitializeOutcome[]);
-        },
-        (error: Error) => process.stderr.write(`local stack: initializer failed: ${error.name}: ${error.message}\n`),
+      this.background(
+        invokeAsync(initializer, event).then(
+          (outcomes) => {
+            for (const listener of this.listeners) listener(outcomes as InitializeOutcome[]);
+          },
+          (error: Error) => process.stderr.write(`local stack: initializer failed: ${error.name}: ${error.message}\n`),
+        ),
       );
-      this.initializing.add(invocation);
-      void invocation.finally(() => this.initializing.delete(invocation));
     });
     return this;
   }
 
   /** Resolves when no initializer or execution is running. */
   async idle(): Promise<void> {
-    while (this.initializing.size || this.sfn?.running().length) {
-      await Promise.allSettled([...this.initializing, ...(this.sfn?.running() ?? [])]);
+    while (this.pending.size || this.sfn?.running().length) {
+      await Promise.allSettled([...this.pending, ...(this.sfn?.running() ?? [])]);
     }
   }
 

@@ -5,6 +5,7 @@ import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectC
 import type { RankItem } from '../functions/commons/run/contracts';
 import { sinkFor } from '../functions/commons/partitions/locations';
 import { synthesizeDataset } from '../functions/commons/partitions/synth';
+import { runIdFor } from '../functions/commons/run/initialize';
 import { LambdaError } from '../local/lambda-runtime';
 import { ROOT } from './helpers/python';
 import { testStack } from './helpers/stack';
@@ -175,4 +176,60 @@ test('a payload whose outputs go to a bucket the functions may not write is refu
         "the functions may write only to cai-control, cosmicai-data; add someone-elses-bucket to the template's ResultBucketNames (samconfig.toml parameter_overrides) to write there",
     },
   ]);
+});
+
+test('an execution that fails past every Catch (RecordFailure failing too) is recorded FAILED by the status rule', async () => {
+  await dataset('survey', 'unrecorded', 2);
+  let refused = 0;
+  t.stack.functions.summarizer.intercept = async (event) => {
+    if ((event as { 'detail-type'?: string })['detail-type']) return; // the status rule's event goes through
+    refused++;
+    throw new LambdaError('SummaryError', 'the summarizer is broken');
+  };
+  const { record } = await t.run('unrecorded', payload('unrecorded'));
+  t.stack.functions.summarizer.intercept = undefined;
+  expect(refused).toBe(5); // Summarize once (a function error is caught at once), RecordFailure with its 3 retries
+  expect(record).toMatchObject({ status: 'FAILED', samples: 80 });
+  expect(record.error).toMatch(/SummaryError/);
+});
+
+test("a delivery that recorded the run and died before starting it is resumed by S3's retry", async () => {
+  await dataset('survey', 'resumed', 2);
+  const events: { Records: { s3: { bucket: { name: string }; object: { key: string; sequencer?: string; eTag?: string } } }[] }[] = [];
+  const capture = (event: (typeof events)[number]) => events.push(event);
+  t.stack.s3.server.on('event', capture);
+  // Every attempt of the first delivery dies (Lambda retries an S3 notification twice) ...
+  t.stack.functions.initializer.intercept = async () => {
+    throw new LambdaError('Runtime.ExitError', 'the runtime died');
+  };
+  await t.s3.send(
+    new PutObjectCommand({ Bucket: 'cai-control', Key: 'runs/resumed/payload.json', Body: JSON.stringify(payload('resumed')) }),
+  );
+  t.stack.s3.server.off('event', capture);
+  await t.stack.idle();
+  t.stack.functions.initializer.intercept = undefined;
+  // ... after recording the run, as a crash between the two steps would leave it.
+  const { s3: object } = events[0].Records[0];
+  const runId = runIdFor({
+    bucket: object.bucket.name,
+    key: object.object.key,
+    sequencer: object.object.sequencer,
+    etag: object.object.eTag,
+  });
+  await t.stack.runs.create({
+    runId,
+    recordType: 'run',
+    status: 'RUNNING',
+    startedAt: new Date().toISOString(),
+    payloadUri: 's3://cai-control/runs/resumed/payload.json',
+    payload: payload('resumed'),
+    dataset: 'survey/resumed/',
+    warnings: [],
+  });
+  const before = t.outcomes.length;
+  t.stack.s3.server.emit('event', events[0]); // S3 delivers the notification again
+  while (t.outcomes.length === before) await new Promise((r) => setTimeout(r, 20));
+  await t.stack.idle();
+  expect(t.outcomes[t.outcomes.length - 1]).toMatchObject({ runId, outcome: 'STARTED' });
+  expect(await t.stack.runs.get(runId)).toMatchObject({ status: 'SUCCEEDED', samples: 80 });
 });

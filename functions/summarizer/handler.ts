@@ -2,24 +2,25 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { dynamoClient, s3Client } from '../commons/aws/clients';
 import { readConfig } from '../commons/aws/config';
 import { lambdaHandler, logger, markInitDone, metrics, startInvocation } from '../commons/aws/invocation';
-import type { SummarizeInput } from '../commons/run/contracts';
+import type { ExecutionStatusChange, SummarizeInput } from '../commons/run/contracts';
 import { RunStore } from '../commons/run/run-store';
-import { summarizeRun } from '../commons/run/summary';
+import { isExecutionStatusChange, recordEndedExecution, summarizeRun } from '../commons/run/summary';
 
 const config = readConfig();
 const runs = new RunStore(dynamoClient(), config.RUNS_TABLE);
 markInitDone();
 
 /** After the Map (or on the failure path): gather results, cost and accuracy; record the run. */
-export const handler = lambdaHandler(async (input: SummarizeInput): Promise<{ runId: string; status: string }> => {
+export const handler = lambdaHandler(async (input: SummarizeInput | ExecutionStatusChange): Promise<{ runId: string; status: string }> => {
   const clock = startInvocation(config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE);
-  const record = await summarizeRun(input, {
-    s3: s3Client(),
-    runs,
-    region: config.AWS_REGION,
-    architecture: config.ARCHITECTURE,
-    invocation: clock.bill,
-  });
+  const context = { s3: s3Client(), runs, region: config.AWS_REGION, architecture: config.ARCHITECTURE, invocation: clock.bill };
+  if (isExecutionStatusChange(input)) {
+    // The state machine's status rule: an execution ended without reaching Summarize or RecordFailure.
+    const run = await recordEndedExecution(input, context);
+    logger.info('execution ended', { execution: input.detail.name, status: input.detail.status, run: run?.status });
+    return { runId: run?.runId ?? input.detail.name, status: run?.status ?? 'UNKNOWN' };
+  }
+  const record = await summarizeRun(input, context);
   metrics.addMetric(`Runs${record.status[0]}${record.status.slice(1).toLowerCase()}`, MetricUnit.Count, 1);
   metrics.addMetric('Samples', MetricUnit.Count, record.samples ?? 0);
   if (record.cost) metrics.addMetric('RunCostMicroUsd', MetricUnit.Count, Math.round(record.cost.totalUsd * 1e6));

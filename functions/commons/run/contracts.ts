@@ -54,6 +54,21 @@ export interface ExecutionInput {
   mapResultsPrefix: string;
 }
 
+/** EventBridge's event when an execution of the state machine ends (the rule passes FAILED, TIMED_OUT, ABORTED). */
+export interface ExecutionStatusChange {
+  source: 'aws.states';
+  'detail-type': 'Step Functions Execution Status Change';
+  detail: {
+    executionArn: string;
+    name: string;
+    status: 'FAILED' | 'TIMED_OUT' | 'ABORTED' | 'SUCCEEDED' | 'RUNNING';
+    /** The execution input (an ExecutionInput), as JSON text. */
+    input: string;
+    error?: string | null;
+    cause?: string | null;
+  };
+}
+
 /** What the Distributed Map returns with a ResultWriter: where the outcomes are, not the outcomes. */
 export interface MapRunResult {
   MapRunArn: string;

@@ -150,7 +150,13 @@ export async function initializeRun(object: PayloadObject, context: InitializeCo
       summary: uri(keys.summary),
     },
   });
-  if (!created) return { runId, outcome: 'DUPLICATE' };
+  if (!created) {
+    // A delivery that recorded the run may have died before starting it (S3 retries a failed
+    // invocation): while the run is RUNNING, carry on; StartExecution of the same name and input is
+    // idempotent, so an execution already started is not started twice.
+    const recorded = await context.runs.get(runId);
+    if (recorded?.status !== 'RUNNING') return { runId, outcome: 'DUPLICATE' };
+  }
 
   try {
     await context.s3.send(

@@ -5,6 +5,8 @@ import type { LambdaInvocation } from '../aws/invocation';
 import { billRun, prototypeCost, type Architecture } from '../billing/cost';
 import pLimit from 'p-limit';
 import type {
+  ExecutionInput,
+  ExecutionStatusChange,
   FailedAttempt,
   MapChildExecution,
   MapResultManifest,
@@ -103,7 +105,11 @@ const errorText = (e?: { Error?: string; Cause?: string }) => {
  * summary.json and the final run record. Runs on success and on the failure path alike, so a run
  * never stays RUNNING.
  */
-export async function summarizeRun(input: SummarizeInput, context: SummarizeContext): Promise<RunRecord> {
+export async function summarizeRun(
+  input: SummarizeInput,
+  context: SummarizeContext,
+  options: { executionFailed?: boolean } = {},
+): Promise<RunRecord> {
   const { s3, runs } = context;
   const requestsBefore = requestCounts();
   const keys = outputKeys(input.resultPath, input.runId);
@@ -146,7 +152,7 @@ export async function summarizeRun(input: SummarizeInput, context: SummarizeCont
   const partitions = items.reduce((n, i) => n + i.partitions.length, 0);
   const samples = results.reduce((n, r) => n + r.samples, 0);
   const status: RunStatus =
-    input.failure && results.length === 0
+    options.executionFailed || (input.failure && results.length === 0)
       ? 'FAILED'
       : failures.length === 0
         ? 'SUCCEEDED'
@@ -237,4 +243,29 @@ export async function summarizeRun(input: SummarizeInput, context: SummarizeCont
   );
   if (existing) await runs.update(input.runId, fields);
   return summary as RunRecord;
+}
+
+export const isExecutionStatusChange = (event: unknown): event is ExecutionStatusChange =>
+  (event as ExecutionStatusChange)?.['detail-type'] === 'Step Functions Execution Status Change';
+
+/**
+ * An execution ended FAILED, TIMED_OUT or ABORTED (EventBridge's rule on the state machine): what no
+ * Catch can handle (States.DataLimitExceeded, a timeout, an abort, RecordFailure itself failing).
+ * A run still RUNNING is summarized as failed with the reason; one already recorded is left alone.
+ */
+export async function recordEndedExecution(event: ExecutionStatusChange, context: SummarizeContext): Promise<RunRecord | undefined> {
+  const input = JSON.parse(event.detail.input) as ExecutionInput;
+  const run = await context.runs.get(input.runId);
+  if (run?.status !== 'RUNNING') return run;
+  const { status, error, cause } = event.detail;
+  return summarizeRun(
+    {
+      runId: input.runId,
+      resultBucket: input.resultBucket,
+      resultPath: input.resultPath,
+      failure: { Error: error ?? `States.${status}`, Cause: cause ?? `the execution ended ${status}` },
+    },
+    context,
+    { executionFailed: true },
+  );
 }
