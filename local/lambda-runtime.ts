@@ -226,10 +226,12 @@ class Container {
     });
     const body = await response.text();
     // The REPORT line follows the reply on the log; a runtime that died prints none.
+    let timer: NodeJS.Timeout | undefined;
     const line = await Promise.race([
       reported,
-      new Promise<undefined>((r) => setTimeout(() => r(undefined), response.status === 200 ? 2000 : 200)),
+      new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), response.status === 200 ? 2000 : 200))),
     ]);
+    clearTimeout(timer);
     this.reportWaiter = undefined;
     if (!line) return { status: response.status, body };
     const initMs = this.pendingInitMs;
@@ -343,10 +345,13 @@ export class LocalFunction {
 
   async close(): Promise<void> {
     for (const container of this.containers.splice(0)) {
+      if (container.process.exitCode !== null) continue;
       const exited = new Promise((resolve) => container.process.once('exit', resolve));
       container.process.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
-      container.process.kill('SIGKILL');
+      // The emulator stops its runtime and exits; one that hangs is killed after 2 s.
+      const kill = setTimeout(() => container.process.kill('SIGKILL'), 2000);
+      await exited;
+      clearTimeout(kill);
     }
     await new Promise((resolve) => (this.log ? this.log.end(resolve) : resolve(undefined)));
   }

@@ -245,8 +245,11 @@ export class LocalStepFunctions {
       if (overLimit) throw overLimit;
       const tasks: Record<string, (input: never) => Promise<unknown>> = {};
       for (const [name, handler] of Object.entries(this.options.tasks)) {
-        // Over the limit, the task never runs: the execution is failing.
-        tasks[name] = (parameters) => (check(`the input of the ${name} state`, parameters) ? handler(parameters) : new Promise(() => {}));
+        // Over the limit, the task never runs: the execution is failing (already aborted).
+        tasks[name] = async (parameters) => {
+          if (!check(`the input of the ${name} state`, parameters)) throw overLimit!;
+          return handler(parameters);
+        };
       }
       for (const [step, writer] of writers) {
         tasks[step] = (state) => this.writeMapResults(execution, writer, state as Record<string, unknown>, items[writer.map]);

@@ -1,4 +1,11 @@
-import { redshiftAccuracy } from '../functions/commons/model/accuracy';
+import {
+  type AccuracySums,
+  accuracyFromSums,
+  accuracySums,
+  mergeAccuracySums,
+  redshiftAccuracy,
+  SKETCH_RELATIVE_ERROR,
+} from '../functions/commons/model/accuracy';
 import { predictionsCsv } from '../functions/commons/model/predictions';
 
 test('accuracy metrics follow their definitions', () => {
@@ -36,4 +43,23 @@ test('predictions CSV: one row per object, float32 values that read back exactly
     expect(Math.fround(Number(true_))).toBe(truth[i]);
   });
   expect(predictionsCsv('a,b.pt', predicted)).toMatch(/^partition,row,redshift_pred\n"a,b\.pt",0,0\.1\n/);
+});
+
+test('accuracy merged from partial statistics matches the exact one: sums exactly, the NMAD within its stated bound', () => {
+  let seed = 7;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const truth = Float64Array.from({ length: 20_000 }, () => 0.02 + random() * 0.6);
+  const predicted = truth.map((z) => z + (random() - 0.5) * 0.08 + (random() < 0.02 ? 0.4 : 0));
+  const exact = redshiftAccuracy(predicted, truth)!;
+  // Eleven uneven "ranks", merged in order.
+  let merged: AccuracySums | null = null;
+  for (let start = 0; start < truth.length; start += 1900) {
+    merged = mergeAccuracySums(merged, accuracySums(predicted.subarray(start, start + 1900), truth.subarray(start, start + 1900)));
+  }
+  const fromSums = accuracyFromSums(merged)!;
+  for (const key of ['samples', 'mae', 'mse', 'bias', 'outlierFraction'] as const) expect(fromSums[key]).toBeCloseTo(exact[key], 12);
+  expect(fromSums.r2).toBeCloseTo(exact.r2, 9);
+  expect(Math.abs(fromSums.precision / exact.precision - 1)).toBeLessThanOrEqual(SKETCH_RELATIVE_ERROR + 1e-4);
+  expect(Object.keys(merged!.buckets).length).toBeLessThan(2000); // what a rank result carries stays small
+  expect(accuracyFromSums(null)).toBeNull();
 });

@@ -1,4 +1,5 @@
 import type { RequestCounts } from '../aws/clients';
+import type { AccuracySums } from '../model/accuracy';
 
 /**
  * The contracts that cross the state machine, in one place: what a user uploads (payload.json),
@@ -141,6 +142,8 @@ export interface RankResult {
   duration_ms: number;
   requests: RequestCounts;
   predictions_key: string | null;
+  /** Partial accuracy statistics of the rank's labelled objects, merged by the summarizer (null: no labels). */
+  accuracy_sums: AccuracySums | null;
 }
 
 /** An inference invocation that failed before writing a rank result (attempts/<rank>-<id>.json). */

@@ -5,6 +5,7 @@ import { CaiError, describeError } from '../errors';
 import { predictPartition, type RedshiftModel } from '../model/session';
 import { peakRssMb } from '../model/memory';
 import { openTorchPartition } from '../partitions/reader';
+import { accuracySums, mergeAccuracySums, type AccuracySums } from '../model/accuracy';
 import { predictionsCsv } from '../model/predictions';
 import type { FailedAttempt, PartitionFailure, RankItem, RankResult } from './contracts';
 import { outputKeys } from './output-keys';
@@ -59,6 +60,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
   const done: RankResult['partitions'] = [];
   const failures: PartitionFailure[] = [];
   const csv: string[] = [];
+  let accuracy: AccuracySums | null = null;
 
   for (const partition of item.partitions) {
     const openStart = process.hrtime.bigint();
@@ -71,6 +73,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
         inference += result.inferenceSeconds;
         readWait += result.readWaitSeconds;
         batches += result.batches;
+        if (result.redshift) accuracy = mergeAccuracySums(accuracy, accuracySums(result.predictions, result.redshift));
         const rows = predictionsCsv(partition.key, result.predictions, result.redshift);
         csv.push(csv.length === 0 ? rows : rows.slice(rows.indexOf('\n') + 1));
         done.push({ key: partition.key, bytes: source.size, samples: reader.samples });
@@ -125,6 +128,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
     duration_ms: total * 1000,
     requests,
     predictions_key: predictionsKey,
+    accuracy_sums: accuracy,
   };
   await context.s3.send(
     new PutObjectCommand({

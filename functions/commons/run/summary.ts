@@ -1,5 +1,5 @@
 import { GetObjectCommand, PutObjectCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
-import { redshiftAccuracy } from '../model/accuracy';
+import { accuracyFromSums, mergeAccuracySums, type AccuracySums } from '../model/accuracy';
 import { countsSince, requestCounts, type RequestCounts } from '../aws/clients';
 import type { LambdaInvocation } from '../aws/invocation';
 import { billRun, prototypeCost, type Architecture } from '../billing/cost';
@@ -73,22 +73,6 @@ async function readOutcomes(s3: S3Client, mapRun: MapRunResult): Promise<{ outco
   return { outcomes, files: files.length };
 }
 
-/** Predicted and true redshifts of the labelled rows of a predictions CSV. */
-function labelledRows(csv: string, into: { predicted: number[]; truth: number[]; rows: number }): void {
-  const lines = csv.split('\n');
-  const labelled = lines[0]?.endsWith(',redshift_true');
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i];
-    if (!line) continue;
-    into.rows++;
-    if (!labelled) continue;
-    const last = line.lastIndexOf(',');
-    const before = line.lastIndexOf(',', last - 1);
-    into.predicted.push(Number(line.slice(before + 1, last)));
-    into.truth.push(Number(line.slice(last + 1)));
-  }
-}
-
 const errorText = (e?: { Error?: string; Cause?: string }) => {
   if (!e) return 'the rank wrote no result';
   try {
@@ -141,13 +125,10 @@ export async function summarizeRun(
     (a): a is FailedAttempt => a !== undefined,
   );
 
-  const labels = { predicted: [] as number[], truth: [] as number[], rows: 0 };
-  for (const result of results) {
-    if (!result.predictions_key) continue;
-    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: result.predictions_key }));
-    labelledRows(await object.Body!.transformToString(), labels);
-  }
-  const accuracy = labels.truth.length ? redshiftAccuracy(labels.predicted, labels.truth) : null;
+  // Accuracy from the ranks' partial statistics: never every prediction at once.
+  const accuracy = accuracyFromSums(
+    results.reduce<AccuracySums | null>((merged, r) => mergeAccuracySums(merged, r.accuracy_sums ?? null), null),
+  );
 
   const partitions = items.reduce((n, i) => n + i.partitions.length, 0);
   const samples = results.reduce((n, r) => n + r.samples, 0);
@@ -160,13 +141,11 @@ export async function summarizeRun(
           ? 'PARTIAL'
           : 'FAILED';
 
-  await s3.send(
-    new PutObjectCommand({ Bucket: bucket, Key: keys.combined, Body: JSON.stringify(results), ContentType: 'application/json' }),
-  );
+  // The prototype's per-rank fields and CAI's, without the partial statistics (ranks/<rank>.json has them).
+  const combined = JSON.stringify(results.map(({ accuracy_sums: _sums, ...rest }) => rest));
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keys.combined, Body: combined, ContentType: 'application/json' }));
   // The prototype's file where its notebooks look: the latest finished run's copy (written, never read).
-  await s3.send(
-    new PutObjectCommand({ Bucket: bucket, Key: keys.latestCombined, Body: JSON.stringify(results), ContentType: 'application/json' }),
-  );
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keys.latestCombined, Body: combined, ContentType: 'application/json' }));
 
   const started = existing ? Date.parse(existing.startedAt) : Date.now();
   const finishedAt = new Date().toISOString();
@@ -213,7 +192,7 @@ export async function summarizeRun(
     partitions,
     ranks: items.length,
     samples,
-    predictions: labels.rows,
+    predictions: results.reduce((n, r) => n + r.samples, 0),
     failedPartitions: failures.length,
     failures: failures.slice(0, MAX_STORED_FAILURES),
     timings: {
