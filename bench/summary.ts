@@ -23,6 +23,8 @@ import { startLocalS3 } from '../local/s3-server';
 import { functionConfig } from '../local/template';
 import { ROOT, say } from './harness';
 
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const RANKS = Number(process.env.BENCH_RANKS ?? 10_240);
 const PER_RANK = 5113; // a 100 MiB partition
 const TARGET = { seconds: 60, memoryMb: 512 };
@@ -135,8 +137,8 @@ async function main(): Promise<void> {
       CAI_S3_ENDPOINT: s3Server.endpoint,
       CAI_DYNAMODB_ENDPOINT: dynamo.endpoint,
       AWS_REGION: 'us-east-1',
-      AWS_ACCESS_KEY_ID: 'x',
-      AWS_SECRET_ACCESS_KEY: 'x',
+      AWS_ACCESS_KEY_ID: 'S3RVER',
+      AWS_SECRET_ACCESS_KEY: 'S3RVER',
       POWERTOOLS_LOG_LEVEL: 'WARN',
     },
     concurrency: 1,
