@@ -99,11 +99,17 @@ export function accuracySums(predicted: ArrayLike<number>, truth: ArrayLike<numb
   return sums;
 }
 
-export function mergeAccuracySums(a: AccuracySums | null, b: AccuracySums | null): AccuracySums | null {
-  if (!a || !b) return a ?? b;
-  const buckets = { ...a.buckets };
+/** a + b; with inPlace, into a (or a copy of b when a is null), so a running total allocates nothing. */
+export function mergeAccuracySums(
+  a: AccuracySums | null,
+  b: AccuracySums | null,
+  options: { inPlace?: boolean } = {},
+): AccuracySums | null {
+  if (!b) return a;
+  if (!a) return options.inPlace ? { ...b, buckets: { ...b.buckets } } : b;
+  const buckets = options.inPlace ? a.buckets : { ...a.buckets };
   for (const [bucket, count] of Object.entries(b.buckets)) buckets[bucket] = (buckets[bucket] ?? 0) + count;
-  return {
+  return Object.assign(options.inPlace ? a : {}, {
     n: a.n + b.n,
     absSum: a.absSum + b.absSum,
     sqSum: a.sqSum + b.sqSum,
@@ -113,7 +119,7 @@ export function mergeAccuracySums(a: AccuracySums | null, b: AccuracySums | null
     outliers: a.outliers + b.outliers,
     zeros: a.zeros + b.zeros,
     buckets,
-  };
+  });
 }
 
 export function accuracyFromSums(sums: AccuracySums | null): Accuracy | null {

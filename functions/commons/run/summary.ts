@@ -106,7 +106,20 @@ export async function summarizeRun(
 
   // Reads at a bounded concurrency: thousands of ranks in seconds, without a storm of sockets.
   const limit = pLimit(READ_CONCURRENCY);
-  const rankResults = await Promise.all(items.map((item) => limit(() => readJson<RankResult>(s3, bucket, keys.rank(item.rank)))));
+  // Each rank's partial statistics are merged as it arrives and then dropped: memory holds one histogram.
+  let sums: AccuracySums | null = null;
+  const rankResults = await Promise.all(
+    items.map((item) =>
+      limit(async () => {
+        const result = await readJson<RankResult>(s3, bucket, keys.rank(item.rank));
+        if (result) {
+          sums = mergeAccuracySums(sums, result.accuracy_sums ?? null, { inPlace: true });
+          result.accuracy_sums = null;
+        }
+        return result;
+      }),
+    ),
+  );
   const results: RankResult[] = [];
   const failures: PartitionFailure[] = [];
   for (const [index, item] of items.entries()) {
@@ -126,9 +139,7 @@ export async function summarizeRun(
   );
 
   // Accuracy from the ranks' partial statistics: never every prediction at once.
-  const accuracy = accuracyFromSums(
-    results.reduce<AccuracySums | null>((merged, r) => mergeAccuracySums(merged, r.accuracy_sums ?? null), null),
-  );
+  const accuracy = accuracyFromSums(sums);
 
   const partitions = items.reduce((n, i) => n + i.partitions.length, 0);
   const samples = results.reduce((n, r) => n + r.samples, 0);
