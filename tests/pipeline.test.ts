@@ -233,3 +233,17 @@ test("a delivery that recorded the run and died before starting it is resumed by
   expect(t.outcomes[t.outcomes.length - 1]).toMatchObject({ runId, outcome: 'STARTED' });
   expect(await t.stack.runs.get(runId)).toMatchObject({ status: 'SUCCEEDED', samples: 80 });
 });
+
+test('1,100 one-galaxy partitions (listing past one S3 page) run as 1,100 ranks, every partition accounted for', async () => {
+  await dataset('survey', 'many', 1100, 1);
+  const { outcome, record } = await t.run('many', payload('many'), 480_000);
+  expect(outcome).toMatchObject({ outcome: 'STARTED', partitions: 1100, ranks: 1100 });
+  expect(record).toMatchObject({
+    status: 'SUCCEEDED',
+    partitions: 1100,
+    ranks: 1100,
+    samples: 1100,
+    predictions: 1100,
+    failedPartitions: 0,
+  });
+}, 600_000);

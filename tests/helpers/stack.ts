@@ -23,13 +23,13 @@ export async function testStack(directory: string, parameterOverrides: Record<st
   await bucket(CONTROL_BUCKET);
 
   /** Uploads a payload.json and waits for its run to leave RUNNING; returns the record. */
-  async function run(name: string, payload: unknown): Promise<{ outcome: InitializeOutcome; record: RunRecord }> {
+  async function run(name: string, payload: unknown, timeoutMs = 60_000): Promise<{ outcome: InitializeOutcome; record: RunRecord }> {
     const key = `runs/${name}/payload.json`;
     const before = outcomes.length;
     await s3.send(
       new PutObjectCommand({ Bucket: CONTROL_BUCKET, Key: key, Body: typeof payload === 'string' ? payload : JSON.stringify(payload) }),
     );
-    const deadline = Date.now() + 60_000;
+    const deadline = Date.now() + timeoutMs;
     while (outcomes.length === before) {
       if (Date.now() > deadline) throw new Error(`no initializer outcome for ${key}`);
       await new Promise((r) => setTimeout(r, 50));
@@ -41,7 +41,7 @@ export async function testStack(directory: string, parameterOverrides: Record<st
         await stack.idle();
         return { outcome, record: (await stack.runs.get(outcome.runId))! };
       }
-      if (Date.now() > deadline) throw new Error(`run ${outcome.runId} still RUNNING after 60 s`);
+      if (Date.now() > deadline) throw new Error(`run ${outcome.runId} still RUNNING after ${timeoutMs / 1000} s`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
