@@ -93,6 +93,7 @@ await build({
     'bench/cai-worker': 'bench/cai-worker.ts',
     'bench/max-rss': 'bench/max-rss.ts',
     'bench/summary': 'bench/summary.ts',
+    'bench/scale': 'bench/scale.ts',
   },
   outdir: 'dist',
   // The embedded servers stay in node_modules: they load files of their own at run time.
