@@ -50,11 +50,7 @@ export async function invokeFunction(id: string, options: InvokeOptions): Promis
     attach: servedStack(resolve(options.dir)),
   }).start();
   try {
-    const fn = {
-      InitializerFunction: stack.functions.initializer,
-      InferenceFunction: stack.functions.inference,
-      SummarizerFunction: stack.functions.summarizer,
-    }[functionId];
+    const fn = stack.functions[FUNCTIONS[functionId]];
     let code = 0;
     try {
       process.stdout.write(`${JSON.stringify(await fn.invoke(event))}\n`);

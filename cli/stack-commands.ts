@@ -1,5 +1,4 @@
 import { resolve } from 'node:path';
-import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import type { Command } from 'commander';
 import { createS3Client } from '../functions/commons/aws/clients';
 import { UsageError } from '../functions/commons/errors';
@@ -13,7 +12,7 @@ import {
   withdrawServedStack,
   type ServedStack,
 } from '../local/served-stack';
-import { CONTROL_BUCKET, DATA_BUCKET, LocalStack } from '../local/stack';
+import { CONTROL_BUCKET, DATA_BUCKET, ensureBucket, LocalStack } from '../local/stack';
 import { parseParameterOverrides } from '../local/template';
 import { positiveInteger } from './arguments';
 
@@ -50,11 +49,7 @@ export async function serveStack(options: ServeOptions): Promise<void> {
     parameterOverrides: parseParameterOverrides(options.parameterOverrides ?? ''),
   }).start();
   const s3 = createS3Client({ ...process.env, ...stack.env });
-  for (const bucket of [CONTROL_BUCKET, DATA_BUCKET]) {
-    await s3.send(new CreateBucketCommand({ Bucket: bucket })).catch((error: Error) => {
-      if (!/BucketAlready/.test(error.name)) throw error;
-    });
-  }
+  for (const bucket of [CONTROL_BUCKET, DATA_BUCKET]) await ensureBucket(s3, bucket);
   const served: ServedStack = {
     pid: process.pid,
     startedAt: new Date().toISOString(),

@@ -11,14 +11,7 @@
  */
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import {
-  CreateBucketCommand,
-  GetObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  paginateListObjectsV2,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
 import { Command } from 'commander';
 import { createS3Client } from '../functions/commons/aws/clients';
 import { describeError, UsageError } from '../functions/commons/errors';
@@ -31,7 +24,7 @@ import { positiveInteger } from './arguments';
 import { progressLine } from './progress';
 import { runReport } from './run-format';
 import { costFromReports } from '../local/report-billing';
-import { CONTROL_BUCKET, DATA_BUCKET, LocalStack, ROOT } from '../local/stack';
+import { CONTROL_BUCKET, DATA_BUCKET, ensureBucket, LocalStack, ROOT } from '../local/stack';
 import { parseParameterOverrides } from '../local/template';
 import { refuseIfServed, serveStack } from './stack-commands';
 
@@ -47,12 +40,6 @@ interface Options {
   dir: string;
   workers?: string;
   parameterOverrides?: string;
-}
-
-async function ensureBucket(s3: S3Client, name: string): Promise<void> {
-  await s3.send(new CreateBucketCommand({ Bucket: name })).catch((error: Error) => {
-    if (!/BucketAlready/.test(error.name)) throw error;
-  });
 }
 
 const validBucket = (name: unknown): name is string => typeof name === 'string' && /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name);

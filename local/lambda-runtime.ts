@@ -3,6 +3,7 @@ import { createWriteStream, existsSync, readdirSync, readFileSync, type WriteStr
 import { createServer, Socket } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { vmHwmMb } from '../functions/commons/model/memory';
 import { ROOT } from './paths';
 
 /**
@@ -119,14 +120,8 @@ function childrenOf(pid: number): number[] {
 }
 
 function peakRssOfChildren(pid: number): number | undefined {
-  const peaks = childrenOf(pid).map((child) => {
-    try {
-      return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child}/status`, 'utf8'))?.[1] ?? 0);
-    } catch {
-      return 0;
-    }
-  });
-  return peaks.length ? Math.max(...peaks) / 1024 : undefined;
+  const peaks = childrenOf(pid).map((child) => vmHwmMb(child) ?? 0);
+  return peaks.length ? Math.max(...peaks) : undefined;
 }
 
 class Container {

@@ -2,6 +2,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createDynamoClient, createS3Client } from '../functions/commons/aws/clients';
 import type { InitializeOutcome } from '../functions/commons/run/initialize';
 import { RunStore } from '../functions/commons/run/run-store';
@@ -45,6 +46,13 @@ export const DEFAULT_TABLE = 'cai-runs';
 /** The local stack's control bucket (the template's ControlBucket) and the demo data's bucket. */
 export const CONTROL_BUCKET = 'cai-control';
 export const DATA_BUCKET = 'cai-data';
+
+/** Creates a bucket on the embedded S3 unless it is there already. */
+export async function ensureBucket(s3: S3Client, name: string): Promise<void> {
+  await s3.send(new CreateBucketCommand({ Bucket: name })).catch((error: Error) => {
+    if (!/BucketAlready/.test(error.name)) throw error;
+  });
+}
 
 /** A DefinitionSubstitutions placeholder in the state machine definition. */
 const substitution = (name: string) => `\${${name}}`;
