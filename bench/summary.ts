@@ -101,14 +101,14 @@ async function main(): Promise<void> {
     Name: `${item.rank}`,
     ExecutionArn: `x:${item.rank}`,
   }));
-  await put(`${keys.mapResults}/map/SUCCEEDED_0.json`, JSON.stringify(children));
-  const manifestKey = `${keys.mapResults}/map/manifest.json`;
+  await put(`map-results/${runId}/SUCCEEDED_0.json`, JSON.stringify(children));
+  const manifestKey = `map-results/${runId}/manifest.json`;
   await put(
     manifestKey,
     JSON.stringify({
       DestinationBucket: 'cai-control',
       MapRunArn: 'arn:map',
-      ResultFiles: { SUCCEEDED: [{ Key: `${keys.mapResults}/map/SUCCEEDED_0.json`, Size: 0 }], FAILED: [], PENDING: [] },
+      ResultFiles: { SUCCEEDED: [{ Key: `map-results/${runId}/SUCCEEDED_0.json`, Size: 0 }], FAILED: [], PENDING: [] },
     }),
   );
   await new RunStore(createDynamoClient(env), 'cai-runs').create({

@@ -161,6 +161,7 @@ export async function main(argv: string[]): Promise<number> {
     progress.update(run.status, true);
     const outputs = join(resolve(options.dir), 'outputs', run.runId);
     if (run.outputs) await downloadOutputs(s3, run.outputs.prefix, outputs);
+    if (run.outputs?.mapResults) await downloadOutputs(s3, run.outputs.mapResults, join(outputs, 'map-results'));
     const wall = (Date.now() - started) / 1000;
     // What Lambda bills is the REPORT line; the run record holds what the functions measured of themselves.
     const reports = Object.values(stack.reports()).flat();

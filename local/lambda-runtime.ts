@@ -67,6 +67,11 @@ export function reportLine(r: InvocationReport): string {
   return `REPORT RequestId: ${r.requestId}\tDuration: ${r.durationMs.toFixed(2)} ms\tBilled Duration: ${r.billedMs} ms\tMemory Size: ${r.memoryMb} MB${used}${init}`;
 }
 
+/** Lambda's limits on a synchronous invocation's request and response (6 MB); its message names the latter's exact bound. */
+export const MAX_SYNC_PAYLOAD_BYTES = 6_291_456;
+const MAX_SYNC_RESPONSE_BYTES = 6_291_556;
+const RESPONSE_TOO_LARGE = `Response payload size exceeded maximum allowed payload size (${MAX_SYNC_RESPONSE_BYTES} bytes).`;
+
 export class LambdaError extends Error {
   constructor(name: string, message: string) {
     super(message);
@@ -318,13 +323,25 @@ export class LocalFunction {
   }
 
   async invoke(event: unknown): Promise<unknown> {
+    // Lambda refuses a synchronous request over 6 MB before any container runs it.
+    const requestBytes = Buffer.byteLength(JSON.stringify(event ?? null));
+    if (requestBytes > MAX_SYNC_PAYLOAD_BYTES) {
+      throw new LambdaError(
+        'Lambda.RequestEntityTooLargeException',
+        `Request must be smaller than ${MAX_SYNC_PAYLOAD_BYTES} bytes for the InvokeFunction operation (this one: ${requestBytes})`,
+      );
+    }
     const directive = await this.intercept?.(event);
     const container = await this.acquire();
     try {
       const reply = container.invoke(event, this.spec.timeoutS);
       if (directive) void container.crashDuringHandler(directive.crashAfterMs);
       const { status, body, report } = await reply;
-      const { result, error } = replyOf(status, body);
+      // A reply over the limit is a function error, after the invocation ran (and was billed).
+      const { result, error } =
+        status === 200 && Buffer.byteLength(body) > MAX_SYNC_RESPONSE_BYTES
+          ? { result: undefined, error: new LambdaError('Function.ResponseSizeTooLarge', RESPONSE_TOO_LARGE) }
+          : replyOf(status, body);
       if (report) this.reports.push({ ...report, error: error?.name });
       if (error) throw error;
       return result;

@@ -299,8 +299,13 @@ export class LocalStepFunctions {
   /** What a ResultWriter does after the Map: the children's results to S3, where they went into the state. */
   private async writeMapResults(execution: Execution, writer: ResultWriterStep, state: Record<string, unknown>, items: unknown[]) {
     const results = (state[RESULTS_FIELD] as Record<string, unknown[]>)[writer.map];
-    const bucket = String(valueAt(state, writer.parameters['Bucket.$']) ?? writer.parameters.Bucket);
-    const prefix = String(valueAt(state, writer.parameters['Prefix.$']) ?? writer.parameters.Prefix ?? '');
+    // Each of Bucket and Prefix is a value, or a path into the Map's input ("Bucket.$").
+    const field = (name: string) => {
+      const path = writer.parameters[`${name}.$`];
+      return path === undefined ? writer.parameters[name] : valueAt(state, String(path));
+    };
+    const bucket = String(field('Bucket'));
+    const prefix = String(field('Prefix') ?? '');
     const runId = randomUUID();
     const mapRunArn = `arn:aws:states:us-east-1:000000000000:mapRun:cai-local/${writer.map}:${runId}`;
     const folder = `${prefix.replace(/\/+$/, '')}${prefix ? '/' : ''}${runId}`;

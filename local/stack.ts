@@ -185,7 +185,8 @@ export class LocalStack {
     const definition = JSON.parse(
       readFileSync(join(ROOT, 'statemachine', 'cai.asl.json'), 'utf8')
         .replaceAll(substitution('InferenceFunctionArn'), inference.arn)
-        .replaceAll(substitution('SummarizerFunctionArn'), summarizer.arn),
+        .replaceAll(substitution('SummarizerFunctionArn'), summarizer.arn)
+        .replaceAll(substitution('ControlBucketName'), CONTROL_BUCKET),
     );
     this.sfn = new LocalStepFunctions({
       definition,

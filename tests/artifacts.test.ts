@@ -4,7 +4,7 @@ import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Artifacts, copyArtifacts } from '../local/artifacts';
-import { LambdaError, LocalFunction } from '../local/lambda-runtime';
+import { LambdaError, LocalFunction, MAX_SYNC_PAYLOAD_BYTES } from '../local/lambda-runtime';
 import { FUNCTIONS, type FunctionId, functionConfig } from '../local/template';
 import { ROOT } from './helpers/python';
 
@@ -78,6 +78,33 @@ test('an artifact that imports a package it does not carry fails INIT, as it wou
   const { error } = await initOnce(alone('InitializerFunction', broken), { Records: [] });
   expect(error).toBeInstanceOf(LambdaError);
   expect(error!.message).toMatch(/Cannot find package 'onnxruntime-node'/);
+});
+
+test("Lambda's 6 MB limits on a synchronous invocation: a larger request is refused unrun, a larger reply is a function error", async () => {
+  const echo = join(work, 'echo');
+  mkdirSync(echo);
+  // Replies with a string of the asked length.
+  writeFileSync(join(echo, 'index.mjs'), "export const handler = async (event) => 'x'.repeat(event.replyChars);\n");
+  const fn = alone('InitializerFunction', echo);
+  try {
+    const big = { replyChars: 1, padding: 'y'.repeat(MAX_SYNC_PAYLOAD_BYTES) };
+    await expect(fn.invoke(big)).rejects.toMatchObject({
+      name: 'Lambda.RequestEntityTooLargeException',
+      message: expect.stringMatching(/^Request must be smaller than 6291456 bytes for the InvokeFunction operation/),
+    });
+    expect(fn.reports).toHaveLength(0); // never ran
+    // Just under the limit, the request runs; a reply of 6 MB plus its JSON quotes is over.
+    const under = { replyChars: 10, padding: 'y'.repeat(MAX_SYNC_PAYLOAD_BYTES - 100) };
+    await expect(fn.invoke(under)).resolves.toBe('x'.repeat(10));
+    await expect(fn.invoke({ replyChars: MAX_SYNC_PAYLOAD_BYTES + 99 })).rejects.toMatchObject({
+      name: 'Function.ResponseSizeTooLarge',
+      message: 'Response payload size exceeded maximum allowed payload size (6291556 bytes).',
+    });
+    await expect(fn.invoke({ replyChars: MAX_SYNC_PAYLOAD_BYTES })).resolves.toHaveLength(MAX_SYNC_PAYLOAD_BYTES);
+    expect(fn.reports.map((r) => r.error)).toEqual([undefined, 'Function.ResponseSizeTooLarge', undefined]); // billed
+  } finally {
+    await fn.close();
+  }
 });
 
 test('each bundle imports only packages its artifact carries (only inference carries onnxruntime-node)', () => {

@@ -40,7 +40,6 @@ async function execute(definition: object, items: unknown[], tasks: Record<strin
       resultBucket: 'runs',
       resultPath: name,
       maxConcurrency: 40,
-      mapResultsPrefix: `${name}/map-results`,
     };
     const { executionArn } = await api.send(
       new StartExecutionCommand({ stateMachineArn: sfn.stateMachineArn, name, input: JSON.stringify(input) }),
@@ -58,7 +57,8 @@ async function execute(definition: object, items: unknown[], tasks: Record<strin
 const deployed = JSON.parse(
   readFileSync(join(ROOT, 'statemachine', 'cai.asl.json'), 'utf8')
     .replaceAll('${InferenceFunctionArn}', 'inference')
-    .replaceAll('${SummarizerFunctionArn}', 'summarizer'),
+    .replaceAll('${SummarizerFunctionArn}', 'summarizer')
+    .replaceAll('${ControlBucketName}', 'runs'),
 );
 const rankItems = (n: number) =>
   Array.from({ length: n }, (_, rank) => ({ runId: 'r', rank, partitions: [{ key: `p/${rank + 1}.pt`, bytes: 1 }] }));
@@ -80,14 +80,14 @@ test('the deployed definition keeps its state small at 3,000 ranks, 300 failing 
     RecordFailure: async () => lambda({}),
   };
   const result = await execute(deployed, rankItems(3000), tasks, 'big');
-  expect(result.status).toBe('SUCCEEDED');
+  expect([result.status, result.cause]).toEqual(['SUCCEEDED', undefined]);
   expect(summarized).toHaveLength(1);
   const input = summarized[0] as { mapRun: MapRunResult };
   expect(Buffer.byteLength(JSON.stringify(input))).toBeLessThan(1024); // constant-size
   const read = async <T>(key: string) =>
     JSON.parse(await (await client().send(new GetObjectCommand({ Bucket: 'runs', Key: key }))).Body!.transformToString()) as T;
   const manifest = await read<MapResultManifest>(input.mapRun.ResultWriterDetails.Key);
-  expect(input.mapRun.ResultWriterDetails.Key).toMatch(/^big\/map-results\/[0-9a-f-]{36}\/manifest\.json$/);
+  expect(input.mapRun.ResultWriterDetails.Key).toMatch(/^map-results\/[0-9a-f-]{36}\/manifest\.json$/);
   expect(manifest).toMatchObject({
     DestinationBucket: 'runs',
     MapRunArn: input.mapRun.MapRunArn,

@@ -51,8 +51,6 @@ export interface ExecutionInput {
   resultPath: string;
   /** Ranks running at once (the Map's MaxConcurrencyPath). */
   maxConcurrency: number;
-  /** Where the Map's ResultWriter writes the ranks' outcomes. */
-  mapResultsPrefix: string;
 }
 
 /** EventBridge's event when an execution of the state machine ends (the rule passes FAILED, TIMED_OUT, ABORTED). */

@@ -173,7 +173,6 @@ export async function initializeRun(object: PayloadObject, context: InitializeCo
       resultBucket: payload.bucket,
       resultPath: payload.result_path,
       maxConcurrency: context.maxConcurrency,
-      mapResultsPrefix: keys.mapResults,
     };
     // Counted now, so this update and the StartExecution after it are added by the summary.
     await context.runs.update(runId, { initializer: { ...context.invocation(), requests: context.requests() } });

@@ -19,7 +19,5 @@ export const outputKeys = (resultPath: string, runId: string) => {
     combined: `${base}/combined_data.json`,
     latestCombined: `${parent}/combined_data.json`,
     summary: `${base}/summary.json`,
-    /** Where the Map's ResultWriter puts every rank's outcome (its manifest.json and result files). */
-    mapResults: `${base}/map-results`,
   };
 };

@@ -20,6 +20,8 @@ export interface RunOutputs {
   predictions: string;
   combined: string;
   summary: string;
+  /** The Map's ResultWriter output (control bucket, map-results/<map run id>/), known once the Map ended. */
+  mapResults?: string;
 }
 
 export interface RunRecord {
