@@ -3,7 +3,8 @@
  * (default 10,240) one-galaxy partitions, one rank each, must end SUCCEEDED with RANKS predictions.
  * Case 2: FAILING_RANKS (default 300) of FAILURE_RANKS (default 1,000) ranks fail with 2 KB error
  * messages, and the run must end PARTIAL with every failed partition listed in summary.json.
- * Prints wall time, ranks/s, the summarizer's time and peak memory; last, one JSON line.
+ * Prints wall time, ranks/s, the summarizer's time and peak memory, the largest state payloads
+ * (Map item, each state's input and output, each task's input); last, one JSON line.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -71,7 +72,14 @@ async function main(): Promise<void> {
     }
   }
 
+  const largest = () => {
+    const sizes = { ...stack.sfn.largestPayloads };
+    for (const kind of Object.keys(stack.sfn.largestPayloads)) delete stack.sfn.largestPayloads[kind];
+    return sizes;
+  };
   const big = await run('scale', RANKS);
+  const bigSizes = largest();
+  say(`${RANKS} ranks: largest payloads (bytes; the limit is 262,144): ${JSON.stringify(bigSizes)}`);
   say(
     `${RANKS} ranks: ${big.record.status}, ${big.record.predictions} predictions in ${big.wall.toFixed(0)} s (${(RANKS / big.wall).toFixed(1)} ranks/s); summarizer ${(big.summarizer.durationMs / 1000).toFixed(1)} s at ${Math.round(big.summarizer.maxMemoryUsedMb ?? 0)} MB peak`,
   );
@@ -84,6 +92,8 @@ async function main(): Promise<void> {
   };
   const failed = await run('failing', FAILURE_RANKS);
   stack.functions.inference.intercept = undefined;
+  const failedSizes = largest();
+  say(`${FAILURE_RANKS} ranks with ${FAILING_RANKS} failing: largest payloads (bytes): ${JSON.stringify(failedSizes)}`);
   const listed = new Set((failed.summary.failures as { partition: string }[]).map((f) => f.partition));
   say(
     `${FAILURE_RANKS} ranks with ${FAILING_RANKS} failing: ${failed.record.status}, ${failed.record.failedPartitions} failed partitions, ${listed.size} listed in summary.json, in ${failed.wall.toFixed(0)} s`,
@@ -106,6 +116,7 @@ async function main(): Promise<void> {
       summarizer_peak_mb: Math.round(big.summarizer.maxMemoryUsedMb ?? 0),
       inference_peak_mb: Math.round(peakContainerMb),
       stack_process_peak_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+      largest_payload_bytes: bigSizes,
       failure_case: {
         ranks: FAILURE_RANKS,
         failing: FAILING_RANKS,
@@ -113,6 +124,7 @@ async function main(): Promise<void> {
         failed_partitions: failed.record.failedPartitions,
         listed: listed.size,
         wall_s: Number(failed.wall.toFixed(1)),
+        largest_payload_bytes: failedSizes,
       },
       ok,
     })}\n`,

@@ -150,6 +150,8 @@ export class LocalStepFunctions {
   private readonly executions = new Map<string, Execution>();
   endpoint = '';
   readonly stateMachineArn = 'arn:aws:states:us-east-1:000000000000:stateMachine:cai-local';
+  /** The largest payload seen of each kind the limit applies to, bytes: what a run's state sizes were. */
+  readonly largestPayloads: Record<string, number> = {};
 
   constructor(private readonly options: LocalSfnOptions) {}
 
@@ -224,7 +226,11 @@ export class LocalStepFunctions {
     let overLimit: DataLimitExceeded | undefined;
     let abort = () => {};
     const check = (what: string, value: unknown) => {
-      if (!overLimit && payloadBytes(value) > MAX_PAYLOAD_BYTES) {
+      const bytes = payloadBytes(value);
+      // The largest payload of each kind (items, a state's input, ...), whatever its index.
+      const kind = what.replace(/\d+/g, 'N');
+      this.largestPayloads[kind] = Math.max(this.largestPayloads[kind] ?? 0, bytes);
+      if (!overLimit && bytes > MAX_PAYLOAD_BYTES) {
         overLimit = new DataLimitExceeded(what);
         abort();
       }
