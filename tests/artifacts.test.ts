@@ -22,14 +22,14 @@ beforeAll(async () => {
 afterAll(() => artifacts?.remove());
 
 /** One function's artifact alone, configured from template.yaml; AWS endpoints point nowhere. */
-function alone(id: FunctionId, artifact = artifacts.path(id)): LocalFunction {
+function alone(id: FunctionId, artifact = artifacts.path(id), timeoutS = 20): LocalFunction {
   const config = functionConfig(ROOT, id);
   return new LocalFunction({
     name: `alone-${FUNCTIONS[id]}`,
     artifact,
     handler: config.handler,
     memoryMb: config.memoryMb,
-    timeoutS: 20,
+    timeoutS,
     architecture: config.architecture,
     // A refused port: a request fails at once instead of reaching for AWS.
     env: {
@@ -102,6 +102,27 @@ test("Lambda's 6 MB limits on a synchronous invocation: a larger request is refu
     });
     await expect(fn.invoke({ replyChars: MAX_SYNC_PAYLOAD_BYTES })).resolves.toHaveLength(MAX_SYNC_PAYLOAD_BYTES);
     expect(fn.reports.map((r) => r.error)).toEqual([undefined, 'Function.ResponseSizeTooLarge', undefined]); // billed
+  } finally {
+    await fn.close();
+  }
+});
+
+test('a function past its timeout is stopped by the emulator and reported as Lambda does (Sandbox.Timedout), and billed', async () => {
+  const slow = join(work, 'slow');
+  mkdirSync(slow);
+  writeFileSync(
+    join(slow, 'index.mjs'),
+    'export const handler = async (event) => new Promise((r) => setTimeout(() => r("done"), event.ms));\n',
+  );
+  const fn = alone('InitializerFunction', slow, 1);
+  try {
+    await expect(fn.invoke({ ms: 10 })).resolves.toBe('done');
+    await expect(fn.invoke({ ms: 5000 })).rejects.toMatchObject({
+      name: 'Sandbox.Timedout',
+      message: expect.stringMatching(/^Task timed out after 1\.\d+ seconds$/),
+    });
+    expect(fn.reports.map((r) => r.error)).toEqual([undefined, 'Sandbox.Timedout']);
+    expect(fn.reports[1].durationMs).toBeGreaterThanOrEqual(990);
   } finally {
     await fn.close();
   }
