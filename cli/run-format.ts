@@ -67,7 +67,8 @@ export function runReport(run: RunRecord): string {
   if (failures.length) {
     lines.push(`  failures    ${run.failedPartitions} partitions:`);
     for (const f of failures.slice(0, 20)) lines.push(`    ${f.partition} (rank ${f.rank ?? '-'}): ${f.error}`);
-    if (failures.length > 20) lines.push(`    … ${failures.length - 20} more in summary.json`);
+    const more = (run.failedPartitions ?? failures.length) - Math.min(failures.length, 20);
+    if (more > 0) lines.push(`    … ${more} more in summary.json`);
   }
   if (run.outputs) lines.push(`  outputs     ${run.outputs.prefix}`);
   return lines.join('\n');

@@ -247,3 +247,23 @@ test('1,100 one-galaxy partitions (listing past one S3 page) run as 1,100 ranks,
     failedPartitions: 0,
   });
 }, 600_000);
+
+test('hundreds of failed ranks with long errors: the run record stays under 400 KB, summary.json keeps every error whole', async () => {
+  await dataset('survey', 'long-errors', 200, 1);
+  const failing = (rank: number) => rank % 5 !== 0; // 160 of 200
+  const message = (rank: number) => `rank ${rank} failed: ${'the detector is on fire; '.repeat(160)}`; // ~4 KB each
+  t.stack.functions.inference.intercept = async (event) => {
+    const { rank } = event as RankItem;
+    if (failing(rank)) throw new LambdaError('RankError', message(rank));
+  };
+  const { outcome, record } = await t.run('long-errors', payload('long-errors'), 240_000);
+  // Summarize recorded it (RecordFailure would set `error`): 160 × 4 KB of errors once broke the 400 KB item.
+  expect(record).toMatchObject({ status: 'PARTIAL', partitions: 200, failedPartitions: 160, predictions: 40 });
+  expect(record.error).toBeUndefined();
+  expect(Buffer.byteLength(JSON.stringify(record))).toBeLessThan(400 * 1024);
+  expect(record.failures!.length).toBeGreaterThan(100);
+  expect(record.failures![0].error).toMatch(/^RankError: rank \d+ failed: .*… \(\d+ characters in all; summary\.json has it whole\)$/);
+  const summary = JSON.parse(await t.readText('cai-control', `results/long-errors/${outcome.runId}/summary.json`));
+  expect(summary.failures).toHaveLength(160);
+  for (const failure of summary.failures) expect(failure.error).toBe(`RankError: ${message(failure.rank)}`);
+}, 300_000);

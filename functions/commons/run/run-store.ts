@@ -60,8 +60,28 @@ export interface RunRecord {
 /** DynamoDB holds no NaN or undefined: what JSON would write is what is stored. */
 const storable = <T>(value: T): T => JSON.parse(JSON.stringify(value));
 
-/** How many failures the item keeps (an item is at most 400 KB); summary.json has them all. */
-export const MAX_STORED_FAILURES = 500;
+/**
+ * What of a run's failures its item keeps: a DynamoDB item is at most 400 KB, and a few hundred
+ * failed ranks with long errors are past that. Each error is cut to RECORD_ERROR_CHARS characters,
+ * and the list stops before RECORD_FAILURES_BYTES; summary.json has them all, whole.
+ */
+export const RECORD_ERROR_CHARS = 500;
+export const RECORD_FAILURES_BYTES = 200 * 1024;
+
+export const clipError = (text: string, chars = RECORD_ERROR_CHARS) =>
+  text.length > chars ? `${text.slice(0, chars)}… (${text.length} characters in all; summary.json has it whole)` : text;
+
+export function failuresForRecord(failures: PartitionFailure[]): PartitionFailure[] {
+  const kept: PartitionFailure[] = [];
+  let bytes = 0;
+  for (const failure of failures) {
+    const clipped = { ...failure, error: clipError(failure.error) };
+    bytes += Buffer.byteLength(JSON.stringify(clipped));
+    if (bytes > RECORD_FAILURES_BYTES) break;
+    kept.push(clipped);
+  }
+  return kept;
+}
 
 export class RunStore {
   constructor(

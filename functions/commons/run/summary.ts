@@ -18,7 +18,7 @@ import type {
   SummarizeInput,
 } from './contracts';
 import { outputKeys } from './output-keys';
-import { MAX_STORED_FAILURES, type RunRecord, type RunStatus, type RunStore } from './run-store';
+import { clipError, failuresForRecord, type RunRecord, type RunStatus, type RunStore } from './run-store';
 
 export interface SummarizeContext {
   s3: S3Client;
@@ -203,13 +203,13 @@ export async function summarizeRun(
     status,
     finishedAt,
     ...(cost.warning ? { warnings: [...(existing?.warnings ?? []), cost.warning] } : {}),
-    error: input.failure ? errorText(input.failure) : existing?.error,
+    error: input.failure ? clipError(errorText(input.failure), 4000) : existing?.error,
     partitions,
     ranks: items.length,
     samples,
     predictions: results.reduce((n, r) => n + r.samples, 0),
     failedPartitions: failures.length,
-    failures: failures.slice(0, MAX_STORED_FAILURES),
+    failures: failuresForRecord(failures),
     timings: {
       wall_s: wallSeconds,
       rank_wall_s_max: max((r) => r.wall_s.total),
