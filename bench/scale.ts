@@ -104,6 +104,7 @@ async function main(): Promise<void> {
     big.record.status === 'SUCCEEDED' &&
     big.record.predictions === RANKS &&
     failed.record.status === 'PARTIAL' &&
+    failed.record.error === undefined && // recorded by Summarize, not by the failure path
     listed.size === FAILING_RANKS;
   process.stdout.write(
     `${JSON.stringify({
