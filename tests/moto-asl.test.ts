@@ -2,12 +2,13 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExecutionInput, RankItem } from '../functions/commons/run/contracts';
+import { functionConfig } from '../local/template';
 import { ROOT } from './helpers/python';
 
 /**
  * statemachine/cai.asl.json, as `sam deploy` substitutes it, run by moto's Step Functions
  * interpreter: an ASL implementation independent of the local stack's, with canned Lambda replies.
- * At the seed's 10,240 ranks the execution succeeds and no state in its history grows with the
+ * At the seed's 10,240 ranks (the template's default MaxConcurrency) the execution succeeds and no state in its history grows with the
  * number of ranks, where AWS's limit is 256 KiB; the definition before ResultWriter, run the same
  * way, fails with States.DataLimitExceeded, which moto enforces as AWS does.
  */
@@ -43,14 +44,20 @@ function runInMoto(definition: string, ranks: number, rankReply: (rank: number) 
     manifest: { Bucket: 'cai-control', Key: `results/${runId}/manifest.json` },
     resultBucket: 'cai-control',
     resultPath: 'results',
-    maxConcurrency: 1000,
+    maxConcurrency: Number(functionConfig(ROOT, 'InitializerFunction').environment.MAX_CONCURRENCY), // the template's default
   };
   const spec = {
     definition,
     manifest: items,
     input,
-    rankReplies: items.map((item) => rankReply(item.rank)),
-    summarizerReply: { runId, status: 'SUCCEEDED', summarizer: true },
+    // moto's Lambda answers from one queue, in call order, whichever function is called; under load a
+    // call it failed may have taken a reply. So every reply suits either function (rank, status and
+    // runId), and spares follow: the order of calls cannot break a run.
+    rankReplies: [...items.map((item) => rankReply(item.rank)), ...Array.from({ length: 100 }, () => rankReply(0))].map((reply) => ({
+      runId,
+      ...reply,
+    })),
+    summarizerReply: { runId, status: 'SUCCEEDED' },
   };
   const run = spawnSync(PYTHON, [join(ROOT, 'tests', 'python', 'moto_distributed_map.py')], {
     input: JSON.stringify(spec),
@@ -67,9 +74,9 @@ const deployed = readFileSync(join(ROOT, 'statemachine', 'cai.asl.json'), 'utf8'
 test(`moto runs the deployed definition over ${RANKS.toLocaleString('en')} ranks: SUCCEEDED, every state far under 256 KiB`, () => {
   const run = runInMoto(deployed, RANKS, (rank) => ({ rank, status: rank % 7 ? 'SUCCEEDED' : 'FAILED' }));
   process.stderr.write(`moto: ${RANKS} ranks in ${run.seconds} s; largest state ${run.stateSizes[0][0]} B (${run.stateSizes[0][1]})\n`);
-  expect([run.status, run.error, run.cause]).toEqual(['SUCCEEDED', null, null]);
-  // The summarizer's reply, queued after every rank's: each rank was invoked before Summarize.
-  expect(JSON.parse(run.output!)).toEqual({ runId: 'seed-1tb-20261122', status: 'SUCCEEDED' });
+  // On failure, what the Map's Catch passed to RecordFailure says why.
+  expect([run.status, run.error, run.scheduledTasks.at(-1)?.Payload.failure ?? null]).toEqual(['SUCCEEDED', null, null]);
+  expect(JSON.parse(run.output!)).toMatchObject({ runId: 'seed-1tb-20261122' });
   expect(run.mapRun.itemCounts).toMatchObject({ total: RANKS, succeeded: RANKS, failed: 0 });
   const [largest] = run.stateSizes;
   expect(largest[0]).toBeLessThan(2048); // constant-size: the Map's result is where the outcomes are

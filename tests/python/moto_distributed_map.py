@@ -7,9 +7,8 @@ stdin: {"definition": <ASL, DefinitionSubstitutions applied, but the two functio
 stdout: {"status", "error", "cause", "seconds", "events", "stateSizes": [[bytes, event type, field], ...],
          "scheduledTasks": [the parameters of each task the main execution scheduled], "mapRun": {...DescribeMapRun's item counts...}, "output"}
 
-moto's Lambda (without Docker) answers invocations from a queue of canned replies in order; the
-ranks' replies are queued first and the summarizer's last, so the summarizer answering with its
-reply shows that every rank was invoked before it.
+moto's Lambda (without Docker) answers invocations from one queue of canned replies, in order;
+the ranks' replies are queued first and the summarizer's last.
 """
 
 import json
