@@ -5,6 +5,7 @@ import { addDataCommands } from './data-commands';
 import { addInvokeCommand } from './invoke-command';
 import { addModelCommands } from './model-commands';
 import { addPlanCommand } from './plan-command';
+import { addReportCommand } from './report-command';
 import { addRunCommands } from './run-commands';
 import { addStackCommands } from './stack-commands';
 import { join } from 'node:path';
@@ -22,6 +23,7 @@ addDataCommands(program);
 addModelCommands(program);
 addRunCommands(program);
 addPlanCommand(program);
+addReportCommand(program);
 addInvokeCommand(program);
 addStackCommands(program, join(ROOT, 'model', 'default.onnx'));
 
