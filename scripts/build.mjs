@@ -94,6 +94,7 @@ await build({
     'bench/max-rss': 'bench/max-rss.ts',
     'bench/summary': 'bench/summary.ts',
     'bench/scale': 'bench/scale.ts',
+    'bench/plot-results': 'bench/plot-results.ts',
   },
   outdir: 'dist',
   // The embedded servers stay in node_modules: they load files of their own at run time.
