@@ -119,6 +119,13 @@ describe('buildReport', () => {
     expect(html).toMatch(/id="plot-predicted"><svg/);
   });
 
+  test('a labelled run from before ranks wrote histograms keeps its accuracy table, without plots', async () => {
+    const html = await buildReport({ run: { ...run(1), accuracy }, histograms: null, ranks: [rank(0, 0, true)] });
+    expect(html).toMatch(/id="accuracy".*<th>MAE<\/th><td>0\.0500<\/td>/s);
+    expect(html).not.toMatch(/plot-joint|plot-residual|plot-predicted/);
+    expect(html).toMatch(/wrote no histograms/);
+  });
+
   test('5,000 ranks are drawn as ranks per phase over time, not 5,000 bars', async () => {
     const ranks = Array.from({ length: 5000 }, (_, i) => rank(i, (i % 1000) * 0.05, i % 7 === 0));
     const html = await buildReport({ run: run(5000), histograms, ranks });

@@ -42,7 +42,9 @@ export async function buildReport({ run, histograms, ranks }: ReportInput): Prom
   );
 
   const accuracy = run.accuracy;
-  if (accuracy && histograms?.joint && histograms.residual) {
+  if (accuracy) {
+    const joint = histograms?.joint;
+    const residual = histograms?.residual;
     sections.push(
       `<section id="accuracy"><h2>Accuracy (${accuracy.samples.toLocaleString('en-US')} labelled objects)</h2>` +
         table([
@@ -51,18 +53,17 @@ export async function buildReport({ run, histograms, ranks }: ReportInput): Prom
           ['NMAD (1.48 · median |Δz|/(1+z))', num(accuracy.precision)],
           ['R²', num(accuracy.r2)],
           [`outlier fraction (|Δz|/(1+z) > ${OUTLIER_THRESHOLD})`, num(accuracy.outlierFraction)],
-          ['outside the plotted range', `${histograms.joint.outside.toLocaleString('en-US')} objects`],
+          ...(joint ? ([['outside the plotted range', `${joint.outside.toLocaleString('en-US')} objects`]] as [string, string][]) : []),
         ]) +
-        figure('plot-joint', await renderSvg(jointSpec(histograms.joint))) +
-        figure(
-          'plot-residual',
-          await renderSvg(
-            histogramSpec(histograms.residual, 'Residuals Δz/(1+z), outlier bounds dashed', 'Δz/(1+z)', [
-              -OUTLIER_THRESHOLD,
-              OUTLIER_THRESHOLD,
-            ]),
-          ),
-        ) +
+        (joint && residual
+          ? figure('plot-joint', await renderSvg(jointSpec(joint))) +
+            figure(
+              'plot-residual',
+              await renderSvg(
+                histogramSpec(residual, 'Residuals Δz/(1+z), outlier bounds dashed', 'Δz/(1+z)', [-OUTLIER_THRESHOLD, OUTLIER_THRESHOLD]),
+              ),
+            )
+          : "<p>This run's ranks wrote no histograms (a run from before CAI recorded them): no plots.</p>") +
         '</section>',
     );
   }
