@@ -10,13 +10,14 @@
  * in fresh processes, the local pipeline (`npm start`) with 2 workers over ≥ 50,000 galaxies, the
  * fp32 matmul peak of one core, and a cost model of the prototype's 12.6 GB workload.
  *
- * Environment: BENCH_ROUNDS (default 3), BENCH_E2E_PARTITIONS (100 MB each, default 10).
- * Prints tables, then one JSON object as the last line.
+ * Environment: BENCH_ROUNDS (default 3), BENCH_E2E_PARTITIONS (100 MB each, default 10),
+ * BENCH_RESULTS (default bench/results/inference.json). Prints tables, then one JSON object as the
+ * last line; writes that object to BENCH_RESULTS and its sweeps as SVG plots beside it (bench/plots.ts).
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { redshiftAccuracy } from '../functions/commons/model/accuracy';
 import { fileSource } from '../functions/commons/torch/byte-source';
 import { billLambda, pricesFor, prototypeCost, type Architecture } from '../functions/commons/billing/cost';
@@ -27,9 +28,11 @@ import { rowsPerPartition } from '../functions/commons/partitions/writer';
 import { synthesizeDataset } from '../functions/commons/partitions/synth';
 import { WORKER_SETTINGS, lambdaVcpus, wholeVcpus } from '../functions/commons/model/tuning';
 import { JsonWorker, PYTHON, ROOT, lastJsonLine, median, run, say } from './harness';
+import { writeBenchPlots } from './plots';
 
 const MiB = 2 ** 20;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const RESULTS = resolve(process.env.BENCH_RESULTS ?? join(ROOT, 'bench', 'results', 'inference.json'));
 const E2E_PARTITIONS = Number(process.env.BENCH_E2E_PARTITIONS ?? 10);
 const WEIGHTS = join(ROOT, 'model', 'bench-full.safetensors');
 const SWEEP_BATCHES = [16, 32, 64, 128, 256];
@@ -359,8 +362,13 @@ async function main(): Promise<void> {
     gflops_fraction_of_peak: round((perSecond('fp32') * models.gflop_per_sample) / peak.peak_gflops, 3),
     best_settings: settings,
     cost_12_6gb: costs,
+    sweep: sweep.map((s) => ({ ...s, perSecond: round(s.perSecond, 1) })),
     bench_seconds: Math.round((Date.now() - started) / 1000),
   };
+  mkdirSync(dirname(RESULTS), { recursive: true });
+  writeFileSync(RESULTS, `${JSON.stringify(result, null, 2)}\n`);
+  const plots = await writeBenchPlots(result, RESULTS);
+  say(`wrote ${RESULTS} and ${plots.join(', ')}`);
   report(result, sweep, times, peak.peak_from);
 }
 

@@ -4,6 +4,8 @@ import { describeError, UsageError } from '../functions/commons/errors';
 import { addDataCommands } from './data-commands';
 import { addInvokeCommand } from './invoke-command';
 import { addModelCommands } from './model-commands';
+import { addPlanCommand } from './plan-command';
+import { addReportCommand } from './report-command';
 import { addRunCommands } from './run-commands';
 import { addStackCommands } from './stack-commands';
 import { join } from 'node:path';
@@ -20,6 +22,8 @@ const program = new Command('cai')
 addDataCommands(program);
 addModelCommands(program);
 addRunCommands(program);
+addPlanCommand(program);
+addReportCommand(program);
 addInvokeCommand(program);
 addStackCommands(program, join(ROOT, 'model', 'default.onnx'));
 

@@ -7,7 +7,7 @@
  *   options: --dir <state dir> (default .cai)  --workers <n> (default: cores)
  *
  * Prints progress, a readable summary, and as the very last line one JSON object:
- * {"runId", "status", "partitions", "samples", "predictions", "outputs", "wall_s", "cost_usd"}.
+ * {"runId", "status", "partitions", "samples", "predictions", "outputs", "report", "wall_s", "cost_usd"}.
  */
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -23,6 +23,7 @@ import type { RunRecord } from '../functions/commons/run/run-store';
 import { positiveInteger } from './arguments';
 import { progressLine } from './progress';
 import { runReport } from './run-format';
+import { writeReportFromFolder } from './report/html';
 import { costFromReports } from '../local/report-billing';
 import { CONTROL_BUCKET, DATA_BUCKET, ensureBucket, LocalStack, ROOT } from '../local/stack';
 import { parseParameterOverrides } from '../local/template';
@@ -162,6 +163,7 @@ export async function main(argv: string[]): Promise<number> {
     const outputs = join(resolve(options.dir), 'outputs', run.runId);
     if (run.outputs) await downloadOutputs(s3, run.outputs.prefix, outputs);
     if (run.outputs?.mapResults) await downloadOutputs(s3, run.outputs.mapResults, join(outputs, 'map-results'));
+    const report = await writeReportFromFolder(run, outputs);
     const wall = (Date.now() - started) / 1000;
     // What Lambda bills is the REPORT line; the run record holds what the functions measured of themselves.
     const reports = Object.values(stack.reports()).flat();
@@ -177,7 +179,7 @@ export async function main(argv: string[]): Promise<number> {
           }`,
       )
       .join(', ');
-    process.stdout.write(`${runReport(run)}\n  local copy  ${outputs}\n`);
+    process.stdout.write(`${runReport(run)}\n  local copy  ${outputs}\n  report      ${report}\n`);
     process.stdout.write(`  Lambda      ${reports.length} invocations on the Runtime Interface Emulator; INIT ms: ${inits}\n`);
     if (billed)
       process.stdout.write(
@@ -191,6 +193,7 @@ export async function main(argv: string[]): Promise<number> {
         samples: run.samples ?? 0,
         predictions: run.predictions ?? 0,
         outputs,
+        report,
         wall_s: Number(wall.toFixed(3)),
         cost_usd: billed?.totalUsd ?? 0,
       })}\n`,

@@ -94,9 +94,14 @@ await build({
     'bench/max-rss': 'bench/max-rss.ts',
     'bench/summary': 'bench/summary.ts',
     'bench/scale': 'bench/scale.ts',
+    'bench/plot-results': 'bench/plot-results.ts',
   },
   outdir: 'dist',
   // The embedded servers stay in node_modules: they load files of their own at run time.
   external: [...common.external, 'dynalite', 's3rver'],
+  // vega-canvas's Node build awaits an optional `canvas` import at top level, which a CommonJS
+  // bundle cannot hold; its browser build finds no canvas in Node either, and Vega then renders
+  // SVG with estimated text widths, which is all `cai report` asks of it.
+  alias: { 'vega-canvas': './node_modules/vega-canvas/build/vega-canvas.browser.js' },
 });
 await chmod('dist/cli/cai.js', 0o755);

@@ -34,7 +34,19 @@ test('npm start with no arguments runs ~2,000 synthetic galaxies end to end', as
   expect(run.stderr).toMatch(/start: uploaded s3:\/\/cai-control\/runs\/demo-\d+\/payload\.json/);
   expect(run.status).toBe(0);
   expect(run.last).toMatchObject({ status: 'SUCCEEDED', samples: 2000, predictions: 2000, partitions: 8 });
-  expect(Object.keys(run.last)).toEqual(['runId', 'status', 'partitions', 'samples', 'predictions', 'outputs', 'wall_s', 'cost_usd']);
+  expect(Object.keys(run.last)).toEqual([
+    'runId',
+    'status',
+    'partitions',
+    'samples',
+    'predictions',
+    'outputs',
+    'report',
+    'wall_s',
+    'cost_usd',
+  ]);
+  expect(run.stdout).toContain(`  report      ${run.last.report}\n`);
+  expect(existsSync(run.last.report as string)).toBe(true);
   expect(run.last.cost_usd).toBeGreaterThan(0);
   expect(run.stdout).toMatch(/accuracy over 2000 labelled objects/);
   const outputs = run.last.outputs as string;

@@ -1,5 +1,6 @@
 import type { RequestCounts } from '../aws/clients';
 import type { AccuracySums } from '../model/accuracy';
+import type { RedshiftHistograms } from '../model/histograms';
 
 /**
  * The contracts that cross the state machine, in one place: what a user uploads (payload.json),
@@ -142,6 +143,10 @@ export interface RankResult {
   predictions_key: string | null;
   /** Partial accuracy statistics of the rank's labelled objects, merged by the summarizer (null: no labels). */
   accuracy_sums: AccuracySums | null;
+  /** Fixed-bin histograms of the rank's predictions (and residuals when labelled), merged by the summarizer for the report. */
+  histograms?: RedshiftHistograms | null;
+  /** When the invocation began (ISO 8601): the report's timeline. */
+  started_at?: string;
 }
 
 /** An inference invocation that failed before writing a rank result (attempts/<rank>-<id>.json). */

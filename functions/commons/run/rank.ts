@@ -6,6 +6,7 @@ import { predictPartition, type RedshiftModel } from '../model/session';
 import { peakRssMb } from '../model/memory';
 import { openTorchPartition } from '../partitions/reader';
 import { accuracySums, mergeAccuracySums, type AccuracySums } from '../model/accuracy';
+import { mergeRedshiftHistograms, redshiftHistograms, type RedshiftHistograms } from '../model/histograms';
 import { predictionsCsv } from '../model/predictions';
 import type { FailedAttempt, PartitionFailure, RankItem, RankResult } from './contracts';
 import { outputKeys } from './output-keys';
@@ -48,6 +49,7 @@ const seconds = (since: bigint) => Number(process.hrtime.bigint() - since) / 1e9
  */
 export async function runRank(item: RankItem, context: RankContext): Promise<RankResult> {
   const started = process.hrtime.bigint();
+  const startedAt = new Date().toISOString();
   const cpuBefore = process.cpuUsage();
   const requestsBefore = requestCounts();
   const keys = outputKeys(item.resultPath, item.runId);
@@ -61,6 +63,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
   const failures: PartitionFailure[] = [];
   const csv: string[] = [];
   let accuracy: AccuracySums | null = null;
+  let histograms: RedshiftHistograms | null = null;
 
   for (const partition of item.partitions) {
     const openStart = process.hrtime.bigint();
@@ -74,6 +77,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
         readWait += result.readWaitSeconds;
         batches += result.batches;
         if (result.redshift) accuracy = mergeAccuracySums(accuracy, accuracySums(result.predictions, result.redshift));
+        histograms = mergeRedshiftHistograms(histograms, redshiftHistograms(result.predictions, result.redshift));
         const rows = predictionsCsv(partition.key, result.predictions, result.redshift);
         csv.push(csv.length === 0 ? rows : rows.slice(rows.indexOf('\n') + 1));
         done.push({ key: partition.key, bytes: source.size, samples: reader.samples });
@@ -129,6 +133,8 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
     requests,
     predictions_key: predictionsKey,
     accuracy_sums: accuracy,
+    histograms,
+    started_at: startedAt,
   };
   await context.s3.send(
     new PutObjectCommand({

@@ -1,5 +1,6 @@
 import { GetObjectCommand, PutObjectCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
 import { accuracyFromSums, mergeAccuracySums, type AccuracySums } from '../model/accuracy';
+import { mergeRedshiftHistograms, type RedshiftHistograms } from '../model/histograms';
 import { countsSince, requestCounts, type RequestCounts } from '../aws/clients';
 import type { LambdaInvocation } from '../aws/invocation';
 import { billRun, prototypeCost, type Architecture } from '../billing/cost';
@@ -112,6 +113,7 @@ export async function summarizeRun(
   const limit = pLimit(READ_CONCURRENCY);
   // Each rank's partial statistics are merged as it arrives and then dropped: memory holds one histogram.
   let sums: AccuracySums | null = null;
+  let histograms: RedshiftHistograms | null = null;
   const rankResults = await Promise.all(
     items.map((item) =>
       limit(async () => {
@@ -119,6 +121,8 @@ export async function summarizeRun(
         if (result) {
           sums = mergeAccuracySums(sums, result.accuracy_sums ?? null, { inPlace: true });
           result.accuracy_sums = null;
+          histograms = mergeRedshiftHistograms(histograms, result.histograms);
+          result.histograms = null;
         }
         return result;
       }),
@@ -157,7 +161,7 @@ export async function summarizeRun(
           : 'FAILED';
 
   // The prototype's per-rank fields and CAI's, without the partial statistics (ranks/<rank>.json has them).
-  const combined = JSON.stringify(results.map(({ accuracy_sums: _sums, ...rest }) => rest));
+  const combined = JSON.stringify(results.map(({ accuracy_sums: _sums, histograms: _histograms, ...rest }) => rest));
   await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keys.combined, Body: combined, ContentType: 'application/json' }));
   // The prototype's file where its notebooks look: the latest finished run's copy (written, never read).
   await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keys.latestCombined, Body: combined, ContentType: 'application/json' }));
@@ -232,7 +236,8 @@ export async function summarizeRun(
     prototypeFormulaUsd,
     ...(existing?.outputs && input.mapRun ? { outputs: { ...existing.outputs, mapResults: mapResultsUri(input.mapRun) } } : {}),
   };
-  const summary = { ...existing, ...fields, failures, failedAttempts: attempts };
+  // The histograms go to summary.json only: the report reads them there (a DynamoDB item is at most 400 KB).
+  const summary = { ...existing, ...fields, failures, failedAttempts: attempts, histograms };
   await s3.send(
     new PutObjectCommand({ Bucket: bucket, Key: keys.summary, Body: JSON.stringify(summary, null, 2), ContentType: 'application/json' }),
   );
