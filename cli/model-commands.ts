@@ -13,11 +13,15 @@ import { progressLine } from './progress';
 /** The committed quick-start model (model/README.md), beside dist/ in the package. */
 export const DEFAULT_MODEL = join(ROOT, 'model', 'default.onnx');
 
+/** Stored records hold null where JSON could not hold a number: never let one break the report. */
+export const fixed = (value: number | null | undefined, digits: number) => (typeof value === 'number' ? value.toFixed(digits) : '-');
+
 export function formatAccuracy(a: Accuracy): string {
+  const excluded = a.excluded ? ` (${a.excluded} more left out: non-finite prediction or label)` : '';
   return [
-    `accuracy over ${a.samples} labelled objects:`,
-    `  MAE ${a.mae.toFixed(4)}   MSE ${a.mse.toFixed(5)}   bias ${a.bias.toFixed(4)}   ` +
-      `precision (NMAD) ${a.precision.toFixed(4)}   R² ${a.r2.toFixed(3)}   outliers ${(100 * a.outlierFraction).toFixed(2)}%`,
+    `accuracy over ${a.samples} labelled objects${excluded}:`,
+    `  MAE ${fixed(a.mae, 4)}   MSE ${fixed(a.mse, 5)}   bias ${fixed(a.bias, 4)}   ` +
+      `precision (NMAD) ${fixed(a.precision, 4)}   R² ${fixed(a.r2, 3)}   outliers ${fixed(100 * a.outlierFraction, 2)}%`,
   ].join('\n');
 }
 
@@ -43,10 +47,17 @@ async function predict(
     const lines = [
       `${reader.samples} predictions from ${options.model} written to ${options.out} ` +
         `(${seconds.toFixed(2)} s, ${(reader.samples / seconds).toFixed(0)} objects/s, ${threads} thread${threads > 1 ? 's' : ''})`,
-      accuracy ? formatAccuracy(accuracy) : 'the partition has no redshift labels: no accuracy to report',
+      accuracy
+        ? formatAccuracy(accuracy)
+        : result.redshift
+          ? 'no object has both a finite prediction and a finite label: no accuracy to report'
+          : 'the partition has no redshift labels: no accuracy to report',
     ];
+    if (result.nonFinite) {
+      lines.push(`${result.nonFinite} objects have a non-finite input value (NaN or infinity): their predictions are NaN`);
+    }
     if (options.json) {
-      lines.push(JSON.stringify({ samples: reader.samples, seconds, out: options.out, accuracy }));
+      lines.push(JSON.stringify({ samples: reader.samples, seconds, out: options.out, nonFinite: result.nonFinite, accuracy }));
     }
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {

@@ -9,6 +9,9 @@ import { runIdFor } from '../functions/commons/run/initialize';
 import { LambdaError } from '../local/lambda-runtime';
 import { ROOT } from './helpers/python';
 import { testStack } from './helpers/stack';
+import { writeTestPartition } from './helpers/partitions';
+import { IMAGE_ELEMENTS } from '../functions/commons/partitions/reader';
+import { runReport } from '../cli/run-format';
 
 const work = mkdtempSync(join(tmpdir(), 'cai-pipeline-'));
 let t: Awaited<ReturnType<typeof testStack>>;
@@ -79,6 +82,30 @@ test('a corrupt partition is recorded as failed and the others still give result
   const { record } = await t.run('corrupt', payload('corrupt'));
   expect(record).toMatchObject({ status: 'PARTIAL', partitions: 4, samples: 120, failedPartitions: 1 });
   expect(record.failures).toEqual([{ partition: 'corrupt/3.pt', rank: 2, error: expect.stringMatching(/truncated/) }]);
+});
+
+test('NaN in a partition: that object is predicted NaN and flagged, the accuracy is over the rest, the run reads back', async () => {
+  await t.bucket('survey');
+  const file = join(work, 'nan.pt');
+  writeTestPartition(file, 30, { edit: (x) => void (x.images[5 * IMAGE_ELEMENTS + 17] = NaN) });
+  await t.s3.send(new PutObjectCommand({ Bucket: 'survey', Key: 'nan/1.pt', Body: readFileSync(file) }));
+  const { outcome, record } = await t.run('nan', payload('nan'));
+  expect(record).toMatchObject({ status: 'SUCCEEDED', samples: 30, predictions: 30, nonFinitePredictions: 1 });
+  expect(record.accuracy).toMatchObject({ samples: 29, excluded: 1, mae: expect.any(Number), r2: expect.any(Number) });
+  expect(record.warnings).toContain(
+    '1 objects have a non-finite input value (NaN or infinity): their predictions are NaN and they are left out of the accuracy',
+  );
+  const csv = await t.readText('cai-control', `results/nan/${outcome.runId}/predictions/0.csv`);
+  expect(csv.split('\n').filter((l) => l.split(',')[2] === 'NaN')).toEqual([expect.stringMatching(/^nan\/1\.pt,5,NaN,/)]);
+  const report = runReport(record);
+  expect(report).toMatch(/30 objects, 30 predictions \(1 NaN\), 0 failed partitions/);
+  expect(report).toMatch(/accuracy over 29 labelled objects \(1 more left out: non-finite prediction or label\):\n {4}MAE \d/);
+  // One galaxy alone: R² is undefined, stored as null, and the report still reads.
+  writeTestPartition(file, 1, { seed: 3 });
+  await t.s3.send(new PutObjectCommand({ Bucket: 'survey', Key: 'one/1.pt', Body: readFileSync(file) }));
+  const one = await t.run('one', payload('one'));
+  expect(one.record).toMatchObject({ status: 'SUCCEEDED', samples: 1, accuracy: { samples: 1, excluded: 0, r2: null } });
+  expect(runReport(one.record)).toMatch(/R² - {3}outliers/);
 });
 
 test('a partition that disappears before its rank runs is recorded as failed', async () => {

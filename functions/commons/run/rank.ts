@@ -61,6 +61,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
   const failures: PartitionFailure[] = [];
   const csv: string[] = [];
   let accuracy: AccuracySums | null = null;
+  let nonFinite = 0;
 
   for (const partition of item.partitions) {
     const openStart = process.hrtime.bigint();
@@ -73,6 +74,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
         inference += result.inferenceSeconds;
         readWait += result.readWaitSeconds;
         batches += result.batches;
+        nonFinite += result.nonFinite;
         if (result.redshift) accuracy = mergeAccuracySums(accuracy, accuracySums(result.predictions, result.redshift));
         const rows = predictionsCsv(partition.key, result.predictions, result.redshift);
         csv.push(csv.length === 0 ? rows : rows.slice(rows.indexOf('\n') + 1));
@@ -128,6 +130,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
     duration_ms: total * 1000,
     requests,
     predictions_key: predictionsKey,
+    non_finite_predictions: nonFinite,
     accuracy_sums: accuracy,
   };
   await context.s3.send(

@@ -43,6 +43,8 @@ export interface RunRecord {
   ranks?: number;
   samples?: number;
   predictions?: number;
+  /** Predictions that are NaN: objects with a non-finite input value, left out of the accuracy. */
+  nonFinitePredictions?: number;
   failedPartitions?: number;
   failures?: PartitionFailure[];
   timings?: Record<string, number>;

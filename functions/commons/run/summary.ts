@@ -195,15 +195,28 @@ export async function summarizeRun(
   const meanDuration = results.length ? sum((r) => r.duration_ms) / results.length / 1000 : 0;
   const prototypeFormulaUsd = prototypeCost(results.length, meanDuration, max((r) => r.peak_rss_mb) / 1024);
 
+  const nonFinite = sum((r) => r.non_finite_predictions ?? 0);
+  const excludedLabelled = accuracy?.excluded ?? 0;
+  const warnings = [
+    ...(cost.warning ? [cost.warning] : []),
+    ...(nonFinite
+      ? [
+          `${nonFinite} objects have a non-finite input value (NaN or infinity): their predictions are NaN and ` +
+            'they are left out of the accuracy',
+        ]
+      : []),
+    ...(excludedLabelled > nonFinite ? [`${excludedLabelled - nonFinite} objects have a non-finite label: left out of the accuracy`] : []),
+  ];
   const fields: Partial<RunRecord> = {
     status,
     finishedAt,
-    ...(cost.warning ? { warnings: [...(existing?.warnings ?? []), cost.warning] } : {}),
+    ...(warnings.length ? { warnings: [...(existing?.warnings ?? []), ...warnings] } : {}),
     error: input.failure ? errorText(input.failure) : existing?.error,
     partitions,
     ranks: items.length,
     samples,
     predictions: results.reduce((n, r) => n + r.samples, 0),
+    nonFinitePredictions: nonFinite,
     failedPartitions: failures.length,
     failures: failures.slice(0, MAX_STORED_FAILURES),
     timings: {
