@@ -2,10 +2,14 @@
  * Bad input, as a new user would give it, through the real CLI: each gets its one line (exact where
  * the message is ours), the exit code the README promises, and nothing written where it should not be.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cai } from './helpers/cli';
+import { ROOT } from './helpers/python';
+import { MAX_PAYLOAD_BYTES, parsePayloadJson, PayloadError } from '../functions/commons/run/payload';
+import { storable } from '../functions/commons/run/run-store';
 import { writeTestPartition } from './helpers/partitions';
 
 const work = mkdtempSync(join(tmpdir(), 'cai-bad-'));
@@ -53,4 +57,153 @@ test('float64 tensors are widened to float32 and predict what the float32 partit
   expect(run.status).toBe(0);
   await cai(['predict', at('clean.pt'), '--out', at('clean.csv')]);
   expect(readFileSync(at('f64.csv'), 'utf8').replace(/f64\.pt/g, 'clean.pt')).toBe(readFileSync(at('clean.csv'), 'utf8'));
+});
+
+const good = { bucket: 'cai-control', data_bucket: 'survey', data_prefix: 'v1', result_path: 'out/v1' };
+const json = (o: unknown) => JSON.stringify(o);
+
+/** payload.json text → the one line the run records (and npm start prints after "start: <file>: "). */
+const BAD_PAYLOADS: [string, string, string | RegExp][] = [
+  // JSON.parse's own words differ between Node versions.
+  ['not JSON', '{"bucket": ', /^\(payload\): is not valid JSON \(.+\)$/],
+  ['empty', '', '(payload): is empty; expected a JSON object'],
+  ['only spaces', '  \n', '(payload): is empty; expected a JSON object'],
+  ['an array', json([good]), '(payload): must be a JSON object, not an array'],
+  ['null', 'null', '(payload): must be a JSON object, not null'],
+  ['a string', '"s3://survey/v1"', '(payload): must be a JSON object, not a string'],
+  [
+    'over 64 KiB, in an ignored field',
+    json({ ...good, script: 'x'.repeat(1 << 20) }),
+    '(payload): is 1048677 bytes; a payload.json is at most 65536 bytes',
+  ],
+  [
+    'two adjacent dots in a bucket',
+    json({ ...good, data_bucket: 'cai..control' }),
+    'data_bucket: must be an S3 bucket name: no two adjacent dots (got "cai..control")',
+  ],
+  [
+    'a bucket like an IP address',
+    json({ ...good, bucket: '192.168.0.1' }),
+    'bucket: must be an S3 bucket name, not an IP address (got "192.168.0.1")',
+  ],
+  [
+    'a reserved bucket prefix',
+    json({ ...good, bucket: 'xn--cai' }),
+    'bucket: must be an S3 bucket name: xn-- begins names AWS reserves (got "xn--cai")',
+  ],
+  [
+    'upper case',
+    json({ ...good, data_bucket: 'Survey' }),
+    'data_bucket: must be an S3 bucket name (3–63 lower-case letters, digits, dots, hyphens) (got "Survey")',
+  ],
+  ['a number as bucket', json({ ...good, data_bucket: 7 }), 'data_bucket: must be an S3 bucket name'],
+  [
+    'a prefix climbing out',
+    json({ ...good, data_prefix: '../../../../escaped' }),
+    'data_prefix: must be an S3 key prefix without a leading / or . and .. segments',
+  ],
+  [
+    'a backslash climb',
+    json({ ...good, data_prefix: 'v1\\..\\..\\x' }),
+    'data_prefix: must be an S3 key prefix without a leading / or . and .. segments',
+  ],
+  [
+    'a dot segment',
+    json({ ...good, result_path: 'out/./v1' }),
+    'result_path: must be an S3 key prefix without a leading / or . and .. segments',
+  ],
+  [
+    'an absolute prefix',
+    json({ ...good, data_prefix: '/data' }),
+    'data_prefix: must be an S3 key prefix without a leading / or . and .. segments',
+  ],
+  ['a control character', json({ ...good, data_prefix: 'v1\n2' }), 'data_prefix: must be an S3 key prefix without control characters'],
+  ['a 600-byte prefix', json({ ...good, data_prefix: 'p'.repeat(600) }), 'data_prefix: must be an S3 key prefix of at most 512 bytes'],
+  ['an empty result_path', json({ ...good, result_path: '' }), 'result_path: must not be empty'],
+  ['a fractional batch', json({ ...good, batch_size: 2.5 }), 'batch_size: must be a whole number from 1 to 16384 (got 2.5)'],
+  ['a negative world_size string', json({ ...good, world_size: '-3' }), 'world_size: must be a whole number from 1 to 10000 (got "-3")'],
+  ['a boolean file_limit', json({ ...good, file_limit: true }), 'file_limit: must be a whole number (or a string of digits)'],
+  ['a missing field', json({ ...good, data_prefix: undefined }), 'data_prefix: is required'],
+];
+
+describe('payload.json: one line naming what is wrong', () => {
+  test.each(BAD_PAYLOADS)('%s', (_, text, expected) => {
+    let error: unknown;
+    try {
+      parsePayloadJson(text);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(PayloadError);
+    const message = (error as Error).message.replace(/^payload\.json: /, '');
+    if (typeof expected === 'string') expect(message).toBe(expected);
+    else expect(message).toMatch(expected);
+  });
+
+  test('a byte-order mark, as Windows editors write, is not an error', () => {
+    expect(parsePayloadJson(`\uFEFF${json(good)}`).payload).toEqual(good);
+  });
+
+  test('thousands of unknown fields make a bounded list of errors', () => {
+    const many = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`f${i}`, 1]));
+    const error = (() => {
+      try {
+        parsePayloadJson(json({ ...good, ...many }));
+      } catch (e) {
+        return e as PayloadError;
+      }
+    })()!;
+    expect(error.errors).toHaveLength(21);
+    expect(error.errors[20]).toEqual({ field: '(payload)', message: 'and 4980 more errors' });
+  });
+});
+
+/** npm start as a user runs it, in a state folder of its own. */
+function npmStart(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'start.js'), '--dir', at('.cai'), ...args], { cwd: ROOT });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+describe('npm start checks the payload before it starts anything or uploads a byte', () => {
+  beforeAll(() => {
+    mkdirSync(at('parts'));
+    writeTestPartition(at('parts', '1.pt'), 4);
+  });
+  test.each(
+    BAD_PAYLOADS.filter(([name]) =>
+      ['not JSON', 'an array', 'over 64 KiB, in an ignored field', 'two adjacent dots in a bucket', 'a prefix climbing out'].includes(name),
+    ),
+  )('%s', async (name, text, expected) => {
+    const file = at(`${name.replace(/\W+/g, '-')}.json`);
+    writeFileSync(file, text);
+    const run = await npmStart(['--partitions', at('parts'), '--payload', file]);
+    expect(run.status).toBe(2);
+    expect(run.stderr.startsWith(`start: ${file}: `) && run.stderr.endsWith('\n')).toBe(true);
+    const message = run.stderr.slice(`start: ${file}: `.length, -1);
+    if (typeof expected === 'string') expect(message).toBe(expected);
+    else expect(message).toMatch(expected);
+    expect(run.stdout).toBe('');
+  });
+  afterAll(() => {
+    // Nothing was started: no state folder, and nothing escaped the work folder.
+    expect(() => readFileSync(at('.cai', 'stack.json'))).toThrow();
+    expect(readdirSync(work)).not.toContain('escaped');
+  });
+});
+
+test('no run record can reach DynamoDB 400 KB: failures, warnings and the error are bounded, summary.json keeps all', () => {
+  const failures = Array.from({ length: 5000 }, (_, i) => ({ partition: `${'p'.repeat(1000)}/${i}.pt`, rank: i, error: 'e'.repeat(4000) }));
+  const record = storable({ failures, warnings: Array.from({ length: 500 }, () => 'w'.repeat(4000)), error: 'x'.repeat(100_000) });
+  const bytes = Buffer.byteLength(JSON.stringify({ ...record, payload: 'y'.repeat(MAX_PAYLOAD_BYTES) }));
+  expect(bytes).toBeLessThan(400 * 1024);
+  expect(record.failures!.length).toBeGreaterThan(50);
+  expect(record.failures![0].error).toBe(`${'e'.repeat(1000)}…`);
+  expect(record.error).toHaveLength(1001);
 });

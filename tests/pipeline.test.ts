@@ -38,7 +38,7 @@ const payload = (prefix: string, extra: Record<string, unknown> = {}) => ({
 
 beforeAll(async () => {
   // The prototype's payload writes its outputs to its own bucket: the stack must allow it, as on AWS.
-  t = await testStack(join(work, 'stack'), { ResultBucketNames: 'cosmicai-data' });
+  t = await testStack(join(work, 'stack'), { ResultBucketNames: 'cosmicai-data,never-created' });
 });
 afterAll(() => t?.stack.close());
 afterEach(() => {
@@ -134,6 +134,24 @@ test('a payload with errors is recorded with each field named, and nothing start
   expect(notJson.record).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/is not valid JSON/) });
   const empty = await t.run('empty-prefix', payload('no-such-prefix'));
   expect(empty.record).toMatchObject({ status: 'FAILED', error: 'no partitions (*.pt) under s3://survey/no-such-prefix/' });
+});
+
+test('an oversized payload is refused by its size, unread and unstored; a bucket that does not exist is named', async () => {
+  const huge = await t.run('huge', { ...payload('nowhere'), script: 'x'.repeat(1 << 20) });
+  expect(huge.outcome.outcome).toBe('REJECTED');
+  expect(huge.record).toMatchObject({
+    status: 'FAILED',
+    payload: '(not stored: 1048707 bytes)',
+    error: 'payload.json: (payload): is 1048707 bytes; a payload.json is at most 65536 bytes',
+  });
+  await dataset('survey', 'homeless', 1);
+  const homeless = await t.run('homeless', { ...payload('homeless'), bucket: 'never-created' });
+  expect(homeless.record).toMatchObject({
+    status: 'FAILED',
+    error: expect.stringMatching(
+      /^could not start the run: cannot write s3:\/\/never-created\/results\/homeless\/.+\/manifest\.json: NoSuchBucket: /,
+    ),
+  });
 });
 
 test('an inference crash mid-run is retried, then recorded, with every partition accounted for', async () => {
