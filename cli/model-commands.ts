@@ -9,6 +9,7 @@ import { openTorchPartition } from '../functions/commons/partitions/reader';
 import { predictionsCsv } from '../functions/commons/model/predictions';
 import { positiveInteger } from './arguments';
 import { progressLine } from './progress';
+import { checkOutputFile } from './output-checks';
 
 /** The committed quick-start model (model/README.md), beside dist/ in the package. */
 export const DEFAULT_MODEL = join(ROOT, 'model', 'default.onnx');
@@ -32,6 +33,7 @@ async function predict(
   const batchSize = positiveInteger(options.batchSize, '--batch-size');
   const threads = positiveInteger(options.threads, '--threads');
   const location = parseLocation(partition);
+  checkOutputFile(options.out, '--out', [location, { kind: 'file', path: options.model }]);
   const model = await loadRedshiftModel(options.model, { intraOpThreads: threads });
   const reader = await openTorchPartition(await openLocation(location));
   const key = location.kind === 'file' ? basename(location.path) : location.key;

@@ -12,7 +12,7 @@
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { createS3Client } from '../functions/commons/aws/clients';
 import { describeError, UsageError } from '../functions/commons/errors';
 import type { InitializeOutcome } from '../functions/commons/run/initialize';
@@ -22,7 +22,7 @@ import { folderOf, listPartitions } from '../functions/commons/run/plan';
 import { sinkFor } from '../functions/commons/partitions/locations';
 import { synthesizeDataset } from '../functions/commons/partitions/synth';
 import type { RunRecord } from '../functions/commons/run/run-store';
-import { positiveInteger } from './arguments';
+import { commanderExitCode, positiveInteger, usageErrorsAsOneLine } from './arguments';
 import { progressLine } from './progress';
 import { runReport } from './run-format';
 import { costFromReports } from '../local/report-billing';
@@ -116,7 +116,7 @@ async function downloadOutputs(s3: S3Client, prefixUri: string, into: string): P
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const options = new Command('npm start')
+  const options = usageErrorsAsOneLine(new Command('npm start'), 'start')
     .option('--partitions <dir>', 'a folder of .pt partitions to run (with --payload)')
     .option('--payload <payload.json>', 'the payload to run (with --partitions)')
     .option('--model <file.onnx>', 'the model the inference Lambdas load', join(ROOT, 'model', 'default.onnx'))
@@ -127,7 +127,6 @@ export async function main(argv: string[]): Promise<number> {
       "template parameters over samconfig.toml's, as sam deploy takes them (ResultBucketNames=my-bucket)",
     )
     .option('--serve', 'keep the local stack running for the AWS CLI and SDKs, as cai stack up does')
-    .exitOverride()
     .parse(argv, { from: 'user' })
     .opts<Options>();
   if (options.serve) {
@@ -230,8 +229,7 @@ if (require.main === module) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (error: unknown) => {
-      const e = error as { code?: string; exitCode?: number };
-      if (e.code?.startsWith('commander.')) process.exit(e.exitCode ?? 2);
+      if (error instanceof CommanderError) process.exit(commanderExitCode(error));
       process.stderr.write(`start: ${describeError(error)}\n`);
       process.exit(error instanceof UsageError ? 2 : 1);
     },

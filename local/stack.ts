@@ -106,11 +106,10 @@ export class LocalStack {
     const table = this.options.table ?? DEFAULT_TABLE;
     const workers = this.options.workers ?? cpus().length;
     const { attach } = this.options;
+    // The database first: it locks the folder, so a second process on it stops before it opens anything.
+    if (!attach) this.dynamo = await startLocalDynamo(join(directory, 'dynamodb'));
     this.artifacts = await buildArtifacts({ model: this.options.modelPath });
-    if (!attach) {
-      this.s3 = await startLocalS3(join(directory, 's3'));
-      this.dynamo = await startLocalDynamo(join(directory, 'dynamodb'));
-    }
+    if (!attach) this.s3 = await startLocalS3(join(directory, 's3'));
     // How the functions reach the local stack instead of AWS (their only settings not from template.yaml).
     this.env = {
       CAI_S3_ENDPOINT: attach?.s3 ?? this.s3.endpoint,

@@ -10,6 +10,7 @@ import { cai } from './helpers/cli';
 import { ROOT } from './helpers/python';
 import { MAX_PAYLOAD_BYTES, parsePayloadJson, PayloadError } from '../functions/commons/run/payload';
 import { storable } from '../functions/commons/run/run-store';
+import { startLocalDynamo } from '../local/dynamo-server';
 import { writeTestPartition } from './helpers/partitions';
 
 const work = mkdtempSync(join(tmpdir(), 'cai-bad-'));
@@ -206,4 +207,115 @@ test('no run record can reach DynamoDB 400 KB: failures, warnings and the error 
   expect(record.failures!.length).toBeGreaterThan(50);
   expect(record.failures![0].error).toBe(`${'e'.repeat(1000)}…`);
   expect(record.error).toHaveLength(1001);
+});
+
+describe('two processes on one state folder', () => {
+  test('cai runs and a second npm start say which process holds the folder, in one line', async () => {
+    const state = at('busy', '.cai');
+    const holder = await startLocalDynamo(join(state, 'dynamodb'));
+    try {
+      const holding = `${state} is in use by process ${process.pid} (`;
+      const runs = await cai(['runs', '--dir', state]);
+      expect(runs.status).toBe(2);
+      expect(runs.stderr).toMatch(
+        new RegExp(
+          `^cai: ${escape(holding)}.+\\): wait for it to end, serve the folder to both with cai stack up, or give another --dir\\n$`,
+        ),
+      );
+      const second = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'start.js'), '--dir', state], { cwd: ROOT });
+        let stderr = '';
+        child.stderr.on('data', (d) => (stderr += d));
+        child.on('close', (status) => resolve({ status, stderr }));
+      });
+      expect(second.status).toBe(2);
+      expect(second.stderr).toMatch(new RegExp(`^start: ${escape(holding)}`));
+      expect(second.stderr.trim().split('\n')).toHaveLength(1);
+    } finally {
+      await holder.close();
+    }
+    // Released: the folder opens again.
+    expect((await cai(['runs', '--dir', state])).stderr).toBe(`cai: no runs table cai-runs under ${state}: npm start makes one\n`);
+  });
+});
+
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+describe('cai: one line, exit 2 for usage and 1 for bad data, and nothing destroyed', () => {
+  // [case, arguments, exit status, stderr (after "cai: ")]
+  const cases: () => [string, string[], number, string | RegExp][] = () => [
+    ['an unknown command', ['frobnicate'], 2, "unknown command 'frobnicate' (cai --help)"],
+    ['a missing required option', ['predict', at('clean.pt')], 2, "required option '--out <file.csv>' not specified (cai --help)"],
+    ['a missing option value', ['synth', '--out', at('s'), '--samples'], 2, "option '--samples <n>' argument missing (cai --help)"],
+    ['an unknown option', ['runs', '--colour', 'red'], 2, "unknown option '--colour' (cai --help)"],
+    ['a missing argument', ['runs', 'show'], 2, "missing required argument 'runId' (cai --help)"],
+    [
+      'predict --out onto its input',
+      ['predict', at('clean.pt'), '--out', at('clean.pt')],
+      2,
+      `--out ${at('clean.pt')} is the input: it would be replaced`,
+    ],
+    [
+      'predict --out onto the model',
+      ['predict', at('clean.pt'), '--out', at('model.onnx'), '--model', at('model.onnx')],
+      2,
+      `--out ${at('model.onnx')} is the input: it would be replaced`,
+    ],
+    [
+      'predict --out in a missing folder',
+      ['predict', at('clean.pt'), '--out', at('no', 'such', 'x.csv')],
+      2,
+      `--out ${at('no', 'such', 'x.csv')}: folder ${at('no', 'such')} does not exist`,
+    ],
+    ['predict --out a folder', ['predict', at('clean.pt'), '--out', work], 2, `--out ${work} is a folder, not a file`],
+    [
+      'predict --out to S3',
+      ['predict', at('clean.pt'), '--out', 's3://survey/x.csv'],
+      2,
+      '--out s3://survey/x.csv: writes a local file, not an S3 object',
+    ],
+    [
+      'predict with a file that is not a model',
+      ['predict', at('clean.pt'), '--out', at('x.csv'), '--model', at('clean.pt')],
+      1,
+      /^cannot load model .*clean\.pt: .*Protobuf parsing failed/,
+    ],
+    ['predict a missing partition', ['predict', at('none.pt'), '--out', at('x.csv')], 1, `no such file: ${at('none.pt')}`],
+    [
+      'synth a trillion galaxies',
+      ['synth', '--samples', '1000000000000', '--out', at('flood')],
+      2,
+      '--samples 1000000000000 is more than the 50000000 galaxies synth writes (954.8 GiB)',
+    ],
+    [
+      'synth more than the disk holds',
+      ['synth', '--samples', '49999999', '--out', at('flood')],
+      2,
+      /^--samples 49999999 would write 954\.8 GiB to .*flood, and its file system has [\d.]+ [KMGT]?i?B free$/,
+    ],
+    ['synth a zero', ['synth', '--samples', '0', '--out', at('flood')], 2, '--samples "0" is not a positive integer'],
+    [
+      'split into its own folder',
+      ['split', at('parts', '1.pt'), '--size', '1MB', '--out', at('parts')],
+      2,
+      '--out is the folder of the input, whose 1.pt it would replace: write the partitions elsewhere',
+    ],
+    ['split with a size of nothing', ['split', at('clean.pt'), '--size', '0MB', '--out', at('sp')], 2, '--size "0MB" is out of range'],
+  ];
+  beforeAll(() => writeFileSync(at('model.onnx'), 'not a model'));
+  test.each(cases())('%s', async (_, args, status, expected) => {
+    const before = readFileSync(at('clean.pt'));
+    const run = await cai(args);
+    expect(run.status).toBe(status);
+    const lines = run.stderr.split('\n').filter((l) => !/objects$/.test(l) && l !== '');
+    expect(lines).toHaveLength(1);
+    const message = lines[0].replace(/^cai: /, '');
+    if (typeof expected === 'string') expect(message).toBe(expected);
+    else expect(message).toMatch(expected);
+    expect(readFileSync(at('clean.pt')).equals(before)).toBe(true);
+    expect(readFileSync(at('model.onnx'), 'utf8')).toBe('not a model');
+  });
+  test('the flood wrote nothing', () => {
+    expect(readdirSync(work)).not.toContain('flood');
+  });
 });

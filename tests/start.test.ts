@@ -74,6 +74,11 @@ test("npm start with the user's partitions and payload; cai runs lists both runs
   expect(runs[0].startedAt > runs[1].startedAt).toBe(true);
   const byDataset = await cai(['runs', '--dir', state, '--dataset', 'my-data/survey/v1', '--json']);
   expect(byDataset.json<{ runs: { runId: string }[] }>().runs.map((r) => r.runId)).toEqual([run.last.runId]);
+  const noMatch = await cai(['runs', '--dir', state, '--dataset', 'my-data/survey/v2']);
+  expect([noMatch.status, noMatch.stdout]).toEqual([
+    0,
+    'no runs of dataset my-data/survey/v2 (cai runs lists every run with its dataset)\n',
+  ]);
 
   const show = await cai(['runs', 'show', String(run.last.runId), '--dir', state]);
   expect(show.stdout).toMatch(/partitions {2}6 in 2 ranks; 600 objects, 600 predictions, 0 failed partitions/);
