@@ -56,7 +56,9 @@ async function predict(
           : 'the partition has no redshift labels: no accuracy to report',
     ];
     if (result.nonFinite) {
-      lines.push(`${result.nonFinite} objects have a non-finite input value (NaN or infinity): their predictions are NaN`);
+      lines.push(
+        `${result.nonFinite} object${result.nonFinite === 1 ? '' : 's'} with a non-finite input value (NaN or infinity): predicted NaN`,
+      );
     }
     if (options.json) {
       lines.push(JSON.stringify({ samples: reader.samples, seconds, out: options.out, nonFinite: result.nonFinite, accuracy }));

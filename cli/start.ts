@@ -78,7 +78,7 @@ async function uploadPartitions(s3: S3Client, dir: string, files: string[], payl
   if (others.length) {
     const named = others.slice(0, 3).map((p) => basename(p.key));
     throw new UsageError(
-      `s3://${bucket}/${folderOf(prefix)} already holds ${others.length} partitions that ${dir} does not ` +
+      `s3://${bucket}/${folderOf(prefix)} already holds ${others.length} partition${others.length === 1 ? '' : 's'} that ${dir} does not ` +
         `(${named.join(', ')}${others.length > 3 ? ', …' : ''}), which the run would take too: give the payload another data_prefix`,
     );
   }

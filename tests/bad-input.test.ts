@@ -37,7 +37,7 @@ describe('non-finite values', () => {
     expect(run.stdout).toMatch(
       /accuracy over 37 labelled objects \(3 more left out: non-finite prediction or label\):\n {2}MAE \d\.\d{4} /,
     );
-    expect(run.stdout).toContain('2 objects have a non-finite input value (NaN or infinity): their predictions are NaN\n');
+    expect(run.stdout).toContain('2 objects with a non-finite input value (NaN or infinity): predicted NaN\n');
     const rows = readFileSync(at('nan.csv'), 'utf8').trim().split('\n').slice(1);
     expect(rows.filter((r) => r.split(',')[2] === 'NaN').map((r) => Number(r.split(',')[1]))).toEqual([3, 7]);
     expect(rows[9].split(',')[3]).toBe('Infinity');

@@ -92,9 +92,10 @@ test('NaN in a partition: that object is predicted NaN and flagged, the accuracy
   const { outcome, record } = await t.run('nan', payload('nan'));
   expect(record).toMatchObject({ status: 'SUCCEEDED', samples: 30, predictions: 30, nonFinitePredictions: 1 });
   expect(record.accuracy).toMatchObject({ samples: 29, excluded: 1, mae: expect.any(Number), r2: expect.any(Number) });
-  expect(record.warnings).toContain(
-    '1 objects have a non-finite input value (NaN or infinity): their predictions are NaN and they are left out of the accuracy',
-  );
+  expect(record.warnings).toEqual([
+    '1 object with a non-finite input value (NaN or infinity): predicted NaN',
+    '1 object left out of the accuracy: a non-finite prediction or label (accuracy.excluded)',
+  ]);
   const csv = await t.readText('cai-control', `results/nan/${outcome.runId}/predictions/0.csv`);
   expect(csv.split('\n').filter((l) => l.split(',')[2] === 'NaN')).toEqual([expect.stringMatching(/^nan\/1\.pt,5,NaN,/)]);
   const report = runReport(record);

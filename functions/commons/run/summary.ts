@@ -197,15 +197,13 @@ export async function summarizeRun(
 
   const nonFinite = sum((r) => r.non_finite_predictions ?? 0);
   const excludedLabelled = accuracy?.excluded ?? 0;
+  const objects = (n: number) => `${n} object${n === 1 ? '' : 's'}`;
   const warnings = [
     ...(cost.warning ? [cost.warning] : []),
-    ...(nonFinite
-      ? [
-          `${nonFinite} objects have a non-finite input value (NaN or infinity): their predictions are NaN and ` +
-            'they are left out of the accuracy',
-        ]
+    ...(nonFinite ? [`${objects(nonFinite)} with a non-finite input value (NaN or infinity): predicted NaN`] : []),
+    ...(excludedLabelled
+      ? [`${objects(excludedLabelled)} left out of the accuracy: a non-finite prediction or label (accuracy.excluded)`]
       : []),
-    ...(excludedLabelled > nonFinite ? [`${excludedLabelled - nonFinite} objects have a non-finite label: left out of the accuracy`] : []),
   ];
   const fields: Partial<RunRecord> = {
     status,
