@@ -164,7 +164,14 @@ export async function main(argv: string[]): Promise<number> {
       );
     }
 
-    const initialized = new Promise<InitializeOutcome>((resolveOutcome) => stack.onInitialized((o) => o[0] && resolveOutcome(o[0])));
+    // An initializer that fails (S3 would retry it) must end npm start with its reason, not leave it waiting.
+    const initialized = new Promise<InitializeOutcome>((resolveOutcome, rejectOutcome) =>
+      stack.onInitialized(
+        (o) => o[0] && resolveOutcome(o[0]),
+        (error) => rejectOutcome(new Error(`the initializer failed: ${error.name}: ${error.message}`, { cause: error })),
+      ),
+    );
+    initialized.catch(() => {}); // awaited after the upload; never an unhandled rejection meanwhile
     const payloadKey = `runs/${name}/payload.json`;
     await s3.send(new PutObjectCommand({ Bucket: CONTROL_BUCKET, Key: payloadKey, Body: payloadText, ContentType: 'application/json' }));
     process.stderr.write(`start: uploaded s3://${CONTROL_BUCKET}/${payloadKey}\n`);

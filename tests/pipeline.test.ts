@@ -196,6 +196,27 @@ test('the same payload.json event delivered twice makes one run', async () => {
   expect((await t.stack.runs.list()).filter((r) => r.runId === outcome.runId)).toHaveLength(1);
 });
 
+test('S3 events with odd keys: spaces, + and unicode arrive encoded and are decoded; a deleted payload is recorded, not retried for ever', async () => {
+  await dataset('survey', 'odd', 1);
+  const events: { Records: { s3: { object: { key: string; sequencer?: string } } }[] }[] = [];
+  const capture = (event: (typeof events)[number]) => events.push(event);
+  t.stack.s3.server.on('event', capture);
+  const odd = await t.run('ünï côdé + run', payload('odd'));
+  t.stack.s3.server.off('event', capture);
+  expect(odd.record).toMatchObject({ status: 'SUCCEEDED', payloadUri: 's3://cai-control/runs/ünï côdé + run/payload.json' });
+  for (const key of ['runs/never uploaded/payload.json', 'runs/100%+gone/payload.json']) {
+    const event = structuredClone(events[0]);
+    event.Records[0].s3.object.key = key;
+    event.Records[0].s3.object.sequencer = `${key}-1`;
+    const before = t.outcomes.length;
+    t.stack.s3.server.emit('event', event);
+    while (t.outcomes.length === before) await new Promise((r) => setTimeout(r, 20));
+    const outcome = t.outcomes[t.outcomes.length - 1];
+    expect(outcome).toMatchObject({ outcome: 'REJECTED', error: `cannot read s3://cai-control/${key}: it does not exist` });
+    expect(await t.stack.runs.get(outcome.runId)).toMatchObject({ status: 'FAILED' });
+  }
+});
+
 test('a re-run of the same payload is a new run that reads and writes only its own files', async () => {
   await dataset('survey', 'rerun', 4);
   const first = await t.run('rerun', payload('rerun', { world_size: 4 }));

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, type GetObjectCommandOutput, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ExecutionAlreadyExists, StartExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import type { RequestCounts } from '../aws/clients';
 import { CaiError, describeError } from '../errors';
@@ -85,7 +85,14 @@ export async function initializeRun(object: PayloadObject, context: InitializeCo
     return created ? { runId, outcome: 'REJECTED', error } : { runId, outcome: 'DUPLICATE' };
   };
 
-  const body = await context.s3.send(new GetObjectCommand({ Bucket: object.bucket, Key: object.key }));
+  let body: GetObjectCommandOutput;
+  try {
+    body = await context.s3.send(new GetObjectCommand({ Bucket: object.bucket, Key: object.key }));
+  } catch (error) {
+    // Deleted (or never there: a hand-made event) before it could be read: recorded, not retried for ever.
+    if ((error as Error).name !== 'NoSuchKey') throw error;
+    return reject(baseRecord(runId, object, undefined), `cannot read s3://${object.bucket}/${object.key}: it does not exist`);
+  }
   // The size first: a payload over the limit is neither read nor stored (the run record is ≤ 400 KB).
   const size = body.ContentLength ?? 0;
   let raw: unknown = size > MAX_PAYLOAD_BYTES ? `(not stored: ${size} bytes)` : undefined;
