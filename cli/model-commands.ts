@@ -7,7 +7,7 @@ import { loadRedshiftModel, predictPartition } from '../functions/commons/model/
 import { describeLocation, openLocation, parseLocation } from '../functions/commons/partitions/locations';
 import { openTorchPartition } from '../functions/commons/partitions/reader';
 import { predictionsCsv } from '../functions/commons/model/predictions';
-import { positiveInteger } from './arguments';
+import { positiveInteger, threadsOption } from './arguments';
 import { progressLine } from './progress';
 import { checkOutputFile } from './output-checks';
 
@@ -31,7 +31,7 @@ async function predict(
   options: { model: string; out: string; batchSize: string; threads: string; json?: boolean },
 ): Promise<void> {
   const batchSize = positiveInteger(options.batchSize, '--batch-size');
-  const threads = positiveInteger(options.threads, '--threads');
+  const threads = threadsOption(options.threads);
   const location = parseLocation(partition);
   checkOutputFile(options.out, '--out', [location, { kind: 'file', path: options.model }]);
   const model = await loadRedshiftModel(options.model, { intraOpThreads: threads });
@@ -51,9 +51,11 @@ async function predict(
         `(${seconds.toFixed(2)} s, ${(reader.samples / seconds).toFixed(0)} objects/s, ${threads} thread${threads > 1 ? 's' : ''})`,
       accuracy
         ? formatAccuracy(accuracy)
-        : result.redshift
-          ? 'no object has both a finite prediction and a finite label: no accuracy to report'
-          : 'the partition has no redshift labels: no accuracy to report',
+        : reader.samples === 0
+          ? 'the partition holds no objects: no accuracy to report'
+          : result.redshift
+            ? 'no object has both a finite prediction and a finite label: no accuracy to report'
+            : 'the partition has no redshift labels: no accuracy to report',
     ];
     if (result.nonFinite) {
       lines.push(

@@ -22,7 +22,7 @@ import { folderOf, listPartitions } from '../functions/commons/run/plan';
 import { sinkFor } from '../functions/commons/partitions/locations';
 import { synthesizeDataset } from '../functions/commons/partitions/synth';
 import type { RunRecord } from '../functions/commons/run/run-store';
-import { commanderExitCode, positiveInteger, usageErrorsAsOneLine } from './arguments';
+import { commanderExitCode, usageErrorsAsOneLine, workersOption } from './arguments';
 import { progressLine } from './progress';
 import { runReport } from './run-format';
 import { costFromReports } from '../local/report-billing';
@@ -142,7 +142,7 @@ export async function main(argv: string[]): Promise<number> {
   const stack = await new LocalStack({
     directory: resolve(options.dir),
     modelPath: resolve(options.model),
-    workers: options.workers ? positiveInteger(options.workers, '--workers') : undefined,
+    workers: options.workers ? workersOption(options.workers) : undefined,
     parameterOverrides: parseParameterOverrides(options.parameterOverrides ?? ''),
   }).start();
   try {

@@ -293,6 +293,18 @@ describe('cai: one line, exit 2 for usage and 1 for bad data, and nothing destro
       2,
       /^--samples 49999999 would write 954\.8 GiB to .*flood, and its file system has [\d.]+ [KMGT]?i?B free$/,
     ],
+    [
+      'predict with 5000 threads',
+      ['predict', at('clean.pt'), '--out', at('x.csv'), '--threads', '5000'],
+      2,
+      /^--threads 5000 is more than \d+: this machine has \d+ cores$/,
+    ],
+    [
+      'a local stack of 1000 containers',
+      ['stack', 'up', '--dir', at('sw'), '--workers', '1000'],
+      2,
+      /^--workers 1000 is more than \d+: 4 inference containers per core of this machine's \d+$/,
+    ],
     ['synth a zero', ['synth', '--samples', '0', '--out', at('flood')], 2, '--samples "0" is not a positive integer'],
     [
       'split into its own folder',
