@@ -240,7 +240,7 @@ test('a payload whose outputs go to a bucket the functions may not write is refu
     {
       field: 'bucket',
       message:
-        "the functions may write only to cai-control, cosmicai-data; add someone-elses-bucket to the template's ResultBucketNames (samconfig.toml parameter_overrides) to write there",
+        "the functions may write only to cai-control, cosmicai-data, never-created; add someone-elses-bucket to the template's ResultBucketNames (samconfig.toml parameter_overrides) to write there",
     },
   ]);
 });
