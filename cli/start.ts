@@ -44,12 +44,20 @@ interface Options {
   parameterOverrides?: string;
 }
 
+/** What an option names exists and is the kind of thing it must be, or a usage error saying so. */
+async function existing(path: string, option: string, kind: 'file' | 'folder') {
+  const found = await stat(path).catch(() => undefined);
+  if (!found) throw new UsageError(`${option} ${path}: no such ${kind}`);
+  if (kind === 'file' ? !found.isFile() : !found.isDirectory()) throw new UsageError(`${option} ${path} is not a ${kind}`);
+  return found;
+}
+
 /**
  * The user's payload, validated as the initializer will validate it, before anything is uploaded:
  * its data_prefix says where --partitions go, so a bad one must stop here.
  */
 async function readPayload(file: string): Promise<{ text: string; payload: Payload }> {
-  const { size } = await stat(file);
+  const { size } = await existing(file, '--payload', 'file');
   try {
     checkPayloadSize(size);
     const text = await readFile(file, 'utf8');
@@ -62,6 +70,7 @@ async function readPayload(file: string): Promise<{ text: string; payload: Paylo
 
 /** The files of --partitions that are uploaded: its .pt partitions and partitions.json. */
 async function partitionFiles(dir: string): Promise<string[]> {
+  await existing(dir, '--partitions', 'folder');
   const files = (await readdir(dir)).filter((f) => f.endsWith('.pt') || f === 'partitions.json');
   if (!files.some((f) => f.endsWith('.pt'))) throw new UsageError(`no .pt partitions in ${dir}`);
   return files;
@@ -138,6 +147,7 @@ export async function main(argv: string[]): Promise<number> {
   // Everything the user gave is checked before the stack starts: a typo costs no upload.
   const user = options.payload ? await readPayload(options.payload) : undefined;
   const files = options.partitions ? await partitionFiles(options.partitions) : [];
+  await existing(options.model, '--model', 'file');
   const started = Date.now();
   const stack = await new LocalStack({
     directory: resolve(options.dir),

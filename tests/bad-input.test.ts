@@ -192,6 +192,23 @@ describe('npm start checks the payload before it starts anything or uploads a by
     else expect(message).toMatch(expected);
     expect(run.stdout).toBe('');
   });
+  test('missing or mistaken files and folders are named before anything starts', async () => {
+    const payload = at('good.json');
+    writeFileSync(payload, json(good));
+    const cases: [string[], string][] = [
+      [['--partitions', at('clean.pt'), '--payload', payload], `--partitions ${at('clean.pt')} is not a folder`],
+      [['--partitions', at('nowhere'), '--payload', payload], `--partitions ${at('nowhere')}: no such folder`],
+      [['--partitions', at('parts'), '--payload', at('none.json')], `--payload ${at('none.json')}: no such file`],
+      [['--partitions', at('parts'), '--payload', at('parts')], `--payload ${at('parts')} is not a file`],
+      [['--partitions', at('parts'), '--payload', payload, '--model', at('none.onnx')], `--model ${at('none.onnx')}: no such file`],
+      [['--partitions', at('parts'), '--payload', payload, '--workers', '0'], '--workers "0" is not a positive integer'],
+      [['--partitions', at('parts'), '--payload', payload, '--bogus'], "unknown option '--bogus' (npm start -- --help)"],
+    ];
+    for (const [args, message] of cases) {
+      const run = await npmStart(args);
+      expect([run.status, run.stderr]).toEqual([2, `start: ${message}\n`]);
+    }
+  });
   afterAll(() => {
     // Nothing was started: no state folder, and nothing escaped the work folder.
     expect(() => readFileSync(at('.cai', 'stack.json'))).toThrow();
