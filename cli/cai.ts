@@ -10,15 +10,16 @@ import { addRunCommands } from './run-commands';
 import { addStackCommands } from './stack-commands';
 import { join } from 'node:path';
 import { ROOT } from '../local/paths';
+import { commanderExitCode, usageErrorsAsOneLine } from './arguments';
 
 // The SDK warns on every run under Node 20 that its 2027 releases need Node 22; CAI's machines
 // run Node 20 today (the Lambdas run 22), so the warning would only bury the command's output.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-const program = new Command('cai')
-  .description('CAI: AstroMAE photometric-redshift inference over partitioned datasets')
-  .showHelpAfterError()
-  .exitOverride();
+const program = usageErrorsAsOneLine(
+  new Command('cai').description('CAI: AstroMAE photometric-redshift inference over partitioned datasets'),
+  'cai',
+);
 addDataCommands(program);
 addModelCommands(program);
 addRunCommands(program);
@@ -30,7 +31,7 @@ addStackCommands(program, join(ROOT, 'model', 'default.onnx'));
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof CommanderError) {
     // Commander has already printed its message (help, version, or what was wrong).
-    process.exitCode = error.exitCode;
+    process.exitCode = commanderExitCode(error);
     return;
   }
   process.stderr.write(`cai: ${describeError(error)}\n`);

@@ -8,6 +8,13 @@ import { synthesizeDataset } from '../functions/commons/partitions/synth';
 import { openTorchArchive, sharedSamples, summarizeTensor, type TensorSummary } from '../functions/commons/torch/archive';
 import { positiveInteger } from './arguments';
 import { progressLine } from './progress';
+import { checkFreeSpace, checkNotOverwritingInput } from './output-checks';
+import { IMAGE_ELEMENTS, BANDS } from '../functions/commons/partitions/reader';
+
+/** Bytes one labelled object takes in a partition: its image, magnitudes and label, in float32. */
+const OBJECT_BYTES = (IMAGE_ELEMENTS + BANDS + 1) * 4;
+/** ~1 TiB of galaxies: more is a typo, not a dataset. */
+export const MAX_SYNTH_SAMPLES = 50_000_000;
 
 const fmt = (v: number | null) => (v === null ? '-' : Number(v.toPrecision(6)).toString());
 
@@ -66,8 +73,12 @@ function printManifest(manifest: PartitionManifest, where: string): void {
 async function split(input: string, options: { size: string; out: string }): Promise<void> {
   const maxBytes = parseByteSize(options.size, '--size');
   const location = parseLocation(options.out);
-  const source = await openLocation(parseLocation(input));
+  const inputLocation = parseLocation(input);
+  checkNotOverwritingInput(location, inputLocation);
+  const source = await openLocation(inputLocation);
   try {
+    // The partitions hold what the input holds, with a little more framing.
+    checkFreeSpace(location, source.size, 'split');
     const manifest = await splitDataset(source, sinkFor(location), maxBytes, reportWrite('split'));
     printManifest(manifest, describeLocation(location));
   } finally {
@@ -80,9 +91,16 @@ async function synth(options: { samples: string; size: string; out: string; seed
   const seed = Number(options.seed);
   if (!/^\d+$/.test(options.seed) || seed > 0xffffffff) throw new UsageError(`--seed "${options.seed}" is not an integer in 0..4294967295`);
   const location = parseLocation(options.out);
+  const maxBytes = parseByteSize(options.size, '--size');
+  if (samples > MAX_SYNTH_SAMPLES) {
+    throw new UsageError(
+      `--samples ${samples} is more than the ${MAX_SYNTH_SAMPLES} galaxies synth writes (${formatBytes(MAX_SYNTH_SAMPLES * OBJECT_BYTES)})`,
+    );
+  }
+  checkFreeSpace(location, samples * OBJECT_BYTES, `--samples ${samples}`);
   const manifest = await synthesizeDataset({
     samples,
-    maxBytes: parseByteSize(options.size, '--size'),
+    maxBytes,
     seed,
     sink: sinkFor(location),
     onProgress: reportWrite('synth'),

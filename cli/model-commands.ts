@@ -7,17 +7,22 @@ import { loadRedshiftModel, predictPartition } from '../functions/commons/model/
 import { describeLocation, openLocation, parseLocation } from '../functions/commons/partitions/locations';
 import { openTorchPartition } from '../functions/commons/partitions/reader';
 import { predictionsCsv } from '../functions/commons/model/predictions';
-import { positiveInteger } from './arguments';
+import { positiveInteger, threadsOption } from './arguments';
 import { progressLine } from './progress';
+import { checkOutputFile } from './output-checks';
 
 /** The committed quick-start model (model/README.md), beside dist/ in the package. */
 export const DEFAULT_MODEL = join(ROOT, 'model', 'default.onnx');
 
+/** Stored records hold null where JSON could not hold a number: never let one break the report. */
+export const fixed = (value: number | null | undefined, digits: number) => (typeof value === 'number' ? value.toFixed(digits) : '-');
+
 export function formatAccuracy(a: Accuracy): string {
+  const excluded = a.excluded ? ` (${a.excluded} more left out: non-finite prediction or label)` : '';
   return [
-    `accuracy over ${a.samples} labelled objects:`,
-    `  MAE ${a.mae.toFixed(4)}   MSE ${a.mse.toFixed(5)}   bias ${a.bias.toFixed(4)}   ` +
-      `precision (NMAD) ${a.precision.toFixed(4)}   R² ${a.r2.toFixed(3)}   outliers ${(100 * a.outlierFraction).toFixed(2)}%`,
+    `accuracy over ${a.samples} labelled objects${excluded}:`,
+    `  MAE ${fixed(a.mae, 4)}   MSE ${fixed(a.mse, 5)}   bias ${fixed(a.bias, 4)}   ` +
+      `precision (NMAD) ${fixed(a.precision, 4)}   R² ${fixed(a.r2, 3)}   outliers ${fixed(100 * a.outlierFraction, 2)}%`,
   ].join('\n');
 }
 
@@ -26,8 +31,9 @@ async function predict(
   options: { model: string; out: string; batchSize: string; threads: string; json?: boolean },
 ): Promise<void> {
   const batchSize = positiveInteger(options.batchSize, '--batch-size');
-  const threads = positiveInteger(options.threads, '--threads');
+  const threads = threadsOption(options.threads);
   const location = parseLocation(partition);
+  checkOutputFile(options.out, '--out', [location, { kind: 'file', path: options.model }]);
   const model = await loadRedshiftModel(options.model, { intraOpThreads: threads });
   const reader = await openTorchPartition(await openLocation(location));
   const key = location.kind === 'file' ? basename(location.path) : location.key;
@@ -43,10 +49,21 @@ async function predict(
     const lines = [
       `${reader.samples} predictions from ${options.model} written to ${options.out} ` +
         `(${seconds.toFixed(2)} s, ${(reader.samples / seconds).toFixed(0)} objects/s, ${threads} thread${threads > 1 ? 's' : ''})`,
-      accuracy ? formatAccuracy(accuracy) : 'the partition has no redshift labels: no accuracy to report',
+      accuracy
+        ? formatAccuracy(accuracy)
+        : reader.samples === 0
+          ? 'the partition holds no objects: no accuracy to report'
+          : result.redshift
+            ? 'no object has both a finite prediction and a finite label: no accuracy to report'
+            : 'the partition has no redshift labels: no accuracy to report',
     ];
+    if (result.nonFinite) {
+      lines.push(
+        `${result.nonFinite} object${result.nonFinite === 1 ? '' : 's'} with a non-finite input value (NaN or infinity): predicted NaN`,
+      );
+    }
     if (options.json) {
-      lines.push(JSON.stringify({ samples: reader.samples, seconds, out: options.out, accuracy }));
+      lines.push(JSON.stringify({ samples: reader.samples, seconds, out: options.out, nonFinite: result.nonFinite, accuracy }));
     }
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {

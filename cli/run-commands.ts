@@ -29,6 +29,10 @@ async function withStore<T>(options: StoreOptions, use: (store: RunStore) => Pro
     return await use(
       new RunStore(createDynamoClient({ ...process.env, CAI_DYNAMODB_ENDPOINT: dynamo.endpoint, AWS_REGION: 'us-east-1' }), options.table),
     );
+  } catch (error) {
+    // A folder whose stack never got as far as its table, or another --table.
+    if ((error as Error).name !== 'ResourceNotFoundException') throw error;
+    throw new UsageError(`no runs table ${options.table} under ${resolve(options.dir)}: npm start makes one`, { cause: error });
   } finally {
     await dynamo.close();
   }
@@ -70,7 +74,8 @@ export function addRunCommands(program: Command): void {
         ? store.listByDataset(options.dataset.endsWith('/') ? options.dataset : `${options.dataset}/`, limit)
         : store.list(limit),
     );
-    const lines = list.length ? list.map(runLine) : ['no runs yet'];
+    const none = options.dataset ? `no runs of dataset ${options.dataset} (cai runs lists every run with its dataset)` : 'no runs yet';
+    const lines = list.length ? list.map(runLine) : [none];
     if (options.json) lines.push(JSON.stringify({ runs: list.map(brief) }));
     process.stdout.write(`${lines.join('\n')}\n`);
   });

@@ -1,7 +1,7 @@
 import type { RunRecord } from '../functions/commons/run/run-store';
-import { formatAccuracy } from './model-commands';
+import { fixed, formatAccuracy } from './model-commands';
 
-const usd = (v: number | undefined) => (v === undefined ? '-' : `$${v < 0.01 ? v.toExponential(2) : v.toFixed(4)}`);
+const usd = (v: number | null | undefined) => (typeof v !== 'number' ? '-' : `$${v < 0.01 ? v.toExponential(2) : v.toFixed(4)}`);
 
 /** One line per run, for `cai runs`. */
 export function runLine(run: RunRecord): string {
@@ -29,22 +29,22 @@ export function runReport(run: RunRecord): string {
   for (const w of run.warnings ?? []) lines.push(`  warning     ${w}`);
   if (run.partitions !== undefined) {
     lines.push(
-      `  partitions  ${run.partitions} in ${run.ranks} ranks; ${run.samples ?? 0} objects, ${run.predictions ?? 0} predictions, ` +
-        `${run.failedPartitions ?? 0} failed partitions`,
+      `  partitions  ${run.partitions} in ${run.ranks} ranks; ${run.samples ?? 0} objects, ${run.predictions ?? 0} predictions` +
+        `${run.nonFinitePredictions ? ` (${run.nonFinitePredictions} NaN)` : ''}, ${run.failedPartitions ?? 0} failed partitions`,
     );
   }
   if (run.timings) {
     const t = run.timings;
     lines.push(
-      `  time        ${t.wall_s?.toFixed(2)} s wall (run); slowest rank ${t.rank_wall_s_max?.toFixed(2)} s; ` +
-        `inference ${t.inference_s_sum?.toFixed(2)} s, download ${t.download_s_sum?.toFixed(2)} s, INIT ${t.init_s_sum?.toFixed(2)} s summed over ranks; ` +
-        `${t.cold_starts} cold starts; peak RSS ${t.peak_rss_mb_max?.toFixed(0)} MB`,
+      `  time        ${fixed(t.wall_s, 2)} s wall (run); slowest rank ${fixed(t.rank_wall_s_max, 2)} s; ` +
+        `inference ${fixed(t.inference_s_sum, 2)} s, download ${fixed(t.download_s_sum, 2)} s, INIT ${fixed(t.init_s_sum, 2)} s summed over ranks; ` +
+        `${t.cold_starts} cold starts; peak RSS ${fixed(t.peak_rss_mb_max, 0)} MB`,
     );
   }
   if (run.throughput) {
     lines.push(
-      `  throughput  ${run.throughput.samples_per_s_wall?.toFixed(0)} objects/s over the run, ` +
-        `${run.throughput.samples_per_s_per_rank?.toFixed(0)} objects/s per rank`,
+      `  throughput  ${fixed(run.throughput.samples_per_s_wall, 0)} objects/s over the run, ` +
+        `${fixed(run.throughput.samples_per_s_per_rank, 0)} objects/s per rank`,
     );
   }
   if (run.accuracy)
@@ -57,7 +57,7 @@ export function runReport(run: RunRecord): string {
     const c = run.cost;
     lines.push(
       `  cost        ${usd(c.totalUsd)} (${c.region}, ${c.architecture}): Lambda ${usd(c.lambda.computeUsd + c.lambda.requestsUsd)} ` +
-        `(${c.lambda.invocations} invocations, ${c.lambda.gbSeconds.toFixed(2)} GB-s), Step Functions ${usd(c.stepFunctions.usd)} ` +
+        `(${c.lambda.invocations} invocations, ${fixed(c.lambda.gbSeconds, 2)} GB-s), Step Functions ${usd(c.stepFunctions.usd)} ` +
         `(${c.stepFunctions.transitions} transitions), S3 ${usd(c.s3.usd)} (${c.s3.get} GET, ${c.s3.put} PUT, ${c.s3.list} LIST), ` +
         `DynamoDB ${usd(c.dynamodb.usd)}`,
       `              the prototype's formula (requests × duration × memory used × $0.00001667) would say ${usd(run.prototypeFormulaUsd)}`,

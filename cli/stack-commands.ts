@@ -14,7 +14,7 @@ import {
 } from '../local/served-stack';
 import { CONTROL_BUCKET, DATA_BUCKET, ensureBucket, LocalStack } from '../local/stack';
 import { parseParameterOverrides } from '../local/template';
-import { positiveInteger } from './arguments';
+import { workersOption } from './arguments';
 
 export interface ServeOptions {
   dir: string;
@@ -45,7 +45,7 @@ export async function serveStack(options: ServeOptions): Promise<void> {
   const stack = await new LocalStack({
     directory,
     modelPath: resolve(options.model),
-    workers: options.workers ? positiveInteger(options.workers, '--workers') : undefined,
+    workers: options.workers ? workersOption(options.workers) : undefined,
     parameterOverrides: parseParameterOverrides(options.parameterOverrides ?? ''),
   }).start();
   const s3 = createS3Client({ ...process.env, ...stack.env });

@@ -9,18 +9,20 @@
  * Prints progress, a readable summary, and as the very last line one JSON object:
  * {"runId", "status", "partitions", "samples", "predictions", "outputs", "report", "wall_s", "cost_usd"}.
  */
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { createS3Client } from '../functions/commons/aws/clients';
 import { describeError, UsageError } from '../functions/commons/errors';
 import type { InitializeOutcome } from '../functions/commons/run/initialize';
-import { folderOf } from '../functions/commons/run/plan';
+import type { Payload } from '../functions/commons/run/contracts';
+import { checkPayloadSize, parsePayloadJson, PayloadError } from '../functions/commons/run/payload';
+import { folderOf, listPartitions } from '../functions/commons/run/plan';
 import { sinkFor } from '../functions/commons/partitions/locations';
 import { synthesizeDataset } from '../functions/commons/partitions/synth';
 import type { RunRecord } from '../functions/commons/run/run-store';
-import { positiveInteger } from './arguments';
+import { commanderExitCode, usageErrorsAsOneLine, workersOption } from './arguments';
 import { progressLine } from './progress';
 import { runReport } from './run-format';
 import { writeReportFromFolder } from './report/html';
@@ -43,17 +45,53 @@ interface Options {
   parameterOverrides?: string;
 }
 
-const validBucket = (name: unknown): name is string => typeof name === 'string' && /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name);
+/** What an option names exists and is the kind of thing it must be, or a usage error saying so. */
+async function existing(path: string, option: string, kind: 'file' | 'folder') {
+  const found = await stat(path).catch(() => undefined);
+  if (!found) throw new UsageError(`${option} ${path}: no such ${kind}`);
+  if (kind === 'file' ? !found.isFile() : !found.isDirectory()) throw new UsageError(`${option} ${path} is not a ${kind}`);
+  return found;
+}
 
-/** The user's partitions, uploaded where their payload says the data is. */
-async function uploadPartitions(s3: S3Client, dir: string, payload: Record<string, unknown>): Promise<number> {
-  const { data_bucket: bucket, data_prefix: prefix } = payload;
-  if (!validBucket(bucket) || typeof prefix !== 'string') {
-    throw new UsageError('the payload needs a valid data_bucket and data_prefix to upload --partitions to');
+/**
+ * The user's payload, validated as the initializer will validate it, before anything is uploaded:
+ * its data_prefix says where --partitions go, so a bad one must stop here.
+ */
+async function readPayload(file: string): Promise<{ text: string; payload: Payload }> {
+  const { size } = await existing(file, '--payload', 'file');
+  try {
+    checkPayloadSize(size);
+    const text = await readFile(file, 'utf8');
+    return { text, payload: parsePayloadJson(text).payload };
+  } catch (error) {
+    if (!(error instanceof PayloadError)) throw error;
+    throw new UsageError(`${file}: ${error.errors.map((e) => `${e.field}: ${e.message}`).join('; ')}`, { cause: error });
   }
-  await ensureBucket(s3, bucket);
+}
+
+/** The files of --partitions that are uploaded: its .pt partitions and partitions.json. */
+async function partitionFiles(dir: string): Promise<string[]> {
+  await existing(dir, '--partitions', 'folder');
   const files = (await readdir(dir)).filter((f) => f.endsWith('.pt') || f === 'partitions.json');
   if (!files.some((f) => f.endsWith('.pt'))) throw new UsageError(`no .pt partitions in ${dir}`);
+  return files;
+}
+
+/** The user's partitions, uploaded where their payload says the data is. */
+async function uploadPartitions(s3: S3Client, dir: string, files: string[], payload: Payload): Promise<number> {
+  const { data_bucket: bucket, data_prefix: prefix } = payload;
+  await ensureBucket(s3, bucket);
+  // The run takes every partition under the prefix: ones an earlier upload left there, that the
+  // folder does not have, would be run too. Refused, never deleted (they may be someone's data).
+  const mine = new Set(files.map((f) => `${folderOf(prefix)}${f}`));
+  const others = (await listPartitions(s3, bucket, prefix)).filter((p) => !mine.has(p.key));
+  if (others.length) {
+    const named = others.slice(0, 3).map((p) => basename(p.key));
+    throw new UsageError(
+      `s3://${bucket}/${folderOf(prefix)} already holds ${others.length} partition${others.length === 1 ? '' : 's'} that ${dir} does not ` +
+        `(${named.join(', ')}${others.length > 3 ? ', …' : ''}), which the run would take too: give the payload another data_prefix`,
+    );
+  }
   const progress = progressLine('upload');
   let done = 0;
   for (const file of files) {
@@ -88,7 +126,7 @@ async function downloadOutputs(s3: S3Client, prefixUri: string, into: string): P
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const options = new Command('npm start')
+  const options = usageErrorsAsOneLine(new Command('npm start'), 'start')
     .option('--partitions <dir>', 'a folder of .pt partitions to run (with --payload)')
     .option('--payload <payload.json>', 'the payload to run (with --partitions)')
     .option('--model <file.onnx>', 'the model the inference Lambdas load', join(ROOT, 'model', 'default.onnx'))
@@ -99,7 +137,6 @@ export async function main(argv: string[]): Promise<number> {
       "template parameters over samconfig.toml's, as sam deploy takes them (ResultBucketNames=my-bucket)",
     )
     .option('--serve', 'keep the local stack running for the AWS CLI and SDKs, as cai stack up does')
-    .exitOverride()
     .parse(argv, { from: 'user' })
     .opts<Options>();
   if (options.serve) {
@@ -108,11 +145,15 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (Boolean(options.partitions) !== Boolean(options.payload)) throw new UsageError('--partitions and --payload go together');
   refuseIfServed(resolve(options.dir));
+  // Everything the user gave is checked before the stack starts: a typo costs no upload.
+  const user = options.payload ? await readPayload(options.payload) : undefined;
+  const files = options.partitions ? await partitionFiles(options.partitions) : [];
+  await existing(options.model, '--model', 'file');
   const started = Date.now();
   const stack = await new LocalStack({
     directory: resolve(options.dir),
     modelPath: resolve(options.model),
-    workers: options.workers ? positiveInteger(options.workers, '--workers') : undefined,
+    workers: options.workers ? workersOption(options.workers) : undefined,
     parameterOverrides: parseParameterOverrides(options.parameterOverrides ?? ''),
   }).start();
   try {
@@ -120,16 +161,10 @@ export async function main(argv: string[]): Promise<number> {
     await ensureBucket(s3, CONTROL_BUCKET);
     const name = `${options.payload ? basename(options.payload, '.json').replace(/[^A-Za-z0-9_-]/g, '-') : 'demo'}-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}`;
     let payloadText: string;
-    if (options.payload) {
-      payloadText = await readFile(options.payload, 'utf8');
-      let raw: Record<string, unknown> = {};
-      try {
-        raw = JSON.parse(payloadText);
-      } catch {
-        // The initializer records the error on the run.
-      }
-      if (validBucket(raw.bucket)) await ensureBucket(s3, raw.bucket);
-      await uploadPartitions(s3, options.partitions!, raw);
+    if (user) {
+      payloadText = user.text;
+      await ensureBucket(s3, user.payload.bucket);
+      await uploadPartitions(s3, options.partitions!, files, user.payload);
     } else {
       process.stderr.write(`start: synthesizing ${DEMO.samples} galaxies into s3://${DEMO.bucket}/${DEMO.prefix}/ …\n`);
       await synthesizeDemo(s3);
@@ -140,7 +175,14 @@ export async function main(argv: string[]): Promise<number> {
       );
     }
 
-    const initialized = new Promise<InitializeOutcome>((resolveOutcome) => stack.onInitialized((o) => o[0] && resolveOutcome(o[0])));
+    // An initializer that fails (S3 would retry it) must end npm start with its reason, not leave it waiting.
+    const initialized = new Promise<InitializeOutcome>((resolveOutcome, rejectOutcome) =>
+      stack.onInitialized(
+        (o) => o[0] && resolveOutcome(o[0]),
+        (error) => rejectOutcome(new Error(`the initializer failed: ${error.name}: ${error.message}`, { cause: error })),
+      ),
+    );
+    initialized.catch(() => {}); // awaited after the upload; never an unhandled rejection meanwhile
     const payloadKey = `runs/${name}/payload.json`;
     await s3.send(new PutObjectCommand({ Bucket: CONTROL_BUCKET, Key: payloadKey, Body: payloadText, ContentType: 'application/json' }));
     process.stderr.write(`start: uploaded s3://${CONTROL_BUCKET}/${payloadKey}\n`);
@@ -208,8 +250,7 @@ if (require.main === module) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (error: unknown) => {
-      const e = error as { code?: string; exitCode?: number };
-      if (e.code?.startsWith('commander.')) process.exit(e.exitCode ?? 2);
+      if (error instanceof CommanderError) process.exit(commanderExitCode(error));
       process.stderr.write(`start: ${describeError(error)}\n`);
       process.exit(error instanceof UsageError ? 2 : 1);
     },

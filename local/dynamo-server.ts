@@ -1,5 +1,8 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { basename, dirname } from 'node:path';
+import { UsageError } from '../functions/commons/errors';
+import { alive } from './served-stack';
 import { CreateTableCommand, DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { RUNS_TABLE_DEFINITION } from '../functions/commons/run/run-store';
 
@@ -11,18 +14,68 @@ export interface LocalDynamo {
   close(): Promise<void>;
 }
 
+interface Holder {
+  pid: number;
+  command: string;
+}
+
+/**
+ * One process at a time opens a database folder (LevelDB's own lock would only make the second
+ * one's requests fail with "Database is closed"): `<directory>.lock` names the holder. A lock left
+ * by a process that has ended is taken over.
+ */
+function lockDatabase(directory: string): () => void {
+  const file = `${directory}.lock`;
+  const me: Holder = { pid: process.pid, command: [basename(process.argv[1] ?? 'node'), ...process.argv.slice(2)].join(' ') };
+  for (;;) {
+    try {
+      const fd = openSync(file, 'wx');
+      writeSync(fd, JSON.stringify(me));
+      closeSync(fd);
+      return () => rmSync(file, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    let holder: Holder | undefined;
+    try {
+      holder = JSON.parse(readFileSync(file, 'utf8')) as Holder;
+    } catch {
+      // Half-written by a process that died between open and write: stale.
+    }
+    if (holder && holder.pid !== process.pid && alive(holder.pid)) {
+      throw new UsageError(
+        `${dirname(directory)} is in use by process ${holder.pid} (${holder.command}): wait for it to end, ` +
+          'serve the folder to both with cai stack up, or give another --dir',
+      );
+    }
+    rmSync(file, { force: true });
+  }
+}
+
 /** The embedded DynamoDB (dynalite), keeping its tables in `directory` between runs. */
 export async function startLocalDynamo(directory: string, port = 0): Promise<LocalDynamo> {
   mkdirSync(directory, { recursive: true });
+  const unlock = lockDatabase(directory);
   const server = dynalite({ path: directory, createTableMs: 0 });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve());
+    });
+  } catch (error) {
+    unlock();
+    throw error;
+  }
   const { port: bound } = server.address() as AddressInfo;
   return {
     endpoint: `http://127.0.0.1:${bound}`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) =>
+        server.close(() => {
+          unlock();
+          resolve();
+        }),
+      ),
   };
 }
 

@@ -1,6 +1,8 @@
 import crypto from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { resolve, sep } from 'node:path';
 import S3rver from 's3rver';
+import S3Error from 's3rver/lib/models/error';
 
 // s3rver encrypts ListObjectsV2 continuation tokens with single DES, which OpenSSL 3 keeps in its
 // legacy provider only: every list past the first 1,000 keys failed with InternalError. The token
@@ -38,6 +40,27 @@ export async function startLocalS3(directory: string, buckets: string[] = [], po
     configureBuckets: buckets.map((name) => ({ name })),
     vhostBuckets: false,
   });
+  confineToDirectory(server, resolve(directory));
   const { address, port: bound } = await server.run();
   return { endpoint: `http://${address}:${bound}`, server, close: () => server.close() };
+}
+
+/**
+ * s3rver maps a key to a path under its folder (bucket/a/b → <dir>/bucket/a/b._S3rver_object), so a
+ * key of ../../x would be written outside it. S3 takes such a key as a name like any other; this
+ * server cannot store it safely, so it refuses it (400 InvalidArgument) rather than escape.
+ */
+function confineToDirectory(server: S3rver, root: string): void {
+  const store = server.store;
+  const inside = (path: string, bucket: string) => {
+    const folder = resolve(root, bucket);
+    if (!folder.startsWith(root + sep) || !(resolve(path) === folder || resolve(path).startsWith(folder + sep))) {
+      throw new S3Error('InvalidArgument', `the local S3 refuses a bucket or key that resolves outside its folder (${bucket})`);
+    }
+    return path;
+  };
+  const getBucketPath = store.getBucketPath.bind(store);
+  const getResourcePath = store.getResourcePath.bind(store);
+  store.getBucketPath = (bucket) => inside(getBucketPath(bucket), bucket);
+  store.getResourcePath = (bucket, key, resource) => inside(getResourcePath(bucket, key, resource), bucket);
 }

@@ -12,7 +12,18 @@ declare module 's3rver' {
   }
   export default class S3rver extends EventEmitter {
     constructor(options?: S3rverOptions);
+    /** The filesystem store behind the server (lib/stores/filesystem.js). */
+    store: {
+      getBucketPath(bucket: string): string;
+      getResourcePath(bucket: string, key?: string, resource?: string): string;
+    };
     run(): Promise<{ address: string; port: number }>;
     close(): Promise<void>;
+  }
+}
+
+declare module 's3rver/lib/models/error' {
+  export default class S3Error extends Error {
+    constructor(code: string, message: string, detail?: Record<string, string>);
   }
 }

@@ -86,6 +86,7 @@ export class LocalStack {
   env: Record<string, string> = {};
   runs!: RunStore;
   private readonly listeners: ((outcomes: InitializeOutcome[]) => void)[] = [];
+  private readonly failureListeners: ((error: Error) => void)[] = [];
   /** Invocations in flight that no caller awaits: notifications and status-rule events. */
   private readonly pending = new Set<Promise<unknown>>();
 
@@ -97,8 +98,9 @@ export class LocalStack {
   constructor(readonly options: LocalStackOptions) {}
 
   /** Outcomes of each initializer invocation, as uploads of payload.json fire it. */
-  onInitialized(listener: (outcomes: InitializeOutcome[]) => void): void {
+  onInitialized(listener: (outcomes: InitializeOutcome[]) => void, onFailure?: (error: Error) => void): void {
     this.listeners.push(listener);
+    if (onFailure) this.failureListeners.push(onFailure);
   }
 
   async start(): Promise<this> {
@@ -106,11 +108,10 @@ export class LocalStack {
     const table = this.options.table ?? DEFAULT_TABLE;
     const workers = this.options.workers ?? cpus().length;
     const { attach } = this.options;
+    // The database first: it locks the folder, so a second process on it stops before it opens anything.
+    if (!attach) this.dynamo = await startLocalDynamo(join(directory, 'dynamodb'));
     this.artifacts = await buildArtifacts({ model: this.options.modelPath });
-    if (!attach) {
-      this.s3 = await startLocalS3(join(directory, 's3'));
-      this.dynamo = await startLocalDynamo(join(directory, 'dynamodb'));
-    }
+    if (!attach) this.s3 = await startLocalS3(join(directory, 's3'));
     // How the functions reach the local stack instead of AWS (their only settings not from template.yaml).
     this.env = {
       CAI_S3_ENDPOINT: attach?.s3 ?? this.s3.endpoint,
@@ -212,12 +213,20 @@ export class LocalStack {
     this.s3.server.on('event', (event: { Records: { eventName: string; s3: { object: { key: string } } }[] }) => {
       const record = event.Records[0];
       if (!record.eventName.startsWith('ObjectCreated') || !record.s3.object.key.endsWith('payload.json')) return;
+      // s3rver puts the key in the event as written; S3 URL-encodes it (space as +), and the
+      // initializer decodes it as it must on AWS.
+      const delivered = structuredClone(event);
+      for (const r of delivered.Records) r.s3.object.key = s3EventKey(r.s3.object.key);
       this.background(
-        invokeAsync(initializer, event).then(
+        invokeAsync(initializer, delivered).then(
           (outcomes) => {
             for (const listener of this.listeners) listener(outcomes as InitializeOutcome[]);
           },
-          (error: Error) => process.stderr.write(`local stack: initializer failed: ${error.name}: ${error.message}\n`),
+          (error: Error) => {
+            if (this.failureListeners.length === 0)
+              process.stderr.write(`local stack: initializer failed: ${error.name}: ${error.message}\n`);
+            for (const listener of this.failureListeners) listener(error);
+          },
         ),
       );
     });
@@ -246,3 +255,10 @@ export class LocalStack {
     return { initializer: initializer.reports, inference: inference.reports, summarizer: summarizer.reports };
   }
 }
+
+/** A key as S3 writes it into an event notification: URL-encoded, a space as +, slashes kept. */
+export const s3EventKey = (key: string) =>
+  key
+    .split('/')
+    .map((segment) => encodeURIComponent(segment).replace(/%20/g, '+'))
+    .join('/');

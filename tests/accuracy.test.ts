@@ -27,7 +27,7 @@ test('accuracy metrics follow their definitions', () => {
 
 test('a perfect prediction scores perfectly', () => {
   const z = Float32Array.from([0.05, 0.1, 0.7]);
-  expect(redshiftAccuracy(z, z)).toEqual({ samples: 3, mae: 0, mse: 0, bias: 0, precision: 0, r2: 1, outlierFraction: 0 });
+  expect(redshiftAccuracy(z, z)).toEqual({ samples: 3, excluded: 0, mae: 0, mse: 0, bias: 0, precision: 0, r2: 1, outlierFraction: 0 });
 });
 
 test('predictions CSV: one row per object, float32 values that read back exactly', () => {
@@ -58,8 +58,33 @@ test('accuracy merged from partial statistics matches the exact one: sums exactl
   }
   const fromSums = accuracyFromSums(merged)!;
   for (const key of ['samples', 'mae', 'mse', 'bias', 'outlierFraction'] as const) expect(fromSums[key]).toBeCloseTo(exact[key], 12);
-  expect(fromSums.r2).toBeCloseTo(exact.r2, 9);
+  expect(fromSums.r2!).toBeCloseTo(exact.r2!, 9);
   expect(Math.abs(fromSums.precision / exact.precision - 1)).toBeLessThanOrEqual(SKETCH_RELATIVE_ERROR + 1e-4);
   expect(Object.keys(merged!.buckets).length).toBeLessThan(2000); // what a rank result carries stays small
   expect(accuracyFromSums(null)).toBeNull();
+});
+
+test('non-finite predictions and labels are left out of the accuracy and counted; R² of no spread is null, not NaN', () => {
+  const z = [0.1, 0.2, NaN, 1.0, 0.5];
+  const zHat = [0.1, 0.26, 0.3, 1.4, Infinity];
+  const a = redshiftAccuracy(zHat, z)!;
+  expect(a).toEqual({ ...redshiftAccuracy([0.1, 0.26, 1.4], [0.1, 0.2, 1.0])!, excluded: 2 });
+  expect(a.samples).toBe(3);
+  const fromSums = accuracyFromSums(
+    mergeAccuracySums(accuracySums(zHat.slice(0, 2), z.slice(0, 2)), accuracySums(zHat.slice(2), z.slice(2))),
+  )!;
+  expect([fromSums.samples, fromSums.excluded]).toEqual([3, 2]);
+  expect(fromSums.mae).toBeCloseTo(a.mae, 12);
+  // Nothing finite: no accuracy, from either path; a single object: R² undefined, stored as null.
+  expect(redshiftAccuracy([NaN, 1], [0.1, NaN])).toBeNull();
+  expect(accuracyFromSums(accuracySums([NaN], [0.1]))).toBeNull();
+  expect(redshiftAccuracy([0.3], [0.1])!.r2).toBeNull();
+  expect(accuracyFromSums(accuracySums([0.3], [0.1]))!.r2).toBeNull();
+  expect(redshiftAccuracy([0.3, 0.2], [0.1, 0.1])!.r2).toBeNull();
+});
+
+test('a NaN prediction is written as NaN in the CSV', () => {
+  expect(predictionsCsv('p.pt', Float32Array.from([NaN, 0.5]), Float32Array.from([0.1, 0.2]))).toBe(
+    'partition,row,redshift_pred,redshift_true\np.pt,0,NaN,0.1\np.pt,1,0.5,0.2\n',
+  );
 });

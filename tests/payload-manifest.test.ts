@@ -50,7 +50,7 @@ describe('payload.json', () => {
       'data_bucket',
       'result_path',
     ]);
-    expect(errorsOf([1, 2])).toEqual([{ field: '(payload)', message: 'must be a JSON object' }]);
+    expect(errorsOf([1, 2])).toEqual([{ field: '(payload)', message: 'must be a JSON object, not an array' }]);
     expect(() => parsePayloadJson('{"bucket": ')).toThrow(/payload\.json: \(payload\): is not valid JSON/);
   });
 

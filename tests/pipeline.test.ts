@@ -9,6 +9,9 @@ import { runIdFor } from '../functions/commons/run/initialize';
 import { LambdaError } from '../local/lambda-runtime';
 import { ROOT } from './helpers/python';
 import { testStack } from './helpers/stack';
+import { writeTestPartition } from './helpers/partitions';
+import { IMAGE_ELEMENTS } from '../functions/commons/partitions/reader';
+import { runReport } from '../cli/run-format';
 
 const work = mkdtempSync(join(tmpdir(), 'cai-pipeline-'));
 let t: Awaited<ReturnType<typeof testStack>>;
@@ -35,7 +38,7 @@ const payload = (prefix: string, extra: Record<string, unknown> = {}) => ({
 
 beforeAll(async () => {
   // The prototype's payload writes its outputs to its own bucket: the stack must allow it, as on AWS.
-  t = await testStack(join(work, 'stack'), { ResultBucketNames: 'cosmicai-data' });
+  t = await testStack(join(work, 'stack'), { ResultBucketNames: 'cosmicai-data,never-created' });
 });
 afterAll(() => t?.stack.close());
 afterEach(() => {
@@ -81,6 +84,31 @@ test('a corrupt partition is recorded as failed and the others still give result
   expect(record.failures).toEqual([{ partition: 'corrupt/3.pt', rank: 2, error: expect.stringMatching(/truncated/) }]);
 });
 
+test('NaN in a partition: that object is predicted NaN and flagged, the accuracy is over the rest, the run reads back', async () => {
+  await t.bucket('survey');
+  const file = join(work, 'nan.pt');
+  writeTestPartition(file, 30, { edit: (x) => void (x.images[5 * IMAGE_ELEMENTS + 17] = NaN) });
+  await t.s3.send(new PutObjectCommand({ Bucket: 'survey', Key: 'nan/1.pt', Body: readFileSync(file) }));
+  const { outcome, record } = await t.run('nan', payload('nan'));
+  expect(record).toMatchObject({ status: 'SUCCEEDED', samples: 30, predictions: 30, nonFinitePredictions: 1 });
+  expect(record.accuracy).toMatchObject({ samples: 29, excluded: 1, mae: expect.any(Number), r2: expect.any(Number) });
+  expect(record.warnings).toEqual([
+    '1 object with a non-finite input value (NaN or infinity): predicted NaN',
+    '1 object left out of the accuracy: a non-finite prediction or label (accuracy.excluded)',
+  ]);
+  const csv = await t.readText('cai-control', `results/nan/${outcome.runId}/predictions/0.csv`);
+  expect(csv.split('\n').filter((l) => l.split(',')[2] === 'NaN')).toEqual([expect.stringMatching(/^nan\/1\.pt,5,NaN,/)]);
+  const report = runReport(record);
+  expect(report).toMatch(/30 objects, 30 predictions \(1 NaN\), 0 failed partitions/);
+  expect(report).toMatch(/accuracy over 29 labelled objects \(1 more left out: non-finite prediction or label\):\n {4}MAE \d/);
+  // One galaxy alone: R² is undefined, stored as null, and the report still reads.
+  writeTestPartition(file, 1, { seed: 3 });
+  await t.s3.send(new PutObjectCommand({ Bucket: 'survey', Key: 'one/1.pt', Body: readFileSync(file) }));
+  const one = await t.run('one', payload('one'));
+  expect(one.record).toMatchObject({ status: 'SUCCEEDED', samples: 1, accuracy: { samples: 1, excluded: 0, r2: null } });
+  expect(runReport(one.record)).toMatch(/R² - {3}outliers/);
+});
+
 test('a partition that disappears before its rank runs is recorded as failed', async () => {
   await dataset('survey', 'missing', 3);
   t.stack.functions.inference.intercept = async (event) => {
@@ -107,6 +135,24 @@ test('a payload with errors is recorded with each field named, and nothing start
   expect(notJson.record).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/is not valid JSON/) });
   const empty = await t.run('empty-prefix', payload('no-such-prefix'));
   expect(empty.record).toMatchObject({ status: 'FAILED', error: 'no partitions (*.pt) under s3://survey/no-such-prefix/' });
+});
+
+test('an oversized payload is refused by its size, unread and unstored; a bucket that does not exist is named', async () => {
+  const huge = await t.run('huge', { ...payload('nowhere'), script: 'x'.repeat(1 << 20) });
+  expect(huge.outcome.outcome).toBe('REJECTED');
+  expect(huge.record).toMatchObject({
+    status: 'FAILED',
+    payload: '(not stored: 1048707 bytes)',
+    error: 'payload.json: (payload): is 1048707 bytes; a payload.json is at most 65536 bytes',
+  });
+  await dataset('survey', 'homeless', 1);
+  const homeless = await t.run('homeless', { ...payload('homeless'), bucket: 'never-created' });
+  expect(homeless.record).toMatchObject({
+    status: 'FAILED',
+    error: expect.stringMatching(
+      /^could not start the run: cannot write s3:\/\/never-created\/results\/homeless\/.+\/manifest\.json: NoSuchBucket: /,
+    ),
+  });
 });
 
 test('an inference crash mid-run is retried, then recorded, with every partition accounted for', async () => {
@@ -150,6 +196,27 @@ test('the same payload.json event delivered twice makes one run', async () => {
   expect((await t.stack.runs.list()).filter((r) => r.runId === outcome.runId)).toHaveLength(1);
 });
 
+test('S3 events with odd keys: spaces, + and unicode arrive encoded and are decoded; a deleted payload is recorded, not retried for ever', async () => {
+  await dataset('survey', 'odd', 1);
+  const events: { Records: { s3: { object: { key: string; sequencer?: string } } }[] }[] = [];
+  const capture = (event: (typeof events)[number]) => events.push(event);
+  t.stack.s3.server.on('event', capture);
+  const odd = await t.run('ünï côdé + run', payload('odd'));
+  t.stack.s3.server.off('event', capture);
+  expect(odd.record).toMatchObject({ status: 'SUCCEEDED', payloadUri: 's3://cai-control/runs/ünï côdé + run/payload.json' });
+  for (const key of ['runs/never uploaded/payload.json', 'runs/100%+gone/payload.json']) {
+    const event = structuredClone(events[0]);
+    event.Records[0].s3.object.key = key;
+    event.Records[0].s3.object.sequencer = `${key}-1`;
+    const before = t.outcomes.length;
+    t.stack.s3.server.emit('event', event);
+    while (t.outcomes.length === before) await new Promise((r) => setTimeout(r, 20));
+    const outcome = t.outcomes[t.outcomes.length - 1];
+    expect(outcome).toMatchObject({ outcome: 'REJECTED', error: `cannot read s3://cai-control/${key}: it does not exist` });
+    expect(await t.stack.runs.get(outcome.runId)).toMatchObject({ status: 'FAILED' });
+  }
+});
+
 test('a re-run of the same payload is a new run that reads and writes only its own files', async () => {
   await dataset('survey', 'rerun', 4);
   const first = await t.run('rerun', payload('rerun', { world_size: 4 }));
@@ -173,7 +240,7 @@ test('a payload whose outputs go to a bucket the functions may not write is refu
     {
       field: 'bucket',
       message:
-        "the functions may write only to cai-control, cosmicai-data; add someone-elses-bucket to the template's ResultBucketNames (samconfig.toml parameter_overrides) to write there",
+        "the functions may write only to cai-control, cosmicai-data, never-created; add someone-elses-bucket to the template's ResultBucketNames (samconfig.toml parameter_overrides) to write there",
     },
   ]);
 });

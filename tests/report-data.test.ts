@@ -100,7 +100,7 @@ describe('the timeline', () => {
 
 describe('buildReport', () => {
   const histograms = redshiftHistograms([0.1, 0.2, 0.15], [0.11, 0.18, 0.3]);
-  const accuracy = { samples: 3, mae: 0.05, mse: 0.004, bias: -0.01, precision: 0.02, r2: 0.5, outlierFraction: 0 };
+  const accuracy = { samples: 3, excluded: 0, mae: 0.05, mse: 0.004, bias: -0.01, precision: 0.02, r2: 0.5, outlierFraction: 0 };
 
   test('a labelled run: accuracy table, ẑ-vs-z and residual plots, predicted histogram, timeline', async () => {
     const html = await buildReport({ run: { ...run(2), accuracy }, histograms, ranks: [rank(0, 1, true), rank(1, 2, false)] });

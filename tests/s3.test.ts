@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand, paginateListObjectsV2 } from '@aws-sdk/client-s3';
@@ -77,4 +77,21 @@ test('the embedded S3 lists any number of keys, 1,000 a page as S3 does', async 
   const partitions = await listPartitions(client, 'survey', 'many');
   expect(partitions).toHaveLength(2100);
   expect(partitions[2099].key).toBe('many/2100.pt'); // natural order across pages
+});
+
+test('the embedded S3 refuses keys that resolve outside its folder, and writes nothing there', async () => {
+  const client = createS3Client({ ...process.env, CAI_S3_ENDPOINT: s3.endpoint });
+  // From <work>/s3/survey these would land in <work>/s3, <work> and <work>/s3/survey2.
+  for (const key of ['../escaped.pt', '../../escaped/1.pt', 'a/../../survey2/x.pt']) {
+    await expect(client.send(new PutObjectCommand({ Bucket: 'survey', Key: key, Body: 'x' }))).rejects.toMatchObject({
+      name: 'InvalidArgument',
+      message: 'the local S3 refuses a bucket or key that resolves outside its folder (survey)',
+    });
+  }
+  expect(readdirSync(work)).not.toContain('escaped');
+  expect(readdirSync(join(work, 's3')).filter((d) => d.startsWith('escaped') || d === 'survey2')).toEqual([]);
+  // A key that only looks odd stays inside and reads back.
+  await client.send(new PutObjectCommand({ Bucket: 'survey', Key: 'odd/..x/ünï cödé.pt', Body: 'y' }));
+  const back = await client.send(new GetObjectCommand({ Bucket: 'survey', Key: 'odd/..x/ünï cödé.pt' }));
+  expect(await back.Body!.transformToString()).toBe('y');
 });

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cai } from './helpers/cli';
@@ -86,11 +86,48 @@ test("npm start with the user's partitions and payload; cai runs lists both runs
   expect(runs[0].startedAt > runs[1].startedAt).toBe(true);
   const byDataset = await cai(['runs', '--dir', state, '--dataset', 'my-data/survey/v1', '--json']);
   expect(byDataset.json<{ runs: { runId: string }[] }>().runs.map((r) => r.runId)).toEqual([run.last.runId]);
+  const noMatch = await cai(['runs', '--dir', state, '--dataset', 'my-data/survey/v2']);
+  expect([noMatch.status, noMatch.stdout]).toEqual([
+    0,
+    'no runs of dataset my-data/survey/v2 (cai runs lists every run with its dataset)\n',
+  ]);
 
   const show = await cai(['runs', 'show', String(run.last.runId), '--dir', state]);
   expect(show.stdout).toMatch(/partitions {2}6 in 2 ranks; 600 objects, 600 predictions, 0 failed partitions/);
   expect(show.stdout).toMatch(/cost {8}\$.* Lambda .* Step Functions .* S3 .* DynamoDB/);
   expect(show.stdout).toMatch(/the prototype's formula/);
+});
+
+test('a re-run on the same result_path with a file that is not a model fails on its own, never showing the earlier run', async () => {
+  const parts = join(work, 'parts');
+  const payload = join(work, 'mine.json');
+  const notModel = join(work, 'not-a-model.onnx');
+  writeFileSync(notModel, 'not a model');
+  const run = await start([
+    '--partitions',
+    parts,
+    '--payload',
+    payload,
+    '--model',
+    notModel,
+    '--parameter-overrides',
+    'ResultBucketNames=my-results',
+  ]);
+  expect(run.status).toBe(1);
+  // Before runs were isolated this said SUCCEEDED with the first run's 600 predictions.
+  expect(run.last).toMatchObject({ status: 'FAILED', partitions: 6, samples: 0, predictions: 0 });
+  expect(run.stdout).toMatch(/ModelError: cannot load model .*Protobuf parsing failed/);
+  expect(readdirSync(String(run.last.outputs))).not.toContain('predictions');
+
+  // A folder with fewer partitions than the prefix already holds would run the others too: refused.
+  const fewer = join(work, 'fewer');
+  mkdirSync(fewer);
+  copyFileSync(join(parts, '1.pt'), join(fewer, '1.pt'));
+  const refused = await start(['--partitions', fewer, '--payload', payload, '--parameter-overrides', 'ResultBucketNames=my-results']);
+  expect([refused.status, refused.stderr.trim().split('\n').pop()]).toEqual([
+    2,
+    `start: s3://my-data/survey/v1/ already holds 5 partitions that ${fewer} does not (2.pt, 3.pt, 4.pt, …), which the run would take too: give the payload another data_prefix`,
+  ]);
 });
 
 test('npm start refuses half its options with a reason', async () => {

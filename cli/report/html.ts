@@ -46,12 +46,13 @@ export async function buildReport({ run, histograms, ranks }: ReportInput): Prom
     const joint = histograms?.joint;
     const residual = histograms?.residual;
     sections.push(
-      `<section id="accuracy"><h2>Accuracy (${accuracy.samples.toLocaleString('en-US')} labelled objects)</h2>` +
+      `<section id="accuracy"><h2>Accuracy (${accuracy.samples.toLocaleString('en-US')} labelled objects` +
+        `${accuracy.excluded ? `; ${accuracy.excluded.toLocaleString('en-US')} with a non-finite value left out` : ''})</h2>` +
         table([
           ['MAE', num(accuracy.mae)],
           ['bias ⟨Δz/(1+z)⟩', num(accuracy.bias)],
           ['NMAD (1.48 · median |Δz|/(1+z))', num(accuracy.precision)],
-          ['R²', num(accuracy.r2)],
+          ['R²', accuracy.r2 === null ? 'undefined (the labels have no spread)' : num(accuracy.r2)],
           [`outlier fraction (|Δz|/(1+z) > ${OUTLIER_THRESHOLD})`, num(accuracy.outlierFraction)],
           ...(joint ? ([['outside the plotted range', `${joint.outside.toLocaleString('en-US')} objects`]] as [string, string][]) : []),
         ]) +

@@ -30,7 +30,12 @@ export function describeError(error: unknown): string {
   if (error instanceof Error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return `no such file: ${(error as NodeJS.ErrnoException).path ?? error.message}`;
-    if (code === 'EISDIR') return `is a directory, not a file: ${(error as NodeJS.ErrnoException).path ?? ''}`;
+    if (code === 'EISDIR')
+      return `is a directory, not a file${(error as NodeJS.ErrnoException).path ? `: ${(error as NodeJS.ErrnoException).path}` : ''}`;
+    if (code === 'ENOTDIR' || code === 'EEXIST')
+      return `a file stands where a folder is needed: ${(error as NodeJS.ErrnoException).path ?? error.message}`;
+    if (code === 'EACCES' || code === 'EPERM') return `permission denied: ${(error as NodeJS.ErrnoException).path ?? error.message}`;
+    if (code === 'ENOSPC') return `no space left on the device writing ${(error as NodeJS.ErrnoException).path ?? ''}`.trim();
     return `${error.name}: ${error.message}`;
   }
   return String(error);

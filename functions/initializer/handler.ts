@@ -16,6 +16,15 @@ const rankLimits =
 const writableBuckets = config.CONTROL_BUCKET ? [config.CONTROL_BUCKET, ...config.RESULT_BUCKETS] : undefined;
 markInitDone();
 
+/** S3 event keys are URL-encoded, with + for spaces; a malformed escape (a hand-made event) is taken as written. */
+function eventKey(encoded: string): string {
+  try {
+    return decodeURIComponent(encoded.replace(/\+/g, ' '));
+  } catch {
+    return encoded;
+  }
+}
+
 const OUTCOME_METRIC = { STARTED: 'RunsStarted', REJECTED: 'RunsRejected', DUPLICATE: 'DuplicateEvents' } as const;
 
 /** S3 ObjectCreated (suffix payload.json) → one run per uploaded payload. */
@@ -24,8 +33,7 @@ export const handler = lambdaHandler(async (event: S3Event): Promise<InitializeO
   const before = requestCounts();
   const outcomes: InitializeOutcome[] = [];
   for (const record of event.Records ?? []) {
-    // S3 event keys are URL-encoded, with + for spaces.
-    const key = decodeURIComponent(record.s3.object.key.replace(/\+/g, ' '));
+    const key = eventKey(record.s3.object.key);
     if (!key.endsWith('payload.json')) continue;
     const outcome = await initializeRun(
       { bucket: record.s3.bucket.name, key, sequencer: record.s3.object.sequencer, etag: record.s3.object.eTag },

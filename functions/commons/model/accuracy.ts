@@ -2,51 +2,64 @@
  * Photometric-redshift accuracy, as astronomers quote it. With Δ = ẑ − z:
  * MAE = mean|Δ|, MSE = mean Δ², bias = mean(Δ/(1+z)), precision = 1.48 · median|Δ/(1+z)| (the
  * NMAD), R² = 1 − Σ Δ² / Σ (z − z̄)², and the outlier fraction, |Δ|/(1+z) > 0.15.
+ *
+ * Over the objects whose prediction and label are both finite: an object with a non-finite input
+ * value has a NaN prediction (model/session), and it is counted in `excluded`, never averaged in.
  */
 export interface Accuracy {
+  /** Labelled objects the metrics are over (finite prediction and label). */
   samples: number;
+  /** Labelled objects left out: their prediction or their label is not finite. */
+  excluded: number;
   mae: number;
   mse: number;
   bias: number;
   precision: number;
-  r2: number;
+  /** null when the labels have no spread (one object, or all equal): R² is undefined. */
+  r2: number | null;
   outlierFraction: number;
 }
+
+/** Both finite: the pair counts towards the accuracy. */
+const counted = (predicted: number, truth: number) => Number.isFinite(predicted) && Number.isFinite(truth);
 
 export const OUTLIER_THRESHOLD = 0.15;
 
 export function redshiftAccuracy(predicted: ArrayLike<number>, truth: ArrayLike<number>): Accuracy | null {
-  const n = Math.min(predicted.length, truth.length);
-  if (n === 0) return null;
+  const length = Math.min(predicted.length, truth.length);
+  let n = 0;
   let absSum = 0;
   let sqSum = 0;
   let biasSum = 0;
   let outliers = 0;
   let zSum = 0;
-  const scaled = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
+  const scaled = new Float64Array(length);
+  for (let i = 0; i < length; i++) {
     const z = truth[i];
+    if (!counted(predicted[i], z)) continue;
     const d = predicted[i] - z;
     const s = d / (1 + z);
     absSum += Math.abs(d);
     sqSum += d * d;
     biasSum += s;
-    scaled[i] = Math.abs(s);
+    scaled[n++] = Math.abs(s);
     if (Math.abs(s) > OUTLIER_THRESHOLD) outliers++;
     zSum += z;
   }
+  if (n === 0) return null;
   const zMean = zSum / n;
   let total = 0;
-  for (let i = 0; i < n; i++) total += (truth[i] - zMean) ** 2;
-  scaled.sort();
-  const median = n % 2 ? scaled[(n - 1) / 2] : (scaled[n / 2 - 1] + scaled[n / 2]) / 2;
+  for (let i = 0; i < length; i++) if (counted(predicted[i], truth[i])) total += (truth[i] - zMean) ** 2;
+  const sorted = scaled.subarray(0, n).sort();
+  const median = n % 2 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
   return {
     samples: n,
+    excluded: length - n,
     mae: absSum / n,
     mse: sqSum / n,
     bias: biasSum / n,
     precision: 1.48 * median,
-    r2: total > 0 ? 1 - sqSum / total : NaN,
+    r2: total > 0 ? 1 - sqSum / total : null,
     outlierFraction: outliers / n,
   };
 }
@@ -64,6 +77,8 @@ const LOG_GAMMA = Math.log(GAMMA);
 
 export interface AccuracySums {
   n: number;
+  /** Labelled objects left out (non-finite prediction or label); absent in ranks written before it existed. */
+  excluded?: number;
   absSum: number;
   sqSum: number;
   biasSum: number;
@@ -77,11 +92,16 @@ export interface AccuracySums {
 }
 
 export function accuracySums(predicted: ArrayLike<number>, truth: ArrayLike<number>): AccuracySums | null {
-  const n = Math.min(predicted.length, truth.length);
-  if (n === 0) return null;
-  const sums: AccuracySums = { n, absSum: 0, sqSum: 0, biasSum: 0, zSum: 0, zSqSum: 0, outliers: 0, zeros: 0, buckets: {} };
-  for (let i = 0; i < n; i++) {
+  const length = Math.min(predicted.length, truth.length);
+  if (length === 0) return null;
+  const sums: AccuracySums = { n: 0, excluded: 0, absSum: 0, sqSum: 0, biasSum: 0, zSum: 0, zSqSum: 0, outliers: 0, zeros: 0, buckets: {} };
+  for (let i = 0; i < length; i++) {
     const z = truth[i];
+    if (!counted(predicted[i], z)) {
+      sums.excluded!++;
+      continue;
+    }
+    sums.n++;
     const d = predicted[i] - z;
     const scaled = Math.abs(d / (1 + z));
     sums.absSum += Math.abs(d);
@@ -111,6 +131,7 @@ export function mergeAccuracySums(
   for (const [bucket, count] of Object.entries(b.buckets)) buckets[bucket] = (buckets[bucket] ?? 0) + count;
   return Object.assign(options.inPlace ? a : {}, {
     n: a.n + b.n,
+    excluded: (a.excluded ?? 0) + (b.excluded ?? 0),
     absSum: a.absSum + b.absSum,
     sqSum: a.sqSum + b.sqSum,
     biasSum: a.biasSum + b.biasSum,
@@ -125,6 +146,7 @@ export function mergeAccuracySums(
 export function accuracyFromSums(sums: AccuracySums | null): Accuracy | null {
   if (!sums || sums.n === 0) return null;
   const { n } = sums;
+  const excluded = sums.excluded ?? 0;
   // The lower middle value (for an even n the exact median averages it with the next one).
   const target = Math.floor((n - 1) / 2);
   let median = 0;
@@ -140,14 +162,17 @@ export function accuracyFromSums(sums: AccuracySums | null): Accuracy | null {
       }
     }
   }
+  // Σ(z − z̄)² from sums; what is left of it after cancellation (one object, equal labels) is no spread.
   const total = sums.zSqSum - (sums.zSum * sums.zSum) / n;
+  const spread = total > 1e-12 * sums.zSqSum;
   return {
     samples: n,
+    excluded,
     mae: sums.absSum / n,
     mse: sums.sqSum / n,
     bias: sums.biasSum / n,
     precision: 1.48 * median,
-    r2: total > 0 ? 1 - sums.sqSum / total : NaN,
+    r2: spread ? 1 - sums.sqSum / total : null,
     outlierFraction: sums.outliers / n,
   };
 }

@@ -1,6 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { CaiError } from '../errors';
-import { BANDS, IMAGE_ELEMENTS, ROWS_PER_CHUNK, partitionChunks, type PartitionReader } from '../partitions/reader';
+import { BANDS, IMAGE_ELEMENTS, ROWS_PER_CHUNK, partitionChunks, type PartitionReader, type PartitionRows } from '../partitions/reader';
 
 /** An AstroMAE ONNX model: image float32[B,5,32,32] + magnitude float32[B,5] → redshift float32[B]. */
 export interface RedshiftModel {
@@ -54,8 +54,10 @@ export async function loadRedshiftModel(path: string, options: ModelOptions = {}
 }
 
 export interface PartitionPrediction {
-  /** One per object, in row order. */
+  /** One per object, in row order; NaN for an object with a non-finite input value or output. */
   predictions: Float32Array;
+  /** Objects whose prediction is NaN. */
+  nonFinite: number;
   /** The partition's labels, when it has them. */
   redshift?: Float32Array;
   batches: number;
@@ -63,6 +65,26 @@ export interface PartitionPrediction {
   readWaitSeconds: number;
   /** Wall time inside onnxruntime. */
   inferenceSeconds: number;
+}
+
+/**
+ * What a non-finite input means: the object cannot be measured, so its prediction is NaN, whatever
+ * the model made of it (a NaN pixel need not reach the output). Sets rows [offset, offset+count)
+ * of the chunk so and returns how many objects' predictions are NaN.
+ */
+function markNonFinite(predictions: Float32Array, rows: PartitionRows, offset: number, count: number): number {
+  let marked = 0;
+  for (let r = offset; r < offset + count; r++) {
+    const at = rows.start + r;
+    let finite = Number.isFinite(predictions[at]);
+    for (let i = r * BANDS; finite && i < (r + 1) * BANDS; i++) finite = Number.isFinite(rows.magnitudes[i]);
+    for (let i = r * IMAGE_ELEMENTS; finite && i < (r + 1) * IMAGE_ELEMENTS; i++) finite = Number.isFinite(rows.images[i]);
+    if (!finite) {
+      predictions[at] = NaN;
+      marked++;
+    }
+  }
+  return marked;
 }
 
 /** Runs the model over a whole partition in batches, reading ahead while it computes. */
@@ -79,6 +101,7 @@ export async function predictPartition(
   let readWait = 0n;
   let inference = 0n;
   let batches = 0;
+  let nonFinite = 0;
   const chunks = partitionChunks(reader, { rowsPerChunk });
   for (;;) {
     const waitStart = process.hrtime.bigint();
@@ -93,12 +116,14 @@ export async function predictPartition(
       const out = await model.predict(rows.images.subarray(offset * IMAGE_ELEMENTS), rows.magnitudes.subarray(offset * BANDS), count);
       inference += process.hrtime.bigint() - start;
       predictions.set(out, rows.start + offset);
+      nonFinite += markNonFinite(predictions, rows, offset, count);
       batches++;
       onBatch?.(rows.start + offset + count, reader.samples);
     }
   }
   return {
     predictions,
+    nonFinite,
     redshift,
     batches,
     readWaitSeconds: Number(readWait) / 1e9,

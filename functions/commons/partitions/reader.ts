@@ -82,7 +82,8 @@ export async function openTorchPartition(source: ByteSource): Promise<PartitionR
     samples: n,
     labelled: Boolean(redshift),
     async readRows(start, end, into) {
-      const rows = await readTensorRows(archive, images, start, end, into);
+      // Only float32 rows can land in a float32-sized buffer; other dtypes are widened into a new one.
+      const rows = await readTensorRows(archive, images, start, end, images.dtype === 'float32' ? into : undefined);
       return {
         start,
         count: end - start,

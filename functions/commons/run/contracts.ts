@@ -141,6 +141,8 @@ export interface RankResult {
   duration_ms: number;
   requests: RequestCounts;
   predictions_key: string | null;
+  /** Predictions that are NaN (the object had a non-finite input value); absent in older results. */
+  non_finite_predictions?: number;
   /** Partial accuracy statistics of the rank's labelled objects, merged by the summarizer (null: no labels). */
   accuracy_sums: AccuracySums | null;
   /** Fixed-bin histograms of the rank's predictions (and residuals when labelled), merged by the summarizer for the report. */

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
-import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, type GetObjectCommandOutput, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ExecutionAlreadyExists, StartExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import type { RequestCounts } from '../aws/clients';
-import { describeError } from '../errors';
+import { CaiError, describeError } from '../errors';
 import { folderOf, listPartitions, type ManifestPlan, PlanError, planRun, type RankLimits } from './plan';
 import type { ExecutionInput, PartitionObject, Payload } from './contracts';
 import { outputKeys } from './output-keys';
-import { parsePayloadJson, PayloadError } from './payload';
+import { checkPayloadSize, MAX_PAYLOAD_BYTES, parsePayload, payloadJson, PayloadError } from './payload';
 import type { RunRecord, RunStore } from './run-store';
 
 /** The uploaded payload.json an S3 event names. */
@@ -85,19 +85,27 @@ export async function initializeRun(object: PayloadObject, context: InitializeCo
     return created ? { runId, outcome: 'REJECTED', error } : { runId, outcome: 'DUPLICATE' };
   };
 
-  const body = await context.s3.send(new GetObjectCommand({ Bucket: object.bucket, Key: object.key }));
-  const text = (await body.Body?.transformToString()) ?? '';
-  let raw: unknown = text;
+  let body: GetObjectCommandOutput;
   try {
-    raw = JSON.parse(text);
-  } catch {
-    // parsePayloadJson reports it
+    body = await context.s3.send(new GetObjectCommand({ Bucket: object.bucket, Key: object.key }));
+  } catch (error) {
+    // Deleted (or never there: a hand-made event) before it could be read: recorded, not retried for ever.
+    if ((error as Error).name !== 'NoSuchKey') throw error;
+    return reject(baseRecord(runId, object, undefined), `cannot read s3://${object.bucket}/${object.key}: it does not exist`);
   }
+  // The size first: a payload over the limit is neither read nor stored (the run record is ≤ 400 KB).
+  const size = body.ContentLength ?? 0;
+  let raw: unknown = size > MAX_PAYLOAD_BYTES ? `(not stored: ${size} bytes)` : undefined;
   let payload: Payload;
   let warnings: string[];
   try {
-    ({ payload, warnings } = parsePayloadJson(text));
+    checkPayloadSize(size);
+    const text = (await body.Body?.transformToString()) ?? '';
+    raw = text.length > 0 ? text : undefined;
+    raw = payloadJson(text);
+    ({ payload, warnings } = parsePayload(raw));
   } catch (error) {
+    if (size > MAX_PAYLOAD_BYTES) (body.Body as { destroy?: () => void } | undefined)?.destroy?.();
     const fields = error instanceof PayloadError ? { errors: error.errors } : {};
     return reject(baseRecord(runId, object, raw), describeError(error), fields);
   }
@@ -159,14 +167,19 @@ export async function initializeRun(object: PayloadObject, context: InitializeCo
   }
 
   try {
-    await context.s3.send(
-      new PutObjectCommand({
-        Bucket: payload.bucket,
-        Key: keys.manifest,
-        Body: JSON.stringify(plan.items),
-        ContentType: 'application/json',
-      }),
-    );
+    await context.s3
+      .send(
+        new PutObjectCommand({
+          Bucket: payload.bucket,
+          Key: keys.manifest,
+          Body: JSON.stringify(plan.items),
+          ContentType: 'application/json',
+        }),
+      )
+      .catch((error: unknown) => {
+        // "NoSuchBucket" alone does not say which: the payload's bucket.
+        throw new CaiError(`cannot write s3://${payload.bucket}/${keys.manifest}: ${describeError(error)}`, { cause: error });
+      });
     const input: ExecutionInput = {
       runId,
       manifest: { Bucket: payload.bucket, Key: keys.manifest },

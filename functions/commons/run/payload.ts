@@ -14,9 +14,27 @@ export const LIMITS = { batchSize: 16384, fileLimit: 100_000, worldSize: 10_000 
 /** Fields of the prototype's payload that only its Python runner used. */
 export const IGNORED_FIELDS = ['object_type', 'S3_object_name', 'script'] as const;
 
-const bucketName = z
-  .string({ error: 'must be an S3 bucket name' })
-  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name (3–63 lower-case letters, digits, dots, hyphens)');
+/** A payload.json is at most this many bytes (it names a dataset; it holds no data). Checked first. */
+export const MAX_PAYLOAD_BYTES = 64 * 1024;
+/** Field errors kept on a run: a payload of thousands of unknown keys is one error too many times. */
+export const MAX_FIELD_ERRORS = 20;
+
+/** Why `name` is not a general-purpose S3 bucket name (AWS's naming rules), or undefined. */
+export function bucketNameProblem(name: string): string | undefined {
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name)) return 'must be an S3 bucket name (3–63 lower-case letters, digits, dots, hyphens)';
+  if (name.includes('..')) return 'must be an S3 bucket name: no two adjacent dots';
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(name)) return 'must be an S3 bucket name, not an IP address';
+  const prefix = ['xn--', 'sthree-', 'amzn-s3-demo-'].find((p) => name.startsWith(p));
+  if (prefix) return `must be an S3 bucket name: ${prefix} begins names AWS reserves`;
+  const suffix = ['-s3alias', '--ol-s3', '.mrap', '--x-s3', '--table-s3'].find((s) => name.endsWith(s));
+  if (suffix) return `must be an S3 bucket name: ${suffix} ends names AWS reserves`;
+  return undefined;
+}
+
+const bucketName = z.string({ error: 'must be an S3 bucket name' }).superRefine((name, ctx) => {
+  const problem = bucketNameProblem(name);
+  if (problem) ctx.addIssue({ code: 'custom', message: `${problem} (got ${JSON.stringify(name.slice(0, 80))})` });
+});
 
 const count = (max: number) =>
   z.union([z.number(), z.string()], { error: 'must be a whole number (or a string of digits)' }).transform((v, ctx) => {
@@ -28,10 +46,21 @@ const count = (max: number) =>
     return n;
   });
 
+/** S3 keys are at most 1,024 bytes; a prefix leaves room for the names under it. */
+const MAX_PREFIX_BYTES = 512;
+
+// '.' and '..' segments are legal S3 keys, but every file system (the local S3's too) folds them:
+// refused, so a prefix names one place everywhere and never climbs out of it.
 const keyPrefix = (what: string) =>
   z
     .string({ error: `must be ${what}` })
-    .refine((s) => !s.startsWith('/') && !s.split('/').includes('..'), `must be ${what} without a leading / or ..`);
+    .refine(
+      (s) => !s.startsWith('/') && !s.split(/[/\\]/).some((p) => p === '..' || p === '.'),
+      `must be ${what} without a leading / or . and .. segments`,
+    )
+    .refine((s) => Buffer.byteLength(s) <= MAX_PREFIX_BYTES, `must be ${what} of at most ${MAX_PREFIX_BYTES} bytes`)
+    // eslint-disable-next-line no-control-regex
+    .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), `must be ${what} without control characters`);
 
 const PayloadSchema = z.strictObject({
   bucket: bucketName,
@@ -52,8 +81,12 @@ export interface FieldError {
 }
 
 export class PayloadError extends CaiError {
-  constructor(readonly errors: FieldError[]) {
-    super(`payload.json: ${errors.map((e) => `${e.field}: ${e.message}`).join('; ')}`);
+  readonly errors: FieldError[];
+  constructor(errors: FieldError[], options?: { cause?: unknown }) {
+    const kept = errors.slice(0, MAX_FIELD_ERRORS).map((e) => ({ field: e.field.slice(0, 100), message: e.message.slice(0, 300) }));
+    if (errors.length > kept.length) kept.push({ field: '(payload)', message: `and ${errors.length - kept.length} more errors` });
+    super(`payload.json: ${kept.map((e) => `${e.field}: ${e.message}`).join('; ')}`, options);
+    this.errors = kept;
   }
 }
 
@@ -64,7 +97,8 @@ export interface ParsedPayload {
 
 export function parsePayload(raw: unknown): ParsedPayload {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new PayloadError([{ field: '(payload)', message: 'must be a JSON object' }]);
+    const got = Array.isArray(raw) ? 'an array' : raw === null ? 'null' : `a ${typeof raw}`;
+    throw new PayloadError([{ field: '(payload)', message: `must be a JSON object, not ${got}` }]);
   }
   const result = PayloadSchema.safeParse(raw);
   if (!result.success) {
@@ -84,13 +118,29 @@ export function parsePayload(raw: unknown): ParsedPayload {
   return { payload, warnings };
 }
 
-/** The payload as JSON, from the bytes of an uploaded payload.json. */
-export function parsePayloadJson(text: string): ParsedPayload {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (error) {
-    throw new PayloadError([{ field: '(payload)', message: `is not valid JSON (${(error as Error).message})` }]);
+/** Refuses a payload over MAX_PAYLOAD_BYTES, before anything reads it. */
+export function checkPayloadSize(bytes: number): void {
+  if (bytes > MAX_PAYLOAD_BYTES) {
+    throw new PayloadError([{ field: '(payload)', message: `is ${bytes} bytes; a payload.json is at most ${MAX_PAYLOAD_BYTES} bytes` }]);
   }
-  return parsePayload(raw);
+}
+
+/**
+ * The JSON value of a payload.json's text (a leading byte-order mark, as Windows editors write,
+ * is dropped), or a PayloadError saying why there is none.
+ */
+export function payloadJson(text: string): unknown {
+  checkPayloadSize(Buffer.byteLength(text));
+  const body = text.replace(/^\uFEFF/, '');
+  if (body.trim() === '') throw new PayloadError([{ field: '(payload)', message: 'is empty; expected a JSON object' }]);
+  try {
+    return JSON.parse(body);
+  } catch (error) {
+    throw new PayloadError([{ field: '(payload)', message: `is not valid JSON (${(error as Error).message})` }], { cause: error });
+  }
+}
+
+/** The payload, from the text of an uploaded payload.json. */
+export function parsePayloadJson(text: string): ParsedPayload {
+  return parsePayload(payloadJson(text));
 }

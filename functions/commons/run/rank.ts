@@ -64,6 +64,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
   const csv: string[] = [];
   let accuracy: AccuracySums | null = null;
   let histograms: RedshiftHistograms | null = null;
+  let nonFinite = 0;
 
   for (const partition of item.partitions) {
     const openStart = process.hrtime.bigint();
@@ -76,6 +77,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
         inference += result.inferenceSeconds;
         readWait += result.readWaitSeconds;
         batches += result.batches;
+        nonFinite += result.nonFinite;
         if (result.redshift) accuracy = mergeAccuracySums(accuracy, accuracySums(result.predictions, result.redshift));
         histograms = mergeRedshiftHistograms(histograms, redshiftHistograms(result.predictions, result.redshift));
         const rows = predictionsCsv(partition.key, result.predictions, result.redshift);
@@ -132,6 +134,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
     duration_ms: total * 1000,
     requests,
     predictions_key: predictionsKey,
+    non_finite_predictions: nonFinite,
     accuracy_sums: accuracy,
     histograms,
     started_at: startedAt,

@@ -45,6 +45,8 @@ export interface RunRecord {
   ranks?: number;
   samples?: number;
   predictions?: number;
+  /** Predictions that are NaN: objects with a non-finite input value, left out of the accuracy. */
+  nonFinitePredictions?: number;
   failedPartitions?: number;
   failures?: PartitionFailure[];
   timings?: Record<string, number>;
@@ -57,30 +59,36 @@ export interface RunRecord {
   initializer?: { durationMs: number; initMs: number; memoryMb: number; requests?: RequestCounts };
 }
 
-/** DynamoDB holds no NaN or undefined: what JSON would write is what is stored. */
-const storable = <T>(value: T): T => JSON.parse(JSON.stringify(value));
+/** How many failures the item keeps (an item is at most 400 KB); summary.json has them all. */
+export const MAX_STORED_FAILURES = 500;
+/** Bytes of JSON the stored failures may take, and the longest text of one message kept. */
+const FAILURES_BUDGET = 200_000;
+const MAX_MESSAGE = 1_000;
+const MAX_WARNINGS = 50;
+
+const clip = (text: string | undefined) =>
+  text && text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE)}… (${text.length} characters in all; summary.json has it whole)` : text;
 
 /**
- * What of a run's failures its item keeps: a DynamoDB item is at most 400 KB, and a few hundred
- * failed ranks with long errors are past that. Each error is cut to RECORD_ERROR_CHARS characters,
- * and the list stops before RECORD_FAILURES_BYTES; summary.json has them all, whole.
+ * What is stored of a record's fields: what JSON would write (DynamoDB holds no NaN or undefined),
+ * with every field of unbounded size bounded, so no run's item can reach DynamoDB's 400 KB
+ * (the payload is bounded at upload: MAX_PAYLOAD_BYTES). summary.json keeps everything.
  */
-export const RECORD_ERROR_CHARS = 500;
-export const RECORD_FAILURES_BYTES = 200 * 1024;
-
-export const clipError = (text: string, chars = RECORD_ERROR_CHARS) =>
-  text.length > chars ? `${text.slice(0, chars)}… (${text.length} characters in all; summary.json has it whole)` : text;
-
-export function failuresForRecord(failures: PartitionFailure[]): PartitionFailure[] {
-  const kept: PartitionFailure[] = [];
-  let bytes = 0;
-  for (const failure of failures) {
-    const clipped = { ...failure, error: clipError(failure.error) };
-    bytes += Buffer.byteLength(JSON.stringify(clipped));
-    if (bytes > RECORD_FAILURES_BYTES) break;
-    kept.push(clipped);
+export function storable<T extends Partial<RunRecord>>(fields: T): T {
+  const bounded: Partial<RunRecord> = { ...fields };
+  if (fields.error !== undefined) bounded.error = clip(fields.error);
+  if (fields.warnings) bounded.warnings = fields.warnings.slice(0, MAX_WARNINGS).map((w) => clip(w)!);
+  if (fields.failures) {
+    let bytes = 0;
+    bounded.failures = [];
+    for (const f of fields.failures.slice(0, MAX_STORED_FAILURES)) {
+      const kept = { ...f, partition: clip(f.partition)!, error: clip(f.error)! };
+      bytes += JSON.stringify(kept).length;
+      if (bytes > FAILURES_BUDGET) break;
+      bounded.failures.push(kept);
+    }
   }
-  return kept;
+  return JSON.parse(JSON.stringify(bounded));
 }
 
 export class RunStore {

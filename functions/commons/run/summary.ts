@@ -19,7 +19,7 @@ import type {
   SummarizeInput,
 } from './contracts';
 import { outputKeys } from './output-keys';
-import { clipError, failuresForRecord, type RunRecord, type RunStatus, type RunStore } from './run-store';
+import { MAX_STORED_FAILURES, type RunRecord, type RunStatus, type RunStore } from './run-store';
 
 export interface SummarizeContext {
   s3: S3Client;
@@ -203,17 +203,28 @@ export async function summarizeRun(
   const meanDuration = results.length ? sum((r) => r.duration_ms) / results.length / 1000 : 0;
   const prototypeFormulaUsd = prototypeCost(results.length, meanDuration, max((r) => r.peak_rss_mb) / 1024);
 
+  const nonFinite = sum((r) => r.non_finite_predictions ?? 0);
+  const excludedLabelled = accuracy?.excluded ?? 0;
+  const objects = (n: number) => `${n} object${n === 1 ? '' : 's'}`;
+  const warnings = [
+    ...(cost.warning ? [cost.warning] : []),
+    ...(nonFinite ? [`${objects(nonFinite)} with a non-finite input value (NaN or infinity): predicted NaN`] : []),
+    ...(excludedLabelled
+      ? [`${objects(excludedLabelled)} left out of the accuracy: a non-finite prediction or label (accuracy.excluded)`]
+      : []),
+  ];
   const fields: Partial<RunRecord> = {
     status,
     finishedAt,
-    ...(cost.warning ? { warnings: [...(existing?.warnings ?? []), cost.warning] } : {}),
-    error: input.failure ? clipError(errorText(input.failure), 4000) : existing?.error,
+    ...(warnings.length ? { warnings: [...(existing?.warnings ?? []), ...warnings] } : {}),
+    error: input.failure ? errorText(input.failure) : existing?.error,
     partitions,
     ranks: items.length,
     samples,
     predictions: results.reduce((n, r) => n + r.samples, 0),
+    nonFinitePredictions: nonFinite,
     failedPartitions: failures.length,
-    failures: failuresForRecord(failures),
+    failures: failures.slice(0, MAX_STORED_FAILURES),
     timings: {
       wall_s: wallSeconds,
       rank_wall_s_max: max((r) => r.wall_s.total),
