@@ -52,7 +52,9 @@ export function sweepSpec(sweep: SweepCell[]): TopLevelSpec {
       },
       y: { field: 'perSecond', type: 'quantitative', title: 'galaxies/s' },
       color: { field: 'variant', type: 'nominal', title: 'model' },
-      strokeDash: { field: 'threads', type: 'ordinal', title: 'threads' },
+      // Threads: a dash and a point shape each; the legend shows the shapes (it draws no dashes on points).
+      strokeDash: { field: 'threads', type: 'nominal', title: 'threads' },
+      shape: { field: 'threads', type: 'nominal', title: 'threads' },
       detail: { field: 'series' },
     },
   };

@@ -2,7 +2,7 @@
  * `npm run bench:summary`: the summarizer artifact, under the Runtime Interface Emulator at the
  * template's 1,024 MB, summarizing RANKS rank results (default 10,240, the seed's 1 TB) from the
  * embedded S3: the Map's result files, every ranks/<rank>.json with its partial accuracy
- * statistics, the run record. Prints the invocation's duration and peak memory (its REPORT line)
+ * statistics and histograms, the run record. Prints the invocation's duration and peak memory (its REPORT line)
  * against the targets (60 s, 512 MB), and last one JSON line.
  */
 import { mkdtempSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import pLimit from 'p-limit';
 import { createDynamoClient, createS3Client } from '../functions/commons/aws/clients';
 import { accuracySums } from '../functions/commons/model/accuracy';
+import { redshiftHistograms } from '../functions/commons/model/histograms';
 import type { RankItem, RankResult } from '../functions/commons/run/contracts';
 import { outputKeys } from '../functions/commons/run/output-keys';
 import { RunStore } from '../functions/commons/run/run-store';
@@ -57,10 +58,10 @@ async function main(): Promise<void> {
   let seed = 11;
   const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   const truth = Float64Array.from({ length: PER_RANK }, () => 0.02 + random() * 0.5);
-  const sums = accuracySums(
-    truth.map((z) => z + (random() - 0.5) * 0.06),
-    truth,
-  );
+  const predicted = truth.map((z) => z + (random() - 0.5) * 0.06);
+  const sums = accuracySums(predicted, truth);
+  // And the fixed-bin histograms the report draws (ẑ, residuals, ẑ against z), which the summarizer also adds up.
+  const histograms = redshiftHistograms(predicted, truth);
   say(`writing ${RANKS} rank results (${Object.keys(sums!.buckets).length} histogram buckets each) to the embedded S3 …`);
   const limit = pLimit(16);
   const started = Date.now();
@@ -85,6 +86,8 @@ async function main(): Promise<void> {
           requests: { s3Get: 13, s3Put: 2, s3List: 0, dynamoWrite: 0, dynamoRead: 0 },
           predictions_key: keys.predictions(item.rank),
           accuracy_sums: sums,
+          histograms,
+          started_at: new Date().toISOString(),
           sample_persec: 121.7,
           batch_size: 16,
           num_batches: 320,
