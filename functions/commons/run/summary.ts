@@ -51,14 +51,14 @@ async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<s
 /** S3 reads the summarizer keeps in flight at once. */
 export const READ_CONCURRENCY = 32;
 
-/**
- * Every rank's outcome, from the files the Map's ResultWriter wrote: the manifest names them by the
- * child executions' status. A child that failed outright (nothing caught it) counts as a failed rank.
- */
 /** The folder the ResultWriter wrote (its manifest's folder), as an s3:// URI. */
 const mapResultsUri = ({ ResultWriterDetails: { Bucket, Key } }: MapRunResult) =>
   `s3://${Bucket}/${Key.slice(0, Key.lastIndexOf('/') + 1)}`;
 
+/**
+ * Every rank's outcome, from the files the Map's ResultWriter wrote: the manifest names them by the
+ * child executions' status. A child that failed outright (nothing caught it) counts as a failed rank.
+ */
 async function readOutcomes(s3: S3Client, mapRun: MapRunResult): Promise<{ outcomes: Map<number, RankOutcome>; files: number }> {
   const { Bucket, Key } = mapRun.ResultWriterDetails;
   const manifest = await readJson<MapResultManifest>(s3, Bucket, Key);
