@@ -57,8 +57,12 @@ export function parseParameterOverrides(text: string): Record<string, string> {
   return Object.fromEntries([...text.matchAll(/(\w+)=("[^"]*"|'[^']*'|\S+)/g)].map(([, k, v]) => [k, v.replace(/^["']|["']$/g, '')]));
 }
 
-/** samconfig.toml's parameter_overrides for a command (global, then the command's own section). */
-export function samConfigOverrides(root: string, command = 'build'): Record<string, string> {
+/**
+ * samconfig.toml's parameter_overrides for a command (global, then the command's own section). By
+ * default those `sam deploy` passes, as `sam deploy --guided` saves its answers in the deploy
+ * section: the artifact's ONNX Runtime binary and the local stack follow what is deployed.
+ */
+export function samConfigOverrides(root: string, command = 'deploy'): Record<string, string> {
   const config = parseToml(readFileSync(join(root, 'samconfig.toml'), 'utf8')) as Record<string, Record<string, Record<string, Json>>>;
   const sections = [config.default?.global?.parameters, config.default?.[command]?.parameters];
   return Object.assign({}, ...sections.map((s) => parseParameterOverrides(String(s?.parameter_overrides ?? ''))));
@@ -72,19 +76,28 @@ export interface ResolveOptions {
   region?: string;
   accountId?: string;
   stackName?: string;
+  /** The UUID that ends the stack's id (CloudFormation makes one per stack). */
+  stackUuid?: string;
 }
 
 export class TemplateError extends Error {}
+
+/** The local stack's stand-in for the UUID CloudFormation puts at the end of a stack's id. */
+export const LOCAL_STACK_UUID = '00000000-0000-4000-8000-000000000000';
 
 /** Resolves intrinsic functions as far as the local stack can. */
 export function resolver(template: SamTemplate, root: string, options: ResolveOptions = {}) {
   const parameters: Record<string, string> = {};
   for (const [name, p] of Object.entries(template.Parameters ?? {})) if (p.Default !== undefined) parameters[name] = String(p.Default);
   Object.assign(parameters, samConfigOverrides(root), options.overrides);
+  const region = options.region ?? 'us-east-1';
+  const accountId = options.accountId ?? '000000000000';
+  const stackName = options.stackName ?? 'cai';
   const pseudo: Record<string, string> = {
-    'AWS::Region': options.region ?? 'us-east-1',
-    'AWS::AccountId': options.accountId ?? '000000000000',
-    'AWS::StackName': options.stackName ?? 'cai',
+    'AWS::Region': region,
+    'AWS::AccountId': accountId,
+    'AWS::StackName': stackName,
+    'AWS::StackId': `arn:aws:cloudformation:${region}:${accountId}:stack/${stackName}/${options.stackUuid ?? LOCAL_STACK_UUID}`,
     'AWS::Partition': 'aws',
     'AWS::URLSuffix': 'amazonaws.com',
   };

@@ -9,7 +9,7 @@
 //       samconfig.toml's parameter_overrides, then --parameter-overrides) unless --arch says otherwise; the model is
 //       model/default.onnx unless --model or CAI_MODEL names another.
 import { build } from 'esbuild';
-import { chmod, cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -24,6 +24,16 @@ const common = {
   // Native addons load their binaries at run time; they stay outside the bundle.
   external: ['onnxruntime-node'],
 };
+
+/** Lambda's quota on a function's deployment package, unzipped (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html). */
+const LAMBDA_UNZIPPED_LIMIT = 262_144_000;
+
+/** The bytes of every file under a folder: what a zip of it holds unzipped. */
+async function folderBytes(folder) {
+  const entries = await readdir(folder, { recursive: true, withFileTypes: true });
+  const sizes = await Promise.all(entries.filter((e) => e.isFile()).map((e) => stat(join(e.parentPath, e.name)).then((s) => s.size)));
+  return sizes.reduce((a, b) => a + b, 0);
+}
 
 /** Handler folder → the function's logical id in template.yaml. */
 const LAMBDAS = { initializer: 'InitializerFunction', inference: 'InferenceFunction', summarizer: 'SummarizerFunction' };
@@ -77,6 +87,18 @@ if (args.lambda) {
     await cp(`node_modules/onnxruntime-node/bin/napi-v6/linux/${node}`, join(ort, 'bin', 'napi-v6', 'linux', node), { recursive: true });
     await cp('node_modules/onnxruntime-common', join(args.out, 'node_modules', 'onnxruntime-common'), { recursive: true });
     await cp(args.model ?? process.env.CAI_MODEL ?? 'model/default.onnx', join(args.out, 'model.onnx'));
+  }
+  // Lambda refuses a function whose package is over 250 MB unzipped (262,144,000 bytes, layers
+  // included): refused here, at `sam build`, rather than by CloudFormation half-way through a deploy.
+  const bytes = await folderBytes(args.out);
+  if (bytes > LAMBDA_UNZIPPED_LIMIT) {
+    const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
+    const model = args.lambda === 'inference' ? (await stat(join(args.out, 'model.onnx'))).size : 0;
+    const room = model ? `; the model is ${mb(model)} of it, and at most ${mb(LAMBDA_UNZIPPED_LIMIT - (bytes - model))} fits` : '';
+    process.stderr.write(
+      `build: the ${args.lambda} artifact is ${mb(bytes)} unzipped, over Lambda's 250 MiB (${mb(LAMBDA_UNZIPPED_LIMIT)}) limit${room}\n`,
+    );
+    process.exit(1);
   }
   process.exit(0);
 }

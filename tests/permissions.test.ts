@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { outputKeys } from '../functions/commons/run/output-keys';
 import { resolver, type SamTemplate } from '../local/template';
+import { allows, list, matches, type Need, type Statement } from './helpers/iam';
 import { ROOT } from './helpers/python';
 
 /**
@@ -11,19 +12,9 @@ import { ROOT } from './helpers/python';
  * payload may name, and every grant is used by one of them.
  */
 const ACCOUNT = '123456789012';
-const STACK = 'cai';
+const STACK = 'CAI-Survey';
+const STACK_UUID = '1c2fa620-982a-11e3-aff7-50e2416294e0';
 const RESULT_BUCKETS = ['seed-results', 'survey-results'];
-
-interface Statement {
-  Effect: string;
-  Action: string | string[];
-  Resource: string | string[];
-}
-interface Need {
-  action: string;
-  resource: string;
-  why: string;
-}
 
 const translated = JSON.parse(
   execFileSync(join(ROOT, '.venv-sam', 'bin', 'python'), [join(ROOT, 'tests', 'python', 'sam_translate.py'), ROOT], {
@@ -33,11 +24,12 @@ const translated = JSON.parse(
 ) as SamTemplate & { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> };
 
 const functionName = (id: string) => `${STACK}-${id}-ABC123`;
-const controlBucket = `${STACK}-control-${ACCOUNT}-us-east-1`;
+const controlBucket = `cai-control-${STACK_UUID}`;
 const { resolve } = resolver(translated, ROOT, {
   overrides: { ResultBucketNames: RESULT_BUCKETS.join(',') },
   accountId: ACCOUNT,
   stackName: STACK,
+  stackUuid: STACK_UUID,
   resources: {
     ControlBucket: controlBucket,
     ...Object.fromEntries(
@@ -48,7 +40,7 @@ const { resolve } = resolver(translated, ROOT, {
     ),
   },
 });
-const stateMachineArn = `arn:aws:states:us-east-1:${ACCOUNT}:stateMachine:${STACK}-cai`;
+const stateMachineArn = `arn:aws:states:us-east-1:${ACCOUNT}:stateMachine:cai-${STACK_UUID}`;
 
 /** The role's Allow statements, intrinsics resolved. */
 function roleStatements(): Statement[] {
@@ -97,7 +89,7 @@ function needsOf(definition: Record<string, unknown>, bucket: string): Need[] {
       }
       const processor = state.ItemProcessor as { ProcessorConfig?: { Mode?: string }; States: never } | undefined;
       if (processor?.ProcessorConfig?.Mode === 'DISTRIBUTED') {
-        const child = `arn:aws:states:us-east-1:${ACCOUNT}:execution:${STACK}-cai/${name}:0a1b2c3d-child`;
+        const child = `arn:aws:states:us-east-1:${ACCOUNT}:execution:cai-${STACK_UUID}/${name}:0a1b2c3d-child`;
         needs.push({ action: 'states:StartExecution', resource: stateMachineArn, why: `${name} starts child executions` });
         needs.push({ action: 'states:DescribeExecution', resource: child, why: `${name} watches its children` });
         needs.push({ action: 'states:StopExecution', resource: child, why: `${name} stops its children` });
@@ -108,23 +100,6 @@ function needsOf(definition: Record<string, unknown>, bucket: string): Need[] {
   walk(definition.States as never);
   return needs;
 }
-
-/** IAM's wildcard match: `*` any run of characters, `?` one. */
-const matches = (pattern: string, value: string) =>
-  new RegExp(
-    `^${pattern
-      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-      .replace(/\*/g, '.*')
-      .replace(/\?/g, '.')}$`,
-  ).test(value);
-const list = (v: string | string[]) => (Array.isArray(v) ? v : [v]);
-const allows = (statements: Statement[], need: Need) =>
-  statements.some(
-    (s) =>
-      s.Effect === 'Allow' &&
-      list(s.Action).some((a) => matches(a, need.action)) &&
-      list(s.Resource).some((r) => matches(r, need.resource)),
-  );
 
 const buckets = [controlBucket, ...RESULT_BUCKETS];
 const definition = deployedDefinition();

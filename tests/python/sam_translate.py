@@ -1,6 +1,8 @@
 """template.yaml as CloudFormation receives it: SAM's own translator (aws-sam-cli's, in .venv-sam)
 expands the serverless resources, their roles and policy templates. As `sam package` would, code
-locations become S3 URIs and the state machine's definition file is inlined. Prints the JSON."""
+locations become S3 URIs and the state machine's definition file is inlined. Prints the JSON.
+
+usage: sam_translate.py <project root> [<template file, default: <root>/template.yaml>]"""
 
 import json
 import os
@@ -19,7 +21,8 @@ class NoManagedPolicies:
 
 def main() -> None:
     root = sys.argv[1]
-    with open(os.path.join(root, "template.yaml"), encoding="utf8") as f:
+    path = sys.argv[2] if len(sys.argv) > 2 else os.path.join(root, "template.yaml")
+    with open(path, encoding="utf8") as f:
         template = yaml_parse(f.read())
     template.get("Globals", {}).get("Function", {}).pop("CodeUri", None)
     for name, resource in template["Resources"].items():
