@@ -11,12 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { fileSource, s3Source, type ByteSource } from '../functions/commons/torch/byte-source';
-import { sinkFor } from '../functions/commons/partitions/locations';
+import { sinkFor } from '../toolkit/locations';
 import { openTorchPartition, partitionChunks } from '../functions/commons/partitions/reader';
-import { rowsPerPartition } from '../functions/commons/partitions/writer';
+import { rowsPerPartition } from '../toolkit/datasets/partition-writer';
 import { createS3Client } from '../functions/commons/aws/clients';
-import { synthesizeDataset } from '../functions/commons/partitions/synth';
-import { lines, median, ROOT, run } from './harness';
+import { synthesizeDataset } from '../toolkit/datasets/synth';
+import { lines, median, run } from './harness';
+import { ROOT } from '../local/paths';
 
 const MiB = 2 ** 20;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);

@@ -2,8 +2,8 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { ROOT } from '../local/paths';
 
-export const ROOT = join(__dirname, '..', '..');
 export const PYTHON = join(ROOT, '.venv', 'bin', 'python');
 
 export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

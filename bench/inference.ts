@@ -21,13 +21,14 @@ import { dirname, join, resolve } from 'node:path';
 import { redshiftAccuracy } from '../functions/commons/model/accuracy';
 import { fileSource } from '../functions/commons/torch/byte-source';
 import { billLambda, pricesFor, prototypeCost, type Architecture } from '../functions/commons/billing/cost';
-import { estimateWorkload, secondsPerSampleAt, type MeasuredRate } from '../functions/commons/billing/cost-model';
-import { sinkFor } from '../functions/commons/partitions/locations';
+import { estimateWorkload } from '../toolkit/forecast/workload';
+import { sinkFor } from '../toolkit/locations';
 import { openTorchPartition, partitionChunks } from '../functions/commons/partitions/reader';
-import { rowsPerPartition } from '../functions/commons/partitions/writer';
-import { synthesizeDataset } from '../functions/commons/partitions/synth';
-import { WORKER_SETTINGS, lambdaVcpus, wholeVcpus } from '../functions/commons/model/tuning';
-import { JsonWorker, PYTHON, ROOT, lastJsonLine, median, run, say } from './harness';
+import { rowsPerPartition } from '../toolkit/datasets/partition-writer';
+import { synthesizeDataset } from '../toolkit/datasets/synth';
+import { lambdaVcpus, rateAtVcpus, WORKER_SETTINGS, wholeVcpus } from '../functions/commons/model/lambda-sizing';
+import { JsonWorker, PYTHON, lastJsonLine, median, run, say } from './harness';
+import { ROOT } from '../local/paths';
 import { writeBenchPlots } from './plots';
 
 const MiB = 2 ** 20;
@@ -260,12 +261,10 @@ async function main(): Promise<void> {
   rmSync(work, { recursive: true, force: true });
 
   // Settings per Lambda size: measured where this machine has the cores, else one thread per vCPU.
-  const measuredRate = (variant: Variant): MeasuredRate => ({
-    oneThread: 1 / perSecond(variant),
+  const measuredRate = (variant: Variant) => ({
+    one: perSecond(variant),
     // The sweep's 2-thread gain over 1 thread, at each one's best batch, applied to the headline rate.
-    twoThreads: threadCounts.includes(2)
-      ? 1 / perSecond(variant) / (best(variant, 2).perSecond / best(variant, 1).perSecond)
-      : 1 / perSecond(variant),
+    two: threadCounts.includes(2) ? perSecond(variant) * (best(variant, 2).perSecond / best(variant, 1).perSecond) : perSecond(variant),
   });
   const settings = MEMORY_SIZES.map((memoryMb) => {
     const vcpus = wholeVcpus(memoryMb);
@@ -278,8 +277,8 @@ async function main(): Promise<void> {
       threads: pick.threads,
       batch_size: pick.batch,
       measured,
-      fp32_samples_per_s: round(1 / secondsPerSampleAt(lambdaVcpus(memoryMb), measuredRate('fp32')), 1),
-      int8_samples_per_s: round(1 / secondsPerSampleAt(lambdaVcpus(memoryMb), measuredRate('int8')), 1),
+      fp32_samples_per_s: round(rateAtVcpus(lambdaVcpus(memoryMb), measuredRate('fp32')), 1),
+      int8_samples_per_s: round(rateAtVcpus(lambdaVcpus(memoryMb), measuredRate('int8')), 1),
       // Whether tuning.ts's setting for this size is as good as the best found, within 5 %.
       matches_defaults:
         committed && measured ? cellRate('fp32', committed.threads, committed.batchSize) >= 0.95 * best('fp32', vcpus).perSecond : null,
@@ -305,7 +304,7 @@ async function main(): Promise<void> {
               memoryMb,
               architecture,
               region: 'us-east-1',
-              secondsPerSample: secondsPerSampleAt(lambdaVcpus(memoryMb), measuredRate(variant)),
+              secondsPerSample: 1 / rateAtVcpus(lambdaVcpus(memoryMb), measuredRate(variant)),
               initSeconds: initS,
               s3MiBps: ASSUMED_S3_MIBPS,
               firstChunkBytes: FIRST_CHUNK_BYTES,

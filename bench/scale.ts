@@ -11,13 +11,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { createS3Client } from '../functions/commons/aws/clients';
-import { sinkFor } from '../functions/commons/partitions/locations';
-import { synthesizeDataset } from '../functions/commons/partitions/synth';
+import { sinkFor } from '../toolkit/locations';
+import { synthesizeDataset } from '../toolkit/datasets/synth';
 import type { RankItem } from '../functions/commons/run/contracts';
 import type { InitializeOutcome } from '../functions/commons/run/initialize';
 import { LambdaError } from '../local/lambda-runtime';
 import { CONTROL_BUCKET, LocalStack } from '../local/stack';
-import { ROOT, say } from './harness';
+import { say } from './harness';
+import { BYTES_PER_GALAXY } from '../functions/commons/partitions/reader';
+import { ROOT } from '../local/paths';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const RANKS = Number(process.env.BENCH_RANKS ?? 10_240);
@@ -38,7 +40,7 @@ async function main(): Promise<void> {
     say(`${prefix}: writing ${partitions} one-galaxy partitions …`);
     await synthesizeDataset({
       samples: partitions,
-      maxBytes: 4096 + 20504,
+      maxBytes: 4096 + BYTES_PER_GALAXY,
       seed: 3,
       sink: sinkFor({ kind: 's3', bucket: 'survey', key: prefix }, () => s3),
     });

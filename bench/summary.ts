@@ -22,7 +22,8 @@ import { ensureRunsTable, startLocalDynamo } from '../local/dynamo-server';
 import { LocalFunction, reportLine } from '../local/lambda-runtime';
 import { startLocalS3 } from '../local/s3-server';
 import { functionConfig } from '../local/template';
-import { ROOT, say } from './harness';
+import { say } from './harness';
+import { ROOT } from '../local/paths';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 

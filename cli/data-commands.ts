@@ -1,18 +1,17 @@
 import type { Command } from 'commander';
 import { UsageError } from '../functions/commons/errors';
-import { describeLocation, openLocation, parseLocation, sinkFor } from '../functions/commons/partitions/locations';
-import type { PartitionManifest, WriteProgress } from '../functions/commons/partitions/writer';
-import { formatBytes, parseByteSize } from '../functions/commons/partitions/sizes';
-import { splitDataset } from '../functions/commons/partitions/split';
-import { synthesizeDataset } from '../functions/commons/partitions/synth';
+import { describeLocation, openLocation, parseLocation, sinkFor } from '../toolkit/locations';
+import type { PartitionManifest, WriteProgress } from '../toolkit/datasets/partition-writer';
+import { formatBytes, parseByteSize } from '../toolkit/sizes';
+import { splitDataset } from '../toolkit/datasets/split';
+import { synthesizeDataset } from '../toolkit/datasets/synth';
 import { openTorchArchive, sharedSamples, summarizeTensor, type TensorSummary } from '../functions/commons/torch/archive';
 import { positiveInteger } from './arguments';
 import { progressLine } from './progress';
 import { checkFreeSpace, checkNotOverwritingInput } from './output-checks';
-import { IMAGE_ELEMENTS, BANDS } from '../functions/commons/partitions/reader';
+import { BYTES_PER_GALAXY } from '../functions/commons/partitions/reader';
 
 /** Bytes one labelled object takes in a partition: its image, magnitudes and label, in float32. */
-const OBJECT_BYTES = (IMAGE_ELEMENTS + BANDS + 1) * 4;
 /** ~1 TiB of galaxies: more is a typo, not a dataset. */
 export const MAX_SYNTH_SAMPLES = 50_000_000;
 
@@ -94,10 +93,10 @@ async function synth(options: { samples: string; size: string; out: string; seed
   const maxBytes = parseByteSize(options.size, '--size');
   if (samples > MAX_SYNTH_SAMPLES) {
     throw new UsageError(
-      `--samples ${samples} is more than the ${MAX_SYNTH_SAMPLES} galaxies synth writes (${formatBytes(MAX_SYNTH_SAMPLES * OBJECT_BYTES)})`,
+      `--samples ${samples} is more than the ${MAX_SYNTH_SAMPLES} galaxies synth writes (${formatBytes(MAX_SYNTH_SAMPLES * BYTES_PER_GALAXY)})`,
     );
   }
-  checkFreeSpace(location, samples * OBJECT_BYTES, `--samples ${samples}`);
+  checkFreeSpace(location, samples * BYTES_PER_GALAXY, `--samples ${samples}`);
   const manifest = await synthesizeDataset({
     samples,
     maxBytes,

@@ -4,7 +4,7 @@ import { ROOT } from '../local/paths';
 import type { Command } from 'commander';
 import { redshiftAccuracy, type Accuracy } from '../functions/commons/model/accuracy';
 import { loadRedshiftModel, predictPartition } from '../functions/commons/model/session';
-import { describeLocation, openLocation, parseLocation } from '../functions/commons/partitions/locations';
+import { describeLocation, openLocation, parseLocation } from '../toolkit/locations';
 import { openTorchPartition } from '../functions/commons/partitions/reader';
 import { predictionsCsv } from '../functions/commons/model/predictions';
 import { positiveInteger, threadsOption } from './arguments';

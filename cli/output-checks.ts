@@ -1,8 +1,8 @@
 import { realpathSync, statSync, statfsSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { UsageError } from '../functions/commons/errors';
-import { formatBytes } from '../functions/commons/partitions/sizes';
-import type { Location } from '../functions/commons/partitions/locations';
+import { formatBytes } from '../toolkit/sizes';
+import type { Location } from '../toolkit/locations';
 
 /**
  * Checks made before a command computes anything, so that a typo in an output option fails at once

@@ -1,12 +1,12 @@
 import { resolve, join } from 'node:path';
 import type { Command } from 'commander';
 import { createS3Client } from '../functions/commons/aws/clients';
-import { planRun, DEFAULT_ASSUMPTIONS, type Plan, type PlanRow, type ValidationError } from '../functions/commons/billing/plan';
+import { planRun, DEFAULT_ASSUMPTIONS, type Plan, type PlanRow, type ValidationError } from '../toolkit/forecast/forecast';
 import type { Architecture } from '../functions/commons/billing/cost';
 import { UsageError } from '../functions/commons/errors';
-import { galaxiesPerSecond } from '../functions/commons/model/tuning';
-import { formatBytes, parseByteSize } from '../functions/commons/partitions/sizes';
-import { listPartitions } from '../functions/commons/run/plan';
+import { galaxiesPerSecond } from '../functions/commons/model/lambda-sizing';
+import { formatBytes, parseByteSize } from '../toolkit/sizes';
+import { listPartitions } from '../functions/commons/run/rank-plan';
 import { startLocalS3 } from '../local/s3-server';
 import { servedStack, stackEnvironment } from '../local/served-stack';
 import { positiveInteger } from './arguments';

@@ -4,7 +4,8 @@ import { basename, dirname } from 'node:path';
 import { UsageError } from '../functions/commons/errors';
 import { alive } from './served-stack';
 import { CreateTableCommand, DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { RUNS_TABLE_DEFINITION } from '../functions/commons/run/run-store';
+import { ROOT } from './paths';
+import { tableDefinition } from './template';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const dynalite = require('dynalite') as (options: { path?: string; createTableMs?: number }) => import('node:net').Server;
@@ -85,6 +86,6 @@ export async function ensureRunsTable(client: DynamoDBClient, table: string): Pr
     await client.send(new DescribeTableCommand({ TableName: table }));
   } catch (error) {
     if ((error as Error).name !== 'ResourceNotFoundException') throw error;
-    await client.send(new CreateTableCommand({ TableName: table, ...RUNS_TABLE_DEFINITION } as never));
+    await client.send(new CreateTableCommand({ TableName: table, ...tableDefinition(ROOT, 'RunsTable') } as never));
   }
 }

@@ -3,7 +3,8 @@ import { createWriteStream, existsSync, readdirSync, readFileSync, type WriteStr
 import { createServer, Socket } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { vmHwmMb } from '../functions/commons/model/memory';
+import { vmHwmMb } from '../functions/commons/model/peak-rss';
+import { INVOKE_REQUEST_LIMIT_BYTES, INVOKE_RESPONSE_LIMIT_BYTES } from '../functions/commons/aws/limits';
 import { ROOT } from './paths';
 
 /**
@@ -67,10 +68,7 @@ export function reportLine(r: InvocationReport): string {
   return `REPORT RequestId: ${r.requestId}\tDuration: ${r.durationMs.toFixed(2)} ms\tBilled Duration: ${r.billedMs} ms\tMemory Size: ${r.memoryMb} MB${used}${init}`;
 }
 
-/** Lambda's limits on a synchronous invocation's request and response (6 MB); its message names the latter's exact bound. */
-export const MAX_SYNC_PAYLOAD_BYTES = 6_291_456;
-const MAX_SYNC_RESPONSE_BYTES = 6_291_556;
-const RESPONSE_TOO_LARGE = `Response payload size exceeded maximum allowed payload size (${MAX_SYNC_RESPONSE_BYTES} bytes).`;
+const RESPONSE_TOO_LARGE = `Response payload size exceeded maximum allowed payload size (${INVOKE_RESPONSE_LIMIT_BYTES} bytes).`;
 
 export class LambdaError extends Error {
   constructor(name: string, message: string) {
@@ -325,10 +323,10 @@ export class LocalFunction {
   async invoke(event: unknown): Promise<unknown> {
     // Lambda refuses a synchronous request over 6 MB before any container runs it.
     const requestBytes = Buffer.byteLength(JSON.stringify(event ?? null));
-    if (requestBytes > MAX_SYNC_PAYLOAD_BYTES) {
+    if (requestBytes > INVOKE_REQUEST_LIMIT_BYTES) {
       throw new LambdaError(
         'Lambda.RequestEntityTooLargeException',
-        `Request must be smaller than ${MAX_SYNC_PAYLOAD_BYTES} bytes for the InvokeFunction operation (this one: ${requestBytes})`,
+        `Request must be smaller than ${INVOKE_REQUEST_LIMIT_BYTES} bytes for the InvokeFunction operation (this one: ${requestBytes})`,
       );
     }
     const directive = await this.intercept?.(event);
@@ -339,7 +337,7 @@ export class LocalFunction {
       const { status, body, report } = await reply;
       // A reply over the limit is a function error, after the invocation ran (and was billed).
       const { result, error } =
-        status === 200 && Buffer.byteLength(body) > MAX_SYNC_RESPONSE_BYTES
+        status === 200 && Buffer.byteLength(body) > INVOKE_RESPONSE_LIMIT_BYTES
           ? { result: undefined, error: new LambdaError('Function.ResponseSizeTooLarge', RESPONSE_TOO_LARGE) }
           : replyOf(status, body);
       if (report) this.reports.push({ ...report, error: error?.name });

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { STATE_PAYLOAD_LIMIT_BYTES } from '../functions/commons/aws/limits';
 import type { ExecutionStatusChange } from '../functions/commons/run/contracts';
 
 // aws-local-stepfunctions uses Promise.withResolvers, which Node 20 lacks.
@@ -52,8 +53,6 @@ interface Execution {
 
 const ITEMS_FIELD = '__caiItems';
 const RESULTS_FIELD = '__caiMapResults';
-/** Step Functions' limit on a state's input or output, a task's parameters and a Map item. */
-export const MAX_PAYLOAD_BYTES = 256 * 1024;
 
 /** The JSON size AWS would see: the adapter's own fields are not part of the state. */
 function payloadBytes(value: unknown): number {
@@ -62,7 +61,7 @@ function payloadBytes(value: unknown): number {
 
 class DataLimitExceeded extends Error {
   constructor(what: string) {
-    super(`${what} has a size exceeding the maximum number of bytes service limit (${MAX_PAYLOAD_BYTES})`);
+    super(`${what} has a size exceeding the maximum number of bytes service limit (${STATE_PAYLOAD_LIMIT_BYTES})`);
     this.name = 'States.DataLimitExceeded';
   }
 }
@@ -230,7 +229,7 @@ export class LocalStepFunctions {
       // The largest payload of each kind (items, a state's input, ...), whatever its index.
       const kind = what.replace(/\d+/g, 'N');
       this.largestPayloads[kind] = Math.max(this.largestPayloads[kind] ?? 0, bytes);
-      if (!overLimit && bytes > MAX_PAYLOAD_BYTES) {
+      if (!overLimit && bytes > STATE_PAYLOAD_LIMIT_BYTES) {
         overLimit = new DataLimitExceeded(what);
         abort();
       }

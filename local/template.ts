@@ -199,3 +199,11 @@ export const FUNCTIONS = {
   SummarizerFunction: 'summarizer',
 } as const;
 export type FunctionId = keyof typeof FUNCTIONS;
+
+/** A DynamoDB table as template.yaml declares it, as CreateTable's input: the local stack makes the same table. */
+export function tableDefinition(root: string, logicalId: string): Record<string, unknown> {
+  const resource = readTemplate(root).Resources[logicalId];
+  if (resource?.Type !== 'AWS::DynamoDB::Table') throw new TemplateError(`template.yaml has no table ${logicalId}`);
+  const { AttributeDefinitions, KeySchema, GlobalSecondaryIndexes, BillingMode } = resource.Properties ?? {};
+  return { AttributeDefinitions, KeySchema, GlobalSecondaryIndexes, BillingMode };
+}

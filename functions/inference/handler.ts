@@ -4,7 +4,7 @@ import { readConfig, required } from '../commons/aws/config';
 import { lambdaHandler, logger, markInitDone, metrics, startInvocation } from '../commons/aws/invocation';
 import { describeError } from '../commons/errors';
 import { loadRedshiftModel } from '../commons/model/session';
-import { workerSettings } from '../commons/model/tuning';
+import { workerSettings } from '../commons/model/lambda-sizing';
 import type { RankItem, RankOutcome } from '../commons/run/contracts';
 import { recordFailedAttempt, runRank } from '../commons/run/rank';
 

@@ -4,7 +4,7 @@ import { readConfig } from '../commons/aws/config';
 import { lambdaHandler, logger, markInitDone, metrics, startInvocation } from '../commons/aws/invocation';
 import type { ExecutionStatusChange, SummarizeInput } from '../commons/run/contracts';
 import { RunStore } from '../commons/run/run-store';
-import { isExecutionStatusChange, recordEndedExecution, summarizeRun } from '../commons/run/summary';
+import { isExecutionStatusChange, recordEndedExecution, summarizeRun } from '../commons/run/summarize';
 
 const config = readConfig();
 const runs = new RunStore(dynamoClient(), config.RUNS_TABLE);

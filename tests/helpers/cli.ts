@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { ROOT } from './python';
+import { ROOT } from '../../local/paths';
 
 export interface CliResult {
   status: number | null;

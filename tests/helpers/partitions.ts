@@ -1,8 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { BANDS, IMAGE_ELEMENTS, IMAGE_SHAPE } from '../../functions/commons/partitions/reader';
-import { synthesizeInto } from '../../functions/commons/partitions/synth';
+import { synthesizeInto } from '../../toolkit/datasets/synth';
 import type { DType } from '../../functions/commons/torch/dtype';
-import { TorchDatasetArchive } from '../../functions/commons/torch/writer';
+import { TorchDatasetArchive } from '../../toolkit/datasets/torch-writer';
 
 /**
  * A labelled partition of `samples` synthetic galaxies written with the given dtype for all three

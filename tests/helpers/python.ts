@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-export const ROOT = join(__dirname, '..', '..');
+import { ROOT } from '../../local/paths';
 const PYTHON = join(ROOT, '.venv', 'bin', 'python');
 
 /** Runs a script with the project's Python (PyTorch inside); `npm test` creates it first. */

@@ -3,7 +3,7 @@ import { createS3Client } from '../../functions/commons/aws/clients';
 import type { InitializeOutcome } from '../../functions/commons/run/initialize';
 import type { RunRecord } from '../../functions/commons/run/run-store';
 import { CONTROL_BUCKET, LocalStack } from '../../local/stack';
-import { ROOT } from './python';
+import { ROOT } from '../../local/paths';
 import { join } from 'node:path';
 
 /** A local stack for a test file, with short retry pauses, and helpers to drive runs. */

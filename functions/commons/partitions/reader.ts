@@ -10,6 +10,8 @@ export const IMAGE_SIDE = 32;
 export const IMAGE_SHAPE = [BANDS, IMAGE_SIDE, IMAGE_SIDE];
 export const IMAGE_ELEMENTS = numelOf(IMAGE_SHAPE);
 export const MAGNITUDE_SHAPE = [BANDS];
+/** Bytes of one galaxy in a float32 partition: its 5×32×32 image, 5 magnitudes and 1 redshift. */
+export const BYTES_PER_GALAXY = (IMAGE_ELEMENTS + BANDS + 1) * 4;
 
 /** Rows [start, start+count) of a partition, widened to float32 where the file held another dtype. */
 export interface PartitionRows {

@@ -15,7 +15,7 @@ export interface Payload {
   data_prefix: string;
   /** At most this many partitions, the first in natural order (1.pt, 2.pt, … 10.pt). */
   file_limit?: number;
-  /** Absent: the inference worker's tuned batch size for its memory size (functions/commons/model/tuning.ts). */
+  /** Absent: the inference worker's tuned batch size for its memory size (functions/commons/model/lambda-sizing.ts). */
   batch_size?: number;
   result_path: string;
   /** Ranks (inference invocations); default: one per partition. */

@@ -3,10 +3,10 @@ import { GetObjectCommand, type GetObjectCommandOutput, PutObjectCommand, type S
 import { ExecutionAlreadyExists, StartExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import type { RequestCounts } from '../aws/clients';
 import { CaiError, describeError } from '../errors';
-import { folderOf, listPartitions, type ManifestPlan, PlanError, planRun, type RankLimits } from './plan';
+import { folderOf, listPartitions, type ManifestPlan, PlanError, planRun, type RankLimits } from './rank-plan';
 import type { ExecutionInput, PartitionObject, Payload } from './contracts';
 import { outputKeys } from './output-keys';
-import { checkPayloadSize, MAX_PAYLOAD_BYTES, parsePayload, payloadJson, PayloadError } from './payload';
+import { checkPayloadSize, PAYLOAD_JSON_LIMIT_BYTES, parsePayload, payloadJson, PayloadError } from './payload';
 import type { RunRecord, RunStore } from './run-store';
 
 /** The uploaded payload.json an S3 event names. */
@@ -95,7 +95,7 @@ export async function initializeRun(object: PayloadObject, context: InitializeCo
   }
   // The size first: a payload over the limit is neither read nor stored (the run record is ≤ 400 KB).
   const size = body.ContentLength ?? 0;
-  let raw: unknown = size > MAX_PAYLOAD_BYTES ? `(not stored: ${size} bytes)` : undefined;
+  let raw: unknown = size > PAYLOAD_JSON_LIMIT_BYTES ? `(not stored: ${size} bytes)` : undefined;
   let payload: Payload;
   let warnings: string[];
   try {
@@ -105,7 +105,7 @@ export async function initializeRun(object: PayloadObject, context: InitializeCo
     raw = payloadJson(text);
     ({ payload, warnings } = parsePayload(raw));
   } catch (error) {
-    if (size > MAX_PAYLOAD_BYTES) (body.Body as { destroy?: () => void } | undefined)?.destroy?.();
+    if (size > PAYLOAD_JSON_LIMIT_BYTES) (body.Body as { destroy?: () => void } | undefined)?.destroy?.();
     const fields = error instanceof PayloadError ? { errors: error.errors } : {};
     return reject(baseRecord(runId, object, raw), describeError(error), fields);
   }

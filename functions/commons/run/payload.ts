@@ -15,7 +15,7 @@ export const LIMITS = { batchSize: 16384, fileLimit: 100_000, worldSize: 10_000 
 export const IGNORED_FIELDS = ['object_type', 'S3_object_name', 'script'] as const;
 
 /** A payload.json is at most this many bytes (it names a dataset; it holds no data). Checked first. */
-export const MAX_PAYLOAD_BYTES = 64 * 1024;
+export const PAYLOAD_JSON_LIMIT_BYTES = 64 * 1024;
 /** Field errors kept on a run: a payload of thousands of unknown keys is one error too many times. */
 export const MAX_FIELD_ERRORS = 20;
 
@@ -118,10 +118,12 @@ export function parsePayload(raw: unknown): ParsedPayload {
   return { payload, warnings };
 }
 
-/** Refuses a payload over MAX_PAYLOAD_BYTES, before anything reads it. */
+/** Refuses a payload over PAYLOAD_JSON_LIMIT_BYTES, before anything reads it. */
 export function checkPayloadSize(bytes: number): void {
-  if (bytes > MAX_PAYLOAD_BYTES) {
-    throw new PayloadError([{ field: '(payload)', message: `is ${bytes} bytes; a payload.json is at most ${MAX_PAYLOAD_BYTES} bytes` }]);
+  if (bytes > PAYLOAD_JSON_LIMIT_BYTES) {
+    throw new PayloadError([
+      { field: '(payload)', message: `is ${bytes} bytes; a payload.json is at most ${PAYLOAD_JSON_LIMIT_BYTES} bytes` },
+    ]);
   }
 }
 

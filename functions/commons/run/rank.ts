@@ -3,7 +3,7 @@ import { s3Source, type ByteSource } from '../torch/byte-source';
 import { countsSince, requestCounts } from '../aws/clients';
 import { CaiError, describeError } from '../errors';
 import { predictPartition, type RedshiftModel } from '../model/session';
-import { peakRssMb } from '../model/memory';
+import { peakRssMb } from '../model/peak-rss';
 import { openTorchPartition } from '../partitions/reader';
 import { accuracySums, mergeAccuracySums, type AccuracySums } from '../model/accuracy';
 import { mergeRedshiftHistograms, redshiftHistograms, type RedshiftHistograms } from '../model/histograms';

@@ -13,6 +13,12 @@ import type { FieldError } from './payload';
  */
 export type RunStatus = 'RUNNING' | 'SUCCEEDED' | 'PARTIAL' | 'FAILED';
 
+/** The indexes the queries below use, with their keys: template.yaml's RunsTable declares them (tests hold the two together). */
+export const RUNS_INDEXES = {
+  newestFirst: { IndexName: 'byStartedAt', hash: 'recordType', range: 'startedAt' },
+  byDataset: { IndexName: 'byDataset', hash: 'dataset', range: 'startedAt' },
+} as const;
+
 export interface RunOutputs {
   prefix: string;
   manifest: string;
@@ -72,7 +78,7 @@ const clip = (text: string | undefined) =>
 /**
  * What is stored of a record's fields: what JSON would write (DynamoDB holds no NaN or undefined),
  * with every field of unbounded size bounded, so no run's item can reach DynamoDB's 400 KB
- * (the payload is bounded at upload: MAX_PAYLOAD_BYTES). summary.json keeps everything.
+ * (the payload is bounded at upload: PAYLOAD_JSON_LIMIT_BYTES). summary.json keeps everything.
  */
 export function storable<T extends Partial<RunRecord>>(fields: T): T {
   const bounded: Partial<RunRecord> = { ...fields };
@@ -138,8 +144,8 @@ export class RunStore {
     const { Items } = await this.db.send(
       new QueryCommand({
         TableName: this.table,
-        IndexName: 'byStartedAt',
-        KeyConditionExpression: 'recordType = :run',
+        IndexName: RUNS_INDEXES.newestFirst.IndexName,
+        KeyConditionExpression: `${RUNS_INDEXES.newestFirst.hash} = :run`,
         ExpressionAttributeValues: { ':run': 'run' },
         ScanIndexForward: false,
         Limit: limit,
@@ -153,8 +159,8 @@ export class RunStore {
     const { Items } = await this.db.send(
       new QueryCommand({
         TableName: this.table,
-        IndexName: 'byDataset',
-        KeyConditionExpression: 'dataset = :d',
+        IndexName: RUNS_INDEXES.byDataset.IndexName,
+        KeyConditionExpression: `${RUNS_INDEXES.byDataset.hash} = :d`,
         ExpressionAttributeValues: { ':d': dataset },
         ScanIndexForward: false,
         Limit: limit,
@@ -163,33 +169,3 @@ export class RunStore {
     return (Items ?? []) as RunRecord[];
   }
 }
-
-/** The table's key schema and indexes, for the local stack (template.yaml declares the same). */
-export const RUNS_TABLE_DEFINITION = {
-  AttributeDefinitions: [
-    { AttributeName: 'runId', AttributeType: 'S' },
-    { AttributeName: 'recordType', AttributeType: 'S' },
-    { AttributeName: 'startedAt', AttributeType: 'S' },
-    { AttributeName: 'dataset', AttributeType: 'S' },
-  ],
-  KeySchema: [{ AttributeName: 'runId', KeyType: 'HASH' }],
-  GlobalSecondaryIndexes: [
-    {
-      IndexName: 'byStartedAt',
-      KeySchema: [
-        { AttributeName: 'recordType', KeyType: 'HASH' },
-        { AttributeName: 'startedAt', KeyType: 'RANGE' },
-      ],
-      Projection: { ProjectionType: 'ALL' },
-    },
-    {
-      IndexName: 'byDataset',
-      KeySchema: [
-        { AttributeName: 'dataset', KeyType: 'HASH' },
-        { AttributeName: 'startedAt', KeyType: 'RANGE' },
-      ],
-      Projection: { ProjectionType: 'ALL' },
-    },
-  ],
-  BillingMode: 'PAY_PER_REQUEST',
-} as const;

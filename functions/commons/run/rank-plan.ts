@@ -1,0 +1,184 @@
+import { paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
+import { CaiError } from '../errors';
+import { galaxiesPerSecond } from '../model/lambda-sizing';
+import { STATE_PAYLOAD_LIMIT_BYTES } from '../aws/limits';
+import { BYTES_PER_GALAXY } from '../partitions/reader';
+import type { PartitionObject, Payload, RankItem } from './contracts';
+
+/** File names CAI takes as partitions. */
+export const PARTITION_SUFFIX = '.pt';
+
+/** Natural order: digit runs compare as numbers, so 2.pt < 10.pt (the prototype sorted as text). */
+export function naturalCompare(a: string, b: string): number {
+  const split = (s: string) => s.split(/(\d+)/);
+  const x = split(a);
+  const y = split(b);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    if (x[i] === y[i]) continue;
+    const numeric = i % 2 === 1;
+    if (numeric) {
+      const d = Number(x[i]) - Number(y[i]) || x[i].length - y[i].length;
+      if (d) return d;
+    } else {
+      return x[i] < y[i] ? -1 : 1;
+    }
+  }
+  return x.length - y.length;
+}
+
+/** The folder a data prefix names: "100MB" and "100MB/" both mean the objects under "100MB/". */
+export function folderOf(prefix: string): string {
+  return prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
+}
+
+/** Every `.pt` object directly under the prefix (all pages), in natural order. */
+export async function listPartitions(s3: S3Client, bucket: string, prefix: string): Promise<PartitionObject[]> {
+  const folder = folderOf(prefix);
+  const found: PartitionObject[] = [];
+  for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: bucket, Prefix: folder, Delimiter: '/' })) {
+    for (const object of page.Contents ?? []) {
+      if (object.Key?.endsWith(PARTITION_SUFFIX)) found.push({ key: object.Key, bytes: object.Size ?? 0 });
+    }
+  }
+  return found.sort((a, b) => naturalCompare(a.key, b.key));
+}
+
+/**
+ * Partitions to ranks: largest first onto the least-loaded rank (by bytes), so ranks finish
+ * together; each rank keeps its partitions in natural order, and ranks are numbered in the order
+ * of their first partitions. Deterministic; O(n log ranks), for tens of thousands of partitions.
+ */
+export function assignRanks(partitions: PartitionObject[], worldSize: number): PartitionObject[][] {
+  const ranks = Math.min(worldSize, partitions.length);
+  const assigned: PartitionObject[][] = Array.from({ length: ranks }, () => []);
+  const order = new Map(partitions.map((p, i) => [p, i]));
+  const bySize = [...partitions].sort((a, b) => b.bytes - a.bytes || order.get(a)! - order.get(b)!);
+  // A binary min-heap of [load, rank]: ties go to the lowest rank, as a linear scan would.
+  const heap: [number, number][] = Array.from({ length: ranks }, (_, r) => [0, r]);
+  const less = (a: [number, number], b: [number, number]) => a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+  for (const p of bySize) {
+    const top = heap[0];
+    assigned[top[1]].push(p);
+    top[0] += p.bytes;
+    for (let i = 0; ;) {
+      const [l, r] = [2 * i + 1, 2 * i + 2];
+      let smallest = i;
+      if (l < heap.length && less(heap[l], heap[smallest])) smallest = l;
+      if (r < heap.length && less(heap[r], heap[smallest])) smallest = r;
+      if (smallest === i) break;
+      [heap[i], heap[smallest]] = [heap[smallest], heap[i]];
+      i = smallest;
+    }
+  }
+  for (const rank of assigned) rank.sort((a, b) => order.get(a)! - order.get(b)!);
+  // Ranks numbered in the order of their first partition: with one partition each, rank i has the i-th.
+  return assigned.sort((a, b) => order.get(a[0])! - order.get(b[0])!);
+}
+
+/** What bounds a rank: the inference function's memory (its speed) and timeout. */
+export interface RankLimits {
+  memoryMb: number;
+  timeoutS: number;
+}
+
+/** A rank is planned to take at most this share of the function's timeout (S3, INIT and noise take the rest). */
+export const RANK_TIME_BUDGET = 0.6;
+
+/** A run that cannot be planned within a Lambda's limits. */
+export class PlanError extends CaiError {
+  constructor(
+    message: string,
+    readonly field: 'world_size' | 'data_prefix',
+  ) {
+    super(message);
+  }
+}
+
+const estimateSeconds = (bytes: number, limits: RankLimits) => bytes / BYTES_PER_GALAXY / galaxiesPerSecond(limits.memoryMb);
+const itemBytes = (item: RankItem) => Buffer.byteLength(JSON.stringify(item));
+
+export interface ManifestPlan {
+  items: RankItem[];
+  /** Partitions chosen (after file_limit), in natural order. */
+  partitions: PartitionObject[];
+  warnings: string[];
+}
+
+export function planRun(runId: string, payload: Payload, available: PartitionObject[], limits?: RankLimits): ManifestPlan {
+  const warnings: string[] = [];
+  const limit = payload.file_limit ?? available.length;
+  if (limit > available.length) {
+    warnings.push(`file_limit ${limit} exceeds the ${available.length} partitions found; running all of them`);
+  }
+  const partitions = available.slice(0, limit);
+  const worldSize = payload.world_size ?? partitions.length;
+  if (worldSize > partitions.length) {
+    warnings.push(`world_size ${worldSize} exceeds the ${partitions.length} partitions; using ${partitions.length} ranks`);
+  }
+  const itemsFor = (w: number) =>
+    assignRanks(partitions, w).map((assigned, rank, all) => ({
+      runId,
+      rank,
+      worldSize: all.length,
+      batchSize: payload.batch_size,
+      dataBucket: payload.data_bucket,
+      partitions: assigned,
+      resultBucket: payload.bucket,
+      resultPath: payload.result_path,
+    }));
+  const items = itemsFor(worldSize);
+  if (limits) checkWithinLimits(items, partitions, limits, (w) => itemsFor(w), payload.world_size !== undefined);
+  return { items, partitions, warnings };
+}
+
+/** Refuses a plan whose slowest rank would not finish well inside the timeout, or whose item is too big. */
+function checkWithinLimits(
+  items: RankItem[],
+  partitions: PartitionObject[],
+  limits: RankLimits,
+  itemsFor: (worldSize: number) => RankItem[],
+  worldSizeGiven: boolean,
+): void {
+  const budget = limits.timeoutS * RANK_TIME_BUDGET;
+  const slowest = (list: RankItem[]) =>
+    Math.max(
+      ...list.map((i) =>
+        estimateSeconds(
+          i.partitions.reduce((s, p) => s + p.bytes, 0),
+          limits,
+        ),
+      ),
+    );
+  const fits = (list: RankItem[]) => slowest(list) <= budget && Math.max(...list.map(itemBytes)) <= STATE_PAYLOAD_LIMIT_BYTES;
+  if (fits(items)) return;
+  const speed = `${Math.round(galaxiesPerSecond(limits.memoryMb))} galaxies/s at ${limits.memoryMb} MB`;
+  const within = `the ${Math.round(budget)} s budget (${RANK_TIME_BUDGET * 100} % of the inference function's ${limits.timeoutS} s timeout)`;
+  const biggest = partitions.reduce((a, b) => (b.bytes > a.bytes ? b : a));
+  if (estimateSeconds(biggest.bytes, limits) > budget) {
+    throw new PlanError(
+      `partition ${biggest.key} alone would take ~${Math.round(estimateSeconds(biggest.bytes, limits))} s at ${speed}, over ${within}: ` +
+        'split the data into smaller partitions (cai split --size) or give the inference function more memory',
+      'data_prefix',
+    );
+  }
+  // The smallest world size that fits: from the lower bound the total work sets, doubling, then halving back.
+  const total = partitions.reduce((s, p) => s + estimateSeconds(p.bytes, limits), 0);
+  let low = Math.max(items.length, Math.ceil(total / budget)) - 1;
+  let high = low + 1;
+  while (high < partitions.length && !fits(itemsFor(high))) [low, high] = [high, Math.min(partitions.length, high * 2)];
+  while (high - low > 1) {
+    const mid = Math.floor((low + high) / 2);
+    if (fits(itemsFor(mid))) high = mid;
+    else low = mid;
+  }
+  const reason =
+    slowest(items) > budget
+      ? `~${Math.round(slowest(items))} s for its slowest rank at ${speed}, over ${within}`
+      : `rank items over Step Functions' 256 KiB`;
+  throw new PlanError(
+    worldSizeGiven
+      ? `world_size ${items.length} plans ${reason}; the smallest world_size that fits is ${high}`
+      : `${items.length} ranks plan ${reason}; set world_size to at least ${high}`,
+    'world_size',
+  );
+}

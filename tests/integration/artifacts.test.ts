@@ -1,0 +1,188 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Artifacts, copyArtifacts } from '../../local/artifacts';
+import { INVOKE_REQUEST_LIMIT_BYTES } from '../../functions/commons/aws/limits';
+import { LambdaError, LocalFunction } from '../../local/lambda-runtime';
+import { FUNCTIONS, type FunctionId, functionConfig } from '../../local/template';
+import { ROOT } from '../../local/paths';
+
+/**
+ * What `sam build` ships (npm test runs `sam build` before jest): each artifact starts alone under AWS's Runtime Interface Emulator (INIT
+ * must succeed with nothing but the artifact), imports only what it carries, and its native code
+ * runs on Amazon Linux 2023.
+ */
+const work = mkdtempSync(join(tmpdir(), 'cai-artifacts-'));
+let artifacts: Artifacts;
+beforeAll(async () => {
+  // sam build's output, copied out of the repository so nothing resolves from its node_modules.
+  artifacts = await copyArtifacts(join(ROOT, '.aws-sam', 'build'));
+});
+afterAll(() => artifacts?.remove());
+
+/** One function's artifact alone, configured from template.yaml; AWS endpoints point nowhere. */
+function alone(id: FunctionId, artifact = artifacts.path(id), timeoutS = 20): LocalFunction {
+  const config = functionConfig(ROOT, id);
+  return new LocalFunction({
+    name: `alone-${FUNCTIONS[id]}`,
+    artifact,
+    handler: config.handler,
+    memoryMb: config.memoryMb,
+    timeoutS,
+    architecture: config.architecture,
+    // A refused port: a request fails at once instead of reaching for AWS.
+    env: {
+      ...config.environment,
+      AWS_REGION: 'us-east-1',
+      CAI_S3_ENDPOINT: 'http://127.0.0.1:9',
+      CAI_DYNAMODB_ENDPOINT: 'http://127.0.0.1:9',
+      AWS_MAX_ATTEMPTS: '1',
+    },
+    concurrency: 1,
+    logFile: join(work, `${FUNCTIONS[id]}.log`),
+  });
+}
+
+/** Invokes once; INIT must have run and succeeded, whatever the handler then made of the event. */
+async function initOnce(fn: LocalFunction, event: unknown): Promise<{ result?: unknown; error?: LambdaError }> {
+  try {
+    return { result: await fn.invoke(event) };
+  } catch (error) {
+    return { error: error as LambdaError };
+  } finally {
+    await fn.close();
+  }
+}
+
+test.each([
+  ['InitializerFunction', { Records: [] }],
+  ['InferenceFunction', {}],
+  ['SummarizerFunction', { runId: 'r', resultBucket: 'b', resultPath: 'p' }],
+] as [FunctionId, unknown][])('%s, as sam build made it, starts alone under the emulator: INIT succeeds', async (id, event) => {
+  const fn = alone(id);
+  const { result, error } = await initOnce(fn, event);
+  expect(error?.name ?? '').not.toMatch(/^Runtime\./);
+  expect(fn.reports).toHaveLength(1);
+  expect(fn.reports[0].initMs).toBeGreaterThan(0);
+  if (id === 'InitializerFunction')
+    expect(result).toEqual([]); // no records, no runs
+  else expect(error).toBeDefined(); // the handler ran, and failed on an event or endpoint it could not use
+  expect(readFileSync(join(work, `${FUNCTIONS[id]}.log`), 'utf8')).toMatch(/INIT RTDONE\(status: success\)/);
+});
+
+test('an artifact that imports a package it does not carry fails INIT, as it would on Lambda', async () => {
+  const broken = join(work, 'broken');
+  mkdirSync(broken);
+  writeFileSync(join(broken, 'index.mjs'), "import 'onnxruntime-node';\nexport const handler = async () => 'never';\n");
+  const { error } = await initOnce(alone('InitializerFunction', broken), { Records: [] });
+  expect(error).toBeInstanceOf(LambdaError);
+  expect(error!.message).toMatch(/Cannot find package 'onnxruntime-node'/);
+});
+
+test("Lambda's 6 MB limits on a synchronous invocation: a larger request is refused unrun, a larger reply is a function error", async () => {
+  const echo = join(work, 'echo');
+  mkdirSync(echo);
+  // Replies with a string of the asked length.
+  writeFileSync(join(echo, 'index.mjs'), "export const handler = async (event) => 'x'.repeat(event.replyChars);\n");
+  const fn = alone('InitializerFunction', echo);
+  try {
+    const big = { replyChars: 1, padding: 'y'.repeat(INVOKE_REQUEST_LIMIT_BYTES) };
+    await expect(fn.invoke(big)).rejects.toMatchObject({
+      name: 'Lambda.RequestEntityTooLargeException',
+      message: expect.stringMatching(/^Request must be smaller than 6291456 bytes for the InvokeFunction operation/),
+    });
+    expect(fn.reports).toHaveLength(0); // never ran
+    // Just under the limit, the request runs; a reply of 6 MB plus its JSON quotes is over.
+    const under = { replyChars: 10, padding: 'y'.repeat(INVOKE_REQUEST_LIMIT_BYTES - 100) };
+    await expect(fn.invoke(under)).resolves.toBe('x'.repeat(10));
+    await expect(fn.invoke({ replyChars: INVOKE_REQUEST_LIMIT_BYTES + 99 })).rejects.toMatchObject({
+      name: 'Function.ResponseSizeTooLarge',
+      message: 'Response payload size exceeded maximum allowed payload size (6291556 bytes).',
+    });
+    await expect(fn.invoke({ replyChars: INVOKE_REQUEST_LIMIT_BYTES })).resolves.toHaveLength(INVOKE_REQUEST_LIMIT_BYTES);
+    expect(fn.reports.map((r) => r.error)).toEqual([undefined, 'Function.ResponseSizeTooLarge', undefined]); // billed
+  } finally {
+    await fn.close();
+  }
+});
+
+test('a function past its timeout is stopped by the emulator and reported as Lambda does (Sandbox.Timedout), and billed', async () => {
+  const slow = join(work, 'slow');
+  mkdirSync(slow);
+  writeFileSync(
+    join(slow, 'index.mjs'),
+    'export const handler = async (event) => new Promise((r) => setTimeout(() => r("done"), event.ms));\n',
+  );
+  const fn = alone('InitializerFunction', slow, 1);
+  try {
+    await expect(fn.invoke({ ms: 10 })).resolves.toBe('done');
+    await expect(fn.invoke({ ms: 5000 })).rejects.toMatchObject({
+      name: 'Sandbox.Timedout',
+      message: expect.stringMatching(/^Task timed out after 1\.\d+ seconds$/),
+    });
+    expect(fn.reports.map((r) => r.error)).toEqual([undefined, 'Sandbox.Timedout']);
+    expect(fn.reports[1].durationMs).toBeGreaterThanOrEqual(990);
+  } finally {
+    await fn.close();
+  }
+});
+
+test('each bundle imports only packages its artifact carries (only inference carries onnxruntime-node)', () => {
+  const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
+  const carried: Record<string, string[]> = {};
+  for (const [id, name] of Object.entries(FUNCTIONS)) {
+    const out = join(work, `meta-${name}`);
+    const metafile = `${out}.json`;
+    execFileSync(process.execPath, ['scripts/build.mjs', '--lambda', name, '--out', out, '--metafile', metafile], { cwd: ROOT });
+    const meta = JSON.parse(readFileSync(metafile, 'utf8')) as {
+      outputs: Record<string, { imports: { path: string; external?: boolean }[] }>;
+    };
+    const external = Object.values(meta.outputs).flatMap((o) =>
+      o.imports.filter((i) => i.external && !builtins.has(i.path)).map((i) => i.path),
+    );
+    const packageOf = (path: string) =>
+      path
+        .split('/')
+        .slice(0, path.startsWith('@') ? 2 : 1)
+        .join('/');
+    for (const pkg of new Set(external.map(packageOf))) {
+      expect([id, pkg, existsSync(join(out, 'node_modules', pkg, 'package.json'))]).toEqual([id, pkg, true]);
+    }
+    carried[id] = [...new Set(external.map(packageOf))];
+  }
+  expect(carried).toEqual({ InitializerFunction: [], InferenceFunction: ['onnxruntime-node'], SummarizerFunction: [] });
+});
+
+/** The highest GLIBC_x.y a shared object requires (readelf's version-needs section). */
+function maxGlibc(file: string): number[] {
+  const versions = [...execFileSync('readelf', ['-V', '--wide', file], { encoding: 'utf8' }).matchAll(/Name: GLIBC_(\d+)\.(\d+)/g)];
+  expect(versions.length).toBeGreaterThan(0);
+  return versions.map(([, major, minor]) => [Number(major), Number(minor)]).sort((a, b) => b[0] - a[0] || b[1] - a[1])[0];
+}
+
+test("the inference artifact's ONNX Runtime needs no GLIBC above Amazon Linux 2023's 2.34, for the template's architecture only", () => {
+  const binaries = join(artifacts.path('InferenceFunction'), 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6', 'linux');
+  expect(readdirSync(binaries)).toEqual([functionConfig(ROOT, 'InferenceFunction').architecture === 'arm64' ? 'arm64' : 'x64']);
+  for (const file of ['libonnxruntime.so.1', 'onnxruntime_binding.node']) {
+    const [major, minor] = maxGlibc(join(binaries, readdirSync(binaries)[0], file));
+    expect(major * 1000 + minor).toBeLessThanOrEqual(2 * 1000 + 34);
+  }
+});
+
+test('the architecture follows the template parameter: Architecture=arm64 ships only the aarch64 binaries', () => {
+  const out = join(work, 'arm64');
+  execFileSync(
+    process.execPath,
+    ['scripts/build.mjs', '--lambda', 'inference', '--out', out, '--parameter-overrides', 'Architecture=arm64'],
+    { cwd: ROOT },
+  );
+  const binaries = join(out, 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6', 'linux');
+  expect(readdirSync(binaries)).toEqual(['arm64']);
+  expect(execFileSync('readelf', ['-h', join(binaries, 'arm64', 'libonnxruntime.so.1')], { encoding: 'utf8' })).toMatch(
+    /Machine:\s+AArch64/,
+  );
+  const [major, minor] = maxGlibc(join(binaries, 'arm64', 'libonnxruntime.so.1'));
+  expect(major * 1000 + minor).toBeLessThanOrEqual(2 * 1000 + 34);
+});

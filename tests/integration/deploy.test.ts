@@ -1,0 +1,332 @@
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { RUNS_INDEXES } from '../../functions/commons/run/run-store';
+import { samConfigOverrides } from '../../local/template';
+import { allows, type Statement } from '../helpers/iam';
+import { ROOT } from '../../local/paths';
+
+/**
+ * `sam deploy`, as a new user runs it after `sam build` (npm test's sam-check builds), into moto's
+ * CloudFormation: tests/python/moto_deploy.py gives moto what its CloudFormation lacks (SAM's
+ * transform, the dependency-cycle check, state machine substitutions, bucket notifications, IAM's
+ * policy check) and probes the created stack's wiring. The same deploy refuses the template as it
+ * was before the cycle was broken.
+ */
+const PYTHON = join(ROOT, '.venv-moto', 'bin', 'python');
+const SAM = join(ROOT, '.venv-sam', 'bin', 'sam');
+const BUILT = join(ROOT, '.aws-sam', 'build', 'template.yaml');
+/** CloudFormation's longest stack name (128 characters), upper case included: valid for a stack, never for a bucket. */
+const LONG_STACK = `CAI-Survey-${'Deep'.repeat(29)}`.slice(0, 128);
+
+interface DeployedFunction {
+  arn: string;
+  memory: number;
+  timeout: number;
+  runtime: string;
+  architectures: string[];
+  environment: Record<string, string>;
+  role: string;
+  policy: { Statement: { Principal: { Service: string }; Action: string; Condition?: unknown }[] } | null;
+}
+interface DeployedStack {
+  status: string;
+  outputs: Record<string, string>;
+  resources: Record<string, { type: string; id: string }>;
+  functions: Record<string, DeployedFunction>;
+  roles: Record<string, { arn: string; statements: Statement[]; managed: string[] }>;
+  bucket: { name: string; notification: { LambdaFunctionConfigurations?: unknown[] } };
+  stateMachine: { arn: string; name: string; roleArn: string; definition: string };
+  table: { name: string; keys: unknown[]; indexes: { name: string; keys: unknown[]; projection: unknown }[]; billing: string };
+  rules: Record<string, { pattern: unknown; targets: string[] }>;
+}
+interface Deployment {
+  name: string;
+  exit: number;
+  output: string;
+  seconds: number;
+  stack?: DeployedStack;
+  probes?: Record<string, string[]>;
+}
+
+type Resources = Record<string, { Properties: Record<string, unknown> & { DefinitionSubstitutions: Record<string, unknown> } }>;
+
+/** A variant of the built template in another folder: its code and definition paths made absolute. */
+function variant(folder: string, name: string, change: (resources: Resources) => void): string {
+  const template = parse(readFileSync(BUILT, 'utf8')) as { Resources: Resources };
+  for (const resource of Object.values(template.Resources) as { Properties?: Record<string, string> }[]) {
+    const p = resource.Properties ?? {};
+    if (p.CodeUri) p.CodeUri = join(ROOT, '.aws-sam', 'build', p.CodeUri);
+    if (p.DefinitionUri) p.DefinitionUri = join(ROOT, '.aws-sam', 'build', p.DefinitionUri);
+  }
+  change(template.Resources);
+  const path = join(folder, `${name}.yaml`);
+  writeFileSync(path, stringify(template));
+  return path;
+}
+
+function deploy(): Deployment[] {
+  for (const [path, what] of [
+    [PYTHON, '.venv-moto'],
+    [SAM, '.venv-sam'],
+    [BUILT, "sam build's output"],
+  ]) {
+    if (!existsSync(path)) throw new Error(`no ${what}: run \`npm test\`, which creates it first`);
+  }
+  const folder = mkdtempSync(join(tmpdir(), 'cai-deploy-'));
+  try {
+    const oldControlBucket = { 'Fn::Sub': '${AWS::StackName}-control-${AWS::AccountId}-${AWS::Region}' };
+    const withCycle = variant(folder, 'with-cycle', (r) => {
+      r.CaiStateMachine.Properties.DefinitionSubstitutions.ControlBucketName = { Ref: 'ControlBucket' };
+    });
+    const namedByStack = variant(folder, 'named-by-stack', (r) => {
+      r.ControlBucket.Properties.BucketName = oldControlBucket;
+    });
+    const quick = ['--resolve-s3', '--capabilities', 'CAPABILITY_IAM', '--no-confirm-changeset'];
+    copyFileSync(join(ROOT, 'samconfig.toml'), join(folder, 'samconfig.toml'));
+    // sam deploy --guided's prompts, in order: stack name, region, the template's parameters in
+    // order (Architecture the 5th), then confirm, role creation, rollback, save, file, environment.
+    const guided = ['cai-guided', '', '', '', '', '', 'arm64', '', '', '', '', '', '', '', '', 'y'].join('\n') + '\n';
+    const deployments = [
+      // Exactly what the README says: `sam deploy` with samconfig.toml, answering its confirmation.
+      { name: 'plain', args: [], answers: 'y\n', stackName: 'cai' },
+      {
+        name: 'long name, result buckets, data bucket',
+        args: [
+          '--stack-name',
+          LONG_STACK,
+          ...quick,
+          '--parameter-overrides',
+          'ResultBucketNames=seed-results,survey-results DataBucketName=survey-data',
+        ],
+        stackName: LONG_STACK,
+      },
+      { name: 'guided', args: ['--guided', '--config-file', join(folder, 'samconfig.toml')], answers: guided, stackName: 'cai-guided' },
+      { name: 'with cycle', args: ['--template-file', withCycle, '--stack-name', 'cai-cycle', ...quick], stackName: 'cai-cycle' },
+      {
+        name: 'bucket named by stack',
+        args: ['--template-file', namedByStack, '--stack-name', LONG_STACK.replace('CAI', 'Old'), ...quick],
+        stackName: LONG_STACK.replace('CAI', 'Old'),
+      },
+    ].map((d) => ({ ...d, cwd: ROOT }));
+    const run = spawnSync(PYTHON, [join(ROOT, 'tests', 'python', 'moto_deploy.py')], {
+      input: JSON.stringify({ sam: SAM, deployments }),
+      encoding: 'utf8',
+      maxBuffer: 64 << 20,
+    });
+    if (run.status !== 0) throw new Error(`moto deploy failed: ${run.stderr.slice(-3000)}`);
+    const result = (JSON.parse(run.stdout) as { deployments: Deployment[] }).deployments;
+    guidedOverrides = samConfigOverrides(folder, 'deploy');
+    return result;
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+}
+
+let guidedOverrides: Record<string, string> = {};
+const deployments = deploy();
+const byName = (name: string) => deployments.find((d) => d.name === name)!;
+const plain = byName('plain');
+const stack = plain.stack!;
+const fn = (id: string) => stack.functions[id];
+
+test('a plain `sam deploy` (samconfig.toml, confirmed at its prompt) creates the stack and prints its Outputs', () => {
+  process.stderr.write(`deploy: sam deploy into moto in ${deployments.map((d) => `${d.name} ${d.seconds} s`).join(', ')}\n`);
+  expect([plain.exit, plain.output.includes('Successfully created/updated stack - cai')]).toEqual([0, true]);
+  expect(plain.output).toMatch(/Deploy this changeset\? \[y\/N\]/);
+  expect(stack.status).toBe('CREATE_COMPLETE');
+  // What a user needs next, as Outputs: where to upload, which table to query, which state machine runs.
+  expect(stack.outputs).toEqual({
+    ControlBucketName: stack.bucket.name,
+    RunsTableName: stack.table.name,
+    StateMachineArn: stack.stateMachine.arn,
+  });
+  // Printed at the end of the deploy (sam wraps the long ARN over two lines).
+  for (const value of [stack.bucket.name, stack.table.name]) expect(plain.output).toContain(value);
+});
+
+test("the control bucket's notification reaches the initializer for …payload.json only", () => {
+  const initializer = fn('InitializerFunction').arn;
+  expect(plain.probes).toMatchObject({
+    'put runs/survey/payload.json': [initializer],
+    'put payload.json': [initializer],
+    'put runs/survey/notes.json': [],
+    'put runs/survey/payload.json.bak': [],
+  });
+  // S3 may invoke it (the permission S3 checks when the notification is put), from this account only.
+  const [grant] = fn('InitializerFunction').policy!.Statement;
+  expect(grant).toMatchObject({ Principal: { Service: 's3.amazonaws.com' }, Action: 'lambda:InvokeFunction' });
+  expect(JSON.stringify(grant.Condition)).toContain('123456789012');
+});
+
+test("the EventBridge rule sends this state machine's FAILED, TIMED_OUT and ABORTED executions to the summarizer, nothing else", () => {
+  const summarizer = fn('SummarizerFunction').arn;
+  const reached = Object.fromEntries(Object.entries(plain.probes!).filter(([label]) => label.startsWith('execution')));
+  expect(reached).toEqual({
+    'execution FAILED of this state machine': [summarizer],
+    'execution TIMED_OUT of this state machine': [summarizer],
+    'execution ABORTED of this state machine': [summarizer],
+    'execution SUCCEEDED of this state machine': [],
+    'execution RUNNING of this state machine': [],
+    'execution FAILED of another state machine': [],
+  });
+});
+
+test('the state machine definition has every substitution resolved, to this stack’s functions and bucket', () => {
+  const { definition } = stack.stateMachine;
+  expect(definition).not.toMatch(/\$\{/);
+  const states = JSON.parse(definition).States;
+  const task = (state: { Parameters: { FunctionName: string } }) => state.Parameters.FunctionName;
+  expect(task(states.Infer.ItemProcessor.States.InferRank)).toBe(fn('InferenceFunction').arn);
+  expect(task(states.Summarize)).toBe(fn('SummarizerFunction').arn);
+  expect(task(states.RecordFailure)).toBe(fn('SummarizerFunction').arn);
+  expect(states.Infer.ResultWriter.Parameters.Bucket).toBe(stack.bucket.name);
+  expect(stack.stateMachine.roleArn).toBe(stack.roles.CaiStateMachineRole.arn);
+});
+
+test('the runs table has the key and the indexes the code queries', () => {
+  expect(stack.table.keys).toEqual([{ AttributeName: 'runId', KeyType: 'HASH' }]);
+  expect(stack.table.indexes).toEqual(
+    Object.values(RUNS_INDEXES).map(({ IndexName, hash, range }) => ({
+      name: IndexName,
+      keys: [
+        { AttributeName: hash, KeyType: 'HASH' },
+        { AttributeName: range, KeyType: 'RANGE' },
+      ],
+      projection: { ProjectionType: 'ALL' },
+    })),
+  );
+  expect(stack.table.billing).toBe('PAY_PER_REQUEST');
+});
+
+test('each function is configured from the template and names the resources the stack made', () => {
+  for (const id of ['InitializerFunction', 'InferenceFunction', 'SummarizerFunction']) {
+    expect(fn(id)).toMatchObject({ runtime: 'nodejs22.x', architectures: ['x86_64'] });
+    expect(fn(id).environment.RUNS_TABLE).toBe(stack.table.name);
+  }
+  expect(fn('InferenceFunction')).toMatchObject({ memory: 1769, timeout: 900 });
+  // Lambda keeps every variable as a string; moto keeps a Number parameter's value as a number.
+  const environment = Object.fromEntries(Object.entries(fn('InitializerFunction').environment).map(([k, v]) => [k, String(v)]));
+  expect(environment).toMatchObject({
+    STATE_MACHINE_ARN: stack.stateMachine.arn,
+    CONTROL_BUCKET: stack.bucket.name,
+    INFERENCE_MEMORY_MB: '1769',
+    INFERENCE_TIMEOUT_S: '900',
+  });
+});
+
+test("each role's statements, as IAM holds them, let its function do its part on this stack's resources", () => {
+  const role = (id: string) => stack.roles[`${id}Role`].statements;
+  const bucket = `arn:aws:s3:::${stack.bucket.name}`;
+  const table = `arn:aws:dynamodb:us-east-1:123456789012:table/${stack.table.name}`;
+  const checks: [string, string, string, boolean][] = [
+    ['InitializerFunction', 's3:GetObject', `${bucket}/runs/survey/payload.json`, true],
+    ['InitializerFunction', 's3:PutObject', `${bucket}/results/run-1/manifest.json`, true],
+    ['InitializerFunction', 'dynamodb:PutItem', table, true],
+    ['InitializerFunction', 'states:StartExecution', stack.stateMachine.arn, true],
+    ['InferenceFunction', 's3:GetObject', `${bucket}/data/1.pt`, true],
+    ['InferenceFunction', 's3:PutObject', `${bucket}/results/run-1/ranks/0.json`, true],
+    ['InferenceFunction', 'dynamodb:PutItem', table, false],
+    ['InferenceFunction', 'states:StartExecution', stack.stateMachine.arn, false],
+    ['SummarizerFunction', 'dynamodb:UpdateItem', table, true],
+    ['SummarizerFunction', 's3:PutObject', `${bucket}/results/run-1/summary.json`, true],
+    ['SummarizerFunction', 'states:StartExecution', stack.stateMachine.arn, false],
+    ['CaiStateMachine', 'lambda:InvokeFunction', fn('InferenceFunction').arn, true],
+    ['CaiStateMachine', 'lambda:InvokeFunction', fn('InitializerFunction').arn, false],
+    ['CaiStateMachine', 'states:StartExecution', stack.stateMachine.arn, true],
+  ];
+  const verdicts = checks.map(([id, action, resource]) => [id, action, resource, allows(role(id), { action, resource })]);
+  expect(verdicts).toEqual(checks);
+});
+
+test('`sam deploy --guided` deploys with its answers and saves them where the artifact build reads its architecture', () => {
+  const guided = byName('guided');
+  expect([guided.exit, guided.stack?.status]).toEqual([0, 'CREATE_COMPLETE']);
+  expect(guided.output).toMatch(/Parameter Architecture \[x86_64\]/); // samconfig.toml's value offered as the default
+  // Saved in [default.deploy.parameters] (quoted, as the guided flow writes them), read back by
+  // scripts/build.mjs and the local stack, which would otherwise ship an x86_64 binary to arm64.
+  expect(guidedOverrides).toMatchObject({ Architecture: 'arm64', InferenceMemorySize: '1769', MaxConcurrency: '100' });
+  expect(samConfigOverrides(ROOT, 'build').Architecture).toBe('x86_64'); // the control: the build section alone misses it
+});
+
+test('any stack name deploys: upper case and 128 characters still make a valid bucket and state machine name', () => {
+  const long = byName('long name, result buckets, data bucket');
+  expect([long.exit, long.stack?.status]).toEqual([0, 'CREATE_COMPLETE']);
+  const { bucket, stateMachine, functions, roles } = long.stack!;
+  // S3's rules for a bucket name; Step Functions' for a state machine name.
+  expect(bucket.name).toMatch(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/);
+  expect(stateMachine.name.length).toBeLessThanOrEqual(80);
+  expect(functions.InitializerFunction.environment.RESULT_BUCKETS).toBe('seed-results,survey-results');
+  // With result buckets and a data bucket, the conditional statements are there, and IAM took them.
+  expect(allows(roles.InferenceFunctionRole.statements, { action: 's3:GetObject', resource: 'arn:aws:s3:::survey-data/sky/1.pt' })).toBe(
+    true,
+  );
+  expect(allows(roles.InferenceFunctionRole.statements, { action: 's3:PutObject', resource: 'arn:aws:s3:::seed-results/r/0.json' })).toBe(
+    true,
+  );
+  // The control case: the bucket named after the stack, as before, is refused by S3 at that name.
+  const old = byName('bucket named by stack');
+  expect(old.exit).not.toBe(0);
+  expect(old.output).toMatch(/InvalidBucketName|bucket is not valid/);
+});
+
+test('the control case: the template before the fix is refused, its cycle named, before anything is created', () => {
+  // npm test's first gate (scripts/sam-check.sh: cfn-lint of the transformed template) names it in seconds…
+  const folder = mkdtempSync(join(tmpdir(), 'cai-lint-'));
+  try {
+    const source = readFileSync(join(ROOT, 'template.yaml'), 'utf8');
+    const before = source.replace(/^(\s+ControlBucketName): !Sub .*$/m, '$1: !Ref ControlBucket');
+    expect(before).not.toBe(source);
+    writeFileSync(join(folder, 'template.yaml'), before);
+    const translate = spawnSync(
+      join(ROOT, '.venv-sam', 'bin', 'python'),
+      [join(ROOT, 'tests', 'python', 'sam_translate.py'), ROOT, join(folder, 'template.yaml')],
+      {
+        encoding: 'utf8',
+        maxBuffer: 16 << 20,
+      },
+    );
+    writeFileSync(join(folder, 'transformed.json'), translate.stdout);
+    const lint = spawnSync(join(ROOT, '.venv-sam', 'bin', 'cfn-lint'), [join(folder, 'transformed.json')], { encoding: 'utf8' });
+    expect(lint.status).not.toBe(0);
+    const cyclic = [...lint.stdout.matchAll(/E3004 Circular Dependencies for resource (\w+)/g)].map((m) => m[1]).sort();
+    expect(cyclic).toEqual(['CaiStateMachine', 'ControlBucket', 'InitializerFunction', 'InitializerFunctionPayloadUploadedPermission']);
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+  // …and CloudFormation (here moto's, with the check CloudFormation makes) refuses the change set.
+  const cycle = byName('with cycle');
+  expect(cycle.exit).not.toBe(0);
+  expect(cycle.output).toContain(
+    'Circular dependency between resources: [CaiStateMachine, ControlBucket, InitializerFunction, InitializerFunctionPayloadUploadedPermission, InitializerFunctionRole]',
+  );
+  expect(cycle.stack).toBeUndefined();
+});
+
+test("an artifact over Lambda's 250 MiB unzipped is refused by the build (so by `sam build`) in one line", () => {
+  const folder = mkdtempSync(join(tmpdir(), 'cai-big-'));
+  try {
+    const model = join(folder, 'big.onnx');
+    writeFileSync(model, '');
+    truncateSync(model, 215_000_000); // with ONNX Runtime's ~49 MB, just over 262,144,000 bytes
+    const build = (out: string) =>
+      spawnSync(process.execPath, [join(ROOT, 'scripts', 'build.mjs'), '--lambda', 'inference', '--out', out, '--model', model], {
+        cwd: ROOT,
+        encoding: 'utf8',
+      });
+    const refused = build(join(folder, 'artifact'));
+    expect(refused.status).toBe(1);
+    expect(refused.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(
+        /^build: the inference artifact is 26\d\.\d MB unzipped, over Lambda's 250 MiB \(262\.1 MB\) limit; the model is 215\.0 MB of it, and at most 21\d\.\d MB fits$/,
+      ),
+    ]);
+    // The control: 5 MB less fits.
+    truncateSync(model, 210_000_000);
+    expect(build(join(folder, 'artifact')).status).toBe(0);
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+});

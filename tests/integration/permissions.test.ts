@@ -1,0 +1,146 @@
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { outputKeys } from '../../functions/commons/run/output-keys';
+import { resolver, type SamTemplate } from '../../local/template';
+import { allows, list, matches, type Need, type Statement } from '../helpers/iam';
+import { ROOT } from '../../local/paths';
+
+/**
+ * The state machine's role, as SAM's own translator expands template.yaml, holds exactly what the
+ * deployed definition needs: every call the definition makes (Lambda invocations, the Map's
+ * ItemReader and ResultWriter, the Distributed Map's child executions) is allowed, for every bucket a
+ * payload may name, and every grant is used by one of them.
+ */
+const ACCOUNT = '123456789012';
+const STACK = 'CAI-Survey';
+const STACK_UUID = '1c2fa620-982a-11e3-aff7-50e2416294e0';
+const RESULT_BUCKETS = ['seed-results', 'survey-results'];
+
+const translated = JSON.parse(
+  execFileSync(join(ROOT, '.venv-sam', 'bin', 'python'), [join(ROOT, 'tests', 'python', 'sam_translate.py'), ROOT], {
+    encoding: 'utf8',
+    maxBuffer: 16 << 20,
+  }),
+) as SamTemplate & { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> };
+
+const functionName = (id: string) => `${STACK}-${id}-ABC123`;
+const controlBucket = `cai-control-${STACK_UUID}`;
+const { resolve } = resolver(translated, ROOT, {
+  overrides: { ResultBucketNames: RESULT_BUCKETS.join(',') },
+  accountId: ACCOUNT,
+  stackName: STACK,
+  stackUuid: STACK_UUID,
+  resources: {
+    ControlBucket: controlBucket,
+    ...Object.fromEntries(
+      ['InitializerFunction', 'InferenceFunction', 'SummarizerFunction'].flatMap((id) => [
+        [id, functionName(id)],
+        [`${id}.Arn`, `arn:aws:lambda:us-east-1:${ACCOUNT}:function:${functionName(id)}`],
+      ]),
+    ),
+  },
+});
+const stateMachineArn = `arn:aws:states:us-east-1:${ACCOUNT}:stateMachine:cai-${STACK_UUID}`;
+
+/** The role's Allow statements, intrinsics resolved. */
+function roleStatements(): Statement[] {
+  const role = translated.Resources.CaiStateMachineRole.Properties as { Policies: unknown[] };
+  return (resolve(role.Policies as never) as ({ PolicyDocument: { Statement: Statement[] } } | undefined)[])
+    .filter((p) => p !== undefined)
+    .flatMap((p) => p!.PolicyDocument.Statement);
+}
+
+/** The definition as CloudFormation deploys it: the translator's string with DefinitionSubstitutions applied. */
+function deployedDefinition(): Record<string, unknown> {
+  const machine = translated.Resources.CaiStateMachine.Properties;
+  let text = resolve(machine.DefinitionString as never) as string;
+  const substitutions = resolve(machine.DefinitionSubstitutions as never) as Record<string, string>;
+  for (const [name, value] of Object.entries(substitutions)) text = text.replaceAll(`\${${name}}`, value);
+  return JSON.parse(text);
+}
+
+/** The calls the definition makes, walked from its states, for a run whose payload names `bucket`. */
+function needsOf(definition: Record<string, unknown>, bucket: string): Need[] {
+  const needs: Need[] = [];
+  const runId = 'survey-20261122-abc';
+  const walk = (states: Record<string, Record<string, unknown>>) => {
+    for (const [name, state] of Object.entries(states)) {
+      const parameters = state.Parameters as Record<string, unknown> | undefined;
+      if (state.Resource === 'arn:aws:states:::lambda:invoke') {
+        needs.push({ action: 'lambda:InvokeFunction', resource: String(parameters!.FunctionName), why: `${name} invokes` });
+      }
+      const reader = state.ItemReader as { Resource: string } | undefined;
+      if (reader) {
+        expect(reader.Resource).toBe('arn:aws:states:::s3:getObject');
+        // Its Bucket and Key come from the execution input: the initializer's manifest in the payload's bucket.
+        const key = outputKeys('results/survey', runId).manifest;
+        needs.push({ action: 's3:GetObject', resource: `arn:aws:s3:::${bucket}/${key}`, why: `${name}'s ItemReader` });
+      }
+      const writer = state.ResultWriter as { Resource: string; Parameters: { Bucket: string; Prefix: string } } | undefined;
+      if (writer) {
+        expect(writer.Resource).toBe('arn:aws:states:::s3:putObject');
+        const folder = `arn:aws:s3:::${writer.Parameters.Bucket}/${writer.Parameters.Prefix}/0a1b2c3d-map-run`;
+        // What AWS documents a ResultWriter needs: it uploads result files in parts.
+        for (const action of ['s3:PutObject', 's3:GetObject', 's3:ListMultipartUploadParts', 's3:AbortMultipartUpload']) {
+          for (const file of ['manifest.json', 'SUCCEEDED_0.json']) {
+            needs.push({ action, resource: `${folder}/${file}`, why: `${name}'s ResultWriter` });
+          }
+        }
+      }
+      const processor = state.ItemProcessor as { ProcessorConfig?: { Mode?: string }; States: never } | undefined;
+      if (processor?.ProcessorConfig?.Mode === 'DISTRIBUTED') {
+        const child = `arn:aws:states:us-east-1:${ACCOUNT}:execution:cai-${STACK_UUID}/${name}:0a1b2c3d-child`;
+        needs.push({ action: 'states:StartExecution', resource: stateMachineArn, why: `${name} starts child executions` });
+        needs.push({ action: 'states:DescribeExecution', resource: child, why: `${name} watches its children` });
+        needs.push({ action: 'states:StopExecution', resource: child, why: `${name} stops its children` });
+      }
+      if (processor) walk(processor.States);
+    }
+  };
+  walk(definition.States as never);
+  return needs;
+}
+
+const buckets = [controlBucket, ...RESULT_BUCKETS];
+const definition = deployedDefinition();
+const needs = [...new Map(buckets.flatMap((bucket) => needsOf(definition, bucket)).map((n) => [`${n.action} ${n.resource}`, n])).values()];
+
+test('every call the deployed definition makes is allowed, whichever permitted bucket the payload names', () => {
+  expect(needs.length).toBeGreaterThan(15);
+  expect(needs.map((n) => n.why)).toEqual(
+    expect.arrayContaining(['InferRank invokes', 'Summarize invokes', "Infer's ItemReader", "Infer's ResultWriter"]),
+  );
+  const denied = needs.filter((n) => !allows(roleStatements(), n));
+  expect(denied).toEqual([]);
+});
+
+test('every grant of the role is used by some call: nothing more than the definition needs', () => {
+  const unused = roleStatements().flatMap((s) =>
+    list(s.Action).flatMap((action) =>
+      list(s.Resource)
+        .filter((resource) => !needs.some((n) => matches(action, n.action) && matches(resource, n.resource)))
+        .map((resource) => `${action} on ${resource}`),
+    ),
+  );
+  expect(unused).toEqual([]);
+  // No wildcard actions, no resource that is only a wildcard.
+  for (const s of roleStatements()) {
+    expect(list(s.Action).filter((a) => a.includes('*'))).toEqual([]);
+    expect(list(s.Resource).filter((r) => r === '*')).toEqual([]);
+  }
+});
+
+test('the check fails where AWS would: without the result buckets statement, a run writing to one cannot read its manifest', () => {
+  const withoutResultBuckets = roleStatements().filter(
+    (s) => !list(s.Resource).some((r) => r.startsWith(`arn:aws:s3:::${RESULT_BUCKETS[0]}`)),
+  );
+  const denied = needs.filter((n) => !allows(withoutResultBuckets, n));
+  expect(denied.map((n) => `${n.action} ${n.resource}`)).toEqual(
+    RESULT_BUCKETS.map((b) => `s3:GetObject arn:aws:s3:::${b}/results/survey/survey-20261122-abc/manifest.json`),
+  );
+  // The ResultWriter writes only to the control bucket, so a narrower grant there would be caught too.
+  const readOnlyControl = roleStatements().filter((s) => !list(s.Action).includes('s3:PutObject'));
+  const deniedWrites = needs.filter((n) => !allows(readOnlyControl, n));
+  expect(deniedWrites).toHaveLength(6); // three write actions on two files (GetObject stays, for the manifest)
+  expect(deniedWrites.every((n) => n.resource.startsWith(`arn:aws:s3:::${controlBucket}/map-results/`))).toBe(true);
+});

@@ -1,0 +1,337 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import type { RankItem } from '../../functions/commons/run/contracts';
+import { sinkFor } from '../../toolkit/locations';
+import { synthesizeDataset } from '../../toolkit/datasets/synth';
+import { runIdFor } from '../../functions/commons/run/initialize';
+import { LambdaError } from '../../local/lambda-runtime';
+import { ROOT } from '../../local/paths';
+import { testStack } from '../helpers/stack';
+import { writeTestPartition } from '../helpers/partitions';
+import { IMAGE_ELEMENTS } from '../../functions/commons/partitions/reader';
+import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/reader';
+import { runReport } from '../../cli/run-format';
+
+const work = mkdtempSync(join(tmpdir(), 'cai-pipeline-'));
+let t: Awaited<ReturnType<typeof testStack>>;
+
+/** `count` small labelled partitions (1.pt … count.pt) under s3://bucket/prefix/. */
+async function dataset(bucket: string, prefix: string, count: number, perPartition = 40, seed = 1) {
+  await t.bucket(bucket);
+  await synthesizeDataset({
+    samples: count * perPartition,
+    maxBytes: 4096 + perPartition * BYTES_PER_GALAXY,
+    seed,
+    sink: sinkFor({ kind: 's3', bucket, key: prefix }, () => t.s3),
+  });
+}
+
+const payload = (prefix: string, extra: Record<string, unknown> = {}) => ({
+  bucket: 'cai-control',
+  data_bucket: 'survey',
+  data_prefix: prefix,
+  batch_size: 16,
+  result_path: `results/${prefix}`,
+  ...extra,
+});
+
+beforeAll(async () => {
+  // The prototype's payload writes its outputs to its own bucket: the stack must allow it, as on AWS.
+  t = await testStack(join(work, 'stack'), { ResultBucketNames: 'cosmicai-data,never-created' });
+});
+afterAll(() => t?.stack.close());
+afterEach(() => {
+  t.stack.functions.inference.intercept = undefined;
+});
+
+test("the prototype's payload runs unchanged, and its combined_data.json keeps the prototype's fields", async () => {
+  await dataset('cosmicai-data', '100MB', 12, 30);
+  const demo = JSON.parse(readFileSync(join(ROOT, 'tests', 'fixtures', 'demo-input.json'), 'utf8'));
+  const { outcome, record } = await t.run('prototype', demo);
+  expect(outcome).toMatchObject({ outcome: 'STARTED', partitions: 11, ranks: 11 });
+  expect(record).toMatchObject({ status: 'SUCCEEDED', partitions: 11, samples: 330, predictions: 330, failedPartitions: 0 });
+  expect(record.warnings).toContain("payload field script is the Python prototype's and is ignored by CAI");
+  expect(record.accuracy!.r2).toBeGreaterThan(0.5);
+  expect(record.cost!.totalUsd).toBeGreaterThan(0);
+
+  // The run's own folder, and the prototype's file where its notebooks look (the latest run's copy).
+  const own = `result-partition-100MB/1GB/1/${outcome.runId}`;
+  const combined = JSON.parse(await t.readText('cosmicai-data', `${own}/combined_data.json`));
+  expect(JSON.parse(await t.readText('cosmicai-data', 'result-partition-100MB/1GB/1/combined_data.json'))).toEqual(combined);
+  const reference = JSON.parse(readFileSync(join(ROOT, 'tests', 'fixtures', 'combined_data-100MB-1GB-run1.json'), 'utf8'));
+  expect(combined).toHaveLength(11);
+  for (const rank of combined) {
+    for (const field of Object.keys(reference[0])) expect(rank).toHaveProperty([field]);
+    expect(typeof rank.sample_persec).toBe('number');
+  }
+  // Natural order: 1.pt … 11.pt (the prototype's text order would have picked 1, 10, 100, 101, …).
+  expect(combined.map((r: { data_path: string }) => r.data_path).sort()).toEqual(
+    Array.from({ length: 11 }, (_, i) => `100MB/${i + 1}.pt`).sort(),
+  );
+  const predictions = await t.readText('cosmicai-data', `${own}/predictions/0.csv`);
+  expect(predictions.split('\n')[0]).toBe('partition,row,redshift_pred,redshift_true');
+  expect(predictions.trim().split('\n')).toHaveLength(31);
+});
+
+test('a corrupt partition is recorded as failed and the others still give results', async () => {
+  await dataset('survey', 'corrupt', 4);
+  const good = await t.s3.send(new GetObjectCommand({ Bucket: 'survey', Key: 'corrupt/3.pt' }));
+  const bytes = await good.Body!.transformToByteArray();
+  await t.s3.send(new PutObjectCommand({ Bucket: 'survey', Key: 'corrupt/3.pt', Body: bytes.subarray(0, bytes.length - 200) }));
+  const { record } = await t.run('corrupt', payload('corrupt'));
+  expect(record).toMatchObject({ status: 'PARTIAL', partitions: 4, samples: 120, failedPartitions: 1 });
+  expect(record.failures).toEqual([{ partition: 'corrupt/3.pt', rank: 2, error: expect.stringMatching(/truncated/) }]);
+});
+
+test('NaN in a partition: that object is predicted NaN and flagged, the accuracy is over the rest, the run reads back', async () => {
+  await t.bucket('survey');
+  const file = join(work, 'nan.pt');
+  writeTestPartition(file, 30, { edit: (x) => void (x.images[5 * IMAGE_ELEMENTS + 17] = NaN) });
+  await t.s3.send(new PutObjectCommand({ Bucket: 'survey', Key: 'nan/1.pt', Body: readFileSync(file) }));
+  const { outcome, record } = await t.run('nan', payload('nan'));
+  expect(record).toMatchObject({ status: 'SUCCEEDED', samples: 30, predictions: 30, nonFinitePredictions: 1 });
+  expect(record.accuracy).toMatchObject({ samples: 29, excluded: 1, mae: expect.any(Number), r2: expect.any(Number) });
+  expect(record.warnings).toEqual([
+    '1 object with a non-finite input value (NaN or infinity): predicted NaN',
+    '1 object left out of the accuracy: a non-finite prediction or label (accuracy.excluded)',
+  ]);
+  const csv = await t.readText('cai-control', `results/nan/${outcome.runId}/predictions/0.csv`);
+  expect(csv.split('\n').filter((l) => l.split(',')[2] === 'NaN')).toEqual([expect.stringMatching(/^nan\/1\.pt,5,NaN,/)]);
+  const report = runReport(record);
+  expect(report).toMatch(/30 objects, 30 predictions \(1 NaN\), 0 failed partitions/);
+  expect(report).toMatch(/accuracy over 29 labelled objects \(1 more left out: non-finite prediction or label\):\n {4}MAE \d/);
+  // One galaxy alone: R² is undefined, stored as null, and the report still reads.
+  writeTestPartition(file, 1, { seed: 3 });
+  await t.s3.send(new PutObjectCommand({ Bucket: 'survey', Key: 'one/1.pt', Body: readFileSync(file) }));
+  const one = await t.run('one', payload('one'));
+  expect(one.record).toMatchObject({ status: 'SUCCEEDED', samples: 1, accuracy: { samples: 1, excluded: 0, r2: null } });
+  expect(runReport(one.record)).toMatch(/R² - {3}outliers/);
+});
+
+test('a partition that disappears before its rank runs is recorded as failed', async () => {
+  await dataset('survey', 'missing', 3);
+  t.stack.functions.inference.intercept = async (event) => {
+    const item = event as RankItem;
+    if (item.rank === 1) await t.s3.send(new DeleteObjectCommand({ Bucket: 'survey', Key: 'missing/2.pt' }));
+  };
+  const { record } = await t.run('missing', payload('missing'));
+  expect(record).toMatchObject({ status: 'PARTIAL', samples: 80, failedPartitions: 1 });
+  expect(record.failures![0]).toEqual({ partition: 'missing/2.pt', rank: 1, error: 'no such object: s3://survey/missing/2.pt' });
+});
+
+test('a payload with errors is recorded with each field named, and nothing starts', async () => {
+  const executions = t.stack.sfn.executionNames().length;
+  const { outcome, record } = await t.run('bad-payload', { ...payload('nowhere'), batch_size: -5, file_limit: 'ten', colour: 'red' });
+  expect(outcome.outcome).toBe('REJECTED');
+  expect(record.status).toBe('FAILED');
+  expect(record.errors).toEqual([
+    { field: 'file_limit', message: 'must be a whole number from 1 to 100000 (got "ten")' },
+    { field: 'batch_size', message: 'must be a whole number from 1 to 16384 (got -5)' },
+    { field: 'colour', message: 'is not a payload field' },
+  ]);
+  expect(t.stack.sfn.executionNames()).toHaveLength(executions);
+  const notJson = await t.run('not-json', '{"bucket": ');
+  expect(notJson.record).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/is not valid JSON/) });
+  const empty = await t.run('empty-prefix', payload('no-such-prefix'));
+  expect(empty.record).toMatchObject({ status: 'FAILED', error: 'no partitions (*.pt) under s3://survey/no-such-prefix/' });
+});
+
+test('an oversized payload is refused by its size, unread and unstored; a bucket that does not exist is named', async () => {
+  const huge = await t.run('huge', { ...payload('nowhere'), script: 'x'.repeat(1 << 20) });
+  expect(huge.outcome.outcome).toBe('REJECTED');
+  expect(huge.record).toMatchObject({
+    status: 'FAILED',
+    payload: '(not stored: 1048707 bytes)',
+    error: 'payload.json: (payload): is 1048707 bytes; a payload.json is at most 65536 bytes',
+  });
+  await dataset('survey', 'homeless', 1);
+  const homeless = await t.run('homeless', { ...payload('homeless'), bucket: 'never-created' });
+  expect(homeless.record).toMatchObject({
+    status: 'FAILED',
+    error: expect.stringMatching(
+      /^could not start the run: cannot write s3:\/\/never-created\/results\/homeless\/.+\/manifest\.json: NoSuchBucket: /,
+    ),
+  });
+});
+
+test('an inference crash mid-run is retried, then recorded, with every partition accounted for', async () => {
+  await dataset('survey', 'crash', 3);
+  let attempts = 0;
+  t.stack.functions.inference.intercept = async (event) => {
+    if ((event as RankItem).rank !== 2) return;
+    attempts++;
+    return { crashAfterMs: 5 }; // well before a rank can finish its S3 reads and inference
+  };
+  const { record } = await t.run('crash', payload('crash'));
+  expect(attempts).toBe(2); // the first try and the state machine's one retry
+  expect(record).toMatchObject({ status: 'PARTIAL', partitions: 3, samples: 80, failedPartitions: 1 });
+  expect(record.failures).toEqual([{ partition: 'crash/3.pt', rank: 2, error: expect.stringMatching(/Runtime\.ExitError/) }]);
+});
+
+test('throttling once is retried and the run still succeeds', async () => {
+  await dataset('survey', 'throttle', 2);
+  let throttled = 0;
+  t.stack.functions.inference.intercept = async () => {
+    if (throttled++ === 0) throw new LambdaError('Lambda.TooManyRequestsException', 'Rate Exceeded.');
+  };
+  const { record } = await t.run('throttle', payload('throttle'));
+  expect(throttled).toBe(3); // one refused, then both ranks
+  expect(record).toMatchObject({ status: 'SUCCEEDED', samples: 80, failedPartitions: 0 });
+});
+
+test('the same payload.json event delivered twice makes one run', async () => {
+  await dataset('survey', 'twice', 2);
+  const events: unknown[] = [];
+  const capture = (event: unknown) => events.push(event);
+  t.stack.s3.server.on('event', capture);
+  const { outcome } = await t.run('twice', payload('twice'));
+  t.stack.s3.server.off('event', capture);
+  const before = t.outcomes.length;
+  t.stack.s3.server.emit('event', events[0]); // S3 delivers at least once: here, twice
+  while (t.outcomes.length === before) await new Promise((r) => setTimeout(r, 20));
+  await t.stack.idle();
+  expect(t.outcomes[t.outcomes.length - 1]).toEqual({ runId: outcome.runId, outcome: 'DUPLICATE' });
+  expect(t.stack.sfn.executionNames().filter((n) => n === outcome.runId)).toHaveLength(1);
+  expect((await t.stack.runs.list()).filter((r) => r.runId === outcome.runId)).toHaveLength(1);
+});
+
+test('S3 events with odd keys: spaces, + and unicode arrive encoded and are decoded; a deleted payload is recorded, not retried for ever', async () => {
+  await dataset('survey', 'odd', 1);
+  const events: { Records: { s3: { object: { key: string; sequencer?: string } } }[] }[] = [];
+  const capture = (event: (typeof events)[number]) => events.push(event);
+  t.stack.s3.server.on('event', capture);
+  const odd = await t.run('ünï côdé + run', payload('odd'));
+  t.stack.s3.server.off('event', capture);
+  expect(odd.record).toMatchObject({ status: 'SUCCEEDED', payloadUri: 's3://cai-control/runs/ünï côdé + run/payload.json' });
+  for (const key of ['runs/never uploaded/payload.json', 'runs/100%+gone/payload.json']) {
+    const event = structuredClone(events[0]);
+    event.Records[0].s3.object.key = key;
+    event.Records[0].s3.object.sequencer = `${key}-1`;
+    const before = t.outcomes.length;
+    t.stack.s3.server.emit('event', event);
+    while (t.outcomes.length === before) await new Promise((r) => setTimeout(r, 20));
+    const outcome = t.outcomes[t.outcomes.length - 1];
+    expect(outcome).toMatchObject({ outcome: 'REJECTED', error: `cannot read s3://cai-control/${key}: it does not exist` });
+    expect(await t.stack.runs.get(outcome.runId)).toMatchObject({ status: 'FAILED' });
+  }
+});
+
+test('a re-run of the same payload is a new run that reads and writes only its own files', async () => {
+  await dataset('survey', 'rerun', 4);
+  const first = await t.run('rerun', payload('rerun', { world_size: 4 }));
+  const second = await t.run('rerun', payload('rerun', { world_size: 1 }));
+  expect(second.outcome.runId).not.toBe(first.outcome.runId);
+  // Without isolation the second run would count the first one's ranks/1.json … ranks/3.json too.
+  expect(first.record).toMatchObject({ status: 'SUCCEEDED', ranks: 4, partitions: 4, samples: 160, predictions: 160 });
+  expect(second.record).toMatchObject({ status: 'SUCCEEDED', ranks: 1, partitions: 4, samples: 160, predictions: 160 });
+  expect(second.record.outputs!.prefix).toBe(`s3://cai-control/results/rerun/${second.outcome.runId}/`);
+  const listed = async (runId: string) =>
+    ((await t.s3.send(new ListObjectsV2Command({ Bucket: 'cai-control', Prefix: `results/rerun/${runId}/ranks/` }))).Contents ?? []).length;
+  expect([await listed(first.outcome.runId), await listed(second.outcome.runId)]).toEqual([4, 1]);
+  expect(JSON.parse(await t.readText('cai-control', 'results/rerun/combined_data.json'))).toHaveLength(1); // the latest run's
+});
+
+test('a payload whose outputs go to a bucket the functions may not write is refused at validation, naming the field', async () => {
+  const { outcome, record } = await t.run('elsewhere', { ...payload('nowhere'), bucket: 'someone-elses-bucket' });
+  expect(outcome.outcome).toBe('REJECTED');
+  expect(record).toMatchObject({ status: 'FAILED' });
+  expect(record.errors).toEqual([
+    {
+      field: 'bucket',
+      message:
+        "the functions may write only to cai-control, cosmicai-data, never-created; add someone-elses-bucket to the template's ResultBucketNames (samconfig.toml parameter_overrides) to write there",
+    },
+  ]);
+});
+
+test('an execution that fails past every Catch (RecordFailure failing too) is recorded FAILED by the status rule', async () => {
+  await dataset('survey', 'unrecorded', 2);
+  let refused = 0;
+  t.stack.functions.summarizer.intercept = async (event) => {
+    if ((event as { 'detail-type'?: string })['detail-type']) return; // the status rule's event goes through
+    refused++;
+    throw new LambdaError('SummaryError', 'the summarizer is broken');
+  };
+  const { record } = await t.run('unrecorded', payload('unrecorded'));
+  t.stack.functions.summarizer.intercept = undefined;
+  expect(refused).toBe(5); // Summarize once (a function error is caught at once), RecordFailure with its 3 retries
+  expect(record).toMatchObject({ status: 'FAILED', samples: 80 });
+  expect(record.error).toMatch(/SummaryError/);
+});
+
+test("a delivery that recorded the run and died before starting it is resumed by S3's retry", async () => {
+  await dataset('survey', 'resumed', 2);
+  const events: { Records: { s3: { bucket: { name: string }; object: { key: string; sequencer?: string; eTag?: string } } }[] }[] = [];
+  const capture = (event: (typeof events)[number]) => events.push(event);
+  t.stack.s3.server.on('event', capture);
+  // Every attempt of the first delivery dies (Lambda retries an S3 notification twice) ...
+  t.stack.functions.initializer.intercept = async () => {
+    throw new LambdaError('Runtime.ExitError', 'the runtime died');
+  };
+  await t.s3.send(
+    new PutObjectCommand({ Bucket: 'cai-control', Key: 'runs/resumed/payload.json', Body: JSON.stringify(payload('resumed')) }),
+  );
+  t.stack.s3.server.off('event', capture);
+  await t.stack.idle();
+  t.stack.functions.initializer.intercept = undefined;
+  // ... after recording the run, as a crash between the two steps would leave it.
+  const { s3: object } = events[0].Records[0];
+  const runId = runIdFor({
+    bucket: object.bucket.name,
+    key: object.object.key,
+    sequencer: object.object.sequencer,
+    etag: object.object.eTag,
+  });
+  await t.stack.runs.create({
+    runId,
+    recordType: 'run',
+    status: 'RUNNING',
+    startedAt: new Date().toISOString(),
+    payloadUri: 's3://cai-control/runs/resumed/payload.json',
+    payload: payload('resumed'),
+    dataset: 'survey/resumed/',
+    warnings: [],
+  });
+  const before = t.outcomes.length;
+  t.stack.s3.server.emit('event', events[0]); // S3 delivers the notification again
+  while (t.outcomes.length === before) await new Promise((r) => setTimeout(r, 20));
+  await t.stack.idle();
+  expect(t.outcomes[t.outcomes.length - 1]).toMatchObject({ runId, outcome: 'STARTED' });
+  expect(await t.stack.runs.get(runId)).toMatchObject({ status: 'SUCCEEDED', samples: 80 });
+});
+
+test('1,100 one-galaxy partitions (listing past one S3 page) run as 1,100 ranks, every partition accounted for', async () => {
+  await dataset('survey', 'many', 1100, 1);
+  const { outcome, record } = await t.run('many', payload('many'), 480_000);
+  expect(outcome).toMatchObject({ outcome: 'STARTED', partitions: 1100, ranks: 1100 });
+  expect(record).toMatchObject({
+    status: 'SUCCEEDED',
+    partitions: 1100,
+    ranks: 1100,
+    samples: 1100,
+    predictions: 1100,
+    failedPartitions: 0,
+  });
+}, 600_000);
+
+test('hundreds of failed ranks with long errors: the run record stays under 400 KB, summary.json keeps every error whole', async () => {
+  await dataset('survey', 'long-errors', 200, 1);
+  const failing = (rank: number) => rank % 5 !== 0; // 160 of 200
+  const message = (rank: number) => `rank ${rank} failed: ${'the detector is on fire; '.repeat(160)}`; // ~4 KB each
+  t.stack.functions.inference.intercept = async (event) => {
+    const { rank } = event as RankItem;
+    if (failing(rank)) throw new LambdaError('RankError', message(rank));
+  };
+  const { outcome, record } = await t.run('long-errors', payload('long-errors'), 240_000);
+  // Summarize recorded it (RecordFailure would set `error`): 160 × 4 KB of errors once broke the 400 KB item.
+  expect(record).toMatchObject({ status: 'PARTIAL', partitions: 200, failedPartitions: 160, predictions: 40 });
+  expect(record.error).toBeUndefined();
+  expect(Buffer.byteLength(JSON.stringify(record))).toBeLessThan(400 * 1024);
+  expect(record.failures!.length).toBeGreaterThan(100);
+  expect(record.failures![0].error).toMatch(/^RankError: rank \d+ failed: .*… \(\d+ characters in all; summary\.json has it whole\)$/);
+  const summary = JSON.parse(await t.readText('cai-control', `results/long-errors/${outcome.runId}/summary.json`));
+  expect(summary.failures).toHaveLength(160);
+  for (const failure of summary.failures) expect(failure.error).toBe(`RankError: ${message(failure.rank)}`);
+}, 300_000);

@@ -1,0 +1,97 @@
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GetObjectCommand, PutObjectCommand, paginateListObjectsV2 } from '@aws-sdk/client-s3';
+import pLimit from 'p-limit';
+import { fileSource, s3Source } from '../../functions/commons/torch/byte-source';
+import { openTorchPartition } from '../../functions/commons/partitions/reader';
+import { createS3Client, s3Client } from '../../functions/commons/aws/clients';
+import { listPartitions } from '../../functions/commons/run/rank-plan';
+import { startLocalS3, type LocalS3 } from '../../local/s3-server';
+import { expectSameArray } from '../helpers/arrays';
+import { cai } from '../helpers/cli';
+
+const work = mkdtempSync(join(tmpdir(), 'cai-s3-'));
+let s3: LocalS3;
+let env: NodeJS.ProcessEnv;
+
+beforeAll(async () => {
+  s3 = await startLocalS3(join(work, 's3'), ['survey']);
+  env = { CAI_S3_ENDPOINT: s3.endpoint };
+  process.env.CAI_S3_ENDPOINT = s3.endpoint;
+});
+afterAll(() => s3.close());
+
+async function rowsOf(source: Awaited<ReturnType<typeof fileSource>>) {
+  const reader = await openTorchPartition(source);
+  const rows = await reader.readRows(0, reader.samples);
+  await reader.close();
+  return rows;
+}
+
+test('synth, split and inspect read and write s3:// locations', async () => {
+  expect((await cai(['synth', '--samples', '900', '--size', '20MB', '--out', 's3://survey/raw', '--seed', '3'], env)).status).toBe(0);
+  expect((await cai(['synth', '--samples', '900', '--size', '20MB', '--out', join(work, 'raw'), '--seed', '3'], env)).status).toBe(0);
+
+  const manifest = await s3Client().send(new GetObjectCommand({ Bucket: 'survey', Key: 'raw/partitions.json' }));
+  expect(JSON.parse(await manifest.Body!.transformToString())).toMatchObject({ samples: 900, partitions: [{ key: '1.pt' }] });
+
+  const fromS3 = await cai(['inspect', 's3://survey/raw/1.pt', '--json'], env);
+  const fromDisk = await cai(['inspect', join(work, 'raw', '1.pt'), '--json'], env);
+  expect(fromS3.status).toBe(0);
+  expect(fromS3.json()).toEqual(fromDisk.json());
+
+  const split = await cai(['split', 's3://survey/raw/1.pt', '--size', '4MB', '--out', 's3://survey/parts'], env);
+  expect(split.status).toBe(0);
+  expect(split.stdout).toMatch(/wrote 5 partitions \(900 objects.*s3:\/\/survey\/parts/);
+
+  // A partition read over ranged GETs decodes to the same rows as the file on disk.
+  const local = await rowsOf(await fileSource(join(work, 'raw', '1.pt')));
+  const remote = await rowsOf(await s3Source(s3Client(), 'survey', 'raw/1.pt'));
+  expectSameArray(remote.images, local.images);
+  expectSameArray(remote.redshift, local.redshift);
+  const second = await rowsOf(await s3Source(s3Client(), 'survey', 'parts/2.pt'));
+  expectSameArray(second.images, local.images.subarray(second.count * 5120, 2 * second.count * 5120));
+});
+
+test('a missing object and a bad location are named', async () => {
+  const missing = await cai(['inspect', 's3://survey/raw/404.pt'], env);
+  expect(missing.status).toBe(1);
+  expect(missing.stderr.trim()).toBe('cai: no such object: s3://survey/raw/404.pt');
+  const bad = await cai(['inspect', 's3://Bad_Bucket/x.pt'], env);
+  expect(bad.status).toBe(2);
+  expect(bad.stderr.trim()).toMatch(/is not an S3 location/);
+});
+
+test('the embedded S3 lists any number of keys, 1,000 a page as S3 does', async () => {
+  const client = createS3Client({ ...process.env, CAI_S3_ENDPOINT: s3.endpoint });
+  const limit = pLimit(16);
+  await Promise.all(
+    Array.from({ length: 2100 }, (_, i) =>
+      limit(() => client.send(new PutObjectCommand({ Bucket: 'survey', Key: `many/${i + 1}.pt`, Body: 'x' }))),
+    ),
+  );
+  const pages: number[] = [];
+  for await (const page of paginateListObjectsV2({ client }, { Bucket: 'survey', Prefix: 'many/' })) pages.push(page.KeyCount ?? 0);
+  expect(pages).toEqual([1000, 1000, 100]);
+  const partitions = await listPartitions(client, 'survey', 'many');
+  expect(partitions).toHaveLength(2100);
+  expect(partitions[2099].key).toBe('many/2100.pt'); // natural order across pages
+});
+
+test('the embedded S3 refuses keys that resolve outside its folder, and writes nothing there', async () => {
+  const client = createS3Client({ ...process.env, CAI_S3_ENDPOINT: s3.endpoint });
+  // From <work>/s3/survey these would land in <work>/s3, <work> and <work>/s3/survey2.
+  for (const key of ['../escaped.pt', '../../escaped/1.pt', 'a/../../survey2/x.pt']) {
+    await expect(client.send(new PutObjectCommand({ Bucket: 'survey', Key: key, Body: 'x' }))).rejects.toMatchObject({
+      name: 'InvalidArgument',
+      message: 'the local S3 refuses a bucket or key that resolves outside its folder (survey)',
+    });
+  }
+  expect(readdirSync(work)).not.toContain('escaped');
+  expect(readdirSync(join(work, 's3')).filter((d) => d.startsWith('escaped') || d === 'survey2')).toEqual([]);
+  // A key that only looks odd stays inside and reads back.
+  await client.send(new PutObjectCommand({ Bucket: 'survey', Key: 'odd/..x/ünï cödé.pt', Body: 'y' }));
+  const back = await client.send(new GetObjectCommand({ Bucket: 'survey', Key: 'odd/..x/ünï cödé.pt' }));
+  expect(await back.Body!.transformToString()).toBe('y');
+});

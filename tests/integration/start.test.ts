@@ -1,0 +1,137 @@
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cai } from '../helpers/cli';
+import { ROOT } from '../../local/paths';
+
+const work = mkdtempSync(join(tmpdir(), 'cai-start-'));
+const state = join(work, '.cai');
+
+function start(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string; last: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'start.js'), '--dir', state, ...args], { cwd: ROOT });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (status) => {
+      const lines = stdout.trim().split('\n');
+      let last = {};
+      try {
+        last = JSON.parse(lines[lines.length - 1]);
+      } catch {
+        // asserted below
+      }
+      resolve({ status, stdout, stderr, last });
+    });
+  });
+}
+
+test('npm start with no arguments runs ~2,000 synthetic galaxies end to end', async () => {
+  const run = await start([]);
+  expect(run.stderr).toMatch(/start: uploaded s3:\/\/cai-control\/runs\/demo-\d+\/payload\.json/);
+  expect(run.status).toBe(0);
+  expect(run.last).toMatchObject({ status: 'SUCCEEDED', samples: 2000, predictions: 2000, partitions: 8 });
+  expect(Object.keys(run.last)).toEqual([
+    'runId',
+    'status',
+    'partitions',
+    'samples',
+    'predictions',
+    'outputs',
+    'report',
+    'wall_s',
+    'cost_usd',
+  ]);
+  expect(run.stdout).toContain(`  report      ${run.last.report}\n`);
+  expect(existsSync(run.last.report as string)).toBe(true);
+  expect(run.last.cost_usd).toBeGreaterThan(0);
+  expect(run.stdout).toMatch(/accuracy over 2000 labelled objects/);
+  const outputs = run.last.outputs as string;
+  for (const output of ['manifest.json', 'ranks', 'predictions', 'combined_data.json', 'summary.json']) {
+    expect(existsSync(join(outputs, output))).toBe(true);
+  }
+  expect(readdirSync(join(outputs, 'predictions'))).toHaveLength(8);
+  expect(readdirSync(join(outputs, 'ranks'))).toHaveLength(8);
+  expect(JSON.parse(readFileSync(join(outputs, 'combined_data.json'), 'utf8'))).toHaveLength(8);
+  const summary = JSON.parse(readFileSync(join(outputs, 'summary.json'), 'utf8'));
+  expect(summary).toMatchObject({ status: 'SUCCEEDED', samples: 2000 });
+});
+
+test("npm start with the user's partitions and payload; cai runs lists both runs, newest first", async () => {
+  const parts = join(work, 'parts');
+  expect((await cai(['synth', '--samples', '600', '--size', '2MB', '--out', parts, '--seed', '9'])).status).toBe(0);
+  const payload = join(work, 'mine.json');
+  writeFileSync(
+    payload,
+    JSON.stringify({
+      bucket: 'my-results',
+      data_bucket: 'my-data',
+      data_prefix: 'survey/v1',
+      batch_size: 64,
+      result_path: 'out/v1',
+      world_size: 2,
+    }),
+  );
+  const run = await start(['--partitions', parts, '--payload', payload, '--parameter-overrides', 'ResultBucketNames=my-results']);
+  expect(run.status).toBe(0);
+  expect(run.last).toMatchObject({ status: 'SUCCEEDED', samples: 600, partitions: 6 });
+
+  const list = await cai(['runs', '--dir', state, '--json']);
+  expect(list.status).toBe(0);
+  const { runs } = list.json<{ runs: { runId: string; status: string; startedAt: string; samples: number; cost_usd: number }[] }>();
+  expect(runs.map((r) => r.runId)).toEqual([run.last.runId, expect.stringMatching(/^demo-/)]);
+  expect(runs[0].startedAt > runs[1].startedAt).toBe(true);
+  const byDataset = await cai(['runs', '--dir', state, '--dataset', 'my-data/survey/v1', '--json']);
+  expect(byDataset.json<{ runs: { runId: string }[] }>().runs.map((r) => r.runId)).toEqual([run.last.runId]);
+  const noMatch = await cai(['runs', '--dir', state, '--dataset', 'my-data/survey/v2']);
+  expect([noMatch.status, noMatch.stdout]).toEqual([
+    0,
+    'no runs of dataset my-data/survey/v2 (cai runs lists every run with its dataset)\n',
+  ]);
+
+  const show = await cai(['runs', 'show', String(run.last.runId), '--dir', state]);
+  expect(show.stdout).toMatch(/partitions {2}6 in 2 ranks; 600 objects, 600 predictions, 0 failed partitions/);
+  expect(show.stdout).toMatch(/cost {8}\$.* Lambda .* Step Functions .* S3 .* DynamoDB/);
+  expect(show.stdout).toMatch(/the prototype's formula/);
+});
+
+test('a re-run on the same result_path with a file that is not a model fails on its own, never showing the earlier run', async () => {
+  const parts = join(work, 'parts');
+  const payload = join(work, 'mine.json');
+  const notModel = join(work, 'not-a-model.onnx');
+  writeFileSync(notModel, 'not a model');
+  const run = await start([
+    '--partitions',
+    parts,
+    '--payload',
+    payload,
+    '--model',
+    notModel,
+    '--parameter-overrides',
+    'ResultBucketNames=my-results',
+  ]);
+  expect(run.status).toBe(1);
+  // Before runs were isolated this said SUCCEEDED with the first run's 600 predictions.
+  expect(run.last).toMatchObject({ status: 'FAILED', partitions: 6, samples: 0, predictions: 0 });
+  expect(run.stdout).toMatch(/ModelError: cannot load model .*Protobuf parsing failed/);
+  expect(readdirSync(String(run.last.outputs))).not.toContain('predictions');
+
+  // A folder with fewer partitions than the prefix already holds would run the others too: refused.
+  const fewer = join(work, 'fewer');
+  mkdirSync(fewer);
+  copyFileSync(join(parts, '1.pt'), join(fewer, '1.pt'));
+  const refused = await start(['--partitions', fewer, '--payload', payload, '--parameter-overrides', 'ResultBucketNames=my-results']);
+  expect([refused.status, refused.stderr.trim().split('\n').pop()]).toEqual([
+    2,
+    `start: s3://my-data/survey/v1/ already holds 5 partitions that ${fewer} does not (2.pt, 3.pt, 4.pt, …), which the run would take too: give the payload another data_prefix`,
+  ]);
+});
+
+test('npm start refuses half its options with a reason', async () => {
+  const run = await start(['--partitions', work]);
+  expect(run.status).toBe(2);
+  expect(run.stderr.trim()).toBe('start: --partitions and --payload go together');
+});

@@ -1,0 +1,165 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { assignRanks, naturalCompare, PlanError, planRun } from '../../functions/commons/run/rank-plan';
+import { PayloadError, parsePayload, parsePayloadJson } from '../../functions/commons/run/payload';
+import { STATE_PAYLOAD_LIMIT_BYTES } from '../../functions/commons/aws/limits';
+import { ROOT } from '../../local/paths';
+
+const demo = JSON.parse(readFileSync(join(ROOT, 'tests', 'fixtures', 'demo-input.json'), 'utf8'));
+
+describe('payload.json', () => {
+  test("the prototype's payload is accepted as it is, its Python-only fields ignored with a warning", () => {
+    const { payload, warnings } = parsePayload(demo);
+    expect(payload).toEqual({
+      bucket: 'cosmicai-data',
+      data_bucket: 'cosmicai-data',
+      data_prefix: '100MB',
+      file_limit: 11,
+      batch_size: 512,
+      result_path: 'result-partition-100MB/1GB/1',
+    });
+    expect(warnings).toEqual([
+      "payload field object_type is the Python prototype's and is ignored by CAI",
+      "payload field S3_object_name is the Python prototype's and is ignored by CAI",
+      "payload field script is the Python prototype's and is ignored by CAI",
+    ]);
+  });
+
+  const errorsOf = (raw: unknown) => {
+    try {
+      parsePayload(raw);
+    } catch (error) {
+      expect(error).toBeInstanceOf(PayloadError);
+      return (error as PayloadError).errors;
+    }
+    throw new Error('accepted');
+  };
+
+  test('each bad field is named', () => {
+    expect(errorsOf({ ...demo, file_limit: -3, world_size: '0', batch_size: 1e9, colour: 'red' })).toEqual([
+      { field: 'file_limit', message: 'must be a whole number from 1 to 100000 (got -3)' },
+      { field: 'batch_size', message: 'must be a whole number from 1 to 16384 (got 1000000000)' },
+      { field: 'world_size', message: 'must be a whole number from 1 to 10000 (got "0")' },
+      { field: 'colour', message: 'is not a payload field' },
+    ]);
+    expect(errorsOf({ bucket: 'cosmicai-data' }).map((e) => `${e.field} ${e.message}`)).toEqual([
+      'data_bucket is required',
+      'data_prefix is required',
+      'result_path is required',
+    ]);
+    expect(errorsOf({ ...demo, data_bucket: 'Not_A_Bucket', result_path: '/abs' }).map((e) => e.field)).toEqual([
+      'data_bucket',
+      'result_path',
+    ]);
+    expect(errorsOf([1, 2])).toEqual([{ field: '(payload)', message: 'must be a JSON object, not an array' }]);
+    expect(() => parsePayloadJson('{"bucket": ')).toThrow(/payload\.json: \(payload\): is not valid JSON/);
+  });
+
+  test('batch_size may be left to the worker, which tunes it to its memory size', () => {
+    const { batch_size: _omitted, ...rest } = demo;
+    const { payload } = parsePayload(rest);
+    expect(payload.batch_size).toBeUndefined();
+    expect(planRun('r', payload, [{ key: '100MB/1.pt', bytes: 1 }]).items[0].batchSize).toBeUndefined();
+  });
+
+  test('numeric strings count as numbers, as in the prototype', () => {
+    expect(parsePayload({ ...demo, file_limit: '22', world_size: 4, batch_size: '256' }).payload).toMatchObject({
+      file_limit: 22,
+      world_size: 4,
+      batch_size: 256,
+    });
+  });
+});
+
+describe('partitions and ranks', () => {
+  const parts = (n: number, bytes = (i: number) => 100 + (i % 3)) =>
+    Array.from({ length: n }, (_, i) => ({ key: `100MB/${i + 1}.pt`, bytes: bytes(i) }));
+
+  test('natural order: 2.pt before 10.pt', () => {
+    const keys = ['p/10.pt', 'p/2.pt', 'p/1.pt', 'p/100.pt', 'p/11.pt', 'p/02.pt', 'p/a.pt'];
+    expect([...keys].sort(naturalCompare)).toEqual(['p/1.pt', 'p/2.pt', 'p/02.pt', 'p/10.pt', 'p/11.pt', 'p/100.pt', 'p/a.pt']);
+  });
+
+  test('file_limit takes the first partitions; one rank per partition by default', () => {
+    const { payload } = parsePayload(demo);
+    const plan = planRun('run-1', payload, parts(130));
+    expect(plan.partitions.map((p) => p.key)).toEqual(parts(11).map((p) => p.key));
+    expect(plan.items).toHaveLength(11);
+    expect(plan.items[3]).toEqual({
+      runId: 'run-1',
+      rank: 3,
+      worldSize: 11,
+      batchSize: 512,
+      dataBucket: 'cosmicai-data',
+      partitions: [{ key: '100MB/4.pt', bytes: 100 }],
+      resultBucket: 'cosmicai-data',
+      resultPath: 'result-partition-100MB/1GB/1',
+    });
+  });
+
+  test('fewer ranks than partitions: every partition once, loads balanced, natural order within a rank', () => {
+    const partitions = parts(23, (i) => 50 + ((i * 37) % 60));
+    const ranks = assignRanks(partitions, 4);
+    expect(ranks).toHaveLength(4);
+    expect(
+      ranks
+        .flat()
+        .map((p) => p.key)
+        .sort(),
+    ).toEqual(partitions.map((p) => p.key).sort());
+    const loads = ranks.map((r) => r.reduce((s, p) => s + p.bytes, 0));
+    expect(Math.max(...loads) - Math.min(...loads)).toBeLessThanOrEqual(Math.max(...partitions.map((p) => p.bytes)));
+    for (const rank of ranks) expect(rank.map((p) => p.key)).toEqual([...rank.map((p) => p.key)].sort(naturalCompare));
+    const { warnings, items } = planRun('r', { ...parsePayload(demo).payload, file_limit: 50, world_size: 40 }, partitions);
+    expect(items).toHaveLength(23);
+    expect(warnings).toEqual([
+      'file_limit 50 exceeds the 23 partitions found; running all of them',
+      'world_size 40 exceeds the 23 partitions; using 23 ranks',
+    ]);
+  });
+});
+
+describe('ranks are planned within the inference function (1,769 MB, 900 s)', () => {
+  const limits = { memoryMb: 1769, timeoutS: 900 };
+  const MiB = 2 ** 20;
+  const base = { bucket: 'cai-control', data_bucket: 'survey', data_prefix: 'big', result_path: 'out' };
+  const sized = (count: number, bytes: number, key = (i: number) => `big/${i + 1}.pt`) =>
+    Array.from({ length: count }, (_, i) => ({ key: key(i), bytes }));
+
+  test('a world_size whose ranks would run past the budget is refused, naming the smallest that fits', () => {
+    const partitions = sized(100, 100 * MiB); // ~42 s each at 122 galaxies/s: 12 fit in 540 s
+    expect(() => planRun('r', { ...base, world_size: 1 }, partitions, limits)).toThrow(
+      /^world_size 1 plans ~4192 s for its slowest rank at 122 galaxies\/s at 1769 MB, over the 540 s budget \(60 % of the inference function's 900 s timeout\); the smallest world_size that fits is 9$/,
+    );
+    expect(() => planRun('r', { ...base, world_size: 8 }, partitions, limits)).toThrow(PlanError);
+    const plan = planRun('r', { ...base, world_size: 9 }, partitions, limits);
+    expect(plan.items).toHaveLength(9);
+    expect(Math.max(...plan.items.map((i) => i.partitions.length))).toBe(12);
+    expect(planRun('r', base, partitions, limits).items).toHaveLength(100); // one per partition fits
+  });
+
+  test('a partition too big for any rank is refused with what to do about it', () => {
+    expect(() => planRun('r', base, sized(1, 10 * 1024 * MiB), limits)).toThrow(
+      "partition big/1.pt alone would take ~4292 s at 122 galaxies/s at 1769 MB, over the 540 s budget (60 % of the inference function's 900 s timeout): split the data into smaller partitions (cai split --size) or give the inference function more memory",
+    );
+    // With 6 vCPUs (10,240 MB) the same partition still does not fit, but a 2 GiB one does.
+    expect(() => planRun('r', base, sized(1, 2 * 1024 * MiB), { memoryMb: 10240, timeoutS: 900 })).not.toThrow();
+  });
+
+  test("rank items stay under Step Functions' 256 KiB", () => {
+    const partitions = sized(20_000, 1024, (i) => `a/rather/long/prefix/for/the/partitions/of/this/survey/part-${i + 1}.pt`);
+    expect(() => planRun('r', { ...base, world_size: 2 }, partitions, limits)).toThrow(
+      /^world_size 2 plans rank items over Step Functions' 256 KiB; the smallest world_size that fits is (\d+)$/,
+    );
+    let message = '';
+    try {
+      planRun('r', { ...base, world_size: 2 }, partitions, limits);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    const smallest = Number(/fits is (\d+)/.exec(message)![1]);
+    const plan = planRun('r', { ...base, world_size: smallest }, partitions, limits);
+    expect(Math.max(...plan.items.map((i) => Buffer.byteLength(JSON.stringify(i))))).toBeLessThanOrEqual(STATE_PAYLOAD_LIMIT_BYTES);
+    expect(() => planRun('r', { ...base, world_size: smallest - 1 }, partitions, limits)).toThrow(PlanError);
+  });
+});

@@ -1,0 +1,214 @@
+import { crc32 } from 'node:zlib';
+import { DTYPES, type DType, type TensorData } from '../../functions/commons/torch/dtype';
+import { numelOf } from '../../functions/commons/torch/archive';
+import { ArchiveError } from '../../functions/commons/errors';
+
+export interface TensorSpec {
+  dtype: DType;
+  shape: number[];
+}
+
+/** torch aligns every record to this many bytes, which also keeps typed-array views legal. */
+const ALIGNMENT = 64;
+const LOCAL_HEADER = 30;
+const CENTRAL_HEADER = 46;
+const EOCD = 22;
+const MAX_ZIP32 = 0xffffffff;
+
+/** Pickle protocol 2 writer for the handful of values a TensorDataset archive needs. */
+class PickleBytes {
+  private readonly parts: number[] = [];
+  op(...bytes: number[]): this {
+    this.parts.push(...bytes);
+    return this;
+  }
+  int(n: number): this {
+    if (n < 0x100) return this.op(0x4b, n); // BININT1
+    if (n < 0x10000) return this.op(0x4d, n & 0xff, n >> 8); // BININT2
+    if (n < 0x80000000) return this.op(0x4a, n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, n >>> 24); // BININT
+    const bytes: number[] = [];
+    let v = BigInt(n);
+    while (v > 0n) {
+      bytes.push(Number(v & 0xffn));
+      v >>= 8n;
+    }
+    if (bytes[bytes.length - 1] & 0x80) bytes.push(0);
+    return this.op(0x8a, bytes.length, ...bytes); // LONG1
+  }
+  text(s: string): this {
+    const utf8 = Buffer.from(s, 'utf8');
+    const n = utf8.length;
+    return this.op(0x58, n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, n >>> 24, ...utf8); // BINUNICODE
+  }
+  global(module: string, name: string): this {
+    return this.op(0x63, ...Buffer.from(`${module}\n${name}\n`, 'latin1')); // GLOBAL
+  }
+  tuple(items: (() => void)[]): this {
+    this.op(0x28); // MARK
+    for (const write of items) write();
+    return this.op(0x74); // TUPLE
+  }
+  bytes(): Uint8Array {
+    return Uint8Array.from(this.parts);
+  }
+}
+
+const contiguousStrides = (shape: number[]): number[] => {
+  const strides = new Array<number>(shape.length);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    strides[i] = s;
+    s *= shape[i];
+  }
+  return strides;
+};
+
+/** `TensorDataset(*tensors)` exactly as torch.save pickles it, storage i holding tensor i. */
+export function tensorDatasetPickle(specs: TensorSpec[]): Uint8Array {
+  const p = new PickleBytes();
+  p.op(0x80, 2).global('torch.utils.data.dataset', 'TensorDataset').op(0x29, 0x81); // EMPTY_TUPLE NEWOBJ
+  p.op(0x7d).text('tensors'); // EMPTY_DICT 'tensors'
+  p.tuple(
+    specs.map((spec, i) => () => {
+      p.global('torch._utils', '_rebuild_tensor_v2');
+      p.tuple([
+        () => {
+          p.tuple([
+            () => p.text('storage'),
+            () => p.global('torch', DTYPES[spec.dtype].storage),
+            () => p.text(String(i)),
+            () => p.text('cpu'),
+            () => p.int(numelOf(spec.shape)),
+          ]);
+          p.op(0x51); // BINPERSID
+        },
+        () => p.int(0),
+        () => p.tuple(spec.shape.map((d) => () => p.int(d))),
+        () => p.tuple(contiguousStrides(spec.shape).map((s) => () => p.int(s))),
+        () => p.op(0x89), // requires_grad False
+        () => p.global('collections', 'OrderedDict').op(0x29, 0x52), // OrderedDict()
+      ]);
+      p.op(0x52); // REDUCE
+    }),
+  );
+  return p.op(0x73, 0x62, 0x2e).bytes(); // SETITEM BUILD STOP
+}
+
+interface Record {
+  name: Uint8Array;
+  headerOffset: number;
+  dataOffset: number;
+  size: number;
+}
+
+interface Layout {
+  placed: { record: Record; content: Uint8Array | number }[];
+  total: number;
+}
+
+/** Where every record of the archive goes; nothing is allocated. */
+function layoutTorchDataset(specs: TensorSpec[], archiveName: string): Layout {
+  const encoder = new TextEncoder();
+  const small = (text: string) => encoder.encode(text);
+  const contents: [string, Uint8Array | number][] = [
+    ['data.pkl', tensorDatasetPickle(specs)],
+    ['.format_version', small('1')],
+    ['.storage_alignment', small(String(ALIGNMENT))],
+    ['byteorder', small('little')],
+    ...specs.map((spec, i): [string, number] => [`data/${i}`, numelOf(spec.shape) * DTYPES[spec.dtype].itemSize]),
+    ['version', small('3\n')],
+  ];
+  let offset = 0;
+  let directorySize = 0;
+  const placed = contents.map(([name, content]) => {
+    const nameBytes = encoder.encode(`${archiveName}/${name}`);
+    const headerOffset = offset;
+    const unpadded = headerOffset + LOCAL_HEADER + nameBytes.length + 4;
+    const dataOffset = unpadded + ((ALIGNMENT - (unpadded % ALIGNMENT)) % ALIGNMENT);
+    const size = typeof content === 'number' ? content : content.length;
+    offset = dataOffset + size;
+    directorySize += CENTRAL_HEADER + nameBytes.length;
+    return { record: { name: nameBytes, headerOffset, dataOffset, size }, content };
+  });
+  return { placed, total: offset + directorySize + EOCD };
+}
+
+/** The exact file size of a TensorDataset archive of these tensors. */
+export function torchDatasetSize(specs: TensorSpec[], archiveName = 'archive'): number {
+  return layoutTorchDataset(specs, archiveName).total;
+}
+
+/**
+ * A torch archive of one TensorDataset, laid out up front in a single buffer. Callers fill each
+ * tensor in place through `tensor(i)` (no staging copies), then `finish()` writes checksums and
+ * the zip directory. The result loads with `torch.load(f, weights_only=True)`.
+ */
+export class TorchDatasetArchive {
+  readonly bytes: Uint8Array;
+  private readonly records: Record[] = [];
+  private readonly tensorRecords: Record[] = [];
+
+  constructor(
+    readonly specs: TensorSpec[],
+    archiveName = 'archive',
+  ) {
+    const { placed, total } = layoutTorchDataset(specs, archiveName);
+    if (total > MAX_ZIP32) throw new ArchiveError(`a partition of ${total} bytes exceeds the 4 GiB a partition may hold`);
+    this.bytes = new Uint8Array(new ArrayBuffer(total));
+    for (const { record, content } of placed) {
+      this.records.push(record);
+      if (typeof content === 'number') this.tensorRecords.push(record);
+      else this.bytes.set(content, record.dataOffset);
+    }
+  }
+
+  /** A writable view of tensor i's data inside the archive buffer. */
+  tensor(i: number): TensorData {
+    const spec = this.specs[i];
+    const record = this.tensorRecords[i];
+    return DTYPES[spec.dtype].view(this.bytes.buffer as ArrayBuffer, record.dataOffset, numelOf(spec.shape));
+  }
+
+  /** Writes checksums and headers over the current contents; again after a refill. */
+  finish(): Uint8Array {
+    const dv = new DataView(this.bytes.buffer);
+    let at = this.records[this.records.length - 1].dataOffset + this.records[this.records.length - 1].size;
+    const directoryOffset = at;
+    for (const r of this.records) {
+      const crc = crc32(this.bytes.subarray(r.dataOffset, r.dataOffset + r.size));
+      const extra = r.dataOffset - (r.headerOffset + LOCAL_HEADER + r.name.length);
+      // Local header; the extra field 'FB' is torch's alignment padding.
+      dv.setUint32(r.headerOffset, 0x04034b50, true);
+      dv.setUint16(r.headerOffset + 4, 20, true);
+      dv.setUint16(r.headerOffset + 8, 0, true); // stored
+      dv.setUint16(r.headerOffset + 12, 0x21, true); // 1980-01-01, as torch writes
+      dv.setUint32(r.headerOffset + 14, crc, true);
+      dv.setUint32(r.headerOffset + 18, r.size, true);
+      dv.setUint32(r.headerOffset + 22, r.size, true);
+      dv.setUint16(r.headerOffset + 26, r.name.length, true);
+      dv.setUint16(r.headerOffset + 28, extra, true);
+      this.bytes.set(r.name, r.headerOffset + LOCAL_HEADER);
+      const extraAt = r.headerOffset + LOCAL_HEADER + r.name.length;
+      dv.setUint16(extraAt, 0x4246, true);
+      dv.setUint16(extraAt + 2, extra - 4, true);
+      // Central directory record.
+      dv.setUint32(at, 0x02014b50, true);
+      dv.setUint16(at + 4, 20, true);
+      dv.setUint16(at + 6, 20, true);
+      dv.setUint16(at + 14, 0x21, true);
+      dv.setUint32(at + 16, crc, true);
+      dv.setUint32(at + 20, r.size, true);
+      dv.setUint32(at + 24, r.size, true);
+      dv.setUint16(at + 28, r.name.length, true);
+      dv.setUint32(at + 42, r.headerOffset, true);
+      this.bytes.set(r.name, at + CENTRAL_HEADER);
+      at += CENTRAL_HEADER + r.name.length;
+    }
+    dv.setUint32(at, 0x06054b50, true);
+    dv.setUint16(at + 8, this.records.length, true);
+    dv.setUint16(at + 10, this.records.length, true);
+    dv.setUint32(at + 12, at - directoryOffset, true);
+    dv.setUint32(at + 16, directoryOffset, true);
+    return this.bytes;
+  }
+}

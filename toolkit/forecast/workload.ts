@@ -1,0 +1,71 @@
+import { billRun, type Architecture, type CostBreakdown } from '../../functions/commons/billing/cost';
+import { CaiError } from '../../functions/commons/errors';
+import { S3_PART_BYTES } from '../../functions/commons/torch/byte-source';
+
+/**
+ * What a whole workload would take and cost on AWS, from per-galaxy times measured on one machine
+ * (`npm run bench`): one rank per partition, every container cold, billed by billRun (configured
+ * memory × (duration + INIT), requests, state transitions, S3 and DynamoDB requests).
+ */
+export class CostModelError extends CaiError {}
+
+export interface WorkloadInput {
+  totalBytes: number;
+  partitionBytes: number;
+  /** Bytes of partition per galaxy (20,504 for float32 5×32×32 images, magnitudes and a label). */
+  bytesPerSample: number;
+  memoryMb: number;
+  architecture: Architecture;
+  region: string;
+  secondsPerSample: number;
+  /** INIT of a cold container: module load and model session. */
+  initSeconds: number;
+  /** S3 read rate of one container, MB/s; reading overlaps inference after the first chunk. */
+  s3MiBps: number;
+  /** The first read, which nothing overlaps. */
+  firstChunkBytes: number;
+  concurrency: number;
+}
+
+export interface WorkloadEstimate {
+  partitions: number;
+  samples: number;
+  /** One rank's billed duration (excluding INIT), seconds. */
+  durationS: number;
+  /** First rank started to last rank done, with `concurrency` ranks at once. */
+  wallS: number;
+  cost: CostBreakdown;
+}
+
+export function estimateWorkload(input: WorkloadInput): WorkloadEstimate {
+  if (!(input.partitionBytes > 0 && input.totalBytes >= input.partitionBytes && input.secondsPerSample > 0)) {
+    throw new CostModelError('a workload needs positive sizes, a partition no larger than the whole, and a positive time per galaxy');
+  }
+  const partitions = Math.ceil(input.totalBytes / input.partitionBytes);
+  const perPartition = Math.floor(input.partitionBytes / input.bytesPerSample);
+  const samples = Math.floor(input.totalBytes / input.bytesPerSample);
+  const mibps = input.s3MiBps * 2 ** 20;
+  const compute = perPartition * input.secondsPerSample;
+  const rest = (input.partitionBytes - input.firstChunkBytes) / mibps;
+  const durationS = input.firstChunkBytes / mibps + Math.max(compute, rest);
+  const invocation = { memoryMb: input.memoryMb, durationMs: durationS * 1000, initMs: input.initSeconds * 1000 };
+  const cost = billRun(
+    {
+      invocations: Array.from({ length: partitions }, () => invocation),
+      // The Map and Summarize, and one task state per child execution (as the summarizer counts them).
+      stateTransitions: 2 + partitions,
+      s3: {
+        // Ranged GETs of each partition, plus the Map's read of the manifest.
+        get: partitions * Math.ceil(input.partitionBytes / S3_PART_BYTES) + 1,
+        // Predictions and result per rank; manifest, combined data and summary.
+        put: partitions * 2 + 3,
+        list: Math.ceil(partitions / 1000) * 2,
+      },
+      dynamo: { writes: 3, reads: 1 },
+    },
+    input.region,
+    input.architecture,
+  );
+  const waves = Math.ceil(partitions / input.concurrency);
+  return { partitions, samples, durationS, wallS: waves * (input.initSeconds + durationS), cost };
+}
