@@ -368,10 +368,10 @@ async function main(): Promise<void> {
   writeFileSync(RESULTS, `${JSON.stringify(result, null, 2)}\n`);
   const plots = await writeBenchPlots(result, RESULTS);
   say(`wrote ${RESULTS} and ${plots.join(', ')}`);
-  report(result, sweep, times, peak.peak_from);
+  printResults(result, sweep, times, peak.peak_from);
 }
 
-function report(
+function printResults(
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the bench's printed result is one ad-hoc JSON object.
   result: Record<string, any>,
   sweep: { variant: Variant; threads: number; batch: number; perSecond: number }[],

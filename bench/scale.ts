@@ -56,7 +56,7 @@ async function main(): Promise<void> {
       if (record && record.status !== 'RUNNING') {
         await stack.idle();
         const wall = (Date.now() - started) / 1000;
-        const summarizer = stack.functions.summarizer.reports.at(-1)!;
+        const summarizer = stack.functions.summarizer.billed.at(-1)!;
         const summary = JSON.parse(
           await (
             await s3.send(new GetObjectCommand({ Bucket: CONTROL_BUCKET, Key: `results/${prefix}/${runId}/summary.json` }))
@@ -67,7 +67,7 @@ async function main(): Promise<void> {
       if (Date.now() - last > 30_000) {
         last = Date.now();
         say(
-          `${prefix}: ${stack.functions.inference.reports.length} rank invocations so far, ${((Date.now() - started) / 1000).toFixed(0)} s`,
+          `${prefix}: ${stack.functions.inference.billed.length} rank invocations so far, ${((Date.now() - started) / 1000).toFixed(0)} s`,
         );
       }
       await new Promise((r) => setTimeout(r, 500));
@@ -100,7 +100,7 @@ async function main(): Promise<void> {
   say(
     `${FAILURE_RANKS} ranks with ${FAILING_RANKS} failing: ${failed.record.status}, ${failed.record.failedPartitions} failed partitions, ${listed.size} listed in summary.json, in ${failed.wall.toFixed(0)} s`,
   );
-  const peakContainerMb = Math.max(...stack.functions.inference.reports.map((r) => r.maxMemoryUsedMb ?? 0));
+  const peakContainerMb = Math.max(...stack.functions.inference.billed.map((r) => r.maxMemoryUsedMb ?? 0));
   await stack.close();
   const ok =
     big.record.status === 'SUCCEEDED' &&

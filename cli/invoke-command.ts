@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../functions/commons/errors';
-import { LambdaError, reportLine } from '../local/lambda-runtime';
+import { LambdaError, lambdaReportLine } from '../local/lambda-runtime';
 import { servedStack } from '../local/served-stack';
 import { LocalStack, ROOT } from '../local/stack';
 import { FUNCTIONS, type FunctionId } from '../local/template';
@@ -60,8 +60,8 @@ export async function invokeFunction(id: string, options: InvokeOptions): Promis
       process.stdout.write(`${JSON.stringify({ errorType: error.name, errorMessage: error.message })}\n`);
       code = 1;
     }
-    const report = fn.reports.at(-1);
-    if (report) process.stderr.write(`${reportLine(report)}\n`);
+    const report = fn.billed.at(-1);
+    if (report) process.stderr.write(`${lambdaReportLine(report)}\n`);
     // An initializer invocation may have started a run: let it finish before the stack goes.
     await stack.idle();
     return code;

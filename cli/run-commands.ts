@@ -8,7 +8,7 @@ import { startLocalDynamo } from '../local/dynamo-server';
 import { servedStack, stackEnvironment } from '../local/served-stack';
 import { DEFAULT_TABLE } from '../local/stack';
 import { positiveInteger } from './arguments';
-import { runLine, runReport } from './run-format';
+import { runLine, runDetails } from './run-format';
 
 interface StoreOptions {
   aws?: boolean;
@@ -90,6 +90,6 @@ export function addRunCommands(program: Command): void {
       const options = command.optsWithGlobals<StoreOptions & { json?: boolean }>();
       const run = await withStore(options, (store) => store.get(runId));
       if (!run) throw new UsageError(`no run ${runId} in table ${options.table}`);
-      process.stdout.write(`${runReport(run)}\n${options.json ? `${JSON.stringify(run)}\n` : ''}`);
+      process.stdout.write(`${runDetails(run)}\n${options.json ? `${JSON.stringify(run)}\n` : ''}`);
     });
 }

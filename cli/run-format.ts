@@ -17,7 +17,7 @@ export function runLine(run: RunRecord): string {
 }
 
 /** Everything a person wants to know about one run. */
-export function runReport(run: RunRecord): string {
+export function runDetails(run: RunRecord): string {
   const lines = [
     `run ${run.runId}: ${run.status}`,
     `  payload     ${run.payloadUri}`,

@@ -24,9 +24,9 @@ import { synthesizeDataset } from '../toolkit/datasets/synth';
 import type { RunRecord } from '../functions/commons/run/run-store';
 import { commanderExitCode, usageErrorsAsOneLine, workersOption } from './arguments';
 import { progressLine } from './progress';
-import { runReport } from './run-format';
+import { runDetails } from './run-format';
 import { writeReportFromFolder } from './report/html';
-import { costFromReports } from '../local/report-billing';
+import { costBilledByLambda } from '../local/lambda-billing';
 import { CONTROL_BUCKET, DATA_BUCKET, ensureBucket, LocalStack, ROOT } from '../local/stack';
 import { parseParameterOverrides } from '../local/template';
 import { refuseIfServed, serveStack } from './stack-commands';
@@ -208,9 +208,9 @@ export async function main(argv: string[]): Promise<number> {
     const report = await writeReportFromFolder(run, outputs);
     const wall = (Date.now() - started) / 1000;
     // What Lambda bills is the REPORT line; the run record holds what the functions measured of themselves.
-    const reports = Object.values(stack.reports()).flat();
-    const billed = costFromReports(reports, run);
-    const inits = Object.entries(stack.reports())
+    const reports = Object.values(stack.billedInvocations()).flat();
+    const billed = costBilledByLambda(reports, run);
+    const inits = Object.entries(stack.billedInvocations())
       .map(
         ([name, list]) =>
           `${name} ${
@@ -221,7 +221,7 @@ export async function main(argv: string[]): Promise<number> {
           }`,
       )
       .join(', ');
-    process.stdout.write(`${runReport(run)}\n  local copy  ${outputs}\n  report      ${report}\n`);
+    process.stdout.write(`${runDetails(run)}\n  local copy  ${outputs}\n  report      ${report}\n`);
     process.stdout.write(`  Lambda      ${reports.length} invocations on the Runtime Interface Emulator; INIT ms: ${inits}\n`);
     if (billed)
       process.stdout.write(

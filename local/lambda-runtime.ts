@@ -47,7 +47,7 @@ export interface FunctionSpec {
 }
 
 /** One invocation as the emulator's REPORT line gives it, with INIT separated out. */
-export interface InvocationReport {
+export interface BilledInvocation {
   requestId: string;
   /** The invocation alone (the emulator counts a cold start's INIT inside Duration; it is taken out). */
   durationMs: number;
@@ -62,7 +62,7 @@ export interface InvocationReport {
 }
 
 /** A REPORT line as Lambda prints it, from an invocation's report. */
-export function reportLine(r: InvocationReport): string {
+export function lambdaReportLine(r: BilledInvocation): string {
   const init = r.initMs > 0 ? `\tInit Duration: ${r.initMs.toFixed(2)} ms` : '';
   const used = r.maxMemoryUsedMb === undefined ? '' : `\tMax Memory Used: ${Math.ceil(r.maxMemoryUsedMb)} MB`;
   return `REPORT RequestId: ${r.requestId}\tDuration: ${r.durationMs.toFixed(2)} ms\tBilled Duration: ${r.billedMs} ms\tMemory Size: ${r.memoryMb} MB${used}${init}`;
@@ -178,7 +178,7 @@ class Container {
     for (const stream of [child.stdout!, child.stderr!]) {
       createInterface({ input: stream }).on('line', (line) => {
         log?.write(`${line}\n`);
-        // The emulator's own REPORT line misstates INIT and memory; `reportLine` prints Lambda's.
+        // The emulator's own REPORT line misstates INIT and memory; `lambdaReportLine` prints Lambda's.
         if (!line.includes('(rapid)') && !line.startsWith('REPORT ')) echo?.(line);
         if (line.includes('INIT START(')) container.expectInit();
         if (line.includes('INIT RTDONE(status: success)')) container.markInitialized();
@@ -211,7 +211,7 @@ class Container {
     for (const pid of childrenOf(this.process.pid as number)) process.kill(pid, 'SIGKILL');
   }
 
-  async invoke(event: unknown, timeoutS: number): Promise<{ status: number; body: string; report?: InvocationReport }> {
+  async invoke(event: unknown, timeoutS: number): Promise<{ status: number; body: string; report?: BilledInvocation }> {
     this.invocations++;
     const reported = new Promise<{ requestId: string; durationMs: number; memoryMb: number } | undefined>((resolve) => {
       this.reportWaiter = resolve;
@@ -281,7 +281,7 @@ export class LocalFunction {
   private readonly paths = lambdaRuntimePaths();
   private readonly log?: WriteStream;
   /** Every invocation's REPORT, in order. */
-  readonly reports: InvocationReport[] = [];
+  readonly billed: BilledInvocation[] = [];
   /** Fault injection for tests, consulted before each invocation. */
   intercept?: Intercept;
 
@@ -340,7 +340,7 @@ export class LocalFunction {
         status === 200 && Buffer.byteLength(body) > INVOKE_RESPONSE_LIMIT_BYTES
           ? { result: undefined, error: new LambdaError('Function.ResponseSizeTooLarge', RESPONSE_TOO_LARGE) }
           : replyOf(status, body);
-      if (report) this.reports.push({ ...report, error: error?.name });
+      if (report) this.billed.push({ ...report, error: error?.name });
       if (error) throw error;
       return result;
     } finally {
@@ -350,7 +350,7 @@ export class LocalFunction {
 
   /** INIT durations of this function's cold starts so far, ms. */
   initDurations(): number[] {
-    return this.reports.filter((r) => r.initMs > 0).map((r) => r.initMs);
+    return this.billed.filter((r) => r.initMs > 0).map((r) => r.initMs);
   }
 
   async close(): Promise<void> {

@@ -8,7 +8,7 @@ import type { InitializeOutcome } from '../functions/commons/run/initialize';
 import { RunStore } from '../functions/commons/run/run-store';
 import { ensureRunsTable, startLocalDynamo, type LocalDynamo } from './dynamo-server';
 import { buildArtifacts, type Artifacts } from './artifacts';
-import { type InvocationReport, LocalFunction } from './lambda-runtime';
+import { type BilledInvocation, LocalFunction } from './lambda-runtime';
 import { startLocalS3, type LocalS3 } from './s3-server';
 import { ROOT } from './paths';
 import type { ServedStack } from './served-stack';
@@ -250,9 +250,9 @@ export class LocalStack {
   }
 
   /** Every invocation's REPORT so far, by function. */
-  reports(): Record<keyof LocalStack['functions'], InvocationReport[]> {
+  billedInvocations(): Record<keyof LocalStack['functions'], BilledInvocation[]> {
     const { initializer, inference, summarizer } = this.functions;
-    return { initializer: initializer.reports, inference: inference.reports, summarizer: summarizer.reports };
+    return { initializer: initializer.billed, inference: inference.billed, summarizer: summarizer.billed };
   }
 }
 

@@ -114,7 +114,7 @@ await build({
     'bench/inference': 'bench/inference.ts',
     'bench/cai-worker': 'bench/cai-worker.ts',
     'bench/max-rss': 'bench/max-rss.ts',
-    'bench/summary': 'bench/summary.ts',
+    'bench/summarizer': 'bench/summarizer.ts',
     'bench/scale': 'bench/scale.ts',
     'bench/plot-results': 'bench/plot-results.ts',
   },

@@ -64,8 +64,8 @@ test.each([
   const fn = alone(id);
   const { result, error } = await initOnce(fn, event);
   expect(error?.name ?? '').not.toMatch(/^Runtime\./);
-  expect(fn.reports).toHaveLength(1);
-  expect(fn.reports[0].initMs).toBeGreaterThan(0);
+  expect(fn.billed).toHaveLength(1);
+  expect(fn.billed[0].initMs).toBeGreaterThan(0);
   if (id === 'InitializerFunction')
     expect(result).toEqual([]); // no records, no runs
   else expect(error).toBeDefined(); // the handler ran, and failed on an event or endpoint it could not use
@@ -93,7 +93,7 @@ test("Lambda's 6 MB limits on a synchronous invocation: a larger request is refu
       name: 'Lambda.RequestEntityTooLargeException',
       message: expect.stringMatching(/^Request must be smaller than 6291456 bytes for the InvokeFunction operation/),
     });
-    expect(fn.reports).toHaveLength(0); // never ran
+    expect(fn.billed).toHaveLength(0); // never ran
     // Just under the limit, the request runs; a reply of 6 MB plus its JSON quotes is over.
     const under = { replyChars: 10, padding: 'y'.repeat(INVOKE_REQUEST_LIMIT_BYTES - 100) };
     await expect(fn.invoke(under)).resolves.toBe('x'.repeat(10));
@@ -102,7 +102,7 @@ test("Lambda's 6 MB limits on a synchronous invocation: a larger request is refu
       message: 'Response payload size exceeded maximum allowed payload size (6291556 bytes).',
     });
     await expect(fn.invoke({ replyChars: INVOKE_REQUEST_LIMIT_BYTES })).resolves.toHaveLength(INVOKE_REQUEST_LIMIT_BYTES);
-    expect(fn.reports.map((r) => r.error)).toEqual([undefined, 'Function.ResponseSizeTooLarge', undefined]); // billed
+    expect(fn.billed.map((r) => r.error)).toEqual([undefined, 'Function.ResponseSizeTooLarge', undefined]); // billed
   } finally {
     await fn.close();
   }
@@ -122,8 +122,8 @@ test('a function past its timeout is stopped by the emulator and reported as Lam
       name: 'Sandbox.Timedout',
       message: expect.stringMatching(/^Task timed out after 1\.\d+ seconds$/),
     });
-    expect(fn.reports.map((r) => r.error)).toEqual([undefined, 'Sandbox.Timedout']);
-    expect(fn.reports[1].durationMs).toBeGreaterThanOrEqual(990);
+    expect(fn.billed.map((r) => r.error)).toEqual([undefined, 'Sandbox.Timedout']);
+    expect(fn.billed[1].durationMs).toBeGreaterThanOrEqual(990);
   } finally {
     await fn.close();
   }

@@ -12,7 +12,7 @@ import { testStack } from '../helpers/stack';
 import { writeTestPartition } from '../helpers/partitions';
 import { IMAGE_ELEMENTS } from '../../functions/commons/partitions/reader';
 import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/reader';
-import { runReport } from '../../cli/run-format';
+import { runDetails } from '../../cli/run-format';
 
 const work = mkdtempSync(join(tmpdir(), 'cai-pipeline-'));
 let t: Awaited<ReturnType<typeof testStack>>;
@@ -99,7 +99,7 @@ test('NaN in a partition: that object is predicted NaN and flagged, the accuracy
   ]);
   const csv = await t.readText('cai-control', `results/nan/${outcome.runId}/predictions/0.csv`);
   expect(csv.split('\n').filter((l) => l.split(',')[2] === 'NaN')).toEqual([expect.stringMatching(/^nan\/1\.pt,5,NaN,/)]);
-  const report = runReport(record);
+  const report = runDetails(record);
   expect(report).toMatch(/30 objects, 30 predictions \(1 NaN\), 0 failed partitions/);
   expect(report).toMatch(/accuracy over 29 labelled objects \(1 more left out: non-finite prediction or label\):\n {4}MAE \d/);
   // One galaxy alone: R² is undefined, stored as null, and the report still reads.
@@ -107,7 +107,7 @@ test('NaN in a partition: that object is predicted NaN and flagged, the accuracy
   await t.s3.send(new PutObjectCommand({ Bucket: 'survey', Key: 'one/1.pt', Body: readFileSync(file) }));
   const one = await t.run('one', payload('one'));
   expect(one.record).toMatchObject({ status: 'SUCCEEDED', samples: 1, accuracy: { samples: 1, excluded: 0, r2: null } });
-  expect(runReport(one.record)).toMatch(/R² - {3}outliers/);
+  expect(runDetails(one.record)).toMatch(/R² - {3}outliers/);
 });
 
 test('a partition that disappears before its rank runs is recorded as failed', async () => {

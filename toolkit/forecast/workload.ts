@@ -1,6 +1,7 @@
 import { billRun, type Architecture, type CostBreakdown } from '../../functions/commons/billing/cost';
 import { CaiError } from '../../functions/commons/errors';
 import { S3_PART_BYTES } from '../../functions/commons/torch/byte-source';
+import { stateTransitions, uncountedRequests, type RunShape } from '../../functions/commons/billing/run-usage';
 
 /**
  * What a whole workload would take and cost on AWS, from per-galaxy times measured on one machine
@@ -49,19 +50,25 @@ export function estimateWorkload(input: WorkloadInput): WorkloadEstimate {
   const rest = (input.partitionBytes - input.firstChunkBytes) / mibps;
   const durationS = input.firstChunkBytes / mibps + Math.max(compute, rest);
   const invocation = { memoryMb: input.memoryMb, durationMs: durationS * 1000, initMs: input.initSeconds * 1000 };
+  // A run that goes well: one rank per partition, no retries, one ResultWriter file.
+  const shape: RunShape = { ranks: partitions, failedAttempts: 0, caughtRanks: 0, failurePath: false, mapResultFiles: 1 };
+  const beyond = uncountedRequests(shape);
+  const listPages = Math.ceil(partitions / 1000);
   const cost = billRun(
     {
       invocations: Array.from({ length: partitions }, () => invocation),
-      // The Map and Summarize, and one task state per child execution (as the summarizer counts them).
-      stateTransitions: 2 + partitions,
+      stateTransitions: stateTransitions(shape),
       s3: {
-        // Ranged GETs of each partition, plus the Map's read of the manifest.
-        get: partitions * Math.ceil(input.partitionBytes / S3_PART_BYTES) + 1,
-        // Predictions and result per rank; manifest, combined data and summary.
-        put: partitions * 2 + 3,
-        list: Math.ceil(partitions / 1000) * 2,
+        // The initializer reads the payload; each rank a HEAD and ranged GETs of its partition; the
+        // summarizer the manifest, each rank's result and the Map's result files.
+        get: 1 + partitions * (1 + Math.ceil(input.partitionBytes / S3_PART_BYTES)) + 1 + partitions + 2 + beyond.s3Get,
+        // The manifest; predictions and result per rank.
+        put: 1 + partitions * 2 + beyond.s3Put,
+        // The initializer lists the data; the summarizer lists failed attempts.
+        list: listPages + 1,
       },
-      dynamo: { writes: 3, reads: 1 },
+      // The run record: created, updated by the initializer, read and updated by the summarizer.
+      dynamo: { writes: 2 + beyond.dynamoWrite, reads: 1 },
     },
     input.region,
     input.architecture,

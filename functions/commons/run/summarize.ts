@@ -4,6 +4,7 @@ import { mergeRedshiftHistograms, type RedshiftHistograms } from '../model/histo
 import { countsSince, requestCounts, type RequestCounts } from '../aws/clients';
 import type { LambdaInvocation } from '../aws/invocation';
 import { billRun, prototypeCost, type Architecture } from '../billing/cost';
+import { stateTransitions, uncountedRequests, type RunShape } from '../billing/run-usage';
 import pLimit from 'p-limit';
 import type {
   ExecutionInput,
@@ -181,21 +182,21 @@ export async function summarizeRun(
   const rankRequests = [...results.map((r) => r.requests), ...attempts.map((a) => a.requests)];
   const ownRequests = countsSince(requestsBefore);
   const initializerRequests = existing?.initializer?.requests;
-  const allRequests = [...rankRequests, ownRequests, ...(initializerRequests ? [initializerRequests] : [])];
+  const shape: RunShape = {
+    ranks: items.length,
+    failedAttempts: attempts.length,
+    caughtRanks: [...outcomes.values()].filter((o) => o.status === 'FAILED').length,
+    failurePath: Boolean(input.failure),
+    mapResultFiles: input.mapRun ? resultFiles : 0,
+  };
+  const allRequests = [...rankRequests, ownRequests, ...(initializerRequests ? [initializerRequests] : []), uncountedRequests(shape)];
   const total = (k: keyof RequestCounts) => allRequests.reduce((s, r) => s + r[k], 0);
-  // Main workflow: the Map and Summarize (or the failure path's two states); each child
-  // execution: its task, each retry, and the Pass state that records a caught failure.
-  const caught = [...outcomes.values()].filter((o) => o.status === 'FAILED').length;
-  const transitions = 2 + (input.failure ? 2 : 0) + items.length + attempts.length + caught;
   const cost = billRun(
     {
       invocations: [...invocations, context.invocation()],
-      stateTransitions: transitions,
-      // Counted requests, plus those made after counting: the Map's ItemReader GET of the
-      // manifest; the ResultWriter's PUTs of its files and manifest; this summary's three PUTs and
-      // its record update; the initializer's last update.
-      s3: { get: total('s3Get') + 1, put: total('s3Put') + 3 + (input.mapRun ? resultFiles + 1 : 0), list: total('s3List') },
-      dynamo: { writes: total('dynamoWrite') + 2, reads: total('dynamoRead') },
+      stateTransitions: stateTransitions(shape),
+      s3: { get: total('s3Get'), put: total('s3Put'), list: total('s3List') },
+      dynamo: { writes: total('dynamoWrite'), reads: total('dynamoRead') },
     },
     context.region,
     context.architecture,

@@ -1,13 +1,13 @@
 import { billRun, type CostBreakdown } from '../functions/commons/billing/cost';
 import type { RunRecord } from '../functions/commons/run/run-store';
-import type { InvocationReport } from './lambda-runtime';
+import type { BilledInvocation } from './lambda-runtime';
 
 /**
  * A run's cost with Lambda billed from the emulator's REPORT lines (what Lambda itself bills)
  * rather than from the durations the functions measure of themselves (what the summarizer can
  * see on AWS); transitions and requests are the run record's.
  */
-export function costFromReports(reports: InvocationReport[], record: RunRecord): CostBreakdown | undefined {
+export function costBilledByLambda(reports: BilledInvocation[], record: RunRecord): CostBreakdown | undefined {
   const recorded = record.cost;
   if (!recorded) return undefined;
   return billRun(

@@ -19,7 +19,7 @@ import { outputKeys } from '../functions/commons/run/output-keys';
 import { RunStore } from '../functions/commons/run/run-store';
 import { buildArtifacts } from '../local/artifacts';
 import { ensureRunsTable, startLocalDynamo } from '../local/dynamo-server';
-import { LocalFunction, reportLine } from '../local/lambda-runtime';
+import { LocalFunction, lambdaReportLine } from '../local/lambda-runtime';
 import { startLocalS3 } from '../local/s3-server';
 import { functionConfig } from '../local/template';
 import { say } from './harness';
@@ -154,12 +154,12 @@ async function main(): Promise<void> {
     resultPath: 'results/scale',
     mapRun: { MapRunArn: 'arn:map', ResultWriterDetails: { Bucket: 'cai-control', Key: manifestKey } },
   });
-  const report = summarizer.reports[0];
+  const report = summarizer.billed[0];
   await summarizer.close();
   await dynamo.close();
   await s3Server.close();
   const seconds = (report.durationMs + report.initMs) / 1000;
-  process.stderr.write(`${reportLine(report)}\n`);
+  process.stderr.write(`${lambdaReportLine(report)}\n`);
   say(`reply ${JSON.stringify(reply)}`);
   say(
     `${RANKS} rank results summarized in ${seconds.toFixed(1)} s (target ≤ ${TARGET.seconds}), peak ${Math.round(report.maxMemoryUsedMb ?? 0)} MB (target ≤ ${TARGET.memoryMb}) at ${config.memoryMb} MB configured`,

@@ -1,0 +1,39 @@
+import type { RequestCounts } from '../aws/clients';
+
+/**
+ * What a run asks of Step Functions, and the requests that no function's counter sees, from the
+ * run's shape: the summarizer bills a finished run with it, the cost model forecasts one with it.
+ */
+export interface RunShape {
+  /** Ranks: one child execution of the Distributed Map each. */
+  ranks: number;
+  /** Inference attempts that failed: each is retried inside its child execution. */
+  failedAttempts: number;
+  /** Ranks whose failure the Map's Catch recorded. */
+  caughtRanks: number;
+  /** The run ended on the failure path (RecordFailure, RunFailed) rather than through Summarize. */
+  failurePath: boolean;
+  /** Result files the Map's ResultWriter wrote; 0 when it wrote none. */
+  mapResultFiles: number;
+}
+
+/**
+ * State transitions Step Functions bills: the main workflow's Map and Summarize (and the failure
+ * path's two states); in each child execution its task, each retry, and the state that records a
+ * caught failure.
+ */
+export const stateTransitions = (run: RunShape): number =>
+  2 + (run.failurePath ? 2 : 0) + run.ranks + run.failedAttempts + run.caughtRanks;
+
+/**
+ * Requests no counter in CAI's processes sees: the Map's ItemReader GET of the manifest; the
+ * ResultWriter's PUTs of its files and its manifest; the summarizer's last three PUTs (combined data
+ * twice, summary) and its record update; the initializer's update after its own count.
+ */
+export const uncountedRequests = (run: RunShape): RequestCounts => ({
+  s3Get: 1,
+  s3Put: 3 + (run.mapResultFiles ? run.mapResultFiles + 1 : 0),
+  s3List: 0,
+  dynamoWrite: 2,
+  dynamoRead: 0,
+});
