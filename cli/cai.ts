@@ -1,32 +1,40 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { describeError, UsageError } from '../functions/commons/errors';
-import { addDataCommands } from './data-commands';
-import { addInvokeCommand } from './invoke-command';
-import { addModelCommands } from './model-commands';
-import { addPlanCommand } from './plan-command';
-import { addReportCommand } from './report-command';
-import { addRunCommands } from './run-commands';
-import { addStackCommands } from './stack-commands';
-import { join } from 'node:path';
-import { ROOT } from '../local/paths';
-import { commanderExitCode, usageErrorsAsOneLine } from './arguments';
+import { addInspectCommand } from './commands/inspect';
+import { addInvokeCommand } from './commands/invoke';
+import { addPlanCommand } from './commands/plan';
+import { addPredictCommand } from './commands/predict';
+import { addReportCommand } from './commands/report';
+import { addRunsCommand } from './commands/runs';
+import { addSplitCommand } from './commands/split';
+import { addStackCommand } from './commands/stack';
+import { addStartCommand } from './commands/start';
+import { addSynthCommand } from './commands/synth';
+import { commanderExitCode, usageErrorsAsOneLine } from './options';
 
 // The SDK warns on every run under Node 20 that its 2027 releases need Node 22; CAI's machines
 // run Node 20 today (the Lambdas run 22), so the warning would only bury the command's output.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
+/** `cai`: the one program; each command is a file under cli/commands/. */
 const program = usageErrorsAsOneLine(
-  new Command('cai').description('CAI: AstroMAE photometric-redshift inference over partitioned datasets'),
-  'cai',
+  new Command('cai').description('CAI: photometric-redshift inference over partitioned datasets on AWS Lambda'),
 );
-addDataCommands(program);
-addModelCommands(program);
-addRunCommands(program);
-addPlanCommand(program);
-addReportCommand(program);
-addInvokeCommand(program);
-addStackCommands(program, join(ROOT, 'model', 'default.onnx'));
+for (const add of [
+  addStartCommand,
+  addStackCommand,
+  addRunsCommand,
+  addReportCommand,
+  addPlanCommand,
+  addInvokeCommand,
+  addPredictCommand,
+  addSynthCommand,
+  addSplitCommand,
+  addInspectCommand,
+]) {
+  add(program);
+}
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof CommanderError) {

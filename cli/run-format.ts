@@ -1,5 +1,17 @@
 import type { RunRecord } from '../functions/commons/run/run-store';
-import { fixed, formatAccuracy } from './model-commands';
+import type { Accuracy } from '../functions/commons/model/accuracy';
+
+/** Stored records hold null where JSON could not hold a number: never let one break the output. */
+export const fixed = (value: number | null | undefined, digits: number) => (typeof value === 'number' ? value.toFixed(digits) : '-');
+
+export function formatAccuracy(a: Accuracy): string {
+  const excluded = a.excluded ? ` (${a.excluded} more left out: non-finite prediction or label)` : '';
+  return [
+    `accuracy over ${a.samples} labelled objects${excluded}:`,
+    `  MAE ${fixed(a.mae, 4)}   MSE ${fixed(a.mse, 5)}   bias ${fixed(a.bias, 4)}   ` +
+      `precision (NMAD) ${fixed(a.precision, 4)}   R² ${fixed(a.r2, 3)}   outliers ${fixed(100 * a.outlierFraction, 2)}%`,
+  ].join('\n');
+}
 
 const usd = (v: number | null | undefined) => (typeof v !== 'number' ? '-' : `$${v < 0.01 ? v.toExponential(2) : v.toFixed(4)}`);
 

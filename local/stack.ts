@@ -47,6 +47,12 @@ export const DEFAULT_TABLE = 'cai-runs';
 export const CONTROL_BUCKET = 'cai-control';
 export const DATA_BUCKET = 'cai-data';
 
+/** The buckets the local stack's functions may write: its control bucket and the template's ResultBucketNames. */
+export function writableBuckets(parameterOverrides: Record<string, string> = {}): string[] {
+  const { environment } = functionConfig(ROOT, 'InitializerFunction', { overrides: parameterOverrides });
+  return [CONTROL_BUCKET, ...environment.RESULT_BUCKETS.split(',').filter(Boolean)];
+}
+
 /** Creates a bucket on the embedded S3 unless it is there already. */
 export async function ensureBucket(s3: S3Client, name: string): Promise<void> {
   await s3.send(new CreateBucketCommand({ Bucket: name })).catch((error: Error) => {

@@ -108,7 +108,6 @@ await build({
   format: 'cjs',
   entryPoints: {
     'cli/cai': 'cli/cai.ts',
-    'cli/start': 'cli/start.ts',
     'local/serve-s3': 'local/serve-s3.ts',
     'bench/decode': 'bench/decode.ts',
     'bench/inference': 'bench/inference.ts',

@@ -8,11 +8,18 @@ import { s3Client } from '../functions/commons/aws/clients';
 /** A file or folder on this machine, or an object or prefix in S3 (`s3://bucket/key`). */
 export type Location = { kind: 'file'; path: string } | { kind: 's3'; bucket: string; key: string };
 
+/** s3://bucket/key, the bucket by S3's naming rules; the key may be a prefix, or empty. */
+const S3_URI = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/;
+
+/** s3://bucket/key → its bucket and key; `what` names the option or field it came from. */
+export function parseS3Uri(uri: string, what?: string): { bucket: string; key: string } {
+  const match = S3_URI.exec(uri);
+  if (!match) throw new UsageError(`${what ? `${what} ` : ''}"${uri}" is not an S3 location like s3://bucket/key`);
+  return { bucket: match[1], key: match[2] ?? '' };
+}
+
 export function parseLocation(text: string): Location {
-  if (!text.startsWith('s3://')) return { kind: 'file', path: text };
-  const match = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(text);
-  if (!match) throw new UsageError(`"${text}" is not an S3 location like s3://bucket/key`);
-  return { kind: 's3', bucket: match[1], key: match[2] ?? '' };
+  return text.startsWith('s3://') ? { kind: 's3', ...parseS3Uri(text) } : { kind: 'file', path: text };
 }
 
 export function describeLocation(location: Location): string {

@@ -1,6 +1,6 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { countsSince, requestCounts, s3Client } from '../commons/aws/clients';
-import { readConfig, required } from '../commons/aws/config';
+import { readConfig, requireSettings } from '../commons/aws/config';
 import { lambdaHandler, logger, markInitDone, metrics, startInvocation } from '../commons/aws/invocation';
 import { describeError } from '../commons/errors';
 import { loadRedshiftModel } from '../commons/model/session';
@@ -13,7 +13,7 @@ import { recordFailedAttempt, runRank } from '../commons/run/rank';
 const config = readConfig();
 const tuned = workerSettings(config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE);
 const threads = config.INTRA_OP_THREADS ?? tuned.threads;
-const model = await loadRedshiftModel(required(config, 'MODEL_PATH'), { intraOpThreads: threads });
+const model = await loadRedshiftModel(requireSettings(config, 'MODEL_PATH').MODEL_PATH, { intraOpThreads: threads });
 markInitDone();
 
 /** One Distributed Map item: one rank's partitions through the model. */

@@ -1,19 +1,16 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { S3Event } from 'aws-lambda';
 import { countsSince, dynamoClient, requestCounts, s3Client, sfnClient } from '../commons/aws/clients';
-import { readConfig, required } from '../commons/aws/config';
+import { readConfig, requireSettings } from '../commons/aws/config';
 import { lambdaHandler, logger, markInitDone, metrics, startInvocation } from '../commons/aws/invocation';
 import { initializeRun, type InitializeOutcome } from '../commons/run/initialize';
 import { RunStore } from '../commons/run/run-store';
 
 const config = readConfig();
+const settings = requireSettings(config, 'STATE_MACHINE_ARN', 'CONTROL_BUCKET', 'INFERENCE_MEMORY_MB', 'INFERENCE_TIMEOUT_S');
 const runs = new RunStore(dynamoClient(), config.RUNS_TABLE);
-const stateMachineArn = required(config, 'STATE_MACHINE_ARN');
-const rankLimits =
-  config.INFERENCE_MEMORY_MB && config.INFERENCE_TIMEOUT_S
-    ? { memoryMb: config.INFERENCE_MEMORY_MB, timeoutS: config.INFERENCE_TIMEOUT_S }
-    : undefined;
-const writableBuckets = config.CONTROL_BUCKET ? [config.CONTROL_BUCKET, ...config.RESULT_BUCKETS] : undefined;
+const rankLimits = { memoryMb: settings.INFERENCE_MEMORY_MB, timeoutS: settings.INFERENCE_TIMEOUT_S };
+const writableBuckets = [settings.CONTROL_BUCKET, ...config.RESULT_BUCKETS];
 markInitDone();
 
 /** S3 event keys are URL-encoded, with + for spaces; a malformed escape (a hand-made event) is taken as written. */
@@ -41,7 +38,7 @@ export const handler = lambdaHandler(async (event: S3Event): Promise<InitializeO
         s3: s3Client(),
         sfn: sfnClient(),
         runs,
-        stateMachineArn,
+        stateMachineArn: settings.STATE_MACHINE_ARN,
         maxConcurrency: config.MAX_CONCURRENCY,
         writableBuckets,
         rankLimits,

@@ -63,7 +63,7 @@ test('float64 tensors are widened to float32 and predict what the float32 partit
 const good = { bucket: 'cai-control', data_bucket: 'survey', data_prefix: 'v1', result_path: 'out/v1' };
 const json = (o: unknown) => JSON.stringify(o);
 
-/** payload.json text → the one line the run records (and npm start prints after "start: <file>: "). */
+/** payload.json text → the one line the run records (and npm start prints after "cai: <file>: "). */
 const BAD_PAYLOADS: [string, string, string | RegExp][] = [
   // JSON.parse's own words differ between Node versions.
   ['not JSON', '{"bucket": ', /^\(payload\): is not valid JSON \(.+\)$/],
@@ -162,7 +162,7 @@ describe('payload.json: one line naming what is wrong', () => {
 /** npm start as a user runs it, in a state folder of its own. */
 function npmStart(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'start.js'), '--dir', at('.cai'), ...args], { cwd: ROOT });
+    const child = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'cai.js'), 'start', '--dir', at('.cai'), ...args], { cwd: ROOT });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -186,8 +186,8 @@ describe('npm start checks the payload before it starts anything or uploads a by
     writeFileSync(file, text);
     const run = await npmStart(['--partitions', at('parts'), '--payload', file]);
     expect(run.status).toBe(2);
-    expect(run.stderr.startsWith(`start: ${file}: `) && run.stderr.endsWith('\n')).toBe(true);
-    const message = run.stderr.slice(`start: ${file}: `.length, -1);
+    expect(run.stderr.startsWith(`cai: ${file}: `) && run.stderr.endsWith('\n')).toBe(true);
+    const message = run.stderr.slice(`cai: ${file}: `.length, -1);
     if (typeof expected === 'string') expect(message).toBe(expected);
     else expect(message).toMatch(expected);
     expect(run.stdout).toBe('');
@@ -202,11 +202,11 @@ describe('npm start checks the payload before it starts anything or uploads a by
       [['--partitions', at('parts'), '--payload', at('parts')], `--payload ${at('parts')} is not a file`],
       [['--partitions', at('parts'), '--payload', payload, '--model', at('none.onnx')], `--model ${at('none.onnx')}: no such file`],
       [['--partitions', at('parts'), '--payload', payload, '--workers', '0'], '--workers "0" is not a positive integer'],
-      [['--partitions', at('parts'), '--payload', payload, '--bogus'], "unknown option '--bogus' (npm start -- --help)"],
+      [['--partitions', at('parts'), '--payload', payload, '--bogus'], "unknown option '--bogus' (cai --help)"],
     ];
     for (const [args, message] of cases) {
       const run = await npmStart(args);
-      expect([run.status, run.stderr]).toEqual([2, `start: ${message}\n`]);
+      expect([run.status, run.stderr]).toEqual([2, `cai: ${message}\n`]);
     }
   });
   afterAll(() => {
@@ -241,13 +241,13 @@ describe('two processes on one state folder', () => {
         ),
       );
       const second = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'start.js'), '--dir', state], { cwd: ROOT });
+        const child = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'cai.js'), 'start', '--dir', state], { cwd: ROOT });
         let stderr = '';
         child.stderr.on('data', (d) => (stderr += d));
         child.on('close', (status) => resolve({ status, stderr }));
       });
       expect(second.status).toBe(2);
-      expect(second.stderr).toMatch(new RegExp(`^start: ${escape(holding)}`));
+      expect(second.stderr).toMatch(new RegExp(`^cai: ${escape(holding)}`));
       expect(second.stderr.trim().split('\n')).toHaveLength(1);
     } finally {
       await holder.close();

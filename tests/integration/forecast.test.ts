@@ -137,11 +137,11 @@ describe('cai plan', () => {
     [['--data', 'lots'], /^cai: --data "lots" is not a size like 100MB/],
     [['--data', '1TB', '--partition', '0MB'], /^cai: --partition "0MB" is out of range/],
     [['--data', '1TB', '--arch', 'sparc'], /^cai: --arch "sparc" is not x86_64 or arm64/],
-    [['--data', '1TB', '--model', 'fp16'], /^cai: --model "fp16" is not fp32 or int8/],
+    [['--data', '1TB', '--precision', 'fp16'], /^cai: --precision "fp16" is not fp32 or int8/],
     [['--data', '1TB', '--memory', '20000'], /^cai: --memory 20000 is outside Lambda's 128–10,240 MB/],
     [['--data', '1TB', '--memory', 'big'], /^cai: --memory "big" is not a positive integer/],
     [['--data', '1TB', '--init', '-1'], /^cai: --init "-1" is not a number of seconds/],
-    [['--data', 's3://'], /^cai: --data "s3:\/\/" is not s3:\/\/bucket\/prefix/],
+    [['--data', 's3://'], /^cai: --data "s3:\/\/" is not an S3 location like s3:\/\/bucket\/key/],
   ])('%j is a usage error', async (args, message) => {
     const result = await cai(['plan', ...args]);
     expect(result.status).toBe(2);

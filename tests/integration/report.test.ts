@@ -18,7 +18,7 @@ const SCREENSHOT = join(ROOT, '.cai', 'test-output', 'report.png');
 
 function start(): Promise<{ status: number | null; last: { runId: string; report: string } }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'start.js'), '--dir', state, '--workers', '2'], { cwd: ROOT });
+    const child = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'cai.js'), 'start', '--dir', state, '--workers', '2'], { cwd: ROOT });
     let stdout = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.resume();

@@ -126,9 +126,9 @@ test('aws s3 cp of partitions and payload.json runs them; aws dynamodb and aws s
 });
 
 test('npm start on a served folder says so in one line instead of opening its database twice', async () => {
-  const start = await promisify(execFile)(process.execPath, [join(ROOT, 'dist', 'cli', 'start.js'), '--dir', dir]).catch((e) => e);
+  const start = await promisify(execFile)(process.execPath, [join(ROOT, 'dist', 'cli', 'cai.js'), 'start', '--dir', dir]).catch((e) => e);
   expect(start.code).toBe(2);
-  expect(start.stderr.trim()).toMatch(new RegExp(`^start: ${dir} is served by process \\d+ \\(since [^)]+\\): point the AWS CLI at it`));
+  expect(start.stderr.trim()).toMatch(new RegExp(`^cai: ${dir} is served by process \\d+ \\(since [^)]+\\): point the AWS CLI at it`));
 });
 
 test('cai stack down stops the server and withdraws its endpoints', async () => {

@@ -10,7 +10,7 @@ const state = join(work, '.cai');
 
 function start(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string; last: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'start.js'), '--dir', state, ...args], { cwd: ROOT });
+    const child = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'cai.js'), 'start', '--dir', state, ...args], { cwd: ROOT });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -126,12 +126,12 @@ test('a re-run on the same result_path with a file that is not a model fails on 
   const refused = await start(['--partitions', fewer, '--payload', payload, '--parameter-overrides', 'ResultBucketNames=my-results']);
   expect([refused.status, refused.stderr.trim().split('\n').pop()]).toEqual([
     2,
-    `start: s3://my-data/survey/v1/ already holds 5 partitions that ${fewer} does not (2.pt, 3.pt, 4.pt, …), which the run would take too: give the payload another data_prefix`,
+    `cai: s3://my-data/survey/v1/ already holds 5 partitions that ${fewer} does not (2.pt, 3.pt, 4.pt, …), which the run would take too: give the payload another data_prefix`,
   ]);
 });
 
 test('npm start refuses half its options with a reason', async () => {
   const run = await start(['--partitions', work]);
   expect(run.status).toBe(2);
-  expect(run.stderr.trim()).toBe('start: --partitions and --payload go together');
+  expect(run.stderr.trim()).toBe('cai: --partitions and --payload go together');
 });

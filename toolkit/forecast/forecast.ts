@@ -130,7 +130,7 @@ export function nearestCheck(calibration: Calibration, ranks: number): Validatio
 export interface PlanAssumptions {
   architecture: Architecture;
   region: string;
-  model: 'fp32' | 'int8';
+  precision: 'fp32' | 'int8';
   /** INIT of a cold container (module load and ONNX session), seconds. */
   initSeconds: number;
   /** One container's S3 read rate, MiB/s. */
@@ -141,7 +141,7 @@ export interface PlanAssumptions {
 export const DEFAULT_ASSUMPTIONS: PlanAssumptions = {
   architecture: 'x86_64',
   region: 'us-east-1',
-  model: 'fp32',
+  precision: 'fp32',
   initSeconds: 1.5,
   s3MiBps: 90,
   limits: AWS_SCALING_DEFAULTS,

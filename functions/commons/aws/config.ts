@@ -47,8 +47,14 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return config;
 }
 
-export function required<K extends keyof Config>(config: Config, key: K): NonNullable<Config[K]> {
-  const value = config[key];
-  if (value === undefined || value === null) throw new ConfigError(`${String(key)} is not set`);
-  return value as NonNullable<Config[K]>;
+/**
+ * The settings a function cannot run without, checked together at cold start: a missing one fails
+ * INIT with one line naming every setting that is missing, rather than a check silently skipped.
+ */
+export function requireSettings<K extends keyof Config>(config: Config, ...keys: K[]): { [P in K]-?: NonNullable<Config[P]> } {
+  const missing = keys.filter((key) => config[key] === undefined || config[key] === null);
+  if (missing.length) {
+    throw new ConfigError(`${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not set (template.yaml sets them on AWS)`);
+  }
+  return Object.fromEntries(keys.map((key) => [key, config[key]])) as { [P in K]-?: NonNullable<Config[P]> };
 }

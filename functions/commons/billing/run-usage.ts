@@ -22,8 +22,7 @@ export interface RunShape {
  * path's two states); in each child execution its task, each retry, and the state that records a
  * caught failure.
  */
-export const stateTransitions = (run: RunShape): number =>
-  2 + (run.failurePath ? 2 : 0) + run.ranks + run.failedAttempts + run.caughtRanks;
+export const stateTransitions = (run: RunShape): number => 2 + (run.failurePath ? 2 : 0) + run.ranks + run.failedAttempts + run.caughtRanks;
 
 /**
  * Requests no counter in CAI's processes sees: the Map's ItemReader GET of the manifest; the

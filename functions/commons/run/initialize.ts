@@ -6,7 +6,7 @@ import { CaiError, describeError } from '../errors';
 import { folderOf, listPartitions, type ManifestPlan, PlanError, planRun, type RankLimits } from './rank-plan';
 import type { ExecutionInput, PartitionObject, Payload } from './contracts';
 import { outputKeys } from './output-keys';
-import { checkPayloadSize, PAYLOAD_JSON_LIMIT_BYTES, parsePayload, payloadJson, PayloadError } from './payload';
+import { checkPayloadSize, checkResultBucket, PAYLOAD_JSON_LIMIT_BYTES, parsePayload, payloadJson, PayloadError } from './payload';
 import type { RunRecord, RunStore } from './run-store';
 
 /** The uploaded payload.json an S3 event names. */
@@ -24,10 +24,10 @@ export interface InitializeContext {
   runs: RunStore;
   stateMachineArn: string;
   maxConcurrency: number;
-  /** Buckets the functions may write (the control bucket and ResultBucketNames); absent: not checked. */
-  writableBuckets?: string[];
+  /** Buckets the functions may write: the control bucket and ResultBucketNames. */
+  writableBuckets: string[];
   /** The inference function's memory and timeout: ranks are planned to finish well inside it. */
-  rankLimits?: RankLimits;
+  rankLimits: RankLimits;
   /** Billing of this invocation so far, kept on the run for its cost. */
   invocation: () => { durationMs: number; initMs: number; memoryMb: number };
   /** Requests this invocation has sent so far. */
@@ -109,16 +109,11 @@ export async function initializeRun(object: PayloadObject, context: InitializeCo
     const fields = error instanceof PayloadError ? { errors: error.errors } : {};
     return reject(baseRecord(runId, object, raw), describeError(error), fields);
   }
-  // Outputs the functions may not write would end in AccessDenied mid-run: refuse them now.
-  const writable = context.writableBuckets;
-  if (writable && !writable.includes(payload.bucket)) {
-    const error = new PayloadError([
-      {
-        field: 'bucket',
-        message: `the functions may write only to ${writable.join(', ')}; add ${payload.bucket} to the template's ResultBucketNames (samconfig.toml parameter_overrides) to write there`,
-      },
-    ]);
-    return reject(baseRecord(runId, object, raw, payload), error.message, { errors: error.errors, warnings });
+  try {
+    checkResultBucket(payload, context.writableBuckets);
+  } catch (error) {
+    const { errors, message } = error as PayloadError;
+    return reject(baseRecord(runId, object, raw, payload), message, { errors, warnings });
   }
 
   const record = baseRecord(runId, object, raw, payload);

@@ -118,6 +118,20 @@ export function parsePayload(raw: unknown): ParsedPayload {
   return { payload, warnings };
 }
 
+/**
+ * Refuses a payload whose outputs would go to a bucket the functions may not write (the control
+ * bucket and the template's ResultBucketNames): it would end in AccessDenied mid-run.
+ */
+export function checkResultBucket(payload: Payload, writable: string[]): void {
+  if (writable.includes(payload.bucket)) return;
+  throw new PayloadError([
+    {
+      field: 'bucket',
+      message: `the functions may write only to ${writable.join(', ')}; add ${payload.bucket} to the template's ResultBucketNames (samconfig.toml parameter_overrides) to write there`,
+    },
+  ]);
+}
+
 /** Refuses a payload over PAYLOAD_JSON_LIMIT_BYTES, before anything reads it. */
 export function checkPayloadSize(bytes: number): void {
   if (bytes > PAYLOAD_JSON_LIMIT_BYTES) {

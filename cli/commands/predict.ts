@@ -1,30 +1,15 @@
 import { writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
-import { ROOT } from '../local/paths';
+import { basename } from 'node:path';
 import type { Command } from 'commander';
-import { redshiftAccuracy, type Accuracy } from '../functions/commons/model/accuracy';
-import { loadRedshiftModel, predictPartition } from '../functions/commons/model/session';
-import { describeLocation, openLocation, parseLocation } from '../toolkit/locations';
-import { openTorchPartition } from '../functions/commons/partitions/reader';
-import { predictionsCsv } from '../functions/commons/model/predictions';
-import { positiveInteger, threadsOption } from './arguments';
-import { progressLine } from './progress';
-import { checkOutputFile } from './output-checks';
-
-/** The committed quick-start model (model/README.md), beside dist/ in the package. */
-export const DEFAULT_MODEL = join(ROOT, 'model', 'default.onnx');
-
-/** Stored records hold null where JSON could not hold a number: never let one break the report. */
-export const fixed = (value: number | null | undefined, digits: number) => (typeof value === 'number' ? value.toFixed(digits) : '-');
-
-export function formatAccuracy(a: Accuracy): string {
-  const excluded = a.excluded ? ` (${a.excluded} more left out: non-finite prediction or label)` : '';
-  return [
-    `accuracy over ${a.samples} labelled objects${excluded}:`,
-    `  MAE ${fixed(a.mae, 4)}   MSE ${fixed(a.mse, 5)}   bias ${fixed(a.bias, 4)}   ` +
-      `precision (NMAD) ${fixed(a.precision, 4)}   R² ${fixed(a.r2, 3)}   outliers ${fixed(100 * a.outlierFraction, 2)}%`,
-  ].join('\n');
-}
+import { redshiftAccuracy } from '../../functions/commons/model/accuracy';
+import { loadRedshiftModel, predictPartition } from '../../functions/commons/model/session';
+import { describeLocation, openLocation, parseLocation } from '../../toolkit/locations';
+import { openTorchPartition } from '../../functions/commons/partitions/reader';
+import { predictionsCsv } from '../../functions/commons/model/predictions';
+import { positiveInteger, threadsOption, withOptions } from '../options';
+import { checkOutputFile } from '../output-checks';
+import { progressLine } from '../progress';
+import { formatAccuracy } from '../run-format';
 
 async function predict(
   partition: string,
@@ -72,15 +57,17 @@ async function predict(
   }
 }
 
-export function addModelCommands(program: Command): void {
-  program
-    .command('predict')
-    .description("run the model over one partition with CAI's inference path; write one CSV row per object")
-    .argument('<partition>', 'a .pt partition (local or s3://bucket/key)')
-    .option('--model <file.onnx>', 'an AstroMAE ONNX model', DEFAULT_MODEL)
-    .requiredOption('--out <file.csv>', 'where to write partition,row,redshift_pred[,redshift_true]')
-    .option('--batch-size <n>', 'objects per inference call', '256')
-    .option('--threads <n>', 'intra-op threads', '1')
-    .option('--json', 'print one JSON object as the last line')
-    .action(predict);
+/** `cai predict <partition>`: the model over one partition, by the inference Lambda's own path. */
+export function addPredictCommand(program: Command): void {
+  withOptions(
+    program
+      .command('predict')
+      .description("run the model over one partition with CAI's inference path; write one CSV row per object")
+      .argument('<partition>', 'a .pt partition (local or s3://bucket/key)')
+      .requiredOption('--out <file.csv>', 'where to write partition,row,redshift_pred[,redshift_true]')
+      .option('--batch-size <n>', 'objects per inference call', '256')
+      .option('--threads <n>', 'intra-op threads', '1'),
+    'model',
+    'json',
+  ).action(predict);
 }

@@ -1,8 +1,8 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { createS3Client } from '../functions/commons/aws/clients';
-import { UsageError } from '../functions/commons/errors';
-import type { InitializeOutcome } from '../functions/commons/run/initialize';
+import { createS3Client } from '../../functions/commons/aws/clients';
+import { UsageError } from '../../functions/commons/errors';
+import type { InitializeOutcome } from '../../functions/commons/run/initialize';
 import {
   alive,
   announceServedStack,
@@ -11,17 +11,10 @@ import {
   stackEnvironment,
   withdrawServedStack,
   type ServedStack,
-} from '../local/served-stack';
-import { CONTROL_BUCKET, DATA_BUCKET, ensureBucket, LocalStack } from '../local/stack';
-import { parseParameterOverrides } from '../local/template';
-import { workersOption } from './arguments';
-
-export interface ServeOptions {
-  dir: string;
-  model: string;
-  workers?: string;
-  parameterOverrides?: string;
-}
+} from '../../local/served-stack';
+import { CONTROL_BUCKET, DATA_BUCKET, ensureBucket, LocalStack } from '../../local/stack';
+import { parseParameterOverrides } from '../../local/template';
+import { type StackOptions, withOptions, workersOption } from '../options';
 
 /** One line for a folder some process already serves. */
 export function refuseIfServed(directory: string): void {
@@ -35,11 +28,11 @@ export function refuseIfServed(directory: string): void {
 }
 
 /**
- * `cai stack up` / `npm start -- --serve`: the local stack, kept running until Ctrl-C or
+ * `cai stack up` (and `cai start --serve`, the same): the local stack, kept running until Ctrl-C or
  * `cai stack down`. Prints the endpoints once, as export lines; uploads of payload.json start runs
  * as on AWS, and each run's end is reported on stderr.
  */
-export async function serveStack(options: ServeOptions): Promise<void> {
+export async function serveStack(options: StackOptions): Promise<void> {
   const directory = resolve(options.dir);
   refuseIfServed(directory);
   const stack = await new LocalStack({
@@ -106,30 +99,25 @@ async function reportWhenDone(stack: LocalStack, runId: string): Promise<void> {
   }
 }
 
-export function addStackCommands(program: Command, defaultModel: string): void {
+/** `cai stack up|env|down`: the local stack as a service, for the AWS CLI and SDKs. */
+export function addStackCommand(program: Command): void {
   const stack = program.command('stack').description('the local stack as a service, for the AWS CLI and SDKs');
-  stack
-    .command('up')
-    .description('start the local stack and keep it running (Ctrl-C or cai stack down stops it)')
-    .option('--dir <dir>', 'where the local stack keeps its state', '.cai')
-    .option('--model <file.onnx>', 'the model the inference artifact carries', defaultModel)
-    .option('--workers <n>', 'inference containers at once (default: one per core)')
-    .option('--parameter-overrides <overrides>', "template parameters over samconfig.toml's (ResultBucketNames=my-bucket)")
-    .action((options: ServeOptions) => serveStack(options));
-  stack
-    .command('env')
-    .description('print export lines that point the AWS CLI and SDKs at the running stack')
-    .option('--dir <dir>', 'the served state folder', '.cai')
-    .action((options: { dir: string }) => {
+  withOptions(
+    stack.command('up').description('start the local stack and keep it running (Ctrl-C or cai stack down stops it)'),
+    'dir',
+    'model',
+    'workers',
+    'parameterOverrides',
+  ).action((options: StackOptions) => serveStack(options));
+  withOptions(stack.command('env').description('print export lines that point the AWS CLI and SDKs at the running stack'), 'dir').action(
+    (options: { dir: string }) => {
       const served = servedStack(resolve(options.dir));
       if (!served) throw new UsageError(`no stack serves ${resolve(options.dir)}: start one with npx cai stack up`);
       process.stdout.write(`${exportLines(stackEnvironment(served))}\n`);
-    });
-  stack
-    .command('down')
-    .description('stop the running stack (runs in flight finish first)')
-    .option('--dir <dir>', 'the served state folder', '.cai')
-    .action(async (options: { dir: string }) => {
+    },
+  );
+  withOptions(stack.command('down').description('stop the running stack (runs in flight finish first)'), 'dir').action(
+    async (options: { dir: string }) => {
       const served = servedStack(resolve(options.dir));
       if (!served) throw new UsageError(`no stack serves ${resolve(options.dir)}`);
       process.kill(served.pid, 'SIGTERM');
@@ -138,5 +126,6 @@ export function addStackCommands(program: Command, defaultModel: string): void {
         await new Promise((r) => setTimeout(r, 100));
       }
       process.stderr.write(`stack: process ${served.pid} stopped\n`);
-    });
+    },
+  );
 }

@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { UsageError } from '../functions/commons/errors';
-import { LambdaError, lambdaReportLine } from '../local/lambda-runtime';
-import { servedStack } from '../local/served-stack';
-import { LocalStack, ROOT } from '../local/stack';
-import { FUNCTIONS, type FunctionId } from '../local/template';
+import { UsageError } from '../../functions/commons/errors';
+import { LambdaError, lambdaReportLine } from '../../local/lambda-runtime';
+import { servedStack } from '../../local/served-stack';
+import { LocalStack } from '../../local/stack';
+import { withOptions } from '../options';
+import { FUNCTIONS, type FunctionId } from '../../local/template';
 
 interface InvokeOptions {
   event: string;
@@ -71,14 +72,15 @@ export async function invokeFunction(id: string, options: InvokeOptions): Promis
 }
 
 export function addInvokeCommand(program: Command): void {
-  program
-    .command('invoke <LogicalId>')
-    .description("run one function's deployment artifact once, as `sam local invoke` does, against the local stack")
-    .requiredOption('-e, --event <file.json>', 'the event to invoke it with (see events/)')
-    .option('-n, --env-vars <file.json>', "values for the template's environment variables, per function (events/env.json)")
-    .option('--dir <dir>', 'the local stack state', '.cai')
-    .option('--model <file.onnx>', 'the model the inference artifact carries', join(ROOT, 'model', 'default.onnx'))
-    .action(async (id: string, options: InvokeOptions) => {
-      process.exitCode = await invokeFunction(id, options);
-    });
+  withOptions(
+    program
+      .command('invoke <LogicalId>')
+      .description("run one function's deployment artifact once, as `sam local invoke` does, against the local stack")
+      .requiredOption('-e, --event <file.json>', 'the event to invoke it with (see events/)')
+      .option('-n, --env-vars <file.json>', "values for the template's environment variables, per function (events/env.json)"),
+    'dir',
+    'model',
+  ).action(async (id: string, options: InvokeOptions) => {
+    process.exitCode = await invokeFunction(id, options);
+  });
 }

@@ -1,0 +1,64 @@
+import type { Command } from 'commander';
+import { createDynamoClient } from '../../functions/commons/aws/clients';
+import { UsageError } from '../../functions/commons/errors';
+import { RunStore, type RunRecord } from '../../functions/commons/run/run-store';
+import { positiveInteger, withOptions } from '../options';
+import { runDetails, runLine } from '../run-format';
+import { withServices, type ServiceOptions } from '../services';
+
+const brief = (r: RunRecord) => ({
+  runId: r.runId,
+  status: r.status,
+  startedAt: r.startedAt,
+  finishedAt: r.finishedAt,
+  dataset: r.dataset,
+  partitions: r.partitions ?? 0,
+  samples: r.samples ?? 0,
+  predictions: r.predictions ?? 0,
+  failedPartitions: r.failedPartitions ?? 0,
+  cost_usd: r.cost?.totalUsd ?? 0,
+  outputs: r.outputs?.prefix,
+});
+
+const withStore = <T>(options: ServiceOptions, use: (store: RunStore) => Promise<T>) =>
+  withServices(options, { dynamodb: true }, (env, table) => use(new RunStore(createDynamoClient(env), table)));
+
+/** `cai runs` and `cai runs show <runId>`: past runs from the runs table. */
+export function addRunsCommand(program: Command): void {
+  const runs = withOptions(
+    program
+      .command('runs')
+      .description('list past runs, newest first (the local stack by default)')
+      .enablePositionalOptions()
+      .option('--dataset <bucket/prefix>', 'only the runs of one dataset')
+      .option('--limit <n>', 'at most this many', '50'),
+    'json',
+    'aws',
+    'table',
+    'dir',
+  ).action(async (options: ServiceOptions & { dataset?: string; limit: string; json?: boolean }) => {
+    const limit = positiveInteger(options.limit, '--limit');
+    const list = await withStore(options, (store) =>
+      options.dataset
+        ? store.listByDataset(options.dataset.endsWith('/') ? options.dataset : `${options.dataset}/`, limit)
+        : store.list(limit),
+    );
+    const none = options.dataset ? `no runs of dataset ${options.dataset} (cai runs lists every run with its dataset)` : 'no runs yet';
+    const lines = list.length ? list.map(runLine) : [none];
+    if (options.json) lines.push(JSON.stringify({ runs: list.map(brief) }));
+    process.stdout.write(`${lines.join('\n')}\n`);
+  });
+
+  runs
+    .command('show')
+    .description('one run: counts, timings, accuracy, cost breakdown, failures, outputs')
+    .argument('<runId>')
+    .option('--json', 'print the run record as one JSON object, last')
+    .action(async (runId: string, _options: unknown, command: Command) => {
+      // --aws, --table and --dir belong to `runs`; they may be given after `show`.
+      const options = command.optsWithGlobals<ServiceOptions & { table: string; json?: boolean }>();
+      const run = await withStore(options, (store) => store.get(runId));
+      if (!run) throw new UsageError(`no run ${runId} in table ${options.table}`);
+      process.stdout.write(`${runDetails(run)}\n${options.json ? `${JSON.stringify(run)}\n` : ''}`);
+    });
+}
