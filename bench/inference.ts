@@ -32,6 +32,7 @@ import { ROOT } from '../local/paths';
 import { writeBenchPlots } from './plots';
 
 const MiB = 2 ** 20;
+const PARTITION_BYTES = 100 * MiB;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const RESULTS = resolve(process.env.BENCH_RESULTS ?? join(ROOT, 'bench', 'results', 'inference.json'));
 const E2E_PARTITIONS = Number(process.env.BENCH_E2E_PARTITIONS ?? 10);
@@ -135,53 +136,44 @@ async function runPipeline(work: string, partitions: number, perPartition: numbe
   return { samples, wallS: summary.timings.wall_s, peakRssMb: summary.timings.peak_rss_mb_max };
 }
 
-async function main(): Promise<void> {
-  const started = Date.now();
-  if (!existsSync(WEIGHTS))
-    throw new Error(`${WEIGHTS} is missing: it is part of the repository (npm run model:train -- --full rebuilds it)`);
-  const work = mkdtempSync(join(tmpdir(), 'cai-bench-'));
-  const cores = cpus().length;
-  const threadCounts = cores >= 2 ? [1, 2] : [1];
+type Sweep = { variant: Variant; threads: number; batch: number; perSecond: number }[];
+type Infer = (variant: Variant, file: string, batch: number, threads: number, out?: string) => Promise<Timing>;
+interface BenchModels {
+  fp32: string;
+  int8: string;
+  parameters: number;
+  gflop_per_sample: number;
+  export_max_abs_diff: number;
+}
 
+/** The full-size model exported to ONNX, fp32 and int8, from the committed weights. */
+async function exportModels(work: string): Promise<BenchModels> {
   say('exporting the full-size model (fp32 and int8) from model/bench-full.safetensors …');
-  const models = lastJsonLine<{ fp32: string; int8: string; parameters: number; gflop_per_sample: number; export_max_abs_diff: number }>(
-    (await run(PYTHON, [join(ROOT, 'bench', 'prepare.py'), '--weights', WEIGHTS, '--out', join(work, 'models')])).stdout,
-  );
-  const modelPath = { fp32: models.fp32, int8: models.int8 };
+  const { stdout } = await run(PYTHON, [join(ROOT, 'bench', 'prepare.py'), '--weights', WEIGHTS, '--out', join(work, 'models')]);
+  return lastJsonLine<BenchModels>(stdout);
+}
 
-  const partitionBytes = 100 * MiB;
-  const partitionSamples = rowsPerPartition(partitionBytes, true);
-  say(`writing a ${partitionSamples}-galaxy partition (100 MiB) and a ${SWEEP_SAMPLES}-galaxy one for the sweep …`);
-  await synthesizeDataset({
-    samples: partitionSamples,
-    maxBytes: partitionBytes,
-    seed: 11,
-    sink: sinkFor({ kind: 'file', path: join(work, 'one') }),
-  });
+/** A 100 MiB partition for the headline and the pipeline, and a small one for the sweep. */
+async function writeBenchPartitions(work: string): Promise<{ partition: string; sweepPartition: string; samples: number }> {
+  const samples = rowsPerPartition(PARTITION_BYTES, true);
+  say(`writing a ${samples}-galaxy partition (100 MiB) and a ${SWEEP_SAMPLES}-galaxy one for the sweep …`);
+  await synthesizeDataset({ samples, maxBytes: PARTITION_BYTES, seed: 11, sink: sinkFor({ kind: 'file', path: join(work, 'one') }) });
   await synthesizeDataset({
     samples: SWEEP_SAMPLES,
-    maxBytes: partitionBytes,
+    maxBytes: PARTITION_BYTES,
     seed: 12,
     sink: sinkFor({ kind: 'file', path: join(work, 'sweep') }),
   });
-  const partition = join(work, 'one', '1.pt');
-  const sweepPartition = join(work, 'sweep', '1.pt');
+  return { partition: join(work, 'one', '1.pt'), sweepPartition: join(work, 'sweep', '1.pt'), samples };
+}
 
-  const torch = new JsonWorker(PYTHON, [join(ROOT, 'bench', 'torch_worker.py'), '--weights', WEIGHTS]);
-  const cai = new JsonWorker(process.execPath, [join(ROOT, 'dist', 'bench', 'cai-worker.js')]);
-  await torch.ready();
-  const infer = (variant: Variant, file: string, batch: number, threads: number, out?: string): Promise<Timing> =>
-    variant === 'torch'
-      ? torch.request({ op: 'infer', partition: file, batch, threads, out })
-      : cai.request({ model: modelPath[variant], partition: file, batch, threads, out });
-
-  say('fp32 matmul peak of one core (torch and onnxruntime) …');
-  const peak = await torch.request<{ peak_gflops: number; peak_from: string }>({ op: 'peak' });
-
-  // Threads × batch: CAI fp32 and int8 on every pair, PyTorch on a few, same small partition. Two
-  // passes in opposite orders, best of the two: the machine is shared, and a neighbour's burst
-  // would otherwise decide the defaults.
-  const sweep: { variant: Variant; threads: number; batch: number; perSecond: number }[] = [];
+/**
+ * Threads × batch: CAI fp32 and int8 on every pair, PyTorch on a few, same small partition. Two
+ * passes in opposite orders, best of the two: the machine is shared, and a neighbour's burst would
+ * otherwise decide the defaults.
+ */
+async function sweepThreadsAndBatches(infer: Infer, threadCounts: number[], partition: string): Promise<Sweep> {
+  const sweep: Sweep = [];
   const cells = threadCounts.flatMap((threads) =>
     SWEEP_BATCHES.flatMap((batch) =>
       (['fp32', 'int8', 'torch'] as Variant[])
@@ -193,83 +185,67 @@ async function main(): Promise<void> {
   for (const pass of [cells, [...cells].reverse()]) {
     for (const cell of pass) {
       if (done++ % 10 === 0) say(`sweep: ${done}/${cells.length * 2} …`);
-      const perSecond = rate(await infer(cell.variant, sweepPartition, cell.batch, cell.threads));
+      const perSecond = rate(await infer(cell.variant, partition, cell.batch, cell.threads));
       const seen = sweep.find((s) => s.variant === cell.variant && s.threads === cell.threads && s.batch === cell.batch);
       if (seen) seen.perSecond = Math.max(seen.perSecond, perSecond);
       else sweep.push({ ...cell, perSecond });
     }
   }
-  const best = (variant: Variant, threads: number) =>
-    sweep.filter((s) => s.variant === variant && s.threads === threads).reduce((a, b) => (b.perSecond > a.perSecond ? b : a));
-  const batch = best('fp32', 1).batch;
-  const cellRate = (variant: Variant, threads: number, batchSize: number) =>
-    sweep.find((s) => s.variant === variant && s.threads === threads && s.batch === batchSize)?.perSecond ?? 0;
+  return sweep;
+}
 
-  // The headline: the whole partition, one thread, the same batch, alternating order each round.
+const bestCell = (sweep: Sweep, variant: Variant, threads: number) =>
+  sweep.filter((s) => s.variant === variant && s.threads === threads).reduce((a, b) => (b.perSecond > a.perSecond ? b : a));
+const cellRate = (sweep: Sweep, variant: Variant, threads: number, batchSize: number) =>
+  sweep.find((s) => s.variant === variant && s.threads === threads && s.batch === batchSize)?.perSecond ?? 0;
+
+/** The headline: the whole partition, one thread, the same batch, alternating order each round; round 1's predictions kept. */
+async function timeHeadline(infer: Infer, partition: string, samples: number, batch: number, out: (v: Variant) => string) {
   const times: Record<Variant, number[]> = { torch: [], fp32: [], int8: [] };
-  const out = (variant: Variant) => join(work, `${variant}.f32`);
   for (let r = 0; r < ROUNDS; r++) {
     const order: Variant[] = r % 2 === 0 ? ['torch', 'fp32', 'int8'] : ['int8', 'fp32', 'torch'];
     for (const variant of order) {
       const timing = await infer(variant, partition, batch, 1, r === 0 ? out(variant) : undefined);
-      if (timing.samples !== partitionSamples) throw new Error(`${variant} predicted ${timing.samples} of ${partitionSamples} galaxies`);
+      if (timing.samples !== samples) throw new Error(`${variant} predicted ${timing.samples} of ${samples} galaxies`);
       times[variant].push(timing.seconds);
     }
     say(
-      `round ${r + 1}/${ROUNDS}: ${(['torch', 'fp32', 'int8'] as Variant[]).map((v) => `${v} ${(partitionSamples / times[v][r]).toFixed(1)}/s`).join(', ')}`,
+      `round ${r + 1}/${ROUNDS}: ${(['torch', 'fp32', 'int8'] as Variant[]).map((v) => `${v} ${(samples / times[v][r]).toFixed(1)}/s`).join(', ')}`,
     );
   }
-  torch.close();
-  cai.close();
-  const perSecond = (variant: Variant) => partitionSamples / median(times[variant]);
-  const oneWorker = perSecond('fp32');
+  return times;
+}
 
+/** The three paths' predictions against the labels and each other. */
+async function comparePredictions(partition: string, out: (v: Variant) => string) {
   const labels = await readLabels(partition);
   const [torchZ, fp32Z, int8Z] = await Promise.all([out('torch'), out('fp32'), out('int8')].map(floats));
   const dz = Float64Array.from(int8Z, (z, i) => Math.abs(z - fp32Z[i])).sort();
-  const torchVsCai = fp32Z.reduce((m, z, i) => Math.max(m, Math.abs(z - torchZ[i])), 0);
-  const accuracy = {
-    torch: redshiftAccuracy(torchZ, labels)!,
-    fp32: redshiftAccuracy(fp32Z, labels)!,
-    int8: redshiftAccuracy(int8Z, labels)!,
+  return {
+    accuracy: { torch: redshiftAccuracy(torchZ, labels)!, fp32: redshiftAccuracy(fp32Z, labels)!, int8: redshiftAccuracy(int8Z, labels)! },
+    int8Dz: dz,
+    torchVsCai: fp32Z.reduce((m, z, i) => Math.max(m, Math.abs(z - torchZ[i])), 0),
   };
+}
 
+/** Module load and session in fresh processes, three times. */
+async function measureColdStarts(model: string): Promise<number[]> {
   say('cold start: module load and session in fresh processes …');
   const coldStarts: number[] = [];
   for (let i = 0; i < 3; i++) {
-    const { stdout } = await run(process.execPath, [
-      join(ROOT, 'dist', 'bench', 'cai-worker.js'),
-      '--cold-start',
-      modelPath.fp32,
-      '--threads',
-      '1',
-    ]);
+    const { stdout } = await run(process.execPath, [join(ROOT, 'dist', 'bench', 'cai-worker.js'), '--cold-start', model, '--threads', '1']);
     coldStarts.push(lastJsonLine<{ cold_start_s: number }>(stdout).cold_start_s);
   }
+  return coldStarts;
+}
 
-  let e2e: PipelineRun | null = null;
-  let e2eError: string | null = null;
-  if (E2E_PARTITIONS > 0) {
-    try {
-      e2e = await runPipeline(work, E2E_PARTITIONS, partitionSamples, batch, modelPath.fp32);
-    } catch (error) {
-      // The other measurements still count; the report says what went wrong here.
-      e2eError = (error as Error).message.split('\n')[0];
-      say(`npm start failed: ${e2eError}`);
-    }
-  }
-  rmSync(work, { recursive: true, force: true });
-
-  // Settings per Lambda size: measured where this machine has the cores, else one thread per vCPU.
-  const measuredRate = (variant: Variant) => ({
-    one: perSecond(variant),
-    // The sweep's 2-thread gain over 1 thread, at each one's best batch, applied to the headline rate.
-    two: threadCounts.includes(2) ? perSecond(variant) * (best(variant, 2).perSecond / best(variant, 1).perSecond) : perSecond(variant),
-  });
-  const settings = MEMORY_SIZES.map((memoryMb) => {
+/** Settings per Lambda size: measured where this machine has the cores, else one thread per vCPU. */
+function settingsPerMemorySize(sweep: Sweep, threadCounts: number[], rateAt: (variant: Variant, memoryMb: number) => number) {
+  return MEMORY_SIZES.map((memoryMb) => {
     const vcpus = wholeVcpus(memoryMb);
     const measured = threadCounts.includes(vcpus);
-    const pick = measured ? best('fp32', vcpus) : { threads: vcpus, batch: best('fp32', threadCounts[threadCounts.length - 1]).batch };
+    const best = (threads: number) => bestCell(sweep, 'fp32', threads);
+    const pick = measured ? best(vcpus) : { threads: vcpus, batch: best(threadCounts[threadCounts.length - 1]).batch };
     const committed = WORKER_SETTINGS[vcpus];
     return {
       memory_mb: memoryMb,
@@ -277,34 +253,40 @@ async function main(): Promise<void> {
       threads: pick.threads,
       batch_size: pick.batch,
       measured,
-      fp32_samples_per_s: round(rateAtVcpus(lambdaVcpus(memoryMb), measuredRate('fp32')), 1),
-      int8_samples_per_s: round(rateAtVcpus(lambdaVcpus(memoryMb), measuredRate('int8')), 1),
-      // Whether tuning.ts's setting for this size is as good as the best found, within 5 %.
+      fp32_samples_per_s: round(rateAt('fp32', memoryMb), 1),
+      int8_samples_per_s: round(rateAt('int8', memoryMb), 1),
+      // Whether lambda-sizing.ts's setting for this size is as good as the best found, within 5 %.
       matches_defaults:
-        committed && measured ? cellRate('fp32', committed.threads, committed.batchSize) >= 0.95 * best('fp32', vcpus).perSecond : null,
+        committed && measured ? cellRate(sweep, 'fp32', committed.threads, committed.batchSize) >= 0.95 * best(vcpus).perSecond : null,
     };
   });
+}
 
-  // The prototype's workload on Lambda, per partition size: the cheapest memory size that holds the
-  // worker's peak memory with a quarter to spare, for each model and architecture. Whole vCPUs
-  // only: below 1,769 MB a function gets a time-sliced share of one vCPU, which the proportional
-  // model above would flatter.
-  const peakRss = e2e?.peakRssMb ?? 0;
-  const initS = median(coldStarts);
-  const costs = PROTOTYPE.map((p) => {
+/**
+ * The prototype's workload on Lambda, per partition size: the cheapest memory size that holds the
+ * worker's peak memory with a quarter to spare, for each model and architecture. Whole vCPUs only:
+ * below 1,769 MB a function gets a time-sliced share of one vCPU, which the proportional model would flatter.
+ */
+function prototypeWorkloadCosts(
+  bytesPerSample: number,
+  peakRssMb: number,
+  initS: number,
+  rateAt: (variant: Variant, memoryMb: number) => number,
+) {
+  return PROTOTYPE.map((p) => {
     const row: Record<string, unknown> = { partition_mb: p.partitionMb };
     for (const variant of ['fp32', 'int8'] as const) {
       for (const architecture of ['x86_64', 'arm64'] as Architecture[]) {
-        const options = MEMORY_SIZES.filter((m) => m >= 1769 && m >= peakRss * 1.25).map((memoryMb) =>
+        const options = MEMORY_SIZES.filter((m) => m >= 1769 && m >= peakRssMb * 1.25).map((memoryMb) =>
           Object.assign(
             estimateWorkload({
               totalBytes: WORKLOAD_BYTES,
               partitionBytes: p.partitionMb * MiB,
-              bytesPerSample: partitionBytes / partitionSamples,
+              bytesPerSample,
               memoryMb,
               architecture,
               region: 'us-east-1',
-              secondsPerSample: 1 / rateAtVcpus(lambdaVcpus(memoryMb), measuredRate(variant)),
+              secondsPerSample: 1 / rateAt(variant, memoryMb),
               initSeconds: initS,
               s3MiBps: ASSUMED_S3_MIBPS,
               firstChunkBytes: FIRST_CHUNK_BYTES,
@@ -333,8 +315,66 @@ async function main(): Promise<void> {
     };
     return row;
   });
+}
 
+/** The local pipeline over E2E_PARTITIONS partitions; its failure is reported, the rest still counts. */
+async function endToEnd(
+  work: string,
+  samples: number,
+  batch: number,
+  model: string,
+): Promise<{ e2e: PipelineRun | null; error: string | null }> {
+  if (E2E_PARTITIONS <= 0) return { e2e: null, error: null };
+  try {
+    return { e2e: await runPipeline(work, E2E_PARTITIONS, samples, batch, model), error: null };
+  } catch (error) {
+    const message = (error as Error).message.split('\n')[0];
+    say(`npm start failed: ${message}`);
+    return { e2e: null, error: message };
+  }
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  if (!existsSync(WEIGHTS))
+    throw new Error(`${WEIGHTS} is missing: it is part of the repository (npm run model:train -- --full rebuilds it)`);
+  const work = mkdtempSync(join(tmpdir(), 'cai-bench-'));
+  const threadCounts = cpus().length >= 2 ? [1, 2] : [1];
+  const models = await exportModels(work);
+  const { partition, sweepPartition, samples: partitionSamples } = await writeBenchPartitions(work);
+
+  const torch = new JsonWorker(PYTHON, [join(ROOT, 'bench', 'torch_worker.py'), '--weights', WEIGHTS]);
+  const cai = new JsonWorker(process.execPath, [join(ROOT, 'dist', 'bench', 'cai-worker.js')]);
+  await torch.ready();
+  const infer: Infer = (variant, file, batch, threads, out) =>
+    variant === 'torch'
+      ? torch.request({ op: 'infer', partition: file, batch, threads, out })
+      : cai.request({ model: models[variant], partition: file, batch, threads, out });
+  say('fp32 matmul peak of one core (torch and onnxruntime) …');
+  const peak = await torch.request<{ peak_gflops: number; peak_from: string }>({ op: 'peak' });
+  const sweep = await sweepThreadsAndBatches(infer, threadCounts, sweepPartition);
+  const batch = bestCell(sweep, 'fp32', 1).batch;
+  const out = (variant: Variant) => join(work, `${variant}.f32`);
+  const times = await timeHeadline(infer, partition, partitionSamples, batch, out);
+  torch.close();
+  cai.close();
+  const perSecond = (variant: Variant) => partitionSamples / median(times[variant]);
+  const compared = await comparePredictions(partition, out);
+  const coldStarts = await measureColdStarts(models.fp32);
+  const { e2e, error: e2eError } = await endToEnd(work, partitionSamples, batch, models.fp32);
+  rmSync(work, { recursive: true, force: true });
+
+  // The headline rate on one vCPU; the sweep's 2-thread gain over 1 thread (each at its best batch) for two.
+  const rateAt = (variant: Variant, memoryMb: number) =>
+    rateAtVcpus(lambdaVcpus(memoryMb), {
+      one: perSecond(variant),
+      two: threadCounts.includes(2)
+        ? perSecond(variant) * (bestCell(sweep, variant, 2).perSecond / bestCell(sweep, variant, 1).perSecond)
+        : perSecond(variant),
+    });
+  const initS = median(coldStarts);
   const torchRate = perSecond('torch');
+  const dz = compared.int8Dz;
   const result = {
     threads: 1,
     batch_size: batch,
@@ -347,20 +387,24 @@ async function main(): Promise<void> {
     ratio_int8: round(perSecond('int8') / torchRate),
     int8_median_abs_dz: round(median(Array.from(dz)), 5),
     int8_max_abs_dz: round(dz[dz.length - 1], 4),
-    fp32_max_abs_diff_vs_torch: torchVsCai,
-    mae: { torch: round(accuracy.torch.mae, 4), cai_fp32: round(accuracy.fp32.mae, 4), cai_int8: round(accuracy.int8.mae, 4) },
+    fp32_max_abs_diff_vs_torch: compared.torchVsCai,
+    mae: {
+      torch: round(compared.accuracy.torch.mae, 4),
+      cai_fp32: round(compared.accuracy.fp32.mae, 4),
+      cai_int8: round(compared.accuracy.int8.mae, 4),
+    },
     peak_rss_mb_100mb_partition: e2e ? Math.round(e2e.peakRssMb) : null,
     cold_start_s: round(initS, 3),
     e2e_samples: e2e?.samples ?? null,
     e2e_wall_s: e2e ? round(e2e.wallS, 1) : null,
-    e2e_efficiency: e2e ? round(e2e.samples / e2e.wallS / (2 * oneWorker), 3) : null,
+    e2e_efficiency: e2e ? round(e2e.samples / e2e.wallS / (2 * perSecond('fp32')), 3) : null,
     e2e_error: e2eError,
     gflop_per_sample: round(models.gflop_per_sample, 3),
     matmul_peak_gflops_per_core: round(peak.peak_gflops, 1),
     achieved_gflops_fp32: round(perSecond('fp32') * models.gflop_per_sample, 1),
     gflops_fraction_of_peak: round((perSecond('fp32') * models.gflop_per_sample) / peak.peak_gflops, 3),
-    best_settings: settings,
-    cost_12_6gb: costs,
+    best_settings: settingsPerMemorySize(sweep, threadCounts, rateAt),
+    cost_12_6gb: prototypeWorkloadCosts(PARTITION_BYTES / partitionSamples, e2e?.peakRssMb ?? 0, initS, rateAt),
     sweep: sweep.map((s) => ({ ...s, perSecond: round(s.perSecond, 1) })),
     bench_seconds: Math.round((Date.now() - started) / 1000),
   };
@@ -374,7 +418,7 @@ async function main(): Promise<void> {
 function printResults(
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the bench's printed result is one ad-hoc JSON object.
   result: Record<string, any>,
-  sweep: { variant: Variant; threads: number; batch: number; perSecond: number }[],
+  sweep: Sweep,
   times: Record<Variant, number[]>,
   peakFrom: string,
 ) {

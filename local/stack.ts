@@ -60,6 +60,10 @@ export async function ensureBucket(s3: S3Client, name: string): Promise<void> {
   });
 }
 
+/** The local stand-ins for the state machine's and the functions' ARNs. */
+const LOCAL_STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:cai-local';
+const functionArn = (id: FunctionId) => `arn:aws:lambda:us-east-1:000000000000:function:cai-${FUNCTIONS[id]}`;
+
 /** A DefinitionSubstitutions placeholder in the state machine definition. */
 const substitution = (name: string) => `\${${name}}`;
 
@@ -109,16 +113,33 @@ export class LocalStack {
     if (onFailure) this.failureListeners.push(onFailure);
   }
 
+  /** Starts the servers (or attaches to a served stack's), the functions' containers and the state machine. */
   async start(): Promise<this> {
-    const { directory } = this.options;
-    const table = this.options.table ?? DEFAULT_TABLE;
-    const workers = this.options.workers ?? cpus().length;
     const { attach } = this.options;
     // The database first: it locks the folder, so a second process on it stops before it opens anything.
-    if (!attach) this.dynamo = await startLocalDynamo(join(directory, 'dynamodb'));
+    if (!attach) this.dynamo = await startLocalDynamo(join(this.options.directory, 'dynamodb'));
     this.artifacts = await buildArtifacts({ model: this.options.modelPath });
-    if (!attach) this.s3 = await startLocalS3(join(directory, 's3'));
-    // How the functions reach the local stack instead of AWS (their only settings not from template.yaml).
+    if (!attach) this.s3 = await startLocalS3(join(this.options.directory, 's3'));
+    await this.connect();
+    const inference = this.container('InferenceFunction', this.options.workers ?? cpus().length);
+    const summarizer = this.container('SummarizerFunction', 1);
+    if (attach) {
+      // The served stack runs the state machine and the notification; here, only containers.
+      const initializer = this.container('InitializerFunction', 1, { CAI_SFN_ENDPOINT: attach.stepfunctions });
+      this.functions = { initializer, inference, summarizer };
+      return this;
+    }
+    await this.startStateMachine(inference, summarizer);
+    const initializer = this.container('InitializerFunction', 1, { CAI_SFN_ENDPOINT: this.sfn.endpoint });
+    this.functions = { initializer, inference, summarizer };
+    this.notifyOnPayload(initializer);
+    return this;
+  }
+
+  /** How the functions reach the local stack instead of AWS (their only settings not from template.yaml), and the runs table. */
+  private async connect(): Promise<void> {
+    const { attach } = this.options;
+    const table = this.options.table ?? DEFAULT_TABLE;
     this.env = {
       CAI_S3_ENDPOINT: attach?.s3 ?? this.s3.endpoint,
       CAI_DYNAMODB_ENDPOINT: attach?.dynamodb ?? this.dynamo.endpoint,
@@ -127,7 +148,7 @@ export class LocalStack {
       AWS_ACCESS_KEY_ID: 'S3RVER',
       AWS_SECRET_ACCESS_KEY: 'S3RVER',
       POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
-      // The template names its control bucket <stack>-control-<account>-<region>; locally it is cai-control.
+      // The template names its control bucket cai-control-<stack UUID>; locally it is cai-control.
       CONTROL_BUCKET,
     };
     await ensureRunsTable(
@@ -139,43 +160,43 @@ export class LocalStack {
       table,
     );
     this.runs = new RunStore(createDynamoClient({ ...process.env, ...this.env }), table);
-    const s3 = createS3Client({ ...process.env, ...this.env });
-    mkdirSync(join(directory, 'logs'), { recursive: true });
+    mkdirSync(join(this.options.directory, 'logs'), { recursive: true });
+  }
 
-    const arn = (id: FunctionId) => `arn:aws:lambda:us-east-1:000000000000:function:cai-${FUNCTIONS[id]}`;
-    const sfnArn = 'arn:aws:states:us-east-1:000000000000:stateMachine:cai-local';
-    const make = (id: FunctionId, concurrency: number, env: Record<string, string> = {}) => {
-      const config = functionConfig(ROOT, id, {
-        // No more ranks at once than there are containers, as a reserved concurrency would have it:
-        // a rank queued for a container would spend its task timeout waiting.
-        overrides: {
-          ...this.options.parameterOverrides,
-          MaxConcurrency: String(workers),
-          ...(this.options.inferenceMemoryMb ? { InferenceMemorySize: String(this.options.inferenceMemoryMb) } : {}),
-        },
-        resources: {
-          RunsTable: table,
-          CaiStateMachine: sfnArn,
-          'InferenceFunction.Arn': arn('InferenceFunction'),
-          'SummarizerFunction.Arn': arn('SummarizerFunction'),
-        },
-      });
-      return new LocalFunction({
-        name: `cai-${FUNCTIONS[id]}`,
-        artifact: this.artifacts.path(id),
-        handler: config.handler,
-        memoryMb: config.memoryMb,
-        timeoutS: config.timeoutS,
-        architecture: config.architecture,
-        env: { ...config.environment, ...declaredOnly(config.environment, this.options.environment?.[id]), ...this.env, ...env },
-        concurrency,
-        logFile: join(directory, 'logs', `${FUNCTIONS[id]}.log`),
-        echoLog: this.options.echoLogs,
-      });
-    };
+  /** One function's containers, configured as template.yaml (with the stack's parameters) configures it on AWS. */
+  private container(id: FunctionId, concurrency: number, env: Record<string, string> = {}): LocalFunction {
+    const workers = this.options.workers ?? cpus().length;
+    const config = functionConfig(ROOT, id, {
+      // No more ranks at once than there are containers, as a reserved concurrency would have it:
+      // a rank queued for a container would spend its task timeout waiting.
+      overrides: {
+        ...this.options.parameterOverrides,
+        MaxConcurrency: String(workers),
+        ...(this.options.inferenceMemoryMb ? { InferenceMemorySize: String(this.options.inferenceMemoryMb) } : {}),
+      },
+      resources: {
+        RunsTable: this.runs.table,
+        CaiStateMachine: LOCAL_STATE_MACHINE_ARN,
+        'InferenceFunction.Arn': functionArn('InferenceFunction'),
+        'SummarizerFunction.Arn': functionArn('SummarizerFunction'),
+      },
+    });
+    return new LocalFunction({
+      name: `cai-${FUNCTIONS[id]}`,
+      artifact: this.artifacts.path(id),
+      handler: config.handler,
+      memoryMb: config.memoryMb,
+      timeoutS: config.timeoutS,
+      architecture: config.architecture,
+      env: { ...config.environment, ...declaredOnly(config.environment, this.options.environment?.[id]), ...this.env, ...env },
+      concurrency,
+      logFile: join(this.options.directory, 'logs', `${FUNCTIONS[id]}.log`),
+      echoLog: this.options.echoLogs,
+    });
+  }
 
-    const inference = make('InferenceFunction', workers);
-    const summarizer = make('SummarizerFunction', 1);
+  /** statemachine/cai.asl.json with its DefinitionSubstitutions, run by the local Step Functions endpoint. */
+  private async startStateMachine(inference: LocalFunction, summarizer: LocalFunction): Promise<void> {
     const byArn = new Map([inference, summarizer].map((f) => [f.arn, f]));
     const invoke = async ({ FunctionName, Payload }: { FunctionName: string; Payload: unknown }) => {
       const fn = byArn.get(FunctionName);
@@ -183,12 +204,6 @@ export class LocalStack {
       // The shape of the lambda:invoke integration's result.
       return { StatusCode: 200, ExecutedVersion: '$LATEST', Payload: await fn.invoke(Payload) };
     };
-    if (attach) {
-      // The served stack runs the state machine and the notification; here, only containers.
-      const initializer = make('InitializerFunction', 1, { CAI_SFN_ENDPOINT: attach.stepfunctions });
-      this.functions = { initializer, inference, summarizer };
-      return this;
-    }
     const definition = JSON.parse(
       readFileSync(join(ROOT, 'statemachine', 'cai.asl.json'), 'utf8')
         .replaceAll(substitution('InferenceFunctionArn'), inference.arn)
@@ -197,7 +212,7 @@ export class LocalStack {
     );
     this.sfn = new LocalStepFunctions({
       definition,
-      s3,
+      s3: createS3Client({ ...process.env, ...this.env }),
       tasks: { InferRank: invoke, Summarize: invoke, RecordFailure: invoke },
       retryIntervalOverrides: this.options.retryIntervalOverrides,
       // The template's EventBridge rule: executions ending FAILED, TIMED_OUT or ABORTED → the summarizer.
@@ -211,11 +226,11 @@ export class LocalStack {
       },
     });
     await this.sfn.start();
-    if (this.sfn.stateMachineArn !== sfnArn) throw new Error('the local state machine ARN changed');
-    const initializer = make('InitializerFunction', 1, { CAI_SFN_ENDPOINT: this.sfn.endpoint });
-    this.functions = { initializer, inference, summarizer };
+    if (this.sfn.stateMachineArn !== LOCAL_STATE_MACHINE_ARN) throw new Error('the local state machine ARN changed');
+  }
 
-    // The bucket notification: ObjectCreated with suffix payload.json → the initializer.
+  /** The bucket notification: ObjectCreated with suffix payload.json → the initializer, invoked asynchronously. */
+  private notifyOnPayload(initializer: LocalFunction): void {
     this.s3.server.on('event', (event: { Records: { eventName: string; s3: { object: { key: string } } }[] }) => {
       const record = event.Records[0];
       if (!record.eventName.startsWith('ObjectCreated') || !record.s3.object.key.endsWith('payload.json')) return;
@@ -236,7 +251,6 @@ export class LocalStack {
         ),
       );
     });
-    return this;
   }
 
   /** Resolves when no initializer or execution is running. */

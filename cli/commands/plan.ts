@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { createS3Client } from '../../functions/commons/aws/clients';
-import { planRun, DEFAULT_ASSUMPTIONS, type Plan, type PlanRow, type ValidationError } from '../../toolkit/forecast/forecast';
+import { forecastRun, DEFAULT_ASSUMPTIONS, type Plan, type PlanRow, type ValidationError } from '../../toolkit/forecast/forecast';
 import type { Architecture } from '../../functions/commons/billing/cost';
 import { UsageError } from '../../functions/commons/errors';
 import { galaxiesPerSecond } from '../../functions/commons/model/lambda-sizing';
@@ -149,7 +149,7 @@ export function addPlanCommand(program: Command): void {
       totalBytes = parseByteSize(options.data, '--data');
       source = `--data ${options.data}`;
     }
-    const plan = planRun(totalBytes, [...new Set(partitions)], [...new Set(memories)], {
+    const plan = forecastRun(totalBytes, [...new Set(partitions)], [...new Set(memories)], {
       ...DEFAULT_ASSUMPTIONS,
       architecture: options.arch as Architecture,
       precision: options.precision,

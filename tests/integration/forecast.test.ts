@@ -9,7 +9,7 @@ import {
   fitOverhead,
   nearestCheck,
   overheadSeconds,
-  planRun,
+  forecastRun,
   predictWallSeconds,
 } from '../../toolkit/forecast/forecast';
 import { billRun } from '../../functions/commons/billing/cost';
@@ -73,8 +73,8 @@ describe('the launch-overhead fit', () => {
   });
 });
 
-describe('planRun', () => {
-  const plan = planRun(2 ** 40, [25 * MiB, 100 * MiB, 500 * MiB], [128, 1769, 10240], DEFAULT_ASSUMPTIONS);
+describe('forecastRun', () => {
+  const plan = forecastRun(2 ** 40, [25 * MiB, 100 * MiB, 500 * MiB], [128, 1769, 10240], DEFAULT_ASSUMPTIONS);
 
   test('one row per partition × memory, one cheapest and one fastest among those that can run', () => {
     expect(plan.rows).toHaveLength(9);
@@ -112,7 +112,7 @@ describe('planRun', () => {
   });
 
   test('arm64 is billed at its own price', () => {
-    const arm = planRun(2 ** 40, [100 * MiB], [1769], { ...DEFAULT_ASSUMPTIONS, architecture: 'arm64' });
+    const arm = forecastRun(2 ** 40, [100 * MiB], [1769], { ...DEFAULT_ASSUMPTIONS, architecture: 'arm64' });
     expect(arm.rows[0].costUsd).toBeLessThan(plan.rows.find((r) => r.memoryMb === 1769 && r.partitionBytes === 100 * MiB)!.costUsd);
   });
 });

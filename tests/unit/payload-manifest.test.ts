@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { assignRanks, naturalCompare, PlanError, planRun } from '../../functions/commons/run/rank-plan';
+import { assignRanks, naturalCompare, PlanError, planRanks } from '../../functions/commons/run/rank-plan';
 import { PayloadError, parsePayload, parsePayloadJson } from '../../functions/commons/run/payload';
 import { STATE_PAYLOAD_LIMIT_BYTES } from '../../functions/commons/aws/limits';
 import { ROOT } from '../../local/paths';
@@ -59,7 +59,7 @@ describe('payload.json', () => {
     const { batch_size: _omitted, ...rest } = demo;
     const { payload } = parsePayload(rest);
     expect(payload.batch_size).toBeUndefined();
-    expect(planRun('r', payload, [{ key: '100MB/1.pt', bytes: 1 }]).items[0].batchSize).toBeUndefined();
+    expect(planRanks('r', payload, [{ key: '100MB/1.pt', bytes: 1 }]).items[0].batchSize).toBeUndefined();
   });
 
   test('numeric strings count as numbers, as in the prototype', () => {
@@ -82,7 +82,7 @@ describe('partitions and ranks', () => {
 
   test('file_limit takes the first partitions; one rank per partition by default', () => {
     const { payload } = parsePayload(demo);
-    const plan = planRun('run-1', payload, parts(130));
+    const plan = planRanks('run-1', payload, parts(130));
     expect(plan.partitions.map((p) => p.key)).toEqual(parts(11).map((p) => p.key));
     expect(plan.items).toHaveLength(11);
     expect(plan.items[3]).toEqual({
@@ -110,7 +110,7 @@ describe('partitions and ranks', () => {
     const loads = ranks.map((r) => r.reduce((s, p) => s + p.bytes, 0));
     expect(Math.max(...loads) - Math.min(...loads)).toBeLessThanOrEqual(Math.max(...partitions.map((p) => p.bytes)));
     for (const rank of ranks) expect(rank.map((p) => p.key)).toEqual([...rank.map((p) => p.key)].sort(naturalCompare));
-    const { warnings, items } = planRun('r', { ...parsePayload(demo).payload, file_limit: 50, world_size: 40 }, partitions);
+    const { warnings, items } = planRanks('r', { ...parsePayload(demo).payload, file_limit: 50, world_size: 40 }, partitions);
     expect(items).toHaveLength(23);
     expect(warnings).toEqual([
       'file_limit 50 exceeds the 23 partitions found; running all of them',
@@ -128,38 +128,38 @@ describe('ranks are planned within the inference function (1,769 MB, 900 s)', ()
 
   test('a world_size whose ranks would run past the budget is refused, naming the smallest that fits', () => {
     const partitions = sized(100, 100 * MiB); // ~42 s each at 122 galaxies/s: 12 fit in 540 s
-    expect(() => planRun('r', { ...base, world_size: 1 }, partitions, limits)).toThrow(
+    expect(() => planRanks('r', { ...base, world_size: 1 }, partitions, limits)).toThrow(
       /^world_size 1 plans ~4192 s for its slowest rank at 122 galaxies\/s at 1769 MB, over the 540 s budget \(60 % of the inference function's 900 s timeout\); the smallest world_size that fits is 9$/,
     );
-    expect(() => planRun('r', { ...base, world_size: 8 }, partitions, limits)).toThrow(PlanError);
-    const plan = planRun('r', { ...base, world_size: 9 }, partitions, limits);
+    expect(() => planRanks('r', { ...base, world_size: 8 }, partitions, limits)).toThrow(PlanError);
+    const plan = planRanks('r', { ...base, world_size: 9 }, partitions, limits);
     expect(plan.items).toHaveLength(9);
     expect(Math.max(...plan.items.map((i) => i.partitions.length))).toBe(12);
-    expect(planRun('r', base, partitions, limits).items).toHaveLength(100); // one per partition fits
+    expect(planRanks('r', base, partitions, limits).items).toHaveLength(100); // one per partition fits
   });
 
   test('a partition too big for any rank is refused with what to do about it', () => {
-    expect(() => planRun('r', base, sized(1, 10 * 1024 * MiB), limits)).toThrow(
+    expect(() => planRanks('r', base, sized(1, 10 * 1024 * MiB), limits)).toThrow(
       "partition big/1.pt alone would take ~4292 s at 122 galaxies/s at 1769 MB, over the 540 s budget (60 % of the inference function's 900 s timeout): split the data into smaller partitions (cai split --size) or give the inference function more memory",
     );
     // With 6 vCPUs (10,240 MB) the same partition still does not fit, but a 2 GiB one does.
-    expect(() => planRun('r', base, sized(1, 2 * 1024 * MiB), { memoryMb: 10240, timeoutS: 900 })).not.toThrow();
+    expect(() => planRanks('r', base, sized(1, 2 * 1024 * MiB), { memoryMb: 10240, timeoutS: 900 })).not.toThrow();
   });
 
   test("rank items stay under Step Functions' 256 KiB", () => {
     const partitions = sized(20_000, 1024, (i) => `a/rather/long/prefix/for/the/partitions/of/this/survey/part-${i + 1}.pt`);
-    expect(() => planRun('r', { ...base, world_size: 2 }, partitions, limits)).toThrow(
+    expect(() => planRanks('r', { ...base, world_size: 2 }, partitions, limits)).toThrow(
       /^world_size 2 plans rank items over Step Functions' 256 KiB; the smallest world_size that fits is (\d+)$/,
     );
     let message = '';
     try {
-      planRun('r', { ...base, world_size: 2 }, partitions, limits);
+      planRanks('r', { ...base, world_size: 2 }, partitions, limits);
     } catch (error) {
       message = (error as Error).message;
     }
     const smallest = Number(/fits is (\d+)/.exec(message)![1]);
-    const plan = planRun('r', { ...base, world_size: smallest }, partitions, limits);
+    const plan = planRanks('r', { ...base, world_size: smallest }, partitions, limits);
     expect(Math.max(...plan.items.map((i) => Buffer.byteLength(JSON.stringify(i))))).toBeLessThanOrEqual(STATE_PAYLOAD_LIMIT_BYTES);
-    expect(() => planRun('r', { ...base, world_size: smallest - 1 }, partitions, limits)).toThrow(PlanError);
+    expect(() => planRanks('r', { ...base, world_size: smallest - 1 }, partitions, limits)).toThrow(PlanError);
   });
 });

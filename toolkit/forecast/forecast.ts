@@ -175,7 +175,7 @@ export interface Plan {
   rows: PlanRow[];
 }
 
-export function planRun(totalBytes: number, partitions: number[], memories: number[], assumptions: PlanAssumptions): Plan {
+export function forecastRun(totalBytes: number, partitions: number[], memories: number[], assumptions: PlanAssumptions): Plan {
   const calibration = calibrate(assumptions.limits);
   const rows = partitions.flatMap((partition) =>
     memories.map((memoryMb): PlanRow => {

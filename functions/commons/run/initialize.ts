@@ -3,7 +3,7 @@ import { GetObjectCommand, type GetObjectCommandOutput, PutObjectCommand, type S
 import { ExecutionAlreadyExists, StartExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import type { RequestCounts } from '../aws/clients';
 import { CaiError, describeError } from '../errors';
-import { folderOf, listPartitions, type ManifestPlan, PlanError, planRun, type RankLimits } from './rank-plan';
+import { folderOf, listPartitions, type ManifestPlan, PlanError, planRanks, type RankLimits } from './rank-plan';
 import type { ExecutionInput, PartitionObject, Payload } from './contracts';
 import { outputKeys } from './output-keys';
 import { checkPayloadSize, checkResultBucket, PAYLOAD_JSON_LIMIT_BYTES, parsePayload, payloadJson, PayloadError } from './payload';
@@ -67,81 +67,102 @@ function baseRecord(runId: string, object: PayloadObject, raw: unknown, payload?
   };
 }
 
-/**
- * Starts a run for an uploaded payload.json: validate, list partitions, plan ranks, write the
- * manifest, record the run, start the state machine. Anything wrong with the input is recorded on
- * the run as FAILED, with nothing started; a re-delivered event starts nothing twice.
- */
-export async function initializeRun(object: PayloadObject, context: InitializeContext): Promise<InitializeOutcome> {
-  const runId = runIdFor(object);
-  const reject = async (record: RunRecord, error: string, fields: Partial<RunRecord> = {}): Promise<InitializeOutcome> => {
-    const created = await context.runs.create({
-      ...record,
-      ...fields,
-      status: 'FAILED',
-      error,
-      finishedAt: new Date().toISOString(),
-    });
-    return created ? { runId, outcome: 'REJECTED', error } : { runId, outcome: 'DUPLICATE' };
-  };
+/** A run refused at validation: recorded on the run as FAILED, with nothing started. */
+class Refusal extends Error {
+  constructor(
+    readonly error: string,
+    readonly fields: Partial<RunRecord>,
+    /** What of the payload is known: its text (or why it is not stored), and the payload if it parsed. */
+    readonly raw: unknown,
+    readonly payload?: Payload,
+  ) {
+    super(error);
+  }
+}
 
+/** A payload that passed validation, with the ranks planned for it. */
+interface ValidRun {
+  raw: unknown;
+  payload: Payload;
+  warnings: string[];
+  plan: ManifestPlan;
+}
+
+/** The uploaded payload.json, read (the size first: one over the limit is neither read nor stored) and parsed. */
+async function readPayload(object: PayloadObject, s3: S3Client): Promise<Omit<ValidRun, 'plan'>> {
   let body: GetObjectCommandOutput;
   try {
-    body = await context.s3.send(new GetObjectCommand({ Bucket: object.bucket, Key: object.key }));
+    body = await s3.send(new GetObjectCommand({ Bucket: object.bucket, Key: object.key }));
   } catch (error) {
     // Deleted (or never there: a hand-made event) before it could be read: recorded, not retried for ever.
     if ((error as Error).name !== 'NoSuchKey') throw error;
-    return reject(baseRecord(runId, object, undefined), `cannot read s3://${object.bucket}/${object.key}: it does not exist`);
+    throw new Refusal(`cannot read s3://${object.bucket}/${object.key}: it does not exist`, {}, undefined);
   }
-  // The size first: a payload over the limit is neither read nor stored (the run record is ≤ 400 KB).
   const size = body.ContentLength ?? 0;
   let raw: unknown = size > PAYLOAD_JSON_LIMIT_BYTES ? `(not stored: ${size} bytes)` : undefined;
-  let payload: Payload;
-  let warnings: string[];
   try {
     checkPayloadSize(size);
     const text = (await body.Body?.transformToString()) ?? '';
     raw = text.length > 0 ? text : undefined;
     raw = payloadJson(text);
-    ({ payload, warnings } = parsePayload(raw));
+    return { raw, ...parsePayload(raw) };
   } catch (error) {
     if (size > PAYLOAD_JSON_LIMIT_BYTES) (body.Body as { destroy?: () => void } | undefined)?.destroy?.();
-    const fields = error instanceof PayloadError ? { errors: error.errors } : {};
-    return reject(baseRecord(runId, object, raw), describeError(error), fields);
+    throw new Refusal(describeError(error), error instanceof PayloadError ? { errors: error.errors } : {}, raw);
   }
+}
+
+/** Validates the payload against what the stack allows, lists its data and plans its ranks. */
+async function validateRun(runId: string, object: PayloadObject, context: InitializeContext): Promise<ValidRun> {
+  const { raw, payload, warnings } = await readPayload(object, context.s3);
   try {
     checkResultBucket(payload, context.writableBuckets);
   } catch (error) {
     const { errors, message } = error as PayloadError;
-    return reject(baseRecord(runId, object, raw, payload), message, { errors, warnings });
+    throw new Refusal(message, { errors, warnings }, raw, payload);
   }
-
-  const record = baseRecord(runId, object, raw, payload);
+  const folder = `s3://${payload.data_bucket}/${folderOf(payload.data_prefix)}`;
   let available: PartitionObject[];
   try {
     available = await listPartitions(context.s3, payload.data_bucket, payload.data_prefix);
   } catch (error) {
-    return reject(record, `cannot list s3://${payload.data_bucket}/${folderOf(payload.data_prefix)}: ${describeError(error)}`);
+    throw new Refusal(`cannot list ${folder}: ${describeError(error)}`, {}, raw, payload);
   }
-  if (available.length === 0) {
-    return reject(record, `no partitions (*.pt) under s3://${payload.data_bucket}/${folderOf(payload.data_prefix)}`, {
-      warnings,
-    });
-  }
-
-  let plan: ManifestPlan;
+  if (available.length === 0) throw new Refusal(`no partitions (*.pt) under ${folder}`, { warnings }, raw, payload);
   try {
-    plan = planRun(runId, payload, available, context.rankLimits);
+    return { raw, payload, warnings, plan: planRanks(runId, payload, available, context.rankLimits) };
   } catch (error) {
     if (!(error instanceof PlanError)) throw error;
-    return reject(record, error.message, { errors: [{ field: error.field, message: error.message }], warnings });
+    throw new Refusal(error.message, { errors: [{ field: error.field, message: error.message }], warnings }, raw, payload);
   }
+}
+
+/** A refused run's record; a re-delivered event finds it there and starts nothing. */
+async function recordRefusal(runId: string, object: PayloadObject, refusal: Refusal, runs: RunStore): Promise<InitializeOutcome> {
+  const created = await runs.create({
+    ...baseRecord(runId, object, refusal.raw, refusal.payload),
+    ...refusal.fields,
+    status: 'FAILED',
+    error: refusal.error,
+    finishedAt: new Date().toISOString(),
+  });
+  return created ? { runId, outcome: 'REJECTED', error: refusal.error } : { runId, outcome: 'DUPLICATE' };
+}
+
+/**
+ * The run's record, RUNNING, with where its outputs will be. False when this event was delivered
+ * before and its run is past RUNNING. A delivery that recorded the run may have died before starting
+ * it (S3 retries a failed invocation): while the run is RUNNING, it carries on, and StartExecution of
+ * the same name and input is idempotent, so an execution already started is not started twice.
+ */
+async function recordRun(runId: string, object: PayloadObject, run: ValidRun, runs: RunStore): Promise<boolean> {
+  const { payload, plan } = run;
   const keys = outputKeys(payload.result_path, runId);
   const uri = (key: string) => `s3://${payload.bucket}/${key}`;
-  const created = await context.runs.create({
-    ...record,
+  const created = await runs.create({
+    ...baseRecord(runId, object, run.raw, payload),
     executionName: runId,
-    warnings: [...warnings, ...plan.warnings],
+    warnings: [...run.warnings, ...plan.warnings],
     partitions: plan.partitions.length,
     ranks: plan.items.length,
     outputs: {
@@ -153,14 +174,13 @@ export async function initializeRun(object: PayloadObject, context: InitializeCo
       summary: uri(keys.summary),
     },
   });
-  if (!created) {
-    // A delivery that recorded the run may have died before starting it (S3 retries a failed
-    // invocation): while the run is RUNNING, carry on; StartExecution of the same name and input is
-    // idempotent, so an execution already started is not started twice.
-    const recorded = await context.runs.get(runId);
-    if (recorded?.status !== 'RUNNING') return { runId, outcome: 'DUPLICATE' };
-  }
+  return created || (await runs.get(runId))?.status === 'RUNNING';
+}
 
+/** Writes the manifest the Map reads and starts the execution (named by the run id); a failure here is recorded on the run. */
+async function startExecution(runId: string, run: ValidRun, context: InitializeContext): Promise<InitializeOutcome> {
+  const { payload, plan } = run;
+  const keys = outputKeys(payload.result_path, runId);
   try {
     await context.s3
       .send(
@@ -194,4 +214,22 @@ export async function initializeRun(object: PayloadObject, context: InitializeCo
     await context.runs.update(runId, { status: 'FAILED', error: message, finishedAt: new Date().toISOString() });
     return { runId, outcome: 'REJECTED', error: message };
   }
+}
+
+/**
+ * Starts a run for an uploaded payload.json: validate, list partitions, plan ranks, record the run,
+ * write the manifest, start the state machine. Anything wrong with the input is recorded on the run
+ * as FAILED, with nothing started; a re-delivered event starts nothing twice.
+ */
+export async function initializeRun(object: PayloadObject, context: InitializeContext): Promise<InitializeOutcome> {
+  const runId = runIdFor(object);
+  let run: ValidRun;
+  try {
+    run = await validateRun(runId, object, context);
+  } catch (error) {
+    if (!(error instanceof Refusal)) throw error;
+    return recordRefusal(runId, object, error, context.runs);
+  }
+  if (!(await recordRun(runId, object, run, context.runs))) return { runId, outcome: 'DUPLICATE' };
+  return startExecution(runId, run, context);
 }

@@ -104,7 +104,7 @@ export interface ManifestPlan {
   warnings: string[];
 }
 
-export function planRun(runId: string, payload: Payload, available: PartitionObject[], limits?: RankLimits): ManifestPlan {
+export function planRanks(runId: string, payload: Payload, available: PartitionObject[], limits?: RankLimits): ManifestPlan {
   const warnings: string[] = [];
   const limit = payload.file_limit ?? available.length;
   if (limit > available.length) {

@@ -1,9 +1,9 @@
 import { GetObjectCommand, PutObjectCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
-import { accuracyFromSums, mergeAccuracySums, type AccuracySums } from '../model/accuracy';
+import { accuracyFromSums, mergeAccuracySums, type Accuracy, type AccuracySums } from '../model/accuracy';
 import { mergeRedshiftHistograms, type RedshiftHistograms } from '../model/histograms';
 import { countsSince, requestCounts, type RequestCounts } from '../aws/clients';
 import type { LambdaInvocation } from '../aws/invocation';
-import { billRun, prototypeCost, type Architecture } from '../billing/cost';
+import { billRun, prototypeCost, type Architecture, type CostBreakdown } from '../billing/cost';
 import { stateTransitions, uncountedRequests, type RunShape } from '../billing/run-usage';
 import pLimit from 'p-limit';
 import type {
@@ -89,30 +89,31 @@ const errorText = (e?: { Error?: string; Cause?: string }) => {
   }
 };
 
+/** What the summarizer reads of a run: its ranks, their outcomes and results, and failed attempts. */
+interface GatheredRun {
+  items: RankItem[];
+  outcomes: Map<number, RankOutcome>;
+  /** Result files the Map's ResultWriter wrote. */
+  mapResultFiles: number;
+  /** Each rank's result in manifest order (undefined: the rank wrote none), its partial statistics taken out. */
+  rankResults: (RankResult | undefined)[];
+  /** The ranks' partial statistics, merged. */
+  sums: AccuracySums | null;
+  histograms: RedshiftHistograms | null;
+  attempts: FailedAttempt[];
+}
+
 /**
- * Gathers a run: rank results → combined_data.json (the prototype's format), predictions →
- * accuracy, every invocation → cost, every partition → either results or the failure list; writes
- * summary.json and the final run record. Runs on success and on the failure path alike, so a run
- * never stays RUNNING.
+ * Reads the run's manifest, the Map's outcomes, every rank's result and every failed attempt, at a
+ * bounded concurrency (thousands of ranks in seconds, without a storm of sockets). Each rank's
+ * partial statistics are merged as it arrives and then dropped: memory holds one histogram.
  */
-export async function summarizeRun(
-  input: SummarizeInput,
-  context: SummarizeContext,
-  options: { executionFailed?: boolean } = {},
-): Promise<RunRecord> {
-  const { s3, runs } = context;
-  const requestsBefore = requestCounts();
+async function gatherRun(input: SummarizeInput, s3: S3Client): Promise<GatheredRun> {
   const keys = outputKeys(input.resultPath, input.runId);
   const bucket = input.resultBucket;
-  const existing = await runs.get(input.runId);
   const items = (await readJson<RankItem[]>(s3, bucket, keys.manifest)) ?? [];
-  const { outcomes, files: resultFiles } = input.mapRun
-    ? await readOutcomes(s3, input.mapRun)
-    : { outcomes: new Map<number, RankOutcome>(), files: 0 };
-
-  // Reads at a bounded concurrency: thousands of ranks in seconds, without a storm of sockets.
+  const { outcomes, files } = input.mapRun ? await readOutcomes(s3, input.mapRun) : { outcomes: new Map<number, RankOutcome>(), files: 0 };
   const limit = pLimit(READ_CONCURRENCY);
-  // Each rank's partial statistics are merged as it arrives and then dropped: memory holds one histogram.
   let sums: AccuracySums | null = null;
   let histograms: RedshiftHistograms | null = null;
   const rankResults = await Promise.all(
@@ -129,71 +130,89 @@ export async function summarizeRun(
       }),
     ),
   );
-  const results: RankResult[] = [];
-  const failures: PartitionFailure[] = [];
-  for (const [index, item] of items.entries()) {
-    const result = rankResults[index];
-    if (result) {
-      results.push(result);
-      failures.push(...result.failures);
-    } else {
-      const reason = input.failure && !outcomes.has(item.rank) ? errorText(input.failure) : errorText(outcomes.get(item.rank)?.error);
-      for (const p of item.partitions) failures.push({ partition: p.key, rank: item.rank, error: reason });
-    }
-  }
-
   const attemptKeys = await listKeys(s3, bucket, keys.attempts);
   const attempts = (await Promise.all(attemptKeys.map((key) => limit(() => readJson<FailedAttempt>(s3, bucket, key))))).filter(
     (a): a is FailedAttempt => a !== undefined,
   );
+  return { items, outcomes, mapResultFiles: files, rankResults, sums, histograms, attempts };
+}
 
-  // Accuracy from the ranks' partial statistics: never every prediction at once.
-  const accuracy = accuracyFromSums(sums);
+/** Every partition ends in a rank's result or in the failures: a rank that wrote none fails all of its partitions. */
+function partitionOutcomes(run: GatheredRun, input: SummarizeInput): { results: RankResult[]; failures: PartitionFailure[] } {
+  const results: RankResult[] = [];
+  const failures: PartitionFailure[] = [];
+  for (const [index, item] of run.items.entries()) {
+    const result = run.rankResults[index];
+    if (result) {
+      results.push(result);
+      failures.push(...result.failures);
+    } else {
+      const reason =
+        input.failure && !run.outcomes.has(item.rank) ? errorText(input.failure) : errorText(run.outcomes.get(item.rank)?.error);
+      for (const p of item.partitions) failures.push({ partition: p.key, rank: item.rank, error: reason });
+    }
+  }
+  return { results, failures };
+}
 
-  const partitions = items.reduce((n, i) => n + i.partitions.length, 0);
-  const samples = results.reduce((n, r) => n + r.samples, 0);
-  const status: RunStatus =
-    options.executionFailed || (input.failure && results.length === 0)
-      ? 'FAILED'
-      : failures.length === 0
-        ? 'SUCCEEDED'
-        : failures.length < partitions
-          ? 'PARTIAL'
-          : 'FAILED';
+/** FAILED when the execution failed or nothing ran; SUCCEEDED with no failed partition; PARTIAL between. */
+function runStatus(
+  partitions: number,
+  results: RankResult[],
+  failures: PartitionFailure[],
+  input: SummarizeInput,
+  executionFailed?: boolean,
+): RunStatus {
+  if (executionFailed || (input.failure && results.length === 0)) return 'FAILED';
+  if (failures.length === 0) return 'SUCCEEDED';
+  return failures.length < partitions ? 'PARTIAL' : 'FAILED';
+}
 
-  // The prototype's per-rank fields and CAI's, without the partial statistics (ranks/<rank>.json has them).
+/** combined_data.json, the prototype's per-rank fields and CAI's, without the partial statistics (ranks/<rank>.json has them). */
+async function writeCombinedData(s3: S3Client, input: SummarizeInput, results: RankResult[]): Promise<void> {
+  const keys = outputKeys(input.resultPath, input.runId);
   const combined = JSON.stringify(results.map(({ accuracy_sums: _sums, histograms: _histograms, ...rest }) => rest));
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keys.combined, Body: combined, ContentType: 'application/json' }));
+  await s3.send(new PutObjectCommand({ Bucket: input.resultBucket, Key: keys.combined, Body: combined, ContentType: 'application/json' }));
   // The prototype's file where its notebooks look: the latest finished run's copy (written, never read).
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keys.latestCombined, Body: combined, ContentType: 'application/json' }));
+  await s3.send(
+    new PutObjectCommand({ Bucket: input.resultBucket, Key: keys.latestCombined, Body: combined, ContentType: 'application/json' }),
+  );
+}
 
-  const started = existing ? Date.parse(existing.startedAt) : Date.now();
-  const finishedAt = new Date().toISOString();
-  const wallSeconds = (Date.parse(finishedAt) - started) / 1000;
-  const sum = (f: (r: RankResult) => number) => results.reduce((s, r) => s + f(r), 0);
-  const max = (f: (r: RankResult) => number) => results.reduce((m, r) => Math.max(m, f(r)), 0);
-
-  // Every invocation AWS would bill: initializer, each inference attempt, this summarizer.
+/** Every invocation AWS would bill (initializer, each inference attempt, this summarizer), the requests and the transitions. */
+function costOfRun(
+  run: GatheredRun,
+  results: RankResult[],
+  existing: RunRecord | undefined,
+  input: SummarizeInput,
+  context: SummarizeContext,
+  ownRequests: RequestCounts,
+): CostBreakdown {
   const invocations: LambdaInvocation[] = [
     ...(existing?.initializer ? [existing.initializer] : []),
     ...results.map((r) => ({ memoryMb: r.memory_configured_mb, durationMs: r.duration_ms, initMs: r.init_s * 1000 })),
-    ...attempts.map((a) => ({ memoryMb: a.memoryMb, durationMs: a.durationMs, initMs: a.initMs })),
+    ...run.attempts.map((a) => ({ memoryMb: a.memoryMb, durationMs: a.durationMs, initMs: a.initMs })),
+    context.invocation(),
   ];
-  const rankRequests = [...results.map((r) => r.requests), ...attempts.map((a) => a.requests)];
-  const ownRequests = countsSince(requestsBefore);
-  const initializerRequests = existing?.initializer?.requests;
   const shape: RunShape = {
-    ranks: items.length,
-    failedAttempts: attempts.length,
-    caughtRanks: [...outcomes.values()].filter((o) => o.status === 'FAILED').length,
+    ranks: run.items.length,
+    failedAttempts: run.attempts.length,
+    caughtRanks: [...run.outcomes.values()].filter((o) => o.status === 'FAILED').length,
     failurePath: Boolean(input.failure),
-    mapResultFiles: input.mapRun ? resultFiles : 0,
+    mapResultFiles: input.mapRun ? run.mapResultFiles : 0,
   };
-  const allRequests = [...rankRequests, ownRequests, ...(initializerRequests ? [initializerRequests] : []), uncountedRequests(shape)];
-  const total = (k: keyof RequestCounts) => allRequests.reduce((s, r) => s + r[k], 0);
-  const cost = billRun(
+  const initializerRequests = existing?.initializer?.requests;
+  const requests = [
+    ...results.map((r) => r.requests),
+    ...run.attempts.map((a) => a.requests),
+    ownRequests,
+    ...(initializerRequests ? [initializerRequests] : []),
+    uncountedRequests(shape),
+  ];
+  const total = (k: keyof RequestCounts) => requests.reduce((s, r) => s + r[k], 0);
+  return billRun(
     {
-      invocations: [...invocations, context.invocation()],
+      invocations,
       stateTransitions: stateTransitions(shape),
       s3: { get: total('s3Get'), put: total('s3Put'), list: total('s3List') },
       dynamo: { writes: total('dynamoWrite'), reads: total('dynamoRead') },
@@ -201,31 +220,28 @@ export async function summarizeRun(
     context.region,
     context.architecture,
   );
-  const meanDuration = results.length ? sum((r) => r.duration_ms) / results.length / 1000 : 0;
-  const prototypeFormulaUsd = prototypeCost(results.length, meanDuration, max((r) => r.peak_rss_mb) / 1024);
+}
 
-  const nonFinite = sum((r) => r.non_finite_predictions ?? 0);
+/** What a person should know about the run's numbers: prices assumed, NaN predictions, labels left out. */
+function runWarnings(cost: CostBreakdown, results: RankResult[], accuracy: Accuracy | null): string[] {
+  const nonFinite = results.reduce((n, r) => n + (r.non_finite_predictions ?? 0), 0);
   const excludedLabelled = accuracy?.excluded ?? 0;
   const objects = (n: number) => `${n} object${n === 1 ? '' : 's'}`;
-  const warnings = [
+  return [
     ...(cost.warning ? [cost.warning] : []),
     ...(nonFinite ? [`${objects(nonFinite)} with a non-finite input value (NaN or infinity): predicted NaN`] : []),
     ...(excludedLabelled
       ? [`${objects(excludedLabelled)} left out of the accuracy: a non-finite prediction or label (accuracy.excluded)`]
       : []),
   ];
-  const fields: Partial<RunRecord> = {
-    status,
-    finishedAt,
-    ...(warnings.length ? { warnings: [...(existing?.warnings ?? []), ...warnings] } : {}),
-    error: input.failure ? errorText(input.failure) : existing?.error,
-    partitions,
-    ranks: items.length,
-    samples,
-    predictions: results.reduce((n, r) => n + r.samples, 0),
-    nonFinitePredictions: nonFinite,
-    failedPartitions: failures.length,
-    failures: failures.slice(0, MAX_STORED_FAILURES),
+}
+
+/** The ranks' timings, summed or the largest, and throughput over the run's wall time. */
+function timingFields(results: RankResult[], wallSeconds: number): Pick<RunRecord, 'timings' | 'throughput'> {
+  const sum = (f: (r: RankResult) => number) => results.reduce((s, r) => s + f(r), 0);
+  const max = (f: (r: RankResult) => number) => results.reduce((m, r) => Math.max(m, f(r)), 0);
+  const samples = sum((r) => r.samples);
+  return {
     timings: {
       wall_s: wallSeconds,
       rank_wall_s_max: max((r) => r.wall_s.total),
@@ -243,18 +259,72 @@ export async function summarizeRun(
       samples_per_s_per_rank: sum((r) => r.wall_s.total) > 0 ? samples / sum((r) => r.wall_s.total) : 0,
       bytes: sum((r) => r.bytes),
     },
+  };
+}
+
+/**
+ * Gathers a run: rank results → combined_data.json (the prototype's format), predictions →
+ * accuracy, every invocation → cost, every partition → either results or the failure list; writes
+ * summary.json and the final run record. Runs on success and on the failure path alike, so a run
+ * never stays RUNNING.
+ */
+export async function summarizeRun(
+  input: SummarizeInput,
+  context: SummarizeContext,
+  options: { executionFailed?: boolean } = {},
+): Promise<RunRecord> {
+  const { s3, runs } = context;
+  const requestsBefore = requestCounts();
+  const existing = await runs.get(input.runId);
+  const run = await gatherRun(input, s3);
+  const { results, failures } = partitionOutcomes(run, input);
+  const partitions = run.items.reduce((n, i) => n + i.partitions.length, 0);
+  const samples = results.reduce((n, r) => n + r.samples, 0);
+  await writeCombinedData(s3, input, results);
+
+  const finishedAt = new Date().toISOString();
+  const wallSeconds = (Date.parse(finishedAt) - (existing ? Date.parse(existing.startedAt) : Date.now())) / 1000;
+  // Accuracy from the ranks' partial statistics: never every prediction at once.
+  const accuracy = accuracyFromSums(run.sums);
+  const cost = costOfRun(run, results, existing, input, context, countsSince(requestsBefore));
+  const warnings = runWarnings(cost, results, accuracy);
+  const fields: Partial<RunRecord> = {
+    status: runStatus(partitions, results, failures, input, options.executionFailed),
+    finishedAt,
+    ...(warnings.length ? { warnings: [...(existing?.warnings ?? []), ...warnings] } : {}),
+    error: input.failure ? errorText(input.failure) : existing?.error,
+    partitions,
+    ranks: run.items.length,
+    samples,
+    predictions: samples,
+    nonFinitePredictions: results.reduce((n, r) => n + (r.non_finite_predictions ?? 0), 0),
+    failedPartitions: failures.length,
+    failures: failures.slice(0, MAX_STORED_FAILURES),
+    ...timingFields(results, wallSeconds),
     accuracy,
     cost,
-    prototypeFormulaUsd,
+    prototypeFormulaUsd: prototypeFormula(results),
     ...(existing?.outputs && input.mapRun ? { outputs: { ...existing.outputs, mapResults: mapResultsUri(input.mapRun) } } : {}),
   };
   // The histograms go to summary.json only: the report reads them there (a DynamoDB item is at most 400 KB).
-  const summary = { ...existing, ...fields, failures, failedAttempts: attempts, histograms };
+  const summary = { ...existing, ...fields, failures, failedAttempts: run.attempts, histograms: run.histograms };
+  const keys = outputKeys(input.resultPath, input.runId);
   await s3.send(
-    new PutObjectCommand({ Bucket: bucket, Key: keys.summary, Body: JSON.stringify(summary, null, 2), ContentType: 'application/json' }),
+    new PutObjectCommand({
+      Bucket: input.resultBucket,
+      Key: keys.summary,
+      Body: JSON.stringify(summary, null, 2),
+      ContentType: 'application/json',
+    }),
   );
   if (existing) await runs.update(input.runId, fields);
   return summary as RunRecord;
+}
+
+/** What the prototype's formula would have said: requests × mean duration × peak memory used. */
+function prototypeFormula(results: RankResult[]): number {
+  const meanDuration = results.length ? results.reduce((s, r) => s + r.duration_ms, 0) / results.length / 1000 : 0;
+  return prototypeCost(results.length, meanDuration, results.reduce((m, r) => Math.max(m, r.peak_rss_mb), 0) / 1024);
 }
 
 export const isExecutionStatusChange = (event: unknown): event is ExecutionStatusChange =>
