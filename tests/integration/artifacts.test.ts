@@ -23,8 +23,9 @@ beforeAll(async () => {
 afterAll(() => artifacts?.remove());
 
 /** One function's artifact alone, configured from template.yaml; AWS endpoints point nowhere. */
-function alone(id: FunctionId, artifact = artifacts.path(id), timeoutS = 20): LocalFunction {
+function alone(id: FunctionId, artifact = artifacts.path(id), timeoutS = 20, unset: string[] = []): LocalFunction {
   const config = functionConfig(ROOT, id);
+  for (const name of unset) delete config.environment[name];
   return new LocalFunction({
     name: `alone-${FUNCTIONS[id]}`,
     artifact,
@@ -70,6 +71,20 @@ test.each([
     expect(result).toEqual([]); // no records, no runs
   else expect(error).toBeDefined(); // the handler ran, and failed on an event or endpoint it could not use
   expect(readFileSync(join(work, `${FUNCTIONS[id]}.log`), 'utf8')).toMatch(/INIT RTDONE\(status: success\)/);
+});
+
+test('a required setting missing from the environment fails INIT with one line naming it, not a check silently skipped', async () => {
+  const config = functionConfig(ROOT, 'InitializerFunction');
+  const fn = alone('InitializerFunction', artifacts.path('InitializerFunction'), 20, ['CONTROL_BUCKET', 'INFERENCE_TIMEOUT_S']);
+  const { error } = await initOnce(fn, { Records: [] });
+  expect(error).toBeInstanceOf(LambdaError);
+  expect([error!.name, error!.message]).toEqual([
+    'ConfigError',
+    'CONTROL_BUCKET, INFERENCE_TIMEOUT_S are not set (template.yaml sets them on AWS)',
+  ]);
+  // The control: with the template's environment whole, the same artifact initialises.
+  expect(config.environment).toMatchObject({ CONTROL_BUCKET: expect.any(String), INFERENCE_TIMEOUT_S: '900' });
+  expect((await initOnce(alone('InitializerFunction'), { Records: [] })).result).toEqual([]);
 });
 
 test('an artifact that imports a package it does not carry fails INIT, as it would on Lambda', async () => {

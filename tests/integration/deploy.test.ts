@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { RUNS_INDEXES } from '../../functions/commons/run/run-store';
-import { samConfigOverrides } from '../../local/template';
+import { readTemplate, samConfigOverrides } from '../../local/template';
 import { allows, type Statement } from '../helpers/iam';
 import { ROOT } from '../../local/paths';
 
@@ -41,6 +41,7 @@ interface DeployedStack {
   stateMachine: { arn: string; name: string; roleArn: string; definition: string };
   table: { name: string; keys: unknown[]; indexes: { name: string; keys: unknown[]; projection: unknown }[]; billing: string };
   rules: Record<string, { pattern: unknown; targets: string[] }>;
+  logGroups: Record<string, number | null>;
 }
 interface Deployment {
   name: string;
@@ -87,8 +88,9 @@ function deploy(): Deployment[] {
     const quick = ['--resolve-s3', '--capabilities', 'CAPABILITY_IAM', '--no-confirm-changeset'];
     copyFileSync(join(ROOT, 'samconfig.toml'), join(folder, 'samconfig.toml'));
     // sam deploy --guided's prompts, in order: stack name, region, the template's parameters in
-    // order (Architecture the 5th), then confirm, role creation, rollback, save, file, environment.
-    const guided = ['cai-guided', '', '', '', '', '', 'arm64', '', '', '', '', '', '', '', '', 'y'].join('\n') + '\n';
+    // their order, then confirm, role creation, rollback, save, file, environment; then the change set.
+    const parameters = Object.keys(readTemplate(ROOT).Parameters ?? {}).map((name) => (name === 'Architecture' ? 'arm64' : ''));
+    const guided = ['cai-guided', '', ...parameters, '', '', '', '', '', '', 'y'].join('\n') + '\n';
     const deployments = [
       // Exactly what the README says: `sam deploy` with samconfig.toml, answering its confirmation.
       { name: 'plain', args: [], answers: 'y\n', stackName: 'cai' },
@@ -215,6 +217,17 @@ test('each function is configured from the template and names the resources the 
     INFERENCE_MEMORY_MB: '1769',
     INFERENCE_TIMEOUT_S: '900',
   });
+});
+
+test("every log group keeps its logs LogRetentionDays: each function's and the state machine's", () => {
+  const names = Object.keys(stack.logGroups).sort();
+  expect(names).toEqual(
+    [
+      ...['InitializerFunction', 'InferenceFunction', 'SummarizerFunction'].map((id) => `/aws/lambda/${stack.resources[id].id}`),
+      `/aws/vendedlogs/states/${stack.stateMachine.name}`,
+    ].sort(),
+  );
+  expect(new Set(Object.values(stack.logGroups))).toEqual(new Set([30]));
 });
 
 test("each role's statements, as IAM holds them, let its function do its part on this stack's resources", () => {

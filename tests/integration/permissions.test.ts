@@ -26,7 +26,7 @@ const translated = JSON.parse(
 const functionName = (id: string) => `${STACK}-${id}-ABC123`;
 const controlBucket = `cai-control-${STACK_UUID}`;
 const { resolve } = resolver(translated, ROOT, {
-  overrides: { ResultBucketNames: RESULT_BUCKETS.join(',') },
+  overrides: { ResultBucketNames: RESULT_BUCKETS.join(','), StateMachineTracing: 'Enabled' },
   accountId: ACCOUNT,
   stackName: STACK,
   stackUuid: STACK_UUID,
@@ -101,14 +101,54 @@ function needsOf(definition: Record<string, unknown>, bucket: string): Need[] {
   return needs;
 }
 
+/**
+ * Actions AWS documents as taking no resource ARN, so granted on "*": CloudWatch Logs' log deliveries
+ * (Step Functions, "IAM policies for logging to CloudWatch Logs") and X-Ray's writes.
+ */
+const LOG_DELIVERY = [
+  'logs:CreateLogDelivery',
+  'logs:GetLogDelivery',
+  'logs:UpdateLogDelivery',
+  'logs:DeleteLogDelivery',
+  'logs:ListLogDeliveries',
+  'logs:PutResourcePolicy',
+  'logs:DescribeResourcePolicies',
+  'logs:DescribeLogGroups',
+];
+const XRAY_WRITES = ['xray:PutTraceSegments', 'xray:PutTelemetryRecords', 'xray:GetSamplingRules', 'xray:GetSamplingTargets'];
+
+/** What the state machine's logging and tracing configuration need of its role. */
+function observabilityNeeds(): Need[] {
+  const machine = resolve(translated.Resources.CaiStateMachine.Properties as never) as {
+    LoggingConfiguration?: { Level: string };
+    TracingConfiguration?: { Enabled: boolean };
+  };
+  const logging = machine.LoggingConfiguration && machine.LoggingConfiguration.Level !== 'OFF';
+  return [
+    ...(logging ? LOG_DELIVERY.map((action) => ({ action, resource: '*', why: 'logging to CloudWatch Logs' })) : []),
+    ...(machine.TracingConfiguration?.Enabled ? XRAY_WRITES.map((action) => ({ action, resource: '*', why: 'X-Ray tracing' })) : []),
+  ];
+}
+
 const buckets = [controlBucket, ...RESULT_BUCKETS];
 const definition = deployedDefinition();
-const needs = [...new Map(buckets.flatMap((bucket) => needsOf(definition, bucket)).map((n) => [`${n.action} ${n.resource}`, n])).values()];
+const needs = [
+  ...new Map(
+    [...buckets.flatMap((bucket) => needsOf(definition, bucket)), ...observabilityNeeds()].map((n) => [`${n.action} ${n.resource}`, n]),
+  ).values(),
+];
 
 test('every call the deployed definition makes is allowed, whichever permitted bucket the payload names', () => {
   expect(needs.length).toBeGreaterThan(15);
   expect(needs.map((n) => n.why)).toEqual(
-    expect.arrayContaining(['InferRank invokes', 'Summarize invokes', "Infer's ItemReader", "Infer's ResultWriter"]),
+    expect.arrayContaining([
+      'InferRank invokes',
+      'Summarize invokes',
+      "Infer's ItemReader",
+      "Infer's ResultWriter",
+      'logging to CloudWatch Logs',
+      'X-Ray tracing',
+    ]),
   );
   const denied = needs.filter((n) => !allows(roleStatements(), n));
   expect(denied).toEqual([]);
@@ -123,10 +163,10 @@ test('every grant of the role is used by some call: nothing more than the defini
     ),
   );
   expect(unused).toEqual([]);
-  // No wildcard actions, no resource that is only a wildcard.
+  // No wildcard actions; "*" as a resource only for the actions AWS documents without resource ARNs.
   for (const s of roleStatements()) {
     expect(list(s.Action).filter((a) => a.includes('*'))).toEqual([]);
-    expect(list(s.Resource).filter((r) => r === '*')).toEqual([]);
+    if (list(s.Resource).includes('*')) expect(list(s.Action).filter((a) => ![...LOG_DELIVERY, ...XRAY_WRITES].includes(a))).toEqual([]);
   }
 });
 
@@ -143,4 +183,7 @@ test('the check fails where AWS would: without the result buckets statement, a r
   const deniedWrites = needs.filter((n) => !allows(readOnlyControl, n));
   expect(deniedWrites).toHaveLength(6); // three write actions on two files (GetObject stays, for the manifest)
   expect(deniedWrites.every((n) => n.resource.startsWith(`arn:aws:s3:::${controlBucket}/map-results/`))).toBe(true);
+  // Without the log-delivery statement, the logging configuration's needs, and only they, are denied.
+  const noLogging = roleStatements().filter((s) => !list(s.Action).includes('logs:CreateLogDelivery'));
+  expect(needs.filter((n) => !allows(noLogging, n)).map((n) => n.action)).toEqual(LOG_DELIVERY);
 });

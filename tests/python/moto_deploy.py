@@ -321,7 +321,14 @@ def describe_stack(session, stack_name: str) -> dict:
     for rule in events.list_rules()["Rules"]:
         targets = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
         rules[rule["Name"]] = {"pattern": json.loads(rule["EventPattern"]), "targets": [t["Arn"] for t in targets]}
+    logs = session.client("logs")
+    log_groups = {
+        g["logGroupName"]: g.get("retentionInDays")
+        for g in logs.describe_log_groups()["logGroups"]
+        if any(r["type"] == "AWS::Logs::LogGroup" and r["id"] in (g["logGroupName"], g.get("arn", "")) for r in resources.values())
+    }
     return {
+        "logGroups": log_groups,
         "status": stack["StackStatus"],
         "outputs": outputs,
         "resources": resources,
