@@ -26,7 +26,7 @@ import { sinkFor } from '../toolkit/locations';
 import { openTorchPartition, partitionChunks } from '../functions/commons/partitions/reader';
 import { rowsPerPartition } from '../toolkit/datasets/partition-writer';
 import { synthesizeDataset } from '../toolkit/datasets/synth';
-import { lambdaVcpus, rateAtVcpus, WORKER_SETTINGS, wholeVcpus } from '../functions/commons/model/lambda-sizing';
+import { lambdaVcpus, MB_PER_VCPU, rateAtVcpus, WORKER_SETTINGS, wholeVcpus } from '../functions/commons/model/lambda-sizing';
 import { JsonWorker, PYTHON, lastJsonLine, median, run, say } from './harness';
 import { ROOT } from '../local/paths';
 import { writeBenchPlots } from './plots';
@@ -277,7 +277,7 @@ function prototypeWorkloadCosts(
     const row: Record<string, unknown> = { partition_mb: p.partitionMb };
     for (const variant of ['fp32', 'int8'] as const) {
       for (const architecture of ['x86_64', 'arm64'] as Architecture[]) {
-        const options = MEMORY_SIZES.filter((m) => m >= 1769 && m >= peakRssMb * 1.25).map((memoryMb) =>
+        const options = MEMORY_SIZES.filter((m) => m >= MB_PER_VCPU && m >= peakRssMb * 1.25).map((memoryMb) =>
           Object.assign(
             estimateWorkload({
               totalBytes: WORKLOAD_BYTES,

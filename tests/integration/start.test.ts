@@ -135,3 +135,26 @@ test('npm start refuses half its options with a reason', async () => {
   expect(run.status).toBe(2);
   expect(run.stderr.trim()).toBe('cai: --partitions and --payload go together');
 });
+
+test('a payload whose bucket the functions may not write is refused before the stack starts or anything is uploaded', async () => {
+  const fresh = join(work, 'fresh', '.cai');
+  const payload = join(work, 'elsewhere.json');
+  writeFileSync(payload, JSON.stringify({ bucket: 'cosmicai-data', data_bucket: 'cai-data', data_prefix: 'p', result_path: 'r' }));
+  const run = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
+    const child = spawn(
+      process.execPath,
+      [join(ROOT, 'dist', 'cli', 'cai.js'), 'start', '--dir', fresh, '--partitions', work, '--payload', payload],
+      {
+        cwd: ROOT,
+      },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (status) => resolve({ status, stderr }));
+  });
+  expect([run.status, run.stderr]).toEqual([
+    2,
+    `cai: ${payload}: bucket: the functions may write only to cai-control; add cosmicai-data to the template's ResultBucketNames (samconfig.toml parameter_overrides) to write there\n`,
+  ]);
+  expect(existsSync(fresh)).toBe(false); // no stack was started: nothing was uploaded anywhere
+});

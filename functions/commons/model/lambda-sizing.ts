@@ -38,7 +38,10 @@ export const galaxiesPerSecond = (memoryMb: number): number =>
 export const MAX_LAMBDA_VCPUS = 6;
 
 /** The CPU a Lambda of this memory size can use, in vCPUs: in proportion, 1,769 MB for each. */
-export const lambdaVcpus = (memoryMb: number) => Math.min(MAX_LAMBDA_VCPUS, memoryMb / 1769);
+/** Lambda gives a function one vCPU's worth of CPU for each 1,769 MB of memory (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html). */
+export const MB_PER_VCPU = 1769;
+
+export const lambdaVcpus = (memoryMb: number) => Math.min(MAX_LAMBDA_VCPUS, memoryMb / MB_PER_VCPU);
 
 /** Threads worth running: the vCPUs, rounded up (a share of one vCPU still runs one thread). */
 export const wholeVcpus = (memoryMb: number) => Math.max(1, Math.ceil(lambdaVcpus(memoryMb)));
