@@ -3,8 +3,9 @@
  * → onnxruntime-node), in one long-lived process, so no start-up is in any timing.
  *
  *   node dist/bench/cai-worker.js            JSON requests on stdin, one JSON answer per line:
- *     {"model": M, "partition": P, "batch": B, "threads": T, "out": F?}
- *       → {"seconds", "samples", "inference_s", "read_wait_s"}; predictions as raw float32 in F
+ *     {"model": M, "partition": P, "batch": B, "threads": T, "workers": W?, "out": F?}
+ *       → {"seconds", "samples", "inference_s", "read_wait_s"}; predictions as raw float32 in F.
+ *       With W, the inference Lambda's pool of W workers of one thread each (T is then 1).
  *   node dist/bench/cai-worker.js --cold-start MODEL --threads T
  *       → one line {"cold_start_s"}: from this process's start to a session ready to run
  */
@@ -12,25 +13,41 @@ import { writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileSource } from '../functions/commons/torch/byte-source';
+import { join } from 'node:path';
 import { loadRedshiftModel, predictPartition, type RedshiftModel } from '../functions/commons/model/session';
+import { startInferencePool } from '../functions/commons/model/worker-pool';
 import { openTorchPartition } from '../functions/commons/partitions/reader';
+import { ROOT } from '../local/paths';
 
 interface Request {
   model: string;
   partition: string;
   batch: number;
   threads: number;
+  workers?: number;
   out?: string;
 }
 
 const sessions = new Map<string, RedshiftModel>();
 
 async function infer(request: Request) {
-  const key = `${request.model}|${request.threads}`;
+  const key = `${request.model}|${request.threads}|${request.workers ?? 0}`;
   let model = sessions.get(key);
   if (!model) {
-    model = await loadRedshiftModel(request.model, { intraOpThreads: request.threads });
-    await model.predict(new Float32Array(5 * 32 * 32), new Float32Array(5), 1); // first run allocates
+    // One model in memory at a time: the bench measures one configuration after another.
+    for (const other of sessions.values()) await other.release();
+    sessions.clear();
+    model = request.workers
+      ? await startInferencePool({
+          modelPath: request.model,
+          workers: request.workers,
+          workerScript: join(ROOT, 'dist', 'cli', 'inference-worker.js'),
+        })
+      : await loadRedshiftModel(request.model, { intraOpThreads: request.threads });
+    // First runs allocate: one per worker, at once.
+    await Promise.all(
+      Array.from({ length: model.concurrency }, () => model!.predict(new Float32Array(5 * 32 * 32), new Float32Array(5), 1)),
+    );
     sessions.set(key, model);
   }
   const start = performance.now();

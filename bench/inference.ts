@@ -14,10 +14,11 @@
  * BENCH_RESULTS (default bench/results/inference.json). Prints tables, then one JSON object as the
  * last line; writes that object to BENCH_RESULTS and its sweeps as SVG plots beside it (bench/plots.ts).
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { redshiftAccuracy } from '../functions/commons/model/accuracy';
 import { fileSource } from '../functions/commons/torch/byte-source';
 import { billLambda, pricesFor, prototypeCost, type Architecture } from '../functions/commons/billing/cost';
@@ -26,7 +27,11 @@ import { sinkFor } from '../toolkit/locations';
 import { openTorchPartition, partitionChunks } from '../functions/commons/partitions/reader';
 import { rowsPerPartition } from '../toolkit/datasets/partition-writer';
 import { synthesizeDataset } from '../toolkit/datasets/synth';
-import { lambdaVcpus, MB_PER_VCPU, rateAtVcpus, WORKER_SETTINGS, wholeVcpus } from '../functions/commons/model/lambda-sizing';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { createS3Client } from '../functions/commons/aws/clients';
+import { lambdaRate, lambdaVcpus, MB_PER_VCPU, type Throughput, workersFor } from '../functions/commons/model/lambda-sizing';
+import type { RankItem } from '../functions/commons/run/contracts';
+import { CONTROL_BUCKET, DATA_BUCKET, ensureBucket, LocalStack } from '../local/stack';
 import { JsonWorker, PYTHON, lastJsonLine, median, run, say } from './harness';
 import { ROOT } from '../local/paths';
 import { writeBenchPlots } from './plots';
@@ -39,6 +44,10 @@ const E2E_PARTITIONS = Number(process.env.BENCH_E2E_PARTITIONS ?? 10);
 const WEIGHTS = join(ROOT, 'model', 'bench-full.safetensors');
 const SWEEP_BATCHES = [16, 32, 64, 128, 256];
 const SWEEP_SAMPLES = 512;
+/** Where the rates the plans use are written: functions/commons/model/throughput.json, unless BENCH_THROUGHPUT says elsewhere. */
+const THROUGHPUT_FILE = resolve(process.env.BENCH_THROUGHPUT ?? join(ROOT, 'functions', 'commons', 'model', 'throughput.json'));
+/** Worker counts the inference artifact is measured at under the emulator (BENCH_ARTIFACT_WORKERS, comma-separated; empty skips). */
+const ARTIFACT_WORKERS = (process.env.BENCH_ARTIFACT_WORKERS ?? '1,2,6').split(',').filter(Boolean).map(Number);
 const MEMORY_SIZES = [1024, 1769, 3538, 5307, 7076, 8845, 10240];
 /** The prototype's 12.6 GB workload (seeds/001): its partitions, requests, mean duration and memory used. */
 const PROTOTYPE = [
@@ -103,7 +112,8 @@ async function runPipeline(work: string, partitions: number, perPartition: numbe
   const { stdout } = await run(
     process.execPath,
     [
-      join(ROOT, 'dist', 'cli', 'start.js'),
+      join(ROOT, 'dist', 'cli', 'cai.js'),
+      'start',
       '--partitions',
       data,
       '--payload',
@@ -137,7 +147,7 @@ async function runPipeline(work: string, partitions: number, perPartition: numbe
 }
 
 type Sweep = { variant: Variant; threads: number; batch: number; perSecond: number }[];
-type Infer = (variant: Variant, file: string, batch: number, threads: number, out?: string) => Promise<Timing>;
+type Infer = (variant: Variant, file: string, batch: number, threads: number, out?: string, workers?: number) => Promise<Timing>;
 interface BenchModels {
   fp32: string;
   int8: string;
@@ -196,8 +206,6 @@ async function sweepThreadsAndBatches(infer: Infer, threadCounts: number[], part
 
 const bestCell = (sweep: Sweep, variant: Variant, threads: number) =>
   sweep.filter((s) => s.variant === variant && s.threads === threads).reduce((a, b) => (b.perSecond > a.perSecond ? b : a));
-const cellRate = (sweep: Sweep, variant: Variant, threads: number, batchSize: number) =>
-  sweep.find((s) => s.variant === variant && s.threads === threads && s.batch === batchSize)?.perSecond ?? 0;
 
 /** The headline: the whole partition, one thread, the same batch, alternating order each round; round 1's predictions kept. */
 async function timeHeadline(infer: Infer, partition: string, samples: number, batch: number, out: (v: Variant) => string) {
@@ -239,25 +247,138 @@ async function measureColdStarts(model: string): Promise<number[]> {
   return coldStarts;
 }
 
-/** Settings per Lambda size: measured where this machine has the cores, else one thread per vCPU. */
-function settingsPerMemorySize(sweep: Sweep, threadCounts: number[], rateAt: (variant: Variant, memoryMb: number) => number) {
+/**
+ * One session of k intra-op threads against k workers of one thread each (the inference Lambda's
+ * pool), k = 1 … this machine's cores, fp32 and int8, on the 100 MiB partition: each session at
+ * the batch the sweep found best for its threads, the workers at the best one-thread batch. Two
+ * passes in opposite orders, best of the two.
+ */
+async function measureScaling(infer: Infer, sweep: Sweep, threadCounts: number[], partition: string): Promise<ScalingRow[]> {
+  const cells = (['fp32', 'int8'] as const).flatMap((precision) =>
+    threadCounts.flatMap((k) => (['threads', 'workers'] as const).map((mode) => ({ precision, k, mode }))),
+  );
+  const best = new Map<string, number>();
+  let done = 0;
+  for (const pass of [cells, [...cells].reverse()]) {
+    for (const { precision, k, mode } of pass) {
+      say(`scaling ${++done}/${cells.length * 2}: ${precision}, ${k} ${mode} …`);
+      const batch = bestCell(sweep, precision, mode === 'threads' ? k : 1).batch;
+      const timing = await infer(precision, partition, batch, mode === 'threads' ? k : 1, undefined, mode === 'workers' ? k : undefined);
+      const key = `${precision}|${k}|${mode}`;
+      best.set(key, Math.max(best.get(key) ?? 0, rate(timing)));
+    }
+  }
+  return (['fp32', 'int8'] as const).flatMap((precision) =>
+    threadCounts.map((k) => {
+      const at = (mode: string, kk = k) => best.get(`${precision}|${kk}|${mode}`)!;
+      return {
+        precision,
+        k,
+        threads_per_s: round(at('threads'), 1),
+        workers_per_s: round(at('workers'), 1),
+        threads_speedup: round(at('threads') / at('threads', 1), 2),
+        workers_speedup: round(at('workers') / at('workers', 1), 2),
+        workers_efficiency: round(at('workers') / at('workers', 1) / k, 2),
+      };
+    }),
+  );
+}
+
+interface ScalingRow {
+  precision: 'fp32' | 'int8';
+  k: number;
+  threads_per_s: number;
+  workers_per_s: number;
+  threads_speedup: number;
+  workers_speedup: number;
+  workers_efficiency: number;
+}
+
+/** What the plans read (functions/commons/model/throughput.json): the workers' rates, with when and where they were measured. */
+function throughputFrom(scaling: ScalingRow[], batchSize: number): Throughput {
+  const cpuinfo = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
+  const cpu = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? 'unknown CPU';
+  const vnni = /\b(avx512_vnni|avx_vnni)\b/.test(cpuinfo);
+  const rates = (precision: 'fp32' | 'int8') =>
+    Object.fromEntries(scaling.filter((r) => r.precision === precision).map((r) => [String(r.k), r.workers_per_s]));
+  return {
+    measured: `npm run bench, ${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores of ${cpu}${vnni ? ' (VNNI)' : ''}, onnxruntime-node ${JSON.parse(readFileSync(join(ROOT, 'node_modules', 'onnxruntime-node', 'package.json'), 'utf8')).version}`,
+    vnni,
+    batchSize,
+    workers: { fp32: rates('fp32'), int8: rates('int8') },
+  };
+}
+
+/**
+ * The inference artifact with the full-size model under the Runtime Interface Emulator, at N
+ * workers: INIT (all sessions loaded in parallel), and the runtime's peak RSS over one rank of the
+ * 100 MiB partition; the local runtime bills and measures it as Lambda would.
+ */
+async function artifactAtWorkers(work: string, model: string, partition: string, workerCounts: number[]) {
+  const rows: { workers: number; init_ms: number; peak_rss_mb: number; rank_s: number; samples_per_s: number }[] = [];
+  for (const workers of workerCounts) {
+    say(`inference artifact under the emulator, ${workers} worker(s) …`);
+    const stack = await new LocalStack({
+      directory: join(work, `artifact-${workers}`),
+      modelPath: model,
+      workers: 1,
+      inferenceMemoryMb: 10240,
+      parameterOverrides: { InferenceWorkers: String(workers) },
+    }).start();
+    try {
+      const s3 = createS3Client({ ...process.env, ...stack.env });
+      await ensureBucket(s3, DATA_BUCKET);
+      await ensureBucket(s3, CONTROL_BUCKET);
+      await s3.send(new PutObjectCommand({ Bucket: DATA_BUCKET, Key: 'bench/1.pt', Body: readFileSync(partition) }));
+      const item: RankItem = {
+        runId: `bench-${workers}`,
+        rank: 0,
+        worldSize: 1,
+        dataBucket: DATA_BUCKET,
+        partitions: [{ key: 'bench/1.pt', bytes: statSync(partition).size }],
+        resultBucket: CONTROL_BUCKET,
+        resultPath: 'bench',
+      };
+      const started = performance.now();
+      await stack.functions.inference.invoke(item);
+      const seconds = (performance.now() - started) / 1000;
+      const billed = stack.functions.inference.billed[0];
+      const samples = rowsPerPartition(PARTITION_BYTES, true);
+      rows.push({
+        workers,
+        init_ms: Math.round(billed.initMs),
+        peak_rss_mb: Math.round(billed.maxMemoryUsedMb ?? 0),
+        rank_s: round(seconds, 1),
+        samples_per_s: round(samples / (seconds - billed.initMs / 1000), 1),
+      });
+    } finally {
+      await stack.close();
+    }
+  }
+  return rows;
+}
+
+/** Per Lambda memory size: vCPUs, workers, the planned rates (and their sources), and what a galaxy costs. */
+function memorySizes(throughput: Throughput) {
+  const { prices } = pricesFor('us-east-1');
   return MEMORY_SIZES.map((memoryMb) => {
-    const vcpus = wholeVcpus(memoryMb);
-    const measured = threadCounts.includes(vcpus);
-    const best = (threads: number) => bestCell(sweep, 'fp32', threads);
-    const pick = measured ? best(vcpus) : { threads: vcpus, batch: best(threadCounts[threadCounts.length - 1]).batch };
-    const committed = WORKER_SETTINGS[vcpus];
+    const rates = {
+      fp32: lambdaRate(memoryMb, 'fp32', { throughput }),
+      int8: lambdaRate(memoryMb, 'int8', { throughput }),
+      int8_vnni: lambdaRate(memoryMb, 'int8', { throughput, vnni: true }),
+    };
+    // One second of this memory size, billed, over the galaxies it runs in that second.
+    const second = billLambda({ memoryMb, durationMs: 1000, initMs: 0 }, 'x86_64', prices).computeUsd;
     return {
       memory_mb: memoryMb,
       vcpus: round(lambdaVcpus(memoryMb), 2),
-      threads: pick.threads,
-      batch_size: pick.batch,
-      measured,
-      fp32_samples_per_s: round(rateAt('fp32', memoryMb), 1),
-      int8_samples_per_s: round(rateAt('int8', memoryMb), 1),
-      // Whether lambda-sizing.ts's setting for this size is as good as the best found, within 5 %.
-      matches_defaults:
-        committed && measured ? cellRate(sweep, 'fp32', committed.threads, committed.batchSize) >= 0.95 * best(vcpus).perSecond : null,
+      workers: workersFor(memoryMb),
+      fp32_samples_per_s: round(rates.fp32.galaxiesPerSecond, 1),
+      int8_samples_per_s: round(rates.int8.galaxiesPerSecond, 1),
+      int8_vnni_samples_per_s: round(rates.int8_vnni.galaxiesPerSecond, 1),
+      fp32_usd_per_million: round((second / rates.fp32.galaxiesPerSecond) * 1e6, 3),
+      int8_usd_per_million: round((second / rates.int8.galaxiesPerSecond) * 1e6, 3),
+      sources: [...new Set([...rates.fp32.sources, ...rates.int8.sources])],
     };
   });
 }
@@ -271,7 +392,7 @@ function prototypeWorkloadCosts(
   bytesPerSample: number,
   peakRssMb: number,
   initS: number,
-  rateAt: (variant: Variant, memoryMb: number) => number,
+  rateAt: (variant: 'fp32' | 'int8', memoryMb: number) => number,
 ) {
   return PROTOTYPE.map((p) => {
     const row: Record<string, unknown> = { partition_mb: p.partitionMb };
@@ -346,10 +467,10 @@ async function main(): Promise<void> {
   const torch = new JsonWorker(PYTHON, [join(ROOT, 'bench', 'torch_worker.py'), '--weights', WEIGHTS]);
   const cai = new JsonWorker(process.execPath, [join(ROOT, 'dist', 'bench', 'cai-worker.js')]);
   await torch.ready();
-  const infer: Infer = (variant, file, batch, threads, out) =>
+  const infer: Infer = (variant, file, batch, threads, out, workers) =>
     variant === 'torch'
       ? torch.request({ op: 'infer', partition: file, batch, threads, out })
-      : cai.request({ model: models[variant], partition: file, batch, threads, out });
+      : cai.request({ model: models[variant], partition: file, batch, threads, out, workers });
   say('fp32 matmul peak of one core (torch and onnxruntime) …');
   const peak = await torch.request<{ peak_gflops: number; peak_from: string }>({ op: 'peak' });
   const sweep = await sweepThreadsAndBatches(infer, threadCounts, sweepPartition);
@@ -357,21 +478,20 @@ async function main(): Promise<void> {
   const out = (variant: Variant) => join(work, `${variant}.f32`);
   const times = await timeHeadline(infer, partition, partitionSamples, batch, out);
   torch.close();
+  const scaling = await measureScaling(infer, sweep, threadCounts, partition);
   cai.close();
+  const throughput = throughputFrom(scaling, batch);
+  writeFileSync(THROUGHPUT_FILE, `${JSON.stringify(throughput, null, 2)}\n`);
+  say(`wrote ${THROUGHPUT_FILE}: the rates plans use (commit it)`);
   const perSecond = (variant: Variant) => partitionSamples / median(times[variant]);
   const compared = await comparePredictions(partition, out);
   const coldStarts = await measureColdStarts(models.fp32);
+  const artifact = ARTIFACT_WORKERS.length ? await artifactAtWorkers(work, models.fp32, partition, ARTIFACT_WORKERS) : [];
   const { e2e, error: e2eError } = await endToEnd(work, partitionSamples, batch, models.fp32);
   rmSync(work, { recursive: true, force: true });
 
-  // The headline rate on one vCPU; the sweep's 2-thread gain over 1 thread (each at its best batch) for two.
-  const rateAt = (variant: Variant, memoryMb: number) =>
-    rateAtVcpus(lambdaVcpus(memoryMb), {
-      one: perSecond(variant),
-      two: threadCounts.includes(2)
-        ? perSecond(variant) * (bestCell(sweep, variant, 2).perSecond / bestCell(sweep, variant, 1).perSecond)
-        : perSecond(variant),
-    });
+  // What plans and costs use: the workers' rates measured here, the reference scaling beyond (int8 without VNNI).
+  const rateAt = (precision: 'fp32' | 'int8', memoryMb: number) => lambdaRate(memoryMb, precision, { throughput }).galaxiesPerSecond;
   const initS = median(coldStarts);
   const torchRate = perSecond('torch');
   const dz = compared.int8Dz;
@@ -403,7 +523,10 @@ async function main(): Promise<void> {
     matmul_peak_gflops_per_core: round(peak.peak_gflops, 1),
     achieved_gflops_fp32: round(perSecond('fp32') * models.gflop_per_sample, 1),
     gflops_fraction_of_peak: round((perSecond('fp32') * models.gflop_per_sample) / peak.peak_gflops, 3),
-    best_settings: settingsPerMemorySize(sweep, threadCounts, rateAt),
+    scaling,
+    throughput,
+    artifact,
+    memory_sizes: memorySizes(throughput),
     cost_12_6gb: prototypeWorkloadCosts(PARTITION_BYTES / partitionSamples, e2e?.peakRssMb ?? 0, initS, rateAt),
     sweep: sweep.map((s) => ({ ...s, perSecond: round(s.perSecond, 1) })),
     bench_seconds: Math.round((Date.now() - started) / 1000),
@@ -457,15 +580,32 @@ function printResults(
       lines.push(`  ${variant.padEnd(6)} ${threads} thread(s): ${cells.map((c) => `b${c.batch} ${c.perSecond.toFixed(1)}`).join('  ')}`);
     }
   }
-  lines.push('', 'per Lambda memory size (vCPU share; rates modelled from this machine; * = not measured here: one thread per vCPU)');
+  lines.push('', "scaling: one session of k threads against k workers of one thread (the inference Lambda's pool), 100 MiB partition");
   lines.push(
-    `  ${'memory MB'.padStart(9)} ${'vCPU'.padStart(5)} ${'threads'.padStart(7)} ${'batch'.padStart(5)} ${'fp32/s'.padStart(7)} ${'int8/s'.padStart(7)}  defaults`,
+    `  ${'model'.padEnd(6)} ${'k'.padStart(2)} ${'threads/s'.padStart(10)} ${'speedup'.padStart(8)} ${'workers/s'.padStart(10)} ${'speedup'.padStart(8)} ${'efficiency'.padStart(10)}`,
   );
-  for (const s of r.best_settings) {
+  for (const row of r.scaling) {
     lines.push(
-      `  ${pad(s.memory_mb, 9)} ${pad(s.vcpus, 5)} ${pad(s.threads + (s.measured ? '' : '*'), 7)} ${pad(s.batch_size, 5)} ${pad(s.fp32_samples_per_s, 7)} ${pad(s.int8_samples_per_s, 7)}  ${s.matches_defaults === null ? '-' : s.matches_defaults ? 'tuning.ts within 5%' : 'tuning.ts SLOWER by > 5%'}`,
+      `  ${row.precision.padEnd(6)} ${pad(row.k, 2)} ${pad(row.threads_per_s, 10)} ${pad(row.threads_speedup, 8)} ${pad(row.workers_per_s, 10)} ${pad(row.workers_speedup, 8)} ${pad(row.workers_efficiency, 10)}`,
     );
   }
+  if (r.artifact.length) {
+    lines.push('', 'inference artifact under the emulator, full-size fp32 model, one rank of the 100 MiB partition');
+    for (const a of r.artifact)
+      lines.push(
+        `  ${pad(a.workers, 2)} worker(s): INIT ${a.init_ms} ms, peak RSS ${a.peak_rss_mb} MB, rank ${a.rank_s} s (${a.samples_per_s} galaxies/s after INIT)`,
+      );
+  }
+  lines.push('', 'per Lambda memory size: the rates plans use (int8 without VNNI unless noted) and the cost of a million galaxies, x86_64');
+  lines.push(
+    `  ${'memory MB'.padStart(9)} ${'vCPU'.padStart(5)} ${'workers'.padStart(7)} ${'fp32/s'.padStart(8)} ${'int8/s'.padStart(8)} ${'int8 VNNI/s'.padStart(11)} ${'fp32 $/M'.padStart(9)} ${'int8 $/M'.padStart(9)}`,
+  );
+  for (const m of r.memory_sizes) {
+    lines.push(
+      `  ${pad(m.memory_mb, 9)} ${pad(m.vcpus, 5)} ${pad(m.workers, 7)} ${pad(m.fp32_samples_per_s, 8)} ${pad(m.int8_samples_per_s, 8)} ${pad(m.int8_vnni_samples_per_s, 11)} ${pad(m.fp32_usd_per_million, 9)} ${pad(m.int8_usd_per_million, 9)}`,
+    );
+  }
+  lines.push(`  rates from: ${[...new Set(r.memory_sizes.flatMap((m: { sources: string[] }) => m.sources))].join('; ')}`);
   lines.push(
     '',
     `12.6 GB on Lambda (us-east-1), modelled from the rates above: cheapest memory per partition size; S3 at ${ASSUMED_S3_MIBPS} MiB/s assumed`,

@@ -28,8 +28,17 @@ export interface CostRow {
   [config: string]: unknown;
 }
 
+/** One row of the scaling measurement: k threads of one session against k workers of one thread. */
+export interface ScalingCell {
+  precision: string;
+  k: number;
+  threads_speedup: number;
+  workers_speedup: number;
+}
+
 export interface BenchResult {
   sweep?: SweepCell[];
+  scaling?: ScalingCell[];
   /** CostRow[], as the bench writes it (typed loosely there: one ad-hoc JSON object). */
   cost_12_6gb?: Record<string, unknown>[];
 }
@@ -57,6 +66,40 @@ export function sweepSpec(sweep: SweepCell[]): TopLevelSpec {
       shape: { field: 'threads', type: 'nominal', title: 'threads' },
       detail: { field: 'series' },
     },
+  };
+}
+
+/** Speedup over k = 1 against k, per model: one session of k threads, and k workers (the Lambda's pool); the line of perfect scaling. */
+export function scalingSpec(scaling: ScalingCell[]): TopLevelSpec {
+  const points = scaling.flatMap((c) => [
+    { k: c.k, speedup: c.threads_speedup, series: `${c.precision}, one session of k threads`, precision: c.precision, mode: 'k threads' },
+    { k: c.k, speedup: c.workers_speedup, series: `${c.precision}, k workers`, precision: c.precision, mode: 'k workers' },
+  ]);
+  const ks = [...new Set(scaling.map((c) => c.k))];
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'Speedup over one core: k threads of one session against k workers (this machine)',
+    width: 480,
+    height: 300,
+    layer: [
+      {
+        data: { values: ks.map((k) => ({ k, speedup: k })) },
+        mark: { type: 'line', color: '#bbbbbb', strokeDash: [2, 2] },
+        encoding: { x: { field: 'k', type: 'quantitative' }, y: { field: 'speedup', type: 'quantitative' } },
+      },
+      {
+        data: { values: points },
+        mark: { type: 'line', point: true },
+        encoding: {
+          x: { field: 'k', type: 'quantitative', title: 'k (cores)', axis: { values: ks } },
+          y: { field: 'speedup', type: 'quantitative', title: 'speedup over k = 1' },
+          color: { field: 'precision', type: 'nominal', title: 'model' },
+          strokeDash: { field: 'mode', type: 'nominal', title: 'how' },
+          shape: { field: 'mode', type: 'nominal', title: 'how' },
+          detail: { field: 'series' },
+        },
+      },
+    ],
   };
 }
 
@@ -91,11 +134,12 @@ export function costSpec(rows: CostRow[], measure: 'usd' | 'wall_s'): TopLevelSp
   };
 }
 
-/** Writes <name>-sweep.svg, <name>-cost.svg and <name>-wall.svg beside `jsonPath`; returns their paths. */
+/** Writes <name>-sweep.svg, <name>-scaling.svg, <name>-cost.svg and <name>-wall.svg beside `jsonPath`; returns their paths. */
 export async function writeBenchPlots(result: BenchResult, jsonPath: string): Promise<string[]> {
   const stem = join(dirname(jsonPath), basename(jsonPath, '.json'));
   const plots: [string, TopLevelSpec][] = [];
   if (result.sweep?.length) plots.push([`${stem}-sweep.svg`, sweepSpec(result.sweep)]);
+  if (result.scaling?.length) plots.push([`${stem}-scaling.svg`, scalingSpec(result.scaling)]);
   if (result.cost_12_6gb?.length) {
     const rows = result.cost_12_6gb as CostRow[];
     plots.push([`${stem}-cost.svg`, costSpec(rows, 'usd')], [`${stem}-wall.svg`, costSpec(rows, 'wall_s')]);

@@ -82,7 +82,7 @@ async function main(): Promise<void> {
           cold_start: true,
           peak_rss_mb: 290,
           memory_configured_mb: 1769,
-          intra_op_threads: 1,
+          inference_workers: 1,
           duration_ms: 42_000,
           requests: { s3Get: 13, s3Put: 2, s3List: 0, dynamoWrite: 0, dynamoRead: 0 },
           predictions_key: keys.predictions(item.rank),

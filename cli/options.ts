@@ -55,6 +55,10 @@ const cores = availableParallelism();
 /** Threads of one onnxruntime session: more than the machine's cores only contend. */
 export const threadsOption = (text: string) => positiveInteger(text, '--threads', { value: cores, why: `this machine has ${cores} cores` });
 
+/** Inference workers of one `cai predict`: one per core at most, as one per vCPU on Lambda. */
+export const poolWorkersOption = (text: string) =>
+  positiveInteger(text, '--workers', { value: cores, why: `this machine has ${cores} cores` });
+
 /** Lambda containers the local stack runs at once, each holding a model: a few per core at most. */
 export const workersOption = (text: string) =>
   positiveInteger(text, '--workers', { value: 4 * cores, why: `4 inference containers per core of this machine's ${cores}` });

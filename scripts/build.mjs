@@ -73,7 +73,11 @@ if (args.lambda) {
     banner: { js: "import { createRequire as __caiRequire } from 'node:module'; const require = __caiRequire(import.meta.url);" },
     sourcemap: false,
     metafile: true,
-    entryPoints: { index: `functions/${args.lambda}/handler.ts` },
+    // The inference function's pool runs worker.mjs in its worker threads, beside index.mjs.
+    entryPoints: {
+      index: `functions/${args.lambda}/handler.ts`,
+      ...(args.lambda === 'inference' ? { worker: 'functions/inference/worker.ts' } : {}),
+    },
     outdir: args.out,
     outExtension: { '.js': '.mjs' },
   });
@@ -108,6 +112,8 @@ await build({
   format: 'cjs',
   entryPoints: {
     'cli/cai': 'cli/cai.ts',
+    // cai predict's pool runs the inference function's own worker.
+    'cli/inference-worker': 'functions/inference/worker.ts',
     'local/serve-s3': 'local/serve-s3.ts',
     'bench/decode': 'bench/decode.ts',
     'bench/inference': 'bench/inference.ts',

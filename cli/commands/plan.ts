@@ -3,7 +3,6 @@ import { createS3Client } from '../../functions/commons/aws/clients';
 import { forecastRun, DEFAULT_ASSUMPTIONS, type Plan, type PlanRow, type ValidationError } from '../../toolkit/forecast/forecast';
 import type { Architecture } from '../../functions/commons/billing/cost';
 import { UsageError } from '../../functions/commons/errors';
-import { galaxiesPerSecond } from '../../functions/commons/model/lambda-sizing';
 import { formatBytes, parseByteSize } from '../../toolkit/sizes';
 import { listPartitions } from '../../functions/commons/run/rank-plan';
 import { parseS3Uri } from '../../toolkit/locations';
@@ -19,6 +18,7 @@ interface PlanOptions {
   memory?: string;
   arch: string;
   precision: string;
+  vnni?: boolean;
   region: string;
   init: string;
   s3Mibps: string;
@@ -62,6 +62,15 @@ function checkLine(check: ValidationError): string {
   );
 }
 
+/** Each memory size's rate, with where each part of it comes from (measured here, or the reference scaling). */
+function rateLines(plan: Plan): string[] {
+  const byMemory = new Map(plan.rows.map((r) => [r.memoryMb, r.rate]));
+  return [...byMemory].map(
+    ([memoryMb, rate]) =>
+      `  ${String(memoryMb).padStart(5)} MB: ${Math.round(rate.galaxiesPerSecond).toLocaleString('en-US')} galaxies/s (${rate.sources.join('; ')})`,
+  );
+}
+
 export function formatPlan(plan: Plan, source: string): string {
   const { assumptions: a, calibration: c } = plan;
   const header = ['partition', 'memory MB', 'ranks', 'rank s', 'wall s', 'fit error', 'cost USD', ''];
@@ -97,8 +106,10 @@ export function formatPlan(plan: Plan, source: string): string {
     ...c.published.map(checkLine),
     `The fit error beside each row is that of the check nearest in ranks. Cost: billRun (Lambda GB-s with INIT, requests, ` +
       `state transitions, S3 and DynamoDB requests).`,
-    `Assumed: ${Math.round(galaxiesPerSecond(1769))} galaxies/s at 1,769 MB (npm run bench, fp32${a.precision === 'int8' ? '; int8 is at least as fast' : ''}; ` +
-      `x86_64 measured${a.architecture === 'arm64' ? ', arm64 assumed alike' : ''}), INIT ${a.initSeconds} s, S3 ${a.s3MiBps} MiB/s per rank, ` +
+    `Rates (${a.precision}${a.precision === 'int8' ? (a.vnni ? ', on a CPU with VNNI' : ', on a CPU without VNNI: --vnni if the target has it') : ''}; ` +
+      `x86_64 measured${a.architecture === 'arm64' ? ', arm64 assumed alike' : ''}), per memory size:`,
+    ...rateLines(plan),
+    `Assumed: INIT ${a.initSeconds} s, S3 ${a.s3MiBps} MiB/s per rank, ` +
       `concurrency quota ${a.limits.concurrency.toLocaleString('en-US')}, scaling ${a.limits.scalingPer10s.toLocaleString('en-US')} per 10 s.`,
   ].join('\n');
 }
@@ -114,6 +125,7 @@ export function addPlanCommand(program: Command): void {
       .option('--memory <MB>', `Lambda memory size(s), comma-separated (default ${DEFAULT_MEMORIES.join(',')})`)
       .option('--arch <arch>', 'x86_64 or arm64', DEFAULT_ASSUMPTIONS.architecture)
       .option('--precision <fp32|int8>', "the model's weights: fp32 or int8", DEFAULT_ASSUMPTIONS.precision)
+      .option('--vnni', "the target's CPU has VNNI: int8 at the rate measured with it (Lambda does not promise it)")
       .option('--region <region>', 'AWS region whose prices bill the run', DEFAULT_ASSUMPTIONS.region)
       .option('--init <seconds>', "a cold container's INIT, seconds", String(DEFAULT_ASSUMPTIONS.initSeconds))
       .option('--s3-mibps <n>', "one rank's S3 read rate, MiB/s", String(DEFAULT_ASSUMPTIONS.s3MiBps))
@@ -153,6 +165,7 @@ export function addPlanCommand(program: Command): void {
       ...DEFAULT_ASSUMPTIONS,
       architecture: options.arch as Architecture,
       precision: options.precision,
+      vnni: Boolean(options.vnni),
       region: options.region,
       initSeconds: init,
       s3MiBps,

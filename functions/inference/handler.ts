@@ -1,19 +1,26 @@
+import { fileURLToPath } from 'node:url';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { countsSince, requestCounts, s3Client } from '../commons/aws/clients';
 import { readConfig, requireSettings } from '../commons/aws/config';
 import { lambdaHandler, logger, markInitDone, metrics, startInvocation } from '../commons/aws/invocation';
 import { describeError } from '../commons/errors';
-import { loadRedshiftModel } from '../commons/model/session';
-import { workerSettings } from '../commons/model/lambda-sizing';
+import { WORKER_BATCH_SIZE, workersFor } from '../commons/model/lambda-sizing';
+import { startInferencePool } from '../commons/model/worker-pool';
 import type { RankItem, RankOutcome } from '../commons/run/contracts';
 import { recordFailedAttempt, runRank } from '../commons/run/rank';
 
-// INIT: configuration and the ONNX session, once per container. Threads and batch size follow the
-// memory size (as `npm run bench` measured them); INTRA_OP_THREADS and the payload's batch_size win.
+// INIT: configuration and the inference workers, once per container: one ONNX session of one
+// thread per vCPU the memory size buys (INFERENCE_WORKERS overrides), loaded in parallel.
 const config = readConfig();
-const tuned = workerSettings(config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE);
-const threads = config.INTRA_OP_THREADS ?? tuned.threads;
-const model = await loadRedshiftModel(requireSettings(config, 'MODEL_PATH').MODEL_PATH, { intraOpThreads: threads });
+const { MODEL_PATH } = requireSettings(config, 'MODEL_PATH');
+const workers = config.INFERENCE_WORKERS || workersFor(config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE);
+const model = await startInferencePool({
+  modelPath: MODEL_PATH,
+  workers,
+  // The worker's bundle, beside this one in the artifact (scripts/build.mjs).
+  workerScript: fileURLToPath(new URL('./worker.mjs', import.meta.url)),
+});
+logger.info('inference workers ready', { workers, initMs: Math.round(model.initMs) });
 markInitDone();
 
 /** One Distributed Map item: one rank's partitions through the model. */
@@ -25,8 +32,8 @@ export const handler = lambdaHandler(async (item: RankItem, context): Promise<Ra
       s3: s3Client(),
       model,
       memoryMb: config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
-      threads,
-      batchSize: tuned.batchSize,
+      workers,
+      batchSize: WORKER_BATCH_SIZE,
       initSeconds: clock.initSeconds,
     });
     metrics.addMetric('Samples', MetricUnit.Count, result.samples);

@@ -23,9 +23,18 @@ beforeAll(async () => {
 afterAll(() => artifacts?.remove());
 
 /** One function's artifact alone, configured from template.yaml; AWS endpoints point nowhere. */
-function alone(id: FunctionId, artifact = artifacts.path(id), timeoutS = 20, unset: string[] = []): LocalFunction {
+function alone(
+  id: FunctionId,
+  artifact = artifacts.path(id),
+  timeoutS = 20,
+  unset: string[] = [],
+  env: Record<string, string> = {},
+  memoryMb?: number,
+): LocalFunction {
   const config = functionConfig(ROOT, id);
   for (const name of unset) delete config.environment[name];
+  Object.assign(config.environment, env);
+  if (memoryMb) config.memoryMb = memoryMb;
   return new LocalFunction({
     name: `alone-${FUNCTIONS[id]}`,
     artifact,
@@ -71,6 +80,25 @@ test.each([
     expect(result).toEqual([]); // no records, no runs
   else expect(error).toBeDefined(); // the handler ran, and failed on an event or endpoint it could not use
   expect(readFileSync(join(work, `${FUNCTIONS[id]}.log`), 'utf8')).toMatch(/INIT RTDONE\(status: success\)/);
+});
+
+test('the inference artifact starts its pool at INIT: INFERENCE_WORKERS workers, or one per vCPU share of its memory', async () => {
+  const log = (name: string) => readFileSync(join(work, `${name}.log`), 'utf8');
+  for (const [workers, memoryMb, expected] of [
+    ['2', undefined, 2],
+    ['0', 10240, 6],
+    ['0', 1769, 1],
+  ] as const) {
+    const fn = alone('InferenceFunction', artifacts.path('InferenceFunction'), 20, [], { INFERENCE_WORKERS: workers }, memoryMb);
+    await initOnce(fn, {});
+    const ready = log('inference')
+      .split('\n')
+      .filter((line) => line.includes('inference workers ready'))
+      .map((line) => JSON.parse(line.slice(line.indexOf('{'))) as { workers: number; initMs: number })
+      .at(-1)!;
+    expect(ready.workers).toBe(expected);
+    expect(ready.initMs).toBeGreaterThan(0);
+  }
 });
 
 test('a required setting missing from the environment fails INIT with one line naming it, not a check silently skipped', async () => {

@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { costPoints, writeBenchPlots, type CostRow, type SweepCell } from '../../bench/plots';
+import { costPoints, writeBenchPlots, type CostRow, type ScalingCell, type SweepCell } from '../../bench/plots';
 import { ROOT } from '../../local/paths';
 import { spawnSync } from 'node:child_process';
 
@@ -9,6 +9,9 @@ const sweep: SweepCell[] = [16, 32, 64].flatMap((batch) =>
   [1, 2].flatMap((threads) =>
     ['fp32', 'int8'].map((variant) => ({ variant, threads, batch, perSecond: (variant === 'int8' ? 250 : 110) * threads - batch / 8 })),
   ),
+);
+const scaling: ScalingCell[] = ['fp32', 'int8'].flatMap((precision) =>
+  [1, 2].map((k) => ({ precision, k, threads_speedup: k === 1 ? 1 : 1.6, workers_speedup: k === 1 ? 1 : 1.9 })),
 );
 const cell = (usd: number, wall: number) => ({ memory_mb: 1769, ranks: 100, duration_s: 10, wall_s: wall, usd });
 const costs: CostRow[] = [25, 100].map((partition_mb) => ({
@@ -26,12 +29,15 @@ const symbols = (svg: string) => {
   return group ? (group[1].match(/<path /g) ?? []).length : 0;
 };
 
-test('the sweep and the cost by partition size are drawn, one point per measurement', async () => {
+test('the sweep, the scaling and the cost by partition size are drawn, one point per measurement', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cai-bench-plots-'));
   const json = join(dir, 'inference.json');
-  const written = await writeBenchPlots({ sweep, cost_12_6gb: costs }, json);
-  expect(written).toEqual(['sweep', 'cost', 'wall'].map((n) => join(dir, `inference-${n}.svg`)));
-  const [sweepSvg, costSvg, wallSvg] = written.map((p) => readFileSync(p, 'utf8'));
+  const written = await writeBenchPlots({ sweep, scaling, cost_12_6gb: costs }, json);
+  expect(written).toEqual(['sweep', 'scaling', 'cost', 'wall'].map((n) => join(dir, `inference-${n}.svg`)));
+  const [sweepSvg, scalingSvg, costSvg, wallSvg] = written.map((p) => readFileSync(p, 'utf8'));
+  // Two points (k threads, k workers) per model and k.
+  expect(symbols(scalingSvg)).toBe(scaling.length * 2);
+  expect(scalingSvg).toContain('k workers');
   expect(sweepSvg).toMatch(/^<svg /);
   expect(symbols(sweepSvg)).toBe(sweep.length);
   // Four CAI configurations and the prototype's two costs at each partition size; wall time is CAI's only.

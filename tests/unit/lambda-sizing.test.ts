@@ -1,19 +1,54 @@
-import { lambdaVcpus, rateAtVcpus, WORKER_SETTINGS, wholeVcpus, workerSettings } from '../../functions/commons/model/lambda-sizing';
+import { lambdaRate, lambdaVcpus, type Throughput, workersFor } from '../../functions/commons/model/lambda-sizing';
+import { REFERENCE_WORKER_SPEEDUP, referenceSpeedup } from '../../functions/commons/model/reference-scaling';
+import committed from '../../functions/commons/model/throughput.json';
 
-test('vCPUs follow memory: 1,769 MB each, rounded up, one below it, six at most', () => {
-  expect([128, 1024, 1769, 1770, 3538, 5307, 10240].map(wholeVcpus)).toEqual([1, 1, 1, 2, 2, 3, 6]);
-});
+/** A bench result of a 2-core machine: rates of 1 and 2 workers. */
+const table: Throughput = {
+  measured: 'a test machine',
+  vnni: true,
+  batchSize: 16,
+  workers: { fp32: { 1: 100, 2: 190 }, int8: { 1: 230, 2: 450 } },
+};
+const rate = (memoryMb: number, precision: 'fp32' | 'int8' = 'fp32', vnni = false) =>
+  lambdaRate(memoryMb, precision, { throughput: table, vnni });
 
-test('measured sizes take the measured settings; larger ones one thread per vCPU', () => {
-  expect(workerSettings(1769)).toEqual(WORKER_SETTINGS[1]);
-  expect(workerSettings(3538)).toEqual(WORKER_SETTINGS[2]);
-  expect(workerSettings(10240)).toEqual({ threads: 6, batchSize: WORKER_SETTINGS[2].batchSize });
-  expect(workerSettings(7076).threads).toBe(4);
-});
-
-test('vCPU scaling: a share of one vCPU slows it in proportion; beyond two, each vCPU adds what the second did', () => {
-  const measured = { one: 100, two: 180 };
-  expect(lambdaVcpus(1769 / 2)).toBeCloseTo(0.5, 10);
+test('workers follow memory: one per 1,769 MB, rounded, at least one, six at most', () => {
+  expect([128, 1024, 1769, 2048, 3008, 3538, 5307, 10240].map(workersFor)).toEqual([1, 1, 1, 1, 2, 2, 3, 6]);
   expect(lambdaVcpus(10240)).toBeCloseTo(10240 / 1769, 10); // the share of 6 vCPUs it can use
-  expect([0.5, 1, 2, 4].map((v) => rateAtVcpus(v, measured))).toEqual([50, 100, 180, 340]);
+});
+
+test('where this machine has the cores, the rates are its measurements; a share of one vCPU slows one worker in proportion', () => {
+  expect(rate(1769).galaxiesPerSecond).toBeCloseTo(100, 10);
+  expect(rate(3538).galaxiesPerSecond).toBeCloseTo(190, 10);
+  expect(rate(1769 / 2).galaxiesPerSecond).toBeCloseTo(50, 10);
+  expect(rate(3538).sources).toEqual(['fp32, 2 worker(s): measured here (a test machine)']);
+});
+
+test('beyond them, the reference scaling of a 16-core server scales the one-worker rate, never a linear extrapolation', () => {
+  expect(rate(4 * 1769).galaxiesPerSecond).toBeCloseTo(100 * 2.76, 6);
+  expect(rate(6 * 1769 - 0.5).galaxiesPerSecond).toBeCloseTo(100 * 5.11, 1);
+  // 3 and 5 cores were not measured there: between its neighbours.
+  expect(referenceSpeedup(REFERENCE_WORKER_SPEEDUP.fp32, 3)).toBeCloseTo((1.57 + 2.76) / 2, 10);
+  expect(rate(3 * 1769).galaxiesPerSecond).toBeCloseTo(100 * ((1.57 + 2.76) / 2), 6);
+  expect(rate(4 * 1769).sources).toEqual([
+    'fp32, 1 worker: measured here (a test machine)',
+    '×2.76 for 4 workers (vcpu-scaling-16core.json (16-core Xeon, 2026-11-27, lower of 2 runs))',
+  ]);
+  // The control: what each further vCPU adding what the second added would have promised at 6 vCPUs.
+  const linear = 100 + (190 - 100) * 5;
+  expect(rate(6 * 1769).galaxiesPerSecond).toBeLessThan(linear);
+});
+
+test('int8 plans assume a CPU without VNNI unless told otherwise', () => {
+  expect(rate(1769, 'int8').galaxiesPerSecond).toBeCloseTo(100 * 1.59, 6);
+  expect(rate(1769, 'int8').sources.at(-1)).toMatch(/^int8 ×1\.59 over fp32 on a CPU without VNNI/);
+  expect(rate(1769, 'int8', true).galaxiesPerSecond).toBeCloseTo(230, 6);
+  expect(rate(4 * 1769, 'int8', true).galaxiesPerSecond).toBeCloseTo(230 * 4.18, 6);
+});
+
+test('the committed rates are measurements: they name when and where, and every memory size gets a positive rate', () => {
+  expect(committed.measured).toMatch(/^npm run bench, \d{4}-\d{2}-\d{2}, /);
+  for (const memoryMb of [128, 1024, 1769, 3008, 5307, 7076, 8845, 10240]) {
+    for (const precision of ['fp32', 'int8'] as const) expect(lambdaRate(memoryMb, precision).galaxiesPerSecond).toBeGreaterThan(0);
+  }
 });

@@ -24,7 +24,8 @@ const LAYERS = [
   'cli',
   'bench',
 ];
-const HANDLERS = ['initializer', 'inference', 'summarizer'];
+/** Each function's entry points, as scripts/build.mjs bundles them: its handler, and the inference pool's worker. */
+const ENTRY_POINTS = ['initializer/handler.ts', 'inference/handler.ts', 'inference/worker.ts', 'summarizer/handler.ts'];
 
 function layerOf(file: string): { layer: number; unit: string } {
   const path = relative(ROOT, file);
@@ -48,9 +49,9 @@ const files = ['functions', 'toolkit', 'local', 'cli', 'bench'].flatMap((folder)
 /** The modules under functions/ or toolkit/ that no handler's bundle holds, but for those that declare types only. */
 async function undeployed(candidates: string[]): Promise<string[]> {
   const bundled = new Set<string>();
-  for (const handler of HANDLERS) {
+  for (const entry of ENTRY_POINTS) {
     const { metafile } = await build({
-      entryPoints: [join(ROOT, 'functions', handler, 'handler.ts')],
+      entryPoints: [join(ROOT, 'functions', entry)],
       bundle: true,
       platform: 'node',
       format: 'esm',

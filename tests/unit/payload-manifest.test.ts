@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { assignRanks, naturalCompare, PlanError, planRanks } from '../../functions/commons/run/rank-plan';
 import { PayloadError, parsePayload, parsePayloadJson } from '../../functions/commons/run/payload';
 import { STATE_PAYLOAD_LIMIT_BYTES } from '../../functions/commons/aws/limits';
+import { galaxiesPerSecond } from '../../functions/commons/model/lambda-sizing';
+import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/reader';
 import { ROOT } from '../../local/paths';
 
 const demo = JSON.parse(readFileSync(join(ROOT, 'tests', 'fixtures', 'demo-input.json'), 'utf8'));
@@ -125,22 +127,30 @@ describe('ranks are planned within the inference function (1,769 MB, 900 s)', ()
   const base = { bucket: 'cai-control', data_bucket: 'survey', data_prefix: 'big', result_path: 'out' };
   const sized = (count: number, bytes: number, key = (i: number) => `big/${i + 1}.pt`) =>
     Array.from({ length: count }, (_, i) => ({ key: key(i), bytes }));
+  // The committed rate of a 1,769 MB function (lambda-sizing.ts, from npm run bench): the numbers below follow from it.
+  const rate = galaxiesPerSecond(1769);
+  const secondsOf = (bytes: number) => bytes / BYTES_PER_GALAXY / rate;
+  const budget = 0.6 * 900;
 
   test('a world_size whose ranks would run past the budget is refused, naming the smallest that fits', () => {
-    const partitions = sized(100, 100 * MiB); // ~42 s each at 122 galaxies/s: 12 fit in 540 s
+    const partitions = sized(100, 100 * MiB);
+    const perRank = Math.floor(budget / secondsOf(100 * MiB)); // partitions one rank can take within the budget
+    const smallest = Math.ceil(100 / perRank);
     expect(() => planRanks('r', { ...base, world_size: 1 }, partitions, limits)).toThrow(
-      /^world_size 1 plans ~4192 s for its slowest rank at 122 galaxies\/s at 1769 MB, over the 540 s budget \(60 % of the inference function's 900 s timeout\); the smallest world_size that fits is 9$/,
+      `world_size 1 plans ~${Math.round(100 * secondsOf(100 * MiB))} s for its slowest rank at ${Math.round(rate)} galaxies/s at 1769 MB, ` +
+        `over the 540 s budget (60 % of the inference function's 900 s timeout); the smallest world_size that fits is ${smallest}`,
     );
-    expect(() => planRanks('r', { ...base, world_size: 8 }, partitions, limits)).toThrow(PlanError);
-    const plan = planRanks('r', { ...base, world_size: 9 }, partitions, limits);
-    expect(plan.items).toHaveLength(9);
-    expect(Math.max(...plan.items.map((i) => i.partitions.length))).toBe(12);
+    expect(() => planRanks('r', { ...base, world_size: smallest - 1 }, partitions, limits)).toThrow(PlanError);
+    const plan = planRanks('r', { ...base, world_size: smallest }, partitions, limits);
+    expect(plan.items).toHaveLength(smallest);
+    expect(Math.max(...plan.items.map((i) => i.partitions.length))).toBeLessThanOrEqual(perRank);
     expect(planRanks('r', base, partitions, limits).items).toHaveLength(100); // one per partition fits
   });
 
   test('a partition too big for any rank is refused with what to do about it', () => {
     expect(() => planRanks('r', base, sized(1, 10 * 1024 * MiB), limits)).toThrow(
-      "partition big/1.pt alone would take ~4292 s at 122 galaxies/s at 1769 MB, over the 540 s budget (60 % of the inference function's 900 s timeout): split the data into smaller partitions (cai split --size) or give the inference function more memory",
+      `partition big/1.pt alone would take ~${Math.round(secondsOf(10 * 1024 * MiB))} s at ${Math.round(rate)} galaxies/s at 1769 MB, over the 540 s budget ` +
+        "(60 % of the inference function's 900 s timeout): split the data into smaller partitions (cai split --size) or give the inference function more memory",
     );
     // With 6 vCPUs (10,240 MB) the same partition still does not fit, but a 2 GiB one does.
     expect(() => planRanks('r', base, sized(1, 2 * 1024 * MiB), { memoryMb: 10240, timeoutS: 900 })).not.toThrow();

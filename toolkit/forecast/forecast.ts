@@ -2,18 +2,17 @@ import { estimateWorkload, type WorkloadEstimate } from './workload';
 import type { Architecture } from '../../functions/commons/billing/cost';
 import { SEED_PUBLISHED_RUNS, SEED_RANK_SECONDS, SEED_TIMED_RUNS, type SeedRun } from './seed-runs';
 import { UsageError } from '../../functions/commons/errors';
-import { galaxiesPerSecond } from '../../functions/commons/model/lambda-sizing';
+import { lambdaRate, type Rate } from '../../functions/commons/model/lambda-sizing';
 import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/reader';
 import { S3_PART_BYTES } from '../../functions/commons/torch/byte-source';
 
 /**
  * `cai plan`: the wall time and cost of a run on AWS before it is made. Every part is measured or
- * published: CAI's galaxies/s per memory size (tuning.ts, from `npm run bench`), INIT, S3 read
+ * published: CAI's galaxies/s per memory size (lambda-sizing.ts: `npm run bench`'s rates, the
+ * reference scaling beyond this machine's cores), INIT, S3 read
  * rate, Lambda's scaling rate and the account's concurrency quota (AWS's documented defaults,
  * overridable), and the Distributed Map's launch overhead, fitted on the prototype's timed runs.
  */
-
-/** Bytes of partition per galaxy: float32 5×32×32 image, 5 magnitudes and a label. */
 
 /**
  * Launch overhead = a · ranks^p: the time between the execution's start and the last rank's start
@@ -131,6 +130,8 @@ export interface PlanAssumptions {
   architecture: Architecture;
   region: string;
   precision: 'fp32' | 'int8';
+  /** The target's CPU has VNNI (int8 then runs at the rate measured with it); Lambda does not promise it. */
+  vnni: boolean;
   /** INIT of a cold container (module load and ONNX session), seconds. */
   initSeconds: number;
   /** One container's S3 read rate, MiB/s. */
@@ -142,6 +143,7 @@ export const DEFAULT_ASSUMPTIONS: PlanAssumptions = {
   architecture: 'x86_64',
   region: 'us-east-1',
   precision: 'fp32',
+  vnni: false,
   initSeconds: 1.5,
   s3MiBps: 90,
   limits: AWS_SCALING_DEFAULTS,
@@ -155,6 +157,8 @@ export interface PlanRow {
   memoryMb: number;
   ranks: number;
   galaxies: number;
+  /** Galaxies per second of one rank at this memory size, and where the rate comes from. */
+  rate: Rate;
   /** One rank: INIT plus its duration. */
   rankSeconds: number;
   wallSeconds: number;
@@ -180,7 +184,7 @@ export function forecastRun(totalBytes: number, partitions: number[], memories: 
   const rows = partitions.flatMap((partition) =>
     memories.map((memoryMb): PlanRow => {
       const partitionBytes = Math.min(partition, totalBytes);
-      // The rate measured for fp32; int8 is at least as fast, so an int8 plan errs on the long side.
+      const rate = lambdaRate(memoryMb, assumptions.precision, { vnni: assumptions.vnni });
       const estimate = estimateWorkload({
         totalBytes,
         partitionBytes,
@@ -188,7 +192,7 @@ export function forecastRun(totalBytes: number, partitions: number[], memories: 
         memoryMb,
         architecture: assumptions.architecture,
         region: assumptions.region,
-        secondsPerSample: 1 / galaxiesPerSecond(memoryMb),
+        secondsPerSample: 1 / rate.galaxiesPerSecond,
         initSeconds: assumptions.initSeconds,
         s3MiBps: assumptions.s3MiBps,
         firstChunkBytes: Math.min(partitionBytes, S3_PART_BYTES),
@@ -200,6 +204,7 @@ export function forecastRun(totalBytes: number, partitions: number[], memories: 
         memoryMb,
         ranks: estimate.partitions,
         galaxies: estimate.samples,
+        rate,
         rankSeconds,
         wallSeconds: predictWallSeconds(calibration.fit, estimate.partitions, rankSeconds, assumptions.limits),
         check: nearestCheck(calibration, estimate.partitions),

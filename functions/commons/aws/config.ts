@@ -27,7 +27,8 @@ const Env = z.object({
   INFERENCE_MEMORY_MB: z.coerce.number().int().min(128).max(10240).optional(),
   INFERENCE_TIMEOUT_S: z.coerce.number().int().min(1).max(900).optional(),
   MAX_CONCURRENCY: z.coerce.number().int().min(1).max(10000).default(100),
-  INTRA_OP_THREADS: z.coerce.number().int().min(1).max(64).optional(),
+  /** Inference workers (ONNX sessions of one thread); 0: one per vCPU share of the memory size. */
+  INFERENCE_WORKERS: z.coerce.number().int().min(0).max(6).default(0),
   ARCHITECTURE: z.enum(['x86_64', 'arm64']).default('x86_64'),
   AWS_REGION: z.string().min(1).default('us-east-1'),
   AWS_LAMBDA_FUNCTION_MEMORY_SIZE: z.coerce.number().int().min(128).default(2048),

@@ -1,58 +1,94 @@
-/**
- * The inference worker's settings per Lambda size: intra-op threads and batch size. These are
- * what `npm run bench` found fastest on a 2-core x86_64 machine (README, "Performance"): 1 and 2
- * vCPUs are measured; above 2 vCPUs, one thread per vCPU is assumed, not measured. The bench
- * prints its own findings next to these and says when they differ.
- */
-export interface WorkerSettings {
-  threads: number;
-  batchSize: number;
-}
-
-/** Indexed by whole vCPUs (1,769 MB each, rounded up; below 1,769 MB a single thread). */
-export const WORKER_SETTINGS: Readonly<Record<number, WorkerSettings>> = {
-  1: { threads: 1, batchSize: 16 },
-  2: { threads: 2, batchSize: 64 },
-};
+import committed from './throughput.json';
+import { REFERENCE_INT8_OVER_FP32_WITHOUT_VNNI, REFERENCE_SOURCE, REFERENCE_WORKER_SPEEDUP, referenceSpeedup } from './reference-scaling';
 
 /**
- * Galaxies per second of the full-size fp32 AstroMAE at these settings (`npm run bench`, 2026-11-21:
- * 122 on one vCPU, 225 on two). The slower model's rate, so plans hold for int8 as well.
+ * What a Lambda of a given memory size runs, and how fast: its vCPU share, its inference workers
+ * (one ONNX session of one thread per vCPU), and galaxies per second of the full-size AstroMAE, from
+ * measurements only: `npm run bench`'s rates for as many workers as its machine has cores
+ * (throughput.json, which the bench writes), beyond them the reference scaling of a 16-core server.
  */
-export const MEASURED_GALAXIES_PER_S: Readonly<Record<number, number>> = { 1: 122, 2: 225 };
 
-/**
- * Galaxies per second on `vcpus`, from the rates measured on one and two: a share of one vCPU
- * slows it in proportion; above two, each further vCPU adds what the second added (an
- * extrapolation). The one rule the initializer's budget, `cai plan` and the bench all use.
- */
-export function rateAtVcpus(vcpus: number, measured: { one: number; two: number }): number {
-  if (vcpus <= 1) return measured.one * vcpus;
-  return measured.one + Math.max(0, measured.two - measured.one) * (vcpus - 1);
-}
-
-/** Galaxies per second a Lambda of this memory size runs the full-size fp32 model. */
-export const galaxiesPerSecond = (memoryMb: number): number =>
-  rateAtVcpus(lambdaVcpus(memoryMb), { one: MEASURED_GALAXIES_PER_S[1], two: MEASURED_GALAXIES_PER_S[2] });
-
+/** Lambda gives a function one vCPU's worth of CPU for each 1,769 MB of memory (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html). */
+export const MB_PER_VCPU = 1769;
 export const MAX_LAMBDA_VCPUS = 6;
 
 /** The CPU a Lambda of this memory size can use, in vCPUs: in proportion, 1,769 MB for each. */
-/** Lambda gives a function one vCPU's worth of CPU for each 1,769 MB of memory (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html). */
-export const MB_PER_VCPU = 1769;
-
 export const lambdaVcpus = (memoryMb: number) => Math.min(MAX_LAMBDA_VCPUS, memoryMb / MB_PER_VCPU);
 
-/** Threads worth running: the vCPUs, rounded up (a share of one vCPU still runs one thread). */
-export const wholeVcpus = (memoryMb: number) => Math.max(1, Math.ceil(lambdaVcpus(memoryMb)));
+/** Inference workers for a memory size: its vCPU share rounded, at least 1, at most 6. */
+export const workersFor = (memoryMb: number) => Math.min(MAX_LAMBDA_VCPUS, Math.max(1, Math.round(lambdaVcpus(memoryMb))));
 
-export function workerSettings(memoryMb: number): WorkerSettings {
-  const vcpus = wholeVcpus(memoryMb);
-  const measured = Math.max(
-    ...Object.keys(WORKER_SETTINGS)
-      .map(Number)
-      .filter((v) => v <= vcpus),
-  );
-  const settings = WORKER_SETTINGS[measured];
-  return vcpus === measured ? settings : { threads: vcpus, batchSize: settings.batchSize };
+export type Precision = 'fp32' | 'int8';
+
+/** What `npm run bench` measured (it writes throughput.json): galaxies per second of k workers, k up to its cores. */
+export interface Throughput {
+  /** When and where: the bench's date, CPU and library versions. */
+  measured: string;
+  /** Whether that CPU has the VNNI instructions int8 runs fast on. */
+  vnni: boolean;
+  /** The batch of one worker the rates are for: the fastest for one thread. */
+  batchSize: number;
+  workers: Record<Precision, Record<string, number>>;
 }
+
+const THROUGHPUT: Throughput = committed as Throughput;
+
+/** Objects per inference call of one worker (one thread): the batch the bench measured fastest. */
+export const WORKER_BATCH_SIZE = THROUGHPUT.batchSize;
+
+/** A rate and where each part of it comes from. */
+export interface Rate {
+  galaxiesPerSecond: number;
+  sources: string[];
+}
+
+/** Galaxies per second of k workers on k whole vCPUs. */
+function rateWithWorkers(table: Throughput, k: number, precision: Precision, vnni: boolean): Rate {
+  const measuredHere = `measured here (${table.measured})`;
+  if (precision === 'int8' && !vnni) {
+    const fp32 = rateWithWorkers(table, k, 'fp32', false);
+    return {
+      galaxiesPerSecond: fp32.galaxiesPerSecond * REFERENCE_INT8_OVER_FP32_WITHOUT_VNNI,
+      sources: [...fp32.sources, `int8 ×${REFERENCE_INT8_OVER_FP32_WITHOUT_VNNI} over fp32 on a CPU without VNNI (${REFERENCE_SOURCE})`],
+    };
+  }
+  const rates = table.workers[precision];
+  if (rates[String(k)] !== undefined)
+    return { galaxiesPerSecond: rates[String(k)], sources: [`${precision}, ${k} worker(s): ${measuredHere}`] };
+  const speedup = referenceSpeedup(REFERENCE_WORKER_SPEEDUP[precision], k);
+  return {
+    galaxiesPerSecond: rates['1'] * speedup,
+    sources: [`${precision}, 1 worker: ${measuredHere}`, `×${speedup.toFixed(2)} for ${k} workers (${REFERENCE_SOURCE})`],
+  };
+}
+
+/**
+ * Galaxies per second a Lambda of this memory size runs with its workers: a share of one vCPU slows
+ * one worker in proportion; between whole vCPUs, the rate of the workers either side, in proportion.
+ * int8 assumes a CPU without VNNI unless `vnni` says the target has it.
+ */
+export function lambdaRate(
+  memoryMb: number,
+  precision: Precision = 'fp32',
+  options: { vnni?: boolean; throughput?: Throughput } = {},
+): Rate {
+  const table = options.throughput ?? THROUGHPUT;
+  const vcpus = lambdaVcpus(memoryMb);
+  const vnni = options.vnni ?? false;
+  if (vcpus <= 1) {
+    const one = rateWithWorkers(table, 1, precision, vnni);
+    return { galaxiesPerSecond: one.galaxiesPerSecond * vcpus, sources: one.sources };
+  }
+  const [low, high] = [
+    rateWithWorkers(table, Math.floor(vcpus), precision, vnni),
+    rateWithWorkers(table, Math.ceil(vcpus), precision, vnni),
+  ];
+  const share = vcpus - Math.floor(vcpus);
+  return {
+    galaxiesPerSecond: low.galaxiesPerSecond + (high.galaxiesPerSecond - low.galaxiesPerSecond) * share,
+    sources: [...new Set([...low.sources, ...high.sources])],
+  };
+}
+
+/** Galaxies per second of the full-size fp32 model at this memory size: what rank budgets plan with (int8 is faster). */
+export const galaxiesPerSecond = (memoryMb: number): number => lambdaRate(memoryMb, 'fp32').galaxiesPerSecond;

@@ -5,6 +5,12 @@ import { BANDS, IMAGE_ELEMENTS, ROWS_PER_CHUNK, partitionChunks, type PartitionR
 /** An AstroMAE ONNX model: image float32[B,5,32,32] + magnitude float32[B,5] → redshift float32[B]. */
 export interface RedshiftModel {
   path: string;
+  /** Batches it runs at once: 1 for a session, N for a pool of N workers. */
+  concurrency: number;
+  /**
+   * Predicts `count` objects from the start of the arrays. It has read its inputs by the time it
+   * returns (a session runs on the calling thread, a pool copies them), so the caller may reuse them.
+   */
   predict(images: Float32Array, magnitudes: Float32Array, count: number): Promise<Float32Array>;
   release(): Promise<void>;
 }
@@ -38,6 +44,7 @@ export async function loadRedshiftModel(path: string, options: ModelOptions = {}
   }
   return {
     path,
+    concurrency: 1,
     async predict(images, magnitudes, count) {
       const feeds = {
         // Views over the caller's arrays: onnxruntime reads them in place.
@@ -63,31 +70,31 @@ export interface PartitionPrediction {
   batches: number;
   /** Wall time blocked waiting for partition bytes (reading runs ahead, overlapping inference). */
   readWaitSeconds: number;
-  /** Wall time inside onnxruntime. */
+  /** The rest of the wall time: batches running, the next ones dispatched as workers free up. */
   inferenceSeconds: number;
 }
 
 /**
  * What a non-finite input means: the object cannot be measured, so its prediction is NaN, whatever
- * the model made of it (a NaN pixel need not reach the output). Sets rows [offset, offset+count)
- * of the chunk so and returns how many objects' predictions are NaN.
+ * the model made of it (a NaN pixel need not reach the output). The rows [offset, offset+count) of
+ * the chunk whose inputs are not all finite, as offsets within the batch.
  */
-function markNonFinite(predictions: Float32Array, rows: PartitionRows, offset: number, count: number): number {
-  let marked = 0;
+function nonFiniteRows(rows: PartitionRows, offset: number, count: number): number[] {
+  const found: number[] = [];
   for (let r = offset; r < offset + count; r++) {
-    const at = rows.start + r;
-    let finite = Number.isFinite(predictions[at]);
+    let finite = true;
     for (let i = r * BANDS; finite && i < (r + 1) * BANDS; i++) finite = Number.isFinite(rows.magnitudes[i]);
     for (let i = r * IMAGE_ELEMENTS; finite && i < (r + 1) * IMAGE_ELEMENTS; i++) finite = Number.isFinite(rows.images[i]);
-    if (!finite) {
-      predictions[at] = NaN;
-      marked++;
-    }
+    if (!finite) found.push(r - offset);
   }
-  return marked;
+  return found;
 }
 
-/** Runs the model over a whole partition in batches, reading ahead while it computes. */
+/**
+ * Runs the model over a whole partition in batches, in row order, reading ahead while it computes.
+ * Up to twice the model's concurrency of batches are in flight, so a pool's workers never wait for
+ * the next one; each batch's predictions land at its rows whatever order the batches finish in.
+ */
 export async function predictPartition(
   model: RedshiftModel,
   reader: PartitionReader,
@@ -98,10 +105,12 @@ export async function predictPartition(
   const redshift = reader.labelled ? new Float32Array(reader.samples) : undefined;
   // Chunks hold whole batches, so no batch straddles two reads.
   const rowsPerChunk = batchSize * Math.max(1, Math.floor(ROWS_PER_CHUNK / batchSize));
+  const started = process.hrtime.bigint();
   let readWait = 0n;
-  let inference = 0n;
   let batches = 0;
   let nonFinite = 0;
+  let done = 0;
+  const inFlight: Promise<void>[] = [];
   const chunks = partitionChunks(reader, { rowsPerChunk });
   for (;;) {
     const waitStart = process.hrtime.bigint();
@@ -112,21 +121,33 @@ export async function predictPartition(
     if (redshift && rows.redshift) redshift.set(rows.redshift, rows.start);
     for (let offset = 0; offset < rows.count; offset += batchSize) {
       const count = Math.min(batchSize, rows.count - offset);
-      const start = process.hrtime.bigint();
-      const out = await model.predict(rows.images.subarray(offset * IMAGE_ELEMENTS), rows.magnitudes.subarray(offset * BANDS), count);
-      inference += process.hrtime.bigint() - start;
-      predictions.set(out, rows.start + offset);
-      nonFinite += markNonFinite(predictions, rows, offset, count);
-      batches++;
-      onBatch?.(rows.start + offset + count, reader.samples);
+      const at = rows.start + offset;
+      // Read now: the chunk's buffers are reused once the walk moves on.
+      const unmeasurable = nonFiniteRows(rows, offset, count);
+      const batch = model.predict(rows.images.subarray(offset * IMAGE_ELEMENTS), rows.magnitudes.subarray(offset * BANDS), count);
+      const landed = batch.then((out) => {
+        if (out.length !== count) throw new ModelError(`${model.path} returned ${out.length} values for ${count} objects`);
+        predictions.set(out, at);
+        for (const r of unmeasurable) predictions[at + r] = NaN;
+        for (let r = 0; r < count; r++) if (!Number.isFinite(predictions[at + r])) nonFinite++;
+        batches++;
+        done += count;
+        onBatch?.(done, reader.samples);
+      });
+      // Awaited in turn below; until then a failure must not count as unhandled.
+      landed.catch(() => {});
+      inFlight.push(landed);
+      if (inFlight.length >= 2 * model.concurrency) await inFlight.shift();
     }
   }
+  await Promise.all(inFlight);
+  const totalNs = process.hrtime.bigint() - started;
   return {
     predictions,
     nonFinite,
     redshift,
     batches,
     readWaitSeconds: Number(readWait) / 1e9,
-    inferenceSeconds: Number(inference) / 1e9,
+    inferenceSeconds: Number(totalNs - readWait) / 1e9,
   };
 }

@@ -136,7 +136,8 @@ export interface RankResult {
   cold_start: boolean;
   peak_rss_mb: number;
   memory_configured_mb: number;
-  intra_op_threads: number;
+  /** Inference workers (ONNX sessions of one thread each) that ran the rank's batches. */
+  inference_workers: number;
   /** The invocation's duration, as Lambda would bill it (INIT is billed separately: init_s). */
   duration_ms: number;
   requests: RequestCounts;

@@ -15,7 +15,8 @@ export interface RankContext {
   s3: S3Client;
   model: RedshiftModel;
   memoryMb: number;
-  threads: number;
+  /** Inference workers the model runs batches on. */
+  workers: number;
   /** For items whose payload gave no batch_size. */
   batchSize: number;
   /** INIT seconds of this container when this is its first invocation, else 0. */
@@ -130,7 +131,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
     cold_start: context.initSeconds > 0,
     peak_rss_mb: peakRss,
     memory_configured_mb: context.memoryMb,
-    intra_op_threads: context.threads,
+    inference_workers: context.workers,
     duration_ms: total * 1000,
     requests,
     predictions_key: predictionsKey,

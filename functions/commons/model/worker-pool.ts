@@ -1,0 +1,144 @@
+import { Worker } from 'node:worker_threads';
+import { CaiError } from '../errors';
+import { BANDS, IMAGE_ELEMENTS } from '../partitions/reader';
+import { ModelError, type RedshiftModel } from './session';
+
+/**
+ * A pool of inference workers: N worker threads, each with its own ONNX session of one intra-op
+ * thread. onnxruntime-node runs a session on the JavaScript thread that calls it, so sessions in one
+ * thread run one after another; N threads run N batches at once, one per vCPU a Lambda pays for,
+ * which scales better than one session of N intra-op threads (docs/performance.md).
+ */
+
+/** What the pool sends a worker: one batch. */
+export interface BatchRequest {
+  id: number;
+  images: Float32Array;
+  magnitudes: Float32Array;
+  count: number;
+}
+
+/** What a worker sends back: that it is ready (or could not load the model), or a batch's result. */
+export type WorkerMessage =
+  | { ready: true; initMs: number }
+  | { failed: { name: string; message: string } }
+  | { id: number; redshift: Float32Array }
+  | { id: number; error: { name: string; message: string } };
+
+/** The data a worker starts with. */
+export interface WorkerData {
+  modelPath: string;
+}
+
+/** A worker died or failed a batch: the rank fails with this, and the state machine retries it. */
+export class InferenceWorkerError extends CaiError {}
+
+export interface InferencePool extends RedshiftModel {
+  workers: number;
+  /** Milliseconds from the first worker's start to the last session ready: sessions load in parallel. */
+  initMs: number;
+}
+
+interface Job {
+  request: BatchRequest;
+  resolve: (out: Float32Array) => void;
+  reject: (error: Error) => void;
+}
+
+/** Starts `workers` threads running `workerScript` (functions/inference/worker.ts, as built) and waits until every session is ready. */
+export async function startInferencePool(options: { modelPath: string; workers: number; workerScript: string }): Promise<InferencePool> {
+  const { modelPath, workerScript } = options;
+  const started = performance.now();
+  const threads = Array.from(
+    { length: options.workers },
+    () => new Worker(workerScript, { workerData: { modelPath } satisfies WorkerData }),
+  );
+  const idle: Worker[] = [];
+  const queue: Job[] = [];
+  const running = new Map<Worker, Job>();
+  let broken: Error | undefined;
+  let closing = false;
+  let nextId = 0;
+
+  const fail = (error: Error) => {
+    broken ??= error;
+    for (const job of [...running.values(), ...queue.splice(0)]) job.reject(broken);
+    running.clear();
+  };
+  const dispatch = () => {
+    while (!broken && idle.length && queue.length) {
+      const worker = idle.shift()!;
+      const job = queue.shift()!;
+      running.set(worker, job);
+      worker.postMessage(job.request, [job.request.images.buffer as ArrayBuffer, job.request.magnitudes.buffer as ArrayBuffer]);
+    }
+  };
+
+  const ready = threads.map(
+    (worker, index) =>
+      new Promise<void>((resolveReady, rejectReady) => {
+        worker.on('message', (message: WorkerMessage) => {
+          if ('ready' in message) {
+            idle.push(worker);
+            resolveReady();
+          } else if ('failed' in message) {
+            rejectReady(new ModelError(message.failed.message));
+          } else {
+            const job = running.get(worker);
+            running.delete(worker);
+            if ('error' in message)
+              job?.reject(new InferenceWorkerError(`inference worker ${index + 1}: ${message.error.name}: ${message.error.message}`));
+            else job?.resolve(message.redshift);
+            idle.push(worker);
+          }
+          dispatch();
+        });
+        // A worker that throws outside a batch, or dies (killed, out of memory), fails what it holds and the pool.
+        worker.on('error', (error) => {
+          const failure = new InferenceWorkerError(`inference worker ${index + 1} failed: ${error.name}: ${error.message}`, {
+            cause: error,
+          });
+          rejectReady(failure);
+          fail(failure);
+        });
+        worker.on('exit', (code) => {
+          if (closing) return;
+          const failure = new InferenceWorkerError(`inference worker ${index + 1} exited (code ${code})`);
+          rejectReady(failure);
+          fail(failure);
+        });
+      }),
+  );
+  const release = async () => {
+    closing = true;
+    fail(new InferenceWorkerError('the inference pool was released'));
+    await Promise.all(threads.map((worker) => worker.terminate()));
+  };
+  try {
+    await Promise.all(ready);
+  } catch (error) {
+    await release();
+    throw error;
+  }
+  return {
+    path: modelPath,
+    workers: threads.length,
+    concurrency: threads.length,
+    initMs: performance.now() - started,
+    predict(images, magnitudes, count) {
+      if (broken) return Promise.reject(broken);
+      // Copied now, so the caller may reuse its buffers as soon as this returns; the copies are moved, not cloned, to the worker.
+      const request: BatchRequest = {
+        id: nextId++,
+        images: images.slice(0, count * IMAGE_ELEMENTS),
+        magnitudes: magnitudes.slice(0, count * BANDS),
+        count,
+      };
+      return new Promise<Float32Array>((resolve, reject) => {
+        queue.push({ request, resolve, reject });
+        dispatch();
+      });
+    },
+    release,
+  };
+}
