@@ -1,5 +1,5 @@
 /**
- * CAI's side of `npm run bench`: the inference Lambda's path (openTorchPartition → predictPartition
+ * CAI's side of `npm run bench`: the inference Lambda's path (openPartition → runPartition
  * → onnxruntime-node), in one long-lived process, so no start-up is in any timing.
  *
  *   node dist/bench/cai-worker.js            JSON requests on stdin, one JSON answer per line:
@@ -14,9 +14,11 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileSource } from '../functions/commons/torch/byte-source';
 import { join } from 'node:path';
-import { loadRedshiftModel, predictPartition, type RedshiftModel } from '../functions/commons/model/session';
+import { cardFeeds, parseCard } from '../functions/commons/model/card';
+import { loadModel, runPartition, type OnnxModel } from '../functions/commons/model/session';
 import { startInferencePool } from '../functions/commons/model/worker-pool';
-import { openTorchPartition } from '../functions/commons/partitions/reader';
+import { openPartition } from '../functions/commons/partitions/partition';
+import { readFileSync } from 'node:fs';
 import { ROOT } from '../local/paths';
 
 interface Request {
@@ -28,7 +30,9 @@ interface Request {
   out?: string;
 }
 
-const sessions = new Map<string, RedshiftModel>();
+// The bench's models are AstroMAE exports (fp32, int8): the quick-start model's card fits each.
+const CARD = parseCard(readFileSync(join(ROOT, 'model', 'default.card.json'), 'utf8'), 'model/default.card.json');
+const sessions = new Map<string, OnnxModel>();
 
 async function infer(request: Request) {
   const key = `${request.model}|${request.threads}|${request.workers ?? 0}`;
@@ -43,19 +47,21 @@ async function infer(request: Request) {
           workers: request.workers,
           workerScript: join(ROOT, 'dist', 'cli', 'inference-worker.js'),
         })
-      : await loadRedshiftModel(request.model, { intraOpThreads: request.threads });
+      : await loadModel(request.model, { intraOpThreads: request.threads });
     // First runs allocate: one per worker, at once.
-    await Promise.all(
-      Array.from({ length: model.concurrency }, () => model!.predict(new Float32Array(5 * 32 * 32), new Float32Array(5), 1)),
-    );
+    const one = {
+      image: { data: new Float32Array(5 * 32 * 32), dims: [1, 5, 32, 32] },
+      magnitude: { data: new Float32Array(5), dims: [1, 5] },
+    };
+    await Promise.all(Array.from({ length: model.concurrency }, () => model!.run(one, 1)));
     sessions.set(key, model);
   }
   const start = performance.now();
-  const reader = await openTorchPartition(await fileSource(request.partition));
+  const reader = await openPartition(await fileSource(request.partition), cardFeeds(CARD));
   try {
-    const result = await predictPartition(model, reader, request.batch);
+    const result = await runPartition(model, CARD, reader, request.batch);
     const seconds = (performance.now() - start) / 1000;
-    if (request.out) await writeFile(request.out, result.predictions);
+    if (request.out) await writeFile(request.out, result.outputs.redshift.values);
     return { seconds, samples: reader.samples, inference_s: result.inferenceSeconds, read_wait_s: result.readWaitSeconds };
   } finally {
     await reader.close();
@@ -65,7 +71,7 @@ async function infer(request: Request) {
 async function main(argv: string[]): Promise<void> {
   if (argv[0] === '--cold-start') {
     const threads = Number(argv[argv.indexOf('--threads') + 1] ?? 1);
-    await loadRedshiftModel(argv[1], { intraOpThreads: threads });
+    await loadModel(argv[1], { intraOpThreads: threads });
     // performance.now() counts from this process's start: Node's own start-up is included.
     process.stdout.write(`${JSON.stringify({ cold_start_s: performance.now() / 1000 })}\n`);
     return;

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { fileSource, s3Source, type ByteSource } from '../functions/commons/torch/byte-source';
 import { sinkFor } from '../toolkit/locations';
-import { openTorchPartition, partitionChunks } from '../functions/commons/partitions/reader';
+import { openTorchPartition, partitionChunks } from '../toolkit/datasets/galaxy-partition';
 import { rowsPerPartition } from '../toolkit/datasets/partition-writer';
 import { createS3Client } from '../functions/commons/aws/clients';
 import { synthesizeDataset } from '../toolkit/datasets/synth';

@@ -24,7 +24,7 @@ import { fileSource } from '../functions/commons/torch/byte-source';
 import { billLambda, pricesFor, prototypeCost, type Architecture } from '../functions/commons/billing/cost';
 import { estimateWorkload } from '../toolkit/forecast/workload';
 import { sinkFor } from '../toolkit/locations';
-import { openTorchPartition, partitionChunks } from '../functions/commons/partitions/reader';
+import { openTorchPartition, partitionChunks } from '../toolkit/datasets/galaxy-partition';
 import { rowsPerPartition } from '../toolkit/datasets/partition-writer';
 import { synthesizeDataset } from '../toolkit/datasets/synth';
 import { PutObjectCommand } from '@aws-sdk/client-s3';

@@ -18,7 +18,7 @@ import type { InitializeOutcome } from '../functions/commons/run/initialize';
 import { LambdaError } from '../local/lambda-runtime';
 import { CONTROL_BUCKET, LocalStack } from '../local/stack';
 import { say } from './harness';
-import { BYTES_PER_GALAXY } from '../functions/commons/partitions/reader';
+import { BYTES_PER_GALAXY } from '../functions/commons/partitions/galaxy';
 import { ROOT } from '../local/paths';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

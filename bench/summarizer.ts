@@ -1,8 +1,9 @@
 /**
  * `npm run bench:summary`: the summarizer artifact, under the Runtime Interface Emulator at the
  * template's 1,024 MB, summarizing RANKS rank results (default 10,240, the seed's 1 TB) from the
- * embedded S3: the Map's result files, every ranks/<rank>.json with its partial accuracy
- * statistics and histograms, the run record. Prints the invocation's duration and peak memory (its REPORT line)
+ * embedded S3: the Map's result files, every ranks/<rank>.json with its partial statistics of
+ * BENCH_TASK's output (regression: accuracy sums and histograms, the default; classification: a
+ * 10-class confusion matrix; score: a histogram and the top 50), the run record. Prints the invocation's duration and peak memory (its REPORT line)
  * against the targets (60 s, 512 MB), and last one JSON line.
  */
 import { mkdtempSync } from 'node:fs';
@@ -12,8 +13,8 @@ import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import pLimit from 'p-limit';
 import { createDynamoClient, createS3Client } from '../functions/commons/aws/clients';
-import { accuracySums } from '../functions/commons/model/accuracy';
-import { redshiftHistograms } from '../functions/commons/model/histograms';
+import type { CardOutput } from '../functions/commons/model/card';
+import { outputStatistics } from '../functions/commons/model/task-statistics';
 import type { RankItem, RankResult } from '../functions/commons/run/contracts';
 import { outputKeys } from '../functions/commons/run/output-keys';
 import { RunStore } from '../functions/commons/run/run-store';
@@ -30,6 +31,15 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const RANKS = Number(process.env.BENCH_RANKS ?? 10_240);
 const PER_RANK = 5113; // a 100 MiB partition
 const TARGET = { seconds: 60, memoryMb: 512 };
+const TASKS: Record<string, { output: CardOutput; width: number }> = {
+  regression: { output: { task: 'regression', label: 2 }, width: 1 },
+  classification: {
+    output: { task: 'classification', classes: Array.from({ length: 10 }, (_, c) => `class-${c}`), scores: 'logits', label: 2 },
+    width: 10,
+  },
+  score: { output: { task: 'score', label: 2 }, width: 1 },
+};
+const TASK = process.env.BENCH_TASK ?? 'regression';
 
 async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'cai-bench-summary-'));
@@ -55,15 +65,19 @@ async function main(): Promise<void> {
   }));
   const put = (key: string, body: string) => s3.send(new PutObjectCommand({ Bucket: 'cai-control', Key: key, Body: body }));
   await put(keys.manifest, JSON.stringify(items));
-  // One set of partial statistics, as a rank of 5,113 labelled galaxies computes them; each rank carries it.
+  const task = TASKS[TASK];
+  if (!task) throw new Error(`BENCH_TASK must be one of ${Object.keys(TASKS).join(', ')}, not ${TASK}`);
+  // One set of partial statistics, as a rank of 5,113 labelled objects computes them; each rank carries it.
   let seed = 11;
   const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
-  const truth = Float64Array.from({ length: PER_RANK }, () => 0.02 + random() * 0.5);
-  const predicted = truth.map((z) => z + (random() - 0.5) * 0.06);
-  const sums = accuracySums(predicted, truth);
-  // And the fixed-bin histograms the report draws (ẑ, residuals, ẑ against z), which the summarizer also adds up.
-  const histograms = redshiftHistograms(predicted, truth);
-  say(`writing ${RANKS} rank results (${Object.keys(sums!.buckets).length} histogram buckets each) to the embedded S3 …`);
+  const truth = Float32Array.from({ length: PER_RANK }, () =>
+    TASK === 'classification' ? Math.floor(random() * task.width) : TASK === 'score' ? Number(random() < 0.01) : 0.02 + random() * 0.5,
+  );
+  const predicted = Float32Array.from({ length: PER_RANK * task.width }, (_, i) =>
+    TASK === 'regression' ? truth[i] + (random() - 0.5) * 0.06 : (random() - 0.5) * 8,
+  );
+  const statistics = { [TASK]: outputStatistics(task.output, predicted, 'survey/x.pt', truth) };
+  say(`writing ${RANKS} rank results (${JSON.stringify(statistics).length} bytes of ${TASK} statistics each) to the embedded S3 …`);
   const limit = pLimit(16);
   const started = Date.now();
   await Promise.all(
@@ -86,8 +100,7 @@ async function main(): Promise<void> {
           duration_ms: 42_000,
           requests: { s3Get: 13, s3Put: 2, s3List: 0, dynamoWrite: 0, dynamoRead: 0 },
           predictions_key: keys.predictions(item.rank),
-          accuracy_sums: sums,
-          histograms,
+          statistics,
           started_at: new Date().toISOString(),
           sample_persec: 121.7,
           batch_size: 16,
@@ -162,10 +175,10 @@ async function main(): Promise<void> {
   process.stderr.write(`${lambdaReportLine(report)}\n`);
   say(`reply ${JSON.stringify(reply)}`);
   say(
-    `${RANKS} rank results summarized in ${seconds.toFixed(1)} s (target ≤ ${TARGET.seconds}), peak ${Math.round(report.maxMemoryUsedMb ?? 0)} MB (target ≤ ${TARGET.memoryMb}) at ${config.memoryMb} MB configured`,
+    `${RANKS} rank results (${TASK}) summarized in ${seconds.toFixed(1)} s (target ≤ ${TARGET.seconds}), peak ${Math.round(report.maxMemoryUsedMb ?? 0)} MB (target ≤ ${TARGET.memoryMb}) at ${config.memoryMb} MB configured`,
   );
   process.stdout.write(
-    `${JSON.stringify({ ranks: RANKS, summarize_s: Number(seconds.toFixed(2)), peak_mb: Math.round(report.maxMemoryUsedMb ?? 0), memory_configured_mb: config.memoryMb, within_targets: seconds <= TARGET.seconds && (report.maxMemoryUsedMb ?? Infinity) <= TARGET.memoryMb, reply })}\n`,
+    `${JSON.stringify({ ranks: RANKS, task: TASK, summarize_s: Number(seconds.toFixed(2)), peak_mb: Math.round(report.maxMemoryUsedMb ?? 0), memory_configured_mb: config.memoryMb, within_targets: seconds <= TARGET.seconds && (report.maxMemoryUsedMb ?? Infinity) <= TARGET.memoryMb, reply })}\n`,
   );
 }
 

@@ -1,5 +1,6 @@
 import type { RunRecord } from '../functions/commons/run/run-store';
 import type { Accuracy } from '../functions/commons/model/accuracy';
+import type { OutputMetrics } from '../functions/commons/model/task-statistics';
 
 /** Stored records hold null where JSON could not hold a number: never let one break the output. */
 export const fixed = (value: number | null | undefined, digits: number) => (typeof value === 'number' ? value.toFixed(digits) : '-');
@@ -11,6 +12,47 @@ export function formatAccuracy(a: Accuracy): string {
     `  MAE ${fixed(a.mae, 4)}   MSE ${fixed(a.mse, 5)}   bias ${fixed(a.bias, 4)}   ` +
       `precision (NMAD) ${fixed(a.precision, 4)}   R² ${fixed(a.r2, 3)}   outliers ${fixed(100 * a.outlierFraction, 2)}%`,
   ].join('\n');
+}
+
+const percent = (v: number | null) => (v === null ? '-' : `${(100 * v).toFixed(1)}%`);
+
+/**
+ * One output's metrics as lines: regression its accuracy (or why there is none), classification
+ * accuracy, log-loss and per-class precision/recall/F1, a score its top objects and their recall.
+ */
+export function formatOutputMetrics(name: string, metrics: OutputMetrics, context: { samples: number; labelled: boolean }): string[] {
+  if (metrics.task === 'regression') {
+    if (metrics.accuracy) return formatAccuracy(metrics.accuracy).split('\n');
+    if (context.samples === 0) return ['the partition holds no objects: no accuracy to report'];
+    return [
+      context.labelled
+        ? 'no object has both a finite prediction and a finite label: no accuracy to report'
+        : `the partition has no ${name} labels: no accuracy to report`,
+    ];
+  }
+  if (metrics.task === 'classification') {
+    const counts = Object.entries(metrics.predicted)
+      .map(([c, n]) => `${c} ${n}`)
+      .join(', ');
+    if (!metrics.labelled) return [`${name}: predicted ${counts}; no labels, no accuracy`];
+    return [
+      `${name}: accuracy ${percent(metrics.accuracy)} over ${metrics.labelled} labelled objects, log-loss ${fixed(metrics.logLoss, 4)}; predicted ${counts}`,
+      ...metrics.perClass.map(
+        (c) =>
+          `  ${c.class.padEnd(14)} precision ${percent(c.precision)}  recall ${percent(c.recall)}  F1 ${fixed(c.f1, 3)}  (${c.support} labelled)`,
+      ),
+    ];
+  }
+  const recall =
+    metrics.recallAtK === null
+      ? ''
+      : `; recall of the ${metrics.positives} labelled unusual objects in the top ${metrics.positives}: ${percent(metrics.recallAtK)}`;
+  return [
+    `${name}: the ${Math.min(5, metrics.top.length)} highest of ${metrics.topK} kept${recall}`,
+    ...metrics.top
+      .slice(0, 5)
+      .map((o) => `  ${o.score.toFixed(3).padStart(9)}  ${o.partition} row ${o.row}${o.label === undefined ? '' : ` (label ${o.label})`}`),
+  ];
 }
 
 const usd = (v: number | null | undefined) => (typeof v !== 'number' ? '-' : `$${v < 0.01 ? v.toExponential(2) : v.toFixed(4)}`);
@@ -34,6 +76,7 @@ export function runDetails(run: RunRecord): string {
     `run ${run.runId}: ${run.status}`,
     `  payload     ${run.payloadUri}`,
     `  dataset     ${run.dataset}`,
+    `  model       ${run.model ? `${run.model.uri} (${[run.model.name, run.model.version && `version ${run.model.version}`].filter(Boolean).join(', ') || 'no name'}; ETag ${run.model.etag.replace(/"/g, '')})` : 'the deployed one'}`,
     `  started     ${run.startedAt}${run.finishedAt ? `, finished ${run.finishedAt}` : ''}`,
   ];
   if (run.error) lines.push(`  error       ${run.error}`);
@@ -59,12 +102,18 @@ export function runDetails(run: RunRecord): string {
         `${fixed(run.throughput.samples_per_s_per_rank, 0)} objects/s per rank`,
     );
   }
-  if (run.accuracy)
+  const regressionOnly = Object.values(run.metrics ?? {}).every((m) => m.task === 'regression');
+  if (run.accuracy && regressionOnly)
     lines.push(
       ...formatAccuracy(run.accuracy)
         .split('\n')
         .map((l) => `  ${l}`),
     );
+  if (!regressionOnly) {
+    for (const [name, metrics] of Object.entries(run.metrics ?? {})) {
+      lines.push(...formatOutputMetrics(name, metrics, { samples: run.samples ?? 0, labelled: true }).map((l) => `  ${l}`));
+    }
+  }
   if (run.cost) {
     const c = run.cost;
     lines.push(

@@ -48,6 +48,7 @@ function buildInputsDigest(model: string, architecture?: string): string {
     ...files(join(ROOT, 'functions')).sort(),
     ...['scripts/build.mjs', 'local/template.ts', 'package-lock.json', 'template.yaml', 'samconfig.toml'].map((f) => join(ROOT, f)),
     model,
+    ...[model.replace(/\.onnx$/i, '.card.json')].filter(existsSync),
   ];
   for (const file of inputs) hash.update(`${relative(ROOT, file)}\0`).update(readFileSync(file));
   return hash.digest('hex').slice(0, 20);

@@ -121,7 +121,10 @@ export class LocalStack {
     this.artifacts = await buildArtifacts({ model: this.options.modelPath });
     if (!attach) this.s3 = await startLocalS3(join(this.options.directory, 's3'));
     await this.connect();
-    const inference = this.container('InferenceFunction', this.options.workers ?? cpus().length);
+    // A run's own model is fetched into the stack's folder, Lambda's /tmp being each container's own.
+    const inference = this.container('InferenceFunction', this.options.workers ?? cpus().length, {
+      MODEL_DIRECTORY: join(this.options.directory, 'tmp', 'models'),
+    });
     const summarizer = this.container('SummarizerFunction', 1);
     if (attach) {
       // The served stack runs the state machine and the notification; here, only containers.

@@ -4,12 +4,14 @@
 //   node scripts/build.mjs --lambda <name> --out <dir> [--arch x86_64|arm64] [--model <file.onnx>] [--metafile <file>]
 //                          [--parameter-overrides "Architecture=arm64 ..."]
 //       one Lambda's deployment artifact (what SAM's makefile builder calls, and what the local stack
-//       runs): index.mjs, and for inference model.onnx plus onnxruntime-node with only that
+//       runs): index.mjs, and for inference model.onnx (with model.card.json when <model>.card.json
+//       is beside it; else the card is the model's cai.card metadata) plus onnxruntime-node with only that
 //       architecture's Linux binary. The architecture is the template's (template.yaml with
 //       samconfig.toml's parameter_overrides, then --parameter-overrides) unless --arch says otherwise; the model is
 //       model/default.onnx unless --model or CAI_MODEL names another.
 import { build } from 'esbuild';
-import { chmod, cp, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -49,12 +51,18 @@ const { values: args } = parseArgs({
   },
 });
 
+/** One of the project's TypeScript modules, bundled on the fly and loaded here. */
+async function loadModule(entry) {
+  const bundle = join(await mkdtemp(join(tmpdir(), 'cai-build-')), 'module.cjs');
+  await build({ ...common, entryPoints: [entry], format: 'cjs', outfile: bundle, sourcemap: false });
+  const module = createRequire(import.meta.url)(bundle);
+  await rm(dirname(bundle), { recursive: true, force: true });
+  return module;
+}
+
 /** The function's architecture as SAM resolves it, read by the local stack's own template reader. */
 async function templateArchitecture(logicalId) {
-  const bundle = join(await mkdtemp(join(tmpdir(), 'cai-template-')), 'template.cjs');
-  await build({ ...common, entryPoints: ['local/template.ts'], format: 'cjs', outfile: bundle, sourcemap: false });
-  const reader = createRequire(import.meta.url)(bundle);
-  await rm(dirname(bundle), { recursive: true, force: true });
+  const reader = await loadModule('local/template.ts');
   const overrides = reader.parseParameterOverrides(args['parameter-overrides'] ?? '');
   return reader.functionConfig(process.cwd(), logicalId, { overrides }).architecture;
 }
@@ -90,7 +98,19 @@ if (args.lambda) {
     await cp('node_modules/onnxruntime-node/dist', join(ort, 'dist'), { recursive: true });
     await cp(`node_modules/onnxruntime-node/bin/napi-v6/linux/${node}`, join(ort, 'bin', 'napi-v6', 'linux', node), { recursive: true });
     await cp('node_modules/onnxruntime-common', join(args.out, 'node_modules', 'onnxruntime-common'), { recursive: true });
-    await cp(args.model ?? process.env.CAI_MODEL ?? 'model/default.onnx', join(args.out, 'model.onnx'));
+    // The deployed model and its card (model.card.json beside it, else its cai.card metadata), checked
+    // as the function will read them at INIT: a model without a card fails here, not at deploy.
+    const model = args.model ?? process.env.CAI_MODEL ?? 'model/default.onnx';
+    const cardFile = model.replace(/\.onnx$/i, '') + '.card.json';
+    const card = existsSync(cardFile) ? await readFile(cardFile, 'utf8') : undefined;
+    try {
+      await (await loadModule('functions/commons/model/model-file.ts')).readModelFile(model, card);
+    } catch (error) {
+      process.stderr.write(`build: ${error.message}\n`);
+      process.exit(1);
+    }
+    await cp(model, join(args.out, 'model.onnx'));
+    if (card !== undefined) await writeFile(join(args.out, 'model.card.json'), card);
   }
   // Lambda refuses a function whose package is over 250 MB unzipped (262,144,000 bytes, layers
   // included): refused here, at `sam build`, rather than by CloudFormation half-way through a deploy.

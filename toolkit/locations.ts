@@ -2,21 +2,13 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { fileSource, s3Source, type ByteSource } from '../functions/commons/torch/byte-source';
+import { parseS3Uri } from '../functions/commons/aws/s3-uri';
 import { UsageError } from '../functions/commons/errors';
+
 import { s3Client } from '../functions/commons/aws/clients';
 
 /** A file or folder on this machine, or an object or prefix in S3 (`s3://bucket/key`). */
 export type Location = { kind: 'file'; path: string } | { kind: 's3'; bucket: string; key: string };
-
-/** s3://bucket/key, the bucket by S3's naming rules; the key may be a prefix, or empty. */
-const S3_URI = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/;
-
-/** s3://bucket/key → its bucket and key; `what` names the option or field it came from. */
-export function parseS3Uri(uri: string, what?: string): { bucket: string; key: string } {
-  const match = S3_URI.exec(uri);
-  if (!match) throw new UsageError(`${what ? `${what} ` : ''}"${uri}" is not an S3 location like s3://bucket/key`);
-  return { bucket: match[1], key: match[2] ?? '' };
-}
 
 export function parseLocation(text: string): Location {
   return text.startsWith('s3://') ? { kind: 's3', ...parseS3Uri(text) } : { kind: 'file', path: text };

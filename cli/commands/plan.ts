@@ -5,7 +5,7 @@ import type { Architecture } from '../../functions/commons/billing/cost';
 import { UsageError } from '../../functions/commons/errors';
 import { formatBytes, parseByteSize } from '../../toolkit/sizes';
 import { listPartitions } from '../../functions/commons/run/rank-plan';
-import { parseS3Uri } from '../../toolkit/locations';
+import { parseS3Uri } from '../../functions/commons/aws/s3-uri';
 import { positiveInteger, withOptions } from '../options';
 import { withServices } from '../services';
 

@@ -7,7 +7,7 @@ import { UsageError } from '../../functions/commons/errors';
 import type { RedshiftHistograms } from '../../functions/commons/model/histograms';
 import type { RankResult } from '../../functions/commons/run/contracts';
 import { RunStore } from '../../functions/commons/run/run-store';
-import { parseS3Uri } from '../../toolkit/locations';
+import { parseS3Uri } from '../../functions/commons/aws/s3-uri';
 import { withOptions } from '../options';
 import { buildReport } from '../report/html';
 import { rankTiming } from '../report/report-data';

@@ -1,9 +1,11 @@
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
 import type { Command } from 'commander';
 import { createS3Client } from '../../functions/commons/aws/clients';
 import { UsageError } from '../../functions/commons/errors';
+import { cardKeyFor } from '../../functions/commons/model/card';
 import type { Payload } from '../../functions/commons/run/contracts';
 import type { InitializeOutcome } from '../../functions/commons/run/initialize';
 import { checkPayloadSize, checkResultBucket, parsePayloadJson, PayloadError } from '../../functions/commons/run/payload';
@@ -13,7 +15,8 @@ import { costBilledByLambda } from '../../local/lambda-billing';
 import { CONTROL_BUCKET, DATA_BUCKET, ensureBucket, LocalStack, writableBuckets } from '../../local/stack';
 import { parseParameterOverrides } from '../../local/template';
 import { synthesizeDataset } from '../../toolkit/datasets/synth';
-import { parseS3Uri, sinkFor } from '../../toolkit/locations';
+import { parseS3Uri } from '../../functions/commons/aws/s3-uri';
+import { sinkFor } from '../../toolkit/locations';
 import { type StackOptions, withOptions, workersOption } from '../options';
 import { progressLine } from '../progress';
 import { writeReportFromFolder } from '../report/html';
@@ -31,6 +34,15 @@ interface StartOptions extends StackOptions {
   serve?: boolean;
   partitions?: string;
   payload?: string;
+  runModel?: string;
+}
+
+/** A model for this run only (--run-model), and where it goes: the payload's `model`. */
+interface RunModelUpload {
+  file: string;
+  /** Its card beside it (<model>.card.json), uploaded beside it; absent: its metadata has it. */
+  cardFile?: string;
+  uri: string;
 }
 
 /** The user's data, read and checked: the payload as uploaded and the partition files of --partitions. */
@@ -75,15 +87,42 @@ async function partitionFiles(dir: string): Promise<string[]> {
   return files;
 }
 
+/** --run-model, checked: an .onnx file, and the URI the payload names for it (the demo's: the control bucket's models/). */
+async function checkRunModel(file: string, payload?: Payload): Promise<RunModelUpload> {
+  await existing(file, '--run-model', 'file');
+  if (!file.toLowerCase().endsWith('.onnx')) throw new UsageError(`--run-model ${file} is not an .onnx file`);
+  if (payload && !payload.model) {
+    throw new UsageError(`--run-model: the payload names no model: add "model": "s3://${CONTROL_BUCKET}/models/${basename(file)}" to it`);
+  }
+  const cardFile = cardKeyFor(file);
+  return {
+    file,
+    cardFile: existsSync(cardFile) ? cardFile : undefined,
+    uri: payload?.model ?? `s3://${CONTROL_BUCKET}/models/${basename(file)}`,
+  };
+}
+
 /** Everything the user gave, checked before the stack starts: a typo costs no upload. */
-async function checkInput(options: StartOptions): Promise<UserRun | undefined> {
+async function checkInput(options: StartOptions): Promise<{ user?: UserRun; runModel?: RunModelUpload }> {
   if (Boolean(options.partitions) !== Boolean(options.payload)) throw new UsageError('--partitions and --payload go together');
   if (options.workers) workersOption(options.workers);
   refuseIfServed(resolve(options.dir));
-  const user = options.payload ? await readPayload(options.payload, parseParameterOverrides(options.parameterOverrides ?? '')) : undefined;
+  const payload = options.payload
+    ? await readPayload(options.payload, parseParameterOverrides(options.parameterOverrides ?? ''))
+    : undefined;
   const files = options.partitions ? await partitionFiles(options.partitions) : [];
   await existing(options.model, '--model', 'file');
-  return user && { ...user, folder: options.partitions!, files };
+  const runModel = options.runModel ? await checkRunModel(options.runModel, payload?.payload) : undefined;
+  return { user: payload && { ...payload, folder: options.partitions!, files }, runModel };
+}
+
+/** The run's own model (and its card) uploaded where the payload names it, as a user would with aws s3 cp. */
+async function uploadRunModel(s3: S3Client, model: RunModelUpload): Promise<void> {
+  const { bucket, key } = parseS3Uri(model.uri, 'model');
+  await ensureBucket(s3, bucket);
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: await readFile(model.file) }));
+  if (model.cardFile) await s3.send(new PutObjectCommand({ Bucket: bucket, Key: cardKeyFor(key), Body: await readFile(model.cardFile) }));
+  process.stderr.write(`start: uploaded ${model.uri}${model.cardFile ? ' and its card' : ''}\n`);
 }
 
 /** The user's partitions, uploaded where their payload says the data is. */
@@ -111,8 +150,8 @@ async function uploadPartitions(s3: S3Client, user: UserRun): Promise<void> {
   }
 }
 
-/** The demo's data: synthetic galaxies in the data bucket, and a payload that runs them. */
-async function synthesizeDemo(s3: S3Client, name: string): Promise<string> {
+/** The demo's data: synthetic galaxies in the data bucket, and a payload that runs them (with the run's own model, if any). */
+async function synthesizeDemo(s3: S3Client, name: string, model?: string): Promise<string> {
   process.stderr.write(`start: synthesizing ${DEMO.samples} galaxies into s3://${DEMO.bucket}/${DEMO.prefix}/ …\n`);
   await ensureBucket(s3, DEMO.bucket);
   await synthesizeDataset({
@@ -122,7 +161,13 @@ async function synthesizeDemo(s3: S3Client, name: string): Promise<string> {
     sink: sinkFor({ kind: 's3', bucket: DEMO.bucket, key: DEMO.prefix }, () => s3),
   });
   return JSON.stringify(
-    { bucket: CONTROL_BUCKET, data_bucket: DEMO.bucket, data_prefix: DEMO.prefix, result_path: `results/${name}` },
+    {
+      bucket: CONTROL_BUCKET,
+      data_bucket: DEMO.bucket,
+      data_prefix: DEMO.prefix,
+      result_path: `results/${name}`,
+      ...(model ? { model } : {}),
+    },
     null,
     2,
   );
@@ -227,7 +272,7 @@ export async function startRun(options: StartOptions): Promise<number> {
     await serveStack(options);
     return 0;
   }
-  const user = await checkInput(options);
+  const { user, runModel } = await checkInput(options);
   const started = Date.now();
   const stack = await new LocalStack({
     directory: resolve(options.dir),
@@ -244,7 +289,8 @@ export async function startRun(options: StartOptions): Promise<number> {
       await ensureBucket(s3, user.payload.bucket);
       await uploadPartitions(s3, user);
     }
-    const payloadText = user ? user.text : await synthesizeDemo(s3, name);
+    if (runModel) await uploadRunModel(s3, runModel);
+    const payloadText = user ? user.text : await synthesizeDemo(s3, name, runModel?.uri);
     const outcome = await uploadPayload(stack, s3, name, payloadText);
     const run = await followRun(stack, s3, outcome.runId);
     const outputs = await copyOutputs(s3, run, options.dir);
@@ -263,6 +309,10 @@ export function addStartCommand(program: Command): void {
       .description('run the whole flow on the local stack (npm start): the demo data, or --partitions with --payload')
       .option('--partitions <dir>', 'a folder of .pt partitions to run (with --payload)')
       .option('--payload <payload.json>', 'the payload to run (with --partitions)')
+      .option(
+        '--run-model <file.onnx>',
+        "a model for this run only, uploaded (with <file>.card.json beside it, if there) to the payload's `model` (the demo's: s3://cai-control/models/)",
+      )
       .option('--serve', 'keep the local stack running for the AWS CLI and SDKs: cai stack up'),
     'dir',
     'model',

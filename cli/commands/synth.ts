@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../functions/commons/errors';
-import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/reader';
+import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
 import { synthesizeDataset } from '../../toolkit/datasets/synth';
 import { describeLocation, parseLocation, sinkFor } from '../../toolkit/locations';
 import { formatBytes, parseByteSize } from '../../toolkit/sizes';

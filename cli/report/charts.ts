@@ -18,7 +18,7 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
   }
 }
 
-const PHASE_COLORS = ['#9e9e9e', '#4e79a7', '#f28e2b', '#59a14f', '#d3d3d3'];
+const PHASE_COLORS = ['#9e9e9e', '#b07aa1', '#4e79a7', '#f28e2b', '#59a14f', '#d3d3d3'];
 const phaseScale = { domain: [...PHASES], range: PHASE_COLORS };
 
 export function jointSpec(joint: JointHistogram): TopLevelSpec {

@@ -24,7 +24,14 @@ export const rankTiming = (r: RankResult): RankTiming => ({
   started_at: r.started_at,
 });
 
-export const PHASES = ['INIT (cold start)', 'download (waiting on S3)', 'inference', 'upload', 'other'] as const;
+export const PHASES = [
+  'INIT (cold start)',
+  'model load (a run model)',
+  'download (waiting on S3)',
+  'inference',
+  'upload',
+  'other',
+] as const;
 export type Phase = (typeof PHASES)[number];
 
 /** One segment of one rank's bar, seconds since the run started. */
@@ -36,7 +43,8 @@ export interface TimelineSegment {
 }
 
 /**
- * Each rank's invocation laid out in time: INIT before it on a cold start, then the time spent
+ * Each rank's invocation laid out in time: INIT before it on a cold start, then loading a run's own
+ * model when this invocation fetched it, then the time spent
  * waiting on S3 (opening partitions and reads inference had to wait for; reads that overlapped
  * inference are hidden behind it), inference, the upload, and whatever remains of its wall time.
  * Ranks without a start time (results from before CAI recorded one) are laid out from 0.
@@ -53,11 +61,13 @@ export function timelineSegments(run: RunRecord, ranks: RankTiming[]): TimelineS
       t += seconds;
     };
     if (r.cold_start && r.init_s > 0) segments.push({ rank: r.rank, phase: PHASES[0], start: started - r.init_s, end: started });
+    const modelLoad = r.wall_s.model_load ?? 0;
     const waited = r.wall_s.open + r.wall_s.read_wait;
-    push(PHASES[1], waited);
-    push(PHASES[2], r.wall_s.inference);
-    push(PHASES[3], r.wall_s.upload);
-    push(PHASES[4], r.wall_s.total - waited - r.wall_s.inference - r.wall_s.upload);
+    push(PHASES[1], modelLoad);
+    push(PHASES[2], waited);
+    push(PHASES[3], r.wall_s.inference);
+    push(PHASES[4], r.wall_s.upload);
+    push(PHASES[5], r.wall_s.total - modelLoad - waited - r.wall_s.inference - r.wall_s.upload);
   }
   return segments;
 }

@@ -5,22 +5,26 @@ import { readConfig, requireSettings } from '../commons/aws/config';
 import { lambdaHandler, logger, markInitDone, metrics, startInvocation } from '../commons/aws/invocation';
 import { describeError } from '../commons/errors';
 import { WORKER_BATCH_SIZE, workersFor } from '../commons/model/lambda-sizing';
-import { startInferencePool } from '../commons/model/worker-pool';
+import { ModelSource } from '../commons/run/model-source';
 import type { RankItem, RankOutcome } from '../commons/run/contracts';
 import { recordFailedAttempt, runRank } from '../commons/run/rank';
 
-// INIT: configuration and the inference workers, once per container: one ONNX session of one
-// thread per vCPU the memory size buys (INFERENCE_WORKERS overrides), loaded in parallel.
+// INIT: configuration and the deployed model's inference workers, once per container: one ONNX
+// session of one thread per vCPU the memory size buys (INFERENCE_WORKERS overrides), loaded in
+// parallel. A run that names its own model has it fetched on its first rank in a container.
 const config = readConfig();
 const { MODEL_PATH } = requireSettings(config, 'MODEL_PATH');
 const workers = config.INFERENCE_WORKERS || workersFor(config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE);
-const model = await startInferencePool({
-  modelPath: MODEL_PATH,
+const models = new ModelSource({
+  s3: s3Client(),
   workers,
   // The worker's bundle, beside this one in the artifact (scripts/build.mjs).
   workerScript: fileURLToPath(new URL('./worker.mjs', import.meta.url)),
+  deployed: { path: MODEL_PATH, cardPath: MODEL_PATH.replace(/\.onnx$/, '.card.json') },
+  directory: config.MODEL_DIRECTORY,
 });
-logger.info('inference workers ready', { workers, initMs: Math.round(model.initMs) });
+const deployed = await models.loadDeployed();
+logger.info('inference workers ready', { workers, initMs: Math.round(deployed.pool.initMs) });
 markInitDone();
 
 /** One Distributed Map item: one rank's partitions through the model. */
@@ -28,12 +32,17 @@ export const handler = lambdaHandler(async (item: RankItem, context): Promise<Ra
   const clock = startInvocation(config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE);
   const requestsBefore = requestCounts();
   try {
+    const model = await models.forItem(item.model);
     const result = await runRank(item, {
       s3: s3Client(),
-      model,
+      model: model.pool,
+      card: model.card,
+      signature: model.signature,
+      modelId: model.id,
+      modelLoadSeconds: model.loadSeconds,
       memoryMb: config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
       workers,
-      batchSize: WORKER_BATCH_SIZE,
+      batchSize: model.card.batchSize ?? WORKER_BATCH_SIZE,
       initSeconds: clock.initSeconds,
     });
     metrics.addMetric('Samples', MetricUnit.Count, result.samples);

@@ -1,5 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { loadRedshiftModel, type RedshiftModel } from '../commons/model/session';
+import { loadModel, type OnnxModel } from '../commons/model/session';
 import type { BatchRequest, WorkerData, WorkerMessage } from '../commons/model/worker-pool';
 
 /**
@@ -12,18 +12,21 @@ const described = (error: unknown) => ({ name: (error as Error).name ?? 'Error',
 
 void (async () => {
   const started = performance.now();
-  let model: RedshiftModel;
+  let model: OnnxModel;
   try {
-    model = await loadRedshiftModel((workerData as WorkerData).modelPath, { intraOpThreads: 1 });
+    model = await loadModel((workerData as WorkerData).modelPath, { intraOpThreads: 1 });
   } catch (error) {
     send({ failed: described(error) });
     return;
   }
-  port.on('message', async ({ id, images, magnitudes, count }: BatchRequest) => {
+  port.on('message', async ({ id, feeds, count }: BatchRequest) => {
     try {
-      // A copy of the result, which views onnxruntime's output tensor: its buffer is moved to the pool.
-      const redshift = (await model.predict(images, magnitudes, count)).slice();
-      send({ id, redshift }, [redshift.buffer]);
+      // Copies of the results, which view onnxruntime's output tensors: their buffers are moved to the pool.
+      const outputs = Object.fromEntries(Object.entries(await model.run(feeds, count)).map(([name, data]) => [name, data.slice()]));
+      send(
+        { id, outputs },
+        Object.values(outputs).map((data) => data.buffer as ArrayBuffer),
+      );
     } catch (error) {
       send({ id, error: described(error) });
     }

@@ -4,6 +4,7 @@ import { countsSince, dynamoClient, requestCounts, s3Client, sfnClient } from '.
 import { readConfig, requireSettings } from '../commons/aws/config';
 import { lambdaHandler, logger, markInitDone, metrics, startInvocation } from '../commons/aws/invocation';
 import { initializeRun, type InitializeOutcome } from '../commons/run/initialize';
+import { modelStorageBytes } from '../commons/run/run-model';
 import { RunStore } from '../commons/run/run-store';
 
 const config = readConfig();
@@ -11,6 +12,11 @@ const settings = requireSettings(config, 'STATE_MACHINE_ARN', 'CONTROL_BUCKET', 
 const runs = new RunStore(dynamoClient(), config.RUNS_TABLE);
 const rankLimits = { memoryMb: settings.INFERENCE_MEMORY_MB, timeoutS: settings.INFERENCE_TIMEOUT_S };
 const writableBuckets = [settings.CONTROL_BUCKET, ...config.RESULT_BUCKETS];
+const modelLimits = {
+  controlBucket: settings.CONTROL_BUCKET,
+  buckets: config.MODEL_BUCKETS,
+  storageBytes: modelStorageBytes(config.INFERENCE_EPHEMERAL_MB),
+};
 markInitDone();
 
 /** S3 event keys are URL-encoded, with + for spaces; a malformed escape (a hand-made event) is taken as written. */
@@ -42,6 +48,7 @@ export const handler = lambdaHandler(async (event: S3Event): Promise<InitializeO
         maxConcurrency: config.MAX_CONCURRENCY,
         writableBuckets,
         rankLimits,
+        modelLimits,
         invocation: clock.bill,
         requests: () => countsSince(before),
       },

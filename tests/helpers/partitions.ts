@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { BANDS, IMAGE_ELEMENTS, IMAGE_SHAPE } from '../../functions/commons/partitions/reader';
+import { BANDS, IMAGE_ELEMENTS, IMAGE_SHAPE } from '../../functions/commons/partitions/galaxy';
 import { synthesizeInto } from '../../toolkit/datasets/synth';
 import type { DType } from '../../functions/commons/torch/dtype';
 import { TorchDatasetArchive } from '../../toolkit/datasets/torch-writer';

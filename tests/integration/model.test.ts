@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadRedshiftModel } from '../../functions/commons/model/session';
+import { loadModel } from '../../functions/commons/model/session';
 import { lowbias32 } from '../../toolkit/datasets/synth';
 import { cai } from '../helpers/cli';
 import { exporter, pythonScript, runPython, runPythonStatus } from '../helpers/python';
@@ -64,9 +64,12 @@ describe('the full-size AstroMAE reproduces the reference', () => {
     const report = JSON.parse(runPython(exporter, ['--fixture-weights', 'full', '--out', out]).trim().split('\n').pop()!);
     expect(report).toMatchObject({ parameters: 15764649 });
     expect(report.max_abs_diff).toBeLessThan(TOLERANCE);
-    const model = await loadRedshiftModel(out);
+    const model = await loadModel(out);
     const { images, magnitudes } = ruleInputs(4);
-    const predicted = await model.predict(images, magnitudes, 4);
+    const { redshift: predicted } = await model.run(
+      { image: { data: images, dims: [4, 5, 32, 32] }, magnitude: { data: magnitudes, dims: [4, 5] } },
+      4,
+    );
     await model.release();
     expect(maxAbsDiff(predicted, expected)).toBeLessThan(TOLERANCE);
     expect(

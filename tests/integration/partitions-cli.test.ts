@@ -2,11 +2,11 @@ import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileSource } from '../../functions/commons/torch/byte-source';
-import { openTorchPartition } from '../../functions/commons/partitions/reader';
+import { openTorchPartition } from '../../toolkit/datasets/galaxy-partition';
 import type { PartitionManifest } from '../../toolkit/datasets/partition-writer';
 import { expectSameArray } from '../helpers/arrays';
 import { cai } from '../helpers/cli';
-import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/reader';
+import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
 import { pythonScript, runPython } from '../helpers/python';
 
 const work = mkdtempSync(join(tmpdir(), 'cai-cli-'));

@@ -10,8 +10,8 @@ import { LambdaError } from '../../local/lambda-runtime';
 import { ROOT } from '../../local/paths';
 import { testStack } from '../helpers/stack';
 import { writeTestPartition } from '../helpers/partitions';
-import { IMAGE_ELEMENTS } from '../../functions/commons/partitions/reader';
-import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/reader';
+import { IMAGE_ELEMENTS } from '../../functions/commons/partitions/galaxy';
+import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
 import { runDetails } from '../../cli/run-format';
 
 const work = mkdtempSync(join(tmpdir(), 'cai-pipeline-'));

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand, paginateListObjectsV2 } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
 import { fileSource, s3Source } from '../../functions/commons/torch/byte-source';
-import { openTorchPartition } from '../../functions/commons/partitions/reader';
+import { openTorchPartition } from '../../toolkit/datasets/galaxy-partition';
 import { createS3Client, s3Client } from '../../functions/commons/aws/clients';
 import { listPartitions } from '../../functions/commons/run/rank-plan';
 import { startLocalS3, type LocalS3 } from '../../local/s3-server';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { bufferSource, fileSource } from '../../functions/commons/torch/byte-source';
 import { toFloat32 } from '../../functions/commons/torch/dtype';
 import { ArchiveError, UnsafePickleError, UnsupportedTensorError } from '../../functions/commons/errors';
-import { openTorchPartition } from '../../functions/commons/partitions/reader';
+import { openTorchPartition } from '../../toolkit/datasets/galaxy-partition';
 import { loadTensor, openTorchArchive, sharedSamples } from '../../functions/commons/torch/archive';
 import { pythonScript, runPython } from '../helpers/python';
 

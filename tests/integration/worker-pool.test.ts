@@ -1,10 +1,11 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileSource } from '../../functions/commons/torch/byte-source';
-import { loadRedshiftModel, ModelError, predictPartition } from '../../functions/commons/model/session';
+import { cardFeeds, parseCard } from '../../functions/commons/model/card';
+import { openPartition } from '../../functions/commons/partitions/partition';
+import { loadModel, ModelError, runPartition, type OnnxModel } from '../../functions/commons/model/session';
 import { InferenceWorkerError, startInferencePool } from '../../functions/commons/model/worker-pool';
-import { openTorchPartition } from '../../functions/commons/partitions/reader';
 import { ROOT } from '../../local/paths';
 import { writeTestPartition } from '../helpers/partitions';
 
@@ -14,27 +15,29 @@ import { writeTestPartition } from '../helpers/partitions';
  */
 const WORKER = join(ROOT, 'dist', 'cli', 'inference-worker.js');
 const MODEL = join(ROOT, 'model', 'default.onnx');
+const CARD = parseCard(readFileSync(join(ROOT, 'model', 'default.card.json'), 'utf8'), 'default card');
 const work = mkdtempSync(join(tmpdir(), 'cai-pool-'));
 
 test('two workers predict exactly what one session does, row for row, over several chunks', async () => {
   const file = join(work, 'p.pt');
   writeTestPartition(file, 2000, { seed: 3 });
-  const run = async (model: Awaited<ReturnType<typeof loadRedshiftModel>>) => {
-    const reader = await openTorchPartition(await fileSource(file));
+  const run = async (model: OnnxModel) => {
+    const reader = await openPartition(await fileSource(file), cardFeeds(CARD));
     try {
-      return await predictPartition(model, reader, 16);
+      return await runPartition(model, CARD, reader, 16);
     } finally {
       await reader.close();
       await model.release();
     }
   };
-  const single = await run(await loadRedshiftModel(MODEL, { intraOpThreads: 1 }));
+  const single = await run(await loadModel(MODEL, { intraOpThreads: 1 }));
   const pool = await startInferencePool({ modelPath: MODEL, workers: 2, workerScript: WORKER });
   expect(pool.workers).toBe(2);
   const pooled = await run(pool);
   expect(pooled.batches).toBe(single.batches);
-  expect(Buffer.from(pooled.predictions.buffer).equals(Buffer.from(single.predictions.buffer))).toBe(true);
-  expect(single.predictions.every(Number.isFinite)).toBe(true);
+  const values = (result: typeof single) => result.outputs.redshift.values;
+  expect(Buffer.from(values(pooled).buffer).equals(Buffer.from(values(single).buffer))).toBe(true);
+  expect(values(single).every(Number.isFinite)).toBe(true);
 });
 
 test('a worker that dies fails the batches it holds and every later one, at once: the rank fails, it never hangs', async () => {
@@ -46,7 +49,11 @@ test('a worker that dies fails the batches it holds and every later one, at once
       'parentPort.on("message", () => process.exit(7));\n',
   );
   const pool = await startInferencePool({ modelPath: MODEL, workers: 1, workerScript: dying });
-  const batch = () => pool.predict(new Float32Array(5 * 32 * 32), new Float32Array(5), 1);
+  const batch = () =>
+    pool.run(
+      { image: { data: new Float32Array(5 * 32 * 32), dims: [1, 5, 32, 32] }, magnitude: { data: new Float32Array(5), dims: [1, 5] } },
+      1,
+    );
   await expect(batch()).rejects.toThrow(new InferenceWorkerError('inference worker 1 exited (code 7)'));
   await expect(batch()).rejects.toThrow('inference worker 1 exited (code 7)');
   await pool.release();

@@ -8,6 +8,11 @@ import {
 } from '../../functions/commons/model/accuracy';
 import { predictionsCsv } from '../../functions/commons/model/predictions';
 
+/** The redshift model's one column, as runPartition gives it. */
+const redshift = (values: Float32Array, labels?: Float32Array) => [
+  { name: 'redshift', output: { task: 'regression' as const }, values, width: 1, labels },
+];
+
 test('accuracy metrics follow their definitions', () => {
   const z = [0.1, 0.2, 0.3, 1.0];
   const zHat = [0.1, 0.26, 0.3, 1.4];
@@ -33,7 +38,7 @@ test('a perfect prediction scores perfectly', () => {
 test('predictions CSV: one row per object, float32 values that read back exactly', () => {
   const predicted = Float32Array.from([0.1, 1 / 3, -0.0001234]);
   const truth = Float32Array.from([0.12, 0.3, 0]);
-  const lines = predictionsCsv('100MB/7.pt', predicted, truth).trim().split('\n');
+  const lines = predictionsCsv('100MB/7.pt', redshift(predicted, truth), 3).trim().split('\n');
   expect(lines[0]).toBe('partition,row,redshift_pred,redshift_true');
   expect(lines).toHaveLength(4);
   lines.slice(1).forEach((line, i) => {
@@ -42,7 +47,7 @@ test('predictions CSV: one row per object, float32 values that read back exactly
     expect(Math.fround(Number(pred))).toBe(predicted[i]);
     expect(Math.fround(Number(true_))).toBe(truth[i]);
   });
-  expect(predictionsCsv('a,b.pt', predicted)).toMatch(/^partition,row,redshift_pred\n"a,b\.pt",0,0\.1\n/);
+  expect(predictionsCsv('a,b.pt', redshift(predicted), 3)).toMatch(/^partition,row,redshift_pred\n"a,b\.pt",0,0\.1\n/);
 });
 
 test('accuracy merged from partial statistics matches the exact one: sums exactly, the NMAD within its stated bound', () => {
@@ -84,7 +89,7 @@ test('non-finite predictions and labels are left out of the accuracy and counted
 });
 
 test('a NaN prediction is written as NaN in the CSV', () => {
-  expect(predictionsCsv('p.pt', Float32Array.from([NaN, 0.5]), Float32Array.from([0.1, 0.2]))).toBe(
+  expect(predictionsCsv('p.pt', redshift(Float32Array.from([NaN, 0.5]), Float32Array.from([0.1, 0.2])), 2)).toBe(
     'partition,row,redshift_pred,redshift_true\np.pt,0,NaN,0.1\np.pt,1,0.5,0.2\n',
   );
 });

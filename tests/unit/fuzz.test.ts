@@ -1,7 +1,7 @@
 import { crc32 } from 'node:zlib';
 import { bufferSource } from '../../functions/commons/torch/byte-source';
 import { CaiError } from '../../functions/commons/errors';
-import { openTorchPartition } from '../../functions/commons/partitions/reader';
+import { openTorchPartition } from '../../toolkit/datasets/galaxy-partition';
 import { synthesizeInto } from '../../toolkit/datasets/synth';
 import { TorchDatasetArchive } from '../../toolkit/datasets/torch-writer';
 

@@ -1,5 +1,6 @@
 import { bufferSource } from '../../functions/commons/torch/byte-source';
-import { IMAGE_ELEMENTS, openTorchPartition, partitionChunks } from '../../functions/commons/partitions/reader';
+import { openTorchPartition, partitionChunks } from '../../toolkit/datasets/galaxy-partition';
+import { IMAGE_ELEMENTS } from '../../functions/commons/partitions/galaxy';
 import { rowsPerPartition } from '../../toolkit/datasets/partition-writer';
 import { synthesizeInto } from '../../toolkit/datasets/synth';
 import { TorchDatasetArchive } from '../../toolkit/datasets/torch-writer';

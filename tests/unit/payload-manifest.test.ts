@@ -4,7 +4,7 @@ import { assignRanks, naturalCompare, PlanError, planRanks } from '../../functio
 import { PayloadError, parsePayload, parsePayloadJson } from '../../functions/commons/run/payload';
 import { STATE_PAYLOAD_LIMIT_BYTES } from '../../functions/commons/aws/limits';
 import { galaxiesPerSecond } from '../../functions/commons/model/lambda-sizing';
-import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/reader';
+import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
 import { ROOT } from '../../local/paths';
 
 const demo = JSON.parse(readFileSync(join(ROOT, 'tests', 'fixtures', 'demo-input.json'), 'utf8'));

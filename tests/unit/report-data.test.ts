@@ -75,13 +75,24 @@ describe('the timeline', () => {
   test('lays each rank out from its start: INIT before it when cold, then S3 waits, inference, upload, the rest', () => {
     const segments = timelineSegments(run(2), [rank(0, 1, true), rank(1, 2, false)]);
     expect(segments.filter((s) => s.rank === 0).map((s) => [s.phase, +s.start.toFixed(3), +s.end.toFixed(3)])).toEqual([
-      [PHASES[0], 0.5, 1],
-      [PHASES[1], 1, 2],
-      [PHASES[2], 2, 4.5],
-      [PHASES[3], 4.5, 4.8],
-      [PHASES[4], 4.8, 5],
+      ['INIT (cold start)', 0.5, 1],
+      ['download (waiting on S3)', 1, 2],
+      ['inference', 2, 4.5],
+      ['upload', 4.5, 4.8],
+      ['other', 4.8, 5],
     ]);
     expect(segments.filter((s) => s.rank === 1)[0].start).toBe(2);
+  });
+
+  test("a run model's load comes first in the rank's wall time, and is not counted again in the rest", () => {
+    const loaded = { ...rank(0, 1, false), wall_s: { ...rank(0, 1, false).wall_s, total: 5.5, model_load: 1.5 } };
+    expect(timelineSegments(run(1), [loaded]).map((s) => [s.phase, +s.start.toFixed(3), +s.end.toFixed(3)])).toEqual([
+      ['model load (a run model)', 1, 2.5],
+      ['download (waiting on S3)', 2.5, 3.5],
+      ['inference', 3.5, 6],
+      ['upload', 6, 6.3],
+      ['other', 6.3, 6.5],
+    ]);
   });
 
   test('aggregated over time bins, it keeps every rank-second', () => {

@@ -1,6 +1,6 @@
 import { billRun } from '../../functions/commons/billing/cost';
 import { CostModelError, estimateWorkload } from '../../toolkit/forecast/workload';
-import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/reader';
+import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
 
 const MiB = 2 ** 20;
 const base = {

@@ -1,6 +1,7 @@
 import { UsageError } from '../../functions/commons/errors';
 import type { ObjectSink } from '../locations';
-import { IMAGE_SHAPE, MAGNITUDE_SHAPE, type PartitionRows } from '../../functions/commons/partitions/reader';
+import { type PartitionRows } from './galaxy-partition';
+import { IMAGE_SHAPE, MAGNITUDE_SHAPE } from '../../functions/commons/partitions/galaxy';
 import { numelOf } from '../../functions/commons/torch/archive';
 import { TorchDatasetArchive, torchDatasetSize, type TensorSpec } from './torch-writer';
 

@@ -1,6 +1,7 @@
 import type { ByteSource } from '../../functions/commons/torch/byte-source';
 import type { ObjectSink } from '../locations';
-import { BANDS, IMAGE_ELEMENTS, ROWS_PER_CHUNK, openTorchPartition } from '../../functions/commons/partitions/reader';
+import { ROWS_PER_CHUNK, openTorchPartition } from './galaxy-partition';
+import { BANDS, IMAGE_ELEMENTS } from '../../functions/commons/partitions/galaxy';
 import { writePartitions, type PartitionManifest, type WriteProgress } from './partition-writer';
 
 /**

@@ -1,5 +1,5 @@
 import type { ObjectSink } from '../locations';
-import { BANDS, IMAGE_ELEMENTS, IMAGE_SIDE } from '../../functions/commons/partitions/reader';
+import { BANDS, IMAGE_ELEMENTS, IMAGE_SIDE } from '../../functions/commons/partitions/galaxy';
 import { writePartitions, type PartitionManifest, type PartitionTensors, type WriteProgress } from './partition-writer';
 
 /**

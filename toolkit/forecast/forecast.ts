@@ -3,7 +3,7 @@ import type { Architecture } from '../../functions/commons/billing/cost';
 import { SEED_PUBLISHED_RUNS, SEED_RANK_SECONDS, SEED_TIMED_RUNS, type SeedRun } from './seed-runs';
 import { UsageError } from '../../functions/commons/errors';
 import { lambdaRate, type Rate } from '../../functions/commons/model/lambda-sizing';
-import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/reader';
+import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
 import { S3_PART_BYTES } from '../../functions/commons/torch/byte-source';
 
 /**

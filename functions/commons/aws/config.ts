@@ -7,6 +7,17 @@ import { CaiError } from '../errors';
  */
 export class ConfigError extends CaiError {}
 
+/** A comma-separated list of bucket names, as the template passes a CommaDelimitedList. */
+const bucketList = z
+  .string()
+  .default('')
+  .transform((list) =>
+    list
+      .split(',')
+      .map((b) => b.trim())
+      .filter(Boolean),
+  );
+
 const Env = z.object({
   RUNS_TABLE: z.string().min(1).default('cai-runs'),
   STATE_MACHINE_ARN: z.string().min(1).optional(),
@@ -15,20 +26,18 @@ const Env = z.object({
   LAMBDA_TASK_ROOT: z.string().min(1).optional(),
   /** Buckets the functions may write outputs to: the control bucket and the template's ResultBucketNames. */
   CONTROL_BUCKET: z.string().min(1).optional(),
-  RESULT_BUCKETS: z
-    .string()
-    .default('')
-    .transform((list) =>
-      list
-        .split(',')
-        .map((b) => b.trim())
-        .filter(Boolean),
-    ),
+  RESULT_BUCKETS: bucketList,
+  /** Buckets a payload's `model` may come from, besides the control bucket: the template's ModelBucketNames. */
+  MODEL_BUCKETS: bucketList,
+  /** The inference function's ephemeral storage (/tmp), which holds a run's model: the template's InferenceEphemeralStorage. */
+  INFERENCE_EPHEMERAL_MB: z.coerce.number().int().min(512).max(10240).default(512),
   INFERENCE_MEMORY_MB: z.coerce.number().int().min(128).max(10240).optional(),
   INFERENCE_TIMEOUT_S: z.coerce.number().int().min(1).max(900).optional(),
   MAX_CONCURRENCY: z.coerce.number().int().min(1).max(10000).default(100),
   /** Inference workers (ONNX sessions of one thread); 0: one per vCPU share of the memory size. */
   INFERENCE_WORKERS: z.coerce.number().int().min(0).max(6).default(0),
+  /** Where the inference function keeps a run's model (Lambda's /tmp, its ephemeral storage). */
+  MODEL_DIRECTORY: z.string().min(1).default('/tmp/cai-models'),
   ARCHITECTURE: z.enum(['x86_64', 'arm64']).default('x86_64'),
   AWS_REGION: z.string().min(1).default('us-east-1'),
   AWS_LAMBDA_FUNCTION_MEMORY_SIZE: z.coerce.number().int().min(128).default(2048),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { CaiError } from '../errors';
+import type { TensorFeed } from '../partitions/partition';
 import type { OnnxSignature, ValueInfo } from './onnx-signature';
 
 /**
@@ -89,7 +90,8 @@ export function checkCardAgainstGraph(card: ModelCard, graph: OnnxSignature, whe
     const perObject = info!.shape.slice(1);
     if (output.task === 'classification') {
       const classes = perObject.length === 1 ? perObject[0] : null;
-      if (perObject.length !== 1) fail(`output ${name}: a classification is one score per class, the graph's output is ${shapeText(info!.shape)}`);
+      if (perObject.length !== 1)
+        fail(`output ${name}: a classification is one score per class, the graph's output is ${shapeText(info!.shape)}`);
       if (typeof classes === 'number' && classes !== output.classes.length) {
         fail(`output ${name}: the card names ${output.classes.length} classes, the graph's output has ${classes}`);
       }
@@ -107,3 +109,41 @@ export function cardFromMetadata(graph: OnnxSignature, where: string): ModelCard
 
 /** Where a model's card lies beside it: `<model>.card.json` for `<model>.onnx`. */
 export const cardKeyFor = (modelKey: string) => `${modelKey.replace(/\.onnx$/i, '')}.card.json`;
+
+/** Each feed's shape of one object, as a partition holds it (TensorPartition.feeds). */
+export type FeedShapes = Record<string, { rowShape: number[] }>;
+
+/**
+ * The partition's tensors fit the graph: each input's shape per object is the graph input's (its
+ * fixed dimensions), each label one value per object. A PartitionLayoutError-worthy line otherwise,
+ * naming the input and the tensor.
+ */
+export function partitionMisfit(card: ModelCard, graph: OnnxSignature, feeds: FeedShapes): string | undefined {
+  const graphInputs = new Map(graph.inputs.map((i) => [i.name, i]));
+  for (const [name, input] of Object.entries(card.inputs)) {
+    const feed = feeds[name];
+    const wanted = graphInputs.get(name)?.shape.slice(1) ?? [];
+    const tensor = typeof input.tensor === 'number' ? `tensor ${input.tensor}` : `tensor "${input.tensor}"`;
+    if (!feed) return `input ${name}: the partition has no ${tensor}`;
+    const fits = feed.rowShape.length === wanted.length && wanted.every((d, i) => typeof d !== 'number' || d === feed.rowShape[i]);
+    if (!fits)
+      return `input ${name}: the partition's ${tensor} is [N, ${feed.rowShape.join(', ')}] per object, the graph wants ${shapeText(graphInputs.get(name)!.shape)}`;
+  }
+  for (const [name, output] of Object.entries(card.outputs)) {
+    const label = feeds[`label:${name}`];
+    if (label && !(label.rowShape.length === 0 || (label.rowShape.length === 1 && label.rowShape[0] === 1))) {
+      return `output ${name}: its label tensor ${JSON.stringify(output.label)} is [N, ${label.rowShape.join(', ')}], not one value per object`;
+    }
+  }
+  return undefined;
+}
+
+/** The feeds a partition is opened with for a card: its inputs, and each output's label (optional). */
+export function cardFeeds(card: ModelCard): TensorFeed[] {
+  return [
+    ...Object.entries(card.inputs).map(([name, input]) => ({ name, tensor: input.tensor, dtype: input.dtype })),
+    ...Object.entries(card.outputs)
+      .filter(([, output]) => output.label !== undefined)
+      .map(([name, output]) => ({ name: `label:${name}`, tensor: output.label!, dtype: 'float32' as const, optional: true })),
+  ];
+}

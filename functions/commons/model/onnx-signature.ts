@@ -197,7 +197,8 @@ export async function readOnnxSignature(source: ByteSource): Promise<OnnxSignatu
       } else return false;
     });
   } catch (error) {
-    if (error instanceof OnnxError) throw new OnnxError(`${source.name}: ${error.message.replace(`${source.name}: `, '')}`, { cause: error });
+    if (error instanceof OnnxError)
+      throw new OnnxError(`${source.name}: ${error.message.replace(`${source.name}: `, '')}`, { cause: error });
     throw error;
   }
   if (graphs !== 1 || !signature.inputs.length || !signature.outputs.length) {

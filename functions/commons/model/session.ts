@@ -1,28 +1,34 @@
 import * as ort from 'onnxruntime-node';
 import { CaiError } from '../errors';
-import { BANDS, IMAGE_ELEMENTS, ROWS_PER_CHUNK, partitionChunks, type PartitionReader, type PartitionRows } from '../partitions/reader';
+import { numelOf } from '../torch/archive';
+import { partitionChunks, rowsPerChunk, type FeedData, type TensorPartition, type TensorRows } from '../partitions/partition';
+import type { ModelCard } from './card';
 
-/** An AstroMAE ONNX model: image float32[B,5,32,32] + magnitude float32[B,5] → redshift float32[B]. */
-export interface RedshiftModel {
+/** An ONNX model's batch: each graph input's data and dimensions (the first is the batch). */
+export type Feeds = Record<string, { data: FeedData; dims: number[] }>;
+
+/** An ONNX model CAI runs: named inputs in, named float32 outputs out, one row per object. */
+export interface OnnxModel {
   path: string;
   /** Batches it runs at once: 1 for a session, N for a pool of N workers. */
   concurrency: number;
   /**
-   * Predicts `count` objects from the start of the arrays. It has read its inputs by the time it
-   * returns (a session runs on the calling thread, a pool copies them), so the caller may reuse them.
+   * Runs one batch of `count` objects. It has read its inputs by the time it returns (a session
+   * runs on the calling thread, a pool copies them), so the caller may reuse their buffers.
    */
-  predict(images: Float32Array, magnitudes: Float32Array, count: number): Promise<Float32Array>;
+  run(feeds: Feeds, count: number): Promise<Record<string, Float32Array>>;
   release(): Promise<void>;
 }
 
 export class ModelError extends CaiError {}
 
 export interface ModelOptions {
-  /** Threads one inference uses; Lambda's vCPUs follow its memory size. */
+  /** Threads one inference uses. */
   intraOpThreads?: number;
 }
 
-export async function loadRedshiftModel(path: string, options: ModelOptions = {}): Promise<RedshiftModel> {
+/** One ONNX Runtime session on this thread. */
+export async function loadModel(path: string, options: ModelOptions = {}): Promise<OnnxModel> {
   let session: ort.InferenceSession;
   try {
     session = await ort.InferenceSession.create(path, {
@@ -34,39 +40,40 @@ export async function loadRedshiftModel(path: string, options: ModelOptions = {}
   } catch (error) {
     throw new ModelError(`cannot load model ${path}: ${(error as Error).message}`, { cause: error });
   }
-  const inputs = [...session.inputNames].sort().join(',');
-  if (inputs !== 'image,magnitude' || !session.outputNames.includes('redshift')) {
-    await session.release();
-    throw new ModelError(
-      `${path} is not a CAI redshift model: inputs [${session.inputNames}] and outputs [${session.outputNames}], ` +
-        'expected inputs image and magnitude and output redshift (export it with npm run model:export)',
-    );
-  }
   return {
     path,
     concurrency: 1,
-    async predict(images, magnitudes, count) {
-      const feeds = {
-        // Views over the caller's arrays: onnxruntime reads them in place.
-        image: new ort.Tensor('float32', images.subarray(0, count * IMAGE_ELEMENTS), [count, BANDS, 32, 32]),
-        magnitude: new ort.Tensor('float32', magnitudes.subarray(0, count * BANDS), [count, BANDS]),
-      };
-      const { redshift } = await session.run(feeds);
-      const out = redshift.data as Float32Array;
-      if (out.length !== count) throw new ModelError(`${path} returned ${out.length} values for ${count} objects`);
-      return out;
+    async run(feeds, count) {
+      // Tensors over the caller's arrays: onnxruntime reads them in place.
+      const tensors = Object.fromEntries(
+        Object.entries(feeds).map(([name, { data, dims }]) => [
+          name,
+          new ort.Tensor(data instanceof BigInt64Array ? 'int64' : 'float32', data, dims),
+        ]),
+      );
+      const results = await session.run(tensors);
+      const outputs: Record<string, Float32Array> = {};
+      for (const [name, tensor] of Object.entries(results)) {
+        if (tensor.type !== 'float32') throw new ModelError(`${path}: output ${name} is ${tensor.type}; CAI reads float32 outputs`);
+        const data = tensor.data as Float32Array;
+        if (data.length % Math.max(count, 1) !== 0 || (count > 0 && data.length === 0)) {
+          throw new ModelError(`${path} returned ${data.length} values of ${name} for ${count} objects`);
+        }
+        outputs[name] = data;
+      }
+      return outputs;
     },
     release: () => session.release(),
   };
 }
 
-export interface PartitionPrediction {
-  /** One per object, in row order; NaN for an object with a non-finite input value or output. */
-  predictions: Float32Array;
-  /** Objects whose prediction is NaN. */
+/** A model's outputs over a partition, each in row order: `width` values per object. */
+export interface PartitionOutputs {
+  outputs: Record<string, { values: Float32Array; width: number }>;
+  /** Objects whose outputs are NaN: a non-finite input value, or a non-finite output. */
   nonFinite: number;
-  /** The partition's labels, when it has them. */
-  redshift?: Float32Array;
+  /** The label tensors the card names that the partition holds, by output name. */
+  labels: Record<string, Float32Array>;
   batches: number;
   /** Wall time blocked waiting for partition bytes (reading runs ahead, overlapping inference). */
   readWaitSeconds: number;
@@ -74,65 +81,82 @@ export interface PartitionPrediction {
   inferenceSeconds: number;
 }
 
-/**
- * What a non-finite input means: the object cannot be measured, so its prediction is NaN, whatever
- * the model made of it (a NaN pixel need not reach the output). The rows [offset, offset+count) of
- * the chunk whose inputs are not all finite, as offsets within the batch.
- */
-function nonFiniteRows(rows: PartitionRows, offset: number, count: number): number[] {
+/** Rows [offset, offset+count) of the chunk whose float inputs are not all finite, as offsets within the batch. */
+function unmeasurableRows(rows: TensorRows, inputs: string[], offset: number, count: number): number[] {
   const found: number[] = [];
   for (let r = offset; r < offset + count; r++) {
     let finite = true;
-    for (let i = r * BANDS; finite && i < (r + 1) * BANDS; i++) finite = Number.isFinite(rows.magnitudes[i]);
-    for (let i = r * IMAGE_ELEMENTS; finite && i < (r + 1) * IMAGE_ELEMENTS; i++) finite = Number.isFinite(rows.images[i]);
+    for (const name of inputs) {
+      const data = rows.tensors[name];
+      if (data instanceof BigInt64Array) continue;
+      const per = data.length / rows.count;
+      for (let i = r * per; finite && i < (r + 1) * per; i++) finite = Number.isFinite(data[i]);
+      if (!finite) break;
+    }
     if (!finite) found.push(r - offset);
   }
   return found;
 }
 
 /**
- * Runs the model over a whole partition in batches, in row order, reading ahead while it computes.
- * Up to twice the model's concurrency of batches are in flight, so a pool's workers never wait for
- * the next one; each batch's predictions land at its rows whatever order the batches finish in.
+ * Runs the model over a whole partition in batches, reading ahead while it computes. Up to twice the
+ * model's concurrency of batches are in flight, so a pool's workers never wait for the next one; each
+ * batch's outputs land at its rows whatever order the batches finish in. An object with a non-finite
+ * input value cannot be measured: all its outputs are NaN, whatever the model made of it.
  */
-export async function predictPartition(
-  model: RedshiftModel,
-  reader: PartitionReader,
+export async function runPartition(
+  model: OnnxModel,
+  card: ModelCard,
+  partition: TensorPartition,
   batchSize: number,
   onBatch?: (done: number, total: number) => void,
-): Promise<PartitionPrediction> {
-  const predictions = new Float32Array(reader.samples);
-  const redshift = reader.labelled ? new Float32Array(reader.samples) : undefined;
-  // Chunks hold whole batches, so no batch straddles two reads.
-  const rowsPerChunk = batchSize * Math.max(1, Math.floor(ROWS_PER_CHUNK / batchSize));
+): Promise<PartitionOutputs> {
+  const samples = partition.samples;
+  const inputs = Object.keys(card.inputs);
+  const labelNames = Object.keys(partition.feeds).filter((name) => name.startsWith('label:'));
+  const labels: Record<string, Float32Array> = Object.fromEntries(
+    labelNames.map((name) => [name.slice('label:'.length), new Float32Array(samples * numelOf(partition.feeds[name].rowShape))]),
+  );
+  const outputs: PartitionOutputs['outputs'] = {};
   const started = process.hrtime.bigint();
   let readWait = 0n;
   let batches = 0;
-  let nonFinite = 0;
   let done = 0;
   const inFlight: Promise<void>[] = [];
-  const chunks = partitionChunks(reader, { rowsPerChunk });
+  const chunks = partitionChunks(partition, { rowsPerChunk: rowsPerChunk(partition, batchSize) });
   for (;;) {
     const waitStart = process.hrtime.bigint();
     const next = await chunks.next();
     readWait += process.hrtime.bigint() - waitStart;
     if (next.done) break;
     const rows = next.value;
-    if (redshift && rows.redshift) redshift.set(rows.redshift, rows.start);
+    for (const name of labelNames) labels[name.slice('label:'.length)].set(rows.tensors[name] as Float32Array, rows.start);
     for (let offset = 0; offset < rows.count; offset += batchSize) {
       const count = Math.min(batchSize, rows.count - offset);
       const at = rows.start + offset;
       // Read now: the chunk's buffers are reused once the walk moves on.
-      const unmeasurable = nonFiniteRows(rows, offset, count);
-      const batch = model.predict(rows.images.subarray(offset * IMAGE_ELEMENTS), rows.magnitudes.subarray(offset * BANDS), count);
-      const landed = batch.then((out) => {
-        if (out.length !== count) throw new ModelError(`${model.path} returned ${out.length} values for ${count} objects`);
-        predictions.set(out, at);
-        for (const r of unmeasurable) predictions[at + r] = NaN;
-        for (let r = 0; r < count; r++) if (!Number.isFinite(predictions[at + r])) nonFinite++;
+      const unmeasurable = unmeasurableRows(rows, inputs, offset, count);
+      const feeds: Feeds = Object.fromEntries(
+        inputs.map((name) => {
+          const data = rows.tensors[name];
+          const per = data.length / rows.count;
+          return [name, { data: data.subarray(offset * per, (offset + count) * per), dims: [count, ...partition.feeds[name].rowShape] }];
+        }),
+      );
+      const landed = model.run(feeds, count).then((results) => {
+        for (const name of Object.keys(card.outputs)) {
+          const values = results[name];
+          if (!values) throw new ModelError(`${model.path} returned no output ${name}`);
+          const width = values.length / count;
+          outputs[name] ??= { values: new Float32Array(samples * width), width };
+          const out = outputs[name];
+          if (out.width !== width) throw new ModelError(`${model.path}: output ${name} changed width between batches`);
+          out.values.set(values, at * width);
+          for (const r of unmeasurable) out.values.fill(NaN, (at + r) * width, (at + r + 1) * width);
+        }
         batches++;
         done += count;
-        onBatch?.(done, reader.samples);
+        onBatch?.(done, samples);
       });
       // Awaited in turn below; until then a failure must not count as unhandled.
       landed.catch(() => {});
@@ -141,11 +165,17 @@ export async function predictPartition(
     }
   }
   await Promise.all(inFlight);
+  // An object is unmeasured when any of its outputs is NaN (a non-finite input, or output).
+  let nonFinite = 0;
+  for (let i = 0; i < samples; i++) {
+    if (Object.values(outputs).some(({ values, width }) => values.subarray(i * width, (i + 1) * width).some((v) => !Number.isFinite(v))))
+      nonFinite++;
+  }
   const totalNs = process.hrtime.bigint() - started;
   return {
-    predictions,
+    outputs,
+    labels,
     nonFinite,
-    redshift,
     batches,
     readWaitSeconds: Number(readWait) / 1e9,
     inferenceSeconds: Number(totalNs - readWait) / 1e9,

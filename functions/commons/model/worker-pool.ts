@@ -1,7 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { CaiError } from '../errors';
-import { BANDS, IMAGE_ELEMENTS } from '../partitions/reader';
-import { ModelError, type RedshiftModel } from './session';
+import { ModelError, type Feeds, type OnnxModel } from './session';
 
 /**
  * A pool of inference workers: N worker threads, each with its own ONNX session of one intra-op
@@ -13,8 +12,7 @@ import { ModelError, type RedshiftModel } from './session';
 /** What the pool sends a worker: one batch. */
 export interface BatchRequest {
   id: number;
-  images: Float32Array;
-  magnitudes: Float32Array;
+  feeds: Feeds;
   count: number;
 }
 
@@ -22,7 +20,7 @@ export interface BatchRequest {
 export type WorkerMessage =
   | { ready: true; initMs: number }
   | { failed: { name: string; message: string } }
-  | { id: number; redshift: Float32Array }
+  | { id: number; outputs: Record<string, Float32Array> }
   | { id: number; error: { name: string; message: string } };
 
 /** The data a worker starts with. */
@@ -33,7 +31,7 @@ export interface WorkerData {
 /** A worker died or failed a batch: the rank fails with this, and the state machine retries it. */
 export class InferenceWorkerError extends CaiError {}
 
-export interface InferencePool extends RedshiftModel {
+export interface InferencePool extends OnnxModel {
   workers: number;
   /** Milliseconds from the first worker's start to the last session ready: sessions load in parallel. */
   initMs: number;
@@ -41,7 +39,7 @@ export interface InferencePool extends RedshiftModel {
 
 interface Job {
   request: BatchRequest;
-  resolve: (out: Float32Array) => void;
+  resolve: (outputs: Record<string, Float32Array>) => void;
   reject: (error: Error) => void;
 }
 
@@ -70,7 +68,10 @@ export async function startInferencePool(options: { modelPath: string; workers: 
       const worker = idle.shift()!;
       const job = queue.shift()!;
       running.set(worker, job);
-      worker.postMessage(job.request, [job.request.images.buffer as ArrayBuffer, job.request.magnitudes.buffer as ArrayBuffer]);
+      worker.postMessage(
+        job.request,
+        Object.values(job.request.feeds).map(({ data }) => data.buffer as ArrayBuffer),
+      );
     }
   };
 
@@ -88,7 +89,7 @@ export async function startInferencePool(options: { modelPath: string; workers: 
             running.delete(worker);
             if ('error' in message)
               job?.reject(new InferenceWorkerError(`inference worker ${index + 1}: ${message.error.name}: ${message.error.message}`));
-            else job?.resolve(message.redshift);
+            else job?.resolve(message.outputs);
             idle.push(worker);
           }
           dispatch();
@@ -125,16 +126,12 @@ export async function startInferencePool(options: { modelPath: string; workers: 
     workers: threads.length,
     concurrency: threads.length,
     initMs: performance.now() - started,
-    predict(images, magnitudes, count) {
+    run(feeds, count) {
       if (broken) return Promise.reject(broken);
       // Copied now, so the caller may reuse its buffers as soon as this returns; the copies are moved, not cloned, to the worker.
-      const request: BatchRequest = {
-        id: nextId++,
-        images: images.slice(0, count * IMAGE_ELEMENTS),
-        magnitudes: magnitudes.slice(0, count * BANDS),
-        count,
-      };
-      return new Promise<Float32Array>((resolve, reject) => {
+      const copies: Feeds = Object.fromEntries(Object.entries(feeds).map(([name, { data, dims }]) => [name, { data: data.slice(), dims }]));
+      const request: BatchRequest = { id: nextId++, feeds: copies, count };
+      return new Promise<Record<string, Float32Array>>((resolve, reject) => {
         queue.push({ request, resolve, reject });
         dispatch();
       });

@@ -1,6 +1,5 @@
 import type { RequestCounts } from '../aws/clients';
-import type { AccuracySums } from '../model/accuracy';
-import type { RedshiftHistograms } from '../model/histograms';
+import type { OutputStatistics } from '../model/task-statistics';
 
 /**
  * The contracts that cross the state machine, in one place: what a user uploads (payload.json),
@@ -20,12 +19,23 @@ export interface Payload {
   result_path: string;
   /** Ranks (inference invocations); default: one per partition. */
   world_size?: number;
+  /** s3://bucket/key.onnx: the model this run uses, with its card beside it or in its metadata; absent: the deployed model. */
+  model?: string;
 }
 
 /** One partition object in S3. */
 export interface PartitionObject {
   key: string;
   bytes: number;
+}
+
+/** A model chosen per run, as the initializer found it: the object, its version (ETag) and size, and its card's place (absent: the model's metadata). */
+export interface ModelObject {
+  bucket: string;
+  key: string;
+  etag: string;
+  bytes: number;
+  card?: { bucket: string; key: string };
 }
 
 /**
@@ -42,6 +52,8 @@ export interface RankItem {
   partitions: PartitionObject[];
   resultBucket: string;
   resultPath: string;
+  /** The run's own model; absent: the deployed one. */
+  model?: ModelObject;
 }
 
 /** The state machine's input. */
@@ -131,7 +143,10 @@ export interface RankResult {
   samples: number;
   bytes: number;
   /** Wall-clock seconds. Reading overlaps inference, so download + inference can exceed total. */
-  wall_s: { total: number; download: number; open: number; inference: number; read_wait: number; upload: number };
+  /** Seconds by phase; `model_load` (a run's own model fetched and loaded in this invocation) is part of `total`. */
+  wall_s: { total: number; download: number; open: number; inference: number; read_wait: number; upload: number; model_load?: number };
+  /** The model that ran: 'deployed', or s3://bucket/key#etag, with its card's name and version. */
+  model?: { id: string; name?: string; version?: string };
   init_s: number;
   cold_start: boolean;
   peak_rss_mb: number;
@@ -144,10 +159,11 @@ export interface RankResult {
   predictions_key: string | null;
   /** Predictions that are NaN (the object had a non-finite input value); absent in older results. */
   non_finite_predictions?: number;
-  /** Partial accuracy statistics of the rank's labelled objects, merged by the summarizer (null: no labels). */
-  accuracy_sums: AccuracySums | null;
-  /** Fixed-bin histograms of the rank's predictions (and residuals when labelled), merged by the summarizer for the report. */
-  histograms?: RedshiftHistograms | null;
+  /**
+   * Each output's partial statistics (per task: accuracy sums and histograms, a confusion matrix and
+   * class counts, a score histogram and the top objects), merged by the summarizer.
+   */
+  statistics: Record<string, OutputStatistics>;
   /** When the invocation began (ISO 8601): the report's timeline. */
   started_at?: string;
 }

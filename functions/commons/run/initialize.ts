@@ -8,6 +8,7 @@ import type { ExecutionInput, PartitionObject, Payload } from './contracts';
 import { outputKeys } from './output-keys';
 import { checkPayloadSize, checkResultBucket, PAYLOAD_JSON_LIMIT_BYTES, parsePayload, payloadJson, PayloadError } from './payload';
 import type { RunRecord, RunStore } from './run-store';
+import { ModelRefusal, resolveRunModel, type ModelLimits, type RunModel } from './run-model';
 
 /** The uploaded payload.json an S3 event names. */
 export interface PayloadObject {
@@ -28,6 +29,8 @@ export interface InitializeContext {
   writableBuckets: string[];
   /** The inference function's memory and timeout: ranks are planned to finish well inside it. */
   rankLimits: RankLimits;
+  /** Where a run's own model may come from, and how large it may be. */
+  modelLimits: ModelLimits;
   /** Billing of this invocation so far, kept on the run for its cost. */
   invocation: () => { durationMs: number; initMs: number; memoryMb: number };
   /** Requests this invocation has sent so far. */
@@ -86,6 +89,8 @@ interface ValidRun {
   payload: Payload;
   warnings: string[];
   plan: ManifestPlan;
+  /** The payload's own model, checked; absent: the deployed one. */
+  model?: RunModel;
 }
 
 /** The uploaded payload.json, read (the size first: one over the limit is neither read nor stored) and parsed. */
@@ -129,8 +134,18 @@ async function validateRun(runId: string, object: PayloadObject, context: Initia
     throw new Refusal(`cannot list ${folder}: ${describeError(error)}`, {}, raw, payload);
   }
   if (available.length === 0) throw new Refusal(`no partitions (*.pt) under ${folder}`, { warnings }, raw, payload);
+  let model: RunModel | undefined;
+  if (payload.model) {
+    try {
+      model = await resolveRunModel(payload.model, available[0], payload.data_bucket, context.s3, context.modelLimits);
+    } catch (error) {
+      if (!(error instanceof ModelRefusal)) throw error;
+      throw new Refusal(error.message, { errors: [{ field: 'model', message: error.message }], warnings }, raw, payload);
+    }
+  }
   try {
-    return { raw, payload, warnings, plan: planRanks(runId, payload, available, context.rankLimits) };
+    const plan = planRanks(runId, payload, available, context.rankLimits, model?.object);
+    return { raw, payload, warnings, plan, model };
   } catch (error) {
     if (!(error instanceof PlanError)) throw error;
     throw new Refusal(error.message, { errors: [{ field: error.field, message: error.message }], warnings }, raw, payload);
@@ -165,6 +180,9 @@ async function recordRun(runId: string, object: PayloadObject, run: ValidRun, ru
     warnings: [...run.warnings, ...plan.warnings],
     partitions: plan.partitions.length,
     ranks: plan.items.length,
+    ...(run.model
+      ? { model: { uri: run.model.uri, etag: run.model.object.etag, name: run.model.card.name, version: run.model.card.version } }
+      : {}),
     outputs: {
       prefix: uri(keys.prefix),
       manifest: uri(keys.manifest),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseS3Uri } from '../aws/s3-uri';
 import { CaiError } from '../errors';
 import type { Payload } from './contracts';
 
@@ -70,6 +71,16 @@ const PayloadSchema = z.strictObject({
   batch_size: count(LIMITS.batchSize).optional(),
   result_path: keyPrefix('an S3 key prefix').pipe(z.string().min(1, 'must not be empty')),
   world_size: count(LIMITS.worldSize).optional(),
+  model: z
+    .string({ error: 'must be s3://bucket/key.onnx' })
+    .refine((uri) => {
+      try {
+        return parseS3Uri(uri).key.toLowerCase().endsWith('.onnx');
+      } catch {
+        return false;
+      }
+    }, 'must be s3://bucket/key.onnx: an ONNX model in S3')
+    .optional(),
   object_type: z.unknown().optional(),
   S3_object_name: z.unknown().optional(),
   script: z.unknown().optional(),

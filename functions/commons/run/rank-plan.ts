@@ -2,8 +2,8 @@ import { paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
 import { CaiError } from '../errors';
 import { galaxiesPerSecond } from '../model/lambda-sizing';
 import { STATE_PAYLOAD_LIMIT_BYTES } from '../aws/limits';
-import { BYTES_PER_GALAXY } from '../partitions/reader';
-import type { PartitionObject, Payload, RankItem } from './contracts';
+import { BYTES_PER_GALAXY } from '../partitions/galaxy';
+import type { ModelObject, PartitionObject, Payload, RankItem } from './contracts';
 
 /** File names CAI takes as partitions. */
 export const PARTITION_SUFFIX = '.pt';
@@ -104,7 +104,14 @@ export interface ManifestPlan {
   warnings: string[];
 }
 
-export function planRanks(runId: string, payload: Payload, available: PartitionObject[], limits?: RankLimits): ManifestPlan {
+/** Plans a run's ranks; `model` (a run's own model, as the initializer found it) goes in every item. */
+export function planRanks(
+  runId: string,
+  payload: Payload,
+  available: PartitionObject[],
+  limits?: RankLimits,
+  model?: ModelObject,
+): ManifestPlan {
   const warnings: string[] = [];
   const limit = payload.file_limit ?? available.length;
   if (limit > available.length) {
@@ -125,8 +132,11 @@ export function planRanks(runId: string, payload: Payload, available: PartitionO
       partitions: assigned,
       resultBucket: payload.bucket,
       resultPath: payload.result_path,
+      ...(model ? { model } : {}),
     }));
   const items = itemsFor(worldSize);
+  // Ranks are sized by the deployed model's measured rate: a run's own model has none measured.
+  if (model) warnings.push(`ranks are planned at the deployed model's rate; if ${payload.model} is slower, set world_size higher`);
   if (limits) checkWithinLimits(items, partitions, limits, (w) => itemsFor(w), payload.world_size !== undefined);
   return { items, partitions, warnings };
 }

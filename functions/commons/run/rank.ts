@@ -1,19 +1,29 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { s3Source, type ByteSource } from '../torch/byte-source';
 import { countsSince, requestCounts } from '../aws/clients';
-import { CaiError, describeError } from '../errors';
-import { predictPartition, type RedshiftModel } from '../model/session';
+import { CaiError, describeError, PartitionLayoutError } from '../errors';
+import { partitionMisfit, type ModelCard } from '../model/card';
+import type { OnnxSignature } from '../model/onnx-signature';
+import { cardFeeds } from '../model/card';
+import { runPartition, type OnnxModel } from '../model/session';
 import { peakRssMb } from '../model/peak-rss';
-import { openTorchPartition } from '../partitions/reader';
-import { accuracySums, mergeAccuracySums, type AccuracySums } from '../model/accuracy';
-import { mergeRedshiftHistograms, redshiftHistograms, type RedshiftHistograms } from '../model/histograms';
+import { openPartition } from '../partitions/partition';
+import { mergeOutputStatistics, outputStatistics, type OutputStatistics } from '../model/task-statistics';
 import { predictionsCsv } from '../model/predictions';
 import type { FailedAttempt, PartitionFailure, RankItem, RankResult } from './contracts';
 import { outputKeys } from './output-keys';
 
 export interface RankContext {
   s3: S3Client;
-  model: RedshiftModel;
+  model: OnnxModel;
+  /** How partitions feed the model and what its outputs mean. */
+  card: ModelCard;
+  /** The model graph's inputs and outputs, which each partition's tensors must fit. */
+  signature: OnnxSignature;
+  /** 'deployed', or the run's model as s3://bucket/key#etag. */
+  modelId: string;
+  /** Seconds this invocation spent fetching and loading a run's model before the rank began (0: the container held it). */
+  modelLoadSeconds?: number;
   memoryMb: number;
   /** Inference workers the model runs batches on. */
   workers: number;
@@ -50,7 +60,9 @@ const seconds = (since: bigint) => Number(process.hrtime.bigint() - since) / 1e9
  */
 export async function runRank(item: RankItem, context: RankContext): Promise<RankResult> {
   const started = process.hrtime.bigint();
-  const startedAt = new Date().toISOString();
+  // The invocation began when the model began to load: that time is the rank's, and billed.
+  const modelLoad = context.modelLoadSeconds ?? 0;
+  const startedAt = new Date(Date.now() - modelLoad * 1000).toISOString();
   const cpuBefore = process.cpuUsage();
   const requestsBefore = requestCounts();
   const keys = outputKeys(item.resultPath, item.runId);
@@ -63,25 +75,34 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
   const done: RankResult['partitions'] = [];
   const failures: PartitionFailure[] = [];
   const csv: string[] = [];
-  let accuracy: AccuracySums | null = null;
-  let histograms: RedshiftHistograms | null = null;
+  const statistics: Record<string, OutputStatistics | null> = {};
   let nonFinite = 0;
 
   for (const partition of item.partitions) {
     const openStart = process.hrtime.bigint();
     try {
       const source = timed(await s3Source(context.s3, item.dataBucket, partition.key), download);
-      const reader = await openTorchPartition(source);
+      const reader = await openPartition(source, cardFeeds(context.card));
       open += seconds(openStart);
       try {
-        const result = await predictPartition(context.model, reader, batchSize);
+        const misfit = partitionMisfit(context.card, context.signature, reader.feeds);
+        if (misfit) throw new PartitionLayoutError(`${source.name}: ${misfit}`);
+        const result = await runPartition(context.model, context.card, reader, batchSize);
         inference += result.inferenceSeconds;
         readWait += result.readWaitSeconds;
         batches += result.batches;
         nonFinite += result.nonFinite;
-        if (result.redshift) accuracy = mergeAccuracySums(accuracy, accuracySums(result.predictions, result.redshift));
-        histograms = mergeRedshiftHistograms(histograms, redshiftHistograms(result.predictions, result.redshift));
-        const rows = predictionsCsv(partition.key, result.predictions, result.redshift);
+        const columns = Object.entries(context.card.outputs).map(([name, output]) => ({
+          name,
+          output,
+          ...result.outputs[name],
+          labels: result.labels[name],
+        }));
+        for (const column of columns) {
+          const stats = outputStatistics(column.output, column.values, partition.key, column.labels);
+          statistics[column.name] = mergeOutputStatistics(statistics[column.name] ?? null, stats);
+        }
+        const rows = predictionsCsv(partition.key, columns, reader.samples);
         csv.push(csv.length === 0 ? rows : rows.slice(rows.indexOf('\n') + 1));
         done.push({ key: partition.key, bytes: source.size, samples: reader.samples });
       } finally {
@@ -104,7 +125,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
   const bytes = done.reduce((n, p) => n + p.bytes, 0);
   const cpu = process.cpuUsage(cpuBefore);
   const peakRss = peakRssMb();
-  const total = seconds(started);
+  const total = seconds(started) + modelLoad;
   // The result's own upload is the last request; it is counted before it is sent.
   const requests = countsSince(requestsBefore);
   requests.s3Put += 1;
@@ -126,7 +147,16 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
     failures,
     samples,
     bytes,
-    wall_s: { total, download: download.seconds, open, inference, read_wait: readWait, upload: seconds(uploadStart) },
+    wall_s: {
+      total,
+      download: download.seconds,
+      open,
+      inference,
+      read_wait: readWait,
+      upload: seconds(uploadStart),
+      model_load: modelLoad,
+    },
+    model: { id: context.modelId, name: context.card.name, version: context.card.version },
     init_s: context.initSeconds,
     cold_start: context.initSeconds > 0,
     peak_rss_mb: peakRss,
@@ -136,8 +166,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
     requests,
     predictions_key: predictionsKey,
     non_finite_predictions: nonFinite,
-    accuracy_sums: accuracy,
-    histograms,
+    statistics: Object.fromEntries(Object.entries(statistics).filter((e): e is [string, OutputStatistics] => e[1] !== null)),
     started_at: startedAt,
   };
   await context.s3.send(

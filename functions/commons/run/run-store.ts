@@ -1,6 +1,7 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Accuracy } from '../model/accuracy';
+import type { OutputMetrics } from '../model/task-statistics';
 import type { CostBreakdown } from '../billing/cost';
 import type { RequestCounts } from '../aws/clients';
 import type { PartitionFailure } from './contracts';
@@ -58,9 +59,13 @@ export interface RunRecord {
   timings?: Record<string, number>;
   throughput?: Record<string, number>;
   accuracy?: Accuracy | null;
+  /** Each output's metrics, by task (regression: accuracy; classification: per-class and overall; score: the top objects). */
+  metrics?: Record<string, OutputMetrics>;
   cost?: CostBreakdown;
   prototypeFormulaUsd?: number;
   outputs?: RunOutputs;
+  /** The run's own model (the payload's `model`), as checked when it started; absent: the deployed one. */
+  model?: { uri: string; etag: string; name?: string; version?: string };
   /** The initializer's own invocation and the requests it sent, for the run's cost. */
   initializer?: { durationMs: number; initMs: number; memoryMb: number; requests?: RequestCounts };
 }

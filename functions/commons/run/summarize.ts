@@ -1,6 +1,6 @@
 import { GetObjectCommand, PutObjectCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
-import { accuracyFromSums, mergeAccuracySums, type Accuracy, type AccuracySums } from '../model/accuracy';
-import { mergeRedshiftHistograms, type RedshiftHistograms } from '../model/histograms';
+import type { Accuracy } from '../model/accuracy';
+import { mergeOutputStatistics, outputMetrics, type OutputMetrics, type OutputStatistics } from '../model/task-statistics';
 import { countsSince, requestCounts, type RequestCounts } from '../aws/clients';
 import type { LambdaInvocation } from '../aws/invocation';
 import { billRun, prototypeCost, type Architecture, type CostBreakdown } from '../billing/cost';
@@ -97,9 +97,8 @@ interface GatheredRun {
   mapResultFiles: number;
   /** Each rank's result in manifest order (undefined: the rank wrote none), its partial statistics taken out. */
   rankResults: (RankResult | undefined)[];
-  /** The ranks' partial statistics, merged. */
-  sums: AccuracySums | null;
-  histograms: RedshiftHistograms | null;
+  /** The ranks' partial statistics of each output, merged. */
+  statistics: Record<string, OutputStatistics>;
   attempts: FailedAttempt[];
 }
 
@@ -114,17 +113,16 @@ async function gatherRun(input: SummarizeInput, s3: S3Client): Promise<GatheredR
   const items = (await readJson<RankItem[]>(s3, bucket, keys.manifest)) ?? [];
   const { outcomes, files } = input.mapRun ? await readOutcomes(s3, input.mapRun) : { outcomes: new Map<number, RankOutcome>(), files: 0 };
   const limit = pLimit(READ_CONCURRENCY);
-  let sums: AccuracySums | null = null;
-  let histograms: RedshiftHistograms | null = null;
+  const statistics: Record<string, OutputStatistics> = {};
   const rankResults = await Promise.all(
     items.map((item) =>
       limit(async () => {
         const result = await readJson<RankResult>(s3, bucket, keys.rank(item.rank));
         if (result) {
-          sums = mergeAccuracySums(sums, result.accuracy_sums ?? null, { inPlace: true });
-          result.accuracy_sums = null;
-          histograms = mergeRedshiftHistograms(histograms, result.histograms);
-          result.histograms = null;
+          for (const [name, stats] of Object.entries(result.statistics ?? {})) {
+            statistics[name] = mergeOutputStatistics(statistics[name] ?? null, stats)!;
+          }
+          result.statistics = {};
         }
         return result;
       }),
@@ -134,7 +132,7 @@ async function gatherRun(input: SummarizeInput, s3: S3Client): Promise<GatheredR
   const attempts = (await Promise.all(attemptKeys.map((key) => limit(() => readJson<FailedAttempt>(s3, bucket, key))))).filter(
     (a): a is FailedAttempt => a !== undefined,
   );
-  return { items, outcomes, mapResultFiles: files, rankResults, sums, histograms, attempts };
+  return { items, outcomes, mapResultFiles: files, rankResults, statistics, attempts };
 }
 
 /** Every partition ends in a rank's result or in the failures: a rank that wrote none fails all of its partitions. */
@@ -171,7 +169,7 @@ function runStatus(
 /** combined_data.json, the prototype's per-rank fields and CAI's, without the partial statistics (ranks/<rank>.json has them). */
 async function writeCombinedData(s3: S3Client, input: SummarizeInput, results: RankResult[]): Promise<void> {
   const keys = outputKeys(input.resultPath, input.runId);
-  const combined = JSON.stringify(results.map(({ accuracy_sums: _sums, histograms: _histograms, ...rest }) => rest));
+  const combined = JSON.stringify(results.map(({ statistics: _statistics, ...rest }) => rest));
   await s3.send(new PutObjectCommand({ Bucket: input.resultBucket, Key: keys.combined, Body: combined, ContentType: 'application/json' }));
   // The prototype's file where its notebooks look: the latest finished run's copy (written, never read).
   await s3.send(
@@ -284,8 +282,13 @@ export async function summarizeRun(
 
   const finishedAt = new Date().toISOString();
   const wallSeconds = (Date.parse(finishedAt) - (existing ? Date.parse(existing.startedAt) : Date.now())) / 1000;
-  // Accuracy from the ranks' partial statistics: never every prediction at once.
-  const accuracy = accuracyFromSums(run.sums);
+  // Metrics from the ranks' partial statistics: never every prediction at once. A regression output's
+  // accuracy is also the run's `accuracy` (the first one's, as CAI's redshift model has one output).
+  const metrics: Record<string, OutputMetrics> = Object.fromEntries(
+    Object.entries(run.statistics).map(([name, stats]) => [name, outputMetrics(stats)]),
+  );
+  const firstRegression = Object.entries(run.statistics).find(([, stats]) => stats.task === 'regression');
+  const accuracy = firstRegression ? (metrics[firstRegression[0]] as Extract<OutputMetrics, { task: 'regression' }>).accuracy : null;
   const cost = costOfRun(run, results, existing, input, context, countsSince(requestsBefore));
   const warnings = runWarnings(cost, results, accuracy);
   const fields: Partial<RunRecord> = {
@@ -302,12 +305,14 @@ export async function summarizeRun(
     failures: failures.slice(0, MAX_STORED_FAILURES),
     ...timingFields(results, wallSeconds),
     accuracy,
+    metrics,
     cost,
     prototypeFormulaUsd: prototypeFormula(results),
     ...(existing?.outputs && input.mapRun ? { outputs: { ...existing.outputs, mapResults: mapResultsUri(input.mapRun) } } : {}),
   };
   // The histograms go to summary.json only: the report reads them there (a DynamoDB item is at most 400 KB).
-  const summary = { ...existing, ...fields, failures, failedAttempts: run.attempts, histograms: run.histograms };
+  const histograms = firstRegression && firstRegression[1].task === 'regression' ? firstRegression[1].histograms : null;
+  const summary = { ...existing, ...fields, failures, failedAttempts: run.attempts, statistics: run.statistics, histograms };
   const keys = outputKeys(input.resultPath, input.runId);
   await s3.send(
     new PutObjectCommand({
