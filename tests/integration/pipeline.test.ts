@@ -52,7 +52,9 @@ test("the prototype's payload runs unchanged, and its combined_data.json keeps t
   const { outcome, record } = await t.run('prototype', demo);
   expect(outcome).toMatchObject({ outcome: 'STARTED', partitions: 11, ranks: 11 });
   expect(record).toMatchObject({ status: 'SUCCEEDED', partitions: 11, samples: 330, predictions: 330, failedPartitions: 0 });
-  expect(record.warnings).toContain("payload field script is the Python prototype's and is ignored by CAI");
+  expect(record.warnings).toContain(
+    "payload field script is the Python prototype's and is ignored by CAI (a run names its own ONNX model with `model`)",
+  );
   expect(record.accuracy!.r2).toBeGreaterThan(0.5);
   expect(record.cost!.totalUsd).toBeGreaterThan(0);
 

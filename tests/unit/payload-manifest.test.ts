@@ -22,8 +22,8 @@ describe('payload.json', () => {
     });
     expect(warnings).toEqual([
       "payload field object_type is the Python prototype's and is ignored by CAI",
-      "payload field S3_object_name is the Python prototype's and is ignored by CAI",
-      "payload field script is the Python prototype's and is ignored by CAI",
+      "payload field S3_object_name is the Python prototype's and is ignored by CAI (a run names its own ONNX model with `model`)",
+      "payload field script is the Python prototype's and is ignored by CAI (a run names its own ONNX model with `model`)",
     ]);
   });
 
@@ -55,6 +55,23 @@ describe('payload.json', () => {
     ]);
     expect(errorsOf([1, 2])).toEqual([{ field: '(payload)', message: 'must be a JSON object, not an array' }]);
     expect(() => parsePayloadJson('{"bucket": ')).toThrow(/payload\.json: \(payload\): is not valid JSON/);
+  });
+
+  test('model: an ONNX object in S3, or absent for the deployed model; the plan puts it in every item and warns of its speed', () => {
+    const model = 's3://team-models/v2/morphology.onnx';
+    expect(parsePayload({ ...demo, model }).payload.model).toBe(model);
+    for (const bad of ['morphology.onnx', 's3://team-models/', 's3://team-models/weights.pt', 's3:///x.onnx', 42]) {
+      expect(errorsOf({ ...demo, model: bad })).toEqual([
+        {
+          field: 'model',
+          message: typeof bad === 'string' ? 'must be s3://bucket/key.onnx: an ONNX model in S3' : 'must be s3://bucket/key.onnx',
+        },
+      ]);
+    }
+    const object = { bucket: 'team-models', key: 'v2/morphology.onnx', etag: '"abc"', bytes: 1234 };
+    const plan = planRanks('r', { ...parsePayload(demo).payload, model }, [{ key: '100MB/1.pt', bytes: 1 }], undefined, object);
+    expect(plan.items[0].model).toEqual(object);
+    expect(plan.warnings).toContain(`ranks are planned at the deployed model's rate; if ${model} is slower, set world_size higher`);
   });
 
   test('batch_size may be left to the worker, which tunes it to its memory size', () => {

@@ -101,19 +101,19 @@ async function walk(cursor: Cursor, end: number, visit: (field: number, length: 
     const key = await cursor.varint();
     const field = Math.floor(key / 8);
     const wire = key % 8;
-    if (field === 0) throw new OnnxError(`field 0 at byte ${cursor.pos}: not an ONNX model`);
+    if (field === 0) throw new OnnxError(`not an ONNX model: field 0 at byte ${cursor.pos}`);
     if (wire === 0) await cursor.varint();
     else if (wire === 1) cursor.skip(8, end);
     else if (wire === 5) cursor.skip(4, end);
     else if (wire === 2) {
       const length = await cursor.varint();
       const start = cursor.pos;
-      if (start + length > end) throw new OnnxError(`a field of ${length} bytes runs past its message: not an ONNX model`);
+      if (start + length > end) throw new OnnxError(`not an ONNX model: a field of ${length} bytes runs past its message`);
       const read = await visit(field, length);
       // Whatever the visitor read, the next field starts after this one.
       cursor.pos = start + length;
       if (read === false) continue;
-    } else throw new OnnxError(`wire type ${wire} at byte ${cursor.pos}: not an ONNX model`);
+    } else throw new OnnxError(`not an ONNX model: wire type ${wire} at byte ${cursor.pos}`);
   }
 }
 
@@ -129,7 +129,7 @@ async function readShape(cursor: Cursor, end: number): Promise<(number | string 
       else if (key === BYTES_FIELD_2) dim = text(await cursor.bytes(await cursor.varint()));
       else if (key % 8 === 2) cursor.skip(await cursor.varint(), dimEnd);
       else if (key % 8 === 0) await cursor.varint();
-      else throw new OnnxError('a malformed tensor shape: not an ONNX model');
+      else throw new OnnxError('not an ONNX model: a malformed tensor shape');
     }
     shape.push(dim);
   });
@@ -155,7 +155,7 @@ async function readValueInfo(cursor: Cursor, end: number): Promise<ValueInfo> {
           info.shape = await readShape(cursor, cursor.pos + shapeLength);
         } else if (key % 8 === 2) cursor.skip(await cursor.varint(), tensorEnd);
         else if (key % 8 === 0) await cursor.varint();
-        else throw new OnnxError('a malformed tensor type: not an ONNX model');
+        else throw new OnnxError('not an ONNX model: a malformed tensor type');
       }
     });
   });

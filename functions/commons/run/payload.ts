@@ -125,7 +125,10 @@ export function parsePayload(raw: unknown): ParsedPayload {
   }
   // The prototype's Python-only fields are dropped from what CAI runs.
   const { object_type: _type, S3_object_name: _name, script: _script, ...payload } = result.data;
-  const warnings = IGNORED_FIELDS.filter((f) => f in raw).map((f) => `payload field ${f} is the Python prototype's and is ignored by CAI`);
+  const warnings = IGNORED_FIELDS.filter((f) => f in raw).map(
+    (f) =>
+      `payload field ${f} is the Python prototype's and is ignored by CAI${f === 'object_type' ? '' : ' (a run names its own ONNX model with `model`)'}`,
+  );
   return { payload, warnings };
 }
 
