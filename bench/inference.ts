@@ -27,10 +27,12 @@ import { sinkFor } from '../toolkit/locations';
 import { openTorchPartition, partitionChunks } from '../toolkit/datasets/galaxy-partition';
 import { rowsPerPartition } from '../toolkit/datasets/partition-writer';
 import { synthesizeDataset } from '../toolkit/datasets/synth';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { cardKeyFor } from '../functions/commons/model/card';
+import { outputKeys } from '../functions/commons/run/output-keys';
 import { createS3Client } from '../functions/commons/aws/clients';
 import { lambdaRate, lambdaVcpus, MB_PER_VCPU, type Throughput, workersFor } from '../functions/commons/model/lambda-sizing';
-import type { RankItem } from '../functions/commons/run/contracts';
+import type { RankItem, RankResult } from '../functions/commons/run/contracts';
 import { CONTROL_BUCKET, DATA_BUCKET, ensureBucket, LocalStack } from '../local/stack';
 import { JsonWorker, PYTHON, lastJsonLine, median, run, say } from './harness';
 import { ROOT } from '../local/paths';
@@ -358,6 +360,66 @@ async function artifactAtWorkers(work: string, model: string, partition: string,
   return rows;
 }
 
+/**
+ * A run's own model, the full-size fp32 one (≈63 MB), fetched by the inference artifact from the
+ * local S3: the first rank of a container downloads and loads it (cold), the next reuses it (warm).
+ */
+async function runModelFetch(work: string, model: string, partition: string) {
+  say('a run model (full-size fp32) fetched by the inference artifact, cold then warm …');
+  const stack = await new LocalStack({
+    directory: join(work, 'run-model'),
+    modelPath: join(ROOT, 'model', 'default.onnx'),
+    workers: 1,
+  }).start();
+  try {
+    const s3 = createS3Client({ ...process.env, ...stack.env });
+    await ensureBucket(s3, DATA_BUCKET);
+    await ensureBucket(s3, CONTROL_BUCKET);
+    await s3.send(new PutObjectCommand({ Bucket: DATA_BUCKET, Key: 'bench/1.pt', Body: readFileSync(partition) }));
+    const key = 'models/bench-full.onnx';
+    await s3.send(new PutObjectCommand({ Bucket: CONTROL_BUCKET, Key: key, Body: readFileSync(model) }));
+    await s3.send(
+      new PutObjectCommand({ Bucket: CONTROL_BUCKET, Key: cardKeyFor(key), Body: readFileSync(join(ROOT, 'model', 'default.card.json')) }),
+    );
+    const head = await s3.send(new HeadObjectCommand({ Bucket: CONTROL_BUCKET, Key: key }));
+    const rank = async (n: number) => {
+      const item: RankItem = {
+        runId: 'bench-run-model',
+        rank: n,
+        worldSize: 2,
+        dataBucket: DATA_BUCKET,
+        partitions: [{ key: 'bench/1.pt', bytes: statSync(partition).size }],
+        resultBucket: CONTROL_BUCKET,
+        resultPath: 'bench',
+        model: {
+          bucket: CONTROL_BUCKET,
+          key,
+          etag: head.ETag!,
+          bytes: head.ContentLength!,
+          card: { bucket: CONTROL_BUCKET, key: cardKeyFor(key) },
+        },
+      };
+      await stack.functions.inference.invoke(item);
+      const result = JSON.parse(
+        await (
+          await s3.send(new GetObjectCommand({ Bucket: CONTROL_BUCKET, Key: outputKeys('bench', item.runId).rank(n) }))
+        ).Body!.transformToString(),
+      ) as RankResult;
+      const billed = stack.functions.inference.billed[n];
+      return {
+        model_load_s: round(result.wall_s.model_load ?? 0, 3),
+        model_fetch_s: round(result.wall_s.model_fetch ?? 0, 3),
+        init_ms: Math.round(billed.initMs),
+        billed_ms: Math.round(billed.durationMs),
+        rank_s: round(result.wall_s.total, 2),
+      };
+    };
+    return { model_bytes: head.ContentLength!, cold: await rank(0), warm: await rank(1) };
+  } finally {
+    await stack.close();
+  }
+}
+
 /** Per Lambda memory size: vCPUs, workers, the planned rates (and their sources), and what a galaxy costs. */
 function memorySizes(throughput: Throughput) {
   const { prices } = pricesFor('us-east-1');
@@ -487,6 +549,7 @@ async function main(): Promise<void> {
   const compared = await comparePredictions(partition, out);
   const coldStarts = await measureColdStarts(models.fp32);
   const artifact = ARTIFACT_WORKERS.length ? await artifactAtWorkers(work, models.fp32, partition, ARTIFACT_WORKERS) : [];
+  const runModel = await runModelFetch(work, models.fp32, sweepPartition);
   const { e2e, error: e2eError } = await endToEnd(work, partitionSamples, batch, models.fp32);
   rmSync(work, { recursive: true, force: true });
 
@@ -526,6 +589,7 @@ async function main(): Promise<void> {
     scaling,
     throughput,
     artifact,
+    run_model: runModel,
     memory_sizes: memorySizes(throughput),
     cost_12_6gb: prototypeWorkloadCosts(PARTITION_BYTES / partitionSamples, e2e?.peakRssMb ?? 0, initS, rateAt),
     sweep: sweep.map((s) => ({ ...s, perSecond: round(s.perSecond, 1) })),
@@ -596,6 +660,13 @@ function printResults(
         `  ${pad(a.workers, 2)} worker(s): INIT ${a.init_ms} ms, peak RSS ${a.peak_rss_mb} MB, rank ${a.rank_s} s (${a.samples_per_s} galaxies/s after INIT)`,
       );
   }
+  const rm = r.run_model;
+  lines.push(
+    '',
+    `a run's own model (${(rm.model_bytes / 1e6).toFixed(1)} MB fp32) in the inference artifact, one worker, ${SWEEP_SAMPLES} galaxies per rank:`,
+    `  cold (first rank of a container): fetch ${rm.cold.model_fetch_s} s + load = ${rm.cold.model_load_s} s of a ${rm.cold.rank_s} s rank (container INIT ${rm.cold.init_ms} ms, the deployed model)`,
+    `  warm (the next rank):             ${rm.warm.model_load_s} s of a ${rm.warm.rank_s} s rank`,
+  );
   lines.push('', 'per Lambda memory size: the rates plans use (int8 without VNNI unless noted) and the cost of a million galaxies, x86_64');
   lines.push(
     `  ${'memory MB'.padStart(9)} ${'vCPU'.padStart(5)} ${'workers'.padStart(7)} ${'fp32/s'.padStart(8)} ${'int8/s'.padStart(8)} ${'int8 VNNI/s'.padStart(11)} ${'fp32 $/M'.padStart(9)} ${'int8 $/M'.padStart(9)}`,

@@ -41,6 +41,7 @@ export async function startLocalS3(directory: string, buckets: string[] = [], po
     vhostBuckets: false,
   });
   confineToDirectory(server, resolve(directory));
+  honourIfMatch(server);
   const { address, port: bound } = await server.run();
   return { endpoint: `http://${address}:${bound}`, server, close: () => server.close() };
 }
@@ -63,4 +64,22 @@ function confineToDirectory(server: S3rver, root: string): void {
   const getResourcePath = store.getResourcePath.bind(store);
   store.getBucketPath = (bucket) => inside(getBucketPath(bucket), bucket);
   store.getResourcePath = (bucket, key, resource) => inside(getResourcePath(bucket, key, resource), bucket);
+}
+
+/**
+ * GET and HEAD with If-Match, as S3 answers them: 412 PreconditionFailed when the object's ETag is
+ * not the one asked for (s3rver ignores the header). The inference function fetches a run's model
+ * with the ETag the initializer checked, so a model overwritten mid-run fails its ranks, never mixes.
+ */
+function honourIfMatch(server: S3rver): void {
+  server.middleware.unshift(async (ctx, next) => {
+    const wanted = ctx.get('If-Match');
+    await next();
+    if (!wanted || !['GET', 'HEAD'].includes(ctx.method) || ctx.status >= 300) return;
+    const etag = ctx.response.get('ETag');
+    if (wanted === '*' || wanted.split(',').some((tag) => tag.trim() === etag)) return;
+    (ctx.body as { destroy?: () => void } | null)?.destroy?.();
+    ctx.body = null;
+    throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', { Condition: 'If-Match' });
+  });
 }

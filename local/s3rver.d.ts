@@ -10,9 +10,20 @@ declare module 's3rver' {
     vhostBuckets?: boolean;
     configureBuckets?: { name: string; configs?: (string | Buffer)[] }[];
   }
+  /** The part of Koa's context the local stack's middleware uses. */
+  interface S3rverContext {
+    method: string;
+    path: string;
+    status: number;
+    body: unknown;
+    get(field: string): string;
+    response: { get(field: string): string };
+  }
   export default class S3rver extends EventEmitter {
     constructor(options?: S3rverOptions);
     /** The filesystem store behind the server (lib/stores/filesystem.js). */
+    /** Koa's middleware list, composed when the server starts listening. */
+    middleware: ((ctx: S3rverContext, next: () => Promise<void>) => Promise<void>)[];
     store: {
       getBucketPath(bucket: string): string;
       getResourcePath(bucket: string, key?: string, resource?: string): string;

@@ -40,6 +40,7 @@ export const handler = lambdaHandler(async (item: RankItem, context): Promise<Ra
       signature: model.signature,
       modelId: model.id,
       modelLoadSeconds: model.loadSeconds,
+      modelFetchSeconds: model.fetchSeconds,
       memoryMb: config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
       workers,
       batchSize: model.card.batchSize ?? WORKER_BATCH_SIZE,

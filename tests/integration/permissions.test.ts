@@ -187,3 +187,57 @@ test('the check fails where AWS would: without the result buckets statement, a r
   const noLogging = roleStatements().filter((s) => !list(s.Action).includes('logs:CreateLogDelivery'));
   expect(needs.filter((n) => !allows(noLogging, n)).map((n) => n.action)).toEqual(LOG_DELIVERY);
 });
+
+describe("a run's own model: the functions read models only where the template says", () => {
+  const MODEL_BUCKETS = ['team-models'];
+  const withModels = resolver(translated, ROOT, {
+    overrides: { ModelBucketNames: MODEL_BUCKETS.join(','), DataBucketName: 'survey-data' },
+    accountId: ACCOUNT,
+    stackName: STACK,
+    stackUuid: STACK_UUID,
+    resources: { ControlBucket: controlBucket },
+  });
+  /** A function role's Allow statements, intrinsics resolved (SAM names the role <function>Role). */
+  const functionStatements = (functionId: string, resolve = withModels.resolve): Statement[] => {
+    const role = translated.Resources[`${functionId}Role`].Properties as { Policies: unknown[] };
+    return (resolve(role.Policies as never) as ({ PolicyDocument: { Statement: Statement[] } } | undefined)[])
+      .filter((p) => p !== undefined)
+      .flatMap((p) => p!.PolicyDocument.Statement);
+  };
+  const read = (bucket: string, key: string): Need => ({ action: 's3:GetObject', resource: `arn:aws:s3:::${bucket}/${key}`, why: key });
+
+  test.each(['InitializerFunction', 'InferenceFunction'])(
+    '%s may read a model (and its card) in models/ or a ModelBucketNames bucket',
+    (id) => {
+      const statements = functionStatements(id);
+      for (const need of [
+        read(controlBucket, 'models/morphology.onnx'),
+        read(controlBucket, 'models/morphology.card.json'),
+        read('team-models', 'v2/anomaly.onnx'),
+      ]) {
+        expect([need.resource, allows(statements, need)]).toEqual([need.resource, true]);
+      }
+      expect(allows(statements, read('elsewhere', 'm.onnx'))).toBe(false);
+    },
+  );
+
+  test("the inference function reads nothing else of the control bucket (its payloads, others' results)", () => {
+    const statements = functionStatements('InferenceFunction');
+    expect(allows(statements, read(controlBucket, 'runs/survey/payload.json'))).toBe(false);
+    expect(allows(statements, read(controlBucket, 'results/other/ranks/0.json'))).toBe(false);
+  });
+
+  test('the check can fail: without ModelBucketNames, a model there is denied to both', () => {
+    const plain = resolver(translated, ROOT, {
+      overrides: { DataBucketName: 'survey-data' },
+      accountId: ACCOUNT,
+      stackName: STACK,
+      stackUuid: STACK_UUID,
+      resources: { ControlBucket: controlBucket },
+    });
+    for (const id of ['InitializerFunction', 'InferenceFunction']) {
+      expect(allows(functionStatements(id, plain.resolve), read('team-models', 'v2/anomaly.onnx'))).toBe(false);
+      expect(allows(functionStatements(id, plain.resolve), read(controlBucket, 'models/morphology.onnx'))).toBe(true);
+    }
+  });
+});

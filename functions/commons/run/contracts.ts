@@ -143,8 +143,17 @@ export interface RankResult {
   samples: number;
   bytes: number;
   /** Wall-clock seconds. Reading overlaps inference, so download + inference can exceed total. */
-  /** Seconds by phase; `model_load` (a run's own model fetched and loaded in this invocation) is part of `total`. */
-  wall_s: { total: number; download: number; open: number; inference: number; read_wait: number; upload: number; model_load?: number };
+  /** Seconds by phase; `model_load` (a run's own model fetched and loaded in this invocation; `model_fetch` of it the download) is part of `total`. */
+  wall_s: {
+    total: number;
+    download: number;
+    open: number;
+    inference: number;
+    read_wait: number;
+    upload: number;
+    model_load?: number;
+    model_fetch?: number;
+  };
   /** The model that ran: 'deployed', or s3://bucket/key#etag, with its card's name and version. */
   model?: { id: string; name?: string; version?: string };
   init_s: number;

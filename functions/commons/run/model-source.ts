@@ -25,6 +25,8 @@ export interface LoadedModel {
   signature: OnnxSignature;
   /** Seconds this rank spent fetching and loading it (0 when the container held it). */
   loadSeconds: number;
+  /** Of those, the seconds spent downloading it from S3. */
+  fetchSeconds: number;
 }
 
 export class ModelSource {
@@ -52,7 +54,7 @@ export class ModelSource {
   /** The model a rank runs: the one held when it is the same, else fetched and loaded. */
   async forItem(model?: ModelObject): Promise<LoadedModel> {
     const id = model ? `s3://${model.bucket}/${model.key}#${model.etag.replace(/"/g, '')}` : 'deployed';
-    if (this.current?.id === id) return { ...this.current, loadSeconds: 0 };
+    if (this.current?.id === id) return { ...this.current, loadSeconds: 0, fetchSeconds: 0 };
     const started = performance.now();
     const loaded = model ? await this.fetchAndHold(id, model) : await this.loadDeployed();
     return { ...loaded, loadSeconds: (performance.now() - started) / 1000 };
@@ -69,17 +71,19 @@ export class ModelSource {
         `${id}: the model is ${model.bytes} bytes, more than the ${free} free in ${directory}: raise InferenceEphemeralStorage`,
       );
     }
+    const fetchStarted = performance.now();
     const object = await s3.send(new GetObjectCommand({ Bucket: model.bucket, Key: model.key, IfMatch: model.etag }));
     const partial = `${path}.partial`;
     await pipeline(object.Body as NodeJS.ReadableStream, createWriteStream(partial));
     await rename(partial, path);
+    const fetchSeconds = (performance.now() - fetchStarted) / 1000;
     let cardText: string | undefined;
     if (model.card) {
       const card = await s3.send(new GetObjectCommand({ Bucket: model.card.bucket, Key: model.card.key }));
       cardText = await card.Body!.transformToString();
     }
     try {
-      return await this.hold(id, path, cardText);
+      return { ...(await this.hold(id, path, cardText)), fetchSeconds };
     } finally {
       // The sessions have read the file; the disk is free for the next one.
       await rm(path, { force: true });
@@ -91,7 +95,7 @@ export class ModelSource {
     await this.current?.pool.release();
     this.current = undefined;
     const pool = await startInferencePool({ modelPath: path, workers: this.options.workers, workerScript: this.options.workerScript });
-    this.current = { id, pool, card, signature, loadSeconds: 0 };
+    this.current = { id, pool, card, signature, loadSeconds: 0, fetchSeconds: 0 };
     return this.current;
   }
 }

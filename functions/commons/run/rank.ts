@@ -24,6 +24,8 @@ export interface RankContext {
   modelId: string;
   /** Seconds this invocation spent fetching and loading a run's model before the rank began (0: the container held it). */
   modelLoadSeconds?: number;
+  /** Of those, the seconds downloading it. */
+  modelFetchSeconds?: number;
   memoryMb: number;
   /** Inference workers the model runs batches on. */
   workers: number;
@@ -155,6 +157,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
       read_wait: readWait,
       upload: seconds(uploadStart),
       model_load: modelLoad,
+      model_fetch: context.modelFetchSeconds ?? 0,
     },
     model: { id: context.modelId, name: context.card.name, version: context.card.version },
     init_s: context.initSeconds,
