@@ -4,13 +4,13 @@ import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Command } from 'commander';
 import { createDynamoClient, createS3Client } from '../../functions/commons/aws/clients';
 import { UsageError } from '../../functions/commons/errors';
-import type { RedshiftHistograms } from '../../functions/commons/model/histograms';
 import type { RankResult } from '../../functions/commons/run/contracts';
 import { RunStore } from '../../functions/commons/run/run-store';
 import { parseS3Uri } from '../../functions/commons/aws/s3-uri';
 import { withOptions } from '../options';
-import { buildReport } from '../report/html';
+import { buildReport, type RunSummary } from '../report/html';
 import { rankTiming } from '../report/report-data';
+import { runObjectImages } from '../report/run-images';
 import { withServices, type ServiceOptions } from '../services';
 
 async function readJsonUri<T>(s3: S3Client, uri: string): Promise<T> {
@@ -28,7 +28,9 @@ export function addReportCommand(program: Command): void {
   withOptions(
     program
       .command('report')
-      .description('one run as a self-contained HTML page: ẑ vs z, residuals, predicted redshifts, timeline, cost')
+      .description(
+        "one run as a self-contained HTML page: each model output by its task (regression, classification, a score with its top objects' images), timeline, cost",
+      )
       .argument('<runId>')
       .option('--out <file.html>', 'where to write it (default: <dir>/outputs/<runId>/report.html, or <runId>.html with --aws)'),
     'aws',
@@ -41,9 +43,16 @@ export function addReportCommand(program: Command): void {
       if (run.status === 'RUNNING') throw new UsageError(`run ${runId} is still running: report it when it has finished`);
       if (!run.outputs) return buildReport({ run, histograms: null, ranks: [] });
       const s3 = createS3Client(env);
-      const summary = await readJsonUri<{ histograms?: RedshiftHistograms | null }>(s3, run.outputs.summary);
+      const summary = await readJsonUri<RunSummary>(s3, run.outputs.summary);
       const combined = await readJsonUri<RankResult[]>(s3, run.outputs.combined);
-      return buildReport({ run, histograms: summary.histograms ?? null, ranks: combined.map(rankTiming) });
+      return buildReport({
+        run,
+        histograms: summary.histograms ?? null,
+        ranks: combined.map(rankTiming),
+        statistics: summary.statistics,
+        // The top objects' images come from the partitions in the run's data bucket, through the same S3.
+        objectImages: await runObjectImages(run, summary.statistics, s3),
+      });
     });
     const out = resolve(options.out ?? (options.aws ? `${runId}.html` : join(options.dir, 'outputs', runId, 'report.html')));
     await mkdir(dirname(out), { recursive: true });

@@ -294,7 +294,7 @@ export async function startRun(options: StartOptions): Promise<number> {
     const outcome = await uploadPayload(stack, s3, name, payloadText);
     const run = await followRun(stack, s3, outcome.runId);
     const outputs = await copyOutputs(s3, run, options.dir);
-    const report = await writeReportFromFolder(run, outputs);
+    const report = await writeReportFromFolder(run, outputs, { s3 });
     printRun(stack, run, outputs, report, (Date.now() - started) / 1000);
     return run.status === 'SUCCEEDED' ? 0 : 1;
   } finally {

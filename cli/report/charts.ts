@@ -3,7 +3,16 @@ import { compile, type TopLevelSpec } from 'vega-lite';
 import { OUTLIER_THRESHOLD } from '../../functions/commons/model/accuracy';
 import type { Histogram, JointHistogram } from '../../functions/commons/model/histograms';
 import type { CostBreakdown } from '../../functions/commons/billing/cost';
-import { histogramBars, jointCells, MAX_RANK_BARS, phaseCounts, PHASES, type TimelineSegment } from './report-data';
+import {
+  confusionCells,
+  histogramBars,
+  jointCells,
+  MAX_RANK_BARS,
+  phaseCounts,
+  PHASES,
+  type reliabilityPoints,
+  type TimelineSegment,
+} from './report-data';
 
 /**
  * The report's plots as Vega-Lite specifications, rendered to SVG text in Node by Vega's headless
@@ -62,7 +71,14 @@ export function jointSpec(joint: JointHistogram): TopLevelSpec {
   };
 }
 
-export function histogramSpec(h: Histogram, title: string, xTitle: string, bounds: number[] = []): TopLevelSpec {
+/** A 1-D histogram's bars, with dashed bounds; `logCounts` shows single objects in a tail beside bins of thousands. */
+export function histogramSpec(
+  h: Histogram,
+  title: string,
+  xTitle: string,
+  bounds: number[] = [],
+  options: { logCounts?: boolean; domain?: [number, number] } = {},
+): TopLevelSpec {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title,
@@ -71,11 +87,17 @@ export function histogramSpec(h: Histogram, title: string, xTitle: string, bound
     layer: [
       {
         data: { values: histogramBars(h) },
-        mark: { type: 'rect', color: '#4e79a7' },
+        // Bars outside a narrowed domain would widen the SVG to the left: clipped.
+        mark: { type: 'rect', color: '#4e79a7', ...(options.domain ? { clip: true } : {}) },
         encoding: {
-          x: { field: 'x0', type: 'quantitative', title: xTitle, scale: { domain: [h.lo, h.hi] } },
+          x: { field: 'x0', type: 'quantitative', title: xTitle, scale: { domain: options.domain ?? [h.lo, h.hi] } },
           x2: { field: 'x1' },
-          y: { field: 'count', type: 'quantitative', title: 'objects' },
+          y: {
+            field: 'count',
+            type: 'quantitative',
+            title: options.logCounts ? 'objects (log scale)' : 'objects',
+            ...(options.logCounts ? { scale: { type: 'symlog' as const } } : {}),
+          },
         },
       },
       ...(bounds.length
@@ -164,5 +186,93 @@ export function costSpec(cost: CostBreakdown, prototypeUsd: number | undefined):
       color: { field: 'kind', type: 'nominal', title: null, legend: { orient: 'bottom' } },
       tooltip: [{ field: 'usd', type: 'quantitative', format: '.3e' }],
     },
+  };
+}
+
+/** Above this many classes the confusion matrix shows no numbers in its cells, nor class names on its axes. */
+const MAX_LABELLED_CLASSES = 20;
+const MAX_NAMED_AXIS_CLASSES = 40;
+
+/** Rows the true classes, columns the predicted ones; a row's colour is its share of the class, so the diagonal reads as recall. */
+export function confusionSpec(classes: string[], confusion: number[][]): TopLevelSpec {
+  const k = classes.length;
+  const side = Math.min(560, Math.max(180, 40 * k));
+  const axis = (title: string) => ({
+    type: 'nominal' as const,
+    sort: classes,
+    title,
+    axis: k > MAX_NAMED_AXIS_CLASSES ? { labels: false, ticks: false } : { labelLimit: 140 },
+  });
+  // Few classes fit their names across; more are turned to fit.
+  const across = k <= 6 ? { labelAngle: 0 } : {};
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: `Confusion matrix: colour the share of the true class${k <= MAX_LABELLED_CLASSES ? ', numbers the objects' : ''}`,
+    width: side,
+    height: side,
+    data: { values: confusionCells(classes, confusion) },
+    encoding: {
+      x: { field: 'predicted', ...axis('predicted class'), axis: { ...axis('').axis, ...across } },
+      y: { field: 'truth', ...axis('true class') },
+    },
+    layer: [
+      {
+        mark: 'rect',
+        encoding: {
+          color: { field: 'share', type: 'quantitative', scale: { domain: [0, 1], scheme: 'blues' }, title: 'share of true class' },
+        },
+      },
+      ...(k <= MAX_LABELLED_CLASSES
+        ? [
+            {
+              mark: { type: 'text' as const, fontSize: 11 },
+              encoding: {
+                text: { field: 'count', type: 'quantitative' as const, format: ',d' },
+                color: { condition: { test: 'datum.share > 0.5', value: 'white' }, value: 'black' },
+              },
+            },
+          ]
+        : []),
+    ],
+  };
+}
+
+/** Accuracy against mean confidence per confidence bin, point size the objects in it; a calibrated model lies on the diagonal. */
+export function reliabilitySpec(points: ReturnType<typeof reliabilityPoints>): TopLevelSpec {
+  const unit = { scale: { domain: [0, 1] } };
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'Reliability: accuracy against confidence (dashed: calibrated)',
+    width: 320,
+    height: 320,
+    layer: [
+      {
+        data: {
+          values: [
+            { x: 0, y: 0 },
+            { x: 1, y: 1 },
+          ],
+        },
+        mark: { type: 'line', color: '#9e9e9e', strokeDash: [4, 3] },
+        encoding: {
+          x: { field: 'x', type: 'quantitative', title: 'mean confidence (top class probability)', ...unit },
+          y: { field: 'y', type: 'quantitative', title: 'share predicted right', ...unit },
+        },
+      },
+      {
+        data: { values: points },
+        mark: { type: 'line', color: '#4e79a7' },
+        encoding: { x: { field: 'confidence', type: 'quantitative', ...unit }, y: { field: 'accuracy', type: 'quantitative', ...unit } },
+      },
+      {
+        data: { values: points },
+        mark: { type: 'point', filled: true, color: '#4e79a7' },
+        encoding: {
+          x: { field: 'confidence', type: 'quantitative', ...unit },
+          y: { field: 'accuracy', type: 'quantitative', ...unit },
+          size: { field: 'count', type: 'quantitative', title: 'objects', legend: { orient: 'bottom' } },
+        },
+      },
+    ],
   };
 }

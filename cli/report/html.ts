@@ -1,30 +1,67 @@
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { OUTLIER_THRESHOLD } from '../../functions/commons/model/accuracy';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { PROTOTYPE_GB_SECOND } from '../../functions/commons/billing/cost';
 import type { RedshiftHistograms } from '../../functions/commons/model/histograms';
+import { outputMetrics, type OutputStatistics } from '../../functions/commons/model/task-statistics';
 import type { RankResult } from '../../functions/commons/run/contracts';
 import type { RunRecord } from '../../functions/commons/run/run-store';
-import { costSpec, histogramSpec, jointSpec, renderSvg, timelineSpec } from './charts';
-import { rankTiming, timelineSegments, type ReportInput } from './report-data';
+import { costSpec, renderSvg, timelineSpec } from './charts';
+import { escape, figure, idOf, num, table } from './html-parts';
+import { runObjectImages } from './run-images';
+import { rankTiming, timelineSegments, type RankTiming, type ReportInput } from './report-data';
+import { classificationSection, regressionSections, scoreSection } from './task-sections';
 
-const escape = (text: string) =>
-  text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-
-const num = (v: number | undefined, digits = 4) => (v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits));
 const usd = (v: number | undefined) => (v === undefined ? '–' : `$${v < 0.01 ? v.toExponential(3) : v.toFixed(4)}`);
 
-function table(rows: [string, string][]): string {
-  return `<table>${rows.map(([k, v]) => `<tr><th>${escape(k)}</th><td>${escape(v)}</td></tr>`).join('')}</table>`;
+/** The model that ran: the run's own (its card's name and version, its URI and ETag), or the deployed one (as the ranks named it). */
+function modelRows(run: RunRecord, ranks: RankTiming[]): [string, string][] {
+  if (run.model) {
+    const { uri, etag, name, version } = run.model;
+    return [
+      ['model', `${name ?? '(its card names none)'}${version ? ` version ${version}` : ''}`],
+      ['model file', `${uri} (ETag ${etag.replace(/"/g, '')})`],
+    ];
+  }
+  const card = ranks.find((r) => r.model?.id === 'deployed')?.model;
+  return [['model', `the deployed one${card?.name ? ` (${card.name}${card.version ? ` version ${card.version}` : ''})` : ''}`]];
 }
 
-const figure = (id: string, svg: string) => `<figure class="plot" id="${id}">${svg}</figure>`;
+/**
+ * Each output's sections, by its task, in the order summary.json lists them. A run from before
+ * model cards has no statistics: its accuracy and histograms are reported as they always were.
+ */
+async function outputSections({ run, histograms, statistics, objectImages }: ReportInput): Promise<string[]> {
+  const outputs = Object.entries(statistics ?? {});
+  if (!outputs.length) return regressionSections({ suffix: '', accuracy: run.accuracy, histograms });
+  const sections: string[] = [];
+  const ids = new Set<string>();
+  let regressions = 0;
+  for (const [index, [name, stats]] of outputs.entries()) {
+    const id = ids.has(idOf(name)) ? `${idOf(name)}-${index}` : idOf(name);
+    ids.add(id);
+    if (stats.task === 'regression') {
+      const accuracy = outputMetrics(stats);
+      sections.push(
+        ...(await regressionSections({
+          name,
+          suffix: regressions++ === 0 ? '' : `-${id}`,
+          accuracy: accuracy.task === 'regression' ? accuracy.accuracy : null,
+          histograms: stats.histograms,
+        })),
+      );
+    } else if (stats.task === 'classification') sections.push(await classificationSection(name, id, stats));
+    else sections.push(await scoreSection(name, id, stats, objectImages));
+  }
+  return sections;
+}
 
 /**
- * One self-contained HTML file: every plot is inline SVG rendered here, no script, no stylesheet or
- * font from elsewhere, so it opens offline and the same everywhere.
+ * One self-contained HTML file: every plot is inline SVG rendered here and every image a data: URI,
+ * no script, no stylesheet or font from elsewhere, so it opens offline and the same everywhere.
  */
-export async function buildReport({ run, histograms, ranks }: ReportInput): Promise<string> {
+export async function buildReport(input: ReportInput): Promise<string> {
+  const { run, ranks } = input;
   const sections: string[] = [];
   const t = run.timings ?? {};
   sections.push(
@@ -32,6 +69,7 @@ export async function buildReport({ run, histograms, ranks }: ReportInput): Prom
       ['status', run.status],
       ['dataset', run.dataset],
       ['payload', run.payloadUri],
+      ...modelRows(run, ranks),
       ['started', run.startedAt],
       ['finished', run.finishedAt ?? '–'],
       ['partitions / ranks', `${run.partitions ?? 0} / ${run.ranks ?? 0}`],
@@ -40,43 +78,7 @@ export async function buildReport({ run, histograms, ranks }: ReportInput): Prom
       ...(run.error ? ([['error', run.error]] as [string, string][]) : []),
     ])}</section>`,
   );
-
-  const accuracy = run.accuracy;
-  if (accuracy) {
-    const joint = histograms?.joint;
-    const residual = histograms?.residual;
-    sections.push(
-      `<section id="accuracy"><h2>Accuracy (${accuracy.samples.toLocaleString('en-US')} labelled objects` +
-        `${accuracy.excluded ? `; ${accuracy.excluded.toLocaleString('en-US')} with a non-finite value left out` : ''})</h2>` +
-        table([
-          ['MAE', num(accuracy.mae)],
-          ['bias ⟨Δz/(1+z)⟩', num(accuracy.bias)],
-          ['NMAD (1.48 · median |Δz|/(1+z))', num(accuracy.precision)],
-          ['R²', accuracy.r2 === null ? 'undefined (the labels have no spread)' : num(accuracy.r2)],
-          [`outlier fraction (|Δz|/(1+z) > ${OUTLIER_THRESHOLD})`, num(accuracy.outlierFraction)],
-          ...(joint ? ([['outside the plotted range', `${joint.outside.toLocaleString('en-US')} objects`]] as [string, string][]) : []),
-        ]) +
-        (joint && residual
-          ? figure('plot-joint', await renderSvg(jointSpec(joint))) +
-            figure(
-              'plot-residual',
-              await renderSvg(
-                histogramSpec(residual, 'Residuals Δz/(1+z), outlier bounds dashed', 'Δz/(1+z)', [-OUTLIER_THRESHOLD, OUTLIER_THRESHOLD]),
-              ),
-            )
-          : "<p>This run's ranks wrote no histograms (a run from before CAI recorded them): no plots.</p>") +
-        '</section>',
-    );
-  }
-
-  sections.push(
-    `<section id="predicted"><h2>Predicted redshifts</h2>${
-      histograms
-        ? figure('plot-predicted', await renderSvg(histogramSpec(histograms.predicted, 'Predicted redshift ẑ', 'ẑ'))) +
-          `<p>${histograms.predicted.above.toLocaleString('en-US')} above ẑ = ${histograms.predicted.hi}, ${histograms.predicted.below.toLocaleString('en-US')} below 0, ${histograms.nonFinite.toLocaleString('en-US')} not finite.</p>`
-        : "<p>This run's ranks wrote no histograms (a run from before CAI recorded them).</p>"
-    }</section>`,
-  );
+  sections.push(...(await outputSections(input)));
 
   const segments = timelineSegments(run, ranks);
   sections.push(
@@ -125,16 +127,32 @@ export async function buildReport({ run, histograms, ranks }: ReportInput): Prom
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222}
 table{border-collapse:collapse;margin:1em 0}th,td{padding:.2em .8em;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
 th{font-weight:600;white-space:nowrap}figure.plot{margin:1em 0}section{margin-bottom:2em}
+table.grid td{white-space:nowrap}img.thumb{image-rendering:pixelated;display:block;background:#000}
 </style></head>
 <body><h1>CAI run ${escape(run.runId)}</h1>
 ${sections.join('\n')}
-<footer><p>Made by <code>cai report</code> from the run record, summary.json and the ranks' results; plots by Vega-Lite.</p></footer>
+<footer><p>Made by <code>cai report</code> from the run record, summary.json, the ranks' results and, for a score's top objects, their partitions; plots by Vega-Lite.</p></footer>
 </body></html>
 `;
 }
 
-/** The report of a run whose outputs were copied to a folder (npm start's local copy). */
-export async function writeReportFromFolder(run: RunRecord, folder: string, out = join(folder, 'report.html')): Promise<string> {
+/** What summary.json holds that a report draws. */
+export interface RunSummary {
+  histograms?: RedshiftHistograms | null;
+  statistics?: Record<string, OutputStatistics>;
+}
+
+/**
+ * The report of a run whose outputs were copied to a folder (npm start's local copy). The images of
+ * a score's top objects are read from the run's data bucket through `s3` (the stack's); without
+ * it, the top list has no images.
+ */
+export async function writeReportFromFolder(
+  run: RunRecord,
+  folder: string,
+  options: { out?: string; s3?: S3Client } = {},
+): Promise<string> {
+  const out = options.out ?? join(folder, 'report.html');
   const readJson = async <T>(name: string): Promise<T | undefined> => {
     try {
       return JSON.parse(await readFile(join(folder, name), 'utf8')) as T;
@@ -142,9 +160,19 @@ export async function writeReportFromFolder(run: RunRecord, folder: string, out 
       return undefined;
     }
   };
-  const summary = await readJson<{ histograms?: RedshiftHistograms | null }>('summary.json');
+  const summary = await readJson<RunSummary>('summary.json');
   const combined = (await readJson<RankResult[]>('combined_data.json')) ?? [];
+  const statistics = summary?.statistics;
   await mkdir(dirname(out), { recursive: true });
-  await writeFile(out, await buildReport({ run, histograms: summary?.histograms ?? null, ranks: combined.map(rankTiming) }));
+  await writeFile(
+    out,
+    await buildReport({
+      run,
+      histograms: summary?.histograms ?? null,
+      ranks: combined.map(rankTiming),
+      statistics,
+      objectImages: options.s3 ? await runObjectImages(run, statistics, options.s3) : undefined,
+    }),
+  );
   return out;
 }

@@ -1,19 +1,27 @@
 import type { RedshiftHistograms } from '../../functions/commons/model/histograms';
+import { outputMetrics, type ClassificationStatistics, type OutputStatistics } from '../../functions/commons/model/task-statistics';
 import type { RankResult } from '../../functions/commons/run/contracts';
 import type { RunRecord } from '../../functions/commons/run/run-store';
+import type { ObjectImages } from './object-images';
 
 /**
- * What a report is made of: the run record, the run's merged histograms (summary.json) and each
- * rank's timings (combined_data.json). Nothing here holds a prediction: a run of 50 M galaxies
+ * What a report is made of: the run record, the run's merged statistics per output and histograms
+ * (summary.json), each rank's timings (combined_data.json), and thumbnails of a score's top objects
+ * (read from their partitions). Nothing here holds every prediction: a run of 50 M galaxies
  * reports from O(ranks + bins) numbers.
  */
 export interface ReportInput {
   run: RunRecord;
+  /** The first regression output's histograms (summary.json's `histograms`): what runs from before model cards have. */
   histograms: RedshiftHistograms | null;
   ranks: RankTiming[];
+  /** Each output's merged statistics by name (summary.json's `statistics`); absent: a run from before model cards. */
+  statistics?: Record<string, OutputStatistics>;
+  /** Thumbnails of the score outputs' top objects; absent: none were read. */
+  objectImages?: ObjectImages;
 }
 
-export type RankTiming = Pick<RankResult, 'rank' | 'wall_s' | 'init_s' | 'cold_start' | 'samples' | 'started_at'>;
+export type RankTiming = Pick<RankResult, 'rank' | 'wall_s' | 'init_s' | 'cold_start' | 'samples' | 'started_at' | 'model'>;
 
 export const rankTiming = (r: RankResult): RankTiming => ({
   rank: r.rank,
@@ -22,6 +30,7 @@ export const rankTiming = (r: RankResult): RankTiming => ({
   cold_start: r.cold_start,
   samples: r.samples,
   started_at: r.started_at,
+  model: r.model,
 });
 
 export const PHASES = [
@@ -114,6 +123,15 @@ export function histogramBars(h: { lo: number; hi: number; counts: number[] }): 
   return h.counts.map((count, i) => ({ x0: h.lo + i * width, x1: h.lo + (i + 1) * width, count }));
 }
 
+/** The span of a histogram's filled bins, a bin either side; its whole range when none is filled. */
+export function filledRange(h: { lo: number; hi: number; counts: number[] }): [number, number] {
+  const first = h.counts.findIndex((c) => c > 0);
+  if (first < 0) return [h.lo, h.hi];
+  const last = h.counts.findLastIndex((c) => c > 0);
+  const width = (h.hi - h.lo) / h.counts.length;
+  return [Math.max(h.lo, h.lo + (first - 1) * width), Math.min(h.hi, h.lo + (last + 2) * width)];
+}
+
 /** Non-empty cells of the ẑ-vs-z histogram as rectangles. */
 export function jointCells(
   j: NonNullable<RedshiftHistograms['joint']>,
@@ -123,4 +141,49 @@ export function jointCells(
     const [tz, pz] = cell.split(',').map(Number);
     return { z0: j.lo + tz * width, z1: j.lo + (tz + 1) * width, p0: j.lo + pz * width, p1: j.lo + (pz + 1) * width, count };
   });
+}
+
+/** Cells of a confusion matrix: each count, and its share of the true class's objects (the colour: a row reads as recall). */
+export function confusionCells(
+  classes: string[],
+  confusion: number[][],
+): { truth: string; predicted: string; count: number; share: number }[] {
+  return confusion.flatMap((row, t) => {
+    const total = row.reduce((s, v) => s + v, 0);
+    return row.map((count, p) => ({ truth: classes[t], predicted: classes[p], count, share: total > 0 ? count / total : 0 }));
+  });
+}
+
+/** A reliability plot's points: per non-empty confidence bin, the mean confidence and the share predicted right. */
+export function reliabilityPoints(confidence: ClassificationStatistics['confidence']): {
+  lo: number;
+  hi: number;
+  confidence: number;
+  accuracy: number;
+  count: number;
+}[] {
+  const bins = confidence.count.length;
+  return confidence.count.flatMap((count, i) =>
+    count > 0
+      ? [{ lo: i / bins, hi: (i + 1) / bins, confidence: confidence.sum[i] / count, accuracy: confidence.correct[i] / count, count }]
+      : [],
+  );
+}
+
+export interface ClassRow {
+  class: string;
+  precision: number | null;
+  recall: number | null;
+  f1: number | null;
+  /** Labelled objects of the class. */
+  support: number;
+  /** Objects predicted as the class, labelled or not. */
+  predicted: number;
+}
+
+/** The per-class table of a classification output: its metrics (as the run record has them) and predicted counts. */
+export function classRows(stats: ClassificationStatistics): ClassRow[] {
+  const metrics = outputMetrics(stats);
+  if (metrics.task !== 'classification') throw new Error('classification statistics without classification metrics');
+  return metrics.perClass.map((m, c) => ({ ...m, predicted: stats.predicted[c] }));
 }
