@@ -1,10 +1,11 @@
 """AstroMAE → ONNX for CAI's inference Lambdas.
 
-  python model/export.py --checkpoint FILE --out MODEL.onnx [--heads 3]
+  python model/export.py --checkpoint FILE --out MODEL.onnx [--heads 3] [--card CARD.json]
   python model/export.py --fixture-weights full|small --out MODEL.onnx
 
 Inputs:  image float32[B,5,32,32], magnitude float32[B,5]  (B dynamic)
 Output:  redshift float32[B]  (the model's [B,1] head, squeezed)
+Metadata: cai.card, the model card (model/cards.py): --card's, or a generic AstroMAE redshift one.
 
 The export is checked with onnxruntime against the PyTorch model before it is written; the file
 is only written when the largest deviation is within --tolerance. Prints one JSON line last.
@@ -24,10 +25,19 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from astromae import FULL, SMALL, AstroMAE, CheckpointError, parameter_count  # noqa: E402
+from cards import CardError, embed_card, read_card  # noqa: E402
 from checkpoint import load_model  # noqa: E402
 from fixture_weights import rule_inputs, rule_state_dict  # noqa: E402
 
 OPSET = 17
+# The card of any graph this exporter writes, unless --card gives a more specific one.
+REDSHIFT_CARD = {
+    "name": "astromae-redshift",
+    "description": "AstroMAE photometric redshift from cutout and magnitudes",
+    "inputs": {"image": {"tensor": 0, "dtype": "float32"}, "magnitude": {"tensor": 1, "dtype": "float32"}},
+    "outputs": {"redshift": {"task": "regression", "label": 2}},
+    "batchSize": 256,
+}
 
 
 class RedshiftGraph(torch.nn.Module):
@@ -47,7 +57,7 @@ def fixture_model(size: str) -> AstroMAE:
     return model
 
 
-def export(model: AstroMAE, out: str, tolerance: float) -> dict:
+def export(model: AstroMAE, out: str, tolerance: float, card: dict | None = None) -> dict:
     graph = RedshiftGraph(model).eval()
     image, magnitude = rule_inputs(4)
     directory = os.path.dirname(os.path.abspath(out))
@@ -68,6 +78,11 @@ def export(model: AstroMAE, out: str, tolerance: float) -> dict:
                 do_constant_folding=True,
                 dynamo=False,
             )
+        import onnx
+
+        exported = onnx.load(partial)
+        embed_card(exported, card or REDSHIFT_CARD)
+        onnx.save(exported, partial)
         deviation = verify(graph, partial)
         if deviation > tolerance:
             raise CheckpointError(f"the ONNX export deviates from PyTorch by {deviation:.3g} (> {tolerance:g}); nothing written")
@@ -103,13 +118,15 @@ def main() -> int:
     parser.add_argument("--out", required=True, help="where to write the .onnx file")
     parser.add_argument("--heads", type=int, default=3, help="attention heads (not recorded in a state_dict)")
     parser.add_argument("--tolerance", type=float, default=1e-4)
+    parser.add_argument("--card", help="the model card to embed (default: a generic AstroMAE redshift card)")
     args = parser.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     start = time.perf_counter()
     try:
+        card = read_card(args.card) if args.card else None
         model = load_model(args.checkpoint, args.heads) if args.checkpoint else fixture_model(args.fixture_weights)
-        report = export(model, args.out, args.tolerance)
-    except (CheckpointError, FileNotFoundError) as error:
+        report = export(model, args.out, args.tolerance, card)
+    except (CheckpointError, CardError, FileNotFoundError) as error:
         print(f"model:export: {error}", file=sys.stderr)
         return 1
     report["seconds"] = round(time.perf_counter() - start, 1)

@@ -29,6 +29,7 @@ import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 
 from astromae import FULL, SMALL, AstroMAE, parameter_count  # noqa: E402
+from cards import read_card  # noqa: E402
 from export import export  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -120,7 +121,8 @@ def main() -> None:
         save_file(state, weights, metadata={"scale_inputs": "true"})
         stored = {"weights": os.path.basename(weights), "weights_bytes": os.path.getsize(weights), "dtype": "float16"}
     else:
-        report = export(model, os.path.join(HERE, f"{recipe['out']}.onnx"), tolerance=1e-4)
+        card = read_card(os.path.join(HERE, f"{recipe['out']}.card.json"))
+        report = export(model, os.path.join(HERE, f"{recipe['out']}.onnx"), tolerance=1e-4, card=card)
         stored = {"onnx_bytes": report["bytes"], "onnx_max_abs_diff_vs_pytorch": report["max_abs_diff"]}
     provenance = {
         "model": f"AstroMAE, {'FULL' if args.full else 'SMALL'} configuration (model/astromae.py)",

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -123,6 +124,48 @@ describe('synth → split → inspect', () => {
     expect(report.max_abs_diff).toEqual([0, 0, 0]);
   });
 
+  test('without --layout and --oddities, synth writes the very bytes it wrote before they existed', () => {
+    // sha256 of `synth --samples 700 --size 3MB --seed 5` before dict partitions and oddities were added.
+    const before: Record<string, string> = {
+      '1.pt': 'b30964a7b34cd1541727e2ed987c805224b7370a5f3ea34b9eabb5ab311b5553',
+      '2.pt': '2f29cb79e0beef6823a55e3ecaf3a3cfc4c024e28de4b26a607bd2bb05a36b65',
+      '3.pt': 'fd46b4801640d896f1de907bd87e75799cc23a46f77aa2dd07370714bee528d7',
+      '4.pt': '302141a662104fbb48831a23c76465c9546064ad72077b04f46e4afa9d2f6a94',
+      '5.pt': '5af1fd4892f088f0ff2db5150a3ad57e7c399355901c99d5fe65e3b0eb9e072a',
+      'partitions.json': '499bee2f11966b483c378a2ebc9ff6f5aa94f2239e5d636b67cd96191163e3d7',
+    };
+    const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+    for (const [name, hash] of Object.entries(before)) expect([name, sha256(at('small', name))]).toEqual([name, hash]);
+  });
+
+  test('dict partitions, with and without oddities, load in real PyTorch with weights_only=True', async () => {
+    for (const [name, extra] of [
+      ['dict', []],
+      ['odd', ['--oddities', '0.05']],
+    ] as const) {
+      const run = await cai(['synth', '--samples', '700', '--size', '6MB', '--out', at(name), '--seed', '5', '--layout', 'dict', ...extra]);
+      expect(run.status).toBe(0);
+    }
+    const check = (dir: string) => JSON.parse(runPython(pythonScript('check_dict_partitions.py'), [at(dir), at('whole')]));
+    const plain = check('dict');
+    expect(plain).toMatchObject({
+      keys: ['images', 'magnitudes', 'redshift', 'morphology'],
+      dtypes: { images: 'torch.float32', magnitudes: 'torch.float32', redshift: 'torch.float32', morphology: 'torch.int64' },
+      shapes: { images: [700, 5, 32, 32], magnitudes: [700, 5], redshift: [700], morphology: [700] },
+      max_abs_diff: { images: 0, magnitudes: 0, redshift: 0 },
+    });
+    expect(plain.morphology_counts.every((n: number) => n > 150)).toBe(true);
+    const odd = check('odd');
+    expect(odd.keys).toEqual(['images', 'magnitudes', 'redshift', 'morphology', 'anomaly']);
+    expect(odd.dtypes.anomaly).toBe('torch.uint8');
+    expect(odd.anomalies).toBeGreaterThan(15);
+    expect(odd.anomalies).toBeLessThan(60);
+    // Oddities change cutouts only, and visibly.
+    expect(odd.max_abs_diff).toMatchObject({ magnitudes: 0, redshift: 0 });
+    expect(odd.max_abs_diff.images).toBeGreaterThan(2);
+    expect(odd.morphology_counts).toEqual(plain.morphology_counts);
+  });
+
   test('inspect --json ends with one JSON object describing the tensors', async () => {
     const run = await cai(['inspect', at('split', '2.pt'), '--json']);
     expect(run.status).toBe(0);
@@ -177,7 +220,9 @@ describe('bad input gets one line on stderr and a non-zero exit', () => {
   test('split of an archive that is not a dataset names the layout it expected', async () => {
     const run = await cai(['split', at('hostile', 'dtypes.pt'), '--size', '1MB', '--out', at('nope')]);
     expect(run.status).toBe(1);
-    expect(oneLine(run.stderr)).toMatch(/expected TensorDataset\(images float\[N,5,32,32\].*found float32\[3,2\]/);
+    expect(oneLine(run.stderr)).toMatch(
+      /expected TensorDataset\(images float\[N,5,32,32\].*, or a dict of those keys; no tensor "images" for images: it holds a dict of float32, float64/,
+    );
   });
 
   test('usage errors exit 2', async () => {
@@ -187,6 +232,16 @@ describe('bad input gets one line on stderr and a non-zero exit', () => {
     const tiny = await cai(['split', at('small', '1.pt'), '--size', '10KB', '--out', at('x')]);
     expect(tiny.status).toBe(2);
     expect(oneLine(tiny.stderr)).toMatch(/cannot hold one object/);
+    for (const [args, message] of [
+      [['--oddities', '0.1'], /--oddities needs --layout dict/],
+      [['--oddities', 'lots', '--layout', 'dict'], /--oddities "lots" is not a fraction in 0\.\.1/],
+      [['--oddities', '1.5', '--layout', 'dict'], /--oddities "1\.5" is not a fraction/],
+      [['--layout', 'tuple'], /--layout "tuple" is not one of dataset, dict/],
+    ] as const) {
+      const run = await cai(['synth', '--samples', '3', '--out', at('x'), ...args]);
+      expect(run.status).toBe(2);
+      expect(oneLine(run.stderr)).toMatch(message);
+    }
     const samples = await cai(['synth', '--samples', '-3', '--out', at('x')]);
     expect(samples.status).not.toBe(0);
     expect(readdirSync(work)).not.toContain('x');

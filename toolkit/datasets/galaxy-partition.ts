@@ -38,13 +38,14 @@ export interface PartitionReader {
   close(): Promise<void>;
 }
 
-const EXPECTED = 'expected TensorDataset(images float[N,5,32,32], magnitudes float[N,5], optional redshift float[N])';
+const EXPECTED =
+  'expected TensorDataset(images float[N,5,32,32], magnitudes float[N,5], optional redshift float[N]), or a dict of those keys';
 
-/** The galaxy layout, as a card would name it: images and magnitudes by position, the redshift label third. */
+/** The galaxy layout: images, magnitudes and the redshift label, by key in a dict, else by position. */
 export const GALAXY_FEEDS = [
-  { name: 'images', tensor: 0, dtype: 'float32' },
-  { name: 'magnitudes', tensor: 1, dtype: 'float32' },
-  { name: 'redshift', tensor: 2, dtype: 'float32', optional: true },
+  { name: 'images', tensor: 'images', position: 0, dtype: 'float32' },
+  { name: 'magnitudes', tensor: 'magnitudes', position: 1, dtype: 'float32' },
+  { name: 'redshift', tensor: 'redshift', position: 2, dtype: 'float32', optional: true },
 ] as const;
 
 function checkLayout(partition: TensorPartition): void {
@@ -55,7 +56,7 @@ function checkLayout(partition: TensorPartition): void {
     same(magnitudes.rowShape, [BANDS]) &&
     (!redshift || redshift.rowShape.length === 0 || same(redshift.rowShape, [1]));
   if (!fits) {
-    const found = Object.entries(partition.feeds).map(([, f]) => `${f.stored}[N,${f.rowShape.join(',')}]`);
+    const found = Object.entries(partition.feeds).map(([, f]) => `${f.stored}[${[partition.samples, ...f.rowShape].join(',')}]`);
     throw new PartitionLayoutError(`${partition.name}: ${EXPECTED}; found ${found.join(', ')}`);
   }
 }

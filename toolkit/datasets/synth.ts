@@ -1,6 +1,12 @@
 import type { ObjectSink } from '../locations';
 import { BANDS, IMAGE_ELEMENTS, IMAGE_SIDE } from '../../functions/commons/partitions/galaxy';
-import { writePartitions, type PartitionManifest, type PartitionTensors, type WriteProgress } from './partition-writer';
+import {
+  writePartitions,
+  type PartitionLayout,
+  type PartitionManifest,
+  type PartitionTensors,
+  type WriteProgress,
+} from './partition-writer';
 
 /**
  * A synthetic SDSS-like galaxy sample. Each object is drawn from its own seeded generator, so the
@@ -11,6 +17,9 @@ import { writePartitions, type PartitionManifest, type PartitionTensors, type Wr
  *
  * Units: magnitudes are AB (u g r i z); image pixels are fluxes in nanomaggies (zero point 22.5)
  * at SDSS's 0.396″ per pixel, with sky noise per band.
+ *
+ * Each galaxy also has a morphology class, read off the same `type` that shapes its profile and
+ * colours, and a chosen few can be turned into oddities (see `oddityOf`) for anomaly detection.
  */
 
 const PIXEL_ARCSEC = 0.396;
@@ -62,7 +71,16 @@ export interface Galaxy {
   /** Half-light radius in pixels, before the PSF. */
   radiusPx: number;
   sersic: number;
+  /** 0: blue star-forming disk … 1: red elliptical. */
+  type: number;
+  /** Index into MORPHOLOGIES. */
+  morphology: number;
 }
+
+/** Morphology classes, in label order: thirds of the galaxy's type. */
+export const MORPHOLOGIES = ['disk', 'lenticular', 'elliptical'] as const;
+
+export const morphologyOf = (type: number): number => (type < 1 / 3 ? 0 : type < 2 / 3 ? 1 : 2);
 
 const profile = new Float32Array(IMAGE_SIDE * IMAGE_SIDE);
 
@@ -117,15 +135,99 @@ export function drawGalaxy(seed: number, index: number, image: Float32Array, at:
   }
   // Measured magnitudes carry photometric errors that grow for faint objects.
   const measured = magnitudes.map((m) => m + (0.01 + 0.03 * 10 ** (0.4 * (m - 21))) * rng.normal());
-  return { redshift: z, magnitudes: measured, radiusPx, sersic };
+  return { redshift: z, magnitudes: measured, radiusPx, sersic, type, morphology: morphologyOf(type) };
 }
 
-/** Fills the tensors with galaxies [start, start+count) of dataset `seed`. */
-export function synthesizeInto(tensors: PartitionTensors, start: number, count: number, seed: number): void {
+/** What an oddity does to a cutout; magnitudes and labels stay the galaxy's. */
+export const ODDITY_KINDS = [
+  'trail', // a satellite trail: a bright straight line across every band
+  'spike', // a cosmic-ray hit: a few very bright pixels in one band
+  'dropout', // lost readout: the lower rows of one band are zero, without sky noise
+  'point', // a bright point source with a colour no galaxy has (all its light in u–g, or in i–z)
+] as const;
+export type OddityKind = (typeof ODDITY_KINDS)[number];
+
+const ODDITY_SALT = 0x0dd17e55;
+const oddityHash = (seed: number, index: number) => lowbias32((lowbias32((seed ^ ODDITY_SALT) >>> 0) + index) >>> 0);
+
+/**
+ * Whether object `index` of dataset `seed` is an oddity when a `fraction` of them are, and which
+ * kind. Decided by a hash of (seed, index) alone, never by the galaxy's own generator, so the
+ * galaxies themselves do not change; a larger fraction keeps every oddity of a smaller one.
+ */
+export function oddityOf(seed: number, index: number, fraction: number): OddityKind | undefined {
+  const hash = oddityHash(seed, index);
+  if (hash / 4294967296 >= fraction) return undefined;
+  return ODDITY_KINDS[lowbias32(hash ^ 0x9e3779b9) % ODDITY_KINDS.length];
+}
+
+const PLANE = IMAGE_SIDE * IMAGE_SIDE;
+
+/** Turns the cutout at images[at..] into an oddity of this kind, with its own seeded generator. */
+export function injectOddity(kind: OddityKind, seed: number, index: number, image: Float32Array, at: number): void {
+  const rng = new Random(lowbias32(oddityHash(seed, index) ^ 0x85ebca6b));
+  const band = Math.floor(rng.uniform() * BANDS);
+  if (kind === 'trail') {
+    // A line at any angle passing within 8 px of the centre, about as bright as sunlight's colours.
+    const angle = Math.PI * rng.uniform();
+    const offset = (rng.uniform() - 0.5) * 16;
+    const peak = 10 ** (rng.uniform() + 0.3); // 2–20 nanomaggies per pixel in r
+    const colour = [0.4, 0.8, 1, 1.1, 1.1];
+    const nx = -Math.sin(angle);
+    const ny = Math.cos(angle);
+    const centre = (IMAGE_SIDE - 1) / 2;
+    for (let y = 0, p = 0; y < IMAGE_SIDE; y++) {
+      for (let x = 0; x < IMAGE_SIDE; x++, p++) {
+        const d = (x - centre) * nx + (y - centre) * ny - offset;
+        const v = peak * Math.exp((-d * d) / (2 * 0.8 * 0.8));
+        for (let b = 0; b < BANDS; b++) image[at + b * PLANE + p] += colour[b] * v;
+      }
+    }
+  } else if (kind === 'spike') {
+    // A short streak of 1–4 pixels, 30–300 times the band's sky noise.
+    const length = 1 + Math.floor(rng.uniform() * 4);
+    const horizontal = rng.uniform() < 0.5;
+    let x = Math.floor(rng.uniform() * (IMAGE_SIDE - length));
+    let y = Math.floor(rng.uniform() * (IMAGE_SIDE - length));
+    for (let k = 0; k < length; k++) {
+      image[at + band * PLANE + y * IMAGE_SIDE + x] += SKY_NOISE[band] * 30 * 10 ** rng.uniform();
+      if (horizontal) x++;
+      else y++;
+    }
+  } else if (kind === 'dropout') {
+    const first = Math.floor(rng.uniform() * 25); // at least 8 rows lost
+    image.fill(0, at + band * PLANE + first * IMAGE_SIDE, at + (band + 1) * PLANE);
+  } else {
+    // Off the galaxy's centre, magnitude 16–18 in its brightest band; blue (u, g) or red (i, z).
+    const colour = rng.uniform() < 0.5 ? [1, 0.4, 0.05, 0.02, 0.01] : [0, 0.01, 0.05, 0.5, 1];
+    const flux = 10 ** (-0.4 * (16 + 2 * rng.uniform() - 22.5));
+    const angle = 2 * Math.PI * rng.uniform();
+    const distance = 4 + 6 * rng.uniform();
+    const cx = (IMAGE_SIDE - 1) / 2 + distance * Math.cos(angle);
+    const cy = (IMAGE_SIDE - 1) / 2 + distance * Math.sin(angle);
+    const psf2 = PSF_SIGMA_PX * PSF_SIGMA_PX;
+    for (let y = 0, p = 0; y < IMAGE_SIDE; y++) {
+      for (let x = 0; x < IMAGE_SIDE; x++, p++) {
+        const v = (flux / (2 * Math.PI * psf2)) * Math.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * psf2));
+        for (let b = 0; b < BANDS; b++) image[at + b * PLANE + p] += colour[b] * v;
+      }
+    }
+  }
+}
+
+/**
+ * Fills the tensors with galaxies [start, start+count) of dataset `seed`, a fraction `oddities` of
+ * them made odd; the morphology and anomaly labels too when the tensors have room for them.
+ */
+export function synthesizeInto(tensors: PartitionTensors, start: number, count: number, seed: number, oddities = 0): void {
   for (let k = 0; k < count; k++) {
     const galaxy = drawGalaxy(seed, start + k, tensors.images, k * IMAGE_ELEMENTS);
+    const oddity = oddities > 0 ? oddityOf(seed, start + k, oddities) : undefined;
+    if (oddity) injectOddity(oddity, seed, start + k, tensors.images, k * IMAGE_ELEMENTS);
     tensors.magnitudes.set(galaxy.magnitudes, k * BANDS);
     if (tensors.redshift) tensors.redshift[k] = galaxy.redshift;
+    if (tensors.morphology) tensors.morphology[k] = BigInt(galaxy.morphology);
+    if (tensors.anomaly) tensors.anomaly[k] = oddity ? 1 : 0;
   }
 }
 
@@ -133,17 +235,23 @@ export interface SynthOptions {
   samples: number;
   maxBytes: number;
   seed: number;
+  /** Fraction of objects made into oddities, 0 (the default) for none. */
+  oddities?: number;
+  /** `dict` partitions also carry `morphology`, and `anomaly` when there are oddities. */
+  layout?: PartitionLayout;
   sink: ObjectSink;
   onProgress?(progress: WriteProgress): void;
 }
 
 export function synthesizeDataset(options: SynthOptions): Promise<PartitionManifest> {
+  const { oddities = 0, layout = 'dataset' } = options;
   return writePartitions({
     samples: options.samples,
     maxBytes: options.maxBytes,
     labelled: true,
+    contents: { layout, morphology: layout === 'dict', anomaly: oddities > 0 },
     sink: options.sink,
     onProgress: options.onProgress,
-    fill: (tensors, start, count) => synthesizeInto(tensors, start, count, options.seed),
+    fill: (tensors, start, count) => synthesizeInto(tensors, start, count, options.seed, oddities),
   });
 }

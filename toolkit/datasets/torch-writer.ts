@@ -6,6 +6,8 @@ import { ArchiveError } from '../../functions/commons/errors';
 export interface TensorSpec {
   dtype: DType;
   shape: number[];
+  /** The tensor's key when the archive holds a dict of tensors rather than a TensorDataset. */
+  key?: string;
 }
 
 /** torch aligns every record to this many bytes, which also keeps typed-array views legal. */
@@ -15,7 +17,7 @@ const CENTRAL_HEADER = 46;
 const EOCD = 22;
 const MAX_ZIP32 = 0xffffffff;
 
-/** Pickle protocol 2 writer for the handful of values a TensorDataset archive needs. */
+/** Pickle protocol 2 writer for the handful of values a TensorDataset or dict archive needs. */
 class PickleBytes {
   private readonly parts: number[] = [];
   op(...bytes: number[]): this {
@@ -63,35 +65,58 @@ const contiguousStrides = (shape: number[]): number[] => {
   return strides;
 };
 
+/** `torch._utils._rebuild_tensor_v2(...)` for a contiguous tensor whose data is storage i. */
+function pickleTensor(p: PickleBytes, spec: TensorSpec, i: number): void {
+  p.global('torch._utils', '_rebuild_tensor_v2');
+  p.tuple([
+    () => {
+      p.tuple([
+        () => p.text('storage'),
+        () => p.global('torch', DTYPES[spec.dtype].storage),
+        () => p.text(String(i)),
+        () => p.text('cpu'),
+        () => p.int(numelOf(spec.shape)),
+      ]);
+      p.op(0x51); // BINPERSID
+    },
+    () => p.int(0),
+    () => p.tuple(spec.shape.map((d) => () => p.int(d))),
+    () => p.tuple(contiguousStrides(spec.shape).map((s) => () => p.int(s))),
+    () => p.op(0x89), // requires_grad False
+    () => p.global('collections', 'OrderedDict').op(0x29, 0x52), // OrderedDict()
+  ]);
+  p.op(0x52); // REDUCE
+}
+
 /** `TensorDataset(*tensors)` exactly as torch.save pickles it, storage i holding tensor i. */
 export function tensorDatasetPickle(specs: TensorSpec[]): Uint8Array {
   const p = new PickleBytes();
   p.op(0x80, 2).global('torch.utils.data.dataset', 'TensorDataset').op(0x29, 0x81); // EMPTY_TUPLE NEWOBJ
   p.op(0x7d).text('tensors'); // EMPTY_DICT 'tensors'
-  p.tuple(
-    specs.map((spec, i) => () => {
-      p.global('torch._utils', '_rebuild_tensor_v2');
-      p.tuple([
-        () => {
-          p.tuple([
-            () => p.text('storage'),
-            () => p.global('torch', DTYPES[spec.dtype].storage),
-            () => p.text(String(i)),
-            () => p.text('cpu'),
-            () => p.int(numelOf(spec.shape)),
-          ]);
-          p.op(0x51); // BINPERSID
-        },
-        () => p.int(0),
-        () => p.tuple(spec.shape.map((d) => () => p.int(d))),
-        () => p.tuple(contiguousStrides(spec.shape).map((s) => () => p.int(s))),
-        () => p.op(0x89), // requires_grad False
-        () => p.global('collections', 'OrderedDict').op(0x29, 0x52), // OrderedDict()
-      ]);
-      p.op(0x52); // REDUCE
-    }),
-  );
+  p.tuple(specs.map((spec, i) => () => pickleTensor(p, spec, i)));
   return p.op(0x73, 0x62, 0x2e).bytes(); // SETITEM BUILD STOP
+}
+
+/** `{key: tensor, ...}` as torch.save pickles a dict of tensors, in spec order, storage i holding tensor i. */
+export function tensorDictPickle(specs: TensorSpec[]): Uint8Array {
+  const p = new PickleBytes();
+  p.op(0x80, 2, 0x7d, 0x28); // PROTO 2, EMPTY_DICT, MARK
+  specs.forEach((spec, i) => {
+    p.text(spec.key!);
+    pickleTensor(p, spec, i);
+  });
+  return p.op(0x75, 0x2e).bytes(); // SETITEMS STOP
+}
+
+/** A dict when every tensor has a key, a TensorDataset when none has; a mix has no torch.save form. */
+function pickleOf(specs: TensorSpec[]): Uint8Array {
+  const keyed = specs.filter((s) => s.key !== undefined).length;
+  if (keyed === 0) return tensorDatasetPickle(specs);
+  const keys = new Set(specs.map((s) => s.key));
+  if (keyed !== specs.length || keys.size !== specs.length) {
+    throw new ArchiveError('a dict archive needs one distinct key per tensor, a TensorDataset none');
+  }
+  return tensorDictPickle(specs);
 }
 
 interface Record {
@@ -111,7 +136,7 @@ function layoutTorchDataset(specs: TensorSpec[], archiveName: string): Layout {
   const encoder = new TextEncoder();
   const small = (text: string) => encoder.encode(text);
   const contents: [string, Uint8Array | number][] = [
-    ['data.pkl', tensorDatasetPickle(specs)],
+    ['data.pkl', pickleOf(specs)],
     ['.format_version', small('1')],
     ['.storage_alignment', small(String(ALIGNMENT))],
     ['byteorder', small('little')],
@@ -133,15 +158,16 @@ function layoutTorchDataset(specs: TensorSpec[], archiveName: string): Layout {
   return { placed, total: offset + directorySize + EOCD };
 }
 
-/** The exact file size of a TensorDataset archive of these tensors. */
+/** The exact file size of a TensorDataset (or dict) archive of these tensors. */
 export function torchDatasetSize(specs: TensorSpec[], archiveName = 'archive'): number {
   return layoutTorchDataset(specs, archiveName).total;
 }
 
 /**
- * A torch archive of one TensorDataset, laid out up front in a single buffer. Callers fill each
- * tensor in place through `tensor(i)` (no staging copies), then `finish()` writes checksums and
- * the zip directory. The result loads with `torch.load(f, weights_only=True)`.
+ * A torch archive of one TensorDataset (or, when the specs have keys, one dict of tensors), laid
+ * out up front in a single buffer. Callers fill each tensor in place through `tensor(i)` (no
+ * staging copies), then `finish()` writes checksums and the zip directory. The result loads with
+ * `torch.load(f, weights_only=True)`.
  */
 export class TorchDatasetArchive {
   readonly bytes: Uint8Array;

@@ -19,6 +19,8 @@ export interface TensorFeed {
   dtype: 'float32' | 'int64';
   /** A label: a partition without it is read all the same (the run reports no accuracy). */
   optional?: boolean;
+  /** For a feed named by key: its position when the partition is no dict (a TensorDataset). */
+  position?: number;
 }
 
 export type FeedData = Float32Array | BigInt64Array;
@@ -71,10 +73,11 @@ export async function openPartition(source: ByteSource, feeds: TensorFeed[]): Pr
     const ref =
       typeof feed.tensor === 'number'
         ? layout.positions[feed.tensor]
-        : (layout.keys?.get(feed.tensor) ??
-          (layout.keys
-            ? undefined
-            : fail(`${feed.name} names tensor "${feed.tensor}", but the partition holds ${layout.kind}: name it by position`)));
+        : layout.keys
+          ? layout.keys.get(feed.tensor)
+          : feed.position !== undefined
+            ? layout.positions[feed.position]
+            : fail(`${feed.name} names tensor "${feed.tensor}", but the partition holds ${layout.kind}: name it by position`);
     if (!ref) {
       if (feed.optional) continue;
       fail(
