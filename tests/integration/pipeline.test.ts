@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import type { RankItem } from '../../functions/commons/run/contracts';
+import type { CrashedAttempt, RankItem } from '../../functions/commons/run/contracts';
 import { sinkFor } from '../../toolkit/locations';
 import { synthesizeDataset } from '../../toolkit/datasets/synth';
 import { runIdFor } from '../../functions/commons/run/initialize';
@@ -13,6 +13,7 @@ import { writeTestPartition } from '../helpers/partitions';
 import { IMAGE_ELEMENTS } from '../../functions/commons/partitions/reader';
 import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/reader';
 import { runDetails } from '../../cli/run-format';
+import { readRequestsBound } from '../../functions/commons/partitions/reader';
 
 const work = mkdtempSync(join(tmpdir(), 'cai-pipeline-'));
 let t: Awaited<ReturnType<typeof testStack>>;
@@ -27,6 +28,9 @@ async function dataset(bucket: string, prefix: string, count: number, perPartiti
     sink: sinkFor({ kind: 's3', bucket, key: prefix }, () => t.s3),
   });
 }
+
+/** What the emulator (and Lambda) says of a runtime killed mid-invocation, as the state machine saw it. */
+const KILLED = /^Runtime\.ExitError: RequestId: \S+ Error: Runtime exited with error: signal: killed$/;
 
 const payload = (prefix: string, extra: Record<string, unknown> = {}) => ({
   bucket: 'cai-control',
@@ -164,10 +168,53 @@ test('an inference crash mid-run is retried, then recorded, with every partition
     attempts++;
     return { crashAfterMs: 5 }; // well before a rank can finish its S3 reads and inference
   };
-  const { record } = await t.run('crash', payload('crash'));
+  const { outcome, record } = await t.run('crash', payload('crash'));
   expect(attempts).toBe(2); // the first try and the state machine's one retry
   expect(record).toMatchObject({ status: 'PARTIAL', partitions: 3, samples: 80, failedPartitions: 1 });
   expect(record.failures).toEqual([{ partition: 'crash/3.pt', rank: 2, error: expect.stringMatching(/Runtime\.ExitError/) }]);
+  // Both runtimes died: neither attempt replied, and both are billed with the error the state machine saw.
+  expect(record.attempts).toEqual({ failed: 0, crashed: 2 });
+  const summary = JSON.parse(await t.readText('cai-control', `results/crash/${outcome.runId}/summary.json`));
+  expect(summary.crashedAttempts).toEqual([
+    expect.objectContaining({ rank: 2, billedUntil: 'failure', error: expect.stringMatching(KILLED) }),
+    expect.objectContaining({ rank: 2, billedUntil: 'failure', error: expect.stringMatching(KILLED) }),
+  ]);
+});
+
+test('a runtime killed mid-rank by SIGKILL leaves an accounted attempt, billed up to the failure the state machine saw; the retry succeeds', async () => {
+  await dataset('survey', 'killed', 2, 1000);
+  const plain = await t.run('killed-plain', payload('killed'));
+  let tries = 0;
+  t.stack.functions.inference.intercept = async (event) => {
+    if ((event as RankItem).rank === 1 && tries++ === 0) return { crashAfterMs: 300 }; // well into its 1,000 galaxies
+  };
+  const reported = t.stack.functions.inference.billed.length;
+  const { outcome, record } = await t.run('killed', payload('killed'));
+  expect(record).toMatchObject({ status: 'SUCCEEDED', samples: 2000, predictions: 2000, failedPartitions: 0 });
+  expect(record.attempts).toEqual({ failed: 0, crashed: 1 });
+  expect(runDetails(record)).toMatch(
+    /\n {2}attempts {4}0 failed, 1 whose runtime died \(out of memory, killed, timed out\): retried, billed/,
+  );
+  const summary = JSON.parse(await t.readText('cai-control', `results/killed/${outcome.runId}/summary.json`));
+  const [crash] = summary.crashedAttempts as CrashedAttempt[];
+  expect(crash).toMatchObject({ rank: 1, billedUntil: 'failure', error: expect.stringMatching(KILLED) });
+  // Lambda's bill for it, as the local REPORT line has it (the emulator prints none; the local runtime makes Lambda's):
+  // the summary bills it from its handler's start to the failure, so no less, and only the state machine's reaction more.
+  const report = t.stack.functions.inference.billed.slice(reported).find((r) => r.requestId === crash.requestId)!;
+  expect(report).toMatchObject({ status: 'error', error: 'Runtime.ExitError' });
+  expect(crash.durationMs).toBeGreaterThan(250);
+  expect(crash.durationMs).toBeGreaterThanOrEqual(report.durationMs - 50); // the REPORT counts the event's delivery too
+  expect(crash.durationMs).toBeLessThan(report.durationMs + 1000);
+  // One invocation more than the same run without the kill, one retry's transition, its start record and its reads.
+  expect(record.cost!.lambda.invocations).toBe(plain.record.cost!.lambda.invocations + 1);
+  expect(record.cost!.stepFunctions.transitions).toBe(plain.record.cost!.stepFunctions.transitions + 1);
+  expect(record.cost!.s3.put).toBe(plain.record.cost!.s3.put + 1);
+  // What a crashed attempt's reads are billed at holds over what whole ranks read.
+  const ranks = await Promise.all(
+    [0, 1].map(async (r) => JSON.parse(await t.readText('cai-control', `results/killed/${outcome.runId}/ranks/${r}.json`))),
+  );
+  for (const rank of ranks) expect(readRequestsBound(rank.bytes)).toBeGreaterThanOrEqual(rank.requests.s3Get);
+  expect(crash.requests.s3Get).toBe(readRequestsBound(ranks[1].bytes));
 });
 
 test('throttling once is retried and the run still succeeds', async () => {

@@ -1,4 +1,4 @@
-import { allocateAligned, type ByteSource } from '../torch/byte-source';
+import { allocateAligned, type ByteSource, S3_PART_BYTES } from '../torch/byte-source';
 import { toFloat32 } from '../torch/dtype';
 import { PartitionLayoutError } from '../errors';
 import { PyObject } from '../torch/pickle';
@@ -101,6 +101,14 @@ export async function openTorchPartition(source: ByteSource): Promise<PartitionR
 /** Bytes of images read per step when a whole partition is walked. */
 export const ROW_CHUNK_BYTES = 16 * 1024 * 1024;
 export const ROWS_PER_CHUNK = Math.floor(ROW_CHUNK_BYTES / (IMAGE_ELEMENTS * 4));
+
+/**
+ * At most how many GETs (HEAD included) reading a whole S3 partition of these bytes sends: opening
+ * its archive (the zip's records, the pickle) takes about a dozen, then each 16 MiB chunk one per
+ * 8 MiB part, plus one where a part straddles a chunk. What a crashed attempt may have read is
+ * billed with this (tests/integration/pipeline.test.ts holds it over the counts ranks send).
+ */
+export const readRequestsBound = (bytes: number) => 16 + Math.ceil(bytes / S3_PART_BYTES) + Math.ceil(bytes / ROW_CHUNK_BYTES);
 
 export interface ChunkOptions {
   rowsPerChunk?: number;

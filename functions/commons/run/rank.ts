@@ -8,7 +8,7 @@ import { openTorchPartition } from '../partitions/reader';
 import { accuracySums, mergeAccuracySums, type AccuracySums } from '../model/accuracy';
 import { mergeRedshiftHistograms, redshiftHistograms, type RedshiftHistograms } from '../model/histograms';
 import { predictionsCsv } from '../model/predictions';
-import type { FailedAttempt, PartitionFailure, RankItem, RankResult } from './contracts';
+import type { PartitionFailure, RankItem, RankResult } from './contracts';
 import { outputKeys } from './output-keys';
 
 export interface RankContext {
@@ -21,6 +21,8 @@ export interface RankContext {
   batchSize: number;
   /** INIT seconds of this container when this is its first invocation, else 0. */
   initSeconds: number;
+  /** This invocation's request id: the result names it, completing its attempt record (attempts.ts). */
+  requestId?: string;
 }
 
 /** A source that keeps the wall time and bytes of its reads. */
@@ -139,6 +141,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
     accuracy_sums: accuracy,
     histograms,
     started_at: startedAt,
+    request_id: context.requestId,
   };
   await context.s3.send(
     new PutObjectCommand({
@@ -149,31 +152,4 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
     }),
   );
   return result;
-}
-
-/**
- * An inference attempt that failed is billed all the same, though it wrote no rank result: leave a
- * record of it (attempts/<rank>-<request>.json) for the summary's cost. Never throws: the rank's
- * own error is what the state machine must see.
- */
-export async function recordFailedAttempt(
-  s3: S3Client,
-  item: RankItem,
-  attempt: Omit<FailedAttempt, 'rank'>,
-  requestId: string,
-): Promise<string | undefined> {
-  const requests = { ...attempt.requests, s3Put: attempt.requests.s3Put + 1 }; // this record's own PUT
-  try {
-    await s3.send(
-      new PutObjectCommand({
-        Bucket: item.resultBucket,
-        Key: outputKeys(item.resultPath, item.runId).attempt(item.rank, requestId),
-        Body: JSON.stringify({ ...attempt, rank: item.rank, requests } satisfies FailedAttempt),
-        ContentType: 'application/json',
-      }),
-    );
-    return undefined;
-  } catch (error) {
-    return describeError(error);
-  }
 }
