@@ -5,7 +5,8 @@
 //                          [--parameter-overrides "Architecture=arm64 ..."]
 //       one Lambda's deployment artifact (what SAM's makefile builder calls, and what the local stack
 //       runs): index.mjs, and for inference model.onnx plus onnxruntime-node with only that
-//       architecture's Linux binary. The architecture is the template's (template.yaml with
+//       architecture's Linux binary; the initializer gets inference-model.json, that model's size,
+//       with which it plans a rank's memory. The architecture is the template's (template.yaml with
 //       samconfig.toml's parameter_overrides, then --parameter-overrides) unless --arch says otherwise; the model is
 //       model/default.onnx unless --model or CAI_MODEL names another.
 import { build } from 'esbuild';
@@ -82,6 +83,10 @@ if (args.lambda) {
     outExtension: { '.js': '.mjs' },
   });
   if (args.metafile) await writeFile(args.metafile, JSON.stringify(result.metafile));
+  const model = args.model ?? process.env.CAI_MODEL ?? 'model/default.onnx';
+  if (args.lambda === 'initializer') {
+    await writeFile(join(args.out, 'inference-model.json'), JSON.stringify({ bytes: (await stat(model)).size }));
+  }
   if (args.lambda === 'inference') {
     const node = arch === 'arm64' ? 'arm64' : 'x64';
     const ort = join(args.out, 'node_modules', 'onnxruntime-node');
@@ -90,7 +95,7 @@ if (args.lambda) {
     await cp('node_modules/onnxruntime-node/dist', join(ort, 'dist'), { recursive: true });
     await cp(`node_modules/onnxruntime-node/bin/napi-v6/linux/${node}`, join(ort, 'bin', 'napi-v6', 'linux', node), { recursive: true });
     await cp('node_modules/onnxruntime-common', join(args.out, 'node_modules', 'onnxruntime-common'), { recursive: true });
-    await cp(args.model ?? process.env.CAI_MODEL ?? 'model/default.onnx', join(args.out, 'model.onnx'));
+    await cp(model, join(args.out, 'model.onnx'));
   }
   // Lambda refuses a function whose package is over 250 MB unzipped (262,144,000 bytes, layers
   // included): refused here, at `sam build`, rather than by CloudFormation half-way through a deploy.

@@ -217,6 +217,25 @@ test('a runtime killed mid-rank by SIGKILL leaves an accounted attempt, billed u
   expect(crash.requests.s3Get).toBe(readRequestsBound(ranks[1].bytes));
 });
 
+/** One partition of 4,096 galaxies, made once: a batch of all of them needs more than the function's 1,769 MB. */
+let oomData: Promise<void> | undefined;
+const oomPartition = () => (oomData ??= dataset('survey', 'oom', 1, 4096));
+
+test('a rank that cannot fit the inference function’s memory is refused at validation, with the numbers', async () => {
+  await oomPartition();
+  const { outcome, record } = await t.run('oom-refused', payload('oom', { batch_size: 4096 }));
+  expect(outcome.outcome).toBe('REJECTED');
+  expect(record.status).toBe('FAILED');
+  expect(record.errors).toEqual([
+    {
+      field: 'batch_size',
+      message: expect.stringMatching(
+        /^partition oom\/1\.pt needs ~[\d,]+ MB in a rank \(1 worker's sessions \d+ MB, batches of 4096 [\d,]+ MB, read-ahead \d+ MB, runtime 135 MB\), over the inference function's 1,769 MB: set InferenceMemorySize to at least \d+, or lower batch_size$/,
+      ),
+    },
+  ]);
+});
+
 test('throttling once is retried and the run still succeeds', async () => {
   await dataset('survey', 'throttle', 2);
   let throttled = 0;

@@ -42,6 +42,8 @@ export interface RankItem {
   partitions: PartitionObject[];
   resultBucket: string;
   resultPath: string;
+  /** The rank's peak memory as planned (model/rank-memory.ts), MB; absent where memory was not planned. */
+  plannedMemoryMb?: number;
 }
 
 /** The state machine's input. */
