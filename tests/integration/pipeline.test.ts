@@ -1,8 +1,11 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import type { CrashedAttempt, RankItem } from '../../functions/commons/run/contracts';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { StartExecutionCommand } from '@aws-sdk/client-sfn';
+import type { CrashedAttempt, ExecutionInput, RankItem } from '../../functions/commons/run/contracts';
+import { createSfnClient } from '../../functions/commons/aws/clients';
+import { rankMemory } from '../../functions/commons/model/rank-memory';
 import { sinkFor } from '../../toolkit/locations';
 import { synthesizeDataset } from '../../toolkit/datasets/synth';
 import { runIdFor } from '../../functions/commons/run/initialize';
@@ -234,6 +237,76 @@ test('a rank that cannot fit the inference function’s memory is refused at val
       ),
     },
   ]);
+});
+
+test('a partition killed for memory on both attempts ends in the failures with one line: at what memory size, what it needs, what to do', async () => {
+  // A rank the plan did not hold, as a run planned before InferenceMemorySize was lowered would be: its
+  // manifest is written and its execution started here, as the initializer would have.
+  await oomPartition();
+  const runId = 'oom-by-hand';
+  const head = await t.s3.send(new HeadObjectCommand({ Bucket: 'survey', Key: 'oom/1.pt' }));
+  const partition = { key: 'oom/1.pt', bytes: head.ContentLength! };
+  const planned = rankMemory({
+    modelBytes: statSync(join(ROOT, 'model', 'default.onnx')).size,
+    workers: 1,
+    batchSize: 4096,
+    partitionBytes: partition.bytes,
+  });
+  const item: RankItem = {
+    runId,
+    rank: 0,
+    worldSize: 1,
+    batchSize: 4096,
+    dataBucket: 'survey',
+    partitions: [partition],
+    resultBucket: 'cai-control',
+    resultPath: 'results/oom',
+    plannedMemoryMb: planned.totalMb,
+  };
+  const manifest = { Bucket: 'cai-control', Key: `results/oom/${runId}/manifest.json` };
+  await t.s3.send(new PutObjectCommand({ ...manifest, Body: JSON.stringify([item]) }));
+  await t.stack.runs.create({
+    runId,
+    recordType: 'run',
+    status: 'RUNNING',
+    startedAt: new Date().toISOString(),
+    payloadUri: '-',
+    payload: {},
+    dataset: 'survey/oom/',
+    warnings: [],
+  });
+  const input: ExecutionInput = { runId, manifest, resultBucket: 'cai-control', resultPath: 'results/oom', maxConcurrency: 2 };
+  const sfn = createSfnClient({ ...process.env, ...t.stack.env, CAI_SFN_ENDPOINT: t.stack.sfn.endpoint });
+  const reported = t.stack.functions.inference.billed.length;
+  await sfn.send(new StartExecutionCommand({ stateMachineArn: t.stack.sfn.stateMachineArn, name: runId, input: JSON.stringify(input) }));
+  await t.stack.idle();
+  const record = (await t.stack.runs.get(runId))!;
+  expect(record).toMatchObject({ status: 'FAILED', failedPartitions: 1, attempts: { failed: 0, crashed: 2 } });
+  expect(record.failures).toEqual([
+    {
+      partition: 'oom/1.pt',
+      rank: 0,
+      error: `out of memory at 1769 MB on all 2 attempts: needs about ${planned.totalMb} MB; split the partition, lower batch_size or raise InferenceMemorySize`,
+    },
+  ]);
+  // Each attempt killed as Lambda kills it, and billed: Lambda's REPORT line, and the summary's own account.
+  const killed = t.stack.functions.inference.billed.slice(reported);
+  expect(killed).toEqual([
+    expect.objectContaining({ status: 'error', error: 'Runtime.OutOfMemory', memoryMb: 1769, maxMemoryUsedMb: 1769 }),
+    expect.objectContaining({ status: 'error', error: 'Runtime.OutOfMemory', memoryMb: 1769, maxMemoryUsedMb: 1769 }),
+  ]);
+  const summary = JSON.parse(await t.readText('cai-control', `results/oom/${runId}/summary.json`));
+  expect(summary.crashedAttempts).toEqual([
+    expect.objectContaining({
+      rank: 0,
+      billedUntil: 'failure',
+      error: expect.stringMatching(/^Runtime\.OutOfMemory: RequestId: \S+ Error: Runtime exited with error: signal: killed$/),
+    }),
+    expect.objectContaining({ rank: 0, billedUntil: 'failure', error: expect.stringMatching(/^Runtime\.OutOfMemory: /) }),
+  ]);
+  for (const [i, crash] of (summary.crashedAttempts as CrashedAttempt[]).entries()) {
+    expect(crash.durationMs + crash.initMs).toBeGreaterThanOrEqual(killed[i].billedMs - 50);
+  }
 });
 
 test('throttling once is retried and the run still succeeds', async () => {

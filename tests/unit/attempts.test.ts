@@ -2,8 +2,8 @@ import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } fr
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { billLambda, pricesFor } from '../../functions/commons/billing/cost';
 import { readRequestsBound } from '../../functions/commons/partitions/reader';
-import { billCrashes, type CrashContext, taskFailures } from '../../functions/commons/run/attempts';
-import type { AttemptStart, RankItem, RankResult } from '../../functions/commons/run/contracts';
+import { billCrashes, type CrashContext, rankFailureText, taskFailures } from '../../functions/commons/run/attempts';
+import type { AttemptStart, CrashedAttempt, RankItem, RankResult } from '../../functions/commons/run/contracts';
 import { outputKeys } from '../../functions/commons/run/output-keys';
 import type { RunStore } from '../../functions/commons/run/run-store';
 import { summarizeRun } from '../../functions/commons/run/summarize';
@@ -252,4 +252,22 @@ test('a run with one crashed attempt costs exactly that attempt more than the sa
   const expected =
     attempt.computeUsd + attempt.requestUsd + prices.stepFunctionsTransition + prices.s3Put + readRequestsBound(20_000_000) * prices.s3Get;
   expect(a.totalUsd - b.totalUsd).toBeCloseTo(expected, 12);
+});
+
+test('a rank killed for memory fails in one line: the memory size, what it needs, what to do; Lambda.Unknown carrying it counts too', () => {
+  const killed = '{"errorType":"Runtime.OutOfMemory","errorMessage":"RequestId: r Error: Runtime exited with error: signal: killed"}';
+  const crash = (error: string) => ({ rank: 0, memoryMb: 1769, error }) as CrashedAttempt;
+  const twice = [crash('Runtime.OutOfMemory: RequestId: a …'), crash('Runtime.OutOfMemory: RequestId: b …')];
+  const planned = { ...item(0), batchSize: 4096, plannedMemoryMb: 2345 };
+  expect(rankFailureText({ Error: 'Runtime.OutOfMemory', Cause: killed }, planned, twice, 1769)).toBe(
+    'out of memory at 1769 MB on all 2 attempts: needs about 2345 MB; split the partition, lower batch_size or raise InferenceMemorySize',
+  );
+  // As AWS documents unhandled errors reaching Step Functions; and a plan that held it: the plan was short.
+  expect(rankFailureText({ Error: 'Lambda.Unknown', Cause: killed }, { ...item(0), plannedMemoryMb: 1500 }, twice.slice(1), 1769)).toBe(
+    'out of memory at 1769 MB: needs more than 1769 MB (planned at ~1500 MB: more than the plan holds for this model or batch); split the partition or raise InferenceMemorySize',
+  );
+  // Any other error is the state machine's, in one line.
+  expect(rankFailureText({ Error: 'Runtime.ExitError', Cause: killed.replace('OutOfMemory', 'ExitError') }, item(0), [], 1769)).toBe(
+    'Runtime.ExitError: RequestId: r Error: Runtime exited with error: signal: killed',
+  );
 });

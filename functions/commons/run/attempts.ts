@@ -79,6 +79,38 @@ export function stateErrorText(e?: { Error?: string; Cause?: string }): string {
   }
 }
 
+/**
+ * Whether the state machine's error is Lambda's report of a runtime killed for its memory:
+ * Runtime.OutOfMemory, or Lambda.Unknown with it in the cause, as AWS's documentation has unhandled
+ * errors reach Step Functions (https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html).
+ */
+export function isOutOfMemory(e?: { Error?: string; Cause?: string }): boolean {
+  return e?.Error === 'Runtime.OutOfMemory' || /"errorType"\s*:\s*"Runtime\.OutOfMemory"/.test(e?.Cause ?? '');
+}
+
+/**
+ * Why a rank failed, in one line. A rank killed for its memory says at what memory size, how much
+ * it needs as planned (or that the plan was short of it), and what to do.
+ */
+export function rankFailureText(
+  error: { Error?: string; Cause?: string } | undefined,
+  item: RankItem,
+  crashed: CrashedAttempt[],
+  memoryMb: number,
+): string {
+  if (!isOutOfMemory(error)) return stateErrorText(error);
+  const own = crashed.filter((c) => c.rank === item.rank);
+  const at = own.at(-1)?.memoryMb ?? memoryMb;
+  const killed = own.filter((c) => c.error.startsWith('Runtime.OutOfMemory')).length;
+  const planned = item.plannedMemoryMb;
+  const needs =
+    planned && planned > at
+      ? `needs about ${planned} MB`
+      : `needs more than ${at} MB${planned ? ` (planned at ~${planned} MB: more than the plan holds for this model or batch)` : ''}`;
+  const remedy = `split the partition${item.batchSize ? ', lower batch_size' : ''} or raise InferenceMemorySize`;
+  return `out of memory at ${at} MB${killed > 1 ? ` on all ${killed} attempts` : ''}: ${needs}; ${remedy}`;
+}
+
 /** A failed invocation in a child execution's history: when its task started and failed (ms), and the error. */
 export interface TaskFailure {
   startedAt?: number;

@@ -7,7 +7,7 @@ import { billRun, prototypeCost, type Architecture, type CostBreakdown } from '.
 import { stateTransitions, uncountedRequests, type RunShape } from '../billing/run-usage';
 import pLimit from 'p-limit';
 import type { SFNClient } from '@aws-sdk/client-sfn';
-import { attemptsUsage, billCrashes, readAttemptRecords, type RankEnd, stateErrorText, taskFailures } from './attempts';
+import { attemptsUsage, billCrashes, rankFailureText, readAttemptRecords, type RankEnd, stateErrorText, taskFailures } from './attempts';
 import type {
   CrashedAttempt,
   ExecutionInput,
@@ -108,6 +108,8 @@ interface GatheredRun {
   crashedAttempts: CrashedAttempt[];
   /** Attempt start records: one PUT each. */
   attemptRecords: number;
+  /** The inference function's memory size, as the summarizer knows it. */
+  memoryMb: number;
 }
 
 /**
@@ -161,6 +163,7 @@ async function gatherRun(input: SummarizeInput, { s3, sfn, inferenceMemoryMb }: 
     failedAttempts: failed,
     crashedAttempts: crashed,
     attemptRecords: records,
+    memoryMb,
   };
 }
 
@@ -175,7 +178,9 @@ function partitionOutcomes(run: GatheredRun, input: SummarizeInput): { results: 
       failures.push(...result.failures);
     } else {
       const reason =
-        input.failure && !run.outcomes.has(item.rank) ? stateErrorText(input.failure) : stateErrorText(run.outcomes.get(item.rank)?.error);
+        input.failure && !run.outcomes.has(item.rank)
+          ? stateErrorText(input.failure)
+          : rankFailureText(run.outcomes.get(item.rank)?.error, item, run.crashedAttempts, run.memoryMb);
       for (const p of item.partitions) failures.push({ partition: p.key, rank: item.rank, error: reason });
     }
   }
