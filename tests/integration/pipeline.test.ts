@@ -175,6 +175,15 @@ test('an inference crash mid-run is retried, then recorded, with every partition
   expect(attempts).toBe(2); // the first try and the state machine's one retry
   expect(record).toMatchObject({ status: 'PARTIAL', partitions: 3, samples: 80, failedPartitions: 1 });
   expect(record.failures).toEqual([{ partition: 'crash/3.pt', rank: 2, error: expect.stringMatching(/Runtime\.ExitError/) }]);
+  // The Map caught Lambda's error payload as its Cause, in JSON, as the lambda:invoke integration passes it on AWS.
+  const mapResults = record.outputs!.mapResults!.replace('s3://cai-control/', '');
+  const children = JSON.parse(await t.readText('cai-control', `${mapResults}SUCCEEDED_0.json`)) as { Output: string }[];
+  const caught = children.map((c) => JSON.parse(c.Output)).find((o) => o.rank === 2).error;
+  expect(caught.Error).toBe('Runtime.ExitError');
+  expect(JSON.parse(caught.Cause)).toEqual({
+    errorType: 'Runtime.ExitError',
+    errorMessage: expect.stringMatching(/^RequestId: \S+ Error: Runtime exited with error: signal: killed$/),
+  });
   // Both runtimes died: neither attempt replied, and both are billed with the error the state machine saw.
   expect(record.attempts).toEqual({ failed: 0, crashed: 2 });
   const summary = JSON.parse(await t.readText('cai-control', `results/crash/${outcome.runId}/summary.json`));
