@@ -124,6 +124,11 @@ export function runDetails(run: RunRecord): string {
       `              the prototype's formula (requests × duration × memory used × $0.00001667) would say ${usd(run.prototypeFormulaUsd)}`,
     );
   }
+  const { failed = 0, crashed = 0 } = run.attempts ?? {};
+  if (failed + crashed)
+    lines.push(
+      `  attempts    ${failed} failed, ${crashed} whose runtime died (out of memory, killed, timed out): retried, billed; summary.json lists each`,
+    );
   const failures = run.failures ?? [];
   if (failures.length) {
     lines.push(`  failures    ${run.failedPartitions} partitions:`);

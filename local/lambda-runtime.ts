@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { vmHwmMb } from '../functions/commons/model/peak-rss';
 import { INVOKE_REQUEST_LIMIT_BYTES, INVOKE_RESPONSE_LIMIT_BYTES } from '../functions/commons/aws/limits';
+import { descendantsOf, memoryWatch, type MemoryWatch, type MemoryWatchKind } from './memory-limit';
 import { ROOT } from './paths';
 
 /**
@@ -13,7 +14,8 @@ import { ROOT } from './paths';
  * holding one deployment artifact, as /var/task holds it on Lambda. Each container has its own
  * ports, INITs once (on its first invocation, as a cold start does), serves one invocation at a
  * time through the emulator's invoke API, and prints Lambda's START/END/REPORT lines, which are
- * read for what Lambda would bill. `scripts/sam-env.sh` installs the three pieces.
+ * read for what Lambda would bill. Each is held to its memory size (local/memory-limit.ts).
+ * `scripts/sam-env.sh` installs the three pieces.
  */
 export interface LambdaRuntimePaths {
   node: string;
@@ -44,6 +46,8 @@ export interface FunctionSpec {
   logFile?: string;
   /** Also copy the containers' output to this process's stderr. */
   echoLog?: boolean;
+  /** How memory is held to memoryMb: a cgroup where one can be made, else polling (this forces one). */
+  memoryWatch?: MemoryWatchKind;
 }
 
 /** One invocation as the emulator's REPORT line gives it, with INIT separated out. */
@@ -59,13 +63,16 @@ export interface BilledInvocation {
   /** Peak RSS of the runtime process (the emulator prints the memory size here, so it is measured). */
   maxMemoryUsedMb?: number;
   error?: string;
+  /** 'error' when the runtime died mid-invocation (killed, out of memory): Lambda's REPORT line says so, with the error type. */
+  status?: 'error';
 }
 
 /** A REPORT line as Lambda prints it, from an invocation's report. */
 export function lambdaReportLine(r: BilledInvocation): string {
   const init = r.initMs > 0 ? `\tInit Duration: ${r.initMs.toFixed(2)} ms` : '';
   const used = r.maxMemoryUsedMb === undefined ? '' : `\tMax Memory Used: ${Math.ceil(r.maxMemoryUsedMb)} MB`;
-  return `REPORT RequestId: ${r.requestId}\tDuration: ${r.durationMs.toFixed(2)} ms\tBilled Duration: ${r.billedMs} ms\tMemory Size: ${r.memoryMb} MB${used}${init}`;
+  const status = r.status ? `\tStatus: ${r.status}\tError Type: ${r.error}` : '';
+  return `REPORT RequestId: ${r.requestId}\tDuration: ${r.durationMs.toFixed(2)} ms\tBilled Duration: ${r.billedMs} ms\tMemory Size: ${r.memoryMb} MB${used}${init}${status}`;
 }
 
 const RESPONSE_TOO_LARGE = `Response payload size exceeded maximum allowed payload size (${INVOKE_RESPONSE_LIMIT_BYTES} bytes).`;
@@ -127,11 +134,32 @@ function peakRssOfChildren(pid: number): number | undefined {
   return peaks.length ? Math.max(...peaks) : undefined;
 }
 
+/**
+ * The flags Lambda's Node.js bootstrap (/var/runtime/bootstrap) starts node with: V8's heaps sized
+ * from the memory size (old space 90 % of it, semi-space 5 %), so a JavaScript heap that outgrows
+ * them aborts (SIGABRT, Runtime.ExitError "signal: aborted") as on Lambda, before the memory limit.
+ */
+export function nodeArgs(memoryMb: number): string[] {
+  const newSpace = Math.floor(memoryMb / 10);
+  return [
+    '--expose-gc',
+    '--max-http-header-size',
+    '81920',
+    `--max-semi-space-size=${Math.floor(newSpace / 2)}`,
+    `--max-old-space-size=${memoryMb - newSpace}`,
+  ];
+}
+
+/** What the emulator replies when the runtime process died mid-invocation (killed, crashed). */
+const RUNTIME_EXITED = /^RequestId: (\S+) Error: Runtime exited with error: /;
+
 class Container {
   busy = false;
   /** Invocations started, to tell one from the next. */
   invocations = 0;
   private pendingInitMs = 0;
+  /** The request id of the invocation running (its START line). */
+  private startedRequest?: string;
   /** Resolves once the runtime has finished INIT (again, after a reset). */
   private initialized!: Promise<void>;
   private markInitialized!: () => void;
@@ -139,6 +167,9 @@ class Container {
   private constructor(
     readonly process: ChildProcess,
     readonly port: number,
+    readonly memoryMb: number,
+    private readonly memory: MemoryWatch,
+    private readonly log?: WriteStream,
   ) {}
 
   static async start(spec: FunctionSpec, paths: LambdaRuntimePaths, log?: WriteStream): Promise<Container> {
@@ -158,22 +189,23 @@ class Container {
       AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
       ...spec.env,
     };
-    const child = spawn(
-      paths.rie[spec.architecture],
-      [
-        '--log-level',
-        'info',
-        '--runtime-api-address',
-        `127.0.0.1:${apiPort}`,
-        '--runtime-interface-emulator-address',
-        `127.0.0.1:${port}`,
-        paths.node,
-        paths.ric,
-        spec.handler,
-      ],
-      { cwd: spec.artifact, env, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const container = new Container(child, port);
+    const memory = memoryWatch(spec.memoryMb, spec.memoryWatch);
+    const emulator = memory.spawnArgs(paths.rie[spec.architecture], [
+      '--log-level',
+      'info',
+      '--runtime-api-address',
+      `127.0.0.1:${apiPort}`,
+      '--runtime-interface-emulator-address',
+      `127.0.0.1:${port}`,
+      paths.node,
+      ...nodeArgs(spec.memoryMb),
+      paths.ric,
+      spec.handler,
+    ]);
+    const child = spawn(emulator.command, emulator.args, { cwd: spec.artifact, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    memory.attach(child.pid!);
+    child.once('exit', () => memory.close());
+    const container = new Container(child, port, spec.memoryMb, memory, log);
     container.expectInit();
     for (const stream of [child.stdout!, child.stderr!]) {
       createInterface({ input: stream }).on('line', (line) => {
@@ -184,12 +216,19 @@ class Container {
         if (line.includes('INIT RTDONE(status: success)')) container.markInitialized();
         const init = INIT_REPORT.exec(line);
         if (init) container.pendingInitMs += Number(init[1]);
+        const started = /^START RequestId: (\S+)/.exec(line);
+        if (started) container.startedRequest = started[1];
         const report = REPORT.exec(line);
         if (report) container.reportWaiter?.({ requestId: report[1], durationMs: Number(report[2]), memoryMb: Number(report[3]) });
       });
     }
     await waitForPort(port, child);
     return container;
+  }
+
+  /** How this container's memory is held to its memory size. */
+  get memoryWatch(): MemoryWatchKind {
+    return this.memory.kind;
   }
 
   private expectInit(): void {
@@ -206,38 +245,48 @@ class Container {
     if (this.invocations === invocation && this.busy) this.killRuntime();
   }
 
-  /** The runtime process under the emulator (the Node.js process running the handler). */
+  /** The runtime process under the emulator (the Node.js process running the handler), and anything it started. */
   killRuntime(): void {
-    for (const pid of childrenOf(this.process.pid as number)) process.kill(pid, 'SIGKILL');
+    for (const pid of descendantsOf(this.process.pid as number)) process.kill(pid, 'SIGKILL');
   }
 
   async invoke(event: unknown, timeoutS: number): Promise<{ status: number; body: string; report?: BilledInvocation }> {
     this.invocations++;
+    this.startedRequest = undefined;
     const reported = new Promise<{ requestId: string; durationMs: number; memoryMb: number } | undefined>((resolve) => {
       this.reportWaiter = resolve;
     });
-    const response = await fetch(`http://127.0.0.1:${this.port}/2015-03-31/functions/function/invocations`, {
-      method: 'POST',
-      body: JSON.stringify(event ?? null),
-      // The emulator enforces the function's timeout itself; this only guards against a hung emulator.
-      signal: AbortSignal.timeout((timeoutS + 30) * 1000),
-    });
-    const body = await response.text();
+    const started = performance.now();
+    this.memory.begin();
+    let reply: { status: number; body: string };
+    try {
+      const response = await fetch(`http://127.0.0.1:${this.port}/2015-03-31/functions/function/invocations`, {
+        method: 'POST',
+        body: JSON.stringify(event ?? null),
+        // The emulator enforces the function's timeout itself; this only guards against a hung emulator.
+        signal: AbortSignal.timeout((timeoutS + 30) * 1000),
+      });
+      reply = { status: response.status, body: await response.text() };
+    } catch (error) {
+      this.memory.end();
+      throw error;
+    }
+    const memory = this.memory.end();
+    const elapsedMs = performance.now() - started;
     // The REPORT line follows the reply on the log; a runtime that died prints none.
     let timer: NodeJS.Timeout | undefined;
     const line = await Promise.race([
       reported,
-      new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), response.status === 200 ? 2000 : 200))),
+      new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), reply.status === 200 ? 2000 : 200))),
     ]);
     clearTimeout(timer);
     this.reportWaiter = undefined;
-    if (!line) return { status: response.status, body };
     const initMs = this.pendingInitMs;
     this.pendingInitMs = 0;
+    if (!line) return this.runtimeDied(reply.status, reply.body, elapsedMs, initMs, memory);
     const durationMs = Math.max(0, line.durationMs - initMs);
     return {
-      status: response.status,
-      body,
+      ...reply,
       report: {
         requestId: line.requestId,
         durationMs,
@@ -247,6 +296,43 @@ class Container {
         maxMemoryUsedMb: peakRssOfChildren(this.process.pid!),
       },
     };
+  }
+
+  /**
+   * The emulator's reply when the runtime died mid-invocation, made into Lambda's: a runtime killed
+   * for its memory is Runtime.OutOfMemory, and Lambda prints a REPORT line for the dead invocation
+   * (Status: error, billed up to the death), where the emulator prints none.
+   */
+  private runtimeDied(
+    status: number,
+    body: string,
+    elapsedMs: number,
+    initMs: number,
+    memory: { killedForMemory: boolean; peakMb?: number },
+  ): { status: number; body: string; report?: BilledInvocation } {
+    let reply: { errorType?: string; errorMessage?: string };
+    try {
+      reply = JSON.parse(body);
+    } catch {
+      return { status, body };
+    }
+    const exited = RUNTIME_EXITED.exec(reply?.errorMessage ?? '');
+    if (!exited || reply.errorType !== 'Runtime.ExitError') return { status, body };
+    const errorType = memory.killedForMemory ? 'Runtime.OutOfMemory' : reply.errorType;
+    const durationMs = Math.max(0, elapsedMs - initMs);
+    const report: BilledInvocation = {
+      requestId: this.startedRequest ?? exited[1],
+      durationMs,
+      initMs,
+      billedMs: Math.ceil(durationMs + initMs),
+      memoryMb: this.memoryMb,
+      // Lambda shows the memory size for a memory kill; otherwise what the watch saw.
+      maxMemoryUsedMb: memory.killedForMemory ? this.memoryMb : memory.peakMb,
+      error: errorType,
+      status: 'error',
+    };
+    this.log?.write(`${lambdaReportLine(report)}\n`);
+    return { status, body: JSON.stringify({ errorType, errorMessage: reply.errorMessage }), report };
   }
 }
 

@@ -49,6 +49,27 @@ interface Execution {
   error?: string;
   cause?: string;
   done: Promise<void>;
+  /** Each Map state's iterations (its child executions on AWS), by index. */
+  iterations: Map<string, Map<number, Iteration>>;
+}
+
+/** What recordIteration reads of the interpreter's events. */
+interface InterpreterEvent {
+  type: string;
+  timestamp: number;
+  index?: number;
+  parentState?: { name: string };
+  state?: { type: string };
+  Error?: string;
+  Cause?: unknown;
+}
+
+/** One Map iteration, as its child execution's history would tell it. */
+interface Iteration {
+  startDate: number;
+  stopDate?: number;
+  /** Each run of a task (each retry is one): GetExecutionHistory's TaskStarted, and its TaskFailed when it failed. */
+  tasks: { startedAt: number; failed?: { at: number; error: string; cause: string } }[];
 }
 
 const ITEMS_FIELD = '__caiItems';
@@ -147,6 +168,8 @@ export interface LocalSfnOptions {
 export class LocalStepFunctions {
   private server?: Server;
   private readonly executions = new Map<string, Execution>();
+  /** Child executions the ResultWriter named, by ARN. */
+  private readonly children = new Map<string, Iteration>();
   endpoint = '';
   readonly stateMachineArn = 'arn:aws:states:us-east-1:000000000000:stateMachine:cai-local';
   /** The largest payload seen of each kind the limit applies to, bytes: what a run's state sizes were. */
@@ -190,6 +213,7 @@ export class LocalStepFunctions {
         const request = JSON.parse(body || '{}');
         if (target === 'StartExecution') reply(200, this.startExecution(request));
         else if (target === 'DescribeExecution') reply(200, this.describe(request.executionArn));
+        else if (target === 'GetExecutionHistory') reply(200, this.history(request.executionArn));
         else reply(400, { __type: 'UnknownOperationException', message: `${target} is not served locally` });
       } catch (error) {
         const e = error as Error;
@@ -214,6 +238,7 @@ export class LocalStepFunctions {
       status: 'RUNNING',
       startDate: Date.now(),
       done: Promise.resolve(),
+      iterations: new Map(),
     };
     execution.done = this.run(execution);
     this.executions.set(request.name, execution);
@@ -266,6 +291,7 @@ export class LocalStepFunctions {
       abort = run.abort;
       void (async () => {
         for await (const event of run.eventLogs) {
+          this.recordIteration(execution, event);
           if (event.type !== 'StateEntered' && event.type !== 'StateExited') continue;
           const where = `the ${event.type === 'StateEntered' ? 'input' : 'output'} of the ${event.state.name} state`;
           check(where, event.type === 'StateEntered' ? event.state.input : event.state.output);
@@ -314,22 +340,28 @@ export class LocalStepFunctions {
     const runId = randomUUID();
     const mapRunArn = `arn:aws:states:us-east-1:000000000000:mapRun:cai-local/${writer.map}:${runId}`;
     const folder = `${prefix.replace(/\/+$/, '')}${prefix ? '/' : ''}${runId}`;
-    const stopped = new Date().toISOString();
-    const children = results.map((output, index) => ({
-      ExecutionArn: `arn:aws:states:us-east-1:000000000000:execution:cai-local/${writer.map}:${runId}-${index}`,
-      Input: JSON.stringify(items[index]),
-      InputDetails: { Included: true },
-      Name: `${runId}-${index}`,
-      Output: JSON.stringify(output),
-      OutputDetails: { Included: true },
-      RedriveCount: 0,
-      RedriveStatus: 'NOT_REDRIVABLE',
-      RedriveStatusReason: 'Execution is SUCCEEDED and cannot be redriven',
-      StartDate: new Date(execution.startDate).toISOString(),
-      StateMachineArn: this.stateMachineArn,
-      Status: 'SUCCEEDED',
-      StopDate: stopped,
-    }));
+    const stopped = Date.now();
+    const iterations = execution.iterations.get(writer.map) ?? new Map<number, Iteration>();
+    const children = results.map((output, index) => {
+      const arn = `arn:aws:states:us-east-1:000000000000:execution:cai-local/${writer.map}:${runId}-${index}`;
+      const iteration = iterations.get(index) ?? { startDate: execution.startDate, tasks: [] };
+      this.children.set(arn, iteration);
+      return {
+        ExecutionArn: arn,
+        Input: JSON.stringify(items[index]),
+        InputDetails: { Included: true },
+        Name: `${runId}-${index}`,
+        Output: JSON.stringify(output),
+        OutputDetails: { Included: true },
+        RedriveCount: 0,
+        RedriveStatus: 'NOT_REDRIVABLE',
+        RedriveStatusReason: 'Execution is SUCCEEDED and cannot be redriven',
+        StartDate: new Date(iteration.startDate).toISOString(),
+        StateMachineArn: this.stateMachineArn,
+        Status: 'SUCCEEDED',
+        StopDate: new Date(iteration.stopDate ?? stopped).toISOString(),
+      };
+    });
     const put = async (key: string, body: string) => {
       await this.options.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/json' }));
       return { Key: key, Size: Buffer.byteLength(body) };
@@ -345,6 +377,55 @@ export class LocalStepFunctions {
     delete remaining[writer.map];
     next[RESULTS_FIELD] = remaining;
     return setAt(next, writer.resultPath, { MapRunArn: mapRunArn, ResultWriterDetails: { Bucket: bucket, Key: manifestKey } });
+  }
+
+  /** A Map iteration's start, end and task failures, from the interpreter's events (a child execution's history on AWS). */
+  private recordIteration(execution: Execution, event: InterpreterEvent): void {
+    if (event.index === undefined) return;
+    if (event.type === 'MapIterationStarted') {
+      const map = event.parentState!.name;
+      if (!execution.iterations.has(map)) execution.iterations.set(map, new Map());
+      execution.iterations.get(map)!.set(event.index, { startDate: event.timestamp, tasks: [] });
+      return;
+    }
+    const iterationOf = () => [...execution.iterations.values()].map((m) => m.get(event.index!)).find(Boolean);
+    if (event.type === 'MapIterationSucceeded' || event.type === 'MapIterationFailed') {
+      const map = execution.iterations.get(event.parentState!.name);
+      const iteration = map?.get(event.index);
+      if (iteration) iteration.stopDate = event.timestamp;
+    } else if ((event.type === 'StateEntered' || event.type === 'StateRetried') && event.state?.type === 'Task') {
+      iterationOf()?.tasks.push({ startedAt: event.timestamp });
+    } else if (event.type === 'StateFailed' && event.state?.type === 'Task') {
+      const task = iterationOf()?.tasks.at(-1);
+      if (task) task.failed = { at: event.timestamp, error: String(event.Error), cause: String(event.Cause ?? '') };
+    }
+  }
+
+  /** GetExecutionHistory of a child execution: its start, each task's start and failure (as the lambda:invoke integration reports them), its end. */
+  private history(arn: string) {
+    const iteration = this.children.get(arn);
+    if (!iteration) {
+      const error = new Error(`Execution does not exist: '${arn}'`);
+      error.name = 'ExecutionDoesNotExist';
+      throw error;
+    }
+    const events: Record<string, unknown>[] = [{ timestamp: iteration.startDate / 1000, type: 'ExecutionStarted' }];
+    for (const task of iteration.tasks) {
+      events.push({
+        timestamp: task.startedAt / 1000,
+        type: 'TaskStarted',
+        taskStartedEventDetails: { resourceType: 'lambda', resource: 'invoke' },
+      });
+      if (!task.failed) continue;
+      const { at, error, cause } = task.failed;
+      events.push({
+        timestamp: at / 1000,
+        type: 'TaskFailed',
+        taskFailedEventDetails: { resourceType: 'lambda', resource: 'invoke', error, cause },
+      });
+    }
+    if (iteration.stopDate) events.push({ timestamp: iteration.stopDate / 1000, type: 'ExecutionSucceeded' });
+    return { events: events.map((event, i) => ({ id: i + 1, previousEventId: i, ...event })) };
   }
 
   private describe(arn: string) {

@@ -8,7 +8,7 @@ import type { InitializeOutcome } from '../functions/commons/run/initialize';
 import { RunStore } from '../functions/commons/run/run-store';
 import { ensureRunsTable, startLocalDynamo, type LocalDynamo } from './dynamo-server';
 import { buildArtifacts, type Artifacts } from './artifacts';
-import { type BilledInvocation, LocalFunction } from './lambda-runtime';
+import { type BilledInvocation, LambdaError, LocalFunction } from './lambda-runtime';
 import { startLocalS3, type LocalS3 } from './s3-server';
 import { ROOT } from './paths';
 import type { ServedStack } from './served-stack';
@@ -125,7 +125,8 @@ export class LocalStack {
     const inference = this.container('InferenceFunction', this.options.workers ?? cpus().length, {
       MODEL_DIRECTORY: join(this.options.directory, 'tmp', 'models'),
     });
-    const summarizer = this.container('SummarizerFunction', 1);
+    // The summarizer reads the ranks' child executions' histories (attempts that died).
+    const summarizer = this.container('SummarizerFunction', 1, attach ? { CAI_SFN_ENDPOINT: attach.stepfunctions } : {});
     if (attach) {
       // The served stack runs the state machine and the notification; here, only containers.
       const initializer = this.container('InitializerFunction', 1, { CAI_SFN_ENDPOINT: attach.stepfunctions });
@@ -204,8 +205,15 @@ export class LocalStack {
     const invoke = async ({ FunctionName, Payload }: { FunctionName: string; Payload: unknown }) => {
       const fn = byArn.get(FunctionName);
       if (!fn) throw Object.assign(new Error(`no local function ${FunctionName}`), { name: 'Lambda.ResourceNotFoundException' });
-      // The shape of the lambda:invoke integration's result.
-      return { StatusCode: 200, ExecutedVersion: '$LATEST', Payload: await fn.invoke(Payload) };
+      try {
+        // The shape of the lambda:invoke integration's result.
+        return { StatusCode: 200, ExecutedVersion: '$LATEST', Payload: await fn.invoke(Payload) };
+      } catch (error) {
+        // A function's error reaches the state as Lambda's error payload, in JSON, for its Cause; Lambda's own (Lambda.*) as its message.
+        const { name, message } = error as Error;
+        if (!(error instanceof LambdaError) || name.startsWith('Lambda.')) throw error;
+        throw new LambdaError(name, JSON.stringify({ errorType: name, errorMessage: message }));
+      }
     };
     const definition = JSON.parse(
       readFileSync(join(ROOT, 'statemachine', 'cai.asl.json'), 'utf8')
@@ -230,6 +238,8 @@ export class LocalStack {
     });
     await this.sfn.start();
     if (this.sfn.stateMachineArn !== LOCAL_STATE_MACHINE_ARN) throw new Error('the local state machine ARN changed');
+    // Known once it listens; the summarizer's containers start on their first invocation, after this.
+    summarizer.spec.env.CAI_SFN_ENDPOINT = this.sfn.endpoint;
   }
 
   /** The bucket notification: ObjectCreated with suffix payload.json → the initializer, invoked asynchronously. */

@@ -6,7 +6,8 @@
 //       one Lambda's deployment artifact (what SAM's makefile builder calls, and what the local stack
 //       runs): index.mjs, and for inference model.onnx (with model.card.json when <model>.card.json
 //       is beside it; else the card is the model's cai.card metadata) plus onnxruntime-node with only that
-//       architecture's Linux binary. The architecture is the template's (template.yaml with
+//       architecture's Linux binary; the initializer gets inference-model.json, that model's size,
+//       with which it plans a rank's memory. The architecture is the template's (template.yaml with
 //       samconfig.toml's parameter_overrides, then --parameter-overrides) unless --arch says otherwise; the model is
 //       model/default.onnx unless --model or CAI_MODEL names another.
 import { build } from 'esbuild';
@@ -90,6 +91,10 @@ if (args.lambda) {
     outExtension: { '.js': '.mjs' },
   });
   if (args.metafile) await writeFile(args.metafile, JSON.stringify(result.metafile));
+  const model = args.model ?? process.env.CAI_MODEL ?? 'model/default.onnx';
+  if (args.lambda === 'initializer') {
+    await writeFile(join(args.out, 'inference-model.json'), JSON.stringify({ bytes: (await stat(model)).size }));
+  }
   if (args.lambda === 'inference') {
     const node = arch === 'arm64' ? 'arm64' : 'x64';
     const ort = join(args.out, 'node_modules', 'onnxruntime-node');
@@ -100,7 +105,6 @@ if (args.lambda) {
     await cp('node_modules/onnxruntime-common', join(args.out, 'node_modules', 'onnxruntime-common'), { recursive: true });
     // The deployed model and its card (model.card.json beside it, else its cai.card metadata), checked
     // as the function will read them at INIT: a model without a card fails here, not at deploy.
-    const model = args.model ?? process.env.CAI_MODEL ?? 'model/default.onnx';
     const cardFile = model.replace(/\.onnx$/i, '') + '.card.json';
     const card = existsSync(cardFile) ? await readFile(cardFile, 'utf8') : undefined;
     try {

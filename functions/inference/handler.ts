@@ -1,13 +1,14 @@
 import { fileURLToPath } from 'node:url';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { countsSince, requestCounts, s3Client } from '../commons/aws/clients';
+import { s3Client } from '../commons/aws/clients';
 import { readConfig, requireSettings } from '../commons/aws/config';
 import { lambdaHandler, logger, markInitDone, metrics, startInvocation } from '../commons/aws/invocation';
 import { describeError } from '../commons/errors';
 import { WORKER_BATCH_SIZE, workersFor } from '../commons/model/lambda-sizing';
 import { ModelSource } from '../commons/run/model-source';
 import type { RankItem, RankOutcome } from '../commons/run/contracts';
-import { recordFailedAttempt, runRank } from '../commons/run/rank';
+import { recordedAttempt } from '../commons/run/attempts';
+import { runRank } from '../commons/run/rank';
 
 // INIT: configuration and the deployed model's inference workers, once per container: one ONNX
 // session of one thread per vCPU the memory size buys (INFERENCE_WORKERS overrides), loaded in
@@ -27,36 +28,52 @@ const deployed = await models.loadDeployed();
 logger.info('inference workers ready', { workers, initMs: Math.round(deployed.pool.initMs) });
 markInitDone();
 
-/** One Distributed Map item: one rank's partitions through the model. */
+/** One Distributed Map item: one rank's partitions through the model, its attempt recorded. */
 export const handler = lambdaHandler(async (item: RankItem, context): Promise<RankOutcome> => {
-  const clock = startInvocation(config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE);
-  const requestsBefore = requestCounts();
+  const memoryMb = config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE;
+  const clock = startInvocation(memoryMb);
+  const requestId = context.awsRequestId;
+  const attempt = {
+    requestId,
+    memoryMb,
+    initMs: clock.initSeconds * 1000,
+    remainingMs: context.getRemainingTimeInMillis(),
+    bill: clock.bill,
+  };
+  const s3 = s3Client();
   try {
-    const model = await models.forItem(item.model);
-    const result = await runRank(item, {
-      s3: s3Client(),
-      model: model.pool,
-      card: model.card,
-      signature: model.signature,
-      modelId: model.id,
-      modelLoadSeconds: model.loadSeconds,
-      modelFetchSeconds: model.fetchSeconds,
-      memoryMb: config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
-      workers,
-      batchSize: model.card.batchSize ?? WORKER_BATCH_SIZE,
-      initSeconds: clock.initSeconds,
-    });
+    const unrecorded = (why: string) => logger.warn('could not record the failed attempt', { error: why });
+    const result = await recordedAttempt(
+      s3,
+      item,
+      attempt,
+      async () => {
+        // A run's own model is fetched inside the attempt: a failed fetch is a failed, billed attempt.
+        const model = await models.forItem(item.model);
+        return runRank(item, {
+          s3,
+          model: model.pool,
+          card: model.card,
+          signature: model.signature,
+          modelId: model.id,
+          modelLoadSeconds: model.loadSeconds,
+          modelFetchSeconds: model.fetchSeconds,
+          memoryMb,
+          workers,
+          batchSize: model.card.batchSize ?? WORKER_BATCH_SIZE,
+          initSeconds: clock.initSeconds,
+          requestId,
+        });
+      },
+      unrecorded,
+    );
     metrics.addMetric('Samples', MetricUnit.Count, result.samples);
     metrics.addMetric('PartitionFailures', MetricUnit.Count, result.failures.length);
     logger.info('rank done', { runId: item.runId, rank: item.rank, samples: result.samples, failures: result.failures.length });
     return { rank: item.rank, status: 'SUCCEEDED' };
   } catch (error) {
-    const { durationMs, initMs, memoryMb } = clock.bill();
-    const attempt = { durationMs, initMs, memoryMb, error: describeError(error), requests: countsSince(requestsBefore) };
-    const unrecorded = await recordFailedAttempt(s3Client(), item, attempt, context.awsRequestId);
-    if (unrecorded) logger.warn('could not record the failed attempt', { error: unrecorded });
     metrics.addMetric('RankErrors', MetricUnit.Count, 1);
-    logger.error('rank failed', { runId: item.runId, rank: item.rank, error: attempt.error });
+    logger.error('rank failed', { runId: item.runId, rank: item.rank, error: describeError(error) });
     throw error;
   }
 });

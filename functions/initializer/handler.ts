@@ -1,8 +1,9 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { S3Event } from 'aws-lambda';
 import { countsSince, dynamoClient, requestCounts, s3Client, sfnClient } from '../commons/aws/clients';
-import { readConfig, requireSettings } from '../commons/aws/config';
+import { readConfig, readInferenceModel, requireSettings } from '../commons/aws/config';
 import { lambdaHandler, logger, markInitDone, metrics, startInvocation } from '../commons/aws/invocation';
+import { WORKER_BATCH_SIZE } from '../commons/model/lambda-sizing';
 import { initializeRun, type InitializeOutcome } from '../commons/run/initialize';
 import { modelStorageBytes } from '../commons/run/run-model';
 import { RunStore } from '../commons/run/run-store';
@@ -10,7 +11,16 @@ import { RunStore } from '../commons/run/run-store';
 const config = readConfig();
 const settings = requireSettings(config, 'STATE_MACHINE_ARN', 'CONTROL_BUCKET', 'INFERENCE_MEMORY_MB', 'INFERENCE_TIMEOUT_S');
 const runs = new RunStore(dynamoClient(), config.RUNS_TABLE);
-const rankLimits = { memoryMb: settings.INFERENCE_MEMORY_MB, timeoutS: settings.INFERENCE_TIMEOUT_S };
+// What a rank may take: the inference function's timeout, and its memory with what it runs (model, workers, batch).
+const rankLimits = {
+  memoryMb: settings.INFERENCE_MEMORY_MB,
+  timeoutS: settings.INFERENCE_TIMEOUT_S,
+  inference: {
+    modelBytes: readInferenceModel(config.LAMBDA_TASK_ROOT).bytes,
+    workers: config.INFERENCE_WORKERS,
+    batchSize: WORKER_BATCH_SIZE,
+  },
+};
 const writableBuckets = [settings.CONTROL_BUCKET, ...config.RESULT_BUCKETS];
 const modelLimits = {
   controlBucket: settings.CONTROL_BUCKET,

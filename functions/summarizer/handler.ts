@@ -1,5 +1,5 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { dynamoClient, s3Client } from '../commons/aws/clients';
+import { dynamoClient, s3Client, sfnClient } from '../commons/aws/clients';
 import { readConfig } from '../commons/aws/config';
 import { lambdaHandler, logger, markInitDone, metrics, startInvocation } from '../commons/aws/invocation';
 import type { ExecutionStatusChange, SummarizeInput } from '../commons/run/contracts';
@@ -13,7 +13,15 @@ markInitDone();
 /** After the Map (or on the failure path): gather results, cost and accuracy; record the run. */
 export const handler = lambdaHandler(async (input: SummarizeInput | ExecutionStatusChange): Promise<{ runId: string; status: string }> => {
   const clock = startInvocation(config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE);
-  const context = { s3: s3Client(), runs, region: config.AWS_REGION, architecture: config.ARCHITECTURE, invocation: clock.bill };
+  const context = {
+    s3: s3Client(),
+    sfn: sfnClient(),
+    inferenceMemoryMb: config.INFERENCE_MEMORY_MB,
+    runs,
+    region: config.AWS_REGION,
+    architecture: config.ARCHITECTURE,
+    invocation: clock.bill,
+  };
   if (isExecutionStatusChange(input)) {
     // The state machine's status rule: an execution ended without reaching Summarize or RecordFailure.
     const run = await recordEndedExecution(input, context);

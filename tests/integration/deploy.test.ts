@@ -234,6 +234,8 @@ test("each role's statements, as IAM holds them, let its function do its part on
   const role = (id: string) => stack.roles[`${id}Role`].statements;
   const bucket = `arn:aws:s3:::${stack.bucket.name}`;
   const table = `arn:aws:dynamodb:us-east-1:123456789012:table/${stack.table.name}`;
+  // A Distributed Map's child executions are named under the state machine: execution:<machine>/<map label>:<name>.
+  const child = `arn:aws:states:us-east-1:123456789012:execution:${stack.stateMachine.name}`;
   const checks: [string, string, string, boolean][] = [
     ['InitializerFunction', 's3:GetObject', `${bucket}/runs/survey/payload.json`, true],
     ['InitializerFunction', 's3:PutObject', `${bucket}/results/run-1/manifest.json`, true],
@@ -246,6 +248,14 @@ test("each role's statements, as IAM holds them, let its function do its part on
     ['SummarizerFunction', 'dynamodb:UpdateItem', table, true],
     ['SummarizerFunction', 's3:PutObject', `${bucket}/results/run-1/summary.json`, true],
     ['SummarizerFunction', 'states:StartExecution', stack.stateMachine.arn, false],
+    ['SummarizerFunction', 'states:GetExecutionHistory', `${child}/Infer:0a1b-7`, true],
+    [
+      'SummarizerFunction',
+      'states:GetExecutionHistory',
+      `${child.replace(stack.stateMachine.name, 'another-machine')}/Infer:0a1b-7`,
+      false,
+    ],
+    ['InferenceFunction', 'states:GetExecutionHistory', `${child}/Infer:0a1b-7`, false],
     ['CaiStateMachine', 'lambda:InvokeFunction', fn('InferenceFunction').arn, true],
     ['CaiStateMachine', 'lambda:InvokeFunction', fn('InitializerFunction').arn, false],
     ['CaiStateMachine', 'states:StartExecution', stack.stateMachine.arn, true],

@@ -1,8 +1,11 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import type { RankItem } from '../../functions/commons/run/contracts';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { StartExecutionCommand } from '@aws-sdk/client-sfn';
+import type { CrashedAttempt, ExecutionInput, RankItem } from '../../functions/commons/run/contracts';
+import { createSfnClient } from '../../functions/commons/aws/clients';
+import { rankMemory } from '../../functions/commons/model/rank-memory';
 import { sinkFor } from '../../toolkit/locations';
 import { synthesizeDataset } from '../../toolkit/datasets/synth';
 import { runIdFor } from '../../functions/commons/run/initialize';
@@ -13,6 +16,7 @@ import { writeTestPartition } from '../helpers/partitions';
 import { IMAGE_ELEMENTS } from '../../functions/commons/partitions/galaxy';
 import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
 import { runDetails } from '../../cli/run-format';
+import { readRequestsBound } from '../../functions/commons/partitions/partition';
 
 const work = mkdtempSync(join(tmpdir(), 'cai-pipeline-'));
 let t: Awaited<ReturnType<typeof testStack>>;
@@ -27,6 +31,9 @@ async function dataset(bucket: string, prefix: string, count: number, perPartiti
     sink: sinkFor({ kind: 's3', bucket, key: prefix }, () => t.s3),
   });
 }
+
+/** What the emulator (and Lambda) says of a runtime killed mid-invocation, as the state machine saw it. */
+const KILLED = /^Runtime\.ExitError: RequestId: \S+ Error: Runtime exited with error: signal: killed$/;
 
 const payload = (prefix: string, extra: Record<string, unknown> = {}) => ({
   bucket: 'cai-control',
@@ -166,10 +173,151 @@ test('an inference crash mid-run is retried, then recorded, with every partition
     attempts++;
     return { crashAfterMs: 5 }; // well before a rank can finish its S3 reads and inference
   };
-  const { record } = await t.run('crash', payload('crash'));
+  const { outcome, record } = await t.run('crash', payload('crash'));
   expect(attempts).toBe(2); // the first try and the state machine's one retry
   expect(record).toMatchObject({ status: 'PARTIAL', partitions: 3, samples: 80, failedPartitions: 1 });
   expect(record.failures).toEqual([{ partition: 'crash/3.pt', rank: 2, error: expect.stringMatching(/Runtime\.ExitError/) }]);
+  // The Map caught Lambda's error payload as its Cause, in JSON, as the lambda:invoke integration passes it on AWS.
+  const mapResults = record.outputs!.mapResults!.replace('s3://cai-control/', '');
+  const children = JSON.parse(await t.readText('cai-control', `${mapResults}SUCCEEDED_0.json`)) as { Output: string }[];
+  const caught = children.map((c) => JSON.parse(c.Output)).find((o) => o.rank === 2).error;
+  expect(caught.Error).toBe('Runtime.ExitError');
+  expect(JSON.parse(caught.Cause)).toEqual({
+    errorType: 'Runtime.ExitError',
+    errorMessage: expect.stringMatching(/^RequestId: \S+ Error: Runtime exited with error: signal: killed$/),
+  });
+  // Both runtimes died: neither attempt replied, and both are billed with the error the state machine saw.
+  expect(record.attempts).toEqual({ failed: 0, crashed: 2 });
+  const summary = JSON.parse(await t.readText('cai-control', `results/crash/${outcome.runId}/summary.json`));
+  expect(summary.crashedAttempts).toEqual([
+    expect.objectContaining({ rank: 2, billedUntil: 'failure', error: expect.stringMatching(KILLED) }),
+    expect.objectContaining({ rank: 2, billedUntil: 'failure', error: expect.stringMatching(KILLED) }),
+  ]);
+});
+
+test('a runtime killed mid-rank by SIGKILL leaves an accounted attempt, billed up to the failure the state machine saw; the retry succeeds', async () => {
+  await dataset('survey', 'killed', 2, 1000);
+  const plain = await t.run('killed-plain', payload('killed'));
+  let tries = 0;
+  t.stack.functions.inference.intercept = async (event) => {
+    if ((event as RankItem).rank === 1 && tries++ === 0) return { crashAfterMs: 300 }; // well into its 1,000 galaxies
+  };
+  const reported = t.stack.functions.inference.billed.length;
+  const { outcome, record } = await t.run('killed', payload('killed'));
+  expect(record).toMatchObject({ status: 'SUCCEEDED', samples: 2000, predictions: 2000, failedPartitions: 0 });
+  expect(record.attempts).toEqual({ failed: 0, crashed: 1 });
+  expect(runDetails(record)).toMatch(
+    /\n {2}attempts {4}0 failed, 1 whose runtime died \(out of memory, killed, timed out\): retried, billed/,
+  );
+  const summary = JSON.parse(await t.readText('cai-control', `results/killed/${outcome.runId}/summary.json`));
+  const [crash] = summary.crashedAttempts as CrashedAttempt[];
+  expect(crash).toMatchObject({ rank: 1, billedUntil: 'failure', error: expect.stringMatching(KILLED) });
+  // Lambda's bill for it, as the local REPORT line has it (the emulator prints none; the local runtime makes Lambda's):
+  // the summary bills it from its handler's start to the failure, so no less, and only the state machine's reaction more.
+  const report = t.stack.functions.inference.billed.slice(reported).find((r) => r.requestId === crash.requestId)!;
+  expect(report).toMatchObject({ status: 'error', error: 'Runtime.ExitError' });
+  expect(crash.durationMs).toBeGreaterThan(250);
+  expect(crash.durationMs).toBeGreaterThanOrEqual(report.durationMs - 50); // the REPORT counts the event's delivery too
+  expect(crash.durationMs).toBeLessThan(report.durationMs + 1000);
+  // One invocation more than the same run without the kill, one retry's transition, its start record and its reads.
+  expect(record.cost!.lambda.invocations).toBe(plain.record.cost!.lambda.invocations + 1);
+  expect(record.cost!.stepFunctions.transitions).toBe(plain.record.cost!.stepFunctions.transitions + 1);
+  expect(record.cost!.s3.put).toBe(plain.record.cost!.s3.put + 1);
+  // What a crashed attempt's reads are billed at holds over what whole ranks read.
+  const ranks = await Promise.all(
+    [0, 1].map(async (r) => JSON.parse(await t.readText('cai-control', `results/killed/${outcome.runId}/ranks/${r}.json`))),
+  );
+  for (const rank of ranks) expect(readRequestsBound(rank.bytes)).toBeGreaterThanOrEqual(rank.requests.s3Get);
+  expect(crash.requests.s3Get).toBe(readRequestsBound(ranks[1].bytes));
+});
+
+/** One partition of 4,096 galaxies, made once: a batch of all of them needs more than the function's 1,769 MB. */
+let oomData: Promise<void> | undefined;
+const oomPartition = () => (oomData ??= dataset('survey', 'oom', 1, 4096));
+
+test('a rank that cannot fit the inference function’s memory is refused at validation, with the numbers', async () => {
+  await oomPartition();
+  const { outcome, record } = await t.run('oom-refused', payload('oom', { batch_size: 4096 }));
+  expect(outcome.outcome).toBe('REJECTED');
+  expect(record.status).toBe('FAILED');
+  expect(record.errors).toEqual([
+    {
+      field: 'batch_size',
+      message: expect.stringMatching(
+        /^partition oom\/1\.pt needs ~[\d,]+ MB in a rank \(1 worker's sessions \d+ MB, batches of 4096 [\d,]+ MB, read-ahead \d+ MB, runtime 135 MB\), over the inference function's 1,769 MB: set InferenceMemorySize to at least \d+, or lower batch_size$/,
+      ),
+    },
+  ]);
+});
+
+test('a partition killed for memory on both attempts ends in the failures with one line: at what memory size, what it needs, what to do', async () => {
+  // A rank the plan did not hold, as a run planned before InferenceMemorySize was lowered would be: its
+  // manifest is written and its execution started here, as the initializer would have.
+  await oomPartition();
+  const runId = 'oom-by-hand';
+  const head = await t.s3.send(new HeadObjectCommand({ Bucket: 'survey', Key: 'oom/1.pt' }));
+  const partition = { key: 'oom/1.pt', bytes: head.ContentLength! };
+  const planned = rankMemory({
+    modelBytes: statSync(join(ROOT, 'model', 'default.onnx')).size,
+    workers: 1,
+    batchSize: 4096,
+    partitionBytes: partition.bytes,
+  });
+  const item: RankItem = {
+    runId,
+    rank: 0,
+    worldSize: 1,
+    batchSize: 4096,
+    dataBucket: 'survey',
+    partitions: [partition],
+    resultBucket: 'cai-control',
+    resultPath: 'results/oom',
+    plannedMemoryMb: planned.totalMb,
+  };
+  const manifest = { Bucket: 'cai-control', Key: `results/oom/${runId}/manifest.json` };
+  await t.s3.send(new PutObjectCommand({ ...manifest, Body: JSON.stringify([item]) }));
+  await t.stack.runs.create({
+    runId,
+    recordType: 'run',
+    status: 'RUNNING',
+    startedAt: new Date().toISOString(),
+    payloadUri: '-',
+    payload: {},
+    dataset: 'survey/oom/',
+    warnings: [],
+  });
+  const input: ExecutionInput = { runId, manifest, resultBucket: 'cai-control', resultPath: 'results/oom', maxConcurrency: 2 };
+  const sfn = createSfnClient({ ...process.env, ...t.stack.env, CAI_SFN_ENDPOINT: t.stack.sfn.endpoint });
+  const reported = t.stack.functions.inference.billed.length;
+  await sfn.send(new StartExecutionCommand({ stateMachineArn: t.stack.sfn.stateMachineArn, name: runId, input: JSON.stringify(input) }));
+  await t.stack.idle();
+  const record = (await t.stack.runs.get(runId))!;
+  expect(record).toMatchObject({ status: 'FAILED', failedPartitions: 1, attempts: { failed: 0, crashed: 2 } });
+  expect(record.failures).toEqual([
+    {
+      partition: 'oom/1.pt',
+      rank: 0,
+      error: `out of memory at 1769 MB on all 2 attempts: needs about ${planned.totalMb} MB; split the partition, lower batch_size or raise InferenceMemorySize`,
+    },
+  ]);
+  // Each attempt killed as Lambda kills it, and billed: Lambda's REPORT line, and the summary's own account.
+  const killed = t.stack.functions.inference.billed.slice(reported);
+  expect(killed).toEqual([
+    expect.objectContaining({ status: 'error', error: 'Runtime.OutOfMemory', memoryMb: 1769, maxMemoryUsedMb: 1769 }),
+    expect.objectContaining({ status: 'error', error: 'Runtime.OutOfMemory', memoryMb: 1769, maxMemoryUsedMb: 1769 }),
+  ]);
+  const summary = JSON.parse(await t.readText('cai-control', `results/oom/${runId}/summary.json`));
+  expect(summary.crashedAttempts).toEqual([
+    expect.objectContaining({
+      rank: 0,
+      billedUntil: 'failure',
+      error: expect.stringMatching(/^Runtime\.OutOfMemory: RequestId: \S+ Error: Runtime exited with error: signal: killed$/),
+    }),
+    expect.objectContaining({ rank: 0, billedUntil: 'failure', error: expect.stringMatching(/^Runtime\.OutOfMemory: /) }),
+  ]);
+  for (const [i, crash] of (summary.crashedAttempts as CrashedAttempt[]).entries()) {
+    expect(crash.durationMs + crash.initMs).toBeGreaterThanOrEqual(killed[i].billedMs - 50);
+  }
 });
 
 test('throttling once is retried and the run still succeeds', async () => {

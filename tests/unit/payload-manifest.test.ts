@@ -4,6 +4,7 @@ import { assignRanks, naturalCompare, PlanError, planRanks } from '../../functio
 import { PayloadError, parsePayload, parsePayloadJson } from '../../functions/commons/run/payload';
 import { STATE_PAYLOAD_LIMIT_BYTES } from '../../functions/commons/aws/limits';
 import { galaxiesPerSecond } from '../../functions/commons/model/lambda-sizing';
+import { rankMemory } from '../../functions/commons/model/rank-memory';
 import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
 import { ROOT } from '../../local/paths';
 
@@ -188,5 +189,58 @@ describe('ranks are planned within the inference function (1,769 MB, 900 s)', ()
     const plan = planRanks('r', { ...base, world_size: smallest }, partitions, limits);
     expect(Math.max(...plan.items.map((i) => Buffer.byteLength(JSON.stringify(i))))).toBeLessThanOrEqual(STATE_PAYLOAD_LIMIT_BYTES);
     expect(() => planRanks('r', { ...base, world_size: smallest - 1 }, partitions, limits)).toThrow(PlanError);
+  });
+});
+
+describe("ranks are planned within the inference function's memory", () => {
+  const MiB = 2 ** 20;
+  const base = { bucket: 'cai-control', data_bucket: 'survey', data_prefix: 'big', result_path: 'out' };
+  // The full-size AstroMAE (60.3 MiB), one worker per vCPU share, the default batch of 16.
+  const inference = { modelBytes: 63_204_746, workers: 0, batchSize: 16 };
+  const limits = (memoryMb: number, workers = 0) => ({ memoryMb, timeoutS: 900, inference: { ...inference, workers } });
+  const partitions = [
+    { key: 'big/1.pt', bytes: 8 * MiB },
+    { key: 'big/2.pt', bytes: 64 * MiB },
+  ];
+
+  test('each rank carries its planned peak, from its largest partition', () => {
+    const { items, warnings } = planRanks('r', base, partitions, limits(1769));
+    const peak = (bytes: number) => rankMemory({ ...inference, workers: 1, partitionBytes: bytes }).totalMb;
+    expect(items.map((i) => i.plannedMemoryMb)).toEqual([peak(8 * MiB), peak(64 * MiB)]);
+    expect(warnings).toEqual([]);
+    expect(planRanks('r', { ...base, world_size: 1 }, partitions, limits(1769)).items[0].plannedMemoryMb).toBe(peak(64 * MiB));
+  });
+
+  test('a rank that cannot fit is refused at validation, naming its partition and the smallest memory size that fits', () => {
+    const payload = { ...base, batch_size: 2048 };
+    let message = '';
+    try {
+      planRanks('r', payload, partitions, limits(1769));
+    } catch (error) {
+      expect(error).toBeInstanceOf(PlanError);
+      expect((error as PlanError).field).toBe('batch_size');
+      message = (error as Error).message;
+    }
+    const need = rankMemory({ ...inference, workers: 1, batchSize: 2048, partitionBytes: 64 * MiB });
+    const fits = Number(/at least (\d+), or lower batch_size$/.exec(message)?.[1]);
+    expect(message).toBe(
+      `partition big/2.pt needs ~${need.totalMb.toLocaleString('en-US')} MB in a rank (1 worker's sessions ${Math.round(need.sessionsMb)} MB, ` +
+        `batches of 2048 ${Math.round(need.batchesMb).toLocaleString('en-US')} MB, read-ahead ${Math.round(need.readAheadMb)} MB, runtime 135 MB), ` +
+        `over the inference function's 1,769 MB: set InferenceMemorySize to at least ${fits}, or lower batch_size`,
+    );
+    // The size named is the smallest that fits, its workers following the memory size as the function's do.
+    expect(() => planRanks('r', payload, partitions, limits(fits))).not.toThrow();
+    expect(() => planRanks('r', payload, partitions, limits(fits - 1))).toThrow(PlanError);
+    expect(fits).toBeGreaterThan(need.totalMb); // more memory, more workers, more batches at once
+  });
+
+  test('with InferenceWorkers fixed and no memory size that fits, it says what to lower; close to the limit, it warns', () => {
+    expect(() => planRanks('r', { ...base, batch_size: 16384 }, [{ key: 'big/3.pt', bytes: 400 * MiB }], limits(10240, 6))).toThrow(
+      /^partition big\/3\.pt needs ~[\d,]+ MB in a rank \(6 workers' sessions .*: no memory size up to 10240 MB fits it: lower batch_size or InferenceWorkers$/,
+    );
+    const tight = rankMemory({ ...inference, workers: 1, partitionBytes: 64 * MiB }).totalMb;
+    expect(planRanks('r', base, partitions, limits(Math.ceil(tight / 0.95))).warnings).toEqual([
+      `rank 1 is planned at ~${tight} MB of the inference function's ${Math.ceil(tight / 0.95).toLocaleString('en-US')} MB: close enough to be killed for memory if the estimate is low`,
+    ]);
   });
 });

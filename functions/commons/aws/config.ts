@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { CaiError } from '../errors';
 
@@ -67,4 +69,19 @@ export function requireSettings<K extends keyof Config>(config: Config, ...keys:
     throw new ConfigError(`${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not set (template.yaml sets them on AWS)`);
   }
   return Object.fromEntries(keys.map((key) => [key, config[key]])) as { [P in K]-?: NonNullable<Config[P]> };
+}
+
+/**
+ * The inference artifact's model as the initializer's artifact describes it (inference-model.json,
+ * written by scripts/build.mjs from the same model file): its size plans a rank's memory.
+ */
+export function readInferenceModel(taskRoot: string | undefined): { bytes: number } {
+  const file = join(taskRoot ?? '.', 'inference-model.json');
+  try {
+    const { bytes } = JSON.parse(readFileSync(file, 'utf8')) as { bytes?: unknown };
+    if (typeof bytes === 'number' && bytes > 0) return { bytes };
+  } catch {
+    // said below
+  }
+  throw new ConfigError(`${file} is missing or unreadable: scripts/build.mjs writes it into the initializer's artifact`);
 }

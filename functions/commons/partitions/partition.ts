@@ -1,5 +1,5 @@
 import { PartitionLayoutError } from '../errors';
-import { allocateAligned, type ByteSource } from '../torch/byte-source';
+import { allocateAligned, type ByteSource, S3_PART_BYTES } from '../torch/byte-source';
 import { DTYPES, toFloat32, type DType } from '../torch/dtype';
 import { PyObject } from '../torch/pickle';
 import { numelOf, openTorchArchive, readTensorRows, type TensorRef, type TorchArchive } from '../torch/archive';
@@ -134,6 +134,14 @@ export async function openPartition(source: ByteSource, feeds: TensorFeed[]): Pr
 
 /** Bytes of the largest tensor read per step when a whole partition is walked. */
 export const ROW_CHUNK_BYTES = 16 * 1024 * 1024;
+
+/**
+ * At most how many GETs (HEAD included) reading a whole S3 partition of these bytes sends: opening
+ * its archive (the zip's records, the pickle) takes about a dozen, then each 16 MiB chunk one per
+ * 8 MiB part, plus one where a part straddles a chunk. What a crashed attempt may have read is
+ * billed with this (tests/integration/pipeline.test.ts holds it over the counts ranks send).
+ */
+export const readRequestsBound = (bytes: number) => 16 + Math.ceil(bytes / S3_PART_BYTES) + Math.ceil(bytes / ROW_CHUNK_BYTES);
 
 /** Rows per step: as many as keep the largest tensor's chunk within ROW_CHUNK_BYTES, a whole number of batches. */
 export function rowsPerChunk(partition: TensorPartition, batchSize: number): number {

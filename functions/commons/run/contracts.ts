@@ -54,6 +54,8 @@ export interface RankItem {
   resultPath: string;
   /** The run's own model; absent: the deployed one. */
   model?: ModelObject;
+  /** The rank's peak memory as planned (model/rank-memory.ts), MB; absent where memory was not planned. */
+  plannedMemoryMb?: number;
 }
 
 /** The state machine's input. */
@@ -103,6 +105,8 @@ export interface MapChildExecution {
   Status: string;
   Error?: string;
   Cause?: string;
+  StartDate?: string;
+  StopDate?: string;
 }
 
 /** What the Distributed Map returns for one rank: the handler's reply, or the caught error. */
@@ -175,15 +179,55 @@ export interface RankResult {
   statistics: Record<string, OutputStatistics>;
   /** When the invocation began (ISO 8601): the report's timeline. */
   started_at?: string;
+  /** The invocation that wrote it: its attempts/ start record is complete. */
+  request_id?: string;
 }
 
-/** An inference invocation that failed before writing a rank result (attempts/<rank>-<id>.json). */
+/**
+ * An inference invocation as it starts (attempts/<rank>-<request id>.json): every invocation whose
+ * handler ran leaves one, so the summary can bill one whose runtime then died and never replied.
+ */
+export interface AttemptStart {
+  rank: number;
+  requestId: string;
+  /** When the handler began (ISO 8601): Lambda bills from here, and the INIT before it on a cold start. */
+  startedAt: string;
+  memoryMb: number;
+  /** INIT of the container when this was its first invocation, else 0. */
+  initMs: number;
+  /** When the function's timeout would end it (ISO 8601): Lambda bills no further. */
+  deadline: string;
+}
+
+/** An inference invocation whose handler caught an error: its start record, completed with what it took. */
 export interface FailedAttempt {
   rank: number;
   durationMs: number;
   initMs: number;
   memoryMb: number;
   error: string;
+  requests: RequestCounts;
+  /** Absent in records written before start records were. */
+  requestId?: string;
+  startedAt?: string;
+}
+
+/** What ended a crashed attempt's bill, earliest known first (docs/architecture.md, Cost). */
+export type CrashBilledUntil = 'failure' | 'next attempt' | 'rank end' | 'timeout' | 'summary';
+
+/** An invocation that started and never completed: its runtime died (out of memory, killed, timed out). */
+export interface CrashedAttempt {
+  rank: number;
+  requestId: string;
+  startedAt: string;
+  memoryMb: number;
+  initMs: number;
+  /** Billed from startedAt up to billedUntil. */
+  durationMs: number;
+  billedUntil: CrashBilledUntil;
+  /** The error the state machine saw for this attempt, or why it is not known. */
+  error: string;
+  /** Its start record's PUT is billed with every start record; these are the reads it may have made (its partitions, whole). */
   requests: RequestCounts;
 }
 

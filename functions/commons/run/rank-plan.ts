@@ -1,6 +1,7 @@
 import { paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
 import { CaiError } from '../errors';
-import { galaxiesPerSecond } from '../model/lambda-sizing';
+import { galaxiesPerSecond, workersFor } from '../model/lambda-sizing';
+import { rankMemory, type RankMemory } from '../model/rank-memory';
 import { STATE_PAYLOAD_LIMIT_BYTES } from '../aws/limits';
 import { BYTES_PER_GALAXY } from '../partitions/galaxy';
 import type { ModelObject, PartitionObject, Payload, RankItem } from './contracts';
@@ -75,11 +76,25 @@ export function assignRanks(partitions: PartitionObject[], worldSize: number): P
   return assigned.sort((a, b) => order.get(a[0])! - order.get(b[0])!);
 }
 
-/** What bounds a rank: the inference function's memory (its speed) and timeout. */
+/** What bounds a rank: the inference function's memory (its speed, and what a rank may hold) and timeout. */
 export interface RankLimits {
   memoryMb: number;
   timeoutS: number;
+  /** What the inference function runs, for its memory plan (absent: memory is not planned). */
+  inference?: {
+    modelBytes: number;
+    /** InferenceWorkers: 0 is one per vCPU share of the memory size. */
+    workers: number;
+    /** The batch a payload without batch_size gets. */
+    batchSize: number;
+  };
 }
+
+/** Lambda's largest memory size (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html). */
+export const MAX_LAMBDA_MEMORY_MB = 10240;
+
+/** A rank planned above this share of the memory size is warned about: the estimate is within about 10 % of what is measured. */
+export const RANK_MEMORY_WARNING = 0.9;
 
 /** A rank is planned to take at most this share of the function's timeout (S3, INIT and noise take the rest). */
 export const RANK_TIME_BUDGET = 0.6;
@@ -88,7 +103,7 @@ export const RANK_TIME_BUDGET = 0.6;
 export class PlanError extends CaiError {
   constructor(
     message: string,
-    readonly field: 'world_size' | 'data_prefix',
+    readonly field: 'world_size' | 'data_prefix' | 'batch_size',
   ) {
     super(message);
   }
@@ -137,8 +152,57 @@ export function planRanks(
   const items = itemsFor(worldSize);
   // Ranks are sized by the deployed model's measured rate: a run's own model has none measured.
   if (model) warnings.push(`ranks are planned at the deployed model's rate; if ${payload.model} is slower, set world_size higher`);
+  // A run's own model is held by each worker instead of the deployed one: its size is what they hold.
+  const inference = limits?.inference && model ? { ...limits.inference, modelBytes: model.bytes } : limits?.inference;
+  if (limits && inference) warnings.push(...planMemory(items, { ...limits, inference }, payload.batch_size));
   if (limits) checkWithinLimits(items, partitions, limits, (w) => itemsFor(w), payload.world_size !== undefined);
   return { items, partitions, warnings };
+}
+
+/** One rank's peak memory at a memory size, from its largest partition. */
+function memoryOf(item: RankItem, limits: RankLimits, memoryMb: number, batchSize?: number): RankMemory {
+  const { modelBytes, workers, batchSize: defaultBatch } = limits.inference!;
+  return rankMemory({
+    modelBytes,
+    workers: workers || workersFor(memoryMb),
+    batchSize: batchSize ?? defaultBatch,
+    partitionBytes: Math.max(...item.partitions.map((p) => p.bytes)),
+  });
+}
+
+/**
+ * Each rank's peak memory planned (rank-memory.ts) and kept on its item; a rank that cannot fit the
+ * inference function's memory refuses the run, naming its partition and the memory size that
+ * would fit (the workers follow the memory size unless InferenceWorkers fixes them). Warnings for
+ * ranks planned close to the limit.
+ */
+function planMemory(items: RankItem[], limits: RankLimits, batchSize?: number): string[] {
+  const mb = (n: number) => `${Math.round(n).toLocaleString('en-US')} MB`;
+  for (const item of items) item.plannedMemoryMb = memoryOf(item, limits, limits.memoryMb, batchSize).totalMb;
+  const largest = items.reduce((a, b) => (b.plannedMemoryMb! > a.plannedMemoryMb! ? b : a));
+  const need = memoryOf(largest, limits, limits.memoryMb, batchSize);
+  if (need.totalMb <= limits.memoryMb) {
+    if (need.totalMb <= RANK_MEMORY_WARNING * limits.memoryMb) return [];
+    return [
+      `rank ${largest.rank} is planned at ~${mb(need.totalMb)} of the inference function's ${mb(limits.memoryMb)}: close enough to be killed for memory if the estimate is low`,
+    ];
+  }
+  let fits: number | undefined;
+  for (let m = limits.memoryMb + 1; m <= MAX_LAMBDA_MEMORY_MB && fits === undefined; m++) {
+    if (memoryOf(largest, limits, m, batchSize).totalMb <= m) fits = m;
+  }
+  const partition = largest.partitions.reduce((a, b) => (b.bytes > a.bytes ? b : a)).key;
+  const workers = limits.inference!.workers || workersFor(limits.memoryMb);
+  const parts =
+    `${workers} worker${workers === 1 ? "'s" : "s'"} sessions ${mb(need.sessionsMb)}, batches of ${batchSize ?? limits.inference!.batchSize} ` +
+    `${mb(need.batchesMb)}, read-ahead ${mb(need.readAheadMb)}, runtime ${mb(need.runtimeMb)}`;
+  const remedy = fits
+    ? `set InferenceMemorySize to at least ${fits}${batchSize ? ', or lower batch_size' : ''}`
+    : `no memory size up to ${MAX_LAMBDA_MEMORY_MB} MB fits it: lower ${batchSize ? 'batch_size or ' : ''}InferenceWorkers`;
+  throw new PlanError(
+    `partition ${partition} needs ~${mb(need.totalMb)} in a rank (${parts}), over the inference function's ${mb(limits.memoryMb)}: ${remedy}`,
+    batchSize ? 'batch_size' : 'data_prefix',
+  );
 }
 
 /** Refuses a plan whose slowest rank would not finish well inside the timeout, or whose item is too big. */

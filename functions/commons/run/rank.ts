@@ -10,7 +10,7 @@ import { peakRssMb } from '../model/peak-rss';
 import { openPartition } from '../partitions/partition';
 import { mergeOutputStatistics, outputStatistics, type OutputStatistics } from '../model/task-statistics';
 import { predictionsCsv } from '../model/predictions';
-import type { FailedAttempt, PartitionFailure, RankItem, RankResult } from './contracts';
+import type { PartitionFailure, RankItem, RankResult } from './contracts';
 import { outputKeys } from './output-keys';
 
 export interface RankContext {
@@ -33,6 +33,8 @@ export interface RankContext {
   batchSize: number;
   /** INIT seconds of this container when this is its first invocation, else 0. */
   initSeconds: number;
+  /** This invocation's request id: the result names it, completing its attempt record (attempts.ts). */
+  requestId?: string;
 }
 
 /** A source that keeps the wall time and bytes of its reads. */
@@ -171,6 +173,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
     non_finite_predictions: nonFinite,
     statistics: Object.fromEntries(Object.entries(statistics).filter((e): e is [string, OutputStatistics] => e[1] !== null)),
     started_at: startedAt,
+    request_id: context.requestId,
   };
   await context.s3.send(
     new PutObjectCommand({
@@ -181,31 +184,4 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
     }),
   );
   return result;
-}
-
-/**
- * An inference attempt that failed is billed all the same, though it wrote no rank result: leave a
- * record of it (attempts/<rank>-<request>.json) for the summary's cost. Never throws: the rank's
- * own error is what the state machine must see.
- */
-export async function recordFailedAttempt(
-  s3: S3Client,
-  item: RankItem,
-  attempt: Omit<FailedAttempt, 'rank'>,
-  requestId: string,
-): Promise<string | undefined> {
-  const requests = { ...attempt.requests, s3Put: attempt.requests.s3Put + 1 }; // this record's own PUT
-  try {
-    await s3.send(
-      new PutObjectCommand({
-        Bucket: item.resultBucket,
-        Key: outputKeys(item.resultPath, item.runId).attempt(item.rank, requestId),
-        Body: JSON.stringify({ ...attempt, rank: item.rank, requests } satisfies FailedAttempt),
-        ContentType: 'application/json',
-      }),
-    );
-    return undefined;
-  } catch (error) {
-    return describeError(error);
-  }
 }

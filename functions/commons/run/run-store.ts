@@ -56,6 +56,8 @@ export interface RunRecord {
   nonFinitePredictions?: number;
   failedPartitions?: number;
   failures?: PartitionFailure[];
+  /** Inference attempts that failed (their handler caught an error) and that crashed (their runtime died, billed all the same); summary.json lists each. */
+  attempts?: { failed: number; crashed: number };
   timings?: Record<string, number>;
   throughput?: Record<string, number>;
   accuracy?: Accuracy | null;

@@ -6,7 +6,10 @@ import type { LambdaInvocation } from '../aws/invocation';
 import { billRun, prototypeCost, type Architecture, type CostBreakdown } from '../billing/cost';
 import { stateTransitions, uncountedRequests, type RunShape } from '../billing/run-usage';
 import pLimit from 'p-limit';
+import type { SFNClient } from '@aws-sdk/client-sfn';
+import { attemptsUsage, billCrashes, rankFailureText, readAttemptRecords, type RankEnd, stateErrorText, taskFailures } from './attempts';
 import type {
+  CrashedAttempt,
   ExecutionInput,
   ExecutionStatusChange,
   FailedAttempt,
@@ -29,6 +32,10 @@ export interface SummarizeContext {
   architecture: Architecture;
   /** This invocation's billing so far. */
   invocation: () => LambdaInvocation;
+  /** Reads the ranks' child executions' histories, for the errors of attempts whose runtime died. */
+  sfn?: SFNClient;
+  /** The inference function's memory size (an attempt that died before its record is billed at it). */
+  inferenceMemoryMb?: number;
 }
 
 async function readJson<T>(s3: S3Client, bucket: string, key: string): Promise<T | undefined> {
@@ -60,11 +67,15 @@ const mapResultsUri = ({ ResultWriterDetails: { Bucket, Key } }: MapRunResult) =
  * Every rank's outcome, from the files the Map's ResultWriter wrote: the manifest names them by the
  * child executions' status. A child that failed outright (nothing caught it) counts as a failed rank.
  */
-async function readOutcomes(s3: S3Client, mapRun: MapRunResult): Promise<{ outcomes: Map<number, RankOutcome>; files: number }> {
+async function readOutcomes(
+  s3: S3Client,
+  mapRun: MapRunResult,
+): Promise<{ outcomes: Map<number, RankOutcome>; ends: Map<number, RankEnd>; files: number }> {
   const { Bucket, Key } = mapRun.ResultWriterDetails;
   const manifest = await readJson<MapResultManifest>(s3, Bucket, Key);
   const outcomes = new Map<number, RankOutcome>();
-  if (!manifest) return { outcomes, files: 0 };
+  const ends = new Map<number, RankEnd>();
+  if (!manifest) return { outcomes, ends, files: 0 };
   const files = Object.values(manifest.ResultFiles).flat();
   for (const file of files) {
     for (const child of (await readJson<MapChildExecution[]>(s3, manifest.DestinationBucket, file.Key)) ?? []) {
@@ -74,20 +85,12 @@ async function readOutcomes(s3: S3Client, mapRun: MapRunResult): Promise<{ outco
           ? (JSON.parse(child.Output) as RankOutcome)
           : { rank, status: 'FAILED', error: { Error: child.Error ?? child.Status, Cause: child.Cause } };
       outcomes.set(rank, outcome);
+      const stoppedAt = child.StopDate ? Date.parse(child.StopDate) : undefined;
+      ends.set(rank, { executionArn: child.ExecutionArn, stoppedAt, caught: outcome.error });
     }
   }
-  return { outcomes, files: files.length };
+  return { outcomes, ends, files: files.length };
 }
-
-const errorText = (e?: { Error?: string; Cause?: string }) => {
-  if (!e) return 'the rank wrote no result';
-  try {
-    const cause = JSON.parse(e.Cause ?? '');
-    return `${e.Error ?? 'Error'}: ${cause.errorMessage ?? e.Cause}`;
-  } catch {
-    return [e.Error, e.Cause].filter(Boolean).join(': ') || 'unknown error';
-  }
-};
 
 /** What the summarizer reads of a run: its ranks, their outcomes and results, and failed attempts. */
 interface GatheredRun {
@@ -99,7 +102,13 @@ interface GatheredRun {
   rankResults: (RankResult | undefined)[];
   /** The ranks' partial statistics of each output, merged. */
   statistics: Record<string, OutputStatistics>;
-  attempts: FailedAttempt[];
+  /** Attempts whose handler caught an error, and those whose runtime died (attempts.ts). */
+  failedAttempts: FailedAttempt[];
+  crashedAttempts: CrashedAttempt[];
+  /** Attempt start records: one PUT each. */
+  attemptRecords: number;
+  /** The inference function's memory size, as the summarizer knows it. */
+  memoryMb: number;
 }
 
 /**
@@ -107,11 +116,13 @@ interface GatheredRun {
  * bounded concurrency (thousands of ranks in seconds, without a storm of sockets). Each rank's
  * partial statistics are merged as it arrives and then dropped: memory holds one histogram.
  */
-async function gatherRun(input: SummarizeInput, s3: S3Client): Promise<GatheredRun> {
+async function gatherRun(input: SummarizeInput, { s3, sfn, inferenceMemoryMb }: SummarizeContext): Promise<GatheredRun> {
   const keys = outputKeys(input.resultPath, input.runId);
   const bucket = input.resultBucket;
   const items = (await readJson<RankItem[]>(s3, bucket, keys.manifest)) ?? [];
-  const { outcomes, files } = input.mapRun ? await readOutcomes(s3, input.mapRun) : { outcomes: new Map<number, RankOutcome>(), files: 0 };
+  const { outcomes, ends, files } = input.mapRun
+    ? await readOutcomes(s3, input.mapRun)
+    : { outcomes: new Map<number, RankOutcome>(), ends: new Map<number, RankEnd>(), files: 0 };
   const limit = pLimit(READ_CONCURRENCY);
   const statistics: Record<string, OutputStatistics> = {};
   const rankResults = await Promise.all(
@@ -129,10 +140,28 @@ async function gatherRun(input: SummarizeInput, s3: S3Client): Promise<GatheredR
     ),
   );
   const attemptKeys = await listKeys(s3, bucket, keys.attempts);
-  const attempts = (await Promise.all(attemptKeys.map((key) => limit(() => readJson<FailedAttempt>(s3, bucket, key))))).filter(
-    (a): a is FailedAttempt => a !== undefined,
-  );
-  return { items, outcomes, mapResultFiles: files, rankResults, statistics, attempts };
+  const { failed, started, records } = await readAttemptRecords(s3, bucket, attemptKeys, rankResults, limit);
+  const memoryMb = inferenceMemoryMb ?? Math.max(0, ...rankResults.map((r) => r?.memory_configured_mb ?? 0));
+  const crashed = await billCrashes(started, {
+    items,
+    failed,
+    results: rankResults,
+    ends,
+    failuresOf: sfn ? (arn) => taskFailures(sfn, arn) : undefined,
+    memoryMb,
+    now: Date.now(),
+  });
+  return {
+    items,
+    outcomes,
+    mapResultFiles: files,
+    rankResults,
+    statistics,
+    failedAttempts: failed,
+    crashedAttempts: crashed,
+    attemptRecords: records,
+    memoryMb,
+  };
 }
 
 /** Every partition ends in a rank's result or in the failures: a rank that wrote none fails all of its partitions. */
@@ -146,7 +175,9 @@ function partitionOutcomes(run: GatheredRun, input: SummarizeInput): { results: 
       failures.push(...result.failures);
     } else {
       const reason =
-        input.failure && !run.outcomes.has(item.rank) ? errorText(input.failure) : errorText(run.outcomes.get(item.rank)?.error);
+        input.failure && !run.outcomes.has(item.rank)
+          ? stateErrorText(input.failure)
+          : rankFailureText(run.outcomes.get(item.rank)?.error, item, run.crashedAttempts, run.memoryMb);
       for (const p of item.partitions) failures.push({ partition: p.key, rank: item.rank, error: reason });
     }
   }
@@ -186,15 +217,16 @@ function costOfRun(
   context: SummarizeContext,
   ownRequests: RequestCounts,
 ): CostBreakdown {
+  const attempts = attemptsUsage(run.failedAttempts, run.crashedAttempts, run.attemptRecords);
   const invocations: LambdaInvocation[] = [
     ...(existing?.initializer ? [existing.initializer] : []),
     ...results.map((r) => ({ memoryMb: r.memory_configured_mb, durationMs: r.duration_ms, initMs: r.init_s * 1000 })),
-    ...run.attempts.map((a) => ({ memoryMb: a.memoryMb, durationMs: a.durationMs, initMs: a.initMs })),
+    ...attempts.invocations,
     context.invocation(),
   ];
   const shape: RunShape = {
     ranks: run.items.length,
-    failedAttempts: run.attempts.length,
+    failedAttempts: run.failedAttempts.length + run.crashedAttempts.length,
     caughtRanks: [...run.outcomes.values()].filter((o) => o.status === 'FAILED').length,
     failurePath: Boolean(input.failure),
     mapResultFiles: input.mapRun ? run.mapResultFiles : 0,
@@ -202,7 +234,7 @@ function costOfRun(
   const initializerRequests = existing?.initializer?.requests;
   const requests = [
     ...results.map((r) => r.requests),
-    ...run.attempts.map((a) => a.requests),
+    ...attempts.requests,
     ownRequests,
     ...(initializerRequests ? [initializerRequests] : []),
     uncountedRequests(shape),
@@ -274,7 +306,7 @@ export async function summarizeRun(
   const { s3, runs } = context;
   const requestsBefore = requestCounts();
   const existing = await runs.get(input.runId);
-  const run = await gatherRun(input, s3);
+  const run = await gatherRun(input, context);
   const { results, failures } = partitionOutcomes(run, input);
   const partitions = run.items.reduce((n, i) => n + i.partitions.length, 0);
   const samples = results.reduce((n, r) => n + r.samples, 0);
@@ -295,7 +327,7 @@ export async function summarizeRun(
     status: runStatus(partitions, results, failures, input, options.executionFailed),
     finishedAt,
     ...(warnings.length ? { warnings: [...(existing?.warnings ?? []), ...warnings] } : {}),
-    error: input.failure ? errorText(input.failure) : existing?.error,
+    error: input.failure ? stateErrorText(input.failure) : existing?.error,
     partitions,
     ranks: run.items.length,
     samples,
@@ -303,6 +335,7 @@ export async function summarizeRun(
     nonFinitePredictions: results.reduce((n, r) => n + (r.non_finite_predictions ?? 0), 0),
     failedPartitions: failures.length,
     failures: failures.slice(0, MAX_STORED_FAILURES),
+    attempts: { failed: run.failedAttempts.length, crashed: run.crashedAttempts.length },
     ...timingFields(results, wallSeconds),
     accuracy,
     metrics,
@@ -312,7 +345,15 @@ export async function summarizeRun(
   };
   // The histograms go to summary.json only: the report reads them there (a DynamoDB item is at most 400 KB).
   const histograms = firstRegression && firstRegression[1].task === 'regression' ? firstRegression[1].histograms : null;
-  const summary = { ...existing, ...fields, failures, failedAttempts: run.attempts, statistics: run.statistics, histograms };
+  const summary = {
+    ...existing,
+    ...fields,
+    failures,
+    failedAttempts: run.failedAttempts,
+    crashedAttempts: run.crashedAttempts,
+    statistics: run.statistics,
+    histograms,
+  };
   const keys = outputKeys(input.resultPath, input.runId);
   await s3.send(
     new PutObjectCommand({

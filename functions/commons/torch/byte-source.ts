@@ -88,7 +88,7 @@ export async function fileSource(path: string): Promise<ByteSource> {
 
 /** Ranged GETs of this size run in parallel; S3 serves each connection at a bounded rate. */
 export const S3_PART_BYTES = 8 * 1024 * 1024;
-const S3_PARALLEL_PARTS = 8;
+export const S3_PARALLEL_PARTS = 8;
 
 /**
  * An S3 object read by byte ranges. Large ranges are split into parts fetched in parallel straight
