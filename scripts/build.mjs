@@ -103,18 +103,9 @@ if (args.lambda) {
     await cp('node_modules/onnxruntime-node/dist', join(ort, 'dist'), { recursive: true });
     await cp(`node_modules/onnxruntime-node/bin/napi-v6/linux/${node}`, join(ort, 'bin', 'napi-v6', 'linux', node), { recursive: true });
     await cp('node_modules/onnxruntime-common', join(args.out, 'node_modules', 'onnxruntime-common'), { recursive: true });
-    // The deployed model and its card (model.card.json beside it, else its cai.card metadata), checked
-    // as the function will read them at INIT: a model without a card fails here, not at deploy.
-    const cardFile = model.replace(/\.onnx$/i, '') + '.card.json';
-    const card = existsSync(cardFile) ? await readFile(cardFile, 'utf8') : undefined;
-    try {
-      await (await loadModule('functions/commons/model/model-file.ts')).readModelFile(model, card);
-    } catch (error) {
-      process.stderr.write(`build: ${error.message}\n`);
-      process.exit(1);
-    }
     await cp(model, join(args.out, 'model.onnx'));
-    if (card !== undefined) await writeFile(join(args.out, 'model.card.json'), card);
+    const cardFile = model.replace(/\.onnx$/i, '') + '.card.json';
+    if (existsSync(cardFile)) await cp(cardFile, join(args.out, 'model.card.json'));
   }
   // Lambda refuses a function whose package is over 250 MB unzipped (262,144,000 bytes, layers
   // included): refused here, at `sam build`, rather than by CloudFormation half-way through a deploy.
@@ -127,6 +118,18 @@ if (args.lambda) {
       `build: the ${args.lambda} artifact is ${mb(bytes)} unzipped, over Lambda's 250 MiB (${mb(LAMBDA_UNZIPPED_LIMIT)}) limit${room}\n`,
     );
     process.exit(1);
+  }
+  if (args.lambda === 'inference') {
+    // The deployed model and its card (model.card.json beside it, else its cai.card metadata), checked
+    // as the function will read them at INIT: a model without a card fails here, not at deploy.
+    const card = join(args.out, 'model.card.json');
+    try {
+      const { readModelFile } = await loadModule('functions/commons/model/model-file.ts');
+      await readModelFile(join(args.out, 'model.onnx'), existsSync(card) ? await readFile(card, 'utf8') : undefined);
+    } catch (error) {
+      process.stderr.write(`build: ${error.message.replaceAll(join(args.out, 'model.onnx'), model)}\n`);
+      process.exit(1);
+    }
   }
   process.exit(0);
 }

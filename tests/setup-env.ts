@@ -15,8 +15,9 @@ export const NOWHERE = 'http://127.0.0.1:9';
 const AMBIENT = /^AWS_|^AMAZON_|^ECS_CONTAINER_METADATA_URI/;
 for (const name of Object.keys(process.env)) if (AMBIENT.test(name)) delete process.env[name];
 Object.assign(process.env, {
-  AWS_ACCESS_KEY_ID: 'cai-test-suite',
-  AWS_SECRET_ACCESS_KEY: 'cai-test-suite',
+  // The local stack's S3 (s3rver) takes its own keys only; they sign nothing on AWS.
+  AWS_ACCESS_KEY_ID: 'S3RVER',
+  AWS_SECRET_ACCESS_KEY: 'S3RVER',
   AWS_REGION: 'us-east-1',
   AWS_DEFAULT_REGION: 'us-east-1',
   // No profile, no instance or container credentials, no shared files: only the keys above.

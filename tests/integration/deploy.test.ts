@@ -7,6 +7,7 @@ import { RUNS_INDEXES } from '../../functions/commons/run/run-store';
 import { readTemplate, samConfigOverrides } from '../../local/template';
 import { allows, type Statement } from '../helpers/iam';
 import { ROOT } from '../../local/paths';
+import { pythonScript, runPython } from '../helpers/python';
 
 /**
  * `sam deploy`, as a new user runs it after `sam build` (npm test's sam-check builds), into moto's
@@ -332,8 +333,19 @@ test("an artifact over Lambda's 250 MiB unzipped is refused by the build (so by 
   const folder = mkdtempSync(join(tmpdir(), 'cai-big-'));
   try {
     const model = join(folder, 'big.onnx');
-    writeFileSync(model, '');
-    truncateSync(model, 215_000_000); // with ONNX Runtime's ~49 MB, just over 262,144,000 bytes
+    // The quick-start model padded to `bytes` with a field ONNX does not define (protobuf readers skip it).
+    const padded = (bytes: number) => {
+      const base = readFileSync(join(ROOT, 'model', 'default.onnx'));
+      const varint = (n: number) => {
+        const out: number[] = [];
+        for (; n >= 0x80; n = Math.floor(n / 0x80)) out.push((n % 0x80) | 0x80);
+        return [...out, n];
+      };
+      const length = bytes - base.length - 2 - varint(bytes).length;
+      writeFileSync(model, Buffer.concat([base, Buffer.from([0x9a, 0x06, ...varint(length)])]));
+      truncateSync(model, base.length + 2 + varint(length).length + length);
+    };
+    padded(215_000_000); // with ONNX Runtime's ~49 MB, just over 262,144,000 bytes
     const build = (out: string) =>
       spawnSync(process.execPath, [join(ROOT, 'scripts', 'build.mjs'), '--lambda', 'inference', '--out', out, '--model', model], {
         cwd: ROOT,
@@ -347,8 +359,53 @@ test("an artifact over Lambda's 250 MiB unzipped is refused by the build (so by 
       ),
     ]);
     // The control: 5 MB less fits.
-    truncateSync(model, 210_000_000);
-    expect(build(join(folder, 'artifact')).status).toBe(0);
+    padded(210_000_000);
+    expect(build(join(folder, 'artifact')).stderr).toBe('');
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+});
+
+test('a deployed model without a card, or with one that does not parse or fit, is refused by the build in one line', () => {
+  const folder = mkdtempSync(join(tmpdir(), 'cai-card-'));
+  try {
+    runPython(pythonScript('make_onnx_models.py'), [folder]);
+    const build = (model: string) =>
+      spawnSync(
+        process.execPath,
+        [join(ROOT, 'scripts', 'build.mjs'), '--lambda', 'inference', '--out', join(folder, 'artifact'), '--model', model],
+        {
+          cwd: ROOT,
+          encoding: 'utf8',
+        },
+      );
+    const uncarded = build(join(folder, 'classifier.onnx'));
+    expect([uncarded.status, uncarded.stderr]).toEqual([
+      1,
+      `build: ${join(folder, 'classifier.onnx')}: no card beside it and none in its metadata (cai.card)\n`,
+    ]);
+    writeFileSync(join(folder, 'classifier.card.json'), '{"inputs": ');
+    expect(build(join(folder, 'classifier.onnx')).stderr).toMatch(/^build: .*classifier\.onnx's card: the card is not JSON: [^\n]*\n$/);
+    writeFileSync(
+      join(folder, 'classifier.card.json'),
+      JSON.stringify({
+        inputs: { image: { tensor: 0, dtype: 'float32' } },
+        outputs: { logits: { task: 'classification', classes: ['a', 'b'], scores: 'logits' } },
+      }),
+    );
+    expect(build(join(folder, 'classifier.onnx')).stderr).toBe(
+      `build: ${join(folder, 'classifier.onnx')}: output logits: the card names 2 classes, the graph's output has 3\n`,
+    );
+    // The control: the card that fits builds, and goes into the artifact beside the model.
+    writeFileSync(
+      join(folder, 'classifier.card.json'),
+      JSON.stringify({
+        inputs: { image: { tensor: 0, dtype: 'float32' } },
+        outputs: { logits: { task: 'classification', classes: ['a', 'b', 'c'], scores: 'logits' } },
+      }),
+    );
+    expect(build(join(folder, 'classifier.onnx')).status).toBe(0);
+    expect(JSON.parse(readFileSync(join(folder, 'artifact', 'model.card.json'), 'utf8')).outputs.logits.classes).toHaveLength(3);
   } finally {
     rmSync(folder, { recursive: true, force: true });
   }

@@ -13,7 +13,7 @@ import { NOWHERE } from '../setup-env';
 test("the developer's AWS settings are replaced by the suite's", () => {
   expect(process.env.AWS_PROFILE).toBeUndefined();
   expect(process.env.AWS_SESSION_TOKEN).toBeUndefined();
-  expect(process.env.AWS_ACCESS_KEY_ID).toBe('cai-test-suite');
+  expect(process.env.AWS_ACCESS_KEY_ID).toBe('S3RVER');
   expect(process.env.AWS_ENDPOINT_URL).toBe(NOWHERE);
   expect(process.env.AWS_CONFIG_FILE).toBe('/dev/null');
 });
