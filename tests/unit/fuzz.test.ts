@@ -54,15 +54,22 @@ function pickleRegion(bytes: Uint8Array) {
   };
 }
 
-async function decode(bytes: Uint8Array): Promise<unknown> {
+/** What became of one archive: decoded, refused with a reason (its message), or crashed (any other error). */
+async function outcome(bytes: Uint8Array): Promise<{ refused?: string; crash?: unknown }> {
   try {
     const reader = await openTorchPartition(bufferSource(bytes, 'fuzzed.pt'));
     await reader.readRows(0, reader.samples);
-    return null;
+    return {};
   } catch (error) {
-    return error instanceof CaiError ? null : error;
+    return error instanceof CaiError ? { refused: error.message } : { crash: error };
   }
 }
+
+async function decode(bytes: Uint8Array): Promise<unknown> {
+  return (await outcome(bytes)).crash ?? null;
+}
+
+const CHECKSUM = 'data.pkl fails its checksum; the archive is corrupt';
 
 const ITERATIONS = 1500;
 
@@ -71,6 +78,9 @@ test('mutated pickles are decoded or refused with a reason', async () => {
   const region = pickleRegion(base);
   const next = rng(20261121);
   const crashes: string[] = [];
+  let stoppedAtChecksum = 0;
+  let refusedByDecoder = 0;
+  let decoded = 0;
   const interesting = [0x28, 0x2e, 0x4b, 0x4d, 0x4a, 0x52, 0x51, 0x62, 0x63, 0x74, 0x71, 0x68, 0x81, 0x8a, 0x93, 0x94, 0x95];
   for (let i = 0; i < ITERATIONS; i++) {
     const mutated = base.slice();
@@ -80,10 +90,29 @@ test('mutated pickles are decoded or refused with a reason', async () => {
       mutated[at] = kind === 0 ? next(256) : kind === 1 ? mutated[at] ^ (1 << next(8)) : interesting[next(interesting.length)];
     }
     region.resign(mutated);
-    const crash = await decode(mutated);
-    if (crash) crashes.push(`iteration ${i}: ${(crash as Error).stack}`);
+    const result = await outcome(mutated);
+    if (result.crash) crashes.push(`iteration ${i}: ${(result.crash as Error).stack}`);
+    if (result.refused?.endsWith(CHECKSUM)) stoppedAtChecksum++;
+    else if (result.refused) refusedByDecoder++;
+    else decoded++;
   }
   expect(crashes.slice(0, 3)).toEqual([]);
+  // Every mutant passes the checksum (re-signed), so each one reached the unpickler: none stopped at
+  // the CRC, and the unpickler both refused many and decoded some, the floors of a fuzz that bites.
+  expect(stoppedAtChecksum).toBe(0);
+  expect(refusedByDecoder).toBeGreaterThan(ITERATIONS / 3);
+  expect(decoded).toBeGreaterThan(5);
+});
+
+test('a pickle changed after it was written fails its zip checksum, before it is unpickled; re-signed, it passes the check (the control)', async () => {
+  const base = baseArchive();
+  const region = pickleRegion(base);
+  const changed = base.slice();
+  // A digit of a storage key: the pickle still parses, so only the checksum can tell.
+  changed[region.start + region.size - 20] ^= 0x01;
+  expect((await outcome(changed)).refused).toBe(`fuzzed.pt: ${CHECKSUM}`);
+  region.resign(changed);
+  expect((await outcome(changed)).refused ?? 'decoded').not.toContain(CHECKSUM);
 });
 
 test('mutated and truncated files are decoded or refused with a reason', async () => {
