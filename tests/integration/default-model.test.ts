@@ -11,7 +11,8 @@ const provenance = JSON.parse(readFileSync(join(ROOT, 'model', 'default.json'), 
 test('the quick-start model is small and says where it came from', () => {
   expect(statSync(join(ROOT, 'model', 'default.onnx')).size).toBeLessThanOrEqual(10 * 2 ** 20);
   expect(provenance.training.data).toMatch(/^cai synth --samples \d+ --seed \d+$/);
-  expect(provenance.held_out).toMatchObject({ samples: expect.any(Number), mae: expect.any(Number) });
+  expect(provenance.held_out.samples).toBeGreaterThan(0);
+  expect(Number.isFinite(provenance.held_out.mae)).toBe(true);
 });
 
 test('its predictions mean something on galaxies it never saw', async () => {

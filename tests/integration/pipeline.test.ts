@@ -6,6 +6,7 @@ import { StartExecutionCommand } from '@aws-sdk/client-sfn';
 import type { CrashedAttempt, ExecutionInput, RankItem } from '../../functions/commons/run/contracts';
 import { createSfnClient } from '../../functions/commons/aws/clients';
 import { rankMemory } from '../../functions/commons/model/rank-memory';
+import { redshiftAccuracy, SKETCH_RELATIVE_ERROR } from '../../functions/commons/model/accuracy';
 import { sinkFor } from '../../toolkit/locations';
 import { synthesizeDataset } from '../../toolkit/datasets/synth';
 import { runIdFor } from '../../functions/commons/run/initialize';
@@ -82,6 +83,36 @@ test("the prototype's payload runs unchanged, and its combined_data.json keeps t
   const predictions = await t.readText('cosmicai-data', `${own}/predictions/0.csv`);
   expect(predictions.split('\n')[0]).toBe('partition,row,redshift_pred,redshift_true');
   expect(predictions.trim().split('\n')).toHaveLength(31);
+
+  // The run's accuracy, merged from 11 ranks' partial sums, is the accuracy of every prediction at once.
+  const rows = (
+    await Promise.all(Array.from({ length: 11 }, (_, rank) => t.readText('cosmicai-data', `${own}/predictions/${rank}.csv`)))
+  ).flatMap((csv) =>
+    csv
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((line) => line.split(',').slice(2).map(Number)),
+  );
+  expect(rows).toHaveLength(330);
+  const exact = redshiftAccuracy(
+    rows.map((r) => r[0]),
+    rows.map((r) => r[1]),
+  )!;
+  const merged = record.accuracy!;
+  expect(merged.samples).toBe(exact.samples);
+  for (const key of ['mae', 'mse', 'bias', 'outlierFraction', 'r2'] as const) expect(merged[key]).toBeCloseTo(exact[key]!, 6);
+  // The NMAD from the merged histogram: within its bound of the exact one, of the lower middle value for an even count.
+  const scaled = rows.map(([zHat, z]) => Math.abs(zHat - z) / (1 + z)).sort((a, b) => a - b);
+  const lowerMiddle = 1.48 * scaled[Math.floor((scaled.length - 1) / 2)];
+  expect(Math.abs(merged.precision / lowerMiddle - 1)).toBeLessThanOrEqual(SKETCH_RELATIVE_ERROR + 1e-4);
+  // The control: one rank's predictions left out give another accuracy.
+  expect(
+    redshiftAccuracy(
+      rows.slice(30).map((r) => r[0]),
+      rows.slice(30).map((r) => r[1]),
+    )!.mae,
+  ).not.toBeCloseTo(merged.mae, 6);
 });
 
 test('a corrupt partition is recorded as failed and the others still give results', async () => {
@@ -101,7 +132,8 @@ test('NaN in a partition: that object is predicted NaN and flagged, the accuracy
   await t.s3.send(new PutObjectCommand({ Bucket: 'survey', Key: 'nan/1.pt', Body: readFileSync(file) }));
   const { outcome, record } = await t.run('nan', payload('nan'));
   expect(record).toMatchObject({ status: 'SUCCEEDED', samples: 30, predictions: 30, nonFinitePredictions: 1 });
-  expect(record.accuracy).toMatchObject({ samples: 29, excluded: 1, mae: expect.any(Number), r2: expect.any(Number) });
+  expect(record.accuracy).toMatchObject({ samples: 29, excluded: 1 });
+  expect([record.accuracy!.mae, record.accuracy!.r2].every(Number.isFinite)).toBe(true);
   expect(record.warnings).toEqual([
     '1 object with a non-finite input value (NaN or infinity): predicted NaN',
     '1 object left out of the accuracy: a non-finite prediction or label (accuracy.excluded)',
