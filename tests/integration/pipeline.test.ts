@@ -162,6 +162,47 @@ test('a partition that disappears before its rank runs is recorded as failed', a
   expect(record.failures![0]).toEqual({ partition: 'missing/2.pt', rank: 1, error: 'no such object: s3://survey/missing/2.pt' });
 });
 
+test('a bad partition in the middle of a rank is recorded, and the rank goes on to the next', async () => {
+  await dataset('survey', 'middle', 6);
+  // Two ranks of three partitions each; rank 0's second partition is cut short.
+  const cut = await (await t.s3.send(new GetObjectCommand({ Bucket: 'survey', Key: 'middle/3.pt' }))).Body!.transformToByteArray();
+  await t.s3.send(new PutObjectCommand({ Bucket: 'survey', Key: 'middle/3.pt', Body: cut.subarray(0, cut.length - 300) }));
+  const { outcome, record } = await t.run('middle', payload('middle', { world_size: 2 }));
+  expect(outcome).toMatchObject({ partitions: 6, ranks: 2 });
+  expect(record).toMatchObject({ status: 'PARTIAL', partitions: 6, samples: 200, predictions: 200, failedPartitions: 1 });
+  const rank = JSON.parse(await t.readText('cai-control', `results/middle/${outcome.runId}/ranks/${record.failures![0].rank}.json`));
+  expect(rank.partitions.map((p: { key: string }) => p.key)).toHaveLength(2);
+  expect(rank.failures).toEqual([{ partition: 'middle/3.pt', rank: rank.rank, error: expect.stringMatching(/truncated/) }]);
+  // It was not its rank's last: the rank read on past it.
+  const items = JSON.parse(await t.readText('cai-control', `results/middle/${outcome.runId}/manifest.json`)) as RankItem[];
+  const order = items[rank.rank].partitions.map((p) => p.key);
+  expect(order.indexOf('middle/3.pt')).toBeGreaterThanOrEqual(0);
+  expect(order.indexOf('middle/3.pt')).toBeLessThan(order.length - 1);
+  // The partitions on either side of it in the same rank have their predictions.
+  const csv = await t.readText('cai-control', `results/middle/${outcome.runId}/predictions/${rank.rank}.csv`);
+  const partitions = new Set(
+    csv
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((line) => line.split(',')[0]),
+  );
+  expect([...partitions].sort()).toEqual(rank.partitions.map((p: { key: string }) => p.key).sort());
+  expect(partitions.has('middle/3.pt')).toBe(false);
+});
+
+test('a multi-partition rank that crashes on every attempt puts all its partitions in the failures', async () => {
+  await dataset('survey', 'crash-many', 6);
+  t.stack.functions.inference.intercept = async (event) => ((event as RankItem).rank === 1 ? { crashAfterMs: 5 } : undefined);
+  const { outcome, record } = await t.run('crash-many', payload('crash-many', { world_size: 2 }));
+  const items = JSON.parse(await t.readText('cai-control', `results/crash-many/${outcome.runId}/manifest.json`)) as RankItem[];
+  const lost = items[1].partitions.map((p) => p.key).sort();
+  expect(lost).toHaveLength(3);
+  expect(record).toMatchObject({ status: 'PARTIAL', partitions: 6, samples: 120, failedPartitions: 3 });
+  expect(record.failures!.map((f) => f.partition).sort()).toEqual(lost);
+  for (const f of record.failures!) expect(f).toMatchObject({ rank: 1, error: expect.stringMatching(/Runtime\.ExitError/) });
+});
+
 test('a payload with errors is recorded with each field named, and nothing starts', async () => {
   const executions = t.stack.sfn.executionNames().length;
   const { outcome, record } = await t.run('bad-payload', { ...payload('nowhere'), batch_size: -5, file_limit: 'ten', colour: 'red' });
