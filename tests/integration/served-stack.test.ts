@@ -16,9 +16,17 @@ const work = mkdtempSync(join(tmpdir(), 'cai-served-'));
 const dir = join(work, 'stack');
 let server: ChildProcess;
 let serverLog = '';
-let env: Record<string, string> = {};
 
+/** What `cai stack env` exports for the served stack, as a user would `eval` it. */
+async function stackEnv(): Promise<{ status: number | null; stdout: string; env: Record<string, string> }> {
+  const printed = await cai(['stack', 'env', '--dir', dir]);
+  const env = Object.fromEntries([...printed.stdout.matchAll(/^export (\w+)='([^']*)'$/gm)].map(([, k, v]) => [k, v]));
+  return { status: printed.status, stdout: printed.stdout, env };
+}
+
+/** The AWS CLI with the served stack's exports and nothing else of AWS's: the suite's own settings (tests/setup-env.ts) under them. */
 async function aws(...args: string[]): Promise<string> {
+  const { env } = await stackEnv();
   const { stdout } = await promisify(execFile)(join(ROOT, '.venv-awscli', 'bin', 'aws'), args, {
     cwd: work,
     env: { ...process.env, ...env, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' },
@@ -42,10 +50,9 @@ afterAll(async () => {
 });
 
 test('cai stack env prints export lines for the AWS CLI and SDKs', async () => {
-  const printed = await cai(['stack', 'env', '--dir', dir]);
+  const printed = await stackEnv();
   expect(printed.status).toBe(0);
-  env = Object.fromEntries([...printed.stdout.matchAll(/^export (\w+)='([^']*)'$/gm)].map(([, k, v]) => [k, v]));
-  expect(env).toMatchObject({
+  expect(printed.env).toMatchObject({
     AWS_ENDPOINT_URL_S3: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/),
     AWS_ENDPOINT_URL_DYNAMODB: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/),
     AWS_REGION: 'us-east-1',

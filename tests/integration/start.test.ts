@@ -8,9 +8,12 @@ import { ROOT } from '../../local/paths';
 const work = mkdtempSync(join(tmpdir(), 'cai-start-'));
 const state = join(work, '.cai');
 
-function start(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string; last: Record<string, unknown> }> {
+function start(
+  args: string[],
+  dir = state,
+): Promise<{ status: number | null; stdout: string; stderr: string; last: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'cai.js'), 'start', '--dir', state, ...args], { cwd: ROOT });
+    const child = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'cai.js'), 'start', '--dir', dir, ...args], { cwd: ROOT });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -60,70 +63,62 @@ test('npm start with no arguments runs ~2,000 synthetic galaxies end to end', as
   expect(summary).toMatchObject({ status: 'SUCCEEDED', samples: 2000 });
 });
 
-test("npm start with the user's partitions and payload; cai runs lists both runs, newest first", async () => {
+test("npm start with the user's partitions and payload; a re-run that fails never shows the first; cai runs lists both, newest first", async () => {
+  // A state folder of its own: this test runs alone as well as after the others.
+  const own = join(work, 'user', '.cai');
   const parts = join(work, 'parts');
   expect((await cai(['synth', '--samples', '600', '--size', '2MB', '--out', parts, '--seed', '9'])).status).toBe(0);
   const payload = join(work, 'mine.json');
-  writeFileSync(
-    payload,
-    JSON.stringify({
-      bucket: 'my-results',
-      data_bucket: 'my-data',
-      data_prefix: 'survey/v1',
-      batch_size: 64,
-      result_path: 'out/v1',
-      world_size: 2,
-    }),
-  );
-  const run = await start(['--partitions', parts, '--payload', payload, '--parameter-overrides', 'ResultBucketNames=my-results']);
+  const mine = {
+    bucket: 'my-results',
+    data_bucket: 'my-data',
+    data_prefix: 'survey/v1',
+    batch_size: 64,
+    result_path: 'out/v1',
+    world_size: 2,
+  };
+  writeFileSync(payload, JSON.stringify(mine));
+  const overrides = ['--parameter-overrides', 'ResultBucketNames=my-results'];
+  const run = await start(['--partitions', parts, '--payload', payload, ...overrides], own);
   expect(run.status).toBe(0);
   expect(run.last).toMatchObject({ status: 'SUCCEEDED', samples: 600, partitions: 6 });
+  const show = await cai(['runs', 'show', String(run.last.runId), '--dir', own]);
+  expect(show.stdout).toMatch(/partitions {2}6 in 2 ranks; 600 objects, 600 predictions, 0 failed partitions/);
+  expect(show.stdout).toMatch(/cost {8}\$.* Lambda .* Step Functions .* S3 .* DynamoDB/);
+  expect(show.stdout).toMatch(/the prototype's formula/);
 
-  const list = await cai(['runs', '--dir', state, '--json']);
+  // The same result_path again, with a run model that is not a model: it fails on its own, with nothing of the first run.
+  const notModel = join(work, 'not-a-model.onnx');
+  writeFileSync(notModel, 'not a model');
+  const again = join(work, 'again.json');
+  writeFileSync(again, JSON.stringify({ ...mine, model: 's3://cai-control/models/not-a-model.onnx' }));
+  const rerun = await start(['--partitions', parts, '--payload', again, '--run-model', notModel, ...overrides], own);
+  expect(rerun.status).toBe(1);
+  expect(rerun.last).toMatchObject({ status: 'FAILED', samples: 0, predictions: 0 });
+  expect(rerun.stdout).toMatch(/ {2}error {7}model s3:\/\/cai-control\/models\/not-a-model\.onnx: not an ONNX model: /);
+  expect(rerun.stdout).not.toMatch(/600 predictions/);
+
+  const list = await cai(['runs', '--dir', own, '--json']);
   expect(list.status).toBe(0);
-  const { runs } = list.json<{ runs: { runId: string; status: string; startedAt: string; samples: number; cost_usd: number }[] }>();
-  expect(runs.map((r) => r.runId)).toEqual([run.last.runId, expect.stringMatching(/^demo-/)]);
+  const { runs } = list.json<{ runs: { runId: string; status: string; startedAt: string }[] }>();
+  expect(runs.map((r) => [r.runId, r.status])).toEqual([
+    [rerun.last.runId, 'FAILED'],
+    [run.last.runId, 'SUCCEEDED'],
+  ]);
   expect(runs[0].startedAt > runs[1].startedAt).toBe(true);
-  const byDataset = await cai(['runs', '--dir', state, '--dataset', 'my-data/survey/v1', '--json']);
-  expect(byDataset.json<{ runs: { runId: string }[] }>().runs.map((r) => r.runId)).toEqual([run.last.runId]);
-  const noMatch = await cai(['runs', '--dir', state, '--dataset', 'my-data/survey/v2']);
+  const byDataset = await cai(['runs', '--dir', own, '--dataset', 'my-data/survey/v1', '--json']);
+  expect(byDataset.json<{ runs: { runId: string }[] }>().runs).toHaveLength(2);
+  const noMatch = await cai(['runs', '--dir', own, '--dataset', 'my-data/survey/v2']);
   expect([noMatch.status, noMatch.stdout]).toEqual([
     0,
     'no runs of dataset my-data/survey/v2 (cai runs lists every run with its dataset)\n',
   ]);
 
-  const show = await cai(['runs', 'show', String(run.last.runId), '--dir', state]);
-  expect(show.stdout).toMatch(/partitions {2}6 in 2 ranks; 600 objects, 600 predictions, 0 failed partitions/);
-  expect(show.stdout).toMatch(/cost {8}\$.* Lambda .* Step Functions .* S3 .* DynamoDB/);
-  expect(show.stdout).toMatch(/the prototype's formula/);
-});
-
-test('a re-run on the same result_path with a file that is not a model fails on its own, never showing the earlier run', async () => {
-  const parts = join(work, 'parts');
-  const payload = join(work, 'mine.json');
-  const notModel = join(work, 'not-a-model.onnx');
-  writeFileSync(notModel, 'not a model');
-  const run = await start([
-    '--partitions',
-    parts,
-    '--payload',
-    payload,
-    '--model',
-    notModel,
-    '--parameter-overrides',
-    'ResultBucketNames=my-results',
-  ]);
-  expect(run.status).toBe(1);
-  // Before runs were isolated this said SUCCEEDED with the first run's 600 predictions.
-  expect(run.last).toMatchObject({ status: 'FAILED', partitions: 6, samples: 0, predictions: 0 });
-  expect(run.stdout).toMatch(/ModelError: cannot load model .*Protobuf parsing failed/);
-  expect(readdirSync(String(run.last.outputs))).not.toContain('predictions');
-
   // A folder with fewer partitions than the prefix already holds would run the others too: refused.
   const fewer = join(work, 'fewer');
   mkdirSync(fewer);
   copyFileSync(join(parts, '1.pt'), join(fewer, '1.pt'));
-  const refused = await start(['--partitions', fewer, '--payload', payload, '--parameter-overrides', 'ResultBucketNames=my-results']);
+  const refused = await start(['--partitions', fewer, '--payload', payload, ...overrides], own);
   expect([refused.status, refused.stderr.trim().split('\n').pop()]).toEqual([
     2,
     `cai: s3://my-data/survey/v1/ already holds 5 partitions that ${fewer} does not (2.pt, 3.pt, 4.pt, …), which the run would take too: give the payload another data_prefix`,
