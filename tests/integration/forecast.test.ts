@@ -1,4 +1,5 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { ROOT } from '../../local/paths';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -56,6 +57,18 @@ describe('the launch-overhead fit', () => {
       // Regression bound, not a claim: a change that makes the plan much worse fails here.
       expect(check.meanAbsError).toBeLessThan(0.35);
     }
+  });
+
+  test("docs/planning.md's fit and errors are the ones computed here, to the digits it prints", () => {
+    const doc = readFileSync(join(ROOT, 'docs', 'planning.md'), 'utf8');
+    const { fit, heldOut, published } = calibrate();
+    expect(doc).toContain(`The fit is a = ${fit.a.toFixed(2)} s, p = ${fit.p.toFixed(3)}.`);
+    const percent = (e: number) => `${(100 * e).toFixed(1)}%`;
+    const rows = doc
+      .split('\n')
+      .filter((line) => line.startsWith('| the 75 MB') || line.startsWith('| 100 GB') || line.startsWith('| 1 TB'));
+    expect(rows).toHaveLength(3);
+    [heldOut, ...published].forEach((check, i) => expect(rows[i]).toContain(`| ${percent(check.meanAbsError)} (`));
   });
 
   test('the concurrency quota bounds big runs', () => {
