@@ -7,7 +7,7 @@ import { cardFeeds, cardKeyFor, partitionMisfit } from '../../functions/commons/
 import { WORKER_BATCH_SIZE } from '../../functions/commons/model/lambda-sizing';
 import { readModelFile } from '../../functions/commons/model/model-file';
 import { predictionsCsv } from '../../functions/commons/model/predictions';
-import { loadModel, runPartition } from '../../functions/commons/model/session';
+import { loadModel, runPartition, type OnnxModel } from '../../functions/commons/model/session';
 import { outputMetrics, outputStatistics } from '../../functions/commons/model/task-statistics';
 import { startInferencePool } from '../../functions/commons/model/worker-pool';
 import { openPartition, type TensorPartition } from '../../functions/commons/partitions/partition';
@@ -35,17 +35,18 @@ async function predict(
   checkOutputFile(options.out, '--out', [location, { kind: 'file', path: options.model }]);
   const { card, signature } = await modelAndCard(options.model, options.card);
   const batchSize = options.batchSize ? positiveInteger(options.batchSize, '--batch-size') : (card.batchSize ?? WORKER_BATCH_SIZE);
-  // The inference Lambda's path (a pool of workers of one thread each), or one session of --threads.
-  const model = workers
-    ? await startInferencePool({ modelPath: options.model, workers, workerScript: join(__dirname, 'inference-worker.js') })
-    : await loadModel(options.model, { intraOpThreads: threads });
   const how = workers ? `${workers} worker${workers > 1 ? 's' : ''}` : `1 session of ${threads} thread${threads! > 1 ? 's' : ''}`;
   const key = location.kind === 'file' ? basename(location.path) : location.key;
-  let reader: TensorPartition | undefined;
+  // The partition first: a missing or misfitting one is named before any worker starts.
+  const reader: TensorPartition = await openPartition(await openLocation(location), cardFeeds(card));
+  let model: OnnxModel | undefined;
   try {
-    reader = await openPartition(await openLocation(location), cardFeeds(card));
     const misfit = partitionMisfit(card, signature, reader.feeds);
     if (misfit) throw new PartitionLayoutError(`${reader.name}: ${misfit}`);
+    // The inference Lambda's path (a pool of workers of one thread each), or one session of --threads.
+    model = workers
+      ? await startInferencePool({ modelPath: options.model, workers, workerScript: join(__dirname, 'inference-worker.js') })
+      : await loadModel(options.model, { intraOpThreads: threads });
     const progress = progressLine(`predict ${describeLocation(location)}`);
     const start = process.hrtime.bigint();
     const result = await runPartition(model, card, reader, batchSize, (done, total) =>
@@ -78,8 +79,8 @@ async function predict(
       lines.push(JSON.stringify({ samples: reader.samples, seconds, out: options.out, nonFinite: result.nonFinite, accuracy, metrics }));
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
-    await reader?.close();
-    await model.release();
+    await reader.close();
+    await model?.release();
   }
 }
 

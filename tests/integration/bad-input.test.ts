@@ -3,7 +3,8 @@
  * the message is ours), the exit code the README promises, and nothing written where it should not be.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cai } from '../helpers/cli';
@@ -306,12 +307,6 @@ describe('cai: one line, exit 2 for usage and 1 for bad data, and nothing destro
       '--samples 1000000000000 is more than the 50000000 galaxies synth writes (954.8 GiB)',
     ],
     [
-      'synth more than the disk holds',
-      ['synth', '--samples', '49999999', '--out', at('flood')],
-      2,
-      /^--samples 49999999 would write 954\.8 GiB to .*flood, and its file system has [\d.]+ [KMGT]?i?B free$/,
-    ],
-    [
       'predict with 5000 threads',
       ['predict', at('clean.pt'), '--out', at('x.csv'), '--threads', '5000'],
       2,
@@ -348,4 +343,24 @@ describe('cai: one line, exit 2 for usage and 1 for bad data, and nothing destro
   test('the flood wrote nothing', () => {
     expect(readdirSync(work)).not.toContain('flood');
   });
+});
+
+test('synth more than the file system holds is refused before a byte is written, whatever the disk: sized to the free space of /dev/shm', async () => {
+  const shm = mkdtempSync('/dev/shm/cai-free-');
+  try {
+    const { bavail, bsize } = statfsSync(shm);
+    const samples = Math.ceil((bavail * bsize) / BYTES_PER_GALAXY) + 1000;
+    expect(samples).toBeLessThan(50_000_000); // under synth's own cap, so the free-space check is what refuses
+    const run = await cai(['synth', '--samples', String(samples), '--out', join(shm, 'flood')]);
+    expect(run.status).toBe(2);
+    expect(run.stderr.trim()).toMatch(
+      new RegExp(`^cai: --samples ${samples} would write [\\d.]+ GiB to .*flood, and its file system has [\\d.]+ [KMGT]?i?B free$`),
+    );
+    expect(readdirSync(shm)).toEqual([]);
+    // The control: what fits is written.
+    expect((await cai(['synth', '--samples', '20', '--out', join(shm, 'fits')])).status).toBe(0);
+    expect(readdirSync(join(shm, 'fits'))).toContain('1.pt');
+  } finally {
+    rmSync(shm, { recursive: true, force: true });
+  }
 });

@@ -27,7 +27,7 @@ const CHROMIUM = process.env.CAI_CHROMIUM ?? '/usr/bin/chromium';
 const SCREENSHOT = join(ROOT, '.cai', 'test-output', 'report.png');
 const TASKS_SCREENSHOT = join(ROOT, '.cai', 'test-output', 'report-tasks.png');
 
-function start(args: string[] = []): Promise<{ status: number | null; last: { runId: string; report: string } }> {
+function start(args: string[] = []): Promise<{ status: number | null; last: { runId: string; report: string; outputs: string } }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'cai.js'), 'start', '--dir', state, '--workers', '2', ...args], {
       cwd: ROOT,
@@ -96,8 +96,11 @@ test('cai report of a real local run renders every plot in a headless browser', 
     await expectPlot(page, id, '.mark-rect path, .mark-rect rect, .mark-area path');
   }
   await expect(page.locator('#run').textContent()).resolves.toContain('the deployed one (astromae-redshift version 1)');
-  // 8 ranks: one timeline bar each, split into phases; two cold starts marked.
-  await expect(page.locator('#plot-timeline svg .mark-symbol path').count()).resolves.toBeGreaterThanOrEqual(1);
+  // 8 ranks: one timeline bar each, split into phases; one cold start marked per container that started, as the ranks' results count them.
+  const combined = JSON.parse(readFileSync(join(run.last.outputs, 'combined_data.json'), 'utf8')) as { cold_start: boolean }[];
+  const cold = combined.filter((r) => r.cold_start).length;
+  expect(cold).toBeGreaterThanOrEqual(1);
+  await expect(page.locator('#plot-timeline svg .mark-symbol.role-mark path').count()).resolves.toBe(cold);
   await expect(page.locator('#accuracy table th', { hasText: 'NMAD' }).count()).resolves.toBe(1);
   mkdirSync(join(ROOT, '.cai', 'test-output'), { recursive: true });
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
