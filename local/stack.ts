@@ -1,6 +1,6 @@
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createDynamoClient, createS3Client } from '../functions/commons/aws/clients';
@@ -13,7 +13,7 @@ import { startLocalS3, type LocalS3 } from './s3-server';
 import { ROOT } from './paths';
 import type { ServedStack } from './served-stack';
 import { LocalStepFunctions } from './sfn-server';
-import { FUNCTIONS, type FunctionId, functionConfig } from './template';
+import { deployedDefinition, FUNCTIONS, type FunctionId, functionConfig } from './template';
 
 export { ROOT };
 
@@ -63,9 +63,6 @@ export async function ensureBucket(s3: S3Client, name: string): Promise<void> {
 /** The local stand-ins for the state machine's and the functions' ARNs. */
 const LOCAL_STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:cai-local';
 const functionArn = (id: FunctionId) => `arn:aws:lambda:us-east-1:000000000000:function:cai-${FUNCTIONS[id]}`;
-
-/** A DefinitionSubstitutions placeholder in the state machine definition. */
-const substitution = (name: string) => `\${${name}}`;
 
 /** Delays between Lambda's retries of a failed asynchronous invocation (AWS: about 1 and 2 minutes; shortened here). */
 export const ASYNC_RETRY_DELAYS_MS = [1000, 2000];
@@ -205,10 +202,12 @@ export class LocalStack {
       return { StatusCode: 200, ExecutedVersion: '$LATEST', Payload: await fn.invoke(Payload) };
     };
     const definition = JSON.parse(
-      readFileSync(join(ROOT, 'statemachine', 'cai.asl.json'), 'utf8')
-        .replaceAll(substitution('InferenceFunctionArn'), inference.arn)
-        .replaceAll(substitution('SummarizerFunctionArn'), summarizer.arn)
-        .replaceAll(substitution('ControlBucketName'), CONTROL_BUCKET),
+      deployedDefinition(
+        ROOT,
+        'CaiStateMachine',
+        { overrides: this.options.parameterOverrides },
+        { InferenceFunctionArn: inference.arn, SummarizerFunctionArn: summarizer.arn, ControlBucketName: CONTROL_BUCKET },
+      ),
     );
     this.sfn = new LocalStepFunctions({
       definition,

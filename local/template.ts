@@ -76,6 +76,8 @@ export interface ResolveOptions {
   region?: string;
   accountId?: string;
   stackName?: string;
+  /** AWS::Partition (aws unless a test deploys elsewhere: aws-cn, aws-us-gov). */
+  partition?: string;
   /** The UUID that ends the stack's id (CloudFormation makes one per stack). */
   stackUuid?: string;
 }
@@ -93,12 +95,13 @@ export function resolver(template: SamTemplate, root: string, options: ResolveOp
   const region = options.region ?? 'us-east-1';
   const accountId = options.accountId ?? '000000000000';
   const stackName = options.stackName ?? 'cai';
+  const partition = options.partition ?? 'aws';
   const pseudo: Record<string, string> = {
     'AWS::Region': region,
     'AWS::AccountId': accountId,
     'AWS::StackName': stackName,
-    'AWS::StackId': `arn:aws:cloudformation:${region}:${accountId}:stack/${stackName}/${options.stackUuid ?? LOCAL_STACK_UUID}`,
-    'AWS::Partition': 'aws',
+    'AWS::StackId': `arn:${partition}:cloudformation:${region}:${accountId}:stack/${stackName}/${options.stackUuid ?? LOCAL_STACK_UUID}`,
+    'AWS::Partition': partition,
     'AWS::URLSuffix': 'amazonaws.com',
   };
   const ref = (name: string): string | string[] => {
@@ -206,4 +209,27 @@ export function tableDefinition(root: string, logicalId: string): Record<string,
   if (resource?.Type !== 'AWS::DynamoDB::Table') throw new TemplateError(`template.yaml has no table ${logicalId}`);
   const { AttributeDefinitions, KeySchema, GlobalSecondaryIndexes, BillingMode } = resource.Properties ?? {};
   return { AttributeDefinitions, KeySchema, GlobalSecondaryIndexes, BillingMode };
+}
+
+/**
+ * A state machine's definition as CloudFormation deploys it: its DefinitionSubstitutions resolved
+ * (`values` over them: the local stack's own names) and put in place.
+ */
+export function deployedDefinition(
+  root: string,
+  logicalId: string,
+  options: ResolveOptions = {},
+  values: Record<string, string> = {},
+): string {
+  const template = readTemplate(root);
+  const properties = template.Resources[logicalId]?.Properties ?? {};
+  if (typeof properties.DefinitionUri !== 'string')
+    throw new TemplateError(`template.yaml has no state machine ${logicalId} with a DefinitionUri`);
+  const substitutions = {
+    ...(resolver(template, root, options).resolve(properties.DefinitionSubstitutions ?? {}) as Record<string, string>),
+    ...values,
+  };
+  let text = readFileSync(join(root, properties.DefinitionUri), 'utf8');
+  for (const [name, value] of Object.entries(substitutions)) text = text.replaceAll(`\${${name}}`, String(value));
+  return text;
 }

@@ -16,12 +16,17 @@ const STACK = 'CAI-Survey';
 const STACK_UUID = '1c2fa620-982a-11e3-aff7-50e2416294e0';
 const RESULT_BUCKETS = ['seed-results', 'survey-results'];
 
-const translated = JSON.parse(
-  execFileSync(join(ROOT, '.venv-sam', 'bin', 'python'), [join(ROOT, 'tests', 'python', 'sam_translate.py'), ROOT], {
-    encoding: 'utf8',
-    maxBuffer: 16 << 20,
-  }),
-) as SamTemplate & { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> };
+type Translated = SamTemplate & { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> };
+/** SAM's translator names its managed policies in the partition of the region it runs in, as `sam deploy` does. */
+const translate = (region = 'us-east-1'): Translated =>
+  JSON.parse(
+    execFileSync(join(ROOT, '.venv-sam', 'bin', 'python'), [join(ROOT, 'tests', 'python', 'sam_translate.py'), ROOT], {
+      encoding: 'utf8',
+      maxBuffer: 16 << 20,
+      env: { ...process.env, AWS_DEFAULT_REGION: region },
+    }),
+  ) as Translated;
+const translated = translate();
 
 const functionName = (id: string) => `${STACK}-${id}-ABC123`;
 const controlBucket = `cai-control-${STACK_UUID}`;
@@ -186,4 +191,42 @@ test('the check fails where AWS would: without the result buckets statement, a r
   // Without the log-delivery statement, the logging configuration's needs, and only they, are denied.
   const noLogging = roleStatements().filter((s) => !list(s.Action).includes('logs:CreateLogDelivery'));
   expect(needs.filter((n) => !allows(noLogging, n)).map((n) => n.action)).toEqual(LOG_DELIVERY);
+});
+
+/** Every ARN in the stack's resources, the definition's service integrations included, as deployed in `region`. */
+function arnsIn(region: string, partition: string): string[] {
+  const template = translate(region);
+  const { resolve: inPartition } = resolver(template, ROOT, {
+    overrides: { ResultBucketNames: RESULT_BUCKETS.join(','), DataBucketName: 'survey-data' },
+    accountId: ACCOUNT,
+    stackName: STACK,
+    stackUuid: STACK_UUID,
+    region,
+    partition,
+  });
+  const found: string[] = [];
+  const walk = (node: unknown): void => {
+    if (typeof node === 'string') found.push(...(node.match(/arn:[^"\s,]*/g) ?? []));
+    else if (Array.isArray(node)) node.forEach(walk);
+    else if (node && typeof node === 'object') Object.values(node).forEach(walk);
+  };
+  const resources = inPartition(template.Resources as never) as Record<string, { Properties: Record<string, unknown> }>;
+  const { DefinitionString, DefinitionSubstitutions, ...machine } = resources.CaiStateMachine.Properties;
+  walk({ ...resources, CaiStateMachine: machine });
+  let definition = DefinitionString as string;
+  for (const [name, value] of Object.entries(DefinitionSubstitutions as Record<string, string>)) {
+    definition = definition.replaceAll(`\${${name}}`, value);
+  }
+  walk(definition);
+  return found;
+}
+
+test.each([
+  ['cn-north-1', 'aws-cn'],
+  ['us-gov-west-1', 'aws-us-gov'],
+])('every ARN the stack writes in %s is in its partition (%s), result buckets and service integrations included', (region, partition) => {
+  const arns = arnsIn(region, partition);
+  expect(arns.filter((arn) => arn.startsWith(`arn:${partition}:states:::`)).length).toBeGreaterThanOrEqual(5);
+  expect(arns.filter((arn) => arn.includes(':s3:::seed-results')).length).toBeGreaterThan(4);
+  expect(arns.filter((arn) => !arn.startsWith(`arn:${partition}:`))).toEqual([]);
 });

@@ -59,7 +59,8 @@ const deployed = JSON.parse(
   readFileSync(join(ROOT, 'statemachine', 'cai.asl.json'), 'utf8')
     .replaceAll('${InferenceFunctionArn}', 'inference')
     .replaceAll('${SummarizerFunctionArn}', 'summarizer')
-    .replaceAll('${ControlBucketName}', 'runs'),
+    .replaceAll('${ControlBucketName}', 'runs')
+    .replaceAll('${Partition}', 'aws'),
 );
 const rankItems = (n: number) =>
   Array.from({ length: n }, (_, rank) => ({ runId: 'r', rank, partitions: [{ key: `p/${rank + 1}.pt`, bytes: 1 }] }));
