@@ -59,12 +59,7 @@ export function runDetails(run: RunRecord): string {
         `${fixed(run.throughput.samples_per_s_per_rank, 0)} objects/s per rank`,
     );
   }
-  if (run.accuracy)
-    lines.push(
-      ...formatAccuracy(run.accuracy)
-        .split('\n')
-        .map((l) => `  ${l}`),
-    );
+  if (run.accuracy) for (const line of formatAccuracy(run.accuracy).split('\n')) lines.push(`  ${line}`);
   if (run.cost) {
     const c = run.cost;
     lines.push(

@@ -65,7 +65,10 @@ export function parseParameterOverrides(text: string): Record<string, string> {
 export function samConfigOverrides(root: string, command = 'deploy'): Record<string, string> {
   const config = parseToml(readFileSync(join(root, 'samconfig.toml'), 'utf8')) as Record<string, Record<string, Record<string, Json>>>;
   const sections = [config.default?.global?.parameters, config.default?.[command]?.parameters];
-  return Object.assign({}, ...sections.map((s) => parseParameterOverrides(String(s?.parameter_overrides ?? ''))));
+  return sections.reduce<Record<string, string>>(
+    (all, s) => Object.assign(all, parseParameterOverrides(String(s?.parameter_overrides ?? ''))),
+    {},
+  );
 }
 
 export interface ResolveOptions {

@@ -227,8 +227,10 @@ export async function initializeRun(object: PayloadObject, context: InitializeCo
   try {
     run = await validateRun(runId, object, context);
   } catch (error) {
-    if (!(error instanceof Refusal)) throw error;
-    return recordRefusal(runId, object, error, context.runs);
+    // Anything unforeseen (a bug, S3 refusing the payload's read) is recorded on the run as well, so
+    // that an upload never ends with nothing in `cai runs`; only a failure to record it is thrown.
+    const refusal = error instanceof Refusal ? error : new Refusal(`could not start the run: ${describeError(error)}`, {}, undefined);
+    return recordRefusal(runId, object, refusal, context.runs);
   }
   if (!(await recordRun(runId, object, run, context.runs))) return { runId, outcome: 'DUPLICATE' };
   return startExecution(runId, run, context);

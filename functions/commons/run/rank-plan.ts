@@ -140,16 +140,21 @@ function checkWithinLimits(
   worldSizeGiven: boolean,
 ): void {
   const budget = limits.timeoutS * RANK_TIME_BUDGET;
+  // Folded, never spread into Math.max's arguments: a spread of 200,000 items overflows the stack.
   const slowest = (list: RankItem[]) =>
-    Math.max(
-      ...list.map((i) =>
-        estimateSeconds(
-          i.partitions.reduce((s, p) => s + p.bytes, 0),
-          limits,
+    list.reduce(
+      (most, i) =>
+        Math.max(
+          most,
+          estimateSeconds(
+            i.partitions.reduce((s, p) => s + p.bytes, 0),
+            limits,
+          ),
         ),
-      ),
+      0,
     );
-  const fits = (list: RankItem[]) => slowest(list) <= budget && Math.max(...list.map(itemBytes)) <= STATE_PAYLOAD_LIMIT_BYTES;
+  const fits = (list: RankItem[]) =>
+    slowest(list) <= budget && list.reduce((most, i) => Math.max(most, itemBytes(i)), 0) <= STATE_PAYLOAD_LIMIT_BYTES;
   if (fits(items)) return;
   const speed = `${Math.round(galaxiesPerSecond(limits.memoryMb))} galaxies/s at ${limits.memoryMb} MB`;
   const within = `the ${Math.round(budget)} s budget (${RANK_TIME_BUDGET * 100} % of the inference function's ${limits.timeoutS} s timeout)`;

@@ -44,7 +44,7 @@ async function readJson<T>(s3: S3Client, bucket: string, key: string): Promise<T
 async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
   const keys: string[] = [];
   for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: bucket, Prefix: prefix })) {
-    keys.push(...(page.Contents ?? []).map((o) => o.Key as string));
+    for (const object of page.Contents ?? []) keys.push(object.Key as string);
   }
   return keys;
 }
@@ -145,7 +145,7 @@ function partitionOutcomes(run: GatheredRun, input: SummarizeInput): { results: 
     const result = run.rankResults[index];
     if (result) {
       results.push(result);
-      failures.push(...result.failures);
+      for (const failure of result.failures) failures.push(failure);
     } else {
       const reason =
         input.failure && !run.outcomes.has(item.rank) ? errorText(input.failure) : errorText(run.outcomes.get(item.rank)?.error);
