@@ -13,6 +13,8 @@ declare module 's3rver' {
   export default class S3rver extends EventEmitter {
     constructor(options?: S3rverOptions);
     /** The filesystem store behind the server (lib/stores/filesystem.js). */
+    /** Koa's middleware list, composed when the server starts listening. */
+    middleware: ((ctx: { method: string; path: string }, next: () => Promise<void>) => Promise<void>)[];
     store: {
       getBucketPath(bucket: string): string;
       getResourcePath(bucket: string, key?: string, resource?: string): string;

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { countsSince, requestCounts, s3Client } from '../commons/aws/clients';
@@ -7,7 +8,7 @@ import { describeError } from '../commons/errors';
 import { WORKER_BATCH_SIZE, workersFor } from '../commons/model/lambda-sizing';
 import { startInferencePool } from '../commons/model/worker-pool';
 import type { RankItem, RankOutcome } from '../commons/run/contracts';
-import { recordFailedAttempt, runRank } from '../commons/run/rank';
+import { firstReadJitterMs, recordFailedAttempt, runRank } from '../commons/run/rank';
 
 // INIT: configuration and the inference workers, once per container: one ONNX session of one
 // thread per vCPU the memory size buys (INFERENCE_WORKERS overrides), loaded in parallel.
@@ -27,6 +28,7 @@ markInitDone();
 export const handler = lambdaHandler(async (item: RankItem, context): Promise<RankOutcome> => {
   const clock = startInvocation(config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE);
   const requestsBefore = requestCounts();
+  await sleep(Math.random() * firstReadJitterMs(item.worldSize));
   try {
     const result = await runRank(item, {
       s3: s3Client(),

@@ -181,6 +181,18 @@ test('throttling once is retried and the run still succeeds', async () => {
   expect(record).toMatchObject({ status: 'SUCCEEDED', samples: 80, failedPartitions: 0 });
 });
 
+test('S3 failing a partition with 500s for a while: the rank fails, the state machine runs it again, no partition is lost', async () => {
+  await dataset('survey', 'outage', 2);
+  // Ten attempts, the inference client's whole retry budget, for the first rank attempt's HEAD.
+  t.stack.s3.injectFaults({ code: 'InternalError', method: 'HEAD', key: /^survey\/outage\/2\.pt$/, times: 10 });
+  const { outcome, record } = await t.run('outage', payload('outage'));
+  expect(t.stack.s3.faultsServed()).toBe(10);
+  t.stack.s3.injectFaults();
+  expect(record).toMatchObject({ status: 'SUCCEEDED', samples: 80, failedPartitions: 0 });
+  const summary = JSON.parse(await t.readText('cai-control', `results/outage/${outcome.runId}/summary.json`));
+  expect(summary.failedAttempts).toEqual([expect.objectContaining({ error: 'HTTP 500 (a reply with no error code)' })]);
+}, 90_000);
+
 test('the same payload.json event delivered twice makes one run', async () => {
   await dataset('survey', 'twice', 2);
   const events: unknown[] = [];

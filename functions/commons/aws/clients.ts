@@ -66,8 +66,16 @@ const localCredentials = (env: NodeJS.ProcessEnv, fallback: string) => ({
   secretAccessKey: env.AWS_SECRET_ACCESS_KEY ?? fallback,
 });
 
+/**
+ * S3 answers a burst over its per-prefix request rate with 503 SlowDown while it scales, and now and
+ * then with a 500 or a reset: retried with backoff, adaptive mode also slowing this client's own
+ * requests after a throttle. Ten attempts ride out tens of seconds of it; then the rank fails and
+ * the state machine retries it. (AWS SDKs and Tools reference guide, "Retry behavior".)
+ */
+export const S3_RETRY = { retryMode: 'adaptive', maxAttempts: 10 } as const;
+
 export function createS3Client(env: NodeJS.ProcessEnv = process.env): S3Client {
-  const config: S3ClientConfig = { region: region(env) };
+  const config: S3ClientConfig = { region: region(env), ...S3_RETRY };
   if (env.CAI_S3_ENDPOINT) {
     // The embedded server needs path-style addressing and no request checksums.
     Object.assign(config, {
