@@ -13,7 +13,15 @@ import { startLocalS3, type LocalS3 } from './s3-server';
 import { ROOT } from './paths';
 import type { ServedStack } from './served-stack';
 import { LocalStepFunctions } from './sfn-server';
-import { deployedDefinition, FUNCTIONS, type FunctionId, functionConfig } from './template';
+import {
+  deployedDefinition,
+  FUNCTIONS,
+  type FunctionConfig,
+  type FunctionId,
+  functionConfig,
+  LOCAL_STACK_UUID,
+  type ResolveOptions,
+} from './template';
 
 export { ROOT };
 
@@ -47,10 +55,29 @@ export const DEFAULT_TABLE = 'cai-runs';
 export const CONTROL_BUCKET = 'cai-control';
 export const DATA_BUCKET = 'cai-data';
 
+/**
+ * The local stack is deployed as one deploys with a data bucket: DataBucketName is cai-data unless
+ * samconfig.toml or --parameter-overrides say otherwise (empty: the control bucket, as on AWS).
+ */
+export const LOCAL_PARAMETERS = { DataBucketName: DATA_BUCKET };
+
+/** One function's configuration in the local stack: the control bucket the template names is cai-control here. */
+export function localFunctionConfig(id: FunctionId, options: ResolveOptions = {}): FunctionConfig {
+  const config = functionConfig(ROOT, id, { defaults: LOCAL_PARAMETERS, ...options });
+  const templateControl = `cai-control-${LOCAL_STACK_UUID}`;
+  for (const [name, value] of Object.entries(config.environment)) if (value === templateControl) config.environment[name] = CONTROL_BUCKET;
+  return config;
+}
+
 /** The buckets the local stack's functions may write: its control bucket and the template's ResultBucketNames. */
 export function writableBuckets(parameterOverrides: Record<string, string> = {}): string[] {
-  const { environment } = functionConfig(ROOT, 'InitializerFunction', { overrides: parameterOverrides });
+  const { environment } = localFunctionConfig('InitializerFunction', { overrides: parameterOverrides });
   return [CONTROL_BUCKET, ...environment.RESULT_BUCKETS.split(',').filter(Boolean)];
+}
+
+/** The bucket the local inference function may read partitions from (DataBucketName, or the control bucket), as the initializer checks it. */
+export function readableDataBuckets(parameterOverrides: Record<string, string> = {}): string[] {
+  return [localFunctionConfig('InitializerFunction', { overrides: parameterOverrides }).environment.DATA_BUCKET];
 }
 
 /** Creates a bucket on the embedded S3 unless it is there already. */
@@ -163,7 +190,7 @@ export class LocalStack {
   /** One function's containers, configured as template.yaml (with the stack's parameters) configures it on AWS. */
   private container(id: FunctionId, concurrency: number, env: Record<string, string> = {}): LocalFunction {
     const workers = this.options.workers ?? cpus().length;
-    const config = functionConfig(ROOT, id, {
+    const config = localFunctionConfig(id, {
       // No more ranks at once than there are containers, as a reserved concurrency would have it:
       // a rank queued for a container would spend its task timeout waiting.
       overrides: {
@@ -205,7 +232,7 @@ export class LocalStack {
       deployedDefinition(
         ROOT,
         'CaiStateMachine',
-        { overrides: this.options.parameterOverrides },
+        { defaults: LOCAL_PARAMETERS, overrides: this.options.parameterOverrides },
         { InferenceFunctionArn: inference.arn, SummarizerFunctionArn: summarizer.arn, ControlBucketName: CONTROL_BUCKET },
       ),
     );

@@ -72,6 +72,8 @@ export function samConfigOverrides(root: string, command = 'deploy'): Record<str
 }
 
 export interface ResolveOptions {
+  /** Parameter values over the template's defaults, under samconfig.toml's (the local stack's own defaults). */
+  defaults?: Record<string, string>;
   /** Parameter values over the template's defaults and samconfig.toml's. */
   overrides?: Record<string, string>;
   /** What Ref / GetAtt of a resource means locally: logical id → name or ARN. */
@@ -94,7 +96,7 @@ export const LOCAL_STACK_UUID = '00000000-0000-4000-8000-000000000000';
 export function resolver(template: SamTemplate, root: string, options: ResolveOptions = {}) {
   const parameters: Record<string, string> = {};
   for (const [name, p] of Object.entries(template.Parameters ?? {})) if (p.Default !== undefined) parameters[name] = String(p.Default);
-  Object.assign(parameters, samConfigOverrides(root), options.overrides);
+  Object.assign(parameters, options.defaults, samConfigOverrides(root), options.overrides);
   const region = options.region ?? 'us-east-1';
   const accountId = options.accountId ?? '000000000000';
   const stackName = options.stackName ?? 'cai';

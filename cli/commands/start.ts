@@ -6,11 +6,11 @@ import { createS3Client } from '../../functions/commons/aws/clients';
 import { UsageError } from '../../functions/commons/errors';
 import type { Payload } from '../../functions/commons/run/contracts';
 import type { InitializeOutcome } from '../../functions/commons/run/initialize';
-import { checkPayloadSize, checkResultBucket, parsePayloadJson, PayloadError } from '../../functions/commons/run/payload';
+import { checkDataBucket, checkPayloadSize, checkResultBucket, parsePayloadJson, PayloadError } from '../../functions/commons/run/payload';
 import { folderOf, listPartitions } from '../../functions/commons/run/rank-plan';
 import type { RunRecord } from '../../functions/commons/run/run-store';
 import { costBilledByLambda } from '../../local/lambda-billing';
-import { CONTROL_BUCKET, DATA_BUCKET, ensureBucket, LocalStack, writableBuckets } from '../../local/stack';
+import { CONTROL_BUCKET, DATA_BUCKET, ensureBucket, LocalStack, readableDataBuckets, writableBuckets } from '../../local/stack';
 import { parseParameterOverrides } from '../../local/template';
 import { synthesizeDataset } from '../../toolkit/datasets/synth';
 import { parseS3Uri, sinkFor } from '../../toolkit/locations';
@@ -60,6 +60,7 @@ async function readPayload(file: string, parameterOverrides: Record<string, stri
     const text = await readFile(file, 'utf8');
     const { payload } = parsePayloadJson(text);
     checkResultBucket(payload, writableBuckets(parameterOverrides));
+    checkDataBucket(payload, readableDataBuckets(parameterOverrides));
     return { text, payload };
   } catch (error) {
     if (!(error instanceof PayloadError)) throw error;

@@ -28,7 +28,8 @@ markInitDone();
 export const handler = lambdaHandler(async (item: RankItem, context): Promise<RankOutcome> => {
   const clock = startInvocation(config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE);
   const requestsBefore = requestCounts();
-  await sleep(Math.random() * firstReadJitterMs(item.worldSize));
+  // Ranks that start together start cold: only a cold start waits before its first read.
+  if (clock.initSeconds) await sleep(Math.random() * firstReadJitterMs(item.worldSize));
   try {
     const result = await runRank(item, {
       s3: s3Client(),

@@ -7,7 +7,14 @@ import { initializeRun, type InitializeOutcome } from '../commons/run/initialize
 import { RunStore } from '../commons/run/run-store';
 
 const config = readConfig();
-const settings = requireSettings(config, 'STATE_MACHINE_ARN', 'CONTROL_BUCKET', 'INFERENCE_MEMORY_MB', 'INFERENCE_TIMEOUT_S');
+const settings = requireSettings(
+  config,
+  'STATE_MACHINE_ARN',
+  'CONTROL_BUCKET',
+  'DATA_BUCKET',
+  'INFERENCE_MEMORY_MB',
+  'INFERENCE_TIMEOUT_S',
+);
 const runs = new RunStore(dynamoClient(), config.RUNS_TABLE);
 const rankLimits = { memoryMb: settings.INFERENCE_MEMORY_MB, timeoutS: settings.INFERENCE_TIMEOUT_S };
 const writableBuckets = [settings.CONTROL_BUCKET, ...config.RESULT_BUCKETS];
@@ -41,6 +48,7 @@ export const handler = lambdaHandler(async (event: S3Event): Promise<InitializeO
         stateMachineArn: settings.STATE_MACHINE_ARN,
         maxConcurrency: config.MAX_CONCURRENCY,
         writableBuckets,
+        readableDataBuckets: [settings.DATA_BUCKET],
         rankLimits,
         invocation: clock.bill,
         requests: () => countsSince(before),

@@ -69,6 +69,7 @@ export function fakeInitializer(objects: Record<string, { body?: string; bytes?:
     stateMachineArn: 'arn:aws:states:us-east-1:000000000000:stateMachine:cai',
     maxConcurrency: 100,
     writableBuckets: ['cai-control'],
+    readableDataBuckets: ['cai-control'],
     rankLimits: { memoryMb: 1769, timeoutS: 900 },
     invocation: () => ({ durationMs: 1, initMs: 0, memoryMb: 256 }),
     requests: () => none,

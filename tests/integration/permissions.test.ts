@@ -230,3 +230,41 @@ test.each([
   expect(arns.filter((arn) => arn.includes(':s3:::seed-results')).length).toBeGreaterThan(4);
   expect(arns.filter((arn) => !arn.startsWith(`arn:${partition}:`))).toEqual([]);
 });
+
+/** The buckets a role may use `action` on (objects or the bucket itself), from its statements. */
+function bucketsFor(statements: Statement[], action: string): string[] {
+  const buckets = statements
+    .filter((s) => s.Effect === 'Allow' && list(s.Action).includes(action))
+    .flatMap((s) => list(s.Resource).map((r) => r.replace(/^arn:aws:s3:::/, '').replace(/\/\*$/, '')));
+  return [...new Set(buckets)].sort();
+}
+
+test.each([
+  ['', ''],
+  ['survey-data', 'seed-results,survey-results'],
+])(
+  'DataBucketName %j, ResultBucketNames %j: the roles grant exactly the buckets the initializer validates payloads against',
+  (dataBucket, resultBuckets) => {
+    const { resolve: deployed } = resolver(translated, ROOT, {
+      overrides: { DataBucketName: dataBucket, ResultBucketNames: resultBuckets },
+      accountId: ACCOUNT,
+      stackName: STACK,
+      stackUuid: STACK_UUID,
+    });
+    const statements = (role: string) =>
+      (deployed(translated.Resources[role].Properties.Policies as never) as ({ PolicyDocument: { Statement: Statement[] } } | undefined)[])
+        .filter((p) => p !== undefined)
+        .flatMap((p) => p!.PolicyDocument.Statement);
+    const environment = (
+      deployed(translated.Resources.InitializerFunction.Properties.Environment as never) as { Variables: Record<string, string> }
+    ).Variables;
+    const readable = [environment.DATA_BUCKET];
+    const writable = [environment.CONTROL_BUCKET, ...environment.RESULT_BUCKETS.split(',').filter(Boolean)].sort();
+    expect(readable).toEqual([dataBucket || controlBucket]);
+    // What the inference function reads and writes, and what the initializer may list and write the manifest to.
+    expect(bucketsFor(statements('InferenceFunctionRole'), 's3:GetObject')).toEqual(readable);
+    expect(bucketsFor(statements('InferenceFunctionRole'), 's3:PutObject')).toEqual(writable);
+    expect(bucketsFor(statements('InitializerFunctionRole'), 's3:PutObject')).toEqual(writable);
+    expect(bucketsFor(statements('InitializerFunctionRole'), 's3:ListBucket')).toEqual([...new Set([...writable, ...readable])].sort());
+  },
+);

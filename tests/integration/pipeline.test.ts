@@ -28,9 +28,12 @@ async function dataset(bucket: string, prefix: string, count: number, perPartiti
   });
 }
 
+/** The stack's data bucket (DataBucketName), where the prototype's payload keeps its partitions. */
+const DATA = 'cosmicai-data';
+
 const payload = (prefix: string, extra: Record<string, unknown> = {}) => ({
   bucket: 'cai-control',
-  data_bucket: 'survey',
+  data_bucket: DATA,
   data_prefix: prefix,
   batch_size: 16,
   result_path: `results/${prefix}`,
@@ -39,7 +42,7 @@ const payload = (prefix: string, extra: Record<string, unknown> = {}) => ({
 
 beforeAll(async () => {
   // The prototype's payload writes its outputs to its own bucket: the stack must allow it, as on AWS.
-  t = await testStack(join(work, 'stack'), { ResultBucketNames: 'cosmicai-data,never-created' });
+  t = await testStack(join(work, 'stack'), { ResultBucketNames: 'cosmicai-data,never-created', DataBucketName: DATA });
 });
 afterAll(() => t?.stack.close());
 afterEach(() => {
@@ -76,20 +79,20 @@ test("the prototype's payload runs unchanged, and its combined_data.json keeps t
 });
 
 test('a corrupt partition is recorded as failed and the others still give results', async () => {
-  await dataset('survey', 'corrupt', 4);
-  const good = await t.s3.send(new GetObjectCommand({ Bucket: 'survey', Key: 'corrupt/3.pt' }));
+  await dataset(DATA, 'corrupt', 4);
+  const good = await t.s3.send(new GetObjectCommand({ Bucket: DATA, Key: 'corrupt/3.pt' }));
   const bytes = await good.Body!.transformToByteArray();
-  await t.s3.send(new PutObjectCommand({ Bucket: 'survey', Key: 'corrupt/3.pt', Body: bytes.subarray(0, bytes.length - 200) }));
+  await t.s3.send(new PutObjectCommand({ Bucket: DATA, Key: 'corrupt/3.pt', Body: bytes.subarray(0, bytes.length - 200) }));
   const { record } = await t.run('corrupt', payload('corrupt'));
   expect(record).toMatchObject({ status: 'PARTIAL', partitions: 4, samples: 120, failedPartitions: 1 });
   expect(record.failures).toEqual([{ partition: 'corrupt/3.pt', rank: 2, error: expect.stringMatching(/truncated/) }]);
 });
 
 test('NaN in a partition: that object is predicted NaN and flagged, the accuracy is over the rest, the run reads back', async () => {
-  await t.bucket('survey');
+  await t.bucket(DATA);
   const file = join(work, 'nan.pt');
   writeTestPartition(file, 30, { edit: (x) => void (x.images[5 * IMAGE_ELEMENTS + 17] = NaN) });
-  await t.s3.send(new PutObjectCommand({ Bucket: 'survey', Key: 'nan/1.pt', Body: readFileSync(file) }));
+  await t.s3.send(new PutObjectCommand({ Bucket: DATA, Key: 'nan/1.pt', Body: readFileSync(file) }));
   const { outcome, record } = await t.run('nan', payload('nan'));
   expect(record).toMatchObject({ status: 'SUCCEEDED', samples: 30, predictions: 30, nonFinitePredictions: 1 });
   expect(record.accuracy).toMatchObject({ samples: 29, excluded: 1, mae: expect.any(Number), r2: expect.any(Number) });
@@ -104,21 +107,21 @@ test('NaN in a partition: that object is predicted NaN and flagged, the accuracy
   expect(report).toMatch(/accuracy over 29 labelled objects \(1 more left out: non-finite prediction or label\):\n {4}MAE \d/);
   // One galaxy alone: R² is undefined, stored as null, and the report still reads.
   writeTestPartition(file, 1, { seed: 3 });
-  await t.s3.send(new PutObjectCommand({ Bucket: 'survey', Key: 'one/1.pt', Body: readFileSync(file) }));
+  await t.s3.send(new PutObjectCommand({ Bucket: DATA, Key: 'one/1.pt', Body: readFileSync(file) }));
   const one = await t.run('one', payload('one'));
   expect(one.record).toMatchObject({ status: 'SUCCEEDED', samples: 1, accuracy: { samples: 1, excluded: 0, r2: null } });
   expect(runDetails(one.record)).toMatch(/R² - {3}outliers/);
 });
 
 test('a partition that disappears before its rank runs is recorded as failed', async () => {
-  await dataset('survey', 'missing', 3);
+  await dataset(DATA, 'missing', 3);
   t.stack.functions.inference.intercept = async (event) => {
     const item = event as RankItem;
-    if (item.rank === 1) await t.s3.send(new DeleteObjectCommand({ Bucket: 'survey', Key: 'missing/2.pt' }));
+    if (item.rank === 1) await t.s3.send(new DeleteObjectCommand({ Bucket: DATA, Key: 'missing/2.pt' }));
   };
   const { record } = await t.run('missing', payload('missing'));
   expect(record).toMatchObject({ status: 'PARTIAL', samples: 80, failedPartitions: 1 });
-  expect(record.failures![0]).toEqual({ partition: 'missing/2.pt', rank: 1, error: 'no such object: s3://survey/missing/2.pt' });
+  expect(record.failures![0]).toEqual({ partition: 'missing/2.pt', rank: 1, error: `no such object: s3://${DATA}/missing/2.pt` });
 });
 
 test('a payload with errors is recorded with each field named, and nothing starts', async () => {
@@ -135,7 +138,7 @@ test('a payload with errors is recorded with each field named, and nothing start
   const notJson = await t.run('not-json', '{"bucket": ');
   expect(notJson.record).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/is not valid JSON/) });
   const empty = await t.run('empty-prefix', payload('no-such-prefix'));
-  expect(empty.record).toMatchObject({ status: 'FAILED', error: 'no partitions (*.pt) under s3://survey/no-such-prefix/' });
+  expect(empty.record).toMatchObject({ status: 'FAILED', error: `no partitions (*.pt) under s3://${DATA}/no-such-prefix/` });
 });
 
 test('an oversized payload is refused by its size, unread and unstored; a bucket that does not exist is named', async () => {
@@ -143,10 +146,10 @@ test('an oversized payload is refused by its size, unread and unstored; a bucket
   expect(huge.outcome.outcome).toBe('REJECTED');
   expect(huge.record).toMatchObject({
     status: 'FAILED',
-    payload: '(not stored: 1048707 bytes)',
-    error: 'payload.json: (payload): is 1048707 bytes; a payload.json is at most 65536 bytes',
+    payload: '(not stored: 1048714 bytes)',
+    error: 'payload.json: (payload): is 1048714 bytes; a payload.json is at most 65536 bytes',
   });
-  await dataset('survey', 'homeless', 1);
+  await dataset(DATA, 'homeless', 1);
   const homeless = await t.run('homeless', { ...payload('homeless'), bucket: 'never-created' });
   expect(homeless.record).toMatchObject({
     status: 'FAILED',
@@ -157,7 +160,7 @@ test('an oversized payload is refused by its size, unread and unstored; a bucket
 });
 
 test('an inference crash mid-run is retried, then recorded, with every partition accounted for', async () => {
-  await dataset('survey', 'crash', 3);
+  await dataset(DATA, 'crash', 3);
   let attempts = 0;
   t.stack.functions.inference.intercept = async (event) => {
     if ((event as RankItem).rank !== 2) return;
@@ -171,7 +174,7 @@ test('an inference crash mid-run is retried, then recorded, with every partition
 });
 
 test('throttling once is retried and the run still succeeds', async () => {
-  await dataset('survey', 'throttle', 2);
+  await dataset(DATA, 'throttle', 2);
   let throttled = 0;
   t.stack.functions.inference.intercept = async () => {
     if (throttled++ === 0) throw new LambdaError('Lambda.TooManyRequestsException', 'Rate Exceeded.');
@@ -182,9 +185,9 @@ test('throttling once is retried and the run still succeeds', async () => {
 });
 
 test('S3 failing a partition with 500s for a while: the rank fails, the state machine runs it again, no partition is lost', async () => {
-  await dataset('survey', 'outage', 2);
+  await dataset(DATA, 'outage', 2);
   // Ten attempts, the inference client's whole retry budget, for the first rank attempt's HEAD.
-  t.stack.s3.injectFaults({ code: 'InternalError', method: 'HEAD', key: /^survey\/outage\/2\.pt$/, times: 10 });
+  t.stack.s3.injectFaults({ code: 'InternalError', method: 'HEAD', key: /^cosmicai-data\/outage\/2\.pt$/, times: 10 });
   const { outcome, record } = await t.run('outage', payload('outage'));
   expect(t.stack.s3.faultsServed()).toBe(10);
   t.stack.s3.injectFaults();
@@ -194,7 +197,7 @@ test('S3 failing a partition with 500s for a while: the rank fails, the state ma
 }, 90_000);
 
 test('the same payload.json event delivered twice makes one run', async () => {
-  await dataset('survey', 'twice', 2);
+  await dataset(DATA, 'twice', 2);
   const events: unknown[] = [];
   const capture = (event: unknown) => events.push(event);
   t.stack.s3.server.on('event', capture);
@@ -210,7 +213,7 @@ test('the same payload.json event delivered twice makes one run', async () => {
 });
 
 test('S3 events with odd keys: spaces, + and unicode arrive encoded and are decoded; a deleted payload is recorded, not retried for ever', async () => {
-  await dataset('survey', 'odd', 1);
+  await dataset(DATA, 'odd', 1);
   const events: { Records: { s3: { object: { key: string; sequencer?: string } } }[] }[] = [];
   const capture = (event: (typeof events)[number]) => events.push(event);
   t.stack.s3.server.on('event', capture);
@@ -231,7 +234,7 @@ test('S3 events with odd keys: spaces, + and unicode arrive encoded and are deco
 });
 
 test('a re-run of the same payload is a new run that reads and writes only its own files', async () => {
-  await dataset('survey', 'rerun', 4);
+  await dataset(DATA, 'rerun', 4);
   const first = await t.run('rerun', payload('rerun', { world_size: 4 }));
   const second = await t.run('rerun', payload('rerun', { world_size: 1 }));
   expect(second.outcome.runId).not.toBe(first.outcome.runId);
@@ -258,8 +261,17 @@ test('a payload whose outputs go to a bucket the functions may not write is refu
   ]);
 });
 
+test('a payload whose partitions are in a bucket the inference function may not read is refused at validation, in one line', async () => {
+  // A result bucket: the initializer may list it, but the inference role reads only DataBucketName.
+  const { outcome, record } = await t.run('unreadable', { ...payload('elsewhere'), data_bucket: 'never-created' });
+  expect(outcome.outcome).toBe('REJECTED');
+  expect(record.error).toBe(
+    "payload.json: data_bucket: the inference function may read only cosmicai-data; set the template's DataBucketName (samconfig.toml parameter_overrides) to never-created to read there",
+  );
+});
+
 test('an execution that fails past every Catch (RecordFailure failing too) is recorded FAILED by the status rule', async () => {
-  await dataset('survey', 'unrecorded', 2);
+  await dataset(DATA, 'unrecorded', 2);
   let refused = 0;
   t.stack.functions.summarizer.intercept = async (event) => {
     if ((event as { 'detail-type'?: string })['detail-type']) return; // the status rule's event goes through
@@ -274,7 +286,7 @@ test('an execution that fails past every Catch (RecordFailure failing too) is re
 });
 
 test("a delivery that recorded the run and died before starting it is resumed by S3's retry", async () => {
-  await dataset('survey', 'resumed', 2);
+  await dataset(DATA, 'resumed', 2);
   const events: { Records: { s3: { bucket: { name: string }; object: { key: string; sequencer?: string; eTag?: string } } }[] }[] = [];
   const capture = (event: (typeof events)[number]) => events.push(event);
   t.stack.s3.server.on('event', capture);
@@ -303,7 +315,7 @@ test("a delivery that recorded the run and died before starting it is resumed by
     startedAt: new Date().toISOString(),
     payloadUri: 's3://cai-control/runs/resumed/payload.json',
     payload: payload('resumed'),
-    dataset: 'survey/resumed/',
+    dataset: `${DATA}/resumed/`,
     warnings: [],
   });
   const before = t.outcomes.length;
@@ -315,7 +327,7 @@ test("a delivery that recorded the run and died before starting it is resumed by
 });
 
 test('1,100 one-galaxy partitions (listing past one S3 page) run as 1,100 ranks, every partition accounted for', async () => {
-  await dataset('survey', 'many', 1100, 1);
+  await dataset(DATA, 'many', 1100, 1);
   const { outcome, record } = await t.run('many', payload('many'), 480_000);
   expect(outcome).toMatchObject({ outcome: 'STARTED', partitions: 1100, ranks: 1100 });
   expect(record).toMatchObject({
@@ -329,7 +341,7 @@ test('1,100 one-galaxy partitions (listing past one S3 page) run as 1,100 ranks,
 }, 600_000);
 
 test('hundreds of failed ranks with long errors: the run record stays under 400 KB, summary.json keeps every error whole', async () => {
-  await dataset('survey', 'long-errors', 200, 1);
+  await dataset(DATA, 'long-errors', 200, 1);
   const failing = (rank: number) => rank % 5 !== 0; // 160 of 200
   const message = (rank: number) => `rank ${rank} failed: ${'the detector is on fire; '.repeat(160)}`; // ~4 KB each
   t.stack.functions.inference.intercept = async (event) => {

@@ -75,7 +75,14 @@ test("npm start with the user's partitions and payload; cai runs lists both runs
       world_size: 2,
     }),
   );
-  const run = await start(['--partitions', parts, '--payload', payload, '--parameter-overrides', 'ResultBucketNames=my-results']);
+  const run = await start([
+    '--partitions',
+    parts,
+    '--payload',
+    payload,
+    '--parameter-overrides',
+    'ResultBucketNames=my-results DataBucketName=my-data',
+  ]);
   expect(run.status).toBe(0);
   expect(run.last).toMatchObject({ status: 'SUCCEEDED', samples: 600, partitions: 6 });
 
@@ -111,7 +118,7 @@ test('a re-run on the same result_path with a file that is not a model fails on 
     '--model',
     notModel,
     '--parameter-overrides',
-    'ResultBucketNames=my-results',
+    'ResultBucketNames=my-results DataBucketName=my-data',
   ]);
   expect(run.status).toBe(1);
   // Before runs were isolated this said SUCCEEDED with the first run's 600 predictions.

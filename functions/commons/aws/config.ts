@@ -24,6 +24,8 @@ const Env = z.object({
         .map((b) => b.trim())
         .filter(Boolean),
     ),
+  /** The bucket the inference function may read partitions from: DataBucketName, or the control bucket. */
+  DATA_BUCKET: z.string().min(1).optional(),
   INFERENCE_MEMORY_MB: z.coerce.number().int().min(128).max(10240).optional(),
   INFERENCE_TIMEOUT_S: z.coerce.number().int().min(1).max(900).optional(),
   MAX_CONCURRENCY: z.coerce.number().int().min(1).max(10000).default(100),

@@ -6,7 +6,15 @@ import { CaiError, describeError } from '../errors';
 import { folderOf, listPartitions, type ManifestPlan, PlanError, planRanks, type RankLimits } from './rank-plan';
 import type { ExecutionInput, PartitionObject, Payload } from './contracts';
 import { outputKeys } from './output-keys';
-import { checkPayloadSize, checkResultBucket, PAYLOAD_JSON_LIMIT_BYTES, parsePayload, payloadJson, PayloadError } from './payload';
+import {
+  checkDataBucket,
+  checkPayloadSize,
+  checkResultBucket,
+  PAYLOAD_JSON_LIMIT_BYTES,
+  parsePayload,
+  payloadJson,
+  PayloadError,
+} from './payload';
 import type { RunRecord, RunStore } from './run-store';
 
 /** The uploaded payload.json an S3 event names. */
@@ -26,6 +34,8 @@ export interface InitializeContext {
   maxConcurrency: number;
   /** Buckets the functions may write: the control bucket and ResultBucketNames. */
   writableBuckets: string[];
+  /** Buckets the inference function may read partitions from: DataBucketName, or the control bucket. */
+  readableDataBuckets: string[];
   /** The inference function's memory and timeout: ranks are planned to finish well inside it. */
   rankLimits: RankLimits;
   /** Billing of this invocation so far, kept on the run for its cost. */
@@ -117,6 +127,7 @@ async function validateRun(runId: string, object: PayloadObject, context: Initia
   const { raw, payload, warnings } = await readPayload(object, context.s3);
   try {
     checkResultBucket(payload, context.writableBuckets);
+    checkDataBucket(payload, context.readableDataBuckets);
   } catch (error) {
     const { errors, message } = error as PayloadError;
     throw new Refusal(message, { errors, warnings }, raw, payload);
