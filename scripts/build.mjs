@@ -91,6 +91,8 @@ if (args.lambda) {
     await cp(`node_modules/onnxruntime-node/bin/napi-v6/linux/${node}`, join(ort, 'bin', 'napi-v6', 'linux', node), { recursive: true });
     await cp('node_modules/onnxruntime-common', join(args.out, 'node_modules', 'onnxruntime-common'), { recursive: true });
     await cp(args.model ?? process.env.CAI_MODEL ?? 'model/default.onnx', join(args.out, 'model.onnx'));
+    // The binary's architecture, recorded: INIT refuses to run on another (functions/inference/handler.ts).
+    await writeFile(join(args.out, 'architecture.json'), `${JSON.stringify({ architecture: arch })}\n`);
   }
   // Lambda refuses a function whose package is over 250 MB unzipped (262,144,000 bytes, layers
   // included): refused here, at `sam build`, rather than by CloudFormation half-way through a deploy.

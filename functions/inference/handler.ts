@@ -1,8 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { countsSince, requestCounts, s3Client } from '../commons/aws/clients';
-import { readConfig, requireSettings } from '../commons/aws/config';
+import { checkArtifactArchitecture, readConfig, requireSettings } from '../commons/aws/config';
 import { lambdaHandler, logger, markInitDone, metrics, startInvocation } from '../commons/aws/invocation';
 import { describeError } from '../commons/errors';
 import { WORKER_BATCH_SIZE, workersFor } from '../commons/model/lambda-sizing';
@@ -12,6 +13,8 @@ import { firstReadJitterMs, recordFailedAttempt, runRank } from '../commons/run/
 
 // INIT: configuration and the inference workers, once per container: one ONNX session of one
 // thread per vCPU the memory size buys (INFERENCE_WORKERS overrides), loaded in parallel.
+// The build records the architecture of the ONNX Runtime binary it packed (scripts/build.mjs).
+checkArtifactArchitecture(JSON.parse(readFileSync(new URL('./architecture.json', import.meta.url), 'utf8')).architecture);
 const config = readConfig();
 const { MODEL_PATH } = requireSettings(config, 'MODEL_PATH');
 const workers = config.INFERENCE_WORKERS || workersFor(config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE);
