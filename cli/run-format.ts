@@ -1,3 +1,4 @@
+import type { FailedEvent } from '../toolkit/failed-events';
 import type { RunRecord } from '../functions/commons/run/run-store';
 import type { Accuracy } from '../functions/commons/model/accuracy';
 
@@ -79,4 +80,15 @@ export function runDetails(run: RunRecord): string {
   }
   if (run.outputs) lines.push(`  outputs     ${run.outputs.prefix}`);
   return lines.join('\n');
+}
+
+/** Payloads never started and execution ends never recorded, each with its error. */
+export function failedEventLines(failed: FailedEvent[]): string[] {
+  if (failed.length === 0) return [];
+  const payloads = failed.filter((f) => f.kind === 'payload').length;
+  return [
+    '',
+    `payloads never started (${payloads}) and other events the stack gave up on (${failed.length - payloads}):`,
+    ...failed.map((f) => `  ${f.at}  ${f.what}  ${f.error.split('\n')[0].slice(0, 300)}`),
+  ];
 }

@@ -1,6 +1,7 @@
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createDynamoClient, createS3Client } from '../functions/commons/aws/clients';
@@ -11,6 +12,8 @@ import { buildArtifacts, type Artifacts } from './artifacts';
 import { type BilledInvocation, LocalFunction } from './lambda-runtime';
 import { startLocalS3, type LocalS3 } from './s3-server';
 import { ROOT } from './paths';
+import { FAILED_EVENTS_FOLDER, type InvocationRecord } from '../toolkit/failed-events';
+import { startLocalLambdaApi, type LocalLambdaApi } from './lambda-api';
 import type { ServedStack } from './served-stack';
 import { LocalStepFunctions } from './sfn-server';
 import {
@@ -48,6 +51,8 @@ export interface LocalStackOptions {
   parameterOverrides?: Record<string, string>;
   /** Use the servers of a stack another process serves, and start only Lambda containers here. */
   attach?: ServedStack;
+  /** What GetAccountSettings reports as the account's unreserved concurrency (default 1,000). */
+  accountConcurrency?: number;
 }
 
 export const DEFAULT_TABLE = 'cai-runs';
@@ -94,14 +99,41 @@ const functionArn = (id: FunctionId) => `arn:aws:lambda:us-east-1:000000000000:f
 /** Delays between Lambda's retries of a failed asynchronous invocation (AWS: about 1 and 2 minutes; shortened here). */
 export const ASYNC_RETRY_DELAYS_MS = [1000, 2000];
 
-/** An asynchronous invocation (an S3 notification): a function error is retried twice, as Lambda does. */
-async function invokeAsync(fn: LocalFunction, event: unknown): Promise<unknown> {
+/**
+ * An asynchronous invocation (an S3 notification, an EventBridge rule's): a function error is
+ * retried twice, as Lambda does; then, as the template's on-failure destination, Lambda's record
+ * of the invocation (the event and the error) is kept under `<state>/failed-events/`, where
+ * `cai runs` finds it, before the error is passed on.
+ */
+async function invokeAsync(fn: LocalFunction, event: unknown, stateDirectory: string): Promise<unknown> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await fn.invoke(event);
     } catch (error) {
-      if (attempt >= ASYNC_RETRY_DELAYS_MS.length) throw error;
-      await new Promise((r) => setTimeout(r, ASYNC_RETRY_DELAYS_MS[attempt]));
+      if (attempt < ASYNC_RETRY_DELAYS_MS.length) {
+        await new Promise((r) => setTimeout(r, ASYNC_RETRY_DELAYS_MS[attempt]));
+        continue;
+      }
+      const record: InvocationRecord = {
+        version: '1.0',
+        timestamp: new Date().toISOString(),
+        requestContext: {
+          requestId: randomUUID(),
+          functionArn: `${fn.arn}:$LATEST`,
+          condition: 'RetriesExhausted',
+          approximateInvokeCount: attempt + 1,
+        },
+        requestPayload: event,
+        responseContext: { statusCode: 200, executedVersion: '$LATEST', functionError: 'Unhandled' },
+        responsePayload: { errorType: (error as Error).name, errorMessage: (error as Error).message },
+      };
+      const folder = join(stateDirectory, FAILED_EVENTS_FOLDER);
+      mkdirSync(folder, { recursive: true });
+      writeFileSync(
+        join(folder, `${record.timestamp.replace(/[:.]/g, '-')}-${record.requestContext.requestId}.json`),
+        JSON.stringify(record, null, 2),
+      );
+      throw error;
     }
   }
 }
@@ -115,6 +147,7 @@ export class LocalStack {
   s3!: LocalS3;
   dynamo!: LocalDynamo;
   sfn!: LocalStepFunctions;
+  lambdaApi!: LocalLambdaApi;
   functions!: { initializer: LocalFunction; inference: LocalFunction; summarizer: LocalFunction };
   artifacts!: Artifacts;
   env: Record<string, string> = {};
@@ -144,17 +177,24 @@ export class LocalStack {
     if (!attach) this.dynamo = await startLocalDynamo(join(this.options.directory, 'dynamodb'));
     this.artifacts = await buildArtifacts({ model: this.options.modelPath });
     if (!attach) this.s3 = await startLocalS3(join(this.options.directory, 's3'));
+    this.lambdaApi = await startLocalLambdaApi(this.options.accountConcurrency);
     await this.connect();
     const inference = this.container('InferenceFunction', this.options.workers ?? cpus().length);
     const summarizer = this.container('SummarizerFunction', 1);
     if (attach) {
       // The served stack runs the state machine and the notification; here, only containers.
-      const initializer = this.container('InitializerFunction', 1, { CAI_SFN_ENDPOINT: attach.stepfunctions });
+      const initializer = this.container('InitializerFunction', 1, {
+        CAI_SFN_ENDPOINT: attach.stepfunctions,
+        CAI_LAMBDA_ENDPOINT: this.lambdaApi.endpoint,
+      });
       this.functions = { initializer, inference, summarizer };
       return this;
     }
     await this.startStateMachine(inference, summarizer);
-    const initializer = this.container('InitializerFunction', 1, { CAI_SFN_ENDPOINT: this.sfn.endpoint });
+    const initializer = this.container('InitializerFunction', 1, {
+      CAI_SFN_ENDPOINT: this.sfn.endpoint,
+      CAI_LAMBDA_ENDPOINT: this.lambdaApi.endpoint,
+    });
     this.functions = { initializer, inference, summarizer };
     this.notifyOnPayload(initializer);
     return this;
@@ -245,9 +285,9 @@ export class LocalStack {
       onExecutionEnded: (event) => {
         if (!['FAILED', 'TIMED_OUT', 'ABORTED'].includes(event.detail.status)) return;
         this.background(
-          summarizer
-            .invoke(event)
-            .catch((error: Error) => process.stderr.write(`local stack: status rule failed: ${error.name}: ${error.message}\n`)),
+          invokeAsync(summarizer, event, this.options.directory).catch((error: Error) =>
+            process.stderr.write(`local stack: status rule failed: ${error.name}: ${error.message}\n`),
+          ),
         );
       },
     });
@@ -265,7 +305,7 @@ export class LocalStack {
       const delivered = structuredClone(event);
       for (const r of delivered.Records) r.s3.object.key = s3EventKey(r.s3.object.key);
       this.background(
-        invokeAsync(initializer, delivered).then(
+        invokeAsync(initializer, delivered, this.options.directory).then(
           (outcomes) => {
             for (const listener of this.listeners) listener(outcomes as InitializeOutcome[]);
           },
@@ -290,6 +330,7 @@ export class LocalStack {
     await this.idle().catch(() => {});
     await Promise.all(Object.values(this.functions ?? {}).map((f) => f.close()));
     await this.sfn?.close();
+    await this.lambdaApi?.close();
     await this.dynamo?.close();
     await this.s3?.close();
     await this.artifacts?.remove();

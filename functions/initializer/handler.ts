@@ -1,6 +1,7 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { S3Event } from 'aws-lambda';
-import { countsSince, dynamoClient, requestCounts, s3Client, sfnClient } from '../commons/aws/clients';
+import { GetAccountSettingsCommand } from '@aws-sdk/client-lambda';
+import { countsSince, createLambdaClient, dynamoClient, requestCounts, s3Client, sfnClient } from '../commons/aws/clients';
 import { readConfig, requireSettings } from '../commons/aws/config';
 import { lambdaHandler, logger, markInitDone, metrics, startInvocation } from '../commons/aws/invocation';
 import { initializeRun, type InitializeOutcome } from '../commons/run/initialize';
@@ -18,6 +19,11 @@ const settings = requireSettings(
 const runs = new RunStore(dynamoClient(), config.RUNS_TABLE);
 const rankLimits = { memoryMb: settings.INFERENCE_MEMORY_MB, timeoutS: settings.INFERENCE_TIMEOUT_S };
 const writableBuckets = [settings.CONTROL_BUCKET, ...config.RESULT_BUCKETS];
+const lambda = createLambdaClient();
+// A reserved concurrency is the inference function's own; without one it shares the account's unreserved pool.
+const availableConcurrency = async () =>
+  config.INFERENCE_RESERVED_CONCURRENCY ||
+  ((await lambda.send(new GetAccountSettingsCommand({}))).AccountLimit?.UnreservedConcurrentExecutions ?? config.MAX_CONCURRENCY);
 markInitDone();
 
 /** S3 event keys are URL-encoded, with + for spaces; a malformed escape (a hand-made event) is taken as written. */
@@ -50,6 +56,8 @@ export const handler = lambdaHandler(async (event: S3Event): Promise<InitializeO
         writableBuckets,
         readableDataBuckets: [settings.DATA_BUCKET],
         rankLimits,
+        summarizerMemoryMb: config.SUMMARIZER_MEMORY_MB,
+        availableConcurrency,
         invocation: clock.bill,
         requests: () => countsSince(before),
       },

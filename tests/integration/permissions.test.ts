@@ -121,6 +121,8 @@ const LOG_DELIVERY = [
   'logs:DescribeLogGroups',
 ];
 const XRAY_WRITES = ['xray:PutTraceSegments', 'xray:PutTelemetryRecords', 'xray:GetSamplingRules', 'xray:GetSamplingTargets'];
+/** The initializer reads the account's concurrency: GetAccountSettings names no resource type ("Actions, resources, and condition keys for AWS Lambda"). */
+const ACCOUNT_SETTINGS = ['lambda:GetAccountSettings'];
 
 /** What the state machine's logging and tracing configuration need of its role. */
 function observabilityNeeds(): Need[] {
@@ -268,3 +270,47 @@ test.each([
     expect(bucketsFor(statements('InitializerFunctionRole'), 's3:ListBucket')).toEqual([...new Set([...writable, ...readable])].sort());
   },
 );
+
+test('KmsKeyArn: every role that reads or writes the buckets may use the key, and none may without one', () => {
+  const key = `arn:aws:kms:us-east-1:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
+  const roles = ['InitializerFunctionRole', 'InferenceFunctionRole', 'SummarizerFunctionRole', 'CaiStateMachineRole'];
+  const kmsGrants = (kmsKeyArn: string) => {
+    const { resolve: deployed } = resolver(translated, ROOT, {
+      overrides: { KmsKeyArn: kmsKeyArn },
+      accountId: ACCOUNT,
+      stackName: STACK,
+      stackUuid: STACK_UUID,
+    });
+    return roles.map((role) =>
+      (deployed(translated.Resources[role].Properties.Policies as never) as ({ PolicyDocument: { Statement: Statement[] } } | undefined)[])
+        .filter((p) => p !== undefined)
+        .flatMap((p) => p!.PolicyDocument.Statement)
+        .filter((s) => list(s.Action).some((a) => a.startsWith('kms:')))
+        .flatMap((s) => list(s.Action).map((a) => `${a} ${list(s.Resource).join(',')}`))
+        .sort(),
+    );
+  };
+  expect(kmsGrants(key)).toEqual(roles.map(() => [`kms:Decrypt ${key}`, `kms:GenerateDataKey ${key}`]));
+  expect(kmsGrants('')).toEqual(roles.map(() => []));
+});
+
+test('no role grants "*" but for the actions AWS documents without a resource (log delivery, X-Ray, GetAccountSettings)', () => {
+  const { resolve: deployed } = resolver(translated, ROOT, {
+    overrides: { StateMachineTracing: 'Enabled', KmsKeyArn: 'arn:aws:kms:us-east-1:123456789012:key/k' },
+    accountId: ACCOUNT,
+    stackName: STACK,
+    stackUuid: STACK_UUID,
+  });
+  const starred = Object.entries(translated.Resources)
+    .filter(([, r]) => r.Type === 'AWS::IAM::Role')
+    .flatMap(([role, r]) =>
+      (deployed(r.Properties.Policies as never) as ({ PolicyDocument: { Statement: Statement[] } } | undefined)[])
+        .filter((p) => p !== undefined)
+        .flatMap((p) => p!.PolicyDocument.Statement)
+        .filter((s) => list(s.Resource).includes('*'))
+        .flatMap((s) => list(s.Action).map((a) => `${role} ${a}`)),
+    );
+  expect(starred.filter((g) => g.startsWith('InitializerFunctionRole'))).toEqual(['InitializerFunctionRole lambda:GetAccountSettings']);
+  const allowed = [...LOG_DELIVERY, ...XRAY_WRITES, ...ACCOUNT_SETTINGS];
+  expect(starred.filter((g) => !allowed.includes(g.split(' ')[1]))).toEqual([]);
+});

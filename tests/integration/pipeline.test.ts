@@ -12,7 +12,8 @@ import { testStack } from '../helpers/stack';
 import { writeTestPartition } from '../helpers/partitions';
 import { IMAGE_ELEMENTS } from '../../functions/commons/partitions/reader';
 import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/reader';
-import { runDetails } from '../../cli/run-format';
+import { failedEventLines, runDetails } from '../../cli/run-format';
+import { localFailedEvents } from '../../toolkit/failed-events';
 
 const work = mkdtempSync(join(tmpdir(), 'cai-pipeline-'));
 let t: Awaited<ReturnType<typeof testStack>>;
@@ -195,6 +196,51 @@ test('S3 failing a partition with 500s for a while: the rank fails, the state ma
   const summary = JSON.parse(await t.readText('cai-control', `results/outage/${outcome.runId}/summary.json`));
   expect(summary.failedAttempts).toEqual([expect.objectContaining({ error: 'HTTP 500 (a reply with no error code)' })]);
 }, 90_000);
+
+test('MaxConcurrency over what the account has free (GetAccountSettings) is clamped, with a warning on the run', async () => {
+  await dataset(DATA, 'quota', 3);
+  t.stack.lambdaApi.concurrency = 1; // a new account's pool, after what others hold
+  try {
+    const { record } = await t.run('quota', payload('quota'));
+    expect(record).toMatchObject({ status: 'SUCCEEDED', samples: 120 });
+    expect(record.warnings).toContain(
+      'MaxConcurrency 2 is more than the 1 concurrent executions the inference function can have in this account (GetAccountSettings); the run uses 1 ranks at once (ask Service Quotas for more)',
+    );
+  } finally {
+    t.stack.lambdaApi.concurrency = 1000;
+  }
+});
+
+test('a payload the initializer never handles goes, with its error, where `cai runs` lists payloads never started', async () => {
+  // Every attempt dies: the first delivery and Lambda's two retries.
+  let attempts = 0;
+  t.stack.functions.initializer.intercept = async () => {
+    attempts++;
+    throw new LambdaError('Runtime.ExitError', 'the runtime died');
+  };
+  try {
+    await t.s3.send(new PutObjectCommand({ Bucket: 'cai-control', Key: 'runs/lost/payload.json', Body: JSON.stringify(payload('lost')) }));
+    await t.stack.idle();
+  } finally {
+    t.stack.functions.initializer.intercept = undefined;
+  }
+  expect(attempts).toBe(3);
+  // Lambda's record of the invocation, as the on-failure destination gets it: the event and the error.
+  const lost = localFailedEvents(join(work, 'stack')).filter((f) => f.what.includes('/runs/lost/'));
+  expect(lost).toEqual([
+    {
+      at: expect.any(String),
+      kind: 'payload',
+      what: 's3://cai-control/runs/lost/payload.json',
+      error: 'Runtime.ExitError: the runtime died',
+    },
+  ]);
+  expect(failedEventLines(lost)).toEqual([
+    '',
+    'payloads never started (1) and other events the stack gave up on (0):',
+    `  ${lost[0].at}  s3://cai-control/runs/lost/payload.json  Runtime.ExitError: the runtime died`,
+  ]);
+});
 
 test('the same payload.json event delivered twice makes one run', async () => {
   await dataset(DATA, 'twice', 2);

@@ -1,5 +1,5 @@
 import { initializeRun } from '../../functions/commons/run/initialize';
-import { PlanError, planRanks } from '../../functions/commons/run/rank-plan';
+import { PlanError, planRanks, summarizableRanks } from '../../functions/commons/run/rank-plan';
 import type { RankItem } from '../../functions/commons/run/contracts';
 import { fakeInitializer } from '../helpers/fake-aws';
 
@@ -54,3 +54,25 @@ test('an unforeseen error in the initializer is recorded on the run, FAILED with
     expect.objectContaining({ status: 'FAILED', error: 'could not start the run: RangeError: Maximum call stack size exceeded' }),
   ]);
 });
+
+test("more ranks than the summarizer's memory holds are refused at validation, naming SummarizerMemorySize", async () => {
+  expect(summarizableRanks(1024)).toBe(35_617); // 80 % of 1,024 MB at 23 KB a rank (236 MB measured at 10,240)
+  const objects: Record<string, { body?: string; bytes?: number }> = {
+    'runs/sky/payload.json': { body: JSON.stringify(payload) }, // one rank per partition: 200,000
+  };
+  for (const p of partitions) objects[p.key] = { bytes: p.bytes };
+  const refused = fakeInitializer(objects, { summarizerMemoryMb: 1024 });
+  const outcome = await initializeRun({ bucket: 'cai-control', key: 'runs/sky/payload.json', sequencer: '1' }, refused.context);
+  expect(outcome).toMatchObject({
+    outcome: 'REJECTED',
+    error:
+      "200000 ranks are more than the summarizer summarizes in its 1024 MB (at most 35617, 23 KB a rank): set world_size to at most 35617, or raise the template's SummarizerMemorySize",
+  });
+  expect(refused.started).toHaveLength(0);
+  // The control: with the memory for them, the same payload starts.
+  const roomy = fakeInitializer(objects, { summarizerMemoryMb: 10240 });
+  expect(await initializeRun({ bucket: 'cai-control', key: 'runs/sky/payload.json', sequencer: '1' }, roomy.context)).toMatchObject({
+    outcome: 'STARTED',
+    ranks: COUNT,
+  });
+}, 60_000);

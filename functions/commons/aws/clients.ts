@@ -1,4 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { LambdaClient } from '@aws-sdk/client-lambda';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -102,6 +103,15 @@ export function createSfnClient(env: NodeJS.ProcessEnv = process.env): SFNClient
   return new SFNClient(
     env.CAI_SFN_ENDPOINT
       ? { region: region(env), endpoint: env.CAI_SFN_ENDPOINT, credentials: localCredentials(env, 'local') }
+      : { region: region(env) },
+  );
+}
+
+/** Lambda's API, for the account's settings (`CAI_LAMBDA_ENDPOINT`: the local stack's stand-in). */
+export function createLambdaClient(env: NodeJS.ProcessEnv = process.env): LambdaClient {
+  return new LambdaClient(
+    env.CAI_LAMBDA_ENDPOINT
+      ? { region: region(env), endpoint: env.CAI_LAMBDA_ENDPOINT, credentials: localCredentials(env, 'local') }
       : { region: region(env) },
   );
 }

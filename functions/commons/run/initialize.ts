@@ -3,7 +3,7 @@ import { GetObjectCommand, type GetObjectCommandOutput, PutObjectCommand, type S
 import { ExecutionAlreadyExists, StartExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import type { RequestCounts } from '../aws/clients';
 import { CaiError, describeError } from '../errors';
-import { folderOf, listPartitions, type ManifestPlan, PlanError, planRanks, type RankLimits } from './rank-plan';
+import { checkSummarizable, folderOf, listPartitions, type ManifestPlan, PlanError, planRanks, type RankLimits } from './rank-plan';
 import type { ExecutionInput, PartitionObject, Payload } from './contracts';
 import { outputKeys } from './output-keys';
 import {
@@ -38,6 +38,13 @@ export interface InitializeContext {
   readableDataBuckets: string[];
   /** The inference function's memory and timeout: ranks are planned to finish well inside it. */
   rankLimits: RankLimits;
+  /** The summarizer's memory: it holds every rank's result at once, so it bounds the ranks of a run. */
+  summarizerMemoryMb?: number;
+  /**
+   * How many inference invocations the account lets run at once (the function's reserved
+   * concurrency, or the account's unreserved pool); the Map's concurrency is clamped to it.
+   */
+  availableConcurrency?: () => Promise<number>;
   /** Billing of this invocation so far, kept on the run for its cost. */
   invocation: () => { durationMs: number; initMs: number; memoryMb: number };
   /** Requests this invocation has sent so far. */
@@ -96,10 +103,12 @@ interface ValidRun {
   payload: Payload;
   warnings: string[];
   plan: ManifestPlan;
+  /** Ranks at once: MaxConcurrency, within what the account has free. */
+  maxConcurrency: number;
 }
 
 /** The uploaded payload.json, read (the size first: one over the limit is neither read nor stored) and parsed. */
-async function readPayload(object: PayloadObject, s3: S3Client): Promise<Omit<ValidRun, 'plan'>> {
+async function readPayload(object: PayloadObject, s3: S3Client): Promise<Omit<ValidRun, 'plan' | 'maxConcurrency'>> {
   let body: GetObjectCommandOutput;
   try {
     body = await s3.send(new GetObjectCommand({ Bucket: object.bucket, Key: object.key }));
@@ -140,12 +149,42 @@ async function validateRun(runId: string, object: PayloadObject, context: Initia
     throw new Refusal(`cannot list ${folder}: ${describeError(error)}`, {}, raw, payload);
   }
   if (available.length === 0) throw new Refusal(`no partitions (*.pt) under ${folder}`, { warnings }, raw, payload);
+  let plan: ManifestPlan;
   try {
-    return { raw, payload, warnings, plan: planRanks(runId, payload, available, context.rankLimits) };
+    plan = planRanks(runId, payload, available, context.rankLimits);
+    if (context.summarizerMemoryMb) checkSummarizable(plan.items.length, context.summarizerMemoryMb);
   } catch (error) {
     if (!(error instanceof PlanError)) throw error;
     throw new Refusal(error.message, { errors: [{ field: error.field, message: error.message }], warnings }, raw, payload);
   }
+  const concurrency = await clampConcurrency(context);
+  return { raw, payload, warnings: [...warnings, ...concurrency.warnings], plan, maxConcurrency: concurrency.maxConcurrency };
+}
+
+/**
+ * MaxConcurrency within what the account lets the inference function run (GetAccountSettings):
+ * a new account may have 10, and ranks over it would be throttled and retried for half an hour.
+ */
+async function clampConcurrency(context: InitializeContext): Promise<{ maxConcurrency: number; warnings: string[] }> {
+  const configured = context.maxConcurrency;
+  if (!context.availableConcurrency) return { maxConcurrency: configured, warnings: [] };
+  let available: number;
+  try {
+    available = await context.availableConcurrency();
+  } catch (error) {
+    return {
+      maxConcurrency: configured,
+      warnings: [`could not read the account's Lambda concurrency (${describeError(error)}); MaxConcurrency ${configured} is used as set`],
+    };
+  }
+  if (available >= configured) return { maxConcurrency: configured, warnings: [] };
+  const runs = Math.max(1, available);
+  return {
+    maxConcurrency: runs,
+    warnings: [
+      `MaxConcurrency ${configured} is more than the ${available} concurrent executions the inference function can have in this account (GetAccountSettings); the run uses ${runs} ranks at once (ask Service Quotas for more)`,
+    ],
+  };
 }
 
 /** A refused run's record; a re-delivered event finds it there and starts nothing. */
@@ -211,7 +250,7 @@ async function startExecution(runId: string, run: ValidRun, context: InitializeC
       manifest: { Bucket: payload.bucket, Key: keys.manifest },
       resultBucket: payload.bucket,
       resultPath: payload.result_path,
-      maxConcurrency: context.maxConcurrency,
+      maxConcurrency: run.maxConcurrency,
     };
     // Counted now, so this update and the StartExecution after it are added by the summary.
     await context.runs.update(runId, { initializer: { ...context.invocation(), requests: context.requests() } });

@@ -94,6 +94,24 @@ export class PlanError extends CaiError {
   }
 }
 
+/**
+ * The summarizer holds every rank's result at once: 236 MB measured at 10,240 ranks (npm run
+ * bench:summarizer), about 23 KB a rank, whole process included. A run gets at most the ranks
+ * that fill 80 % of its memory (1,024 MB: 35,617 ranks).
+ */
+export const SUMMARIZER_KB_PER_RANK = 23;
+export const summarizableRanks = (memoryMb: number): number => Math.floor((0.8 * memoryMb * 1000) / SUMMARIZER_KB_PER_RANK);
+
+/** Refuses more ranks than the summarizer's memory can summarize. */
+export function checkSummarizable(ranks: number, summarizerMemoryMb: number): void {
+  const most = summarizableRanks(summarizerMemoryMb);
+  if (ranks <= most) return;
+  throw new PlanError(
+    `${ranks} ranks are more than the summarizer summarizes in its ${summarizerMemoryMb} MB (at most ${most}, ${SUMMARIZER_KB_PER_RANK} KB a rank): set world_size to at most ${most}, or raise the template's SummarizerMemorySize`,
+    'world_size',
+  );
+}
+
 const estimateSeconds = (bytes: number, limits: RankLimits) => bytes / BYTES_PER_GALAXY / galaxiesPerSecond(limits.memoryMb);
 const itemBytes = (item: RankItem) => Buffer.byteLength(JSON.stringify(item));
 
