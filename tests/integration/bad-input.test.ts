@@ -60,7 +60,7 @@ test('float64 tensors are widened to float32 and predict what the float32 partit
   expect(readFileSync(at('f64.csv'), 'utf8').replace(/f64\.pt/g, 'clean.pt')).toBe(readFileSync(at('clean.csv'), 'utf8'));
 });
 
-const good = { bucket: 'cai-control', data_bucket: 'survey', data_prefix: 'v1', result_path: 'out/v1' };
+const good = { bucket: 'cai-control', data_bucket: 'cai-data', data_prefix: 'v1', result_path: 'out/v1' };
 const json = (o: unknown) => JSON.stringify(o);
 
 /** payload.json text → the one line the run records (and npm start prints after "cai: <file>: "). */
@@ -75,7 +75,7 @@ const BAD_PAYLOADS: [string, string, string | RegExp][] = [
   [
     'over 64 KiB, in an ignored field',
     json({ ...good, script: 'x'.repeat(1 << 20) }),
-    '(payload): is 1048677 bytes; a payload.json is at most 65536 bytes',
+    '(payload): is 1048679 bytes; a payload.json is at most 65536 bytes',
   ],
   [
     'two adjacent dots in a bucket',
@@ -191,6 +191,15 @@ describe('npm start checks the payload before it starts anything or uploads a by
     if (typeof expected === 'string') expect(message).toBe(expected);
     else expect(message).toMatch(expected);
     expect(run.stdout).toBe('');
+  });
+  test('data in a bucket the inference function may not read (not DataBucketName) is refused in one line', async () => {
+    const file = at('elsewhere.json');
+    writeFileSync(file, json({ ...good, data_bucket: 'survey' }));
+    const run = await npmStart(['--partitions', at('parts'), '--payload', file]);
+    expect([run.status, run.stderr]).toEqual([
+      2,
+      `cai: ${file}: data_bucket: the inference function may read only cai-data; set the template's DataBucketName (samconfig.toml parameter_overrides) to survey to read there\n`,
+    ]);
   });
   test('missing or mistaken files and folders are named before anything starts', async () => {
     const payload = at('good.json');

@@ -130,7 +130,14 @@ test('a re-run on the same result_path with a file that is not a model fails on 
   const fewer = join(work, 'fewer');
   mkdirSync(fewer);
   copyFileSync(join(parts, '1.pt'), join(fewer, '1.pt'));
-  const refused = await start(['--partitions', fewer, '--payload', payload, '--parameter-overrides', 'ResultBucketNames=my-results']);
+  const refused = await start([
+    '--partitions',
+    fewer,
+    '--payload',
+    payload,
+    '--parameter-overrides',
+    'ResultBucketNames=my-results DataBucketName=my-data',
+  ]);
   expect([refused.status, refused.stderr.trim().split('\n').pop()]).toEqual([
     2,
     `cai: s3://my-data/survey/v1/ already holds 5 partitions that ${fewer} does not (2.pt, 3.pt, 4.pt, …), which the run would take too: give the payload another data_prefix`,
