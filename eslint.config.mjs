@@ -33,6 +33,17 @@ export default tseslint.config(
     },
   },
   {
+    // A spread into a call's arguments puts every element on the stack: Math.max(...list) throws
+    // RangeError past ~120,000 elements. Loop or reduce instead (bench/ is another engineer's).
+    files: ['functions/**/*.ts', 'toolkit/**/*.ts', 'local/**/*.ts', 'cli/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        { selector: 'CallExpression > SpreadElement, NewExpression > SpreadElement', message: 'no spread into arguments: loop or reduce' },
+      ],
+    },
+  },
+  {
     files: ['**/*.cjs'],
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },

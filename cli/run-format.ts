@@ -1,3 +1,4 @@
+import type { FailedEvent } from '../toolkit/failed-events';
 import type { RunRecord } from '../functions/commons/run/run-store';
 import type { Accuracy } from '../functions/commons/model/accuracy';
 import type { OutputMetrics } from '../functions/commons/model/task-statistics';
@@ -103,15 +104,10 @@ export function runDetails(run: RunRecord): string {
     );
   }
   const regressionOnly = Object.values(run.metrics ?? {}).every((m) => m.task === 'regression');
-  if (run.accuracy && regressionOnly)
-    lines.push(
-      ...formatAccuracy(run.accuracy)
-        .split('\n')
-        .map((l) => `  ${l}`),
-    );
+  if (run.accuracy && regressionOnly) for (const line of formatAccuracy(run.accuracy).split('\n')) lines.push(`  ${line}`);
   if (!regressionOnly) {
     for (const [name, metrics] of Object.entries(run.metrics ?? {})) {
-      lines.push(...formatOutputMetrics(name, metrics, { samples: run.samples ?? 0, labelled: true }).map((l) => `  ${l}`));
+      for (const line of formatOutputMetrics(name, metrics, { samples: run.samples ?? 0, labelled: true })) lines.push(`  ${line}`);
     }
   }
   if (run.cost) {
@@ -138,4 +134,15 @@ export function runDetails(run: RunRecord): string {
   }
   if (run.outputs) lines.push(`  outputs     ${run.outputs.prefix}`);
   return lines.join('\n');
+}
+
+/** Payloads never started and execution ends never recorded, each with its error. */
+export function failedEventLines(failed: FailedEvent[]): string[] {
+  if (failed.length === 0) return [];
+  const payloads = failed.filter((f) => f.kind === 'payload').length;
+  return [
+    '',
+    `payloads never started (${payloads}) and other events the stack gave up on (${failed.length - payloads}):`,
+    ...failed.map((f) => `  ${f.at}  ${f.what}  ${f.error.split('\n')[0].slice(0, 300)}`),
+  ];
 }

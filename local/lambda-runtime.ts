@@ -131,7 +131,7 @@ function childrenOf(pid: number): number[] {
 
 function peakRssOfChildren(pid: number): number | undefined {
   const peaks = childrenOf(pid).map((child) => vmHwmMb(child) ?? 0);
-  return peaks.length ? Math.max(...peaks) : undefined;
+  return peaks.length ? peaks.reduce((a, b) => Math.max(a, b)) : undefined;
 }
 
 /**

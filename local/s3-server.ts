@@ -19,10 +19,26 @@ crypto.createDecipheriv = ((algorithm: string, key: crypto.CipherKey, iv: crypto
     ? createDecipheriv('des-ede3-cbc', tripled(key), iv)
     : createDecipheriv(algorithm, key, iv, options)) as typeof crypto.createDecipheriv;
 
+/** An error the local S3 answers instead of serving a request, as S3 does under load. */
+export interface S3Fault {
+  /** 503 SlowDown (over the prefix's request rate) or 500 InternalError. */
+  code: 'SlowDown' | 'InternalError';
+  /** Only requests of this method (GET, HEAD, PUT, …); any when unset. */
+  method?: string;
+  /** Only requests for keys this matches ("bucket/key"); any when unset. */
+  key?: RegExp;
+  /** How many matching requests fail; every one when unset. */
+  times?: number;
+}
+
 export interface LocalS3 {
   /** What CAI_S3_ENDPOINT should say for clients of this server. */
   endpoint: string;
   server: S3rver;
+  /** A test switch: the requests that match fail with these faults from now on (replacing earlier ones). */
+  injectFaults(...faults: S3Fault[]): void;
+  /** Requests answered with an injected fault so far. */
+  faultsServed(): number;
   close(): Promise<void>;
 }
 
@@ -42,8 +58,28 @@ export async function startLocalS3(directory: string, buckets: string[] = [], po
   });
   confineToDirectory(server, resolve(directory));
   honourIfMatch(server);
+  let faults: (S3Fault & { left: number })[] = [];
+  let served = 0;
+  // First in the chain, so a fault is answered before anything is read or stored.
+  server.middleware.unshift(async (ctx, next) => {
+    const key = decodeURIComponent(ctx.path.slice(1));
+    const fault = faults.find((f) => f.left > 0 && (!f.method || f.method === ctx.method) && (!f.key || f.key.test(key)));
+    if (!fault) return next();
+    fault.left--;
+    served++;
+    throw new S3Error(
+      fault.code,
+      fault.code === 'SlowDown' ? 'Please reduce your request rate.' : 'We encountered an internal error. Please try again.',
+    );
+  });
   const { address, port: bound } = await server.run();
-  return { endpoint: `http://${address}:${bound}`, server, close: () => server.close() };
+  return {
+    endpoint: `http://${address}:${bound}`,
+    server,
+    injectFaults: (...given) => void (faults = given.map((f) => ({ ...f, left: f.times ?? Infinity }))),
+    faultsServed: () => served,
+    close: () => server.close(),
+  };
 }
 
 /**

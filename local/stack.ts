@@ -1,6 +1,7 @@
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createDynamoClient, createS3Client } from '../functions/commons/aws/clients';
@@ -11,9 +12,19 @@ import { buildArtifacts, type Artifacts } from './artifacts';
 import { type BilledInvocation, LambdaError, LocalFunction } from './lambda-runtime';
 import { startLocalS3, type LocalS3 } from './s3-server';
 import { ROOT } from './paths';
+import { FAILED_EVENTS_FOLDER, type InvocationRecord } from '../toolkit/failed-events';
+import { startLocalLambdaApi, type LocalLambdaApi } from './lambda-api';
 import type { ServedStack } from './served-stack';
 import { LocalStepFunctions } from './sfn-server';
-import { FUNCTIONS, type FunctionId, functionConfig } from './template';
+import {
+  deployedDefinition,
+  FUNCTIONS,
+  type FunctionConfig,
+  type FunctionId,
+  functionConfig,
+  LOCAL_STACK_UUID,
+  type ResolveOptions,
+} from './template';
 
 export { ROOT };
 
@@ -40,6 +51,8 @@ export interface LocalStackOptions {
   parameterOverrides?: Record<string, string>;
   /** Use the servers of a stack another process serves, and start only Lambda containers here. */
   attach?: ServedStack;
+  /** What GetAccountSettings reports as the account's unreserved concurrency (default 1,000). */
+  accountConcurrency?: number;
 }
 
 export const DEFAULT_TABLE = 'cai-runs';
@@ -47,10 +60,29 @@ export const DEFAULT_TABLE = 'cai-runs';
 export const CONTROL_BUCKET = 'cai-control';
 export const DATA_BUCKET = 'cai-data';
 
+/**
+ * The local stack is deployed as one deploys with a data bucket: DataBucketName is cai-data unless
+ * samconfig.toml or --parameter-overrides say otherwise (empty: the control bucket, as on AWS).
+ */
+export const LOCAL_PARAMETERS = { DataBucketName: DATA_BUCKET };
+
+/** One function's configuration in the local stack: the control bucket the template names is cai-control here. */
+export function localFunctionConfig(id: FunctionId, options: ResolveOptions = {}): FunctionConfig {
+  const config = functionConfig(ROOT, id, { defaults: LOCAL_PARAMETERS, ...options });
+  const templateControl = `cai-control-${LOCAL_STACK_UUID}`;
+  for (const [name, value] of Object.entries(config.environment)) if (value === templateControl) config.environment[name] = CONTROL_BUCKET;
+  return config;
+}
+
 /** The buckets the local stack's functions may write: its control bucket and the template's ResultBucketNames. */
 export function writableBuckets(parameterOverrides: Record<string, string> = {}): string[] {
-  const { environment } = functionConfig(ROOT, 'InitializerFunction', { overrides: parameterOverrides });
+  const { environment } = localFunctionConfig('InitializerFunction', { overrides: parameterOverrides });
   return [CONTROL_BUCKET, ...environment.RESULT_BUCKETS.split(',').filter(Boolean)];
+}
+
+/** The bucket the local inference function may read partitions from (DataBucketName, or the control bucket), as the initializer checks it. */
+export function readableDataBuckets(parameterOverrides: Record<string, string> = {}): string[] {
+  return [localFunctionConfig('InitializerFunction', { overrides: parameterOverrides }).environment.DATA_BUCKET];
 }
 
 /** Creates a bucket on the embedded S3 unless it is there already. */
@@ -64,20 +96,44 @@ export async function ensureBucket(s3: S3Client, name: string): Promise<void> {
 const LOCAL_STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:cai-local';
 const functionArn = (id: FunctionId) => `arn:aws:lambda:us-east-1:000000000000:function:cai-${FUNCTIONS[id]}`;
 
-/** A DefinitionSubstitutions placeholder in the state machine definition. */
-const substitution = (name: string) => `\${${name}}`;
-
 /** Delays between Lambda's retries of a failed asynchronous invocation (AWS: about 1 and 2 minutes; shortened here). */
 export const ASYNC_RETRY_DELAYS_MS = [1000, 2000];
 
-/** An asynchronous invocation (an S3 notification): a function error is retried twice, as Lambda does. */
-async function invokeAsync(fn: LocalFunction, event: unknown): Promise<unknown> {
+/**
+ * An asynchronous invocation (an S3 notification, an EventBridge rule's): a function error is
+ * retried twice, as Lambda does; then, as the template's on-failure destination, Lambda's record
+ * of the invocation (the event and the error) is kept under `<state>/failed-events/`, where
+ * `cai runs` finds it, before the error is passed on.
+ */
+async function invokeAsync(fn: LocalFunction, event: unknown, stateDirectory: string): Promise<unknown> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await fn.invoke(event);
     } catch (error) {
-      if (attempt >= ASYNC_RETRY_DELAYS_MS.length) throw error;
-      await new Promise((r) => setTimeout(r, ASYNC_RETRY_DELAYS_MS[attempt]));
+      if (attempt < ASYNC_RETRY_DELAYS_MS.length) {
+        await new Promise((r) => setTimeout(r, ASYNC_RETRY_DELAYS_MS[attempt]));
+        continue;
+      }
+      const record: InvocationRecord = {
+        version: '1.0',
+        timestamp: new Date().toISOString(),
+        requestContext: {
+          requestId: randomUUID(),
+          functionArn: `${fn.arn}:$LATEST`,
+          condition: 'RetriesExhausted',
+          approximateInvokeCount: attempt + 1,
+        },
+        requestPayload: event,
+        responseContext: { statusCode: 200, executedVersion: '$LATEST', functionError: 'Unhandled' },
+        responsePayload: { errorType: (error as Error).name, errorMessage: (error as Error).message },
+      };
+      const folder = join(stateDirectory, FAILED_EVENTS_FOLDER);
+      mkdirSync(folder, { recursive: true });
+      writeFileSync(
+        join(folder, `${record.timestamp.replace(/[:.]/g, '-')}-${record.requestContext.requestId}.json`),
+        JSON.stringify(record, null, 2),
+      );
+      throw error;
     }
   }
 }
@@ -91,6 +147,7 @@ export class LocalStack {
   s3!: LocalS3;
   dynamo!: LocalDynamo;
   sfn!: LocalStepFunctions;
+  lambdaApi!: LocalLambdaApi;
   functions!: { initializer: LocalFunction; inference: LocalFunction; summarizer: LocalFunction };
   artifacts!: Artifacts;
   env: Record<string, string> = {};
@@ -120,6 +177,7 @@ export class LocalStack {
     if (!attach) this.dynamo = await startLocalDynamo(join(this.options.directory, 'dynamodb'));
     this.artifacts = await buildArtifacts({ model: this.options.modelPath });
     if (!attach) this.s3 = await startLocalS3(join(this.options.directory, 's3'));
+    this.lambdaApi = await startLocalLambdaApi(this.options.accountConcurrency);
     await this.connect();
     // A run's own model is fetched into the stack's folder, Lambda's /tmp being each container's own.
     const inference = this.container('InferenceFunction', this.options.workers ?? cpus().length, {
@@ -129,12 +187,18 @@ export class LocalStack {
     const summarizer = this.container('SummarizerFunction', 1, attach ? { CAI_SFN_ENDPOINT: attach.stepfunctions } : {});
     if (attach) {
       // The served stack runs the state machine and the notification; here, only containers.
-      const initializer = this.container('InitializerFunction', 1, { CAI_SFN_ENDPOINT: attach.stepfunctions });
+      const initializer = this.container('InitializerFunction', 1, {
+        CAI_SFN_ENDPOINT: attach.stepfunctions,
+        CAI_LAMBDA_ENDPOINT: this.lambdaApi.endpoint,
+      });
       this.functions = { initializer, inference, summarizer };
       return this;
     }
     await this.startStateMachine(inference, summarizer);
-    const initializer = this.container('InitializerFunction', 1, { CAI_SFN_ENDPOINT: this.sfn.endpoint });
+    const initializer = this.container('InitializerFunction', 1, {
+      CAI_SFN_ENDPOINT: this.sfn.endpoint,
+      CAI_LAMBDA_ENDPOINT: this.lambdaApi.endpoint,
+    });
     this.functions = { initializer, inference, summarizer };
     this.notifyOnPayload(initializer);
     return this;
@@ -170,7 +234,7 @@ export class LocalStack {
   /** One function's containers, configured as template.yaml (with the stack's parameters) configures it on AWS. */
   private container(id: FunctionId, concurrency: number, env: Record<string, string> = {}): LocalFunction {
     const workers = this.options.workers ?? cpus().length;
-    const config = functionConfig(ROOT, id, {
+    const config = localFunctionConfig(id, {
       // No more ranks at once than there are containers, as a reserved concurrency would have it:
       // a rank queued for a container would spend its task timeout waiting.
       overrides: {
@@ -216,10 +280,12 @@ export class LocalStack {
       }
     };
     const definition = JSON.parse(
-      readFileSync(join(ROOT, 'statemachine', 'cai.asl.json'), 'utf8')
-        .replaceAll(substitution('InferenceFunctionArn'), inference.arn)
-        .replaceAll(substitution('SummarizerFunctionArn'), summarizer.arn)
-        .replaceAll(substitution('ControlBucketName'), CONTROL_BUCKET),
+      deployedDefinition(
+        ROOT,
+        'CaiStateMachine',
+        { defaults: LOCAL_PARAMETERS, overrides: this.options.parameterOverrides },
+        { InferenceFunctionArn: inference.arn, SummarizerFunctionArn: summarizer.arn, ControlBucketName: CONTROL_BUCKET },
+      ),
     );
     this.sfn = new LocalStepFunctions({
       definition,
@@ -230,9 +296,9 @@ export class LocalStack {
       onExecutionEnded: (event) => {
         if (!['FAILED', 'TIMED_OUT', 'ABORTED'].includes(event.detail.status)) return;
         this.background(
-          summarizer
-            .invoke(event)
-            .catch((error: Error) => process.stderr.write(`local stack: status rule failed: ${error.name}: ${error.message}\n`)),
+          invokeAsync(summarizer, event, this.options.directory).catch((error: Error) =>
+            process.stderr.write(`local stack: status rule failed: ${error.name}: ${error.message}\n`),
+          ),
         );
       },
     });
@@ -252,7 +318,7 @@ export class LocalStack {
       const delivered = structuredClone(event);
       for (const r of delivered.Records) r.s3.object.key = s3EventKey(r.s3.object.key);
       this.background(
-        invokeAsync(initializer, delivered).then(
+        invokeAsync(initializer, delivered, this.options.directory).then(
           (outcomes) => {
             for (const listener of this.listeners) listener(outcomes as InitializeOutcome[]);
           },
@@ -277,6 +343,7 @@ export class LocalStack {
     await this.idle().catch(() => {});
     await Promise.all(Object.values(this.functions ?? {}).map((f) => f.close()));
     await this.sfn?.close();
+    await this.lambdaApi?.close();
     await this.dynamo?.close();
     await this.s3?.close();
     await this.artifacts?.remove();

@@ -65,10 +65,15 @@ export function parseParameterOverrides(text: string): Record<string, string> {
 export function samConfigOverrides(root: string, command = 'deploy'): Record<string, string> {
   const config = parseToml(readFileSync(join(root, 'samconfig.toml'), 'utf8')) as Record<string, Record<string, Record<string, Json>>>;
   const sections = [config.default?.global?.parameters, config.default?.[command]?.parameters];
-  return Object.assign({}, ...sections.map((s) => parseParameterOverrides(String(s?.parameter_overrides ?? ''))));
+  return sections.reduce<Record<string, string>>(
+    (all, s) => Object.assign(all, parseParameterOverrides(String(s?.parameter_overrides ?? ''))),
+    {},
+  );
 }
 
 export interface ResolveOptions {
+  /** Parameter values over the template's defaults, under samconfig.toml's (the local stack's own defaults). */
+  defaults?: Record<string, string>;
   /** Parameter values over the template's defaults and samconfig.toml's. */
   overrides?: Record<string, string>;
   /** What Ref / GetAtt of a resource means locally: logical id → name or ARN. */
@@ -76,6 +81,8 @@ export interface ResolveOptions {
   region?: string;
   accountId?: string;
   stackName?: string;
+  /** AWS::Partition (aws unless a test deploys elsewhere: aws-cn, aws-us-gov). */
+  partition?: string;
   /** The UUID that ends the stack's id (CloudFormation makes one per stack). */
   stackUuid?: string;
 }
@@ -89,16 +96,17 @@ export const LOCAL_STACK_UUID = '00000000-0000-4000-8000-000000000000';
 export function resolver(template: SamTemplate, root: string, options: ResolveOptions = {}) {
   const parameters: Record<string, string> = {};
   for (const [name, p] of Object.entries(template.Parameters ?? {})) if (p.Default !== undefined) parameters[name] = String(p.Default);
-  Object.assign(parameters, samConfigOverrides(root), options.overrides);
+  Object.assign(parameters, options.defaults, samConfigOverrides(root), options.overrides);
   const region = options.region ?? 'us-east-1';
   const accountId = options.accountId ?? '000000000000';
   const stackName = options.stackName ?? 'cai';
+  const partition = options.partition ?? 'aws';
   const pseudo: Record<string, string> = {
     'AWS::Region': region,
     'AWS::AccountId': accountId,
     'AWS::StackName': stackName,
-    'AWS::StackId': `arn:aws:cloudformation:${region}:${accountId}:stack/${stackName}/${options.stackUuid ?? LOCAL_STACK_UUID}`,
-    'AWS::Partition': 'aws',
+    'AWS::StackId': `arn:${partition}:cloudformation:${region}:${accountId}:stack/${stackName}/${options.stackUuid ?? LOCAL_STACK_UUID}`,
+    'AWS::Partition': partition,
     'AWS::URLSuffix': 'amazonaws.com',
   };
   const ref = (name: string): string | string[] => {
@@ -206,4 +214,27 @@ export function tableDefinition(root: string, logicalId: string): Record<string,
   if (resource?.Type !== 'AWS::DynamoDB::Table') throw new TemplateError(`template.yaml has no table ${logicalId}`);
   const { AttributeDefinitions, KeySchema, GlobalSecondaryIndexes, BillingMode } = resource.Properties ?? {};
   return { AttributeDefinitions, KeySchema, GlobalSecondaryIndexes, BillingMode };
+}
+
+/**
+ * A state machine's definition as CloudFormation deploys it: its DefinitionSubstitutions resolved
+ * (`values` over them: the local stack's own names) and put in place.
+ */
+export function deployedDefinition(
+  root: string,
+  logicalId: string,
+  options: ResolveOptions = {},
+  values: Record<string, string> = {},
+): string {
+  const template = readTemplate(root);
+  const properties = template.Resources[logicalId]?.Properties ?? {};
+  if (typeof properties.DefinitionUri !== 'string')
+    throw new TemplateError(`template.yaml has no state machine ${logicalId} with a DefinitionUri`);
+  const substitutions = {
+    ...(resolver(template, root, options).resolve(properties.DefinitionSubstitutions ?? {}) as Record<string, string>),
+    ...values,
+  };
+  let text = readFileSync(join(root, properties.DefinitionUri), 'utf8');
+  for (const [name, value] of Object.entries(substitutions)) text = text.replaceAll(`\${${name}}`, String(value));
+  return text;
 }

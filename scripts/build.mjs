@@ -106,6 +106,8 @@ if (args.lambda) {
     await cp(model, join(args.out, 'model.onnx'));
     const cardFile = model.replace(/\.onnx$/i, '') + '.card.json';
     if (existsSync(cardFile)) await cp(cardFile, join(args.out, 'model.card.json'));
+    // The binary's architecture, recorded: INIT refuses to run on another (functions/inference/handler.ts).
+    await writeFile(join(args.out, 'architecture.json'), `${JSON.stringify({ architecture: arch })}\n`);
   }
   // Lambda refuses a function whose package is over 250 MB unzipped (262,144,000 bytes, layers
   // included): refused here, at `sam build`, rather than by CloudFormation half-way through a deploy.

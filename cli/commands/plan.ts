@@ -55,7 +55,7 @@ function errorNote(check: ValidationError): string {
 }
 
 function checkLine(check: ValidationError): string {
-  const [lo, hi] = [Math.min(...check.measuredS), Math.max(...check.measuredS)];
+  const [lo, hi] = [check.measuredS.reduce((a, b) => Math.min(a, b)), check.measuredS.reduce((a, b) => Math.max(a, b))];
   return (
     `  ${check.label}: predicted ${seconds(check.predictedS)} s, measured ${seconds(lo)}–${seconds(hi)} s; ` +
     `mean |error| ${(check.meanAbsError * 100).toFixed(1)}%, mean ${percent(check.meanSignedError)}`
@@ -86,7 +86,7 @@ export function formatPlan(plan: Plan, source: string): string {
       .filter(Boolean)
       .join(', '),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i].length)));
+  const widths = header.map((h, i) => cells.reduce((w, row) => Math.max(w, row[i].length), h.length));
   const line = (row: string[]) =>
     row
       .map((cell, i) => (i === 0 || i === row.length - 1 || i === 5 ? cell.padEnd(widths[i]) : cell.padStart(widths[i])))

@@ -1,9 +1,12 @@
+import { resolve } from 'node:path';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Command } from 'commander';
+import { localFailedEvents, queueFailedEvents } from '../../toolkit/failed-events';
 import { createDynamoClient } from '../../functions/commons/aws/clients';
 import { UsageError } from '../../functions/commons/errors';
 import { RunStore, type RunRecord } from '../../functions/commons/run/run-store';
 import { positiveInteger, withOptions } from '../options';
-import { runDetails, runLine } from '../run-format';
+import { failedEventLines, runDetails, runLine } from '../run-format';
 import { withServices, type ServiceOptions } from '../services';
 
 const brief = (r: RunRecord) => ({
@@ -31,21 +34,29 @@ export function addRunsCommand(program: Command): void {
       .description('list past runs, newest first (the local stack by default)')
       .enablePositionalOptions()
       .option('--dataset <bucket/prefix>', 'only the runs of one dataset')
-      .option('--limit <n>', 'at most this many', '50'),
+      .option('--limit <n>', 'at most this many', '50')
+      .option('--queue <url>', "with --aws: the stack's FailedEventsQueueUrl output, to list payloads never started"),
     'json',
     'aws',
     'table',
     'dir',
-  ).action(async (options: ServiceOptions & { dataset?: string; limit: string; json?: boolean }) => {
+  ).action(async (options: ServiceOptions & { dataset?: string; limit: string; json?: boolean; queue?: string }) => {
     const limit = positiveInteger(options.limit, '--limit');
+    if (options.queue && !options.aws) throw new UsageError('--queue reads the failed-events queue on AWS: give --aws too');
+    // Events the stack gave up on never made a run: the on-failure destination keeps them.
+    const failed = options.aws
+      ? options.queue
+        ? await queueFailedEvents(new SQSClient({}), options.queue)
+        : []
+      : localFailedEvents(resolve(options.dir));
     const list = await withStore(options, (store) =>
       options.dataset
         ? store.listByDataset(options.dataset.endsWith('/') ? options.dataset : `${options.dataset}/`, limit)
         : store.list(limit),
     );
     const none = options.dataset ? `no runs of dataset ${options.dataset} (cai runs lists every run with its dataset)` : 'no runs yet';
-    const lines = list.length ? list.map(runLine) : [none];
-    if (options.json) lines.push(JSON.stringify({ runs: list.map(brief) }));
+    const lines = [...(list.length ? list.map(runLine) : [none]), ...failedEventLines(failed)];
+    if (options.json) lines.push(JSON.stringify({ runs: list.map(brief), neverStarted: failed }));
     process.stdout.write(`${lines.join('\n')}\n`);
   });
 

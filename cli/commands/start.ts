@@ -8,11 +8,11 @@ import { UsageError } from '../../functions/commons/errors';
 import { cardKeyFor } from '../../functions/commons/model/card';
 import type { Payload } from '../../functions/commons/run/contracts';
 import type { InitializeOutcome } from '../../functions/commons/run/initialize';
-import { checkPayloadSize, checkResultBucket, parsePayloadJson, PayloadError } from '../../functions/commons/run/payload';
+import { checkDataBucket, checkPayloadSize, checkResultBucket, parsePayloadJson, PayloadError } from '../../functions/commons/run/payload';
 import { folderOf, listPartitions } from '../../functions/commons/run/rank-plan';
 import type { RunRecord } from '../../functions/commons/run/run-store';
 import { costBilledByLambda } from '../../local/lambda-billing';
-import { CONTROL_BUCKET, DATA_BUCKET, ensureBucket, LocalStack, writableBuckets } from '../../local/stack';
+import { CONTROL_BUCKET, DATA_BUCKET, ensureBucket, LocalStack, readableDataBuckets, writableBuckets } from '../../local/stack';
 import { parseParameterOverrides } from '../../local/template';
 import { synthesizeDataset } from '../../toolkit/datasets/synth';
 import { parseS3Uri } from '../../functions/commons/aws/s3-uri';
@@ -72,6 +72,7 @@ async function readPayload(file: string, parameterOverrides: Record<string, stri
     const text = await readFile(file, 'utf8');
     const { payload } = parsePayloadJson(text);
     checkResultBucket(payload, writableBuckets(parameterOverrides));
+    checkDataBucket(payload, readableDataBuckets(parameterOverrides));
     return { text, payload };
   } catch (error) {
     if (!(error instanceof PayloadError)) throw error;

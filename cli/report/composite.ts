@@ -53,7 +53,7 @@ export function rgbComposite(pixels: Float32Array, channels: number, height: num
       0.5,
     );
   // A source smaller than the quantile's share of the pixels (a point) is scaled by its own peak.
-  const top = quantile(intensity, TOP_QUANTILE) || Math.max(...intensity);
+  const top = quantile(intensity, TOP_QUANTILE) || intensity.reduce((a, b) => Math.max(a, b), 0);
   const rgb = new Uint8Array(plane * 3);
   if (!(top > 0)) return { width, height, rgb };
   const softening = Math.max(noise, top * MIN_SOFTENING);
@@ -63,7 +63,7 @@ export function rgbComposite(pixels: Float32Array, channels: number, height: num
     const scale = asinhStretch(i, softening, top) / i;
     const colour = bands.map((band) => Math.max(0, band[p] * scale));
     // A colour brighter than white is dimmed as a whole, keeping its hue rather than clipping a band.
-    const brightest = Math.max(1, ...colour);
+    const brightest = colour.reduce((a, b) => Math.max(a, b), 1);
     colour.forEach((c, k) => (rgb[p * 3 + k] = Math.round((255 * c) / brightest)));
   }
   return { width, height, rgb };

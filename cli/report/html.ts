@@ -42,14 +42,13 @@ async function outputSections({ run, histograms, statistics, objectImages }: Rep
     ids.add(id);
     if (stats.task === 'regression') {
       const accuracy = outputMetrics(stats);
-      sections.push(
-        ...(await regressionSections({
-          name,
-          suffix: regressions++ === 0 ? '' : `-${id}`,
-          accuracy: accuracy.task === 'regression' ? accuracy.accuracy : null,
-          histograms: stats.histograms,
-        })),
-      );
+      const parts = await regressionSections({
+        name,
+        suffix: regressions++ === 0 ? '' : `-${id}`,
+        accuracy: accuracy.task === 'regression' ? accuracy.accuracy : null,
+        histograms: stats.histograms,
+      });
+      for (const part of parts) sections.push(part);
     } else if (stats.task === 'classification') sections.push(await classificationSection(name, id, stats));
     else sections.push(await scoreSection(name, id, stats, objectImages));
   }
@@ -78,7 +77,7 @@ export async function buildReport(input: ReportInput): Promise<string> {
       ...(run.error ? ([['error', run.error]] as [string, string][]) : []),
     ])}</section>`,
   );
-  sections.push(...(await outputSections(input)));
+  for (const section of await outputSections(input)) sections.push(section);
 
   const segments = timelineSegments(run, ranks);
   sections.push(

@@ -36,6 +36,9 @@ export function describeError(error: unknown): string {
       return `a file stands where a folder is needed: ${(error as NodeJS.ErrnoException).path ?? error.message}`;
     if (code === 'EACCES' || code === 'EPERM') return `permission denied: ${(error as NodeJS.ErrnoException).path ?? error.message}`;
     if (code === 'ENOSPC') return `no space left on the device writing ${(error as NodeJS.ErrnoException).path ?? ''}`.trim();
+    // An AWS error reply without a body (a HEAD's) leaves the SDK only its HTTP status to name it by.
+    const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    if (error.message === 'UnknownError' && status) return `HTTP ${status} (a reply with no error code)`;
     return `${error.name}: ${error.message}`;
   }
   return String(error);

@@ -1,18 +1,22 @@
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { s3Client } from '../commons/aws/clients';
-import { readConfig, requireSettings } from '../commons/aws/config';
+import { checkArtifactArchitecture, readConfig, requireSettings } from '../commons/aws/config';
 import { lambdaHandler, logger, markInitDone, metrics, startInvocation } from '../commons/aws/invocation';
 import { describeError } from '../commons/errors';
 import { WORKER_BATCH_SIZE, workersFor } from '../commons/model/lambda-sizing';
 import { ModelSource } from '../commons/run/model-source';
 import type { RankItem, RankOutcome } from '../commons/run/contracts';
 import { recordedAttempt } from '../commons/run/attempts';
-import { runRank } from '../commons/run/rank';
+import { firstReadJitterMs, runRank } from '../commons/run/rank';
 
 // INIT: configuration and the deployed model's inference workers, once per container: one ONNX
 // session of one thread per vCPU the memory size buys (INFERENCE_WORKERS overrides), loaded in
 // parallel. A run that names its own model has it fetched on its first rank in a container.
+// The build records the architecture of the ONNX Runtime binary it packed (scripts/build.mjs).
+checkArtifactArchitecture(JSON.parse(readFileSync(new URL('./architecture.json', import.meta.url), 'utf8')).architecture);
 const config = readConfig();
 const { MODEL_PATH } = requireSettings(config, 'MODEL_PATH');
 const workers = config.INFERENCE_WORKERS || workersFor(config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE);
@@ -41,6 +45,8 @@ export const handler = lambdaHandler(async (item: RankItem, context): Promise<Ra
     bill: clock.bill,
   };
   const s3 = s3Client();
+  // Ranks that start together start cold: only a cold start waits before its first read.
+  if (clock.initSeconds) await sleep(Math.random() * firstReadJitterMs(item.worldSize));
   try {
     const unrecorded = (why: string) => logger.warn('could not record the failed attempt', { error: why });
     const result = await recordedAttempt(

@@ -1,6 +1,7 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { S3Event } from 'aws-lambda';
-import { countsSince, dynamoClient, requestCounts, s3Client, sfnClient } from '../commons/aws/clients';
+import { GetAccountSettingsCommand } from '@aws-sdk/client-lambda';
+import { countsSince, createLambdaClient, dynamoClient, requestCounts, s3Client, sfnClient } from '../commons/aws/clients';
 import { readConfig, readInferenceModel, requireSettings } from '../commons/aws/config';
 import { lambdaHandler, logger, markInitDone, metrics, startInvocation } from '../commons/aws/invocation';
 import { WORKER_BATCH_SIZE } from '../commons/model/lambda-sizing';
@@ -9,7 +10,14 @@ import { modelStorageBytes } from '../commons/run/run-model';
 import { RunStore } from '../commons/run/run-store';
 
 const config = readConfig();
-const settings = requireSettings(config, 'STATE_MACHINE_ARN', 'CONTROL_BUCKET', 'INFERENCE_MEMORY_MB', 'INFERENCE_TIMEOUT_S');
+const settings = requireSettings(
+  config,
+  'STATE_MACHINE_ARN',
+  'CONTROL_BUCKET',
+  'DATA_BUCKET',
+  'INFERENCE_MEMORY_MB',
+  'INFERENCE_TIMEOUT_S',
+);
 const runs = new RunStore(dynamoClient(), config.RUNS_TABLE);
 // What a rank may take: the inference function's timeout, and its memory with what it runs (model, workers, batch).
 const rankLimits = {
@@ -27,6 +35,11 @@ const modelLimits = {
   buckets: config.MODEL_BUCKETS,
   storageBytes: modelStorageBytes(config.INFERENCE_EPHEMERAL_MB),
 };
+const lambda = createLambdaClient();
+// A reserved concurrency is the inference function's own; without one it shares the account's unreserved pool.
+const availableConcurrency = async () =>
+  config.INFERENCE_RESERVED_CONCURRENCY ||
+  ((await lambda.send(new GetAccountSettingsCommand({}))).AccountLimit?.UnreservedConcurrentExecutions ?? config.MAX_CONCURRENCY);
 markInitDone();
 
 /** S3 event keys are URL-encoded, with + for spaces; a malformed escape (a hand-made event) is taken as written. */
@@ -57,8 +70,11 @@ export const handler = lambdaHandler(async (event: S3Event): Promise<InitializeO
         stateMachineArn: settings.STATE_MACHINE_ARN,
         maxConcurrency: config.MAX_CONCURRENCY,
         writableBuckets,
+        readableDataBuckets: [settings.DATA_BUCKET],
         rankLimits,
         modelLimits,
+        summarizerMemoryMb: config.SUMMARIZER_MEMORY_MB,
+        availableConcurrency,
         invocation: clock.bill,
         requests: () => countsSince(before),
       },

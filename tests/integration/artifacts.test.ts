@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -113,6 +113,24 @@ test('a required setting missing from the environment fails INIT with one line n
   // The control: with the template's environment whole, the same artifact initialises.
   expect(config.environment).toMatchObject({ CONTROL_BUCKET: expect.any(String), INFERENCE_TIMEOUT_S: '900' });
   expect((await initOnce(alone('InitializerFunction'), { Records: [] })).result).toEqual([]);
+});
+
+test('an inference artifact built for another architecture fails INIT in one line saying what to set', async () => {
+  const other = process.arch === 'arm64' ? 'x86_64' : 'arm64';
+  const running = process.arch === 'arm64' ? 'arm64' : 'x86_64';
+  // The control: the artifact as built records this machine's architecture (and initialises: the test above).
+  expect(JSON.parse(readFileSync(join(artifacts.path('InferenceFunction'), 'architecture.json'), 'utf8'))).toEqual({
+    architecture: running,
+  });
+  const mislabelled = join(work, 'mislabelled');
+  cpSync(artifacts.path('InferenceFunction'), mislabelled, { recursive: true });
+  writeFileSync(join(mislabelled, 'architecture.json'), JSON.stringify({ architecture: other }));
+  const { error } = await initOnce(alone('InferenceFunction', mislabelled), {});
+  expect(error).toBeInstanceOf(LambdaError);
+  expect([error!.name, error!.message]).toEqual([
+    'ConfigError',
+    `this artifact was built for ${other} but the function runs on ${running}: set Architecture=${running} in samconfig.toml's parameter_overrides, then sam build and sam deploy again`,
+  ]);
 });
 
 test('an artifact that imports a package it does not carry fails INIT, as it would on Lambda', async () => {

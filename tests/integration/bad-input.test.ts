@@ -61,7 +61,7 @@ test('float64 tensors are widened to float32 and predict what the float32 partit
   expect(readFileSync(at('f64.csv'), 'utf8').replace(/f64\.pt/g, 'clean.pt')).toBe(readFileSync(at('clean.csv'), 'utf8'));
 });
 
-const good = { bucket: 'cai-control', data_bucket: 'survey', data_prefix: 'v1', result_path: 'out/v1' };
+const good = { bucket: 'cai-control', data_bucket: 'cai-data', data_prefix: 'v1', result_path: 'out/v1' };
 const json = (o: unknown) => JSON.stringify(o);
 
 /** payload.json text → the one line the run records (and npm start prints after "cai: <file>: "). */
@@ -76,7 +76,7 @@ const BAD_PAYLOADS: [string, string, string | RegExp][] = [
   [
     'over 64 KiB, in an ignored field',
     json({ ...good, script: 'x'.repeat(1 << 20) }),
-    '(payload): is 1048677 bytes; a payload.json is at most 65536 bytes',
+    '(payload): is 1048679 bytes; a payload.json is at most 65536 bytes',
   ],
   [
     'two adjacent dots in a bucket',
@@ -193,6 +193,15 @@ describe('npm start checks the payload before it starts anything or uploads a by
     else expect(message).toMatch(expected);
     expect(run.stdout).toBe('');
   });
+  test('data in a bucket the inference function may not read (not DataBucketName) is refused in one line', async () => {
+    const file = at('elsewhere.json');
+    writeFileSync(file, json({ ...good, data_bucket: 'survey' }));
+    const run = await npmStart(['--partitions', at('parts'), '--payload', file]);
+    expect([run.status, run.stderr]).toEqual([
+      2,
+      `cai: ${file}: data_bucket: the inference function may read only cai-data; set the template's DataBucketName (samconfig.toml parameter_overrides) to survey to read there\n`,
+    ]);
+  });
   test('missing or mistaken files and folders are named before anything starts', async () => {
     const payload = at('good.json');
     writeFileSync(payload, json(good));
@@ -297,7 +306,7 @@ describe('cai: one line, exit 2 for usage and 1 for bad data, and nothing destro
       'predict with a file that is not a model',
       ['predict', at('clean.pt'), '--out', at('x.csv'), '--model', at('clean.pt')],
       1,
-      /^cannot load model .*clean\.pt: .*Protobuf parsing failed/,
+      /^\S*clean\.pt: not an ONNX model: /,
     ],
     ['predict a missing partition', ['predict', at('none.pt'), '--out', at('x.csv')], 1, `no such file: ${at('none.pt')}`],
     [

@@ -31,6 +31,7 @@ interface DeployedFunction {
   environment: Record<string, string>;
   role: string;
   policy: { Statement: { Principal: { Service: string }; Action: string; Condition?: unknown }[] } | null;
+  asyncConfig: { MaximumRetryAttempts: number; MaximumEventAgeInSeconds: number; DestinationConfig: unknown } | null;
 }
 interface DeployedStack {
   status: string;
@@ -41,8 +42,9 @@ interface DeployedStack {
   bucket: { name: string; notification: { LambdaFunctionConfigurations?: unknown[] } };
   stateMachine: { arn: string; name: string; roleArn: string; definition: string };
   table: { name: string; keys: unknown[]; indexes: { name: string; keys: unknown[]; projection: unknown }[]; billing: string };
-  rules: Record<string, { pattern: unknown; targets: string[] }>;
+  rules: Record<string, { pattern: unknown; targets: string[]; deadLetters: (string | null)[]; retryPolicies: unknown[] }>;
   logGroups: Record<string, number | null>;
+  queues: Record<string, { url: string; arn: string; retentionSeconds: number }>;
 }
 interface Deployment {
   name: string;
@@ -51,6 +53,7 @@ interface Deployment {
   seconds: number;
   stack?: DeployedStack;
   probes?: Record<string, string[]>;
+  deleted?: { exit: number; output: string; stackStatus: string | null; bucketObjects: number | null };
 }
 
 type Resources = Record<string, { Properties: Record<string, unknown> & { DefinitionSubstitutions: Record<string, unknown> } }>;
@@ -86,6 +89,11 @@ function deploy(): Deployment[] {
     const namedByStack = variant(folder, 'named-by-stack', (r) => {
       r.ControlBucket.Properties.BucketName = oldControlBucket;
     });
+    const notRetained = variant(folder, 'not-retained', (r) => {
+      const bucket = r.ControlBucket as unknown as Record<string, unknown>;
+      delete bucket.DeletionPolicy;
+      delete bucket.UpdateReplacePolicy;
+    });
     const quick = ['--resolve-s3', '--capabilities', 'CAPABILITY_IAM', '--no-confirm-changeset'];
     copyFileSync(join(ROOT, 'samconfig.toml'), join(folder, 'samconfig.toml'));
     // sam deploy --guided's prompts, in order: stack name, region, the template's parameters in
@@ -94,7 +102,7 @@ function deploy(): Deployment[] {
     const guided = ['cai-guided', '', ...parameters, '', '', '', '', '', '', 'y'].join('\n') + '\n';
     const deployments = [
       // Exactly what the README says: `sam deploy` with samconfig.toml, answering its confirmation.
-      { name: 'plain', args: [], answers: 'y\n', stackName: 'cai' },
+      { name: 'plain', args: [], answers: 'y\n', stackName: 'cai', delete: true },
       {
         name: 'long name, result buckets, data bucket',
         args: [
@@ -108,6 +116,12 @@ function deploy(): Deployment[] {
       },
       { name: 'guided', args: ['--guided', '--config-file', join(folder, 'samconfig.toml')], answers: guided, stackName: 'cai-guided' },
       { name: 'with cycle', args: ['--template-file', withCycle, '--stack-name', 'cai-cycle', ...quick], stackName: 'cai-cycle' },
+      {
+        name: 'not retained',
+        args: ['--template-file', notRetained, '--stack-name', 'cai-not-retained', ...quick],
+        stackName: 'cai-not-retained',
+        delete: true,
+      },
       {
         name: 'bucket named by stack',
         args: ['--template-file', namedByStack, '--stack-name', LONG_STACK.replace('CAI', 'Old'), ...quick],
@@ -145,6 +159,7 @@ test('a plain `sam deploy` (samconfig.toml, confirmed at its prompt) creates the
     ControlBucketName: stack.bucket.name,
     RunsTableName: stack.table.name,
     StateMachineArn: stack.stateMachine.arn,
+    FailedEventsQueueUrl: stack.queues.FailedEventsQueue.url,
   });
   // Printed at the end of the deploy (sam wraps the long ARN over two lines).
   for (const value of [stack.bucket.name, stack.table.name]) expect(plain.output).toContain(value);
@@ -175,6 +190,35 @@ test("the EventBridge rule sends this state machine's FAILED, TIMED_OUT and ABOR
     'execution RUNNING of this state machine': [],
     'execution FAILED of another state machine': [],
   });
+});
+
+test('no event is lost: both asynchronous paths end, after their retries, in the failed-events queue', () => {
+  const queue = stack.queues.FailedEventsQueue;
+  expect(queue.retentionSeconds).toBe(1_209_600); // SQS's longest, 14 days
+  // Lambda's asynchronous invocation of each function: two retries, then the on-failure destination.
+  for (const id of ['InitializerFunction', 'SummarizerFunction']) {
+    expect(fn(id).asyncConfig).toEqual({
+      MaximumRetryAttempts: 2,
+      MaximumEventAgeInSeconds: 21600,
+      DestinationConfig: { OnFailure: { Destination: queue.arn } },
+    });
+    expect(allows(stack.roles[`${id}Role`].statements, { action: 'sqs:SendMessage', resource: queue.arn })).toBe(true);
+  }
+  expect(fn('InferenceFunction').asyncConfig).toBeNull(); // invoked synchronously by the state machine
+  // EventBridge's delivery to the summarizer: retried for a day, then the rule's dead-letter queue.
+  const [rule] = Object.values(stack.rules).filter((r) => r.targets.includes(fn('SummarizerFunction').arn));
+  expect([rule.deadLetters, rule.retryPolicies]).toEqual([[queue.arn], [{ MaximumRetryAttempts: 185, MaximumEventAgeInSeconds: 86400 }]]);
+});
+
+test('`sam delete` deletes the stack and keeps the control bucket with its runs (DeletionPolicy Retain)', () => {
+  expect(plain.deleted).toMatchObject({ exit: 0, bucketObjects: 4 }); // the probes' four uploads
+  expect(plain.deleted!.stackStatus ?? 'DELETE_COMPLETE').toBe('DELETE_COMPLETE');
+  // The control: without Retain, S3 refuses to delete the bucket that holds objects, and the deletion fails.
+  const control = byName('not retained');
+  expect(control.exit).toBe(0);
+  expect(control.deleted!.exit).not.toBe(0);
+  expect(control.deleted!.output).toMatch(/Failed to delete stack/);
+  expect(control.deleted!.bucketObjects).toBe(4);
 });
 
 test('the state machine definition has every substitution resolved, to this stack’s functions and bucket', () => {
@@ -242,6 +286,8 @@ test("each role's statements, as IAM holds them, let its function do its part on
     ['InitializerFunction', 's3:PutObject', `${bucket}/results/run-1/manifest.json`, true],
     ['InitializerFunction', 'dynamodb:PutItem', table, true],
     ['InitializerFunction', 'states:StartExecution', stack.stateMachine.arn, true],
+    ['InitializerFunction', 'lambda:GetAccountSettings', '*', true],
+    ['InferenceFunction', 'lambda:GetAccountSettings', '*', false],
     ['InferenceFunction', 's3:GetObject', `${bucket}/data/1.pt`, true],
     ['InferenceFunction', 's3:PutObject', `${bucket}/results/run-1/ranks/0.json`, true],
     ['InferenceFunction', 'dynamodb:PutItem', table, false],

@@ -69,7 +69,9 @@ function runInMoto(definition: string, ranks: number, rankReply: (rank: number) 
 }
 
 // What `sam deploy` makes of the file: DefinitionSubstitutions applied (moto makes the two function ARNs).
-const deployed = readFileSync(join(ROOT, 'statemachine', 'cai.asl.json'), 'utf8').replaceAll('${ControlBucketName}', 'cai-control');
+const deployed = readFileSync(join(ROOT, 'statemachine', 'cai.asl.json'), 'utf8')
+  .replaceAll('${ControlBucketName}', 'cai-control')
+  .replaceAll('${Partition}', 'aws');
 
 test(`moto runs the deployed definition over ${RANKS.toLocaleString('en')} ranks: SUCCEEDED, every state far under 256 KiB`, () => {
   const run = runInMoto(deployed, RANKS, (rank) => ({ rank, status: rank % 7 ? 'SUCCEEDED' : 'FAILED' }));

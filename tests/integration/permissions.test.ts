@@ -16,12 +16,17 @@ const STACK = 'CAI-Survey';
 const STACK_UUID = '1c2fa620-982a-11e3-aff7-50e2416294e0';
 const RESULT_BUCKETS = ['seed-results', 'survey-results'];
 
-const translated = JSON.parse(
-  execFileSync(join(ROOT, '.venv-sam', 'bin', 'python'), [join(ROOT, 'tests', 'python', 'sam_translate.py'), ROOT], {
-    encoding: 'utf8',
-    maxBuffer: 16 << 20,
-  }),
-) as SamTemplate & { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> };
+type Translated = SamTemplate & { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> };
+/** SAM's translator names its managed policies in the partition of the region it runs in, as `sam deploy` does. */
+const translate = (region = 'us-east-1'): Translated =>
+  JSON.parse(
+    execFileSync(join(ROOT, '.venv-sam', 'bin', 'python'), [join(ROOT, 'tests', 'python', 'sam_translate.py'), ROOT], {
+      encoding: 'utf8',
+      maxBuffer: 16 << 20,
+      env: { ...process.env, AWS_DEFAULT_REGION: region },
+    }),
+  ) as Translated;
+const translated = translate();
 
 const functionName = (id: string) => `${STACK}-${id}-ABC123`;
 const controlBucket = `cai-control-${STACK_UUID}`;
@@ -116,6 +121,8 @@ const LOG_DELIVERY = [
   'logs:DescribeLogGroups',
 ];
 const XRAY_WRITES = ['xray:PutTraceSegments', 'xray:PutTelemetryRecords', 'xray:GetSamplingRules', 'xray:GetSamplingTargets'];
+/** The initializer reads the account's concurrency: GetAccountSettings names no resource type ("Actions, resources, and condition keys for AWS Lambda"). */
+const ACCOUNT_SETTINGS = ['lambda:GetAccountSettings'];
 
 /** What the state machine's logging and tracing configuration need of its role. */
 function observabilityNeeds(): Need[] {
@@ -240,4 +247,131 @@ describe("a run's own model: the functions read models only where the template s
       expect(allows(functionStatements(id, plain.resolve), read(controlBucket, 'models/morphology.onnx'))).toBe(true);
     }
   });
+});
+
+/** Every ARN in the stack's resources, the definition's service integrations included, as deployed in `region`. */
+function arnsIn(region: string, partition: string): string[] {
+  const template = translate(region);
+  const { resolve: inPartition } = resolver(template, ROOT, {
+    overrides: { ResultBucketNames: RESULT_BUCKETS.join(','), DataBucketName: 'survey-data' },
+    accountId: ACCOUNT,
+    stackName: STACK,
+    stackUuid: STACK_UUID,
+    region,
+    partition,
+  });
+  const found: string[] = [];
+  const walk = (node: unknown): void => {
+    if (typeof node === 'string') found.push(...(node.match(/arn:[^"\s,]*/g) ?? []));
+    else if (Array.isArray(node)) node.forEach(walk);
+    else if (node && typeof node === 'object') Object.values(node).forEach(walk);
+  };
+  const resources = inPartition(template.Resources as never) as Record<string, { Properties: Record<string, unknown> }>;
+  const { DefinitionString, DefinitionSubstitutions, ...machine } = resources.CaiStateMachine.Properties;
+  walk({ ...resources, CaiStateMachine: machine });
+  let definition = DefinitionString as string;
+  for (const [name, value] of Object.entries(DefinitionSubstitutions as Record<string, string>)) {
+    definition = definition.replaceAll(`\${${name}}`, value);
+  }
+  walk(definition);
+  return found;
+}
+
+test.each([
+  ['cn-north-1', 'aws-cn'],
+  ['us-gov-west-1', 'aws-us-gov'],
+])('every ARN the stack writes in %s is in its partition (%s), result buckets and service integrations included', (region, partition) => {
+  const arns = arnsIn(region, partition);
+  expect(arns.filter((arn) => arn.startsWith(`arn:${partition}:states:::`)).length).toBeGreaterThanOrEqual(5);
+  expect(arns.filter((arn) => arn.includes(':s3:::seed-results')).length).toBeGreaterThan(4);
+  expect(arns.filter((arn) => !arn.startsWith(`arn:${partition}:`))).toEqual([]);
+});
+
+/** The buckets a role may use `action` on (objects or the bucket itself), from its statements. */
+function bucketsFor(statements: Statement[], action: string): string[] {
+  const buckets = statements
+    .filter((s) => s.Effect === 'Allow' && list(s.Action).includes(action))
+    .flatMap((s) => list(s.Resource).map((r) => r.replace(/^arn:aws:s3:::/, '').replace(/\/\*$/, '')));
+  return [...new Set(buckets)].sort();
+}
+
+test.each([
+  ['', '', ''],
+  ['survey-data', 'seed-results,survey-results', 'team-models,shared-models'],
+])(
+  'DataBucketName %j, ResultBucketNames %j, ModelBucketNames %j: the roles grant exactly the buckets the initializer validates payloads against',
+  (dataBucket, resultBuckets, modelBuckets) => {
+    const { resolve: deployed } = resolver(translated, ROOT, {
+      overrides: { DataBucketName: dataBucket, ResultBucketNames: resultBuckets, ModelBucketNames: modelBuckets },
+      accountId: ACCOUNT,
+      stackName: STACK,
+      stackUuid: STACK_UUID,
+    });
+    const statements = (role: string) =>
+      (deployed(translated.Resources[role].Properties.Policies as never) as ({ PolicyDocument: { Statement: Statement[] } } | undefined)[])
+        .filter((p) => p !== undefined)
+        .flatMap((p) => p!.PolicyDocument.Statement);
+    const environment = (
+      deployed(translated.Resources.InitializerFunction.Properties.Environment as never) as { Variables: Record<string, string> }
+    ).Variables;
+    const readable = [environment.DATA_BUCKET];
+    const writable = [environment.CONTROL_BUCKET, ...environment.RESULT_BUCKETS.split(',').filter(Boolean)].sort();
+    expect(readable).toEqual([dataBucket || controlBucket]);
+    // What the inference function reads and writes, and what the initializer may list and write the manifest to.
+    // A run's model: the control bucket's models/ folder (and no other key of it) or a model bucket.
+    const models = [`${environment.CONTROL_BUCKET}/models`, ...environment.MODEL_BUCKETS.split(',').filter(Boolean)];
+    expect(models.length).toBe(1 + (modelBuckets ? 2 : 0));
+    expect(bucketsFor(statements('InferenceFunctionRole'), 's3:GetObject')).toEqual([...readable, ...models].sort());
+    // The initializer reads the model's signature and card; the control bucket it reads whole (payloads).
+    expect(bucketsFor(statements('InitializerFunctionRole'), 's3:GetObject')).toEqual(
+      expect.arrayContaining([environment.CONTROL_BUCKET, ...models.slice(1)]),
+    );
+    expect(bucketsFor(statements('InferenceFunctionRole'), 's3:PutObject')).toEqual(writable);
+    expect(bucketsFor(statements('InitializerFunctionRole'), 's3:PutObject')).toEqual(writable);
+    expect(bucketsFor(statements('InitializerFunctionRole'), 's3:ListBucket')).toEqual([...new Set([...writable, ...readable])].sort());
+  },
+);
+
+test('KmsKeyArn: every role that reads or writes the buckets may use the key, and none may without one', () => {
+  const key = `arn:aws:kms:us-east-1:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
+  const roles = ['InitializerFunctionRole', 'InferenceFunctionRole', 'SummarizerFunctionRole', 'CaiStateMachineRole'];
+  const kmsGrants = (kmsKeyArn: string) => {
+    const { resolve: deployed } = resolver(translated, ROOT, {
+      overrides: { KmsKeyArn: kmsKeyArn },
+      accountId: ACCOUNT,
+      stackName: STACK,
+      stackUuid: STACK_UUID,
+    });
+    return roles.map((role) =>
+      (deployed(translated.Resources[role].Properties.Policies as never) as ({ PolicyDocument: { Statement: Statement[] } } | undefined)[])
+        .filter((p) => p !== undefined)
+        .flatMap((p) => p!.PolicyDocument.Statement)
+        .filter((s) => list(s.Action).some((a) => a.startsWith('kms:')))
+        .flatMap((s) => list(s.Action).map((a) => `${a} ${list(s.Resource).join(',')}`))
+        .sort(),
+    );
+  };
+  expect(kmsGrants(key)).toEqual(roles.map(() => [`kms:Decrypt ${key}`, `kms:GenerateDataKey ${key}`]));
+  expect(kmsGrants('')).toEqual(roles.map(() => []));
+});
+
+test('no role grants "*" but for the actions AWS documents without a resource (log delivery, X-Ray, GetAccountSettings)', () => {
+  const { resolve: deployed } = resolver(translated, ROOT, {
+    overrides: { StateMachineTracing: 'Enabled', KmsKeyArn: 'arn:aws:kms:us-east-1:123456789012:key/k' },
+    accountId: ACCOUNT,
+    stackName: STACK,
+    stackUuid: STACK_UUID,
+  });
+  const starred = Object.entries(translated.Resources)
+    .filter(([, r]) => r.Type === 'AWS::IAM::Role')
+    .flatMap(([role, r]) =>
+      (deployed(r.Properties.Policies as never) as ({ PolicyDocument: { Statement: Statement[] } } | undefined)[])
+        .filter((p) => p !== undefined)
+        .flatMap((p) => p!.PolicyDocument.Statement)
+        .filter((s) => list(s.Resource).includes('*'))
+        .flatMap((s) => list(s.Action).map((a) => `${role} ${a}`)),
+    );
+  expect(starred.filter((g) => g.startsWith('InitializerFunctionRole'))).toEqual(['InitializerFunctionRole lambda:GetAccountSettings']);
+  const allowed = [...LOG_DELIVERY, ...XRAY_WRITES, ...ACCOUNT_SETTINGS];
+  expect(starred.filter((g) => !allowed.includes(g.split(' ')[1]))).toEqual([]);
 });

@@ -16,8 +16,9 @@ import { testStack } from '../helpers/stack';
 import { writeTestPartition } from '../helpers/partitions';
 import { IMAGE_ELEMENTS } from '../../functions/commons/partitions/galaxy';
 import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
-import { runDetails } from '../../cli/run-format';
+import { failedEventLines, runDetails } from '../../cli/run-format';
 import { readRequestsBound } from '../../functions/commons/partitions/partition';
+import { localFailedEvents } from '../../toolkit/failed-events';
 
 const work = mkdtempSync(join(tmpdir(), 'cai-pipeline-'));
 let t: Awaited<ReturnType<typeof testStack>>;
@@ -35,10 +36,12 @@ async function dataset(bucket: string, prefix: string, count: number, perPartiti
 
 /** What the emulator (and Lambda) says of a runtime killed mid-invocation, as the state machine saw it. */
 const KILLED = /^Runtime\.ExitError: RequestId: \S+ Error: Runtime exited with error: signal: killed$/;
+/** The stack's data bucket (DataBucketName), where the prototype's payload keeps its partitions. */
+const DATA = 'cosmicai-data';
 
 const payload = (prefix: string, extra: Record<string, unknown> = {}) => ({
   bucket: 'cai-control',
-  data_bucket: 'survey',
+  data_bucket: DATA,
   data_prefix: prefix,
   batch_size: 16,
   result_path: `results/${prefix}`,
@@ -47,7 +50,7 @@ const payload = (prefix: string, extra: Record<string, unknown> = {}) => ({
 
 beforeAll(async () => {
   // The prototype's payload writes its outputs to its own bucket: the stack must allow it, as on AWS.
-  t = await testStack(join(work, 'stack'), { ResultBucketNames: 'cosmicai-data,never-created' });
+  t = await testStack(join(work, 'stack'), { ResultBucketNames: 'cosmicai-data,never-created', DataBucketName: DATA });
 });
 afterAll(() => t?.stack.close());
 afterEach(() => {
@@ -116,20 +119,20 @@ test("the prototype's payload runs unchanged, and its combined_data.json keeps t
 });
 
 test('a corrupt partition is recorded as failed and the others still give results', async () => {
-  await dataset('survey', 'corrupt', 4);
-  const good = await t.s3.send(new GetObjectCommand({ Bucket: 'survey', Key: 'corrupt/3.pt' }));
+  await dataset(DATA, 'corrupt', 4);
+  const good = await t.s3.send(new GetObjectCommand({ Bucket: DATA, Key: 'corrupt/3.pt' }));
   const bytes = await good.Body!.transformToByteArray();
-  await t.s3.send(new PutObjectCommand({ Bucket: 'survey', Key: 'corrupt/3.pt', Body: bytes.subarray(0, bytes.length - 200) }));
+  await t.s3.send(new PutObjectCommand({ Bucket: DATA, Key: 'corrupt/3.pt', Body: bytes.subarray(0, bytes.length - 200) }));
   const { record } = await t.run('corrupt', payload('corrupt'));
   expect(record).toMatchObject({ status: 'PARTIAL', partitions: 4, samples: 120, failedPartitions: 1 });
   expect(record.failures).toEqual([{ partition: 'corrupt/3.pt', rank: 2, error: expect.stringMatching(/truncated/) }]);
 });
 
 test('NaN in a partition: that object is predicted NaN and flagged, the accuracy is over the rest, the run reads back', async () => {
-  await t.bucket('survey');
+  await t.bucket(DATA);
   const file = join(work, 'nan.pt');
   writeTestPartition(file, 30, { edit: (x) => void (x.images[5 * IMAGE_ELEMENTS + 17] = NaN) });
-  await t.s3.send(new PutObjectCommand({ Bucket: 'survey', Key: 'nan/1.pt', Body: readFileSync(file) }));
+  await t.s3.send(new PutObjectCommand({ Bucket: DATA, Key: 'nan/1.pt', Body: readFileSync(file) }));
   const { outcome, record } = await t.run('nan', payload('nan'));
   expect(record).toMatchObject({ status: 'SUCCEEDED', samples: 30, predictions: 30, nonFinitePredictions: 1 });
   expect(record.accuracy).toMatchObject({ samples: 29, excluded: 1 });
@@ -145,28 +148,28 @@ test('NaN in a partition: that object is predicted NaN and flagged, the accuracy
   expect(report).toMatch(/accuracy over 29 labelled objects \(1 more left out: non-finite prediction or label\):\n {4}MAE \d/);
   // One galaxy alone: R² is undefined, stored as null, and the report still reads.
   writeTestPartition(file, 1, { seed: 3 });
-  await t.s3.send(new PutObjectCommand({ Bucket: 'survey', Key: 'one/1.pt', Body: readFileSync(file) }));
+  await t.s3.send(new PutObjectCommand({ Bucket: DATA, Key: 'one/1.pt', Body: readFileSync(file) }));
   const one = await t.run('one', payload('one'));
   expect(one.record).toMatchObject({ status: 'SUCCEEDED', samples: 1, accuracy: { samples: 1, excluded: 0, r2: null } });
   expect(runDetails(one.record)).toMatch(/R² - {3}outliers/);
 });
 
 test('a partition that disappears before its rank runs is recorded as failed', async () => {
-  await dataset('survey', 'missing', 3);
+  await dataset(DATA, 'missing', 3);
   t.stack.functions.inference.intercept = async (event) => {
     const item = event as RankItem;
-    if (item.rank === 1) await t.s3.send(new DeleteObjectCommand({ Bucket: 'survey', Key: 'missing/2.pt' }));
+    if (item.rank === 1) await t.s3.send(new DeleteObjectCommand({ Bucket: DATA, Key: 'missing/2.pt' }));
   };
   const { record } = await t.run('missing', payload('missing'));
   expect(record).toMatchObject({ status: 'PARTIAL', samples: 80, failedPartitions: 1 });
-  expect(record.failures![0]).toEqual({ partition: 'missing/2.pt', rank: 1, error: 'no such object: s3://survey/missing/2.pt' });
+  expect(record.failures![0]).toEqual({ partition: 'missing/2.pt', rank: 1, error: `no such object: s3://${DATA}/missing/2.pt` });
 });
 
 test('a bad partition in the middle of a rank is recorded, and the rank goes on to the next', async () => {
-  await dataset('survey', 'middle', 6);
+  await dataset(DATA, 'middle', 6);
   // Two ranks of three partitions each; rank 0's second partition is cut short.
-  const cut = await (await t.s3.send(new GetObjectCommand({ Bucket: 'survey', Key: 'middle/3.pt' }))).Body!.transformToByteArray();
-  await t.s3.send(new PutObjectCommand({ Bucket: 'survey', Key: 'middle/3.pt', Body: cut.subarray(0, cut.length - 300) }));
+  const cut = await (await t.s3.send(new GetObjectCommand({ Bucket: DATA, Key: 'middle/3.pt' }))).Body!.transformToByteArray();
+  await t.s3.send(new PutObjectCommand({ Bucket: DATA, Key: 'middle/3.pt', Body: cut.subarray(0, cut.length - 300) }));
   const { outcome, record } = await t.run('middle', payload('middle', { world_size: 2 }));
   expect(outcome).toMatchObject({ partitions: 6, ranks: 2 });
   expect(record).toMatchObject({ status: 'PARTIAL', partitions: 6, samples: 200, predictions: 200, failedPartitions: 1 });
@@ -192,7 +195,7 @@ test('a bad partition in the middle of a rank is recorded, and the rank goes on 
 });
 
 test('a multi-partition rank that crashes on every attempt puts all its partitions in the failures', async () => {
-  await dataset('survey', 'crash-many', 6);
+  await dataset(DATA, 'crash-many', 6);
   t.stack.functions.inference.intercept = async (event) => ((event as RankItem).rank === 1 ? { crashAfterMs: 5 } : undefined);
   const { outcome, record } = await t.run('crash-many', payload('crash-many', { world_size: 2 }));
   const items = JSON.parse(await t.readText('cai-control', `results/crash-many/${outcome.runId}/manifest.json`)) as RankItem[];
@@ -217,7 +220,7 @@ test('a payload with errors is recorded with each field named, and nothing start
   const notJson = await t.run('not-json', '{"bucket": ');
   expect(notJson.record).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/is not valid JSON/) });
   const empty = await t.run('empty-prefix', payload('no-such-prefix'));
-  expect(empty.record).toMatchObject({ status: 'FAILED', error: 'no partitions (*.pt) under s3://survey/no-such-prefix/' });
+  expect(empty.record).toMatchObject({ status: 'FAILED', error: `no partitions (*.pt) under s3://${DATA}/no-such-prefix/` });
 });
 
 test('an oversized payload is refused by its size, unread and unstored; a bucket that does not exist is named', async () => {
@@ -225,10 +228,10 @@ test('an oversized payload is refused by its size, unread and unstored; a bucket
   expect(huge.outcome.outcome).toBe('REJECTED');
   expect(huge.record).toMatchObject({
     status: 'FAILED',
-    payload: '(not stored: 1048707 bytes)',
-    error: 'payload.json: (payload): is 1048707 bytes; a payload.json is at most 65536 bytes',
+    payload: '(not stored: 1048714 bytes)',
+    error: 'payload.json: (payload): is 1048714 bytes; a payload.json is at most 65536 bytes',
   });
-  await dataset('survey', 'homeless', 1);
+  await dataset(DATA, 'homeless', 1);
   const homeless = await t.run('homeless', { ...payload('homeless'), bucket: 'never-created' });
   expect(homeless.record).toMatchObject({
     status: 'FAILED',
@@ -239,7 +242,7 @@ test('an oversized payload is refused by its size, unread and unstored; a bucket
 });
 
 test('an inference crash mid-run is retried, then recorded, with every partition accounted for', async () => {
-  await dataset('survey', 'crash', 3);
+  await dataset(DATA, 'crash', 3);
   let attempts = 0;
   t.stack.functions.inference.intercept = async (event) => {
     if ((event as RankItem).rank !== 2) return;
@@ -269,7 +272,7 @@ test('an inference crash mid-run is retried, then recorded, with every partition
 });
 
 test('a runtime killed mid-rank by SIGKILL leaves an accounted attempt, billed up to the failure the state machine saw; the retry succeeds', async () => {
-  await dataset('survey', 'killed', 2, 1000);
+  await dataset(DATA, 'killed', 2, 1000);
   const plain = await t.run('killed-plain', payload('killed'));
   let tries = 0;
   t.stack.functions.inference.intercept = async (event) => {
@@ -306,7 +309,7 @@ test('a runtime killed mid-rank by SIGKILL leaves an accounted attempt, billed u
 
 /** One partition of 4,096 galaxies, made once: a batch of all of them needs more than the function's 1,769 MB. */
 let oomData: Promise<void> | undefined;
-const oomPartition = () => (oomData ??= dataset('survey', 'oom', 1, 4096));
+const oomPartition = () => (oomData ??= dataset(DATA, 'oom', 1, 4096));
 
 test('a rank that cannot fit the inference function’s memory is refused at validation, with the numbers', async () => {
   await oomPartition();
@@ -328,7 +331,7 @@ test('a partition killed for memory on both attempts ends in the failures with o
   // manifest is written and its execution started here, as the initializer would have.
   await oomPartition();
   const runId = 'oom-by-hand';
-  const head = await t.s3.send(new HeadObjectCommand({ Bucket: 'survey', Key: 'oom/1.pt' }));
+  const head = await t.s3.send(new HeadObjectCommand({ Bucket: DATA, Key: 'oom/1.pt' }));
   const partition = { key: 'oom/1.pt', bytes: head.ContentLength! };
   const planned = rankMemory({
     modelBytes: statSync(join(ROOT, 'model', 'default.onnx')).size,
@@ -341,7 +344,7 @@ test('a partition killed for memory on both attempts ends in the failures with o
     rank: 0,
     worldSize: 1,
     batchSize: 4096,
-    dataBucket: 'survey',
+    dataBucket: DATA,
     partitions: [partition],
     resultBucket: 'cai-control',
     resultPath: 'results/oom',
@@ -356,7 +359,7 @@ test('a partition killed for memory on both attempts ends in the failures with o
     startedAt: new Date().toISOString(),
     payloadUri: '-',
     payload: {},
-    dataset: 'survey/oom/',
+    dataset: `${DATA}/oom/`,
     warnings: [],
   });
   const input: ExecutionInput = { runId, manifest, resultBucket: 'cai-control', resultPath: 'results/oom', maxConcurrency: 2 };
@@ -394,7 +397,7 @@ test('a partition killed for memory on both attempts ends in the failures with o
 });
 
 test('throttling once is retried and the run still succeeds', async () => {
-  await dataset('survey', 'throttle', 2);
+  await dataset(DATA, 'throttle', 2);
   let throttled = 0;
   t.stack.functions.inference.intercept = async () => {
     if (throttled++ === 0) throw new LambdaError('Lambda.TooManyRequestsException', 'Rate Exceeded.');
@@ -404,8 +407,65 @@ test('throttling once is retried and the run still succeeds', async () => {
   expect(record).toMatchObject({ status: 'SUCCEEDED', samples: 80, failedPartitions: 0 });
 });
 
+test('S3 failing a partition with 500s for a while: the rank fails, the state machine runs it again, no partition is lost', async () => {
+  await dataset(DATA, 'outage', 2);
+  // Ten attempts, the inference client's whole retry budget, for the first rank attempt's HEAD.
+  t.stack.s3.injectFaults({ code: 'InternalError', method: 'HEAD', key: /^cosmicai-data\/outage\/2\.pt$/, times: 10 });
+  const { outcome, record } = await t.run('outage', payload('outage'));
+  expect(t.stack.s3.faultsServed()).toBe(10);
+  t.stack.s3.injectFaults();
+  expect(record).toMatchObject({ status: 'SUCCEEDED', samples: 80, failedPartitions: 0 });
+  const summary = JSON.parse(await t.readText('cai-control', `results/outage/${outcome.runId}/summary.json`));
+  expect(summary.failedAttempts).toEqual([expect.objectContaining({ error: 'HTTP 500 (a reply with no error code)' })]);
+}, 90_000);
+
+test('MaxConcurrency over what the account has free (GetAccountSettings) is clamped, with a warning on the run', async () => {
+  await dataset(DATA, 'quota', 3);
+  t.stack.lambdaApi.concurrency = 1; // a new account's pool, after what others hold
+  try {
+    const { record } = await t.run('quota', payload('quota'));
+    expect(record).toMatchObject({ status: 'SUCCEEDED', samples: 120 });
+    expect(record.warnings).toContain(
+      'MaxConcurrency 2 is more than the 1 concurrent executions the inference function can have in this account (GetAccountSettings); the run uses 1 ranks at once (ask Service Quotas for more)',
+    );
+  } finally {
+    t.stack.lambdaApi.concurrency = 1000;
+  }
+});
+
+test('a payload the initializer never handles goes, with its error, where `cai runs` lists payloads never started', async () => {
+  // Every attempt dies: the first delivery and Lambda's two retries.
+  let attempts = 0;
+  t.stack.functions.initializer.intercept = async () => {
+    attempts++;
+    throw new LambdaError('Runtime.ExitError', 'the runtime died');
+  };
+  try {
+    await t.s3.send(new PutObjectCommand({ Bucket: 'cai-control', Key: 'runs/lost/payload.json', Body: JSON.stringify(payload('lost')) }));
+    await t.stack.idle();
+  } finally {
+    t.stack.functions.initializer.intercept = undefined;
+  }
+  expect(attempts).toBe(3);
+  // Lambda's record of the invocation, as the on-failure destination gets it: the event and the error.
+  const lost = localFailedEvents(join(work, 'stack')).filter((f) => f.what.includes('/runs/lost/'));
+  expect(lost).toEqual([
+    {
+      at: expect.any(String),
+      kind: 'payload',
+      what: 's3://cai-control/runs/lost/payload.json',
+      error: 'Runtime.ExitError: the runtime died',
+    },
+  ]);
+  expect(failedEventLines(lost)).toEqual([
+    '',
+    'payloads never started (1) and other events the stack gave up on (0):',
+    `  ${lost[0].at}  s3://cai-control/runs/lost/payload.json  Runtime.ExitError: the runtime died`,
+  ]);
+});
+
 test('the same payload.json event delivered twice makes one run', async () => {
-  await dataset('survey', 'twice', 2);
+  await dataset(DATA, 'twice', 2);
   const events: unknown[] = [];
   const capture = (event: unknown) => events.push(event);
   t.stack.s3.server.on('event', capture);
@@ -421,7 +481,7 @@ test('the same payload.json event delivered twice makes one run', async () => {
 });
 
 test('S3 events with odd keys: spaces, + and unicode arrive encoded and are decoded; a deleted payload is recorded, not retried for ever', async () => {
-  await dataset('survey', 'odd', 1);
+  await dataset(DATA, 'odd', 1);
   const events: { Records: { s3: { object: { key: string; sequencer?: string } } }[] }[] = [];
   const capture = (event: (typeof events)[number]) => events.push(event);
   t.stack.s3.server.on('event', capture);
@@ -442,7 +502,7 @@ test('S3 events with odd keys: spaces, + and unicode arrive encoded and are deco
 });
 
 test('a re-run of the same payload is a new run that reads and writes only its own files', async () => {
-  await dataset('survey', 'rerun', 4);
+  await dataset(DATA, 'rerun', 4);
   const first = await t.run('rerun', payload('rerun', { world_size: 4 }));
   const second = await t.run('rerun', payload('rerun', { world_size: 1 }));
   expect(second.outcome.runId).not.toBe(first.outcome.runId);
@@ -469,8 +529,17 @@ test('a payload whose outputs go to a bucket the functions may not write is refu
   ]);
 });
 
+test('a payload whose partitions are in a bucket the inference function may not read is refused at validation, in one line', async () => {
+  // A result bucket: the initializer may list it, but the inference role reads only DataBucketName.
+  const { outcome, record } = await t.run('unreadable', { ...payload('elsewhere'), data_bucket: 'never-created' });
+  expect(outcome.outcome).toBe('REJECTED');
+  expect(record.error).toBe(
+    "payload.json: data_bucket: the inference function may read only cosmicai-data; set the template's DataBucketName (samconfig.toml parameter_overrides) to never-created to read there",
+  );
+});
+
 test('an execution that fails past every Catch (RecordFailure failing too) is recorded FAILED by the status rule', async () => {
-  await dataset('survey', 'unrecorded', 2);
+  await dataset(DATA, 'unrecorded', 2);
   let refused = 0;
   t.stack.functions.summarizer.intercept = async (event) => {
     if ((event as { 'detail-type'?: string })['detail-type']) return; // the status rule's event goes through
@@ -485,7 +554,7 @@ test('an execution that fails past every Catch (RecordFailure failing too) is re
 });
 
 test("a delivery that recorded the run and died before starting it is resumed by S3's retry", async () => {
-  await dataset('survey', 'resumed', 2);
+  await dataset(DATA, 'resumed', 2);
   const events: { Records: { s3: { bucket: { name: string }; object: { key: string; sequencer?: string; eTag?: string } } }[] }[] = [];
   const capture = (event: (typeof events)[number]) => events.push(event);
   t.stack.s3.server.on('event', capture);
@@ -514,7 +583,7 @@ test("a delivery that recorded the run and died before starting it is resumed by
     startedAt: new Date().toISOString(),
     payloadUri: 's3://cai-control/runs/resumed/payload.json',
     payload: payload('resumed'),
-    dataset: 'survey/resumed/',
+    dataset: `${DATA}/resumed/`,
     warnings: [],
   });
   const before = t.outcomes.length;
@@ -526,7 +595,7 @@ test("a delivery that recorded the run and died before starting it is resumed by
 });
 
 test('1,100 one-galaxy partitions (listing past one S3 page) run as 1,100 ranks, every partition accounted for', async () => {
-  await dataset('survey', 'many', 1100, 1);
+  await dataset(DATA, 'many', 1100, 1);
   const { outcome, record } = await t.run('many', payload('many'), 480_000);
   expect(outcome).toMatchObject({ outcome: 'STARTED', partitions: 1100, ranks: 1100 });
   expect(record).toMatchObject({
@@ -540,7 +609,7 @@ test('1,100 one-galaxy partitions (listing past one S3 page) run as 1,100 ranks,
 }, 600_000);
 
 test('hundreds of failed ranks with long errors: the run record stays under 400 KB, summary.json keeps every error whole', async () => {
-  await dataset('survey', 'long-errors', 200, 1);
+  await dataset(DATA, 'long-errors', 200, 1);
   const failing = (rank: number) => rank % 5 !== 0; // 160 of 200
   const message = (rank: number) => `rank ${rank} failed: ${'the detector is on fire; '.repeat(160)}`; // ~4 KB each
   t.stack.functions.inference.intercept = async (event) => {

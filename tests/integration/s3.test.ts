@@ -1,7 +1,7 @@
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, PutObjectCommand, paginateListObjectsV2 } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, paginateListObjectsV2, S3Client } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
 import { fileSource, s3Source } from '../../functions/commons/torch/byte-source';
 import { openTorchPartition } from '../../toolkit/datasets/galaxy-partition';
@@ -10,6 +10,8 @@ import { listPartitions } from '../../functions/commons/run/rank-plan';
 import { startLocalS3, type LocalS3 } from '../../local/s3-server';
 import { expectSameArray } from '../helpers/arrays';
 import { cai } from '../helpers/cli';
+import { writeTestPartition } from '../helpers/partitions';
+import { ArchiveError } from '../../functions/commons/errors';
 
 const work = mkdtempSync(join(tmpdir(), 'cai-s3-'));
 let s3: LocalS3;
@@ -94,4 +96,50 @@ test('the embedded S3 refuses keys that resolve outside its folder, and writes n
   await client.send(new PutObjectCommand({ Bucket: 'survey', Key: 'odd/..x/ünï cödé.pt', Body: 'y' }));
   const back = await client.send(new GetObjectCommand({ Bucket: 'survey', Key: 'odd/..x/ünï cödé.pt' }));
   expect(await back.Body!.transformToString()).toBe('y');
+});
+
+describe('S3 errors: a passing outage is retried, never taken for a bad partition', () => {
+  const key = 'faults/1.pt';
+  beforeAll(async () => {
+    const file = join(work, 'faults-1.pt');
+    writeTestPartition(file, 50);
+    await s3Client().send(new PutObjectCommand({ Bucket: 'survey', Key: key, Body: readFileSync(file) }));
+  });
+  afterEach(() => s3.injectFaults());
+
+  const read = async (client = createS3Client(env)) => {
+    const reader = await openTorchPartition(await s3Source(client, 'survey', key));
+    await reader.readRows(0, reader.samples);
+    return reader.samples;
+  };
+
+  test('SlowDown on the HEAD and GETs, 6 times: the client backs off and reads the partition', async () => {
+    s3.injectFaults({ code: 'SlowDown', key: /^survey\/faults\//, times: 6 });
+    expect(await read()).toBe(50);
+    expect(s3.faultsServed()).toBeGreaterThanOrEqual(6);
+    // The control: the SDK's default of 3 attempts gives up on the same faults, with S3's error.
+    s3.injectFaults({ code: 'SlowDown', method: 'GET', key: /^survey\/faults\//, times: 6 });
+    const plain = new S3Client({
+      region: 'us-east-1',
+      endpoint: s3.endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    });
+    await expect(read(plain)).rejects.toMatchObject({ name: 'SlowDown' });
+  });
+
+  test('a 500 that lasts is passed on as S3 said it, not as an ArchiveError; a missing object is an ArchiveError', async () => {
+    s3.injectFaults({ code: 'InternalError', method: 'HEAD', key: /^survey\/faults\// });
+    const error = await s3Source(createS3Client(env), 'survey', key).catch((e: unknown) => e);
+    expect(error).not.toBeInstanceOf(ArchiveError);
+    expect((error as { $metadata: { httpStatusCode: number; attempts: number } }).$metadata).toMatchObject({
+      httpStatusCode: 500,
+      attempts: 10,
+    });
+    s3.injectFaults({ code: 'InternalError', method: 'GET', key: /^survey\/faults\// });
+    await expect(read()).rejects.toMatchObject({ name: 'InternalError' });
+    s3.injectFaults();
+    const missing = await s3Source(createS3Client(env), 'survey', 'faults/none.pt').catch((e: unknown) => e);
+    expect([missing instanceof ArchiveError, (missing as Error).message]).toEqual([true, 'no such object: s3://survey/faults/none.pt']);
+  }, 120_000);
 });

@@ -59,7 +59,8 @@ const deployed = JSON.parse(
   readFileSync(join(ROOT, 'statemachine', 'cai.asl.json'), 'utf8')
     .replaceAll('${InferenceFunctionArn}', 'inference')
     .replaceAll('${SummarizerFunctionArn}', 'summarizer')
-    .replaceAll('${ControlBucketName}', 'runs'),
+    .replaceAll('${ControlBucketName}', 'runs')
+    .replaceAll('${Partition}', 'aws'),
 );
 const rankItems = (n: number) =>
   Array.from({ length: n }, (_, rank) => ({ runId: 'r', rank, partitions: [{ key: `p/${rank + 1}.pt`, bytes: 1 }] }));
@@ -148,4 +149,35 @@ test('a Map item over 256 KiB fails the execution before any rank runs', async (
   expect(result).toMatchObject({ status: 'FAILED', error: 'States.DataLimitExceeded' });
   expect(result.cause).toMatch(/^item 0 of the Infer state has a size exceeding/);
   expect(ran).toBe(0);
+});
+
+test('a caught rank stays small whatever its error: the error takes the place of the partition list', async () => {
+  // An item just inside 256 KiB (the planner allows that much) and an error with Step Functions' longest cause.
+  const partitions: { key: string; bytes: number }[] = [];
+  const item = { runId: 'r', rank: 0, partitions };
+  for (let i = 0; Buffer.byteLength(JSON.stringify(item)) < STATE_PAYLOAD_LIMIT_BYTES - 100; i++) {
+    partitions.push({ key: `a/long/prefix/of/partitions/${i}.pt`, bytes: 1 });
+  }
+  const cause = 'z'.repeat(32_768);
+  const tasks = (summarized: unknown[]): Record<string, TaskHandler> => ({
+    InferRank: async () => {
+      throw Object.assign(new Error(cause), { name: 'Sandbox.Timedout' });
+    },
+    Summarize: async ({ Payload }) => {
+      summarized.push(Payload);
+      return lambda({ runId: 'r', status: 'FAILED' });
+    },
+    RecordFailure: async () => lambda({}),
+  });
+  const summarized: unknown[] = [];
+  const result = await execute(deployed, [item], tasks(summarized), 'caught-big');
+  expect([result.status, result.cause]).toEqual(['SUCCEEDED', undefined]);
+  expect(summarized).toHaveLength(1);
+  // The control: with the error beside the partitions ($.error), the caught state is over 256 KiB.
+  const beside = structuredClone(deployed);
+  const inferRank = beside.States.Infer.ItemProcessor.States.InferRank;
+  inferRank.Catch[0].ResultPath = '$.error';
+  beside.States.Infer.ItemProcessor.States.RankFailed.Parameters['error.$'] = '$.error';
+  const over = await execute(beside, [item], tasks([]), 'caught-over');
+  expect([over.status, over.error]).toEqual(['FAILED', 'States.DataLimitExceeded']);
 });

@@ -78,7 +78,7 @@ test("npm start with the user's partitions and payload; a re-run that fails neve
     world_size: 2,
   };
   writeFileSync(payload, JSON.stringify(mine));
-  const overrides = ['--parameter-overrides', 'ResultBucketNames=my-results'];
+  const overrides = ['--parameter-overrides', 'ResultBucketNames=my-results DataBucketName=my-data'];
   const run = await start(['--partitions', parts, '--payload', payload, ...overrides], own);
   expect(run.status).toBe(0);
   expect(run.last).toMatchObject({ status: 'SUCCEEDED', samples: 600, partitions: 6 });

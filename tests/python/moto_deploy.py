@@ -14,6 +14,9 @@ those parts, each as AWS documents it, before moto serves a request:
     refuses it when the function's policy does not let S3 invoke it;
   - a stack created through a change set, created as CreateStack creates one (resources in
     DependsOn order, then its Outputs), where moto's update path ignores DependsOn;
+  - AWS::Lambda::EventInvokeConfig (asynchronous invocation's retries and destinations), put as
+    PutFunctionEventInvokeConfig puts it;
+  - a stack's deletion failing on a bucket that holds objects, as S3 refuses to delete one;
   - a record of each Lambda invocation that S3 notifications and EventBridge rules make (moto's
     Lambda needs Docker to run code; here nothing runs, the targets are recorded).
 
@@ -221,6 +224,16 @@ def patch_moto(record: dict) -> None:
 
     s3_models.FakeBucket.create_from_cloudformation_json = classmethod(create_bucket_with_notifications)
 
+    # Deleting a stack deletes its buckets, and S3 refuses to delete one that holds objects
+    # (BucketNotEmpty, so the stack's deletion fails); moto's leaves such a bucket silently.
+    def delete_bucket_as_s3(cls, resource_name, cloudformation_json, account_id, region_name):
+        backend = s3_models.s3_backends[account_id]["aws"]
+        if backend.get_bucket(resource_name).keys:
+            raise ValueError(f"BucketNotEmpty: The bucket you tried to delete is not empty ({resource_name})")
+        backend.delete_bucket(resource_name)
+
+    s3_models.FakeBucket.delete_from_cloudformation_json = classmethod(delete_bucket_as_s3)
+
     create_role = iam_models.Role.create_from_cloudformation_json.__func__
 
     def create_role_with_checked_policies(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
@@ -237,6 +250,40 @@ def patch_moto(record: dict) -> None:
         return role
 
     iam_models.Role.create_from_cloudformation_json = classmethod(create_role_with_checked_policies)
+
+    # AWS::Lambda::EventInvokeConfig (asynchronous invocation: retries, age, destinations), which
+    # moto's CloudFormation lacks, put as PutFunctionEventInvokeConfig puts it (moto checks its limits).
+    from moto.cloudformation.parsing import get_model_list, get_model_map, get_name_type_map
+    from moto.core.common_models import CloudFormationModel
+    from moto.awslambda.utils import get_backend as lambda_backend
+
+    class EventInvokeConfigResource(CloudFormationModel):
+        __module__ = "moto.awslambda.models"  # moto's model registry names a model's service by its module
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::Lambda::EventInvokeConfig"
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return ""
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.id
+
+        @classmethod
+        def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+            properties = dict(cloudformation_json["Properties"])
+            function = properties.pop("FunctionName")
+            properties.pop("Qualifier", None)
+            lambda_backend(account_id, region_name).put_function_event_invoke_config(function, properties)
+            resource = cls()
+            resource.id = f"{function}-event-invoke-config"
+            return resource
+
+    for cache in (get_model_list, get_model_map, get_name_type_map):
+        cache.cache_clear()
 
     def lambda_allows_s3(arn: str, account_id: str, region_name: str) -> bool:
         from moto.awslambda.utils import get_backend
@@ -301,6 +348,7 @@ def describe_stack(session, stack_name: str) -> dict:
                 "environment": config.get("Environment", {}).get("Variables", {}),
                 "role": config["Role"],
                 "policy": json.loads(lam.get_policy(FunctionName=resource["id"])["Policy"]) if has_policy(lam, resource["id"]) else None,
+                "asyncConfig": async_config(lam, resource["id"]),
             }
         if resource["type"] == "AWS::IAM::Role":
             names = iam.list_role_policies(RoleName=resource["id"])["PolicyNames"]
@@ -320,7 +368,18 @@ def describe_stack(session, stack_name: str) -> dict:
     rules = {}
     for rule in events.list_rules()["Rules"]:
         targets = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
-        rules[rule["Name"]] = {"pattern": json.loads(rule["EventPattern"]), "targets": [t["Arn"] for t in targets]}
+        rules[rule["Name"]] = {
+            "pattern": json.loads(rule["EventPattern"]),
+            "targets": [t["Arn"] for t in targets],
+            "deadLetters": [t.get("DeadLetterConfig", {}).get("Arn") for t in targets],
+            "retryPolicies": [t.get("RetryPolicy") for t in targets],
+        }
+    sqs = session.client("sqs")
+    queues = {}
+    for logical_id, resource in resources.items():
+        if resource["type"] == "AWS::SQS::Queue":
+            attributes = sqs.get_queue_attributes(QueueUrl=resource["id"], AttributeNames=["All"])["Attributes"]
+            queues[logical_id] = {"url": resource["id"], "arn": attributes["QueueArn"], "retentionSeconds": int(attributes["MessageRetentionPeriod"])}
     logs = session.client("logs")
     log_groups = {
         g["logGroupName"]: g.get("retentionInDays")
@@ -343,7 +402,17 @@ def describe_stack(session, stack_name: str) -> dict:
             "billing": table.get("BillingModeSummary", {}).get("BillingMode"),
         },
         "rules": rules,
+        "queues": queues,
     }
+
+
+def async_config(lam, name: str):
+    """The function's asynchronous invocation configuration (retries, event age, destinations), or None."""
+    try:
+        config = lam.get_function_event_invoke_config(FunctionName=name)
+    except lam.exceptions.ResourceNotFoundException:
+        return None
+    return {k: config.get(k) for k in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")}
 
 
 def has_policy(lam, name: str) -> bool:
@@ -374,6 +443,21 @@ def probe(session, stack: dict, record: dict) -> dict:
         entry = {"Source": "aws.states", "DetailType": "Step Functions Execution Status Change", "Detail": json.dumps(detail), "Resources": [detail["executionArn"]]}
         reached_by(f"execution {status} of {'this' if arn == machine else 'another'} state machine", lambda entry=entry: events.put_events(Entries=[entry]))
     return reached
+
+
+def delete_stack(sam: str, deployment: dict, env: dict, session, bucket: str) -> dict:
+    """`sam delete` of a stack whose control bucket holds objects (the probes put some); what is left."""
+    run = subprocess.run(
+        [sam, "delete", "--no-prompts", "--stack-name", deployment["stackName"], "--region", "us-east-1"],
+        cwd=deployment["cwd"], env=env, capture_output=True, text=True, timeout=600,
+    )
+    cfn, s3 = session.client("cloudformation"), session.client("s3")
+    stacks = [s["StackStatus"] for s in cfn.list_stacks()["StackSummaries"] if s["StackName"] == deployment["stackName"]]
+    try:
+        objects = s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0)
+    except s3.exceptions.NoSuchBucket:
+        objects = None
+    return {"exit": run.returncode, "output": run.stdout + run.stderr, "stackStatus": stacks[0] if stacks else None, "bucketObjects": objects}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -417,6 +501,8 @@ def main() -> None:
                 stack = describe_stack(session, deployment["stackName"])
                 result["stack"] = stack
                 result["probes"] = probe(session, stack, record)
+                if deployment.get("delete"):
+                    result["deleted"] = delete_stack(spec["sam"], deployment, env, session, stack["bucket"]["name"])
             results.append(result)
     finally:
         server.stop()

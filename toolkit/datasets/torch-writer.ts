@@ -21,7 +21,10 @@ const MAX_ZIP32 = 0xffffffff;
 class PickleBytes {
   private readonly parts: number[] = [];
   op(...bytes: number[]): this {
-    this.parts.push(...bytes);
+    return this.raw(bytes);
+  }
+  raw(list: ArrayLike<number>): this {
+    for (let i = 0; i < list.length; i++) this.parts.push(list[i]);
     return this;
   }
   int(n: number): this {
@@ -35,15 +38,15 @@ class PickleBytes {
       v >>= 8n;
     }
     if (bytes[bytes.length - 1] & 0x80) bytes.push(0);
-    return this.op(0x8a, bytes.length, ...bytes); // LONG1
+    return this.op(0x8a, bytes.length).raw(bytes); // LONG1
   }
   text(s: string): this {
     const utf8 = Buffer.from(s, 'utf8');
     const n = utf8.length;
-    return this.op(0x58, n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, n >>> 24, ...utf8); // BINUNICODE
+    return this.op(0x58, n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, n >>> 24).raw(utf8); // BINUNICODE
   }
   global(module: string, name: string): this {
-    return this.op(0x63, ...Buffer.from(`${module}\n${name}\n`, 'latin1')); // GLOBAL
+    return this.op(0x63).raw(Buffer.from(`${module}\n${name}\n`, 'latin1')); // GLOBAL
   }
   tuple(items: (() => void)[]): this {
     this.op(0x28); // MARK

@@ -90,8 +90,8 @@ function validate(label: string, fit: OverheadFit, runs: SeedRun[], limits: Scal
   const ranks = runs.map((r) => r.ranks);
   return {
     label,
-    ranks: Math.max(...ranks),
-    rankRange: [Math.min(...ranks), Math.max(...ranks)],
+    ranks: ranks.reduce((a, b) => Math.max(a, b)),
+    rankRange: [ranks.reduce((a, b) => Math.min(a, b)), ranks.reduce((a, b) => Math.max(a, b))],
     predictedS: predictions.reduce((s, p) => s + p, 0) / predictions.length,
     measuredS: runs.map((r) => r.wallS),
     meanAbsError: errors.reduce((s, e) => s + Math.abs(e), 0) / errors.length,

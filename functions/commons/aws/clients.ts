@@ -1,4 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { LambdaClient } from '@aws-sdk/client-lambda';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -66,8 +67,16 @@ const localCredentials = (env: NodeJS.ProcessEnv, fallback: string) => ({
   secretAccessKey: env.AWS_SECRET_ACCESS_KEY ?? fallback,
 });
 
+/**
+ * S3 answers a burst over its per-prefix request rate with 503 SlowDown while it scales, and now and
+ * then with a 500 or a reset: retried with backoff, adaptive mode also slowing this client's own
+ * requests after a throttle. Ten attempts ride out tens of seconds of it; then the rank fails and
+ * the state machine retries it. (AWS SDKs and Tools reference guide, "Retry behavior".)
+ */
+export const S3_RETRY = { retryMode: 'adaptive', maxAttempts: 10 } as const;
+
 export function createS3Client(env: NodeJS.ProcessEnv = process.env): S3Client {
-  const config: S3ClientConfig = { region: region(env) };
+  const config: S3ClientConfig = { region: region(env), ...S3_RETRY };
   if (env.CAI_S3_ENDPOINT) {
     // The embedded server needs path-style addressing and no request checksums.
     Object.assign(config, {
@@ -94,6 +103,15 @@ export function createSfnClient(env: NodeJS.ProcessEnv = process.env): SFNClient
   return new SFNClient(
     env.CAI_SFN_ENDPOINT
       ? { region: region(env), endpoint: env.CAI_SFN_ENDPOINT, credentials: localCredentials(env, 'local') }
+      : { region: region(env) },
+  );
+}
+
+/** Lambda's API, for the account's settings (`CAI_LAMBDA_ENDPOINT`: the local stack's stand-in). */
+export function createLambdaClient(env: NodeJS.ProcessEnv = process.env): LambdaClient {
+  return new LambdaClient(
+    env.CAI_LAMBDA_ENDPOINT
+      ? { region: region(env), endpoint: env.CAI_LAMBDA_ENDPOINT, credentials: localCredentials(env, 'local') }
       : { region: region(env) },
   );
 }

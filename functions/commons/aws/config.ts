@@ -33,9 +33,14 @@ const Env = z.object({
   MODEL_BUCKETS: bucketList,
   /** The inference function's ephemeral storage (/tmp), which holds a run's model: the template's InferenceEphemeralStorage. */
   INFERENCE_EPHEMERAL_MB: z.coerce.number().int().min(512).max(10240).default(512),
+  /** The bucket the inference function may read partitions from: DataBucketName, or the control bucket. */
+  DATA_BUCKET: z.string().min(1).optional(),
   INFERENCE_MEMORY_MB: z.coerce.number().int().min(128).max(10240).optional(),
   INFERENCE_TIMEOUT_S: z.coerce.number().int().min(1).max(900).optional(),
   MAX_CONCURRENCY: z.coerce.number().int().min(1).max(10000).default(100),
+  /** The inference function's reserved concurrency (0: none; it then draws on the account's unreserved pool). */
+  INFERENCE_RESERVED_CONCURRENCY: z.coerce.number().int().min(0).default(0),
+  SUMMARIZER_MEMORY_MB: z.coerce.number().int().min(128).max(10240).optional(),
   /** Inference workers (ONNX sessions of one thread); 0: one per vCPU share of the memory size. */
   INFERENCE_WORKERS: z.coerce.number().int().min(0).max(6).default(0),
   /** Where the inference function keeps a run's model (Lambda's /tmp, its ephemeral storage). */
@@ -57,6 +62,21 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const config = parsed.data;
   if (!config.MODEL_PATH && config.LAMBDA_TASK_ROOT) config.MODEL_PATH = `${config.LAMBDA_TASK_ROOT}/model.onnx`;
   return config;
+}
+
+/** Lambda's names for the architectures Node calls x64 and arm64. */
+const LAMBDA_ARCHITECTURE: Record<string, string> = { x64: 'x86_64', arm64: 'arm64' };
+
+/**
+ * Refuses, at INIT, an artifact built for another architecture than the one it runs on (its ONNX
+ * Runtime binary would not load, or would fail later in a less clear way).
+ */
+export function checkArtifactArchitecture(built: string, nodeArch: string = process.arch): void {
+  const running = LAMBDA_ARCHITECTURE[nodeArch] ?? nodeArch;
+  if (built === running) return;
+  throw new ConfigError(
+    `this artifact was built for ${built} but the function runs on ${running}: set Architecture=${running} in samconfig.toml's parameter_overrides, then sam build and sam deploy again`,
+  );
 }
 
 /**

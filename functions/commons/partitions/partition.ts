@@ -145,7 +145,7 @@ export const readRequestsBound = (bytes: number) => 16 + Math.ceil(bytes / S3_PA
 
 /** Rows per step: as many as keep the largest tensor's chunk within ROW_CHUNK_BYTES, a whole number of batches. */
 export function rowsPerChunk(partition: TensorPartition, batchSize: number): number {
-  const widest = Math.max(4, ...Object.values(partition.feeds).map((f) => numelOf(f.rowShape) * 4));
+  const widest = Object.values(partition.feeds).reduce((most, f) => Math.max(most, numelOf(f.rowShape) * 4), 4);
   return batchSize * Math.max(1, Math.floor(ROW_CHUNK_BYTES / widest / batchSize));
 }
 

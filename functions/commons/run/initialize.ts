@@ -3,10 +3,18 @@ import { GetObjectCommand, type GetObjectCommandOutput, PutObjectCommand, type S
 import { ExecutionAlreadyExists, StartExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import type { RequestCounts } from '../aws/clients';
 import { CaiError, describeError } from '../errors';
-import { folderOf, listPartitions, type ManifestPlan, PlanError, planRanks, type RankLimits } from './rank-plan';
+import { checkSummarizable, folderOf, listPartitions, type ManifestPlan, PlanError, planRanks, type RankLimits } from './rank-plan';
 import type { ExecutionInput, PartitionObject, Payload } from './contracts';
 import { outputKeys } from './output-keys';
-import { checkPayloadSize, checkResultBucket, PAYLOAD_JSON_LIMIT_BYTES, parsePayload, payloadJson, PayloadError } from './payload';
+import {
+  checkDataBucket,
+  checkPayloadSize,
+  checkResultBucket,
+  PAYLOAD_JSON_LIMIT_BYTES,
+  parsePayload,
+  payloadJson,
+  PayloadError,
+} from './payload';
 import type { RunRecord, RunStore } from './run-store';
 import { ModelRefusal, resolveRunModel, type ModelLimits, type RunModel } from './run-model';
 
@@ -27,10 +35,19 @@ export interface InitializeContext {
   maxConcurrency: number;
   /** Buckets the functions may write: the control bucket and ResultBucketNames. */
   writableBuckets: string[];
+  /** Buckets the inference function may read partitions from: DataBucketName, or the control bucket. */
+  readableDataBuckets: string[];
   /** The inference function's memory and timeout: ranks are planned to finish well inside it. */
   rankLimits: RankLimits;
   /** Where a run's own model may come from, and how large it may be. */
   modelLimits: ModelLimits;
+  /** The summarizer's memory: it holds every rank's result at once, so it bounds the ranks of a run. */
+  summarizerMemoryMb?: number;
+  /**
+   * How many inference invocations the account lets run at once (the function's reserved
+   * concurrency, or the account's unreserved pool); the Map's concurrency is clamped to it.
+   */
+  availableConcurrency?: () => Promise<number>;
   /** Billing of this invocation so far, kept on the run for its cost. */
   invocation: () => { durationMs: number; initMs: number; memoryMb: number };
   /** Requests this invocation has sent so far. */
@@ -91,10 +108,12 @@ interface ValidRun {
   plan: ManifestPlan;
   /** The payload's own model, checked; absent: the deployed one. */
   model?: RunModel;
+  /** Ranks at once: MaxConcurrency, within what the account has free. */
+  maxConcurrency: number;
 }
 
 /** The uploaded payload.json, read (the size first: one over the limit is neither read nor stored) and parsed. */
-async function readPayload(object: PayloadObject, s3: S3Client): Promise<Omit<ValidRun, 'plan'>> {
+async function readPayload(object: PayloadObject, s3: S3Client): Promise<Omit<ValidRun, 'plan' | 'maxConcurrency'>> {
   let body: GetObjectCommandOutput;
   try {
     body = await s3.send(new GetObjectCommand({ Bucket: object.bucket, Key: object.key }));
@@ -122,6 +141,7 @@ async function validateRun(runId: string, object: PayloadObject, context: Initia
   const { raw, payload, warnings } = await readPayload(object, context.s3);
   try {
     checkResultBucket(payload, context.writableBuckets);
+    checkDataBucket(payload, context.readableDataBuckets);
   } catch (error) {
     const { errors, message } = error as PayloadError;
     throw new Refusal(message, { errors, warnings }, raw, payload);
@@ -143,13 +163,42 @@ async function validateRun(runId: string, object: PayloadObject, context: Initia
       throw new Refusal(error.message, { errors: [{ field: 'model', message: error.message }], warnings }, raw, payload);
     }
   }
+  let plan: ManifestPlan;
   try {
-    const plan = planRanks(runId, payload, available, context.rankLimits, model?.object);
-    return { raw, payload, warnings, plan, model };
+    plan = planRanks(runId, payload, available, context.rankLimits, model?.object);
+    if (context.summarizerMemoryMb) checkSummarizable(plan.items.length, context.summarizerMemoryMb);
   } catch (error) {
     if (!(error instanceof PlanError)) throw error;
     throw new Refusal(error.message, { errors: [{ field: error.field, message: error.message }], warnings }, raw, payload);
   }
+  const concurrency = await clampConcurrency(context);
+  return { raw, payload, warnings: [...warnings, ...concurrency.warnings], plan, maxConcurrency: concurrency.maxConcurrency, model };
+}
+
+/**
+ * MaxConcurrency within what the account lets the inference function run (GetAccountSettings):
+ * a new account may have 10, and ranks over it would be throttled and retried for half an hour.
+ */
+async function clampConcurrency(context: InitializeContext): Promise<{ maxConcurrency: number; warnings: string[] }> {
+  const configured = context.maxConcurrency;
+  if (!context.availableConcurrency) return { maxConcurrency: configured, warnings: [] };
+  let available: number;
+  try {
+    available = await context.availableConcurrency();
+  } catch (error) {
+    return {
+      maxConcurrency: configured,
+      warnings: [`could not read the account's Lambda concurrency (${describeError(error)}); MaxConcurrency ${configured} is used as set`],
+    };
+  }
+  if (available >= configured) return { maxConcurrency: configured, warnings: [] };
+  const runs = Math.max(1, available);
+  return {
+    maxConcurrency: runs,
+    warnings: [
+      `MaxConcurrency ${configured} is more than the ${available} concurrent executions the inference function can have in this account (GetAccountSettings); the run uses ${runs} ranks at once (ask Service Quotas for more)`,
+    ],
+  };
 }
 
 /** A refused run's record; a re-delivered event finds it there and starts nothing. */
@@ -218,7 +267,7 @@ async function startExecution(runId: string, run: ValidRun, context: InitializeC
       manifest: { Bucket: payload.bucket, Key: keys.manifest },
       resultBucket: payload.bucket,
       resultPath: payload.result_path,
-      maxConcurrency: context.maxConcurrency,
+      maxConcurrency: run.maxConcurrency,
     };
     // Counted now, so this update and the StartExecution after it are added by the summary.
     await context.runs.update(runId, { initializer: { ...context.invocation(), requests: context.requests() } });
@@ -245,8 +294,10 @@ export async function initializeRun(object: PayloadObject, context: InitializeCo
   try {
     run = await validateRun(runId, object, context);
   } catch (error) {
-    if (!(error instanceof Refusal)) throw error;
-    return recordRefusal(runId, object, error, context.runs);
+    // Anything unforeseen (a bug, S3 refusing the payload's read) is recorded on the run as well, so
+    // that an upload never ends with nothing in `cai runs`; only a failure to record it is thrown.
+    const refusal = error instanceof Refusal ? error : new Refusal(`could not start the run: ${describeError(error)}`, {}, undefined);
+    return recordRefusal(runId, object, refusal, context.runs);
   }
   if (!(await recordRun(runId, object, run, context.runs))) return { runId, outcome: 'DUPLICATE' };
   return startExecution(runId, run, context);

@@ -146,6 +146,20 @@ export function checkResultBucket(payload: Payload, writable: string[]): void {
   ]);
 }
 
+/**
+ * Refuses a payload whose partitions are in a bucket the inference function may not read (the
+ * template's DataBucketName, or the control bucket): every rank would fail with AccessDenied.
+ */
+export function checkDataBucket(payload: Payload, readable: string[]): void {
+  if (readable.includes(payload.data_bucket)) return;
+  throw new PayloadError([
+    {
+      field: 'data_bucket',
+      message: `the inference function may read only ${readable.join(', ')}; set the template's DataBucketName (samconfig.toml parameter_overrides) to ${payload.data_bucket} to read there`,
+    },
+  ]);
+}
+
 /** Refuses a payload over PAYLOAD_JSON_LIMIT_BYTES, before anything reads it. */
 export function checkPayloadSize(bytes: number): void {
   if (bytes > PAYLOAD_JSON_LIMIT_BYTES) {

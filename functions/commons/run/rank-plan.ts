@@ -109,6 +109,24 @@ export class PlanError extends CaiError {
   }
 }
 
+/**
+ * The summarizer holds every rank's result at once: 236 MB measured at 10,240 ranks (npm run
+ * bench:summarizer), about 23 KB a rank, whole process included. A run gets at most the ranks
+ * that fill 80 % of its memory (1,024 MB: 35,617 ranks).
+ */
+export const SUMMARIZER_KB_PER_RANK = 23;
+export const summarizableRanks = (memoryMb: number): number => Math.floor((0.8 * memoryMb * 1000) / SUMMARIZER_KB_PER_RANK);
+
+/** Refuses more ranks than the summarizer's memory can summarize. */
+export function checkSummarizable(ranks: number, summarizerMemoryMb: number): void {
+  const most = summarizableRanks(summarizerMemoryMb);
+  if (ranks <= most) return;
+  throw new PlanError(
+    `${ranks} ranks are more than the summarizer summarizes in its ${summarizerMemoryMb} MB (at most ${most}, ${SUMMARIZER_KB_PER_RANK} KB a rank): set world_size to at most ${most}, or raise the template's SummarizerMemorySize`,
+    'world_size',
+  );
+}
+
 const estimateSeconds = (bytes: number, limits: RankLimits) => bytes / BYTES_PER_GALAXY / galaxiesPerSecond(limits.memoryMb);
 const itemBytes = (item: RankItem) => Buffer.byteLength(JSON.stringify(item));
 
@@ -154,7 +172,7 @@ export function planRanks(
   if (model) warnings.push(`ranks are planned at the deployed model's rate; if ${payload.model} is slower, set world_size higher`);
   // A run's own model is held by each worker instead of the deployed one: its size is what they hold.
   const inference = limits?.inference && model ? { ...limits.inference, modelBytes: model.bytes } : limits?.inference;
-  if (limits && inference) warnings.push(...planMemory(items, { ...limits, inference }, payload.batch_size));
+  if (limits && inference) for (const warning of planMemory(items, { ...limits, inference }, payload.batch_size)) warnings.push(warning);
   if (limits) checkWithinLimits(items, partitions, limits, (w) => itemsFor(w), payload.world_size !== undefined);
   return { items, partitions, warnings };
 }
@@ -166,7 +184,7 @@ function memoryOf(item: RankItem, limits: RankLimits, memoryMb: number, batchSiz
     modelBytes,
     workers: workers || workersFor(memoryMb),
     batchSize: batchSize ?? defaultBatch,
-    partitionBytes: Math.max(...item.partitions.map((p) => p.bytes)),
+    partitionBytes: item.partitions.reduce((most, p) => Math.max(most, p.bytes), 0),
   });
 }
 
@@ -214,16 +232,21 @@ function checkWithinLimits(
   worldSizeGiven: boolean,
 ): void {
   const budget = limits.timeoutS * RANK_TIME_BUDGET;
+  // Folded, never spread into Math.max's arguments: a spread of 200,000 items overflows the stack.
   const slowest = (list: RankItem[]) =>
-    Math.max(
-      ...list.map((i) =>
-        estimateSeconds(
-          i.partitions.reduce((s, p) => s + p.bytes, 0),
-          limits,
+    list.reduce(
+      (most, i) =>
+        Math.max(
+          most,
+          estimateSeconds(
+            i.partitions.reduce((s, p) => s + p.bytes, 0),
+            limits,
+          ),
         ),
-      ),
+      0,
     );
-  const fits = (list: RankItem[]) => slowest(list) <= budget && Math.max(...list.map(itemBytes)) <= STATE_PAYLOAD_LIMIT_BYTES;
+  const fits = (list: RankItem[]) =>
+    slowest(list) <= budget && list.reduce((most, i) => Math.max(most, itemBytes(i)), 0) <= STATE_PAYLOAD_LIMIT_BYTES;
   if (fits(items)) return;
   const speed = `${Math.round(galaxiesPerSecond(limits.memoryMb))} galaxies/s at ${limits.memoryMb} MB`;
   const within = `the ${Math.round(budget)} s budget (${RANK_TIME_BUDGET * 100} % of the inference function's ${limits.timeoutS} s timeout)`;

@@ -54,6 +54,13 @@ function timed(source: ByteSource, into: { seconds: number; bytes: number }): By
   };
 }
 
+/**
+ * The longest pause before a cold rank's first read: the ranks of a run's first wave (all cold
+ * starts) spread their first requests over up to 2 s (2 ms a rank), keeping a thousand ranks'
+ * first GETs near S3's 5,500 a second per prefix rather than all in the same instant.
+ */
+export const firstReadJitterMs = (worldSize: number): number => Math.min(2000, 2 * worldSize);
+
 const seconds = (since: bigint) => Number(process.hrtime.bigint() - since) / 1e9;
 
 /**

@@ -51,7 +51,7 @@ async function readJson<T>(s3: S3Client, bucket: string, key: string): Promise<T
 async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
   const keys: string[] = [];
   for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: bucket, Prefix: prefix })) {
-    keys.push(...(page.Contents ?? []).map((o) => o.Key as string));
+    for (const object of page.Contents ?? []) keys.push(object.Key as string);
   }
   return keys;
 }
@@ -141,7 +141,7 @@ async function gatherRun(input: SummarizeInput, { s3, sfn, inferenceMemoryMb }: 
   );
   const attemptKeys = await listKeys(s3, bucket, keys.attempts);
   const { failed, started, records } = await readAttemptRecords(s3, bucket, attemptKeys, rankResults, limit);
-  const memoryMb = inferenceMemoryMb ?? Math.max(0, ...rankResults.map((r) => r?.memory_configured_mb ?? 0));
+  const memoryMb = inferenceMemoryMb ?? rankResults.reduce((most, r) => Math.max(most, r?.memory_configured_mb ?? 0), 0);
   const crashed = await billCrashes(started, {
     items,
     failed,
@@ -172,7 +172,7 @@ function partitionOutcomes(run: GatheredRun, input: SummarizeInput): { results: 
     const result = run.rankResults[index];
     if (result) {
       results.push(result);
-      failures.push(...result.failures);
+      for (const failure of result.failures) failures.push(failure);
     } else {
       const reason =
         input.failure && !run.outcomes.has(item.rank)

@@ -86,6 +86,20 @@ export async function fileSource(path: string): Promise<ByteSource> {
   return source;
 }
 
+/**
+ * What an S3 error means for a partition: missing (404), not ours to read (403) or changed under us
+ * (416) is the partition's own fault, an ArchiveError recorded and skipped. Anything else (throttling,
+ * a 5xx, a reset) is passed on as it is, after the client's retries: the rank fails and the state
+ * machine runs it again, rather than a passing outage failing partitions for good.
+ */
+function partitionError(error: unknown, name: string): unknown {
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  if (status === 404) return new ArchiveError(`no such object: ${name}`, { cause: error });
+  if (status === 403) return new ArchiveError(`access denied to ${name} (the inference function's role cannot read it)`, { cause: error });
+  if (status === 416) return new ArchiveError(`${name} changed while being read`, { cause: error });
+  return error;
+}
+
 /** Ranged GETs of this size run in parallel; S3 serves each connection at a bounded rate. */
 export const S3_PART_BYTES = 8 * 1024 * 1024;
 export const S3_PARALLEL_PARTS = 8;
@@ -101,14 +115,16 @@ export async function s3Source(client: S3Client, bucket: string, key: string): P
     const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
     size = head.ContentLength ?? 0;
   } catch (error) {
-    const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-    if (status === 404) throw new ArchiveError(`no such object: ${name}`, { cause: error });
-    throw new ArchiveError(`cannot read ${name}: ${(error as Error).message}`, { cause: error });
+    throw partitionError(error, name);
   }
   const limit = pLimit(S3_PARALLEL_PARTS);
 
   async function fetchInto(out: Uint8Array, at: number, offset: number, length: number): Promise<void> {
-    const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${offset}-${offset + length - 1}` }));
+    const response = await client
+      .send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${offset}-${offset + length - 1}` }))
+      .catch((error: unknown) => {
+        throw partitionError(error, name);
+      });
     if (!response.Body) throw new ArchiveError(`${name}: empty response for range ${offset}+${length}`);
     let filled = 0;
     for await (const chunk of response.Body as AsyncIterable<Uint8Array>) {

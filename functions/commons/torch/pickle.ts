@@ -332,7 +332,7 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): unknown {
       case 0x65: {
         // APPENDS
         const items = popMark();
-        asList(top()).push(...items);
+        for (const item of items) asList(top()).push(item);
         break;
       }
       case 0x73: {
