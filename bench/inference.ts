@@ -105,7 +105,7 @@ async function runPipeline(work: string, partitions: number, perPartition: numbe
     payload,
     JSON.stringify({
       bucket: 'cai-control',
-      data_bucket: 'bench-data',
+      data_bucket: DATA_BUCKET,
       data_prefix: 'e2e',
       batch_size: batch,
       result_path: 'results/bench',

@@ -12,6 +12,8 @@ const dynalite = require('dynalite') as (options: { path?: string; createTableMs
 
 export interface LocalDynamo {
   endpoint: string;
+  /** The operation (X-Amz-Target's last part: PutItem, GetItem, ...) of every request served so far, in order. */
+  operations: string[];
   close(): Promise<void>;
 }
 
@@ -68,8 +70,17 @@ export async function startLocalDynamo(directory: string, port = 0): Promise<Loc
     throw error;
   }
   const { port: bound } = server.address() as AddressInfo;
+  const operations: string[] = [];
+  server.on('request', (req: import('node:http').IncomingMessage) =>
+    operations.push(
+      String(req.headers['x-amz-target'] ?? '')
+        .split('.')
+        .pop()!,
+    ),
+  );
   return {
     endpoint: `http://127.0.0.1:${bound}`,
+    operations,
     close: () =>
       new Promise<void>((resolve) =>
         server.close(() => {

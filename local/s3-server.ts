@@ -39,6 +39,8 @@ export interface LocalS3 {
   injectFaults(...faults: S3Fault[]): void;
   /** Requests answered with an injected fault so far. */
   faultsServed(): number;
+  /** Every request served so far, in order, as S3 bills them: GET (and HEAD), PUT (and POST, COPY), LIST, other. */
+  requests: { kind: 'get' | 'put' | 'list' | 'other'; bucket: string; key: string }[];
   close(): Promise<void>;
 }
 
@@ -60,6 +62,21 @@ export async function startLocalS3(directory: string, buckets: string[] = [], po
   honourIfMatch(server);
   let faults: (S3Fault & { left: number })[] = [];
   let served = 0;
+  const requests: LocalS3['requests'] = [];
+  server.middleware.unshift(async (ctx, next) => {
+    const [bucket = '', ...rest] = decodeURIComponent(ctx.path.slice(1)).split('/');
+    const key = rest.join('/');
+    const kind =
+      ctx.method === 'GET' || ctx.method === 'HEAD'
+        ? key
+          ? 'get'
+          : 'list'
+        : ctx.method === 'PUT' || ctx.method === 'POST'
+          ? 'put'
+          : 'other';
+    requests.push({ kind, bucket, key });
+    return next();
+  });
   // First in the chain, so a fault is answered before anything is read or stored.
   server.middleware.unshift(async (ctx, next) => {
     const key = decodeURIComponent(ctx.path.slice(1));
@@ -78,6 +95,7 @@ export async function startLocalS3(directory: string, buckets: string[] = [], po
     server,
     injectFaults: (...given) => void (faults = given.map((f) => ({ ...f, left: f.times ?? Infinity }))),
     faultsServed: () => served,
+    requests,
     close: () => server.close(),
   };
 }

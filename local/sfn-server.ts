@@ -25,9 +25,10 @@ const { StateMachine } = require('aws-local-stepfunctions') as typeof import('aw
  * with aws-local-stepfunctions and the real handlers behind every Task.
  *
  * The adapter. The interpreter does not execute a Distributed Map's ItemReader, ResultWriter,
- * ItemBatcher or ToleratedFailurePercentage, so before a run the adapter reads the items the way
- * ItemReader would (the JSON array at its Bucket/Key, evaluated on the execution input), hands
- * them to the Map through ItemsPath, and drops those fields. A ResultWriter becomes a step after
+ * ItemBatcher or ToleratedFailurePercentage, so an ItemReader becomes a step before the Map that
+ * reads the items the way ItemReader would (the JSON array at its Bucket/Key, evaluated on the
+ * Map's input; a failed read is States.ItemReaderFailed, which the Map's Catch handles as on AWS),
+ * hands them to the Map through ItemsPath, and those fields are dropped. A ResultWriter becomes a step after
  * the Map that writes what AWS writes (manifest.json and SUCCEEDED_0.json under
  * <Prefix>/<map run id>/) and puts {MapRunArn, ResultWriterDetails} where the Map's ResultPath
  * says. CAI's Map catches every rank's error inside its ItemProcessor, so a tolerated-failure
@@ -35,6 +36,10 @@ const { StateMachine } = require('aws-local-stepfunctions') as typeof import('aw
  *
  * AWS's payload limit holds: a state's input or output, a task's parameters and a Map item of
  * more than 256 KiB fail the execution with States.DataLimitExceeded, which no Catch handles.
+ * An execution ends as on AWS: SUCCEEDED, FAILED, TIMED_OUT (past the definition's TimeoutSeconds,
+ * else a Standard execution's one year) or ABORTED (StopExecution), and each end is announced as
+ * EventBridge's "Execution Status Change" event. StartExecution is idempotent only while an
+ * execution of that name and input runs; a closed one's name answers ExecutionAlreadyExists.
  */
 export type TaskHandler = (input: { FunctionName: string; Payload: unknown }) => Promise<unknown>;
 
@@ -42,8 +47,10 @@ interface Execution {
   arn: string;
   name: string;
   input: string;
-  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED';
+  status: ExecutionStatus;
   startDate: number;
+  /** Ends the run as TIMED_OUT or ABORTED, with the error and cause AWS reports. */
+  stop: (status: 'TIMED_OUT' | 'ABORTED', error: string, cause: string) => void;
   stopDate?: number;
   output?: string;
   error?: string;
@@ -51,6 +58,8 @@ interface Execution {
   done: Promise<void>;
   /** Each Map state's iterations (its child executions on AWS), by index. */
   iterations: Map<string, Map<number, Iteration>>;
+  /** State transitions as Step Functions bills them: each state entered (in child executions too) and each retry. */
+  transitions: number;
 }
 
 /** What recordIteration reads of the interpreter's events. */
@@ -71,6 +80,11 @@ interface Iteration {
   /** Each run of a task (each retry is one): GetExecutionHistory's TaskStarted, and its TaskFailed when it failed. */
   tasks: { startedAt: number; failed?: { at: number; error: string; cause: string } }[];
 }
+
+type ExecutionStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED';
+
+/** A Standard workflow's longest execution without a TimeoutSeconds: one year (Step Functions quotas). */
+const STANDARD_EXECUTION_LIMIT_MS = 365 * 24 * 3600 * 1000;
 
 const ITEMS_FIELD = '__caiItems';
 const RESULTS_FIELD = '__caiMapResults';
@@ -98,6 +112,19 @@ function valueAt(input: Record<string, unknown>, path: string): unknown {
 
 type State = Record<string, unknown>;
 
+interface ItemReaderStep {
+  map: string;
+  /** Bucket and Key, each a value or a path into the Map's input ("Bucket.$"). */
+  parameters: Record<string, string>;
+}
+
+class ItemReaderFailed extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'States.ItemReaderFailed';
+  }
+}
+
 interface ResultWriterStep {
   map: string;
   parameters: Record<string, string>;
@@ -106,13 +133,22 @@ interface ResultWriterStep {
 }
 
 /** The definition as the interpreter runs it, how to fetch each Map's items, and its result writers. */
-function adapt(definition: State): { definition: State; readers: Map<string, State>; writers: Map<string, ResultWriterStep> } {
-  const copy = JSON.parse(JSON.stringify(definition)) as { States: Record<string, State> };
-  const readers = new Map<string, State>();
+function adapt(definition: State): { definition: State; readers: Map<string, ItemReaderStep>; writers: Map<string, ResultWriterStep> } {
+  const copy = JSON.parse(JSON.stringify(definition)) as { StartAt: string; States: Record<string, State> };
+  const readers = new Map<string, ItemReaderStep>();
   const writers = new Map<string, ResultWriterStep>();
   for (const [name, state] of Object.entries(copy.States)) {
     if (state.Type !== 'Map' || !state.ItemReader) continue;
-    readers.set(name, state.ItemReader as State);
+    const reader = `${name}.ItemReader`;
+    readers.set(reader, { map: name, parameters: (state.ItemReader as State).Parameters as Record<string, string> });
+    // Whatever led to the Map leads to its reader; the reader's failure goes where the Map's would.
+    redirect(copy, name, reader);
+    copy.States[reader] = {
+      Type: 'Task',
+      Resource: 'arn:aws:states:::s3:getObject',
+      Next: name,
+      ...(state.Catch ? { Catch: state.Catch } : {}),
+    };
     const writer = state.ResultWriter as State | undefined;
     delete state.ItemReader;
     delete state.ResultWriter;
@@ -142,6 +178,17 @@ function adapt(definition: State): { definition: State; readers: Map<string, Sta
   return { definition: copy, readers, writers };
 }
 
+/** Points StartAt and every transition to `from` at `to`. */
+function redirect(machine: { StartAt: string; States: Record<string, State> }, from: string, to: string): void {
+  if (machine.StartAt === from) machine.StartAt = to;
+  for (const state of Object.values(machine.States)) {
+    if (state.Next === from) state.Next = to;
+    if (state.Default === from) state.Default = to;
+    for (const branch of [...((state.Catch as State[]) ?? []), ...((state.Choices as State[]) ?? [])])
+      if (branch.Next === from) branch.Next = to;
+  }
+}
+
 function setAt(target: Record<string, unknown>, path: string, value: unknown): Record<string, unknown> {
   const keys = path
     .replace(/^\$\.?/, '')
@@ -163,6 +210,8 @@ export interface LocalSfnOptions {
   retryIntervalOverrides?: Record<string, number>;
   /** Called when an execution ends, as EventBridge's "Execution Status Change" event would be sent. */
   onExecutionEnded?: (event: ExecutionStatusChange) => void;
+  /** How long an execution may run, ms (tests shorten it): the definition's TimeoutSeconds, else one year. */
+  executionTimeoutMs?: number;
 }
 
 export class LocalStepFunctions {
@@ -175,7 +224,12 @@ export class LocalStepFunctions {
   /** The largest payload seen of each kind the limit applies to, bytes: what a run's state sizes were. */
   readonly largestPayloads: Record<string, number> = {};
 
-  constructor(private readonly options: LocalSfnOptions) {}
+  /** How long an execution started from now on may run, ms (see LocalSfnOptions). */
+  executionTimeoutMs?: number;
+
+  constructor(private readonly options: LocalSfnOptions) {
+    this.executionTimeoutMs = options.executionTimeoutMs;
+  }
 
   async start(): Promise<void> {
     this.server = createServer((req, res) => this.serve(req, res));
@@ -186,6 +240,11 @@ export class LocalStepFunctions {
   async close(): Promise<void> {
     await Promise.allSettled([...this.executions.values()].map((e) => e.done));
     await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+  }
+
+  /** The state transitions an execution has made so far (see Execution.transitions). */
+  transitionsOf(name: string): number | undefined {
+    return this.executions.get(name)?.transitions;
   }
 
   /** Names of every execution started. */
@@ -212,6 +271,7 @@ export class LocalStepFunctions {
       try {
         const request = JSON.parse(body || '{}');
         if (target === 'StartExecution') reply(200, this.startExecution(request));
+        else if (target === 'StopExecution') reply(200, this.stopExecution(request));
         else if (target === 'DescribeExecution') reply(200, this.describe(request.executionArn));
         else if (target === 'GetExecutionHistory') reply(200, this.history(request.executionArn));
         else reply(400, { __type: 'UnknownOperationException', message: `${target} is not served locally` });
@@ -225,7 +285,9 @@ export class LocalStepFunctions {
   private startExecution(request: { stateMachineArn: string; name: string; input?: string }) {
     const existing = this.executions.get(request.name);
     if (existing) {
-      if (existing.input === (request.input ?? '{}')) return { executionArn: existing.arn, startDate: existing.startDate / 1000 };
+      // Idempotent only while it runs with the same input; a closed execution's name is taken (StartExecution's API reference).
+      if (existing.status === 'RUNNING' && existing.input === (request.input ?? '{}'))
+        return { executionArn: existing.arn, startDate: existing.startDate / 1000 };
       const error = new Error(`Execution already exists: '${existing.arn}'`);
       error.name = 'ExecutionAlreadyExists';
       throw error;
@@ -237,17 +299,29 @@ export class LocalStepFunctions {
       input: request.input ?? '{}',
       status: 'RUNNING',
       startDate: Date.now(),
+      stop: () => {},
       done: Promise.resolve(),
       iterations: new Map(),
+      transitions: 0,
     };
     execution.done = this.run(execution);
     this.executions.set(request.name, execution);
     return { executionArn: arn, startDate: execution.startDate / 1000 };
   }
 
+  private stopExecution(request: { executionArn: string; error?: string; cause?: string }) {
+    const execution = [...this.executions.values()].find((e) => e.arn === request.executionArn);
+    if (!execution)
+      throw Object.assign(new Error(`Execution Does Not Exist: '${request.executionArn}'`), { name: 'ExecutionDoesNotExist' });
+    execution.stop('ABORTED', request.error ?? '', request.cause ?? '');
+    return { stopDate: (execution.stopDate ?? Date.now()) / 1000 };
+  }
+
   private async run(execution: Execution): Promise<void> {
     // The first payload over the limit ends the execution, past any Catch, as on AWS.
     let overLimit: DataLimitExceeded | undefined;
+    // A stop from outside (StopExecution, the execution's time limit) ends it the same way.
+    let stopped: { status: 'TIMED_OUT' | 'ABORTED'; error: string; cause: string } | undefined;
     let abort = () => {};
     const check = (what: string, value: unknown) => {
       const bytes = payloadBytes(value);
@@ -260,19 +334,21 @@ export class LocalStepFunctions {
       }
       return !overLimit;
     };
+    execution.stop = (status, error, cause) => {
+      if (execution.status !== 'RUNNING' || stopped) return;
+      stopped = { status, error, cause };
+      abort();
+    };
+    const limitSeconds = (this.options.definition as { TimeoutSeconds?: number }).TimeoutSeconds;
+    const timeoutMs = this.executionTimeoutMs ?? (limitSeconds !== undefined ? limitSeconds * 1000 : STANDARD_EXECUTION_LIMIT_MS);
+    // Past 2^31 - 1 ms a timer fires at once: a year is never waited for here.
+    const timer =
+      timeoutMs < 2 ** 31
+        ? setTimeout(() => execution.stop('TIMED_OUT', 'States.Timeout', `the execution ran longer than ${timeoutMs / 1000} s`), timeoutMs)
+        : undefined;
     try {
       const input = JSON.parse(execution.input) as Record<string, unknown>;
       const { definition, readers, writers } = adapt(this.options.definition);
-      const items: Record<string, unknown[]> = {};
-      for (const [name, reader] of readers) {
-        const parameters = reader.Parameters as Record<string, string>;
-        const bucket = String(valueAt(input, parameters['Bucket.$']) ?? parameters.Bucket);
-        const key = String(valueAt(input, parameters['Key.$']) ?? parameters.Key);
-        const object = await this.options.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-        items[name] = JSON.parse(await object.Body!.transformToString());
-        items[name].forEach((item, index) => check(`item ${index} of the ${name} state`, item));
-      }
-      if (overLimit) throw overLimit;
       const tasks: Record<string, (input: never) => Promise<unknown>> = {};
       for (const [name, handler] of Object.entries(this.options.tasks)) {
         // Over the limit, the task never runs: the execution is failing (already aborted).
@@ -281,17 +357,28 @@ export class LocalStepFunctions {
           return handler(parameters);
         };
       }
+      for (const [step, reader] of readers) {
+        tasks[step] = async (state) => {
+          const items = await this.readItems(reader, state as Record<string, unknown>);
+          items.forEach((item, index) => check(`item ${index} of the ${reader.map} state`, item));
+          if (overLimit) throw overLimit;
+          return setAt(state as Record<string, unknown>, `$.${ITEMS_FIELD}.${reader.map}`, items);
+        };
+      }
       for (const [step, writer] of writers) {
-        tasks[step] = (state) => this.writeMapResults(execution, writer, state as Record<string, unknown>, items[writer.map]);
+        tasks[step] = (state) => this.writeMapResults(execution, writer, state as Record<string, unknown>);
       }
       const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false, checkPaths: false } });
-      const run = machine.run({ ...input, [ITEMS_FIELD]: items } as never, {
+      const run = machine.run(input as never, {
         overrides: { taskResourceLocalHandlers: tasks as never, retryIntervalOverrides: this.options.retryIntervalOverrides },
       });
       abort = run.abort;
       void (async () => {
         for await (const event of run.eventLogs) {
           this.recordIteration(execution, event);
+          // The adapter's own steps (an ItemReader's, a ResultWriter's) are part of their Map on AWS.
+          if ((event.type === 'StateEntered' && !/\.(ItemReader|ResultWriter)$/.test(event.state.name)) || event.type === 'StateRetried')
+            execution.transitions++;
           if (event.type !== 'StateEntered' && event.type !== 'StateExited') continue;
           const where = `the ${event.type === 'StateEntered' ? 'input' : 'output'} of the ${event.state.name} state`;
           check(where, event.type === 'StateEntered' ? event.state.input : event.state.output);
@@ -307,29 +394,52 @@ export class LocalStepFunctions {
       // The interpreter wraps the state's error; AWS reports the state's own error and cause.
       const wrapped = error as Error & { cause?: Error };
       const e = overLimit ?? (wrapped.cause instanceof Error ? wrapped.cause : wrapped);
-      execution.status = 'FAILED';
-      execution.error = e.name;
-      execution.cause = e.message;
+      execution.status = stopped?.status ?? 'FAILED';
+      execution.error = stopped ? stopped.error : e.name;
+      execution.cause = stopped ? stopped.cause : e.message;
     } finally {
+      clearTimeout(timer);
       execution.stopDate = Date.now();
       this.options.onExecutionEnded?.({
         source: 'aws.states',
         'detail-type': 'Step Functions Execution Status Change',
         detail: {
           executionArn: execution.arn,
+          stateMachineArn: this.stateMachineArn,
           name: execution.name,
           status: execution.status,
           input: execution.input,
-          error: execution.error ?? null,
-          cause: execution.cause ?? null,
+          error: execution.error || null,
+          cause: execution.cause || null,
         },
       });
     }
   }
 
+  /** What an ItemReader does: the JSON array at its Bucket/Key, evaluated on the Map's input. */
+  private async readItems(reader: ItemReaderStep, state: Record<string, unknown>): Promise<unknown[]> {
+    const field = (name: string) =>
+      String(reader.parameters[`${name}.$`] ? valueAt(state, reader.parameters[`${name}.$`]) : reader.parameters[name]);
+    const [bucket, key] = [field('Bucket'), field('Key')];
+    try {
+      const object = await this.options.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      const items = JSON.parse(await object.Body!.transformToString()) as unknown;
+      if (!Array.isArray(items)) throw new Error('the object is not a JSON array');
+      return items;
+    } catch (error) {
+      throw new ItemReaderFailed(
+        `cannot read the items of the ${reader.map} state from s3://${bucket}/${key}: ${(error as Error).name}: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
+    }
+  }
+
   /** What a ResultWriter does after the Map: the children's results to S3, where they went into the state. */
-  private async writeMapResults(execution: Execution, writer: ResultWriterStep, state: Record<string, unknown>, items: unknown[]) {
+  private async writeMapResults(execution: Execution, writer: ResultWriterStep, state: Record<string, unknown>) {
     const results = (state[RESULTS_FIELD] as Record<string, unknown[]>)[writer.map];
+    const items = (state[ITEMS_FIELD] as Record<string, unknown[]>)[writer.map];
     // Each of Bucket and Prefix is a value, or a path into the Map's input ("Bucket.$").
     const field = (name: string) => {
       const path = writer.parameters[`${name}.$`];
@@ -373,9 +483,11 @@ export class LocalStepFunctions {
       JSON.stringify({ DestinationBucket: bucket, MapRunArn: mapRunArn, ResultFiles: { FAILED: [], PENDING: [], SUCCEEDED: succeeded } }),
     );
     const next = { ...state };
-    const remaining = { ...(next[RESULTS_FIELD] as Record<string, unknown>) };
-    delete remaining[writer.map];
-    next[RESULTS_FIELD] = remaining;
+    for (const field of [RESULTS_FIELD, ITEMS_FIELD]) {
+      const remaining = { ...(next[field] as Record<string, unknown>) };
+      delete remaining[writer.map];
+      next[field] = remaining;
+    }
     return setAt(next, writer.resultPath, { MapRunArn: mapRunArn, ResultWriterDetails: { Bucket: bucket, Key: manifestKey } });
   }
 

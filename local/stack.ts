@@ -24,7 +24,10 @@ import {
   functionConfig,
   LOCAL_STACK_UUID,
   type ResolveOptions,
+  eventSources,
+  notificationMatches,
 } from './template';
+import { matchesEventPattern } from './event-pattern';
 
 export { ROOT };
 
@@ -53,6 +56,8 @@ export interface LocalStackOptions {
   attach?: ServedStack;
   /** What GetAccountSettings reports as the account's unreserved concurrency (default 1,000). */
   accountConcurrency?: number;
+  /** How long an execution may run before it ends TIMED_OUT, ms (tests shorten it; default as on AWS). */
+  executionTimeoutMs?: number;
 }
 
 export const DEFAULT_TABLE = 'cai-runs';
@@ -154,6 +159,7 @@ export class LocalStack {
   runs!: RunStore;
   private readonly listeners: ((outcomes: InitializeOutcome[]) => void)[] = [];
   private readonly failureListeners: ((error: Error) => void)[] = [];
+  private eventSourcesCache?: ReturnType<typeof eventSources>;
   /** Invocations in flight that no caller awaits: notifications and status-rule events. */
   private readonly pending = new Set<Promise<unknown>>();
 
@@ -292,14 +298,21 @@ export class LocalStack {
       s3: createS3Client({ ...process.env, ...this.env }),
       tasks: { InferRank: invoke, Summarize: invoke, RecordFailure: invoke },
       retryIntervalOverrides: this.options.retryIntervalOverrides,
-      // The template's EventBridge rule: executions ending FAILED, TIMED_OUT or ABORTED → the summarizer.
+      executionTimeoutMs: this.options.executionTimeoutMs,
+      // template.yaml's EventBridge rules, matched as EventBridge matches them: each end of an execution
+      // goes to the functions whose rule's pattern it matches (asynchronous invocations, as on AWS).
       onExecutionEnded: (event) => {
-        if (!['FAILED', 'TIMED_OUT', 'ABORTED'].includes(event.detail.status)) return;
-        this.background(
-          invokeAsync(summarizer, event, this.options.directory).catch((error: Error) =>
-            process.stderr.write(`local stack: status rule failed: ${error.name}: ${error.message}\n`),
-          ),
-        );
+        for (const rule of this.sources().rules) {
+          if (!matchesEventPattern(rule.pattern, event)) continue;
+          const target =
+            rule.functionId === 'SummarizerFunction' ? summarizer : rule.functionId === 'InferenceFunction' ? inference : undefined;
+          if (!target) throw new Error(`local stack: rule ${rule.event} targets ${rule.functionId}, which has no container yet`);
+          this.background(
+            invokeAsync(target, event, this.options.directory).catch((error: Error) =>
+              process.stderr.write(`local stack: rule ${rule.event} failed: ${error.name}: ${error.message}\n`),
+            ),
+          );
+        }
       },
     });
     await this.sfn.start();
@@ -308,11 +321,26 @@ export class LocalStack {
     summarizer.spec.env.CAI_SFN_ENDPOINT = this.sfn.endpoint;
   }
 
-  /** The bucket notification: ObjectCreated with suffix payload.json → the initializer, invoked asynchronously. */
+  /** What invokes the functions, as template.yaml (resolved with the local stack's names) declares it. */
+  sources(): ReturnType<typeof eventSources> {
+    this.eventSourcesCache ??= eventSources(ROOT, {
+      defaults: LOCAL_PARAMETERS,
+      overrides: this.options.parameterOverrides,
+      resources: { ControlBucket: CONTROL_BUCKET, CaiStateMachine: LOCAL_STATE_MACHINE_ARN },
+    });
+    return this.eventSourcesCache;
+  }
+
+  /** template.yaml's bucket notification (ObjectCreated, suffix payload.json) → the initializer, invoked asynchronously. */
   private notifyOnPayload(initializer: LocalFunction): void {
-    this.s3.server.on('event', (event: { Records: { eventName: string; s3: { object: { key: string } } }[] }) => {
+    const notifications = this.sources().notifications.filter((n) => n.functionId === 'InitializerFunction');
+    if (notifications.length === 0) throw new Error('local stack: template.yaml sends no bucket event to the initializer');
+    this.s3.server.on('event', (event: { Records: { eventName: string; s3: { bucket: { name: string }; object: { key: string } } }[] }) => {
       const record = event.Records[0];
-      if (!record.eventName.startsWith('ObjectCreated') || !record.s3.object.key.endsWith('payload.json')) return;
+      const fires = notifications.some(
+        (n) => n.bucket === record.s3.bucket.name && notificationMatches(n, record.eventName, record.s3.object.key),
+      );
+      if (!fires) return;
       // s3rver puts the key in the event as written; S3 URL-encodes it (space as +), and the
       // initializer decodes it as it must on AWS.
       const delivered = structuredClone(event);

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { parse as parseYaml, type Tags } from 'yaml';
+import { checkEventPattern, type EventPattern } from './event-pattern';
 
 /**
  * template.yaml as `sam build`, `sam deploy` and `sam local invoke` read it, for the local stack:
@@ -237,4 +238,61 @@ export function deployedDefinition(
   let text = readFileSync(join(root, properties.DefinitionUri), 'utf8');
   for (const [name, value] of Object.entries(substitutions)) text = text.replaceAll(`\${${name}}`, String(value));
   return text;
+}
+
+/** A function's EventBridgeRule event source: the rule's pattern, resolved as deployed. */
+export interface EventRule {
+  functionId: FunctionId;
+  event: string;
+  pattern: EventPattern;
+}
+
+/** A function's S3 event source: the bucket's notification, as deployed. */
+export interface BucketNotification {
+  functionId: FunctionId;
+  event: string;
+  bucket: string;
+  events: string[];
+  prefix: string;
+  suffix: string;
+}
+
+/** What invokes each function (its EventBridge rules and bucket notifications), read from template.yaml. */
+export function eventSources(root: string, options: ResolveOptions = {}): { rules: EventRule[]; notifications: BucketNotification[] } {
+  const template = readTemplate(root);
+  const { resolve } = resolver(template, root, options);
+  const rules: EventRule[] = [];
+  const notifications: BucketNotification[] = [];
+  for (const functionId of Object.keys(FUNCTIONS) as FunctionId[]) {
+    const events = (template.Resources[functionId]?.Properties?.Events ?? {}) as Record<string, { Type: string; Properties: Json }>;
+    for (const [event, source] of Object.entries(events)) {
+      const properties = resolve(source.Properties) as Json;
+      if (source.Type === 'EventBridgeRule') {
+        rules.push({ functionId, event, pattern: checkEventPattern(properties.Pattern, `${functionId}.Events.${event}.Pattern`) });
+      } else if (source.Type === 'S3') {
+        const filters = (((properties.Filter as Json | undefined)?.S3Key as Json | undefined)?.Rules ?? []) as {
+          Name: string;
+          Value: string;
+        }[];
+        const rule = (name: string) => filters.find((f) => f.Name.toLowerCase() === name)?.Value ?? '';
+        const kinds = properties.Events;
+        notifications.push({
+          functionId,
+          event,
+          bucket: String(properties.Bucket),
+          events: (Array.isArray(kinds) ? kinds : [kinds]).map(String),
+          prefix: rule('prefix'),
+          suffix: rule('suffix'),
+        });
+      } else throw new TemplateError(`${functionId}.Events.${event}: the local stack has no ${source.Type} event source`);
+    }
+  }
+  return { rules, notifications };
+}
+
+/** Whether a bucket notification fires for an event name (s3:ObjectCreated:* and the like) and key. */
+export function notificationMatches(notification: BucketNotification, eventName: string, key: string): boolean {
+  const name = `s3:${eventName}`;
+  const kind = notification.events.some((e) => (e.endsWith(':*') ? name.startsWith(e.slice(0, -1)) : name === e));
+  return kind && key.startsWith(notification.prefix) && key.endsWith(notification.suffix);
 }

@@ -2,13 +2,18 @@ import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client 
 import { createS3Client } from '../../functions/commons/aws/clients';
 import type { InitializeOutcome } from '../../functions/commons/run/initialize';
 import type { RunRecord } from '../../functions/commons/run/run-store';
-import { CONTROL_BUCKET, LocalStack } from '../../local/stack';
+import { CONTROL_BUCKET, LocalStack, type LocalStackOptions } from '../../local/stack';
 import { ROOT } from '../../local/paths';
 import { join } from 'node:path';
 
 /** A local stack for a test file, with short retry pauses, and helpers to drive runs. */
-export async function testStack(directory: string, parameterOverrides: Record<string, string> = {}) {
+export async function testStack(
+  directory: string,
+  parameterOverrides: Record<string, string> = {},
+  options: Partial<LocalStackOptions> = {},
+) {
   const stack = await new LocalStack({
+    ...options,
     directory,
     parameterOverrides,
     modelPath: join(ROOT, 'model', 'default.onnx'),

@@ -74,6 +74,7 @@ export interface ExecutionStatusChange {
   'detail-type': 'Step Functions Execution Status Change';
   detail: {
     executionArn: string;
+    stateMachineArn: string;
     name: string;
     status: 'FAILED' | 'TIMED_OUT' | 'ABORTED' | 'SUCCEEDED' | 'RUNNING';
     /** The execution input (an ExecutionInput), as JSON text. */

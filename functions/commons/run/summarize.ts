@@ -184,15 +184,14 @@ function partitionOutcomes(run: GatheredRun, input: SummarizeInput): { results: 
   return { results, failures };
 }
 
-/** FAILED when the execution failed or nothing ran; SUCCEEDED with no failed partition; PARTIAL between. */
-function runStatus(
-  partitions: number,
-  results: RankResult[],
-  failures: PartitionFailure[],
-  input: SummarizeInput,
-  executionFailed?: boolean,
-): RunStatus {
-  if (executionFailed || (input.failure && results.length === 0)) return 'FAILED';
+/**
+ * FAILED whenever the execution fails: a run reaching RecordFailure (its Summarize or its Map failed)
+ * or ended outside any Catch, even if every rank wrote its results, so that the record agrees with
+ * the execution's own status (the console, ExecutionsFailed alarms). SUCCEEDED with no failed
+ * partition; PARTIAL when some partitions failed and others have predictions.
+ */
+function runStatus(partitions: number, failures: PartitionFailure[], input: SummarizeInput, executionFailed?: boolean): RunStatus {
+  if (executionFailed || input.failure) return 'FAILED';
   if (failures.length === 0) return 'SUCCEEDED';
   return failures.length < partitions ? 'PARTIAL' : 'FAILED';
 }
@@ -310,6 +309,8 @@ export async function summarizeRun(
   const { results, failures } = partitionOutcomes(run, input);
   const partitions = run.items.reduce((n, i) => n + i.partitions.length, 0);
   const samples = results.reduce((n, r) => n + r.samples, 0);
+  // Counted before the last writes, which uncountedRequests bills (combined data twice, the summary, the record).
+  const ownRequests = countsSince(requestsBefore);
   await writeCombinedData(s3, input, results);
 
   const finishedAt = new Date().toISOString();
@@ -321,13 +322,13 @@ export async function summarizeRun(
   );
   const firstRegression = Object.entries(run.statistics).find(([, stats]) => stats.task === 'regression');
   const accuracy = firstRegression ? (metrics[firstRegression[0]] as Extract<OutputMetrics, { task: 'regression' }>).accuracy : null;
-  const cost = costOfRun(run, results, existing, input, context, countsSince(requestsBefore));
+  const cost = costOfRun(run, results, existing, input, context, ownRequests);
   const warnings = runWarnings(cost, results, accuracy);
   const fields: Partial<RunRecord> = {
-    status: runStatus(partitions, results, failures, input, options.executionFailed),
+    status: runStatus(partitions, failures, input, options.executionFailed),
     finishedAt,
     ...(warnings.length ? { warnings: [...(existing?.warnings ?? []), ...warnings] } : {}),
-    error: input.failure ? stateErrorText(input.failure) : existing?.error,
+    error: input.failure ? failureText(input.failure, partitions, failures) : existing?.error,
     partitions,
     ranks: run.items.length,
     samples,
@@ -365,6 +366,13 @@ export async function summarizeRun(
   );
   if (existing) await runs.update(input.runId, fields);
   return summary as RunRecord;
+}
+
+/** Why the execution failed, and whether its predictions are whole nonetheless. */
+function failureText(failure: { Error?: string; Cause?: string }, partitions: number, failures: PartitionFailure[]): string {
+  const text = stateErrorText(failure);
+  if (partitions === 0 || failures.length > 0) return text;
+  return `${text} (every one of the ${partitions} partitions has its predictions; the summary was written after the failure)`;
 }
 
 /** What the prototype's formula would have said: requests × mean duration × peak memory used. */

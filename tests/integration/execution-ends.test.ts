@@ -1,0 +1,318 @@
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { ExecutionAlreadyExists, StartExecutionCommand, StopExecutionCommand } from '@aws-sdk/client-sfn';
+import { createSfnClient } from '../../functions/commons/aws/clients';
+import type { ExecutionInput, ExecutionStatusChange, RankItem } from '../../functions/commons/run/contracts';
+import type { InitializeOutcome } from '../../functions/commons/run/initialize';
+import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
+import { synthesizeDataset } from '../../toolkit/datasets/synth';
+import { sinkFor } from '../../toolkit/locations';
+import { matchesEventPattern } from '../../local/event-pattern';
+import { LambdaError } from '../../local/lambda-runtime';
+import { ROOT } from '../../local/paths';
+import { eventSources } from '../../local/template';
+import { testStack } from '../helpers/stack';
+
+/**
+ * How executions end, and what the run's record says after each: the statuses AWS has beside
+ * SUCCEEDED (FAILED, TIMED_OUT, ABORTED) reach the summarizer through template.yaml's EventBridge
+ * rule, and no run stays RUNNING.
+ */
+const work = mkdtempSync(join(tmpdir(), 'cai-ends-'));
+const DATA = 'ends-data';
+let t: Awaited<ReturnType<typeof testStack>>;
+
+beforeAll(async () => {
+  t = await testStack(join(work, 'stack'), { DataBucketName: DATA });
+  await t.bucket(DATA);
+  await synthesizeDataset({
+    samples: 80,
+    maxBytes: 4096 + 40 * BYTES_PER_GALAXY,
+    seed: 3,
+    sink: sinkFor({ kind: 's3', bucket: DATA, key: 'two' }, () => t.s3),
+  });
+});
+afterAll(() => t?.stack.close());
+afterEach(() => {
+  t.stack.functions.inference.intercept = undefined;
+  t.stack.functions.summarizer.intercept = undefined;
+  t.stack.sfn.executionTimeoutMs = undefined;
+});
+
+const payload = (name: string, prefix = 'two') => ({
+  bucket: 'cai-control',
+  data_bucket: DATA,
+  data_prefix: prefix,
+  batch_size: 16,
+  result_path: `results/${name}`,
+});
+const sfn = () => createSfnClient({ ...process.env, ...t.stack.env, CAI_SFN_ENDPOINT: t.stack.sfn.endpoint });
+
+/** Holds every inference invocation until released: a run that stays RUNNING as long as a test needs. */
+function holdRanks() {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  t.stack.functions.inference.intercept = async () => {
+    await released;
+  };
+  return release;
+}
+
+/** Uploads a payload.json and resolves with the initializer's outcome (the run may still be RUNNING). */
+async function upload(name: string, prefix?: string): Promise<InitializeOutcome> {
+  const before = t.outcomes.length;
+  await t.s3.send(
+    new PutObjectCommand({ Bucket: 'cai-control', Key: `runs/${name}/payload.json`, Body: JSON.stringify(payload(name, prefix)) }),
+  );
+  while (t.outcomes.length === before) await new Promise((r) => setTimeout(r, 20));
+  return t.outcomes[t.outcomes.length - 1];
+}
+
+async function settled(runId: string) {
+  await t.stack.idle();
+  return (await t.stack.runs.get(runId))!;
+}
+
+const event = (status: string, stateMachineArn = t.stack.sfn.stateMachineArn): ExecutionStatusChange =>
+  ({
+    source: 'aws.states',
+    'detail-type': 'Step Functions Execution Status Change',
+    detail: { executionArn: `${stateMachineArn}:x`, stateMachineArn, name: 'x', status, input: '{}' },
+  }) as ExecutionStatusChange;
+
+test("the local stack routes executions' ends by template.yaml's rule; without the rule, nothing reaches the summarizer", () => {
+  const routed = (rules: ReturnType<typeof eventSources>['rules'], e: ExecutionStatusChange) =>
+    rules.filter((r) => matchesEventPattern(r.pattern, e)).map((r) => r.functionId);
+  const { rules } = t.stack.sources();
+  for (const status of ['FAILED', 'TIMED_OUT', 'ABORTED']) expect(routed(rules, event(status))).toEqual(['SummarizerFunction']);
+  expect(routed(rules, event('SUCCEEDED'))).toEqual([]);
+  expect(routed(rules, event('FAILED', 'arn:aws:states:us-east-1:000000000000:stateMachine:another'))).toEqual([]);
+
+  // The control: the same template without its rule (a copy of the project with the Events entry deleted).
+  const root = mkdtempSync(join(tmpdir(), 'cai-norule-'));
+  for (const file of ['samconfig.toml', 'statemachine']) cpSync(join(ROOT, file), join(root, file), { recursive: true });
+  const template = readFileSync(join(ROOT, 'template.yaml'), 'utf8');
+  const withoutRule = template.replace(/\n {8}ExecutionEnded:\n(?: {10,}.*\n)+/, '\n');
+  expect(withoutRule).not.toBe(template);
+  writeFileSync(join(root, 'template.yaml'), withoutRule);
+  const bare = eventSources(root, { resources: { CaiStateMachine: t.stack.sfn.stateMachineArn } }).rules;
+  for (const status of ['FAILED', 'TIMED_OUT', 'ABORTED']) expect(routed(bare, event(status))).toEqual([]);
+});
+
+test('an execution stopped (ABORTED) while its ranks run: the run is recorded FAILED, with why', async () => {
+  const release = holdRanks();
+  const outcome = await upload('aborted');
+  expect(outcome.outcome).toBe('STARTED');
+  await sfn().send(
+    new StopExecutionCommand({ executionArn: (outcome as { executionArn: string }).executionArn, cause: 'stopped by hand' }),
+  );
+  release();
+  const record = await settled(outcome.runId);
+  expect(record).toMatchObject({ status: 'FAILED', error: 'States.ABORTED: stopped by hand' });
+  expect(record.finishedAt).toEqual(expect.any(String));
+});
+
+test('an execution past its time limit (TIMED_OUT): the run is recorded FAILED', async () => {
+  t.stack.sfn.executionTimeoutMs = 1_500;
+  const release = holdRanks();
+  const outcome = await upload('timed-out');
+  await new Promise((r) => setTimeout(r, 2_500));
+  release();
+  const record = await settled(outcome.runId);
+  expect(record).toMatchObject({ status: 'FAILED', error: 'States.Timeout: the execution ran longer than 1.5 s' });
+});
+
+/** A run recorded RUNNING and started directly with `items` as its manifest, as the initializer would start it. */
+async function startDirectly(name: string, items: unknown[] | undefined) {
+  const runId = `${name}-${Date.now()}`;
+  const manifest = { Bucket: 'cai-control', Key: `results/${name}/${runId}/manifest.json` };
+  if (items) await t.s3.send(new PutObjectCommand({ ...manifest, Body: JSON.stringify(items) }));
+  await t.stack.runs.create({
+    runId,
+    recordType: 'run',
+    status: 'RUNNING',
+    startedAt: new Date().toISOString(),
+    payloadUri: '-',
+    payload: {},
+    dataset: `${DATA}/two/`,
+    warnings: [],
+  });
+  const input: ExecutionInput = { runId, manifest, resultBucket: 'cai-control', resultPath: `results/${name}`, maxConcurrency: 2 };
+  await sfn().send(new StartExecutionCommand({ stateMachineArn: t.stack.sfn.stateMachineArn, name: runId, input: JSON.stringify(input) }));
+  return settled(runId);
+}
+
+test('a manifest item over 256 KiB (States.DataLimitExceeded, past every Catch): the rule records the run FAILED', async () => {
+  const item: RankItem = {
+    runId: 'x',
+    rank: 0,
+    worldSize: 1,
+    batchSize: 16,
+    dataBucket: DATA,
+    partitions: Array.from({ length: 3000 }, (_, i) => ({ key: `two/${'p'.repeat(80)}-${i}.pt`, bytes: 1 })),
+    resultBucket: 'cai-control',
+    resultPath: 'results/big',
+  };
+  const record = await startDirectly('big', [item]);
+  expect(record.status).toBe('FAILED');
+  expect(record.error).toMatch(/^States\.DataLimitExceeded: item 0 of the Infer state has a size exceeding the maximum number of bytes/);
+});
+
+test('a manifest that cannot be read (the Map fails: States.ItemReaderFailed) is caught and recorded FAILED by RecordFailure', async () => {
+  const summaries = t.stack.functions.summarizer.billed.length;
+  const record = await startDirectly('no-manifest', undefined);
+  expect(record).toMatchObject({ status: 'FAILED', partitions: 0, failedPartitions: 0 });
+  expect(record.error).toMatch(
+    /^States\.ItemReaderFailed: cannot read the items of the Infer state from s3:\/\/cai-control\/results\/no-manifest\/.*NoSuchKey/,
+  );
+  // RecordFailure recorded it (one summarizer invocation); the rule's event then found it recorded.
+  expect(t.stack.functions.summarizer.billed.length - summaries).toBe(2);
+});
+
+test('Summarize failing after every rank wrote its results: FAILED as its execution is, saying the predictions are whole', async () => {
+  let summarizeCalls = 0;
+  t.stack.functions.summarizer.intercept = async (e) => {
+    // Summarize's input has mapRun; RecordFailure's has failure instead.
+    if ((e as { mapRun?: unknown }).mapRun && summarizeCalls++ === 0) throw new LambdaError('Runtime.ExitError', 'the summary crashed');
+  };
+  const outcome = await upload('summary-crash');
+  const record = await settled(outcome.runId);
+  expect(summarizeCalls).toBe(1);
+  expect(record).toMatchObject({ status: 'FAILED', partitions: 2, predictions: 80, failedPartitions: 0 });
+  expect(record.error).toBe(
+    'Runtime.ExitError: the summary crashed (every one of the 2 partitions has its predictions; the summary was written after the failure)',
+  );
+});
+
+test('the same event delivered again while the run is RUNNING starts nothing twice', async () => {
+  const events: unknown[] = [];
+  const capture = (e: unknown) => events.push(e);
+  t.stack.s3.server.on('event', capture);
+  const release = holdRanks();
+  const first = await upload('redelivered');
+  t.stack.s3.server.off('event', capture);
+  expect(first.outcome).toBe('STARTED');
+  expect((await t.stack.runs.get(first.runId))!.status).toBe('RUNNING');
+  const before = t.outcomes.length;
+  t.stack.s3.server.emit('event', events[0]);
+  while (t.outcomes.length === before) await new Promise((r) => setTimeout(r, 20));
+  // StartExecution of a running execution's name and input answers with that execution: one execution.
+  expect(t.outcomes[t.outcomes.length - 1]).toMatchObject({
+    runId: first.runId,
+    outcome: 'STARTED',
+    executionArn: (first as { executionArn: string }).executionArn,
+  });
+  expect(t.stack.sfn.executionNames().filter((n) => n === first.runId)).toHaveLength(1);
+  release();
+  expect(await settled(first.runId)).toMatchObject({ status: 'SUCCEEDED', predictions: 80 });
+});
+
+test('StartExecution of a closed execution answers ExecutionAlreadyExists, and a delivery meeting it starts nothing and records nothing', async () => {
+  const events: unknown[] = [];
+  const capture = (e: unknown) => events.push(e);
+  t.stack.s3.server.on('event', capture);
+  const { outcome, record } = await t.run('closed', payload('closed'));
+  t.stack.s3.server.off('event', capture);
+  expect(record.status).toBe('SUCCEEDED');
+  const execution = (outcome as { executionArn: string }).executionArn;
+  const input = JSON.stringify({
+    runId: outcome.runId,
+    manifest: { Bucket: 'cai-control', Key: `results/closed/${outcome.runId}/manifest.json` },
+    resultBucket: 'cai-control',
+    resultPath: 'results/closed',
+    maxConcurrency: 2,
+  });
+  const again = sfn().send(new StartExecutionCommand({ stateMachineArn: t.stack.sfn.stateMachineArn, name: outcome.runId, input }));
+  await expect(again).rejects.toBeInstanceOf(ExecutionAlreadyExists);
+  await expect(again).rejects.toThrow(execution);
+
+  // The moment between the execution's end and its summary: the record still RUNNING, the name taken.
+  await t.stack.runs.update(outcome.runId, { status: 'RUNNING' });
+  const before = t.outcomes.length;
+  t.stack.s3.server.emit('event', events[0]);
+  while (t.outcomes.length === before) await new Promise((r) => setTimeout(r, 20));
+  await t.stack.idle();
+  expect(t.outcomes[t.outcomes.length - 1]).toEqual({ runId: outcome.runId, outcome: 'DUPLICATE' });
+  expect((await t.stack.runs.get(outcome.runId))!.status).toBe('RUNNING');
+  expect(t.stack.sfn.executionNames().filter((n) => n === outcome.runId)).toHaveLength(1);
+});
+
+/** A run from upload to rest, and what the stack's servers and runtimes saw of it, counted there, not by CAI. */
+async function tallied(name: string, prefix: string) {
+  const { inference, initializer, summarizer } = t.stack.functions;
+  const reports = [initializer, inference, summarizer].map((f) => f.billed.length);
+  const s3Before = t.stack.s3.requests.length;
+  const dynamoBefore = t.stack.dynamo.operations.length;
+  const outcome = await upload(name, prefix);
+  await t.stack.idle(); // no polling of the table: every request from here on is the run's own
+  const s3 = t.stack.s3.requests.slice(s3Before + 1); // after the upload of payload.json itself
+  const dynamo = t.stack.dynamo.operations.slice(dynamoBefore);
+  const record = (await t.stack.runs.get(outcome.runId))!;
+  const cost = record.cost!;
+  const billed = [initializer, inference, summarizer].flatMap((f, i) => f.billed.slice(reports[i]));
+  const count = (kind: string) => s3.filter((r) => r.kind === kind).length;
+  const writes = dynamo.filter((o) => ['PutItem', 'UpdateItem', 'DeleteItem'].includes(o)).length;
+  const reads = dynamo.filter((o) => ['GetItem', 'Query'].includes(o)).length;
+  expect(s3.filter((r) => r.kind === 'other')).toEqual([]);
+  expect(writes + reads).toBe(dynamo.length);
+  return {
+    record,
+    cost,
+    billed,
+    s3: { get: count('get'), put: count('put'), list: count('list') },
+    dynamo: { writes, reads },
+    transitions: t.stack.sfn.transitionsOf(outcome.runId),
+    // Lambda bills each REPORT line's Billed Duration at its Memory Size.
+    gbSeconds: billed.reduce((s, b) => s + (b.memoryMb / 1024) * (b.billedMs / 1000), 0),
+    // What a handler's clock cannot see (its runtime's start and end, the initializer's and the
+    // summarizer's last calls after their count; a crash billed up to the first moment known after
+    // it): here under half a second an invocation.
+    slack: billed.reduce((s, b) => s + (b.memoryMb / 1024) * 0.5, 0),
+  };
+}
+
+test("a run's cost is an independent tally: its REPORT lines, the interpreter's transitions, the requests the servers saw; a crashed attempt included", async () => {
+  // Two partitions of 1,000 galaxies: a rank runs for long enough to be killed mid-handler.
+  await synthesizeDataset({
+    samples: 2000,
+    maxBytes: 4096 + 1000 * BYTES_PER_GALAXY,
+    seed: 5,
+    sink: sinkFor({ kind: 's3', bucket: DATA, key: 'tally' }, () => t.s3),
+  });
+  // A clean run: every figure exact (GB-s within what the handlers cannot see). It also warms the
+  // containers, as the crash's timer below runs from the end of INIT.
+  const clean = await tallied('tally-clean', 'two');
+  expect(clean.record).toMatchObject({ status: 'SUCCEEDED', attempts: { failed: 0, crashed: 0 } });
+  expect(clean.cost.lambda.invocations).toBe(clean.billed.length);
+  expect(clean.billed).toHaveLength(4); // initializer, two ranks, summarizer
+  expect(Math.abs(clean.gbSeconds - clean.cost.lambda.gbSeconds)).toBeLessThan(clean.slack);
+  expect(clean.cost.stepFunctions.transitions).toBe(clean.transitions);
+  expect({ get: clean.cost.s3.get, put: clean.cost.s3.put, list: clean.cost.s3.list }).toEqual(clean.s3);
+  expect({ writes: clean.cost.dynamodb.writes, reads: clean.cost.dynamodb.reads }).toEqual(clean.dynamo);
+
+  // The first attempt of one rank dies mid-handler (Runtime.ExitError), well into its 1,000 galaxies: retried, and billed.
+  let crashes = 0;
+  t.stack.functions.inference.intercept = async () => (crashes++ === 0 ? { crashAfterMs: 300 } : undefined);
+  const crashed = await tallied('tally-crash', 'tally');
+  expect(crashed.record).toMatchObject({ status: 'SUCCEEDED', attempts: { failed: 0, crashed: 1 } });
+  expect(crashed.billed.filter((b) => b.status === 'error')).toHaveLength(1);
+  expect(crashed.cost.lambda.invocations).toBe(crashed.billed.length);
+  expect(Math.abs(crashed.gbSeconds - crashed.cost.lambda.gbSeconds)).toBeLessThan(crashed.slack);
+  // Every retry is a transition.
+  expect(crashed.cost.stepFunctions.transitions).toBe(crashed.transitions);
+  expect(crashed.cost.stepFunctions.transitions).toBe(clean.cost.stepFunctions.transitions + 1);
+  // The dead attempt's reads are unknown: billed at the most its partition can take, never fewer than it made.
+  const bound = await crashedReads(crashed.record.runId);
+  expect(crashed.cost.s3.get).toBeGreaterThanOrEqual(crashed.s3.get);
+  expect(crashed.cost.s3.get - crashed.s3.get).toBeLessThan(bound);
+  expect({ put: crashed.cost.s3.put, list: crashed.cost.s3.list }).toEqual({ put: crashed.s3.put, list: crashed.s3.list });
+  expect({ writes: crashed.cost.dynamodb.writes, reads: crashed.cost.dynamodb.reads }).toEqual(crashed.dynamo);
+});
+
+/** The read bound the summary billed the crashed attempt of a run with, from its summary.json. */
+async function crashedReads(runId: string): Promise<number> {
+  const summary = JSON.parse(await t.readText('cai-control', `results/tally-crash/${runId}/summary.json`));
+  return summary.crashedAttempts[0].requests.s3Get;
+}
