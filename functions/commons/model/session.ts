@@ -44,11 +44,12 @@ export async function loadModel(path: string, options: ModelOptions = {}): Promi
     path,
     concurrency: 1,
     async run(feeds, count) {
-      // Tensors over the caller's arrays: onnxruntime reads them in place.
+      // Copies of the caller's arrays: onnxruntime-node starts the run on a later turn (setImmediate)
+      // and reads its tensors in place then, after the caller may have reused the buffers.
       const tensors = Object.fromEntries(
         Object.entries(feeds).map(([name, { data, dims }]) => [
           name,
-          new ort.Tensor(data instanceof BigInt64Array ? 'int64' : 'float32', data, dims),
+          data instanceof BigInt64Array ? new ort.Tensor('int64', data.slice(), dims) : new ort.Tensor('float32', data.slice(), dims),
         ]),
       );
       const results = await session.run(tensors);
