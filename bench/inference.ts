@@ -311,6 +311,24 @@ function throughputFrom(scaling: ScalingRow[], batchSize: number): Throughput {
   };
 }
 
+/** A local stack's S3 with its buckets and the bench's partition at s3://<data bucket>/bench/1.pt, and a rank item of that partition. */
+async function stackWithPartition(stack: LocalStack, partition: string) {
+  const s3 = createS3Client({ ...process.env, ...stack.env });
+  await ensureBucket(s3, DATA_BUCKET);
+  await ensureBucket(s3, CONTROL_BUCKET);
+  await s3.send(new PutObjectCommand({ Bucket: DATA_BUCKET, Key: 'bench/1.pt', Body: readFileSync(partition) }));
+  const item = (runId: string, rank = 0, worldSize = 1): RankItem => ({
+    runId,
+    rank,
+    worldSize,
+    dataBucket: DATA_BUCKET,
+    partitions: [{ key: 'bench/1.pt', bytes: statSync(partition).size }],
+    resultBucket: CONTROL_BUCKET,
+    resultPath: 'bench',
+  });
+  return { s3, item };
+}
+
 /**
  * The inference artifact with the full-size model under the Runtime Interface Emulator, at N
  * workers: INIT (all sessions loaded in parallel), and the runtime's peak RSS over one rank of the
@@ -328,21 +346,9 @@ async function artifactAtWorkers(work: string, model: string, partition: string,
       parameterOverrides: { InferenceWorkers: String(workers) },
     }).start();
     try {
-      const s3 = createS3Client({ ...process.env, ...stack.env });
-      await ensureBucket(s3, DATA_BUCKET);
-      await ensureBucket(s3, CONTROL_BUCKET);
-      await s3.send(new PutObjectCommand({ Bucket: DATA_BUCKET, Key: 'bench/1.pt', Body: readFileSync(partition) }));
-      const item: RankItem = {
-        runId: `bench-${workers}`,
-        rank: 0,
-        worldSize: 1,
-        dataBucket: DATA_BUCKET,
-        partitions: [{ key: 'bench/1.pt', bytes: statSync(partition).size }],
-        resultBucket: CONTROL_BUCKET,
-        resultPath: 'bench',
-      };
+      const { item } = await stackWithPartition(stack, partition);
       const started = performance.now();
-      await stack.functions.inference.invoke(item);
+      await stack.functions.inference.invoke(item(`bench-${workers}`));
       const seconds = (performance.now() - started) / 1000;
       const billed = stack.functions.inference.billed[0];
       const samples = rowsPerPartition(PARTITION_BYTES, true);
@@ -372,10 +378,7 @@ async function runModelFetch(work: string, model: string, partition: string) {
     workers: 1,
   }).start();
   try {
-    const s3 = createS3Client({ ...process.env, ...stack.env });
-    await ensureBucket(s3, DATA_BUCKET);
-    await ensureBucket(s3, CONTROL_BUCKET);
-    await s3.send(new PutObjectCommand({ Bucket: DATA_BUCKET, Key: 'bench/1.pt', Body: readFileSync(partition) }));
+    const { s3, item: rankItem } = await stackWithPartition(stack, partition);
     const key = 'models/bench-full.onnx';
     await s3.send(new PutObjectCommand({ Bucket: CONTROL_BUCKET, Key: key, Body: readFileSync(model) }));
     await s3.send(
@@ -384,13 +387,7 @@ async function runModelFetch(work: string, model: string, partition: string) {
     const head = await s3.send(new HeadObjectCommand({ Bucket: CONTROL_BUCKET, Key: key }));
     const rank = async (n: number) => {
       const item: RankItem = {
-        runId: 'bench-run-model',
-        rank: n,
-        worldSize: 2,
-        dataBucket: DATA_BUCKET,
-        partitions: [{ key: 'bench/1.pt', bytes: statSync(partition).size }],
-        resultBucket: CONTROL_BUCKET,
-        resultPath: 'bench',
+        ...rankItem('bench-run-model', n, 2),
         model: {
           bucket: CONTROL_BUCKET,
           key,

@@ -38,3 +38,15 @@ export function cai(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRes
     );
   });
 }
+
+/** `cai start --dir <dir> …args`, with its last line parsed (an empty object when it is not JSON: the callers assert it). */
+export async function caiStart(dir: string, args: string[]): Promise<CliResult & { last: Record<string, unknown> }> {
+  const result = await cai(['start', '--dir', dir, ...args]);
+  let last: Record<string, unknown> = {};
+  try {
+    last = result.json<Record<string, unknown>>();
+  } catch {
+    // asserted by the callers
+  }
+  return { ...result, last };
+}

@@ -1,5 +1,7 @@
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { createS3Client } from '../../functions/commons/aws/clients';
+import { StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { createS3Client, createSfnClient } from '../../functions/commons/aws/clients';
+import type { ExecutionInput, RankItem } from '../../functions/commons/run/contracts';
 import type { InitializeOutcome } from '../../functions/commons/run/initialize';
 import type { RunRecord } from '../../functions/commons/run/run-store';
 import { CONTROL_BUCKET, LocalStack, type LocalStackOptions } from '../../local/stack';
@@ -56,5 +58,33 @@ export async function testStack(
     return object.Body!.transformToString();
   }
 
-  return { stack, s3, run, bucket, readText, outcomes };
+  /** A run's record as the initializer leaves it before starting the execution: RUNNING. */
+  async function recordRunning(runId: string, dataset: string, fields: Partial<RunRecord> = {}): Promise<void> {
+    await stack.runs.create({
+      runId,
+      recordType: 'run',
+      status: 'RUNNING',
+      startedAt: new Date().toISOString(),
+      payloadUri: '-',
+      payload: {},
+      dataset,
+      warnings: [],
+      ...fields,
+    });
+  }
+
+  /**
+   * What the initializer does for a run, done by hand: the manifest written (unless `items` is
+   * undefined), the run recorded RUNNING and its execution started. Does not wait for it.
+   */
+  async function startByHand(runId: string, resultPath: string, items: RankItem[] | unknown[] | undefined, dataset: string): Promise<void> {
+    const manifest = { Bucket: CONTROL_BUCKET, Key: `${resultPath}/${runId}/manifest.json` };
+    if (items) await s3.send(new PutObjectCommand({ ...manifest, Body: JSON.stringify(items) }));
+    await recordRunning(runId, dataset);
+    const input: ExecutionInput = { runId, manifest, resultBucket: CONTROL_BUCKET, resultPath, maxConcurrency: 2 };
+    const sfn = createSfnClient({ ...process.env, ...stack.env, CAI_SFN_ENDPOINT: stack.sfn.endpoint });
+    await sfn.send(new StartExecutionCommand({ stateMachineArn: stack.sfn.stateMachineArn, name: runId, input: JSON.stringify(input) }));
+  }
+
+  return { stack, s3, run, bucket, readText, outcomes, recordRunning, startByHand };
 }

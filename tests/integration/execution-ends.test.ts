@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { ExecutionAlreadyExists, StartExecutionCommand, StopExecutionCommand } from '@aws-sdk/client-sfn';
 import { createSfnClient } from '../../functions/commons/aws/clients';
-import type { ExecutionInput, ExecutionStatusChange, RankItem } from '../../functions/commons/run/contracts';
+import type { ExecutionStatusChange, RankItem } from '../../functions/commons/run/contracts';
 import type { InitializeOutcome } from '../../functions/commons/run/initialize';
 import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
 import { synthesizeDataset } from '../../toolkit/datasets/synth';
@@ -124,23 +124,10 @@ test('an execution past its time limit (TIMED_OUT): the run is recorded FAILED',
   expect(record).toMatchObject({ status: 'FAILED', error: 'States.Timeout: the execution ran longer than 1.5 s' });
 });
 
-/** A run recorded RUNNING and started directly with `items` as its manifest, as the initializer would start it. */
+/** A run started as the initializer would start it, with `items` as its manifest (none: no manifest), once it has ended. */
 async function startDirectly(name: string, items: unknown[] | undefined) {
   const runId = `${name}-${Date.now()}`;
-  const manifest = { Bucket: 'cai-control', Key: `results/${name}/${runId}/manifest.json` };
-  if (items) await t.s3.send(new PutObjectCommand({ ...manifest, Body: JSON.stringify(items) }));
-  await t.stack.runs.create({
-    runId,
-    recordType: 'run',
-    status: 'RUNNING',
-    startedAt: new Date().toISOString(),
-    payloadUri: '-',
-    payload: {},
-    dataset: `${DATA}/two/`,
-    warnings: [],
-  });
-  const input: ExecutionInput = { runId, manifest, resultBucket: 'cai-control', resultPath: `results/${name}`, maxConcurrency: 2 };
-  await sfn().send(new StartExecutionCommand({ stateMachineArn: t.stack.sfn.stateMachineArn, name: runId, input: JSON.stringify(input) }));
+  await t.startByHand(runId, `results/${name}`, items, `${DATA}/two/`);
   return settled(runId);
 }
 

@@ -2,9 +2,7 @@ import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import { StartExecutionCommand } from '@aws-sdk/client-sfn';
-import type { CrashedAttempt, ExecutionInput, RankItem } from '../../functions/commons/run/contracts';
-import { createSfnClient } from '../../functions/commons/aws/clients';
+import type { CrashedAttempt, RankItem } from '../../functions/commons/run/contracts';
 import { rankMemory } from '../../functions/commons/model/rank-memory';
 import { redshiftAccuracy, SKETCH_RELATIVE_ERROR } from '../../functions/commons/model/accuracy';
 import { sinkFor } from '../../toolkit/locations';
@@ -350,22 +348,8 @@ test('a partition killed for memory on both attempts ends in the failures with o
     resultPath: 'results/oom',
     plannedMemoryMb: planned.totalMb,
   };
-  const manifest = { Bucket: 'cai-control', Key: `results/oom/${runId}/manifest.json` };
-  await t.s3.send(new PutObjectCommand({ ...manifest, Body: JSON.stringify([item]) }));
-  await t.stack.runs.create({
-    runId,
-    recordType: 'run',
-    status: 'RUNNING',
-    startedAt: new Date().toISOString(),
-    payloadUri: '-',
-    payload: {},
-    dataset: `${DATA}/oom/`,
-    warnings: [],
-  });
-  const input: ExecutionInput = { runId, manifest, resultBucket: 'cai-control', resultPath: 'results/oom', maxConcurrency: 2 };
-  const sfn = createSfnClient({ ...process.env, ...t.stack.env, CAI_SFN_ENDPOINT: t.stack.sfn.endpoint });
   const reported = t.stack.functions.inference.billed.length;
-  await sfn.send(new StartExecutionCommand({ stateMachineArn: t.stack.sfn.stateMachineArn, name: runId, input: JSON.stringify(input) }));
+  await t.startByHand(runId, 'results/oom', [item], `${DATA}/oom/`);
   await t.stack.idle();
   const record = (await t.stack.runs.get(runId))!;
   expect(record).toMatchObject({ status: 'FAILED', failedPartitions: 1, attempts: { failed: 0, crashed: 2 } });
@@ -576,15 +560,9 @@ test("a delivery that recorded the run and died before starting it is resumed by
     sequencer: object.object.sequencer,
     etag: object.object.eTag,
   });
-  await t.stack.runs.create({
-    runId,
-    recordType: 'run',
-    status: 'RUNNING',
-    startedAt: new Date().toISOString(),
+  await t.recordRunning(runId, `${DATA}/resumed/`, {
     payloadUri: 's3://cai-control/runs/resumed/payload.json',
     payload: payload('resumed'),
-    dataset: `${DATA}/resumed/`,
-    warnings: [],
   });
   const before = t.outcomes.length;
   t.stack.s3.server.emit('event', events[0]); // S3 delivers the notification again

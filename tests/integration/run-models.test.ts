@@ -1,10 +1,9 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RankResult } from '../../functions/commons/run/contracts';
 import { ROOT } from '../../local/paths';
-import { cai } from '../helpers/cli';
+import { cai, caiStart } from '../helpers/cli';
 
 /**
  * A run of each task on the local stack with `model` in the payload, as a user makes it: a dict
@@ -16,25 +15,7 @@ const work = mkdtempSync(join(tmpdir(), 'cai-run-models-'));
 const state = join(work, '.cai');
 const data = join(work, 'dict');
 
-function start(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string; last: Record<string, unknown> }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'cai.js'), 'start', '--dir', state, ...args], { cwd: ROOT });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (status) => {
-      let last = {};
-      try {
-        last = JSON.parse(stdout.trim().split('\n').pop()!);
-      } catch {
-        // asserted by the callers
-      }
-      resolve({ status, stdout, stderr, last });
-    });
-  });
-}
+const start = (args: string[]) => caiStart(state, args);
 
 /** A payload running `model` (uploaded to the control bucket's models/) over `prefix`. */
 function payload(name: string, prefix: string, model: string): string {

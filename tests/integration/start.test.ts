@@ -2,35 +2,13 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cai } from '../helpers/cli';
+import { cai, caiStart } from '../helpers/cli';
 import { ROOT } from '../../local/paths';
 
 const work = mkdtempSync(join(tmpdir(), 'cai-start-'));
 const state = join(work, '.cai');
 
-function start(
-  args: string[],
-  dir = state,
-): Promise<{ status: number | null; stdout: string; stderr: string; last: Record<string, unknown> }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'cai.js'), 'start', '--dir', dir, ...args], { cwd: ROOT });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (status) => {
-      const lines = stdout.trim().split('\n');
-      let last = {};
-      try {
-        last = JSON.parse(lines[lines.length - 1]);
-      } catch {
-        // asserted below
-      }
-      resolve({ status, stdout, stderr, last });
-    });
-  });
-}
+const start = (args: string[], dir = state) => caiStart(dir, args);
 
 test('npm start with no arguments runs ~2,000 synthetic galaxies end to end', async () => {
   const run = await start([]);
