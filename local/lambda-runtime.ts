@@ -283,7 +283,11 @@ class Container {
     this.reportWaiter = undefined;
     const initMs = this.pendingInitMs;
     this.pendingInitMs = 0;
-    if (!line) return this.runtimeDied(reply.status, reply.body, elapsedMs, initMs, memory);
+    if (!line) {
+      const died = this.runtimeDied(reply.status, reply.body, elapsedMs, initMs, memory);
+      await this.runtimeGone();
+      return died;
+    }
     const durationMs = Math.max(0, line.durationMs - initMs);
     return {
       ...reply,
@@ -296,6 +300,16 @@ class Container {
         maxMemoryUsedMb: peakRssOfChildren(this.process.pid!),
       },
     };
+  }
+
+  /**
+   * Waits (up to 5 s) until the dead runtime's processes are gone, so the next invocation's new runtime
+   * does not start beside the old one's memory still charged to the container (on a loaded machine the
+   * kernel frees a killed process's pages a little after the kill).
+   */
+  private async runtimeGone(): Promise<void> {
+    const deadline = Date.now() + 5000;
+    while (descendantsOf(this.process.pid!).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   }
 
   /**

@@ -76,6 +76,9 @@ describe.each<MemoryWatchKind>(['cgroup', 'poll'])('held by the %s', (kind) => {
         /^REPORT RequestId: \S+\tDuration: [\d.]+ ms\tBilled Duration: \d+ ms\tMemory Size: 256 MB\tMax Memory Used: 256 MB\tStatus: error\tError Type: Runtime\.OutOfMemory$/,
       );
       expect((error as Error).message).toContain(report.requestId);
+      // The log is written as a stream (as CloudWatch receives it, a little after the reply).
+      for (const until = Date.now() + 5000; !readFileSync(log, 'utf8').includes(line) && Date.now() < until;)
+        await new Promise((r) => setTimeout(r, 20));
       expect(readFileSync(log, 'utf8')).toContain(line);
       // The emulator starts a new runtime for the next invocation: a cold start, billed with its INIT.
       await expect(fn.invoke({ mb: 64 })).resolves.toEqual({ held: 64 });
