@@ -540,6 +540,7 @@ async function main(): Promise<void> {
   const scaling = await measureScaling(infer, sweep, threadCounts, partition);
   cai.close();
   const throughput = throughputFrom(scaling, batch);
+  mkdirSync(dirname(THROUGHPUT_FILE), { recursive: true });
   writeFileSync(THROUGHPUT_FILE, `${JSON.stringify(throughput, null, 2)}\n`);
   say(`wrote ${THROUGHPUT_FILE}: the rates plans use (commit it)`);
   const perSecond = (variant: Variant) => partitionSamples / median(times[variant]);
