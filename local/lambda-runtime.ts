@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, existsSync, readdirSync, readFileSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, Socket } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -84,9 +85,19 @@ export class LambdaError extends Error {
   }
 }
 
-/** What a test may ask of an invocation before it runs: throw as Lambda would, or kill the runtime. */
+/**
+ * What a test may ask of an invocation before it runs: throw as Lambda would, kill the runtime, or
+ * kill one of its inference worker threads (local/worker-fault.ts), some milliseconds into the handler.
+ */
 // Most intercepts return nothing; some ask for a crash.
-export type Intercept = (event: unknown) => Promise<{ crashAfterMs: number } | void>;
+export type Intercept = (event: unknown) => Promise<{ crashAfterMs: number } | { killWorkerAfterMs: number } | void>;
+
+/** The preload that lets the local stack kill a worker thread (built by scripts/build.mjs). */
+function workerFaultPreload(): string {
+  const file = join(ROOT, 'dist', 'local', 'worker-fault.js');
+  if (!existsSync(file)) throw new Error(`the local stack's worker fault preload is not built: run npm run build (${file} is missing)`);
+  return file;
+}
 
 const INIT_REPORT = /INIT REPORT\(durationMs: ([\d.]+)\)/;
 const REPORT =
@@ -163,18 +174,22 @@ class Container {
   /** Resolves once the runtime has finished INIT (again, after a reset). */
   private initialized!: Promise<void>;
   private markInitialized!: () => void;
+  private initPending = false;
   private reportWaiter?: (line: { requestId: string; durationMs: number; memoryMb: number }) => void;
   private constructor(
     readonly process: ChildProcess,
     readonly port: number,
     readonly memoryMb: number,
     private readonly memory: MemoryWatch,
+    /** Where a `kill-worker` file asks the runtime's worker threads for a death (local/worker-fault.ts). */
+    readonly faultDir: string,
     private readonly log?: WriteStream,
   ) {}
 
   static async start(spec: FunctionSpec, paths: LambdaRuntimePaths, log?: WriteStream): Promise<Container> {
     const echo = spec.echoLog ? (line: string) => process.stderr.write(`${line}\n`) : undefined;
     const [apiPort, port] = [await freePort(), await freePort()];
+    const faultDir = mkdtempSync(join(tmpdir(), 'cai-fault-'));
     const env = {
       // What Lambda's own environment holds; nothing of this machine's leaks in.
       PATH: '/usr/local/bin:/usr/bin:/bin',
@@ -187,6 +202,7 @@ class Container {
       AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(spec.memoryMb),
       AWS_LAMBDA_FUNCTION_TIMEOUT: String(spec.timeoutS),
       AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
+      CAI_LOCAL_FAULT_DIR: faultDir,
       ...spec.env,
     };
     const memory = memoryWatch(spec.memoryMb, spec.memoryWatch);
@@ -199,13 +215,18 @@ class Container {
       `127.0.0.1:${port}`,
       paths.node,
       ...nodeArgs(spec.memoryMb),
+      '--require',
+      workerFaultPreload(),
       paths.ric,
       spec.handler,
     ]);
     const child = spawn(emulator.command, emulator.args, { cwd: spec.artifact, env, stdio: ['ignore', 'pipe', 'pipe'] });
     memory.attach(child.pid!);
-    child.once('exit', () => memory.close());
-    const container = new Container(child, port, spec.memoryMb, memory, log);
+    child.once('exit', () => {
+      memory.close();
+      rmSync(faultDir, { recursive: true, force: true });
+    });
+    const container = new Container(child, port, spec.memoryMb, memory, faultDir, log);
     container.expectInit();
     for (const stream of [child.stdout!, child.stderr!]) {
       createInterface({ input: stream }).on('line', (line) => {
@@ -232,8 +253,14 @@ class Container {
   }
 
   private expectInit(): void {
+    // Kept while INIT is still awaited: a waiter from before the INIT START line must hear its end too.
+    if (this.initPending) return;
+    this.initPending = true;
     this.initialized = new Promise((resolve) => {
-      this.markInitialized = resolve;
+      this.markInitialized = () => {
+        this.initPending = false;
+        resolve();
+      };
     });
   }
 
@@ -243,6 +270,14 @@ class Container {
     await this.initialized;
     await new Promise((r) => setTimeout(r, afterMs));
     if (this.invocations === invocation && this.busy) this.killRuntime();
+  }
+
+  /** Kills one of the runtime's worker threads `afterMs` into its handler; the runtime process lives on. */
+  async killWorkerDuringHandler(afterMs: number): Promise<void> {
+    const invocation = this.invocations;
+    await this.initialized;
+    await new Promise((r) => setTimeout(r, afterMs));
+    if (this.invocations === invocation && this.busy) writeFileSync(join(this.faultDir, 'kill-worker'), '');
   }
 
   /** The runtime process under the emulator (the Node.js process running the handler), and anything it started. */
@@ -433,7 +468,8 @@ export class LocalFunction {
     const container = await this.acquire();
     try {
       const reply = container.invoke(event, this.spec.timeoutS);
-      if (directive) void container.crashDuringHandler(directive.crashAfterMs);
+      if (directive && 'crashAfterMs' in directive) void container.crashDuringHandler(directive.crashAfterMs);
+      if (directive && 'killWorkerAfterMs' in directive) void container.killWorkerDuringHandler(directive.killWorkerAfterMs);
       const { status, body, report } = await reply;
       // A reply over the limit is a function error, after the invocation ran (and was billed).
       const { result, error } =

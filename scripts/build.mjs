@@ -144,6 +144,8 @@ await build({
     // cai predict's pool runs the inference function's own worker.
     'cli/inference-worker': 'functions/inference/worker.ts',
     'local/serve-s3': 'local/serve-s3.ts',
+    // Preloaded into the local stack's Lambda runtimes (local/lambda-runtime.ts), so it is a file of its own.
+    'local/worker-fault': 'local/worker-fault.ts',
     'bench/decode': 'bench/decode.ts',
     'bench/inference': 'bench/inference.ts',
     'bench/cai-worker': 'bench/cai-worker.ts',

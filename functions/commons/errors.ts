@@ -21,6 +21,12 @@ export class UnsupportedTensorError extends CaiError {}
 /** A partition decodes but does not hold the images/magnitudes/redshift layout. */
 export class PartitionLayoutError extends CaiError {}
 
+/**
+ * The rank cannot go on, whatever partition it reads (its inference workers died): thrown out of the
+ * rank, never recorded as one partition's failure, so that the state machine retries the rank.
+ */
+export class RankError extends CaiError {}
+
 /** Bad arguments or options given by a person (CLI flags, sizes, locations). */
 export class UsageError extends CaiError {}
 

@@ -56,6 +56,8 @@ export const handler = lambdaHandler(async (item: RankItem, context): Promise<Ra
       async () => {
         // A run's own model is fetched inside the attempt: a failed fetch is a failed, billed attempt.
         const model = await models.forItem(item.model);
+        if (model.replacedBroken)
+          logger.warn('the inference pool broke in an earlier rank; this rank runs on a new one', { reason: model.replacedBroken });
         return runRank(item, {
           s3,
           model: model.pool,

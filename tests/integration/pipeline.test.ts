@@ -305,6 +305,35 @@ test('a runtime killed mid-rank by SIGKILL leaves an accounted attempt, billed u
   expect(crash.requests.s3Get).toBe(readRequestsBound(ranks[1].bytes));
 });
 
+test('an inference worker killed mid-rank fails the rank, not its partitions: the rank is retried, and its container runs the next rank on a new pool', async () => {
+  await dataset(DATA, 'dead-worker', 4, 400);
+  let tries = 0;
+  t.stack.functions.inference.intercept = async (event) => {
+    // Rank 0's first attempt: one worker thread dies well into its first of two partitions; the runtime lives on.
+    if ((event as RankItem).rank === 0 && tries++ === 0) return { killWorkerAfterMs: 300 };
+  };
+  const log = join(work, 'stack', 'logs', 'inference.log');
+  const logBefore = readFileSync(log, 'utf8').length;
+  const { outcome, record } = await t.run('dead-worker', payload('dead-worker', { world_size: 2 }));
+  expect(tries).toBe(2); // the first attempt and the state machine's retry
+  expect(record).toMatchObject({ status: 'SUCCEEDED', partitions: 4, samples: 1600, predictions: 1600, failedPartitions: 0 });
+  // The dead worker failed its attempt (the handler replied with the error), which is billed and listed.
+  expect(record.attempts).toEqual({ failed: 1, crashed: 0 });
+  const summary = JSON.parse(await t.readText('cai-control', `results/dead-worker/${outcome.runId}/summary.json`));
+  expect(summary.failedAttempts).toEqual([
+    expect.objectContaining({ rank: 0, error: expect.stringMatching(/^inference worker \d exited \(code 70\)$/) }),
+  ]);
+  // The container whose worker died ran its next rank warm, on a new pool: exactly one rank loaded the model again.
+  const ranks = await Promise.all(
+    [0, 1].map(async (r) => JSON.parse(await t.readText('cai-control', `results/dead-worker/${outcome.runId}/ranks/${r}.json`))),
+  );
+  expect(ranks.filter((r) => !r.cold_start && r.wall_s.model_load > 0)).toHaveLength(1);
+  for (const rank of ranks) expect(rank).toMatchObject({ failures: [], samples: 800 });
+  const lines = readFileSync(log, 'utf8').slice(logBefore);
+  expect(lines).toMatch(/local stack: inference worker thread \d+ killed \(fault injected\)/);
+  expect(lines).toMatch(/the inference pool broke in an earlier rank; this rank runs on a new one/);
+});
+
 /** One partition of 4,096 galaxies, made once: a batch of all of them needs more than the function's 1,769 MB. */
 let oomData: Promise<void> | undefined;
 const oomPartition = () => (oomData ??= dataset(DATA, 'oom', 1, 4096));

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { CaiError } from '../errors';
+import { RankError } from '../errors';
 import { ModelError, type Feeds, type OnnxModel } from './session';
 
 /**
@@ -28,11 +28,19 @@ export interface WorkerData {
   modelPath: string;
 }
 
-/** A worker died or failed a batch: the rank fails with this, and the state machine retries it. */
-export class InferenceWorkerError extends CaiError {}
+/**
+ * A worker died or threw outside a batch: the pool is broken for good. The rank fails with this (the
+ * state machine retries it) and the pool is never used again (ModelSource starts another).
+ */
+export class InferenceWorkerError extends RankError {}
+
+/** A batch failed in a worker that lives on: the model could not run that partition's data. */
+export class InferenceBatchError extends ModelError {}
 
 export interface InferencePool extends OnnxModel {
   workers: number;
+  /** Why the pool no longer runs batches (a worker died or threw, or it was released), once it does not. */
+  readonly broken: Error | undefined;
   /** Milliseconds from the first worker's start to the last session ready: sessions load in parallel. */
   initMs: number;
 }
@@ -88,7 +96,7 @@ export async function startInferencePool(options: { modelPath: string; workers: 
             const job = running.get(worker);
             running.delete(worker);
             if ('error' in message)
-              job?.reject(new InferenceWorkerError(`inference worker ${index + 1}: ${message.error.name}: ${message.error.message}`));
+              job?.reject(new InferenceBatchError(`inference worker ${index + 1}: ${message.error.name}: ${message.error.message}`));
             else job?.resolve(message.outputs);
             idle.push(worker);
           }
@@ -126,6 +134,9 @@ export async function startInferencePool(options: { modelPath: string; workers: 
     workers: threads.length,
     concurrency: threads.length,
     initMs: performance.now() - started,
+    get broken() {
+      return broken;
+    },
     run(feeds, count) {
       if (broken) return Promise.reject(broken);
       // Copied now, so the caller may reuse its buffers as soon as this returns; the copies are moved, not cloned, to the worker.

@@ -27,6 +27,8 @@ export interface LoadedModel {
   loadSeconds: number;
   /** Of those, the seconds spent downloading it from S3. */
   fetchSeconds: number;
+  /** Why the pool held before was replaced rather than reused (it broke in an earlier rank). */
+  replacedBroken?: string;
 }
 
 export class ModelSource {
@@ -51,13 +53,17 @@ export class ModelSource {
     return this.hold('deployed', path, existsSync(cardPath) ? await readFile(cardPath, 'utf8') : undefined);
   }
 
-  /** The model a rank runs: the one held when it is the same, else fetched and loaded. */
+  /**
+   * The model a rank runs: the one held when it is the same and its pool still works, else fetched
+   * and loaded. A pool broken in an earlier rank (a worker died) is replaced, never handed on.
+   */
   async forItem(model?: ModelObject): Promise<LoadedModel> {
     const id = model ? `s3://${model.bucket}/${model.key}#${model.etag.replace(/"/g, '')}` : 'deployed';
-    if (this.current?.id === id) return { ...this.current, loadSeconds: 0, fetchSeconds: 0 };
+    const broken = this.current?.pool.broken;
+    if (this.current?.id === id && !broken) return { ...this.current, loadSeconds: 0, fetchSeconds: 0 };
     const started = performance.now();
     const loaded = model ? await this.fetchAndHold(id, model) : await this.loadDeployed();
-    return { ...loaded, loadSeconds: (performance.now() - started) / 1000 };
+    return { ...loaded, loadSeconds: (performance.now() - started) / 1000, ...(broken ? { replacedBroken: broken.message } : {}) };
   }
 
   private async fetchAndHold(id: string, model: ModelObject): Promise<LoadedModel> {

@@ -1,7 +1,7 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { s3Source, type ByteSource } from '../torch/byte-source';
 import { countsSince, requestCounts } from '../aws/clients';
-import { CaiError, describeError, PartitionLayoutError } from '../errors';
+import { CaiError, describeError, PartitionLayoutError, RankError } from '../errors';
 import { partitionMisfit, type ModelCard } from '../model/card';
 import type { OnnxSignature } from '../model/onnx-signature';
 import { cardFeeds } from '../model/card';
@@ -66,8 +66,8 @@ const seconds = (since: bigint) => Number(process.hrtime.bigint() - since) / 1e9
 /**
  * Runs one rank: every partition of the item through the model, predictions and the rank result
  * to S3. A partition that cannot be read (missing, corrupt, refused, wrong layout) is recorded as
- * a failure and the rank goes on; any other error (S3 down, the model crashing) is thrown, so
- * that the state machine retries the rank.
+ * a failure and the rank goes on; any other error (S3 down, an inference worker dead: a RankError)
+ * is thrown, so that the state machine retries the rank.
  */
 export async function runRank(item: RankItem, context: RankContext): Promise<RankResult> {
   const started = process.hrtime.bigint();
@@ -120,7 +120,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
         await reader.close();
       }
     } catch (error) {
-      if (!(error instanceof CaiError)) throw error;
+      if (!(error instanceof CaiError) || error instanceof RankError) throw error;
       failures.push({ partition: partition.key, rank: item.rank, error: describeError(error) });
     }
   }
