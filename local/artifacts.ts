@@ -5,6 +5,7 @@ import { cp, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
+import { CaiError } from '../functions/commons/errors';
 import { ROOT } from './paths';
 import { FUNCTIONS, type FunctionId } from './template';
 
@@ -18,6 +19,9 @@ export interface Artifacts {
   path(id: FunctionId): string;
   remove(): Promise<void>;
 }
+
+/** scripts/build.mjs refused or failed to build an artifact: its own reason, in one line. */
+export class ArtifactBuildError extends CaiError {}
 
 /** Artifacts built already (`sam build`'s .aws-sam/build/<LogicalId>), copied out of the repository first. */
 export async function copyArtifacts(from: string): Promise<Artifacts> {
@@ -65,8 +69,8 @@ export async function buildArtifacts(options: { model: string; architecture?: 'x
   const artifacts = { folder, path, remove: async () => {} };
   if (existsSync(join(folder, '.complete'))) return artifacts;
   const building = await outsideRepository();
-  await Promise.all(
-    (Object.keys(FUNCTIONS) as FunctionId[]).map((id) => {
+  const builds = await Promise.allSettled(
+    (Object.keys(FUNCTIONS) as FunctionId[]).map(async (id) => {
       const args = [
         join(ROOT, 'scripts', 'build.mjs'),
         '--lambda',
@@ -77,9 +81,25 @@ export async function buildArtifacts(options: { model: string; architecture?: 'x
         options.model,
       ];
       if (options.architecture) args.push('--arch', options.architecture);
-      return promisify(execFile)(process.execPath, args, { cwd: ROOT });
+      try {
+        await promisify(execFile)(process.execPath, args, { cwd: ROOT });
+      } catch (error) {
+        // The build says why on stderr, as `build: <reason>`; the command line around it says nothing a user needs.
+        const said = String((error as { stderr?: string }).stderr ?? '')
+          .split('\n')
+          .map((line) => line.replace(/^build: /, '').trim())
+          .filter(Boolean);
+        throw new ArtifactBuildError(`cannot build the ${FUNCTIONS[id]} function: ${said.join('; ') || (error as Error).message}`, {
+          cause: error,
+        });
+      }
     }),
   );
+  const failed = builds.find((b): b is PromiseRejectedResult => b.status === 'rejected');
+  if (failed) {
+    await rm(building, { recursive: true, force: true });
+    throw failed.reason;
+  }
   await writeFile(join(building, '.complete'), '');
   // Another stack may have finished the same build meanwhile: either copy is whole.
   await rename(building, folder).catch(() => rm(building, { recursive: true, force: true }));

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { once } from 'node:events';
 import { createServer, Socket } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -175,6 +176,8 @@ class Container {
   private initialized!: Promise<void>;
   private markInitialized!: () => void;
   private initPending = false;
+  /** Resolves once every line of the emulator's output has been read (its streams closed). */
+  outputDone: Promise<void> = Promise.resolve();
   private reportWaiter?: (line: { requestId: string; durationMs: number; memoryMb: number }) => void;
   private constructor(
     readonly process: ChildProcess,
@@ -228,8 +231,10 @@ class Container {
     });
     const container = new Container(child, port, spec.memoryMb, memory, faultDir, log);
     container.expectInit();
-    for (const stream of [child.stdout!, child.stderr!]) {
-      createInterface({ input: stream }).on('line', (line) => {
+    const readers = [child.stdout!, child.stderr!].map((input) => createInterface({ input }));
+    container.outputDone = Promise.all(readers.map((reader) => once(reader, 'close'))).then(() => {});
+    for (const reader of readers) {
+      reader.on('line', (line) => {
         log?.write(`${line}\n`);
         // The emulator's own REPORT line misstates INIT and memory; `lambdaReportLine` prints Lambda's.
         if (!line.includes('(rapid)') && !line.startsWith('REPORT ')) echo?.(line);
@@ -491,13 +496,15 @@ export class LocalFunction {
 
   async close(): Promise<void> {
     for (const container of this.containers.splice(0)) {
-      if (container.process.exitCode !== null) continue;
-      const exited = new Promise((resolve) => container.process.once('exit', resolve));
-      container.process.kill('SIGTERM');
-      // The emulator stops its runtime and exits; one that hangs is killed after 2 s.
-      const kill = setTimeout(() => container.process.kill('SIGKILL'), 2000);
-      await exited;
-      clearTimeout(kill);
+      if (container.process.exitCode === null) {
+        container.process.kill('SIGTERM');
+        // The emulator stops its runtime and exits; one that hangs is killed after 2 s.
+        const kill = setTimeout(() => container.process.kill('SIGKILL'), 2000);
+        await once(container.process, 'exit').catch(() => {});
+        clearTimeout(kill);
+      }
+      // Its last lines may still be on their way after it exited: the log ends once they are written.
+      await container.outputDone;
     }
     await new Promise((resolve) => (this.log ? this.log.end(resolve) : resolve(undefined)));
   }

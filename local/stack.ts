@@ -176,8 +176,20 @@ export class LocalStack {
     if (onFailure) this.failureListeners.push(onFailure);
   }
 
-  /** Starts the servers (or attaches to a served stack's), the functions' containers and the state machine. */
+  /**
+   * Starts the servers (or attaches to a served stack's), the functions' containers and the state
+   * machine; whatever fails on the way (a build the model breaks, a port) stops what had started.
+   */
   async start(): Promise<this> {
+    try {
+      return await this.startParts();
+    } catch (error) {
+      await this.close().catch(() => {});
+      throw error;
+    }
+  }
+
+  private async startParts(): Promise<this> {
     const { attach } = this.options;
     // The database first: it locks the folder, so a second process on it stops before it opens anything.
     if (!attach) this.dynamo = await startLocalDynamo(join(this.options.directory, 'dynamodb'));

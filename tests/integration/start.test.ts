@@ -131,3 +131,49 @@ test('a payload whose bucket the functions may not write is refused before the s
   ]);
   expect(existsSync(fresh)).toBe(false); // no stack was started: nothing was uploaded anywhere
 });
+
+test('several starts in one state folder each end with their run, exit 0, and leave the log whole', async () => {
+  const own = join(work, 'repeated', '.cai');
+  const parts = join(work, 'repeated-parts');
+  expect((await cai(['synth', '--samples', '200', '--size', '1MB', '--out', parts, '--seed', '4'])).status).toBe(0);
+  const payload = join(work, 'repeated.json');
+  writeFileSync(payload, JSON.stringify({ bucket: 'cai-control', data_bucket: 'cai-data', data_prefix: 'repeated', result_path: 'out/r' }));
+  const runs = [];
+  for (let i = 0; i < 3; i++) runs.push(await start(['--partitions', parts, '--payload', payload], own));
+  for (const run of runs) {
+    expect(run.stderr).not.toMatch(/ERR_STREAM_WRITE_AFTER_END|write after end/);
+    expect([run.status, run.last.status, run.last.samples]).toEqual([0, 'SUCCEEDED', 200]);
+  }
+  expect(new Set(runs.map((r) => r.last.runId)).size).toBe(3);
+  // Every container's last lines reached the log before it closed: each start's three emulators said they shut down.
+  const log = readFileSync(join(own, 'logs', 'inference.log'), 'utf8');
+  expect(log.match(/Shutting down\.\.\./g)!.length).toBeGreaterThanOrEqual(3);
+});
+
+test("a --model the build refuses ends the command with the build's reason in one line, and stops the servers it had started", async () => {
+  const notModel = join(work, 'deployed-not-a-model.onnx');
+  writeFileSync(notModel, 'not a model');
+  const fresh = join(work, 'bad-model', '.cai');
+  const run = await new Promise<{ status: number | null; stderr: string; killed: boolean }>((resolve) => {
+    const child = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'cai.js'), 'start', '--dir', fresh, '--model', notModel], {
+      cwd: ROOT,
+    });
+    let stderr = '';
+    let killed = false;
+    // Generous: the command needs a few seconds; one that never exits is what this test is for.
+    const timer = setTimeout(() => {
+      killed = true;
+      child.kill('SIGKILL');
+    }, 90_000);
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stderr, killed });
+    });
+  });
+  expect(run.killed).toBe(false);
+  expect([run.status, run.stderr]).toEqual([
+    1,
+    `cai: cannot build the inference function: ${notModel}: not an ONNX model: wire type 6 at byte 1\n`,
+  ]);
+});
