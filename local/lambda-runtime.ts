@@ -50,6 +50,8 @@ export interface FunctionSpec {
   echoLog?: boolean;
   /** How memory is held to memoryMb: a cgroup where one can be made, else polling (this forces one). */
   memoryWatch?: MemoryWatchKind;
+  /** The account's concurrent executions it draws from, with the account's other functions (none: unlimited). */
+  account?: AccountConcurrency;
 }
 
 /** One invocation as the emulator's REPORT line gives it, with INIT separated out. */
@@ -83,6 +85,55 @@ export class LambdaError extends Error {
   constructor(name: string, message: string) {
     super(message);
     this.name = name;
+  }
+}
+
+/** Lambda's refusal of an invocation the account has no concurrent execution for: Invoke's 429, which runs nothing. */
+export class TooManyRequestsError extends LambdaError {
+  readonly statusCode = 429;
+  readonly reason = 'ConcurrentInvocationLimitExceeded';
+  constructor() {
+    super('Lambda.TooManyRequestsException', 'Rate Exceeded.');
+  }
+}
+
+/**
+ * An account's concurrent executions, shared by all its functions as Lambda's unreserved pool is
+ * (https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html). An invocation holds one
+ * from when Lambda takes it until its reply; one that finds them all in use is refused at once with
+ * TooManyRequestsException (https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html), never
+ * queued. The size is read on each invocation, so a test may change it as the account's quota.
+ */
+export class AccountConcurrency {
+  private held = 0;
+  /** Invocations refused so far, by function name. */
+  readonly throttled: Record<string, number> = {};
+
+  constructor(private readonly size: () => number) {}
+
+  /** Executions running now. */
+  get inUse(): number {
+    return this.held;
+  }
+
+  /** Executions free now. */
+  get free(): number {
+    return Math.max(0, this.size() - this.held);
+  }
+
+  /** One execution for an invocation of `functionName`, or TooManyRequestsError; call what it returns to give it back. */
+  take(functionName: string): () => void {
+    if (this.held >= this.size()) {
+      this.throttled[functionName] = (this.throttled[functionName] ?? 0) + 1;
+      throw new TooManyRequestsError();
+    }
+    this.held++;
+    let returned = false;
+    return () => {
+      if (returned) return;
+      returned = true;
+      this.held--;
+    };
   }
 }
 
@@ -411,7 +462,8 @@ function replyOf(status: number, body: string): { result?: unknown; error?: Lamb
 
 /**
  * One Lambda function: up to `concurrency` containers, each started on demand (a cold start), each
- * serving one invocation at a time; invocations wait for a free container. Errors come back as
+ * serving one invocation at a time; invocations wait for a free container. An invocation the
+ * account has no concurrent execution for is refused (`spec.account`). Errors come back as
  * Lambda reports them (errorType as the name, errorMessage as the message).
  */
 export class LocalFunction {
@@ -469,23 +521,30 @@ export class LocalFunction {
         `Request must be smaller than ${INVOKE_REQUEST_LIMIT_BYTES} bytes for the InvokeFunction operation (this one: ${requestBytes})`,
       );
     }
-    const directive = await this.intercept?.(event);
-    const container = await this.acquire();
+    // Taken before anything is awaited: the account's executions go to invocations in the order they come.
+    const execution = this.spec.account?.take(this.spec.name);
     try {
-      const reply = container.invoke(event, this.spec.timeoutS);
-      if (directive && 'crashAfterMs' in directive) void container.crashDuringHandler(directive.crashAfterMs);
-      if (directive && 'killWorkerAfterMs' in directive) void container.killWorkerDuringHandler(directive.killWorkerAfterMs);
-      const { status, body, report } = await reply;
-      // A reply over the limit is a function error, after the invocation ran (and was billed).
-      const { result, error } =
-        status === 200 && Buffer.byteLength(body) > INVOKE_RESPONSE_LIMIT_BYTES
-          ? { result: undefined, error: new LambdaError('Function.ResponseSizeTooLarge', RESPONSE_TOO_LARGE) }
-          : replyOf(status, body);
-      if (report) this.billed.push({ ...report, error: error?.name });
-      if (error) throw error;
-      return result;
+      const directive = await this.intercept?.(event);
+      // Waiting for a container models this machine's cores, not Lambda, which would start another.
+      const container = await this.acquire();
+      try {
+        const reply = container.invoke(event, this.spec.timeoutS);
+        if (directive && 'crashAfterMs' in directive) void container.crashDuringHandler(directive.crashAfterMs);
+        if (directive && 'killWorkerAfterMs' in directive) void container.killWorkerDuringHandler(directive.killWorkerAfterMs);
+        const { status, body, report } = await reply;
+        // A reply over the limit is a function error, after the invocation ran (and was billed).
+        const { result, error } =
+          status === 200 && Buffer.byteLength(body) > INVOKE_RESPONSE_LIMIT_BYTES
+            ? { result: undefined, error: new LambdaError('Function.ResponseSizeTooLarge', RESPONSE_TOO_LARGE) }
+            : replyOf(status, body);
+        if (report) this.billed.push({ ...report, error: error?.name });
+        if (error) throw error;
+        return result;
+      } finally {
+        this.release(container);
+      }
     } finally {
-      this.release(container);
+      execution?.();
     }
   }
 

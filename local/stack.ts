@@ -9,7 +9,7 @@ import type { InitializeOutcome } from '../functions/commons/run/initialize';
 import { RunStore } from '../functions/commons/run/run-store';
 import { ensureRunsTable, startLocalDynamo, type LocalDynamo } from './dynamo-server';
 import { buildArtifacts, type Artifacts } from './artifacts';
-import { type BilledInvocation, LambdaError, LocalFunction } from './lambda-runtime';
+import { AccountConcurrency, type BilledInvocation, LambdaError, LocalFunction, TooManyRequestsError } from './lambda-runtime';
 import { startLocalS3, type LocalS3 } from './s3-server';
 import { ROOT } from './paths';
 import { FAILED_EVENTS_FOLDER, type InvocationRecord } from '../toolkit/failed-events';
@@ -54,7 +54,7 @@ export interface LocalStackOptions {
   parameterOverrides?: Record<string, string>;
   /** Use the servers of a stack another process serves, and start only Lambda containers here. */
   attach?: ServedStack;
-  /** What GetAccountSettings reports as the account's unreserved concurrency (default 1,000). */
+  /** The account's unreserved concurrency: what GetAccountSettings reports and what the functions may run at once (default 1,000). */
   accountConcurrency?: number;
   /** How long an execution may run before it ends TIMED_OUT, ms (tests shorten it; default as on AWS). */
   executionTimeoutMs?: number;
@@ -104,19 +104,29 @@ const functionArn = (id: FunctionId) => `arn:aws:lambda:us-east-1:000000000000:f
 /** Delays between Lambda's retries of a failed asynchronous invocation (AWS: about 1 and 2 minutes; shortened here). */
 export const ASYNC_RETRY_DELAYS_MS = [1000, 2000];
 
+/** Lambda's wait before running a throttled asynchronous event again: from 1 s, doubling, to 5 minutes on AWS; here from 50 ms to 5 s. */
+export const ASYNC_THROTTLE_DELAY_MS = { first: 50, max: 5000 };
+
 /**
  * An asynchronous invocation (an S3 notification, an EventBridge rule's): a function error is
  * retried twice, as Lambda does; then, as the template's on-failure destination, Lambda's record
  * of the invocation (the event and the error) is kept under `<state>/failed-events/`, where
- * `cai runs` finds it, before the error is passed on.
+ * `cai runs` finds it, before the error is passed on. A throttled event goes back to the queue and
+ * is tried again later, which counts as none of the retries.
  */
 async function invokeAsync(fn: LocalFunction, event: unknown, stateDirectory: string): Promise<unknown> {
-  for (let attempt = 0; ; attempt++) {
+  let throttleDelayMs = ASYNC_THROTTLE_DELAY_MS.first;
+  for (let attempt = 0; ;) {
     try {
       return await fn.invoke(event);
     } catch (error) {
+      if (error instanceof TooManyRequestsError) {
+        await new Promise((r) => setTimeout(r, throttleDelayMs));
+        throttleDelayMs = Math.min(throttleDelayMs * 2, ASYNC_THROTTLE_DELAY_MS.max);
+        continue;
+      }
       if (attempt < ASYNC_RETRY_DELAYS_MS.length) {
-        await new Promise((r) => setTimeout(r, ASYNC_RETRY_DELAYS_MS[attempt]));
+        await new Promise((r) => setTimeout(r, ASYNC_RETRY_DELAYS_MS[attempt++]));
         continue;
       }
       const record: InvocationRecord = {
@@ -153,6 +163,8 @@ export class LocalStack {
   dynamo!: LocalDynamo;
   sfn!: LocalStepFunctions;
   lambdaApi!: LocalLambdaApi;
+  /** The account's concurrent executions, which every function draws from: as many as lambdaApi.concurrency reports. */
+  account!: AccountConcurrency;
   functions!: { initializer: LocalFunction; inference: LocalFunction; summarizer: LocalFunction };
   artifacts!: Artifacts;
   env: Record<string, string> = {};
@@ -196,6 +208,7 @@ export class LocalStack {
     this.artifacts = await buildArtifacts({ model: this.options.modelPath });
     if (!attach) this.s3 = await startLocalS3(join(this.options.directory, 's3'));
     this.lambdaApi = await startLocalLambdaApi(this.options.accountConcurrency);
+    this.account = new AccountConcurrency(() => this.lambdaApi.concurrency);
     await this.connect();
     // A run's own model is fetched into the stack's folder, Lambda's /tmp being each container's own.
     const inference = this.container('InferenceFunction', this.options.workers ?? cpus().length, {
@@ -276,6 +289,7 @@ export class LocalStack {
       architecture: config.architecture,
       env: { ...config.environment, ...declaredOnly(config.environment, this.options.environment?.[id]), ...this.env, ...env },
       concurrency,
+      account: this.account,
       logFile: join(this.options.directory, 'logs', `${FUNCTIONS[id]}.log`),
       echoLog: this.options.echoLogs,
     });

@@ -75,6 +75,7 @@ export const handler = lambdaHandler(async (event: S3Event): Promise<InitializeO
         modelLimits,
         summarizerMemoryMb: config.SUMMARIZER_MEMORY_MB,
         availableConcurrency,
+        reservedConcurrency: config.INFERENCE_RESERVED_CONCURRENCY > 0,
         invocation: clock.bill,
         requests: () => countsSince(before),
       },

@@ -8,7 +8,7 @@ import { CONTROL_BUCKET, LocalStack, type LocalStackOptions } from '../../local/
 import { ROOT } from '../../local/paths';
 import { join } from 'node:path';
 
-/** A local stack for a test file, with short retry pauses, and helpers to drive runs. */
+/** A local stack for a test file, with short retry pauses (20 ms unless `options` says), and helpers to drive runs. */
 export async function testStack(
   directory: string,
   parameterOverrides: Record<string, string> = {},
@@ -20,7 +20,7 @@ export async function testStack(
     parameterOverrides,
     modelPath: join(ROOT, 'model', 'default.onnx'),
     workers: 2,
-    retryIntervalOverrides: { InferRank: 20, Summarize: 20, RecordFailure: 20 },
+    retryIntervalOverrides: { InferRank: 20, Summarize: 20, RecordFailure: 20, ...options.retryIntervalOverrides },
   }).start();
   const s3: S3Client = createS3Client({ ...process.env, ...stack.env });
   const outcomes: InitializeOutcome[] = [];

@@ -434,12 +434,12 @@ test('S3 failing a partition with 500s for a while: the rank fails, the state ma
 
 test('MaxConcurrency over what the account has free (GetAccountSettings) is clamped, with a warning on the run', async () => {
   await dataset(DATA, 'quota', 3);
-  t.stack.lambdaApi.concurrency = 1; // a new account's pool, after what others hold
+  t.stack.lambdaApi.concurrency = 2; // a new account's pool, after what others hold: the Map's one rank and the initializer, then the summary
   try {
     const { record } = await t.run('quota', payload('quota'));
     expect(record).toMatchObject({ status: 'SUCCEEDED', samples: 120 });
     expect(record.warnings).toContain(
-      'MaxConcurrency 2 is more than the 1 concurrent executions the inference function can have in this account (GetAccountSettings); the run uses 1 ranks at once (ask Service Quotas for more)',
+      'MaxConcurrency 2 is more than the 2 concurrent executions the inference function can have in this account (GetAccountSettings) less 1 kept for the summarizer and the initializer; the run uses 1 rank at once (ask Service Quotas for more)',
     );
   } finally {
     t.stack.lambdaApi.concurrency = 1000;

@@ -48,6 +48,8 @@ export interface InitializeContext {
    * concurrency, or the account's unreserved pool); the Map's concurrency is clamped to it.
    */
   availableConcurrency?: () => Promise<number>;
+  /** availableConcurrency is the inference function's reserved concurrency, which the summarizer and initializer do not draw from. */
+  reservedConcurrency?: boolean;
   /** Billing of this invocation so far, kept on the run for its cost. */
   invocation: () => { durationMs: number; initMs: number; memoryMb: number };
   /** Requests this invocation has sent so far. */
@@ -176,8 +178,21 @@ async function validateRun(runId: string, object: PayloadObject, context: Initia
 }
 
 /**
+ * Concurrent executions of the account's unreserved pool a run's Map leaves free. The summarizer
+ * (Summarize, RecordFailure, the status rule's) and the initializer draw from the same pool: with
+ * the Map at the whole pool, each would be throttled until a rank ends. One is enough: each is one
+ * short invocation, served in turn; two at once, or runs whose Maps together take more than the
+ * pool, are carried by retries (the throttle retriers of Summarize and RecordFailure, Lambda's own
+ * for the asynchronous initializer and status rule). More would idle what a new account can least
+ * spare: one of 10 is a tenth of its ranks.
+ */
+export const CONCURRENCY_HEADROOM = 1;
+
+/**
  * MaxConcurrency within what the account lets the inference function run (GetAccountSettings):
  * a new account may have 10, and ranks over it would be throttled and retried for half an hour.
+ * From the shared pool the Map leaves CONCURRENCY_HEADROOM, never running fewer than one rank; a
+ * reserved concurrency is the inference function's alone, and the Map may take all of it.
  */
 async function clampConcurrency(context: InitializeContext): Promise<{ maxConcurrency: number; warnings: string[] }> {
   const configured = context.maxConcurrency;
@@ -191,12 +206,18 @@ async function clampConcurrency(context: InitializeContext): Promise<{ maxConcur
       warnings: [`could not read the account's Lambda concurrency (${describeError(error)}); MaxConcurrency ${configured} is used as set`],
     };
   }
-  if (available >= configured) return { maxConcurrency: configured, warnings: [] };
-  const runs = Math.max(1, available);
+  const headroom = context.reservedConcurrency ? 0 : CONCURRENCY_HEADROOM;
+  if (available - headroom >= configured) return { maxConcurrency: configured, warnings: [] };
+  const runs = Math.max(1, available - headroom);
+  const pool = context.reservedConcurrency
+    ? `the ${available} concurrent executions reserved for the inference function`
+    : `the ${available} concurrent executions the inference function can have in this account (GetAccountSettings) less ${headroom} kept for the summarizer and the initializer`;
+  const remedy = context.reservedConcurrency ? 'raise InferenceReservedConcurrency' : 'ask Service Quotas for more';
+  const floor = runs > available - headroom ? ', the least there is, which leaves the summarizer no room of its own' : '';
   return {
     maxConcurrency: runs,
     warnings: [
-      `MaxConcurrency ${configured} is more than the ${available} concurrent executions the inference function can have in this account (GetAccountSettings); the run uses ${runs} ranks at once (ask Service Quotas for more)`,
+      `MaxConcurrency ${configured} is more than ${pool}; the run uses ${runs} rank${runs === 1 ? '' : 's'} at once${floor} (${remedy})`,
     ],
   };
 }
