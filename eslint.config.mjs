@@ -3,7 +3,20 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', '.venv/', '.venv-sam/', '.venv-awscli/', '.venv-moto/', '.aws-sam/', '.cai/', 'coverage/'] },
+  {
+    ignores: [
+      'dist/',
+      'node_modules/',
+      '.venv/',
+      '.venv-sam/',
+      '.venv-awscli/',
+      '.venv-moto/',
+      '.venv-arm64/',
+      '.aws-sam/',
+      '.cai/',
+      'coverage/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -43,14 +43,14 @@ async function outsideRepository(): Promise<string> {
   return folder;
 }
 
-/** Everything a build reads: sources, the build script, locked dependencies, the template, the model. */
-function buildInputsDigest(model: string, architecture?: string): string {
-  const hash = createHash('sha256').update(`${architecture ?? 'template'}\0`);
+/** Everything a build reads: sources, the build script, locked dependencies, the model (not the template: no parameter changes an artifact). */
+function buildInputsDigest(model: string): string {
+  const hash = createHash('sha256');
   const files = (folder: string): string[] =>
     readdirSync(folder, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(folder, e.name)) : [join(folder, e.name)]));
   const inputs = [
     ...files(join(ROOT, 'functions')).sort(),
-    ...['scripts/build.mjs', 'local/template.ts', 'package-lock.json', 'template.yaml', 'samconfig.toml'].map((f) => join(ROOT, f)),
+    ...['scripts/build.mjs', 'package-lock.json'].map((f) => join(ROOT, f)),
     model,
     ...[model.replace(/\.onnx$/i, '.card.json')].filter(existsSync),
   ];
@@ -60,11 +60,11 @@ function buildInputsDigest(model: string, architecture?: string): string {
 
 /**
  * The three artifacts for these sources and this model, built once and kept under the temp
- * directory by a digest of every input (a change to any source, the lockfile, the template or the
- * model builds anew). Shared read-only by every local stack on this machine.
+ * directory by a digest of every input (a change to any source, the lockfile or the model builds
+ * anew). Shared read-only by every local stack on this machine.
  */
-export async function buildArtifacts(options: { model: string; architecture?: 'x86_64' | 'arm64' }): Promise<Artifacts> {
-  const folder = join(tmpdir(), `cai-artifacts-${buildInputsDigest(options.model, options.architecture)}`);
+export async function buildArtifacts(options: { model: string }): Promise<Artifacts> {
+  const folder = join(tmpdir(), `cai-artifacts-${buildInputsDigest(options.model)}`);
   const path = (id: FunctionId) => join(folder, FUNCTIONS[id]);
   const artifacts = { folder, path, remove: async () => {} };
   if (existsSync(join(folder, '.complete'))) return artifacts;
@@ -80,7 +80,6 @@ export async function buildArtifacts(options: { model: string; architecture?: 'x
         '--model',
         options.model,
       ];
-      if (options.architecture) args.push('--arch', options.architecture);
       try {
         await promisify(execFile)(process.execPath, args, { cwd: ROOT });
       } catch (error) {

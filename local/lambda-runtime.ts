@@ -25,6 +25,9 @@ export interface LambdaRuntimePaths {
   rie: Record<'x86_64' | 'arm64', string>;
 }
 
+/** This machine's CPU by Lambda's name: the emulator and Node 22 the containers run are built for it. */
+const HOST_ARCHITECTURE = process.arch === 'arm64' ? 'arm64' : 'x86_64';
+
 export function lambdaRuntimePaths(): LambdaRuntimePaths {
   const file = join(ROOT, '.venv-sam', 'lambda-runtime.json');
   if (!existsSync(file)) throw new Error(`the local Lambda runtime is not installed: run bash scripts/sam-env.sh (${file} is missing)`);
@@ -39,6 +42,11 @@ export interface FunctionSpec {
   handler: string;
   memoryMb: number;
   timeoutS: number;
+  /**
+   * The function's architecture on Lambda. Its containers run on this machine's CPU whatever it
+   * says (the emulator and Node 22 are this machine's; the inference artifact carries ONNX Runtime
+   * for both CPUs); a function configured for the other is said so once in its log.
+   */
   architecture: 'x86_64' | 'arm64';
   /** The function's environment variables (template.yaml's, plus the local stack's endpoints). */
   env: Record<string, string>;
@@ -260,7 +268,7 @@ class Container {
       ...spec.env,
     };
     const memory = memoryWatch(spec.memoryMb, spec.memoryWatch);
-    const emulator = memory.spawnArgs(paths.rie[spec.architecture], [
+    const emulator = memory.spawnArgs(paths.rie[HOST_ARCHITECTURE], [
       '--log-level',
       'info',
       '--runtime-api-address',
@@ -479,6 +487,11 @@ export class LocalFunction {
 
   constructor(readonly spec: FunctionSpec) {
     if (spec.logFile) this.log = createWriteStream(spec.logFile, { flags: 'a' });
+    if (spec.architecture !== HOST_ARCHITECTURE) {
+      this.log?.write(
+        `(local) ${spec.name} is configured ${spec.architecture}; its containers run on this machine's ${HOST_ARCHITECTURE}\n`,
+      );
+    }
   }
 
   get arn(): string {

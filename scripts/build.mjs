@@ -1,15 +1,15 @@
 // Bundles the CLI, the local stack, the benchmarks and the three Lambda handlers with esbuild.
 //
 //   node scripts/build.mjs                         the CLI, npm start and the benchmarks, into dist/
-//   node scripts/build.mjs --lambda <name> --out <dir> [--arch x86_64|arm64] [--model <file.onnx>] [--metafile <file>]
-//                          [--parameter-overrides "Architecture=arm64 ..."]
+//   node scripts/build.mjs --lambda <name> --out <dir> [--model <file.onnx>] [--metafile <file>]
 //       one Lambda's deployment artifact (what SAM's makefile builder calls, and what the local stack
 //       runs): index.mjs, and for inference model.onnx (with model.card.json when <model>.card.json
-//       is beside it; else the card is the model's cai.card metadata) plus onnxruntime-node with only that
-//       architecture's Linux binary; the initializer gets inference-model.json, that model's size,
-//       with which it plans a rank's memory. The architecture is the template's (template.yaml with
-//       samconfig.toml's parameter_overrides, then --parameter-overrides) unless --arch says otherwise; the model is
-//       model/default.onnx unless --model or CAI_MODEL names another.
+//       is beside it; else the card is the model's cai.card metadata) plus onnxruntime-node with its
+//       Linux binaries for both of Lambda's architectures, x64 (x86_64) and arm64: onnxruntime-node
+//       loads the one for the CPU it runs on, so the artifact runs under either value of the
+//       template's Architecture, whenever that is chosen (`sam deploy --guided` asks after
+//       `sam build`). The initializer gets inference-model.json, that model's size, with which it
+//       plans a rank's memory. The model is model/default.onnx unless --model or CAI_MODEL names another.
 import { build } from 'esbuild';
 import { existsSync } from 'node:fs';
 import { chmod, cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
@@ -38,17 +38,18 @@ async function folderBytes(folder) {
   return sizes.reduce((a, b) => a + b, 0);
 }
 
-/** Handler folder → the function's logical id in template.yaml. */
-const LAMBDAS = { initializer: 'InitializerFunction', inference: 'InferenceFunction', summarizer: 'SummarizerFunction' };
+/** The Lambda handlers, by folder under functions/. */
+const LAMBDAS = ['initializer', 'inference', 'summarizer'];
+
+/** onnxruntime-node's Linux binaries for Lambda's two architectures, by Node's names (process.arch). */
+const LINUX_BINARIES = ['x64', 'arm64'];
 
 const { values: args } = parseArgs({
   options: {
     lambda: { type: 'string' },
     out: { type: 'string' },
-    arch: { type: 'string' },
     model: { type: 'string' },
     metafile: { type: 'string' },
-    'parameter-overrides': { type: 'string' },
   },
 });
 
@@ -61,17 +62,8 @@ async function loadModule(entry) {
   return module;
 }
 
-/** The function's architecture as SAM resolves it, read by the local stack's own template reader. */
-async function templateArchitecture(logicalId) {
-  const reader = await loadModule('local/template.ts');
-  const overrides = reader.parseParameterOverrides(args['parameter-overrides'] ?? '');
-  return reader.functionConfig(process.cwd(), logicalId, { overrides }).architecture;
-}
-
 if (args.lambda) {
-  if (!(args.lambda in LAMBDAS) || !args.out) throw new Error(`usage: --lambda ${Object.keys(LAMBDAS).join('|')} --out <dir>`);
-  const arch = args.arch ?? (await templateArchitecture(LAMBDAS[args.lambda]));
-  if (arch !== 'x86_64' && arch !== 'arm64') throw new Error(`--arch must be x86_64 or arm64, not ${arch}`);
+  if (!LAMBDAS.includes(args.lambda) || !args.out) throw new Error(`usage: --lambda ${LAMBDAS.join('|')} --out <dir>`);
   await rm(args.out, { recursive: true, force: true });
   const result = await build({
     ...common,
@@ -96,18 +88,19 @@ if (args.lambda) {
     await writeFile(join(args.out, 'inference-model.json'), JSON.stringify({ bytes: (await stat(model)).size }));
   }
   if (args.lambda === 'inference') {
-    const node = arch === 'arm64' ? 'arm64' : 'x64';
     const ort = join(args.out, 'node_modules', 'onnxruntime-node');
     await mkdir(ort, { recursive: true });
     await cp('node_modules/onnxruntime-node/package.json', join(ort, 'package.json'));
     await cp('node_modules/onnxruntime-node/dist', join(ort, 'dist'), { recursive: true });
-    await cp(`node_modules/onnxruntime-node/bin/napi-v6/linux/${node}`, join(ort, 'bin', 'napi-v6', 'linux', node), { recursive: true });
+    // Both Linux binaries (Node's names for x86_64 and arm64): the template's Architecture may be
+    // chosen after the build, and an artifact carrying one would fail every INIT on the other.
+    for (const node of LINUX_BINARIES) {
+      await cp(`node_modules/onnxruntime-node/bin/napi-v6/linux/${node}`, join(ort, 'bin', 'napi-v6', 'linux', node), { recursive: true });
+    }
     await cp('node_modules/onnxruntime-common', join(args.out, 'node_modules', 'onnxruntime-common'), { recursive: true });
     await cp(model, join(args.out, 'model.onnx'));
     const cardFile = model.replace(/\.onnx$/i, '') + '.card.json';
     if (existsSync(cardFile)) await cp(cardFile, join(args.out, 'model.card.json'));
-    // The binary's architecture, recorded: INIT refuses to run on another (functions/inference/handler.ts).
-    await writeFile(join(args.out, 'architecture.json'), `${JSON.stringify({ architecture: arch })}\n`);
   }
   // Lambda refuses a function whose package is over 250 MB unzipped (262,144,000 bytes, layers
   // included): refused here, at `sam build`, rather than by CloudFormation half-way through a deploy.

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { createS3Client } from '../../functions/commons/aws/clients';
 import { forecastRun, DEFAULT_ASSUMPTIONS, type Plan, type PlanRow, type ValidationError } from '../../toolkit/forecast/forecast';
+import { ARM64_RATE_FACTOR } from '../../functions/commons/model/lambda-sizing';
 import type { Architecture } from '../../functions/commons/billing/cost';
 import { UsageError } from '../../functions/commons/errors';
 import { formatBytes, parseByteSize } from '../../toolkit/sizes';
@@ -54,10 +55,20 @@ function errorNote(check: ValidationError): string {
   return `±${(check.meanAbsError * 100).toFixed(0)}%`;
 }
 
+/** A published run's data: the size the prototype gave it, and what its statistics count when that is far less. */
+function dataNote(data: NonNullable<ValidationError['data']>): string {
+  const stated = data.statedGb >= 1000 ? `${data.statedGb / 1000} TB` : `${data.statedGb} GB`;
+  if (data.share > 0.5) return ` (${stated})`;
+  return (
+    ` (called ${stated}, but its statistics count ${Math.round(data.countedGb)} GB, ${(data.share * 100).toFixed(0)}% of its ranks' data: ` +
+    'a launch measurement whose data volume is not confirmed)'
+  );
+}
+
 function checkLine(check: ValidationError): string {
   const [lo, hi] = [check.measuredS.reduce((a, b) => Math.min(a, b)), check.measuredS.reduce((a, b) => Math.max(a, b))];
   return (
-    `  ${check.label}: predicted ${seconds(check.predictedS)} s, measured ${seconds(lo)}–${seconds(hi)} s; ` +
+    `  ${check.label}${check.data ? dataNote(check.data) : ''}: predicted ${seconds(check.predictedS)} s, measured ${seconds(lo)}–${seconds(hi)} s; ` +
     `mean |error| ${(check.meanAbsError * 100).toFixed(1)}%, mean ${percent(check.meanSignedError)}`
   );
 }
@@ -80,7 +91,7 @@ export function formatPlan(plan: Plan, source: string): string {
     r.ranks.toLocaleString('en-US'),
     seconds(r.rankSeconds),
     seconds(r.wallSeconds),
-    `${errorNote(r.check)} (${r.check.ranks < 1000 ? 'held-out rows' : r.check.label.split(' /')[0]})`,
+    `${errorNote(r.check)} (${r.check.ranks < 1000 ? 'held-out rows' : `${r.check.ranks.toLocaleString('en-US')} ranks`})`,
     r.costUsd < 0.01 ? r.costUsd.toFixed(5) : r.costUsd.toFixed(2),
     [r.cheapest ? '* cheapest' : '', r.fastest ? '^ fastest' : '', r.infeasible ? `cannot run: ${r.infeasible}` : '']
       .filter(Boolean)
@@ -99,7 +110,8 @@ export function formatPlan(plan: Plan, source: string): string {
     line(header),
     ...cells.map(line),
     '',
-    `wall = max(launch overhead + one rank, rank-seconds over the concurrency quota); launch overhead = ` +
+    `wall = max(launch overhead + one rank, rank-seconds over the concurrency quota, the last rank's earliest start under ` +
+      `Lambda's scaling rate + one rank); launch overhead = ` +
       `${c.fit.a.toFixed(2)} s × ranks^${c.fit.p.toFixed(3)}, fitted on the seed's ${c.fit.fittedOn.join(' and ')} MB runs ` +
       `(total_execution_time.csv, minus the seed's rank duration). Its error where it was not fitted:`,
     checkLine(c.heldOut),
@@ -107,8 +119,11 @@ export function formatPlan(plan: Plan, source: string): string {
     `The fit error beside each row is that of the check nearest in ranks. Cost: billRun (Lambda GB-s with INIT, requests, ` +
       `state transitions, S3 and DynamoDB requests).`,
     `Rates (${a.precision}${a.precision === 'int8' ? (a.vnni ? ', on a CPU with VNNI' : ', on a CPU without VNNI: --vnni if the target has it') : ''}; ` +
-      `x86_64 measured${a.architecture === 'arm64' ? ', arm64 assumed alike' : ''}), per memory size:`,
+      `x86_64 measured), per memory size:`,
     ...rateLines(plan),
+    ...(a.architecture === 'arm64'
+      ? [`arm64 rates are the x86_64 measurement × ${ARM64_RATE_FACTOR} (ARM64_RATE_FACTOR), an assumption: not measured on Graviton.`]
+      : []),
     `Assumed: INIT ${a.initSeconds} s, S3 ${a.s3MiBps} MiB/s per rank, ` +
       `concurrency quota ${a.limits.concurrency.toLocaleString('en-US')}, scaling ${a.limits.scalingPer10s.toLocaleString('en-US')} per 10 s.`,
   ].join('\n');

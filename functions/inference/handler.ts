@@ -1,9 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { s3Client } from '../commons/aws/clients';
-import { checkArtifactArchitecture, readConfig, requireSettings } from '../commons/aws/config';
+import { readConfig, requireSettings } from '../commons/aws/config';
 import { lambdaHandler, logger, markInitDone, metrics, startInvocation } from '../commons/aws/invocation';
 import { describeError } from '../commons/errors';
 import { WORKER_BATCH_SIZE, workersFor } from '../commons/model/lambda-sizing';
@@ -14,9 +13,9 @@ import { firstReadJitterMs, runRank } from '../commons/run/rank';
 
 // INIT: configuration and the deployed model's inference workers, once per container: one ONNX
 // session of one thread per vCPU the memory size buys (INFERENCE_WORKERS overrides), loaded in
-// parallel. A run that names its own model has it fetched on its first rank in a container.
-// The build records the architecture of the ONNX Runtime binary it packed (scripts/build.mjs).
-checkArtifactArchitecture(JSON.parse(readFileSync(new URL('./architecture.json', import.meta.url), 'utf8')).architecture);
+// parallel. A run that names its own model has it fetched on its first rank in a container. An
+// artifact without ONNX Runtime's binary for this CPU has failed already, in one line, as
+// onnxruntime-node loaded (functions/commons/model/onnxruntime.ts).
 const config = readConfig();
 const { MODEL_PATH } = requireSettings(config, 'MODEL_PATH');
 const workers = config.INFERENCE_WORKERS || workersFor(config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE);

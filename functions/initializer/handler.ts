@@ -19,10 +19,12 @@ const settings = requireSettings(
   'INFERENCE_TIMEOUT_S',
 );
 const runs = new RunStore(dynamoClient(), config.RUNS_TABLE);
-// What a rank may take: the inference function's timeout, and its memory with what it runs (model, workers, batch).
+// What a rank may take: the inference function's timeout, and its memory and architecture (its
+// speed) with what it runs (model, workers, batch).
 const rankLimits = {
   memoryMb: settings.INFERENCE_MEMORY_MB,
   timeoutS: settings.INFERENCE_TIMEOUT_S,
+  architecture: config.ARCHITECTURE,
   inference: {
     modelBytes: readInferenceModel(config.LAMBDA_TASK_ROOT).bytes,
     workers: config.INFERENCE_WORKERS,

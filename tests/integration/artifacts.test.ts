@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +23,7 @@ beforeAll(async () => {
 });
 afterAll(() => artifacts?.remove());
 
-/** One function's artifact alone, configured from template.yaml; AWS endpoints point nowhere. */
+/** One function's artifact alone, configured from template.yaml (with `overrides` over its parameters); AWS endpoints point nowhere. */
 function alone(
   id: FunctionId,
   artifact = artifacts.path(id),
@@ -30,8 +31,9 @@ function alone(
   unset: string[] = [],
   env: Record<string, string> = {},
   memoryMb?: number,
+  overrides: Record<string, string> = {},
 ): LocalFunction {
-  const config = functionConfig(ROOT, id);
+  const config = functionConfig(ROOT, id, { overrides });
   for (const name of unset) delete config.environment[name];
   Object.assign(config.environment, env);
   if (memoryMb) config.memoryMb = memoryMb;
@@ -115,22 +117,28 @@ test('a required setting missing from the environment fails INIT with one line n
   expect((await initOnce(alone('InitializerFunction'), { Records: [] })).result).toEqual([]);
 });
 
-test('an inference artifact built for another architecture fails INIT in one line saying what to set', async () => {
-  const other = process.arch === 'arm64' ? 'x86_64' : 'arm64';
-  const running = process.arch === 'arm64' ? 'arm64' : 'x86_64';
-  // The control: the artifact as built records this machine's architecture (and initialises: the test above).
-  expect(JSON.parse(readFileSync(join(artifacts.path('InferenceFunction'), 'architecture.json'), 'utf8'))).toEqual({
-    architecture: running,
-  });
-  const mislabelled = join(work, 'mislabelled');
-  cpSync(artifacts.path('InferenceFunction'), mislabelled, { recursive: true });
-  writeFileSync(join(mislabelled, 'architecture.json'), JSON.stringify({ architecture: other }));
-  const { error } = await initOnce(alone('InferenceFunction', mislabelled), {});
+/** Where the inference artifact carries ONNX Runtime's Linux binaries, one folder per CPU (Node's names). */
+const BINARIES = join('node_modules', 'onnxruntime-node', 'bin', 'napi-v6', 'linux');
+
+test("an inference artifact without ONNX Runtime's binary for its CPU fails INIT in one line saying what to do", async () => {
+  const running = process.arch; // the CPU the emulator's containers run on
+  const other = running === 'arm64' ? 'x64' : 'arm64';
+  const without = (arch: string) => {
+    const pruned = join(work, `without-${arch}`);
+    cpSync(artifacts.path('InferenceFunction'), pruned, { recursive: true });
+    rmSync(join(pruned, BINARIES, arch), { recursive: true });
+    return pruned;
+  };
+  const { error } = await initOnce(alone('InferenceFunction', without(running)), {});
   expect(error).toBeInstanceOf(LambdaError);
   expect([error!.name, error!.message]).toEqual([
-    'ConfigError',
-    `this artifact was built for ${other} but the function runs on ${running}: set Architecture=${running} in samconfig.toml's parameter_overrides, then sam build and sam deploy again`,
+    'OnnxRuntimeBinaryError',
+    `this artifact has no ONNX Runtime binary for linux ${running === 'x64' ? 'x86_64' : running} ` +
+      `(${BINARIES}/${running}/onnxruntime_binding.node is missing): build it again with sam build, which packs both x86_64 and arm64, then sam deploy`,
   ]);
+  // The control: without the other CPU's binary it initialises (onnxruntime-node loads this CPU's only).
+  const control = await initOnce(alone('InferenceFunction', without(other)), {});
+  expect(control.error?.name).toBe('TypeError'); // the handler ran, and failed on the empty event
 });
 
 test('an artifact that imports a package it does not carry fails INIT, as it would on Lambda', async () => {
@@ -223,27 +231,116 @@ function maxGlibc(file: string): number[] {
   return versions.map(([, major, minor]) => [Number(major), Number(minor)]).sort((a, b) => b[0] - a[0] || b[1] - a[1])[0];
 }
 
-test("the inference artifact's ONNX Runtime needs no GLIBC above Amazon Linux 2023's 2.34, for the template's architecture only", () => {
-  const binaries = join(artifacts.path('InferenceFunction'), 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6', 'linux');
-  expect(readdirSync(binaries)).toEqual([functionConfig(ROOT, 'InferenceFunction').architecture === 'arm64' ? 'arm64' : 'x64']);
-  for (const file of ['libonnxruntime.so.1', 'onnxruntime_binding.node']) {
-    const [major, minor] = maxGlibc(join(binaries, readdirSync(binaries)[0], file));
-    expect(major * 1000 + minor).toBeLessThanOrEqual(2 * 1000 + 34);
+/** ELF's e_machine (bytes 18–19, little-endian) for the two CPUs Lambda offers. */
+const ELF_MACHINE: Record<string, number> = { x64: 0x3e, arm64: 0xb7 };
+
+/** A shared object's e_machine, from its ELF header. */
+function elfMachine(file: string): number {
+  const header = readFileSync(file).subarray(0, 20);
+  expect(header.subarray(0, 4).toString('latin1')).toBe('\x7fELF');
+  return header.readUInt16LE(18);
+}
+
+/** `sam build` with these template parameters, into a folder of its own; its inference artifact's folder. */
+function samBuild(overrides: string): string {
+  const out = join(work, `sam-build-${overrides.replace(/\W+/g, '-')}`);
+  const { sam } = JSON.parse(readFileSync(join(ROOT, '.venv-sam', 'lambda-runtime.json'), 'utf8')) as { sam: string };
+  execFileSync(sam, ['build', '--build-dir', out, '--parameter-overrides', overrides], {
+    cwd: ROOT,
+    env: { ...process.env, SAM_CLI_TELEMETRY: '0' },
+    stdio: 'pipe',
+  });
+  return join(out, 'InferenceFunction');
+}
+
+/** Every file under a folder, relative to it, with its bytes' digest. */
+function contents(folder: string): Record<string, string> {
+  const entries = readdirSync(folder, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+  return Object.fromEntries(
+    entries
+      .map((e) => join(e.parentPath, e.name))
+      .sort()
+      .map((file) => [file.slice(folder.length + 1), createHash('sha256').update(readFileSync(file)).digest('hex')]),
+  );
+}
+
+test("sam build packs ONNX Runtime for both CPUs whatever Architecture says: the same artifact, each binary the right ELF machine and GLIBC ≤ Amazon Linux 2023's 2.34, INIT under either", async () => {
+  const built = { x86_64: samBuild('Architecture=x86_64'), arm64: samBuild('Architecture=arm64') };
+  // One artifact for both: an Architecture chosen after sam build (sam deploy --guided) cannot mismatch it.
+  expect(contents(built.arm64)).toEqual(contents(built.x86_64));
+  for (const arch of ['x64', 'arm64']) {
+    for (const file of ['libonnxruntime.so.1', 'onnxruntime_binding.node']) {
+      const path = join(built.arm64, BINARIES, arch, file);
+      expect([arch, file, elfMachine(path)]).toEqual([arch, file, ELF_MACHINE[arch]]);
+      const [major, minor] = maxGlibc(path);
+      expect(major * 1000 + minor).toBeLessThanOrEqual(2 * 1000 + 34);
+    }
+  }
+  expect(readdirSync(join(built.arm64, BINARIES)).sort()).toEqual(['arm64', 'x64']);
+  // Each INITs under the local stack configured with that Architecture (on this machine's CPU: local-stack.md).
+  for (const [architecture, artifact] of Object.entries(built)) {
+    const fn = alone('InferenceFunction', artifact, 20, [], {}, undefined, { Architecture: architecture });
+    const { error } = await initOnce(fn, {});
+    // INIT succeeded: the handler ran, and failed on the empty event.
+    expect([architecture, error?.name, (fn.billed.at(0)?.initMs ?? 0) > 0]).toEqual([architecture, 'TypeError', true]);
   }
 });
 
-test('the architecture follows the template parameter: Architecture=arm64 ships only the aarch64 binaries', () => {
-  const out = join(work, 'arm64');
-  execFileSync(
-    process.execPath,
-    ['scripts/build.mjs', '--lambda', 'inference', '--out', out, '--parameter-overrides', 'Architecture=arm64'],
-    { cwd: ROOT },
+/**
+ * What `scripts/arm64-env.sh` installed to run AArch64 code here: qemu-user, a sysroot, Node 22 for
+ * AArch64 (qemu and sysroot are null on an arm64 machine, which runs it natively).
+ */
+interface Arm64Env {
+  qemu: string | null;
+  sysroot: string | null;
+  node: string;
+}
+
+test('the inference artifact initialises on arm64 (Node 22 for AArch64 under qemu-user): its AArch64 ONNX Runtime loads, the pool starts, and the model predicts what x86_64 predicts', () => {
+  const stamp = join(ROOT, '.venv-arm64', 'arm64.json');
+  expect([stamp, existsSync(stamp)]).toEqual([stamp, true]); // made by npm test's set-up (scripts/arm64-env.sh)
+  const arm64 = JSON.parse(readFileSync(stamp, 'utf8')) as Arm64Env;
+  const artifact = artifacts.path('InferenceFunction');
+  // INIT as the handler runs it (the pool's workers each load ONNX Runtime), then one batch through
+  // the artifact's own onnxruntime-node; prints the CPU it ran on and the model's outputs.
+  const script = join(work, 'init-and-predict.mjs');
+  writeFileSync(
+    script,
+    `import { createRequire } from 'node:module';
+const artifact = process.argv[2];
+process.env.MODEL_PATH = artifact + '/model.onnx';
+await import(artifact + '/index.mjs');
+const ort = createRequire(artifact + '/index.mjs')('onnxruntime-node');
+const session = await ort.InferenceSession.create(artifact + '/model.onnx');
+const n = 4;
+const feed = (dims) => new ort.Tensor('float32', Float32Array.from({ length: dims.reduce((a, b) => a * b) }, (_, i) => Math.sin(i) / 2), dims);
+const out = await session.run({ image: feed([n, 5, 32, 32]), magnitude: feed([n, 5]) });
+console.log(JSON.stringify({ arch: process.arch, outputs: Object.fromEntries(Object.entries(out).map(([k, t]) => [k, Array.from(t.data)])) }));
+process.exit(0);
+`,
   );
-  const binaries = join(out, 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6', 'linux');
-  expect(readdirSync(binaries)).toEqual(['arm64']);
-  expect(execFileSync('readelf', ['-h', join(binaries, 'arm64', 'libonnxruntime.so.1')], { encoding: 'utf8' })).toMatch(
-    /Machine:\s+AArch64/,
-  );
-  const [major, minor] = maxGlibc(join(binaries, 'arm64', 'libonnxruntime.so.1'));
-  expect(major * 1000 + minor).toBeLessThanOrEqual(2 * 1000 + 34);
-});
+  const run = (command: string, args: string[]) => {
+    const stdout = execFileSync(command, [...args, script, artifact], {
+      env: { PATH: '/usr/bin:/bin', AWS_REGION: 'us-east-1' },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 180_000,
+    });
+    const lines = stdout.trim().split('\n');
+    // The handler's INIT logged its pool, then the script its predictions.
+    expect(lines.some((line) => line.includes('"inference workers ready"'))).toBe(true);
+    return JSON.parse(lines.at(-1)!) as { arch: string; outputs: Record<string, number[]> };
+  };
+  const onArm64 = arm64.qemu ? run(arm64.qemu, ['-L', arm64.sysroot!, arm64.node]) : run(arm64.node, []);
+  const { node } = JSON.parse(readFileSync(join(ROOT, '.venv-sam', 'lambda-runtime.json'), 'utf8')) as { node: string };
+  const onX64 = process.arch === 'x64' ? run(node, []) : undefined;
+  expect(onArm64.arch).toBe('arm64');
+  if (!onX64) return; // an arm64 machine has no x86_64 to compare with
+  expect(onX64.arch).toBe('x64');
+  expect(Object.keys(onArm64.outputs)).toEqual(Object.keys(onX64.outputs));
+  for (const [name, values] of Object.entries(onX64.outputs)) {
+    expect(onArm64.outputs[name]).toHaveLength(values.length);
+    // Different kernels (NEON against AVX) round differently: equal to float32 precision, not bit for bit.
+    values.forEach((v, i) => expect(Math.abs(onArm64.outputs[name][i] - v)).toBeLessThanOrEqual(1e-4 * Math.max(1, Math.abs(v))));
+  }
+}, 240_000);

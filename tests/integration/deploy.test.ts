@@ -311,12 +311,12 @@ test("each role's statements, as IAM holds them, let its function do its part on
   expect(verdicts).toEqual(checks);
 });
 
-test('`sam deploy --guided` deploys with its answers and saves them where the artifact build reads its architecture', () => {
+test('`sam deploy --guided` deploys with its answers and saves them where the local stack reads its parameters', () => {
   const guided = byName('guided');
   expect([guided.exit, guided.stack?.status]).toEqual([0, 'CREATE_COMPLETE']);
   expect(guided.output).toMatch(/Parameter Architecture \[x86_64\]/); // samconfig.toml's value offered as the default
-  // Saved in [default.deploy.parameters] (quoted, as the guided flow writes them), read back by
-  // scripts/build.mjs and the local stack, which would otherwise ship an x86_64 binary to arm64.
+  // Saved in [default.deploy.parameters] (quoted, as the guided flow writes them), read back by the
+  // local stack and the next `sam deploy` (the artifact carries ONNX Runtime for both architectures).
   expect(guidedOverrides).toMatchObject({ Architecture: 'arm64', InferenceMemorySize: '1769', MaxConcurrency: '100' });
   expect(samConfigOverrides(ROOT, 'build').Architecture).toBe('x86_64'); // the control: the build section alone misses it
 });
@@ -391,7 +391,7 @@ test("an artifact over Lambda's 250 MiB unzipped is refused by the build (so by 
       writeFileSync(model, Buffer.concat([base, Buffer.from([0x9a, 0x06, ...varint(length)])]));
       truncateSync(model, base.length + 2 + varint(length).length + length);
     };
-    padded(215_000_000); // with ONNX Runtime's ~49 MB, just over 262,144,000 bytes
+    padded(190_000_000); // with ONNX Runtime's two Linux binaries and the bundles (~75 MB), just over 262,144,000 bytes
     const build = (out: string) =>
       spawnSync(process.execPath, [join(ROOT, 'scripts', 'build.mjs'), '--lambda', 'inference', '--out', out, '--model', model], {
         cwd: ROOT,
@@ -401,11 +401,11 @@ test("an artifact over Lambda's 250 MiB unzipped is refused by the build (so by 
     expect(refused.status).toBe(1);
     expect(refused.stderr.trim().split('\n')).toEqual([
       expect.stringMatching(
-        /^build: the inference artifact is 26\d\.\d MB unzipped, over Lambda's 250 MiB \(262\.1 MB\) limit; the model is 215\.0 MB of it, and at most 21\d\.\d MB fits$/,
+        /^build: the inference artifact is 26\d\.\d MB unzipped, over Lambda's 250 MiB \(262\.1 MB\) limit; the model is 190\.0 MB of it, and at most 18\d\.\d MB fits$/,
       ),
     ]);
     // The control: 5 MB less fits.
-    padded(210_000_000);
+    padded(185_000_000);
     expect(build(join(folder, 'artifact')).stderr).toBe('');
   } finally {
     rmSync(folder, { recursive: true, force: true });

@@ -8,13 +8,15 @@ import {
   calibrate,
   DEFAULT_ASSUMPTIONS,
   fitOverhead,
+  lastRankStartSeconds,
   nearestCheck,
   overheadSeconds,
   forecastRun,
   predictWallSeconds,
 } from '../../toolkit/forecast/forecast';
 import { billRun } from '../../functions/commons/billing/cost';
-import { SEED_RANK_SECONDS, SEED_TIMED_RUNS } from '../../toolkit/forecast/seed-runs';
+import { SEED_PUBLISHED_RUNS, SEED_RANK_SECONDS, SEED_TIMED_RUNS } from '../../toolkit/forecast/seed-runs';
+import { ARM64_RATE_FACTOR } from '../../functions/commons/model/lambda-sizing';
 import { startLocalS3 } from '../../local/s3-server';
 import { cai } from '../helpers/cli';
 
@@ -66,9 +68,19 @@ describe('the launch-overhead fit', () => {
     const percent = (e: number) => `${(100 * e).toFixed(1)}%`;
     const rows = doc
       .split('\n')
-      .filter((line) => line.startsWith('| the 75 MB') || line.startsWith('| 100 GB') || line.startsWith('| 1 TB'));
+      .filter((line) => line.startsWith('| the 75 MB') || line.startsWith('| 1,024 ranks') || line.startsWith('| 10,240 ranks'));
     expect(rows).toHaveLength(3);
     [heldOut, ...published].forEach((check, i) => expect(rows[i]).toContain(`| ${percent(check.meanAbsError)} (`));
+    // The 10,240-rank runs are a launch check; what their statistics count, and the floor's figures, as computed.
+    expect(doc).not.toMatch(/^\| 1 TB/m);
+    const [hundred, thousand] = published.map((p) => p.data!);
+    const prose = doc.replace(/\s+/g, ' '); // as read, whatever the line breaks
+    expect(prose).toContain(
+      `count ${Math.round(thousand.countedGb)} GB, as much as the 1,024-rank runs' ${Math.round(hundred.countedGb)} GB: ${Math.round(thousand.share * 100)} % of`,
+    );
+    expect(prose).toContain(`the last of 10,240 starts at ${lastRankStartSeconds(10_240, 900, 1000).toFixed(1)} s at the earliest`);
+    expect(prose).toContain(`ranks of 25 s have all started by ${lastRankStartSeconds(10_240, 25, 1000)} s`);
+    expect(prose).toContain(`With the fitted overhead (${Math.round(overheadSeconds(fit, 10_240))} s at 10,240 ranks)`);
   });
 
   test('the concurrency quota bounds big runs', () => {
@@ -76,6 +88,53 @@ describe('the launch-overhead fit', () => {
     expect(predictWallSeconds(fit, 100, 10, AWS_SCALING_DEFAULTS)).toBeCloseTo(10 + 100 ** 0.1, 6);
     expect(predictWallSeconds(fit, 20_000, 10, AWS_SCALING_DEFAULTS)).toBeCloseTo(200, 6);
     expect(predictWallSeconds(fit, 20_000, 10, { concurrency: 3000, scalingPer10s: 1000 })).toBeCloseTo(20 + 200 / 3, 6);
+  });
+
+  test("Lambda's scaling rate floors the wall time: the last rank's earliest start + one rank, active at 10,240 ranks and not at 100", () => {
+    const fit = { a: 1, p: 0.1, fittedOn: [25] }; // a launch overhead far below the ramp
+    const raised = { concurrency: 20_000, scalingPer10s: 1000 }; // a quota that is not the bound
+    // Ranks longer than the ramp free no environment before the last starts: the ramp to 10,240
+    // takes (10,240 − 1,000) ÷ 1,000 × 10 = 92.4 s (refilled continuously; 100 s in whole 10 s steps).
+    expect(lastRankStartSeconds(10_240, 200, 1000)).toBeCloseTo(92.4, 9);
+    expect(predictWallSeconds(fit, 10_240, 200, raised)).toBeCloseTo(92.4 + 200, 9);
+    // The control: without the floor, launch and quota say ~202 s, faster than Lambda can scale.
+    const launch = overheadSeconds(fit, 10_240) + 200;
+    const quota = 10 * (Math.ceil(10_240 / 1000) - 1) + (10_240 * 200) / 20_000;
+    expect(Math.max(launch, quota)).toBeLessThan(92.4 + 200 - 80);
+    // 100 ranks start at once (1,000 environments at once): no floor beyond one rank, the launch overhead decides.
+    expect(lastRankStartSeconds(100, 200, 1000)).toBe(0);
+    expect(predictWallSeconds(fit, 100, 200, raised)).toBeCloseTo(overheadSeconds(fit, 100) + 200, 9);
+  });
+
+  test("the floor's start times are the earliest a step-by-step scheduler finds: shorter ranks hand their environments on", () => {
+    // Independent of the closed form: every dt, start what the environments allowed so far (S + S·t/10) leave free.
+    const simulate = (ranks: number, d: number, s: number, dt = 0.001) => {
+      const starts: number[] = [];
+      for (let t = 0, done = 0; starts.length < ranks; t += dt) {
+        while (done < starts.length && starts[done] + d <= t + 1e-9) done++;
+        const free = Math.floor(s + (s * t) / 10 + 1e-9) - (starts.length - done);
+        for (let i = 0; i < free && starts.length < ranks; i++) starts.push(t);
+      }
+      return starts.at(-1)!;
+    };
+    for (const [ranks, d] of [
+      [10_240, 25],
+      [10_240, 60],
+      [10_240, 200],
+      [2_500, 7],
+      [1_001, 1],
+    ]) {
+      expect([ranks, d, lastRankStartSeconds(ranks, d, 1000)]).toEqual([ranks, d, expect.closeTo(simulate(ranks, d, 1000), 2)]);
+    }
+    // 25 s ranks: 10,240 have started by 50 s, not the 92.4 s a ramp to 10,240 at once would take.
+    expect(lastRankStartSeconds(10_240, 25, 1000)).toBeCloseTo(50, 9);
+  });
+
+  test("the 10,240-rank runs' statistics count a tenth of their ranks' data: a launch check, not a 1 TB one", () => {
+    const [hundred, thousand] = calibrate().published;
+    expect(hundred.data).toMatchObject({ statedGb: 100, countedGb: expect.closeTo(102.3, 1), share: expect.closeTo(1, 2) });
+    expect(thousand.data).toMatchObject({ statedGb: 1000, countedGb: expect.closeTo(104.2, 1), share: expect.closeTo(0.102, 3) });
+    expect(SEED_PUBLISHED_RUNS.map((r) => r.label)).toEqual(['1,024 ranks of 100 MB', '10,240 ranks of 100 MB']);
   });
 
   test('each prediction quotes the check nearest in ranks', () => {
@@ -124,9 +183,26 @@ describe('forecastRun', () => {
     expect(row.costUsd).toBeCloseTo(direct.totalUsd, 9);
   });
 
-  test('arm64 is billed at its own price', () => {
+  test('arm64 is billed at its own price, for ranks planned at its assumed rate', () => {
     const arm = forecastRun(2 ** 40, [100 * MiB], [1769], { ...DEFAULT_ASSUMPTIONS, architecture: 'arm64' });
-    expect(arm.rows[0].costUsd).toBeLessThan(plan.rows.find((r) => r.memoryMb === 1769 && r.partitionBytes === 100 * MiB)!.costUsd);
+    const x86 = plan.rows.find((r) => r.memoryMb === 1769 && r.partitionBytes === 100 * MiB)!;
+    expect(arm.rows[0].rate.galaxiesPerSecond).toBeCloseTo(x86.rate.galaxiesPerSecond * ARM64_RATE_FACTOR, 9);
+    const durationMs = (arm.rows[0].rankSeconds - DEFAULT_ASSUMPTIONS.initSeconds) * 1000;
+    const direct = billRun(
+      {
+        invocations: Array.from({ length: arm.rows[0].ranks }, () => ({
+          memoryMb: 1769,
+          durationMs,
+          initMs: DEFAULT_ASSUMPTIONS.initSeconds * 1000,
+        })),
+        stateTransitions: arm.rows[0].cost.stepFunctions.transitions,
+        s3: { get: arm.rows[0].cost.s3.get, put: arm.rows[0].cost.s3.put, list: arm.rows[0].cost.s3.list },
+        dynamo: { writes: arm.rows[0].cost.dynamodb.writes, reads: arm.rows[0].cost.dynamodb.reads },
+      },
+      'us-east-1',
+      'arm64',
+    );
+    expect(arm.rows[0].costUsd).toBeCloseTo(direct.totalUsd, 9);
   });
 });
 
@@ -140,10 +216,26 @@ describe('cai plan', () => {
     expect(result.stdout).toMatch(/\* cheapest/);
     expect(result.stdout).toMatch(/\^ fastest/);
     expect(result.stdout).toMatch(/held-out 75 and 100 MB rows \(42 runs\).*mean \|error\| \d+\.\d%/);
-    expect(result.stdout).toMatch(/1 TB \/ 10,240 ranks: predicted \d+ s, measured 221–247 s/);
+    expect(result.stdout).toMatch(
+      /10,240 ranks of 100 MB \(called 1 TB, but its statistics count 104 GB, 10% of its ranks' data: a launch measurement whose data volume is not confirmed\): predicted \d+ s, measured 221–247 s/,
+    );
+    expect(result.stdout).toMatch(/the last rank's earliest start under Lambda's scaling rate \+ one rank/);
+    expect(result.stdout).not.toMatch(/arm64/); // x86_64 by default: measured rates, no factor
     const plan = result.json<{ rows: { fastest?: boolean; check: { meanAbsError: number } }[] }>();
     expect(plan.rows).toHaveLength(4);
     for (const row of plan.rows) expect(row.check.meanAbsError).toBeGreaterThan(0);
+  });
+
+  test('with --arch arm64 it plans at the x86_64 rates × ARM64_RATE_FACTOR and says they are not measured', async () => {
+    const args = ['plan', '--data', '1TB', '--partition', '100MB', '--memory', '1769', '--json'];
+    const [x86, arm] = await Promise.all([cai(args), cai([...args, '--arch', 'arm64'])]);
+    expect(arm.stdout).toContain(
+      `arm64 rates are the x86_64 measurement × ${ARM64_RATE_FACTOR} (ARM64_RATE_FACTOR), an assumption: not measured on Graviton.`,
+    );
+    type Row = { rankSeconds: number; rate: { galaxiesPerSecond: number } };
+    const [x, a] = [x86.json<{ rows: Row[] }>().rows[0], arm.json<{ rows: Row[] }>().rows[0]];
+    expect(a.rate.galaxiesPerSecond).toBeCloseTo(x.rate.galaxiesPerSecond * ARM64_RATE_FACTOR, 9);
+    expect(a.rankSeconds).toBeGreaterThan(x.rankSeconds); // slower ranks: the plan errs long
   });
 
   test.each([

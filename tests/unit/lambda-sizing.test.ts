@@ -1,4 +1,11 @@
-import { lambdaRate, lambdaVcpus, type Throughput, workersFor } from '../../functions/commons/model/lambda-sizing';
+import {
+  ARM64_RATE_FACTOR,
+  galaxiesPerSecond,
+  lambdaRate,
+  lambdaVcpus,
+  type Throughput,
+  workersFor,
+} from '../../functions/commons/model/lambda-sizing';
 import { REFERENCE_WORKER_SPEEDUP, referenceSpeedup } from '../../functions/commons/model/reference-scaling';
 import committed from '../../functions/commons/model/throughput.json';
 
@@ -44,6 +51,23 @@ test('int8 plans assume a CPU without VNNI unless told otherwise', () => {
   expect(rate(1769, 'int8').sources.at(-1)).toMatch(/^int8 ×1\.59 over fp32 on a CPU without VNNI/);
   expect(rate(1769, 'int8', true).galaxiesPerSecond).toBeCloseTo(230, 6);
   expect(rate(4 * 1769, 'int8', true).galaxiesPerSecond).toBeCloseTo(230 * 4.18, 6);
+});
+
+test('arm64 plans at the x86_64 rate × ARM64_RATE_FACTOR, a conservative assumption until measured on Graviton, and says so', () => {
+  expect(ARM64_RATE_FACTOR).toBeGreaterThan(0);
+  expect(ARM64_RATE_FACTOR).toBeLessThan(1); // conservative: slower than x86_64, never faster
+  for (const [memoryMb, precision] of [
+    [1769, 'fp32'],
+    [4 * 1769, 'int8'],
+  ] as const) {
+    const x86 = lambdaRate(memoryMb, precision, { throughput: table });
+    const arm = lambdaRate(memoryMb, precision, { throughput: table, architecture: 'arm64' });
+    expect(arm.galaxiesPerSecond).toBeCloseTo(x86.galaxiesPerSecond * ARM64_RATE_FACTOR, 10);
+    expect(arm.sources).toEqual([...x86.sources, `arm64: the x86_64 rate × ${ARM64_RATE_FACTOR}, assumed (not measured on Graviton)`]);
+    // The control: x86_64 named is the measured rate itself.
+    expect(lambdaRate(memoryMb, precision, { throughput: table, architecture: 'x86_64' })).toEqual(x86);
+  }
+  expect(galaxiesPerSecond(1769, 'arm64')).toBeCloseTo(galaxiesPerSecond(1769) * ARM64_RATE_FACTOR, 10);
 });
 
 test('the committed rates are measurements: they name when and where, and every memory size gets a positive rate', () => {

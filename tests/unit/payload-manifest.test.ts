@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { assignRanks, naturalCompare, PlanError, planRanks } from '../../functions/commons/run/rank-plan';
 import { PayloadError, parsePayload, parsePayloadJson } from '../../functions/commons/run/payload';
 import { STATE_PAYLOAD_LIMIT_BYTES } from '../../functions/commons/aws/limits';
-import { galaxiesPerSecond } from '../../functions/commons/model/lambda-sizing';
+import { ARM64_RATE_FACTOR, galaxiesPerSecond } from '../../functions/commons/model/lambda-sizing';
 import { rankMemory } from '../../functions/commons/model/rank-memory';
 import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
 import { ROOT } from '../../local/paths';
@@ -163,6 +163,29 @@ describe('ranks are planned within the inference function (1,769 MB, 900 s)', ()
     expect(plan.items).toHaveLength(smallest);
     expect(Math.max(...plan.items.map((i) => i.partitions.length))).toBeLessThanOrEqual(perRank);
     expect(planRanks('r', base, partitions, limits).items).toHaveLength(100); // one per partition fits
+  });
+
+  test("under arm64 a rank is planned at x86_64's rate × ARM64_RATE_FACTOR: proportionally fewer objects per rank", () => {
+    const partitions = sized(2000, MiB);
+    // Partitions one rank takes within the budget, at the architecture's rate.
+    const perRank = (architecture: 'x86_64' | 'arm64') =>
+      Math.floor((budget * (architecture === 'arm64' ? ARM64_RATE_FACTOR : 1)) / secondsOf(MiB));
+    expect(perRank('arm64') / perRank('x86_64')).toBeCloseTo(ARM64_RATE_FACTOR, 2);
+    for (const architecture of ['x86_64', 'arm64'] as const) {
+      const limits = { memoryMb: 1769, timeoutS: 900, architecture };
+      const smallest = Math.ceil(2000 / perRank(architecture));
+      const plan = planRanks('r', { ...base, world_size: smallest }, partitions, limits);
+      expect(plan.items.reduce((most, i) => Math.max(most, i.partitions.length), 0)).toBeLessThanOrEqual(perRank(architecture));
+      expect(() => planRanks('r', { ...base, world_size: smallest - 1 }, partitions, limits)).toThrow(
+        `the smallest world_size that fits is ${smallest}`,
+      );
+    }
+    // 2 ranks of 1,000 MiB fit x86_64's budget and not arm64's, which says why.
+    expect(planRanks('r', { ...base, world_size: 2 }, partitions, { ...limits, architecture: 'x86_64' }).items).toHaveLength(2);
+    expect(() => planRanks('r', { ...base, world_size: 2 }, partitions, { ...limits, architecture: 'arm64' })).toThrow(
+      `world_size 2 plans ~${Math.round((1000 * secondsOf(MiB)) / ARM64_RATE_FACTOR)} s for its slowest rank at ` +
+        `${Math.round(rate * ARM64_RATE_FACTOR)} galaxies/s at 1769 MB on arm64 (x86_64's rate × ${ARM64_RATE_FACTOR}, assumed), over the 540 s budget`,
+    );
   });
 
   test('a partition too big for any rank is refused with what to do about it', () => {

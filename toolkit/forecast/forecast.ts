@@ -1,6 +1,6 @@
 import { estimateWorkload, type WorkloadEstimate } from './workload';
 import type { Architecture } from '../../functions/commons/billing/cost';
-import { SEED_PUBLISHED_RUNS, SEED_RANK_SECONDS, SEED_TIMED_RUNS, type SeedRun } from './seed-runs';
+import { SEED_PUBLISHED_RUNS, SEED_RANK_SECONDS, SEED_TIMED_RUNS, statisticsShare, type SeedRun } from './seed-runs';
 import { UsageError } from '../../functions/commons/errors';
 import { lambdaRate, type Rate } from '../../functions/commons/model/lambda-sizing';
 import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
@@ -9,7 +9,7 @@ import { S3_PART_BYTES } from '../../functions/commons/torch/byte-source';
 /**
  * `cai plan`: the wall time and cost of a run on AWS before it is made. Every part is measured or
  * published: CAI's galaxies/s per memory size (lambda-sizing.ts: `npm run bench`'s rates, the
- * reference scaling beyond this machine's cores), INIT, S3 read
+ * reference scaling beyond this machine's cores; arm64's assumed from x86_64's), INIT, S3 read
  * rate, Lambda's scaling rate and the account's concurrency quota (AWS's documented defaults,
  * overridable), and the Distributed Map's launch overhead, fitted on the prototype's timed runs.
  */
@@ -54,15 +54,37 @@ export interface ScalingLimits {
 export const AWS_SCALING_DEFAULTS: ScalingLimits = { concurrency: 1000, scalingPer10s: 1000 };
 
 /**
- * Wall time of `ranks` ranks of `rankSeconds` each: the later of the launch-bound time (overhead +
- * one rank) and the quota-bound one (the rank-seconds spread over the quota, after Lambda's ramp
- * to it). The fitted rows never reach the quota; the 10,240-rank run does.
+ * The earliest the last of `ranks` ranks of `rankSeconds` (d) each can start under Lambda's scaling
+ * rate (https://docs.aws.amazon.com/lambda/latest/dg/scaling-behavior.html): a function has at most
+ * E(t) = S + S·t/10 execution environments t seconds in (S at once, S more every 10 s, refilled
+ * continuously: the most AWS allows), and a finished rank hands its environment to the next. Ranks
+ * started as early as that allows number E(t) + E(t − d) + E(t − 2d) + … by t, so short ranks
+ * start sooner than a ramp to `ranks` environments would take.
+ */
+export function lastRankStartSeconds(ranks: number, rankSeconds: number, scalingPer10s: number): number {
+  const [n, d, s] = [ranks, rankSeconds, scalingPer10s];
+  if (n <= s || d <= 0) return 0;
+  for (let k = 0; ; k++) {
+    // Within [k·d, (k+1)·d) the sum has k + 1 terms: started(t) = s(k+1) + (s/10)((k+1)t − d·k(k+1)/2).
+    const atStart = s * (k + 1) + (s / 10) * d * ((k * (k + 1)) / 2);
+    if (atStart >= n) return k * d;
+    const t = (10 * (n - s * (k + 1))) / (s * (k + 1)) + (d * k) / 2;
+    if (t < (k + 1) * d) return t;
+  }
+}
+
+/**
+ * Wall time of `ranks` ranks of `rankSeconds` each: the latest of the launch-bound time (overhead +
+ * one rank), the quota-bound one (the rank-seconds spread over the quota, after Lambda's ramp to
+ * it) and the scaling floor (the last rank's earliest start under Lambda's scaling rate + one
+ * rank), which no fit can undercut. The fitted rows never reach the quota; the 10,240-rank runs do.
  */
 export function predictWallSeconds(fit: OverheadFit, ranks: number, rankSeconds: number, limits: ScalingLimits): number {
   const launchBound = overheadSeconds(fit, ranks) + rankSeconds;
   const ramp = 10 * (Math.ceil(Math.min(ranks, limits.concurrency) / limits.scalingPer10s) - 1);
   const quotaBound = ramp + (ranks * rankSeconds) / limits.concurrency;
-  return Math.max(launchBound, quotaBound);
+  const scalingFloor = lastRankStartSeconds(ranks, rankSeconds, limits.scalingPer10s) + rankSeconds;
+  return Math.max(launchBound, quotaBound, scalingFloor);
 }
 
 export interface ValidationError {
@@ -75,6 +97,8 @@ export interface ValidationError {
   /** Mean of |predicted − measured| / measured over the runs, and the signed mean. */
   meanAbsError: number;
   meanSignedError: number;
+  /** A published run's data: what the prototype called it, and what its statistics count. */
+  data?: { statedGb: number; countedGb: number; share: number };
 }
 
 export interface Calibration {
@@ -107,14 +131,15 @@ export function calibrate(limits: ScalingLimits = AWS_SCALING_DEFAULTS): Calibra
   return {
     fit,
     heldOut: validate(`held-out ${heldOutSizes.join(' and ')} MB rows (${heldOutRuns.length} runs)`, fit, heldOutRuns, limits),
-    published: SEED_PUBLISHED_RUNS.map((p) =>
-      validate(
+    published: SEED_PUBLISHED_RUNS.map((p) => ({
+      ...validate(
         p.label,
         fit,
         p.wallS.map((wallS) => ({ partitionMb: p.partitionMb, dataGb: 0, ranks: p.ranks, wallS })),
         limits,
       ),
-    ),
+      data: { statedGb: p.statedGb, countedGb: p.statisticsBytes / 1e9, share: statisticsShare(p) },
+    })),
   };
 }
 
@@ -184,7 +209,7 @@ export function forecastRun(totalBytes: number, partitions: number[], memories: 
   const rows = partitions.flatMap((partition) =>
     memories.map((memoryMb): PlanRow => {
       const partitionBytes = Math.min(partition, totalBytes);
-      const rate = lambdaRate(memoryMb, assumptions.precision, { vnni: assumptions.vnni });
+      const rate = lambdaRate(memoryMb, assumptions.precision, { vnni: assumptions.vnni, architecture: assumptions.architecture });
       const estimate = estimateWorkload({
         totalBytes,
         partitionBytes,

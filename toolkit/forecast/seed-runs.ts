@@ -113,11 +113,36 @@ export interface PublishedRun {
   label: string;
   partitionMb: number;
   ranks: number;
+  /** The data size the prototype gave the runs (result_stats_adjusted.csv, data (GB)). */
+  statedGb: number;
+  /** The data its statistics counted: total_bits ÷ 8 (the same in each of the three runs). */
+  statisticsBytes: number;
   /** The three runs' wall times, seconds (result_stats_adjusted.csv, total_duration). */
   wallS: number[];
 }
 
 export const SEED_PUBLISHED_RUNS: readonly PublishedRun[] = [
-  { label: '100 GB / 1,024 ranks', partitionMb: 100, ranks: 1024, wallS: [59.69, 58.09, 73.53] },
-  { label: '1 TB / 10,240 ranks', partitionMb: 100, ranks: 10240, wallS: [246.87, 242.6, 220.97] },
+  {
+    label: '1,024 ranks of 100 MB',
+    partitionMb: 100,
+    ranks: 1024,
+    statedGb: 100,
+    statisticsBytes: 818_681_515_200 / 8,
+    wallS: [59.69, 58.09, 73.53],
+  },
+  {
+    label: '10,240 ranks of 100 MB',
+    partitionMb: 100,
+    ranks: 10240,
+    statedGb: 1000,
+    statisticsBytes: 833_750_418_240 / 8,
+    wallS: [246.87, 242.6, 220.97],
+  },
 ];
+
+/**
+ * The share of a published run's ranks × partition size that its statistics count: about 1 for the
+ * 1,024-rank runs, about a tenth for the 10,240-rank ("1 TB") ones, whose statistics count as much
+ * data as the 1,024-rank runs'. Their wall time measures the launch of 10,240 ranks, not 1 TB read.
+ */
+export const statisticsShare = (run: PublishedRun): number => run.statisticsBytes / (run.ranks * run.partitionMb * 1e6);

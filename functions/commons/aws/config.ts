@@ -64,21 +64,6 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return config;
 }
 
-/** Lambda's names for the architectures Node calls x64 and arm64. */
-const LAMBDA_ARCHITECTURE: Record<string, string> = { x64: 'x86_64', arm64: 'arm64' };
-
-/**
- * Refuses, at INIT, an artifact built for another architecture than the one it runs on (its ONNX
- * Runtime binary would not load, or would fail later in a less clear way).
- */
-export function checkArtifactArchitecture(built: string, nodeArch: string = process.arch): void {
-  const running = LAMBDA_ARCHITECTURE[nodeArch] ?? nodeArch;
-  if (built === running) return;
-  throw new ConfigError(
-    `this artifact was built for ${built} but the function runs on ${running}: set Architecture=${running} in samconfig.toml's parameter_overrides, then sam build and sam deploy again`,
-  );
-}
-
 /**
  * The settings a function cannot run without, checked together at cold start: a missing one fails
  * INIT with one line naming every setting that is missing, rather than a check silently skipped.

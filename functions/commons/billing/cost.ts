@@ -1,4 +1,5 @@
 import type { LambdaInvocation } from '../aws/invocation';
+import type { Architecture } from '../model/lambda-sizing';
 
 /**
  * What a run costs on AWS, billed the way AWS bills it, and the prototype's own formula beside it.
@@ -9,7 +10,9 @@ import type { LambdaInvocation } from '../aws/invocation';
  * transition — the Distributed Map's child executions' states and every retry count. S3: per GET,
  * PUT and LIST request. DynamoDB on demand: per write and read request unit.
  */
-export type Architecture = 'x86_64' | 'arm64';
+
+/** Lambda's architectures, each billed at its own price (their rates are planned in model/lambda-sizing.ts). */
+export type { Architecture };
 
 export interface PriceTable {
   /** USD per GB-second of configured memory. */

@@ -20,6 +20,18 @@ export const workersFor = (memoryMb: number) => Math.min(MAX_LAMBDA_VCPUS, Math.
 
 export type Precision = 'fp32' | 'int8';
 
+/** Lambda's instruction set architectures (https://docs.aws.amazon.com/lambda/latest/dg/foundation-arch.html). */
+export type Architecture = 'x86_64' | 'arm64';
+
+/**
+ * arm64's rate as a share of x86_64's, until `npm run bench` runs on a Graviton: an assumption, not
+ * a measurement. Every rate here was measured on x86_64 (AVX2/AVX-512 kernels); ONNX Runtime's
+ * arm64 kernels (NEON) on Graviton2 may be slower or faster for this model, and nothing here says
+ * which. 0.8 errs on the slow side, so an arm64 plan gives a rank less work and a longer wall
+ * time rather than a rank that overruns its timeout.
+ */
+export const ARM64_RATE_FACTOR = 0.8;
+
 /** What `npm run bench` measured (it writes throughput.json): galaxies per second of k workers, k up to its cores. */
 export interface Throughput {
   /** When and where: the bench's date, CPU and library versions. */
@@ -65,13 +77,24 @@ function rateWithWorkers(table: Throughput, k: number, precision: Precision, vnn
 /**
  * Galaxies per second a Lambda of this memory size runs with its workers: a share of one vCPU slows
  * one worker in proportion; between whole vCPUs, the rate of the workers either side, in proportion.
- * int8 assumes a CPU without VNNI unless `vnni` says the target has it.
+ * int8 assumes a CPU without VNNI unless `vnni` says the target has it; arm64 is x86_64's rate
+ * × ARM64_RATE_FACTOR.
  */
 export function lambdaRate(
   memoryMb: number,
   precision: Precision = 'fp32',
-  options: { vnni?: boolean; throughput?: Throughput } = {},
+  options: { vnni?: boolean; throughput?: Throughput; architecture?: Architecture } = {},
 ): Rate {
+  const x86 = x86Rate(memoryMb, precision, options);
+  if (options.architecture !== 'arm64') return x86;
+  return {
+    galaxiesPerSecond: x86.galaxiesPerSecond * ARM64_RATE_FACTOR,
+    sources: [...x86.sources, `arm64: the x86_64 rate × ${ARM64_RATE_FACTOR}, assumed (not measured on Graviton)`],
+  };
+}
+
+/** The rate on the x86_64 CPUs the bench measured. */
+function x86Rate(memoryMb: number, precision: Precision, options: { vnni?: boolean; throughput?: Throughput }): Rate {
   const table = options.throughput ?? THROUGHPUT;
   const vcpus = lambdaVcpus(memoryMb);
   const vnni = options.vnni ?? false;
@@ -90,5 +113,6 @@ export function lambdaRate(
   };
 }
 
-/** Galaxies per second of the full-size fp32 model at this memory size: what rank budgets plan with (int8 is faster). */
-export const galaxiesPerSecond = (memoryMb: number): number => lambdaRate(memoryMb, 'fp32').galaxiesPerSecond;
+/** Galaxies per second of the full-size fp32 model at this memory size and architecture: what rank budgets plan with (int8 is faster). */
+export const galaxiesPerSecond = (memoryMb: number, architecture: Architecture = 'x86_64'): number =>
+  lambdaRate(memoryMb, 'fp32', { architecture }).galaxiesPerSecond;

@@ -1,8 +1,11 @@
-import * as ort from 'onnxruntime-node';
+import type * as Ort from 'onnxruntime-node';
 import { CaiError } from '../errors';
 import { numelOf } from '../torch/archive';
 import { partitionChunks, rowsPerChunk, type FeedData, type TensorPartition, type TensorRows } from '../partitions/partition';
 import type { ModelCard } from './card';
+import { loadOnnxRuntime } from './onnxruntime';
+
+const ort = loadOnnxRuntime();
 
 /** An ONNX model's batch: each graph input's data and dimensions (the first is the batch). */
 export type Feeds = Record<string, { data: FeedData; dims: number[] }>;
@@ -29,7 +32,7 @@ export interface ModelOptions {
 
 /** One ONNX Runtime session on this thread. */
 export async function loadModel(path: string, options: ModelOptions = {}): Promise<OnnxModel> {
-  let session: ort.InferenceSession;
+  let session: Ort.InferenceSession;
   try {
     session = await ort.InferenceSession.create(path, {
       intraOpNumThreads: options.intraOpThreads ?? 1,

@@ -1,6 +1,6 @@
 import { paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
 import { CaiError } from '../errors';
-import { galaxiesPerSecond, workersFor } from '../model/lambda-sizing';
+import { ARM64_RATE_FACTOR, type Architecture, galaxiesPerSecond, workersFor } from '../model/lambda-sizing';
 import { rankMemory, type RankMemory } from '../model/rank-memory';
 import { STATE_PAYLOAD_LIMIT_BYTES } from '../aws/limits';
 import { BYTES_PER_GALAXY } from '../partitions/galaxy';
@@ -80,6 +80,8 @@ export function assignRanks(partitions: PartitionObject[], worldSize: number): P
 export interface RankLimits {
   memoryMb: number;
   timeoutS: number;
+  /** The inference function's architecture (absent: x86_64): arm64 plans at x86_64's rate × ARM64_RATE_FACTOR. */
+  architecture?: Architecture;
   /** What the inference function runs, for its memory plan (absent: memory is not planned). */
   inference?: {
     modelBytes: number;
@@ -127,7 +129,8 @@ export function checkSummarizable(ranks: number, summarizerMemoryMb: number): vo
   );
 }
 
-const estimateSeconds = (bytes: number, limits: RankLimits) => bytes / BYTES_PER_GALAXY / galaxiesPerSecond(limits.memoryMb);
+const rateOf = (limits: RankLimits) => galaxiesPerSecond(limits.memoryMb, limits.architecture);
+const estimateSeconds = (bytes: number, limits: RankLimits) => bytes / BYTES_PER_GALAXY / rateOf(limits);
 const itemBytes = (item: RankItem) => Buffer.byteLength(JSON.stringify(item));
 
 export interface ManifestPlan {
@@ -248,7 +251,8 @@ function checkWithinLimits(
   const fits = (list: RankItem[]) =>
     slowest(list) <= budget && list.reduce((most, i) => Math.max(most, itemBytes(i)), 0) <= STATE_PAYLOAD_LIMIT_BYTES;
   if (fits(items)) return;
-  const speed = `${Math.round(galaxiesPerSecond(limits.memoryMb))} galaxies/s at ${limits.memoryMb} MB`;
+  const arm64 = limits.architecture === 'arm64' ? ` on arm64 (x86_64's rate × ${ARM64_RATE_FACTOR}, assumed)` : '';
+  const speed = `${Math.round(rateOf(limits))} galaxies/s at ${limits.memoryMb} MB${arm64}`;
   const within = `the ${Math.round(budget)} s budget (${RANK_TIME_BUDGET * 100} % of the inference function's ${limits.timeoutS} s timeout)`;
   const biggest = partitions.reduce((a, b) => (b.bytes > a.bytes ? b : a));
   if (estimateSeconds(biggest.bytes, limits) > budget) {
