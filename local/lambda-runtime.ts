@@ -163,6 +163,7 @@ class Container {
   /** Resolves once the runtime has finished INIT (again, after a reset). */
   private initialized!: Promise<void>;
   private markInitialized!: () => void;
+  private initPending = false;
   private reportWaiter?: (line: { requestId: string; durationMs: number; memoryMb: number }) => void;
   private constructor(
     readonly process: ChildProcess,
@@ -231,9 +232,15 @@ class Container {
     return this.memory.kind;
   }
 
+  /** An INIT is coming (the container's first, or after a reset); one still awaited is the same INIT, whose waiters keep waiting for it. */
   private expectInit(): void {
+    if (this.initPending) return;
+    this.initPending = true;
     this.initialized = new Promise((resolve) => {
-      this.markInitialized = resolve;
+      this.markInitialized = () => {
+        this.initPending = false;
+        resolve();
+      };
     });
   }
 
@@ -448,12 +455,43 @@ export class LocalFunction {
     }
   }
 
+  /** CPU seconds (user and system) the runtimes of its containers have used so far, from /proc (USER_HZ: 100 ticks a second). */
+  cpuSeconds(): number {
+    return this.containers
+      .flatMap((c) => descendantsOf(c.process.pid as number))
+      .reduce((sum, pid) => {
+        try {
+          const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+          return sum + (Number(fields[11]) + Number(fields[12])) / 100;
+        } catch {
+          return sum; // exited meanwhile
+        }
+      }, 0);
+  }
+
   /** INIT durations of this function's cold starts so far, ms. */
   initDurations(): number[] {
     return this.billed.filter((r) => r.initMs > 0).map((r) => r.initMs);
   }
 
+  /**
+   * As Lambda's UpdateFunctionConfiguration: invocations from now on run with these settings, in new
+   * containers (the idle ones are stopped; none may be running an invocation).
+   */
+  async updateConfiguration(changes: Partial<Pick<FunctionSpec, 'timeoutS'>>): Promise<void> {
+    if (this.starting > 0 || this.containers.some((c) => c.busy)) {
+      throw new Error(`${this.spec.name} is running an invocation: the local stack reconfigures a function at rest`);
+    }
+    Object.assign(this.spec, changes);
+    await this.stopContainers();
+  }
+
   async close(): Promise<void> {
+    await this.stopContainers();
+    await new Promise((resolve) => (this.log ? this.log.end(resolve) : resolve(undefined)));
+  }
+
+  private async stopContainers(): Promise<void> {
     for (const container of this.containers.splice(0)) {
       if (container.process.exitCode !== null) continue;
       const exited = new Promise((resolve) => container.process.once('exit', resolve));
@@ -463,6 +501,5 @@ export class LocalFunction {
       await exited;
       clearTimeout(kill);
     }
-    await new Promise((resolve) => (this.log ? this.log.end(resolve) : resolve(undefined)));
   }
 }
