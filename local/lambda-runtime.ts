@@ -316,8 +316,8 @@ class Container {
     return this.memory.kind;
   }
 
+  /** An INIT is coming (the container's first, or after a reset); one still awaited is the same INIT, whose waiters keep waiting for it. */
   private expectInit(): void {
-    // Kept while INIT is still awaited: a waiter from before the INIT START line must hear its end too.
     if (this.initPending) return;
     this.initPending = true;
     this.initialized = new Promise((resolve) => {
@@ -561,12 +561,43 @@ export class LocalFunction {
     }
   }
 
+  /** CPU seconds (user and system) the runtimes of its containers have used so far, from /proc (USER_HZ: 100 ticks a second). */
+  cpuSeconds(): number {
+    return this.containers
+      .flatMap((c) => descendantsOf(c.process.pid as number))
+      .reduce((sum, pid) => {
+        try {
+          const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+          return sum + (Number(fields[11]) + Number(fields[12])) / 100;
+        } catch {
+          return sum; // exited meanwhile
+        }
+      }, 0);
+  }
+
   /** INIT durations of this function's cold starts so far, ms. */
   initDurations(): number[] {
     return this.billed.filter((r) => r.initMs > 0).map((r) => r.initMs);
   }
 
+  /**
+   * As Lambda's UpdateFunctionConfiguration: invocations from now on run with these settings, in new
+   * containers (the idle ones are stopped; none may be running an invocation).
+   */
+  async updateConfiguration(changes: Partial<Pick<FunctionSpec, 'timeoutS'>>): Promise<void> {
+    if (this.starting > 0 || this.containers.some((c) => c.busy)) {
+      throw new Error(`${this.spec.name} is running an invocation: the local stack reconfigures a function at rest`);
+    }
+    Object.assign(this.spec, changes);
+    await this.stopContainers();
+  }
+
   async close(): Promise<void> {
+    await this.stopContainers();
+    await new Promise((resolve) => (this.log ? this.log.end(resolve) : resolve(undefined)));
+  }
+
+  private async stopContainers(): Promise<void> {
     for (const container of this.containers.splice(0)) {
       if (container.process.exitCode === null) {
         container.process.kill('SIGTERM');
@@ -578,6 +609,5 @@ export class LocalFunction {
       // Its last lines may still be on their way after it exited: the log ends once they are written.
       await container.outputDone;
     }
-    await new Promise((resolve) => (this.log ? this.log.end(resolve) : resolve(undefined)));
   }
 }

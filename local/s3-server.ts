@@ -19,10 +19,12 @@ crypto.createDecipheriv = ((algorithm: string, key: crypto.CipherKey, iv: crypto
     ? createDecipheriv('des-ede3-cbc', tripled(key), iv)
     : createDecipheriv(algorithm, key, iv, options)) as typeof crypto.createDecipheriv;
 
-/** An error the local S3 answers instead of serving a request, as S3 does under load. */
+/** An error the local S3 answers instead of serving a request, as S3 does under load, or a slow answer. */
 export interface S3Fault {
-  /** 503 SlowDown (over the prefix's request rate) or 500 InternalError. */
-  code: 'SlowDown' | 'InternalError';
+  /** 503 SlowDown (over the prefix's request rate) or 500 InternalError; unset: the request is served, late (delayMs). */
+  code?: 'SlowDown' | 'InternalError';
+  /** Wait this long before answering (with the error, or by serving the request). */
+  delayMs?: number;
   /** Only requests of this method (GET, HEAD, PUT, …); any when unset. */
   method?: string;
   /** Only requests for keys this matches ("bucket/key"); any when unset. */
@@ -84,6 +86,15 @@ export async function startLocalS3(directory: string, buckets: string[] = [], po
     if (!fault) return next();
     fault.left--;
     served++;
+    if (fault.delayMs) {
+      // A client gone meanwhile (its runtime killed) gets nothing: the wait ends with its connection.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, fault.delayMs);
+        ctx.res.once('close', () => (clearTimeout(timer), resolve()));
+      });
+      if (ctx.req.socket.destroyed) return void (ctx.respond = false);
+    }
+    if (!fault.code) return next();
     throw new S3Error(
       fault.code,
       fault.code === 'SlowDown' ? 'Please reduce your request rate.' : 'We encountered an internal error. Please try again.',

@@ -18,6 +18,10 @@ declare module 's3rver' {
     body: unknown;
     get(field: string): string;
     response: { get(field: string): string };
+    req: import('node:http').IncomingMessage;
+    res: import('node:http').ServerResponse;
+    /** False: Koa leaves the response alone (nothing is sent). */
+    respond?: boolean;
   }
   export default class S3rver extends EventEmitter {
     constructor(options?: S3rverOptions);

@@ -40,6 +40,7 @@ const { StateMachine } = require('aws-local-stepfunctions') as typeof import('aw
  * else a Standard execution's one year) or ABORTED (StopExecution), and each end is announced as
  * EventBridge's "Execution Status Change" event. StartExecution is idempotent only while an
  * execution of that name and input runs; a closed one's name answers ExecutionAlreadyExists.
+ * Tests make the API throttle or fail as the service does (injectFaults).
  */
 export type TaskHandler = (input: { FunctionName: string; Payload: unknown }) => Promise<unknown>;
 
@@ -82,6 +83,26 @@ interface Iteration {
 }
 
 type ExecutionStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED';
+
+/**
+ * An error the local Step Functions answers instead of a request's reply, as the service does: a
+ * throttle past the account's API rate, or a transient 5xx (Step Functions API reference, common errors).
+ */
+export interface SfnFault {
+  code: 'ThrottlingException' | 'ServiceUnavailable' | 'InternalFailure';
+  /** Only this action (StartExecution, …); any when unset. */
+  operation?: string;
+  /** How many matching requests fail; every one when unset. */
+  times?: number;
+  /** The request is carried out and only its reply is lost, replaced by the error (a 5xx after the work was done). */
+  afterServing?: boolean;
+}
+
+const FAULT_REPLIES: Record<SfnFault['code'], { status: number; message: string }> = {
+  ThrottlingException: { status: 400, message: 'Rate exceeded' },
+  ServiceUnavailable: { status: 503, message: 'Service Unavailable' },
+  InternalFailure: { status: 500, message: 'An internal error occurred' },
+};
 
 /** A Standard workflow's longest execution without a TimeoutSeconds: one year (Step Functions quotas). */
 const STANDARD_EXECUTION_LIMIT_MS = 365 * 24 * 3600 * 1000;
@@ -226,6 +247,8 @@ export class LocalStepFunctions {
 
   /** How long an execution started from now on may run, ms (see LocalSfnOptions). */
   executionTimeoutMs?: number;
+  private faults: (SfnFault & { left: number })[] = [];
+  private served = 0;
 
   constructor(private readonly options: LocalSfnOptions) {
     this.executionTimeoutMs = options.executionTimeoutMs;
@@ -257,6 +280,16 @@ export class LocalStepFunctions {
     return [...this.executions.values()].filter((e) => e.status === 'RUNNING').map((e) => e.done);
   }
 
+  /** A test switch: the requests that match fail with these faults, in turn, from now on (replacing earlier ones). */
+  injectFaults(...faults: SfnFault[]): void {
+    this.faults = faults.map((f) => ({ ...f, left: f.times ?? Infinity }));
+  }
+
+  /** Requests answered with an injected fault so far. */
+  faultsServed(): number {
+    return this.served;
+  }
+
   private serve(req: IncomingMessage, res: ServerResponse): void {
     let body = '';
     req.on('data', (d) => (body += d));
@@ -268,18 +301,35 @@ export class LocalStepFunctions {
         res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0' });
         res.end(JSON.stringify(payload));
       };
+      const fault = this.faults.find((f) => f.left > 0 && (!f.operation || f.operation === target));
+      if (fault) {
+        fault.left--;
+        this.served++;
+      }
       try {
         const request = JSON.parse(body || '{}');
-        if (target === 'StartExecution') reply(200, this.startExecution(request));
-        else if (target === 'StopExecution') reply(200, this.stopExecution(request));
-        else if (target === 'DescribeExecution') reply(200, this.describe(request.executionArn));
-        else if (target === 'GetExecutionHistory') reply(200, this.history(request.executionArn));
-        else reply(400, { __type: 'UnknownOperationException', message: `${target} is not served locally` });
+        if (fault && !fault.afterServing) throw fault;
+        const result = this.handle(target, request);
+        if (fault) throw fault;
+        reply(200, result);
       } catch (error) {
+        if (fault) {
+          const { status, message } = FAULT_REPLIES[fault.code];
+          return reply(status, { __type: fault.code, message });
+        }
         const e = error as Error;
         reply(400, { __type: e.name, message: e.message });
       }
     });
+  }
+
+  /** One API action's reply; its errors are thrown, named as the API names them. */
+  private handle(target: string | undefined, request: Record<string, string>): unknown {
+    if (target === 'StartExecution') return this.startExecution(request as never);
+    if (target === 'StopExecution') return this.stopExecution(request as never);
+    if (target === 'DescribeExecution') return this.describe(request.executionArn);
+    if (target === 'GetExecutionHistory') return this.history(request.executionArn);
+    throw Object.assign(new Error(`${target} is not served locally`), { name: 'UnknownOperationException' });
   }
 
   private startExecution(request: { stateMachineArn: string; name: string; input?: string }) {

@@ -144,6 +144,7 @@ await build({
     'bench/cai-worker': 'bench/cai-worker.ts',
     'bench/max-rss': 'bench/max-rss.ts',
     'bench/summarizer': 'bench/summarizer.ts',
+    'bench/initializer': 'bench/initializer.ts',
     'bench/scale': 'bench/scale.ts',
     'bench/plot-results': 'bench/plot-results.ts',
   },

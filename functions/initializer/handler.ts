@@ -1,5 +1,5 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { S3Event } from 'aws-lambda';
+import type { Context, S3Event } from 'aws-lambda';
 import { GetAccountSettingsCommand } from '@aws-sdk/client-lambda';
 import { countsSince, createLambdaClient, dynamoClient, requestCounts, s3Client, sfnClient } from '../commons/aws/clients';
 import { readConfig, readInferenceModel, requireSettings } from '../commons/aws/config';
@@ -56,7 +56,9 @@ function eventKey(encoded: string): string {
 const OUTCOME_METRIC = { STARTED: 'RunsStarted', REJECTED: 'RunsRejected', DUPLICATE: 'DuplicateEvents' } as const;
 
 /** S3 ObjectCreated (suffix payload.json) → one run per uploaded payload. */
-export const handler = lambdaHandler(async (event: S3Event): Promise<InitializeOutcome[]> => {
+export const handler = lambdaHandler(async (event: S3Event, context: Context): Promise<InitializeOutcome[]> => {
+  // When Lambda ends this invocation: the run's outcome is recorded before it.
+  const deadline = Date.now() + context.getRemainingTimeInMillis();
   const clock = startInvocation(config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE);
   const before = requestCounts();
   const outcomes: InitializeOutcome[] = [];
@@ -80,6 +82,7 @@ export const handler = lambdaHandler(async (event: S3Event): Promise<InitializeO
         reservedConcurrency: config.INFERENCE_RESERVED_CONCURRENCY > 0,
         invocation: clock.bill,
         requests: () => countsSince(before),
+        deadline,
       },
     );
     metrics.addMetric(OUTCOME_METRIC[outcome.outcome], MetricUnit.Count, 1);

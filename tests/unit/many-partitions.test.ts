@@ -43,6 +43,23 @@ test('the initializer starts a run of 200,000 partitions listed in 200 pages', a
   expect(manifest.reduce((n, item) => n + item.partitions.length, 0)).toBe(COUNT);
 });
 
+test('one object more than 200 pages of listing: refused at validation, naming data_prefix, before anything is planned', async () => {
+  const objects: Record<string, { body?: string; bytes?: number }> = {
+    'runs/sky/payload.json': { body: JSON.stringify({ ...payload, world_size: 2000 }) },
+    'sky/0.pt': { bytes: 1_000_000 },
+  };
+  for (const p of partitions) objects[p.key] = { bytes: p.bytes };
+  const { context, records, started } = fakeInitializer(objects);
+  const outcome = await initializeRun({ bucket: 'cai-control', key: 'runs/sky/payload.json', sequencer: '1' }, context);
+  const message =
+    "s3://cai-control/sky/ holds more than 200,000 objects (200 pages of S3's listing), more than one run lists: split its partitions into folders of at most 200,000";
+  expect(outcome).toMatchObject({ outcome: 'REJECTED', error: message });
+  expect([...records.values()]).toEqual([
+    expect.objectContaining({ status: 'FAILED', error: message, errors: [{ field: 'data_prefix', message }] }),
+  ]);
+  expect(started).toHaveLength(0);
+});
+
 test('an unforeseen error in the initializer is recorded on the run, FAILED with the error, rather than lost', async () => {
   const { context, records } = fakeInitializer({ 'runs/x/payload.json': { body: JSON.stringify(payload) } });
   context.s3.send = (async () => {

@@ -99,11 +99,24 @@ export function createDynamoClient(env: NodeJS.ProcessEnv = process.env): Dynamo
   return counted(DynamoDBDocumentClient.from(base, { marshallOptions: { removeUndefinedValues: true } }));
 }
 
+/**
+ * Step Functions throttles StartExecution past the account's rate (a token bucket, per region) and
+ * now and then answers 500 InternalFailure or 503 ServiceUnavailable: the SDK retries these and
+ * network errors, with exponential backoff and full jitter (on a throttle from 1 s: 1, 2, 4, 8 s …),
+ * six attempts in all, about 15 s of waiting on average and at most 31 s, inside the initializer's
+ * time (it also stops at its deadline). Retrying is safe: StartExecution of the same name and input is
+ * idempotent while the execution runs. Standard mode: adaptive mode's client-side rate limiter helps
+ * a client that sends many requests, and each initializer sends one StartExecution; the jitter is
+ * what spreads the retries of many initializers at once. (AWS SDKs and Tools reference guide,
+ * "Retry behavior"; Step Functions API reference, StartExecution and common errors.)
+ */
+export const SFN_RETRY = { retryMode: 'standard', maxAttempts: 6 } as const;
+
 export function createSfnClient(env: NodeJS.ProcessEnv = process.env): SFNClient {
   return new SFNClient(
     env.CAI_SFN_ENDPOINT
-      ? { region: region(env), endpoint: env.CAI_SFN_ENDPOINT, credentials: localCredentials(env, 'local') }
-      : { region: region(env) },
+      ? { region: region(env), endpoint: env.CAI_SFN_ENDPOINT, credentials: localCredentials(env, 'local'), ...SFN_RETRY }
+      : { region: region(env), ...SFN_RETRY },
   );
 }
 

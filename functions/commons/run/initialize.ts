@@ -3,7 +3,16 @@ import { GetObjectCommand, type GetObjectCommandOutput, PutObjectCommand, type S
 import { ExecutionAlreadyExists, StartExecutionCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import type { RequestCounts } from '../aws/clients';
 import { CaiError, describeError } from '../errors';
-import { checkSummarizable, folderOf, listPartitions, type ManifestPlan, PlanError, planRanks, type RankLimits } from './rank-plan';
+import {
+  checkSummarizable,
+  folderOf,
+  listPartitions,
+  type ManifestPlan,
+  MAX_LISTING_PAGES,
+  PlanError,
+  planRanks,
+  type RankLimits,
+} from './rank-plan';
 import type { ExecutionInput, PartitionObject, Payload } from './contracts';
 import { outputKeys } from './output-keys';
 import {
@@ -54,7 +63,15 @@ export interface InitializeContext {
   invocation: () => { durationMs: number; initMs: number; memoryMb: number };
   /** Requests this invocation has sent so far. */
   requests: () => RequestCounts;
+  /**
+   * When the function's timeout ends this invocation (epoch ms; absent: never). The run's outcome is
+   * recorded OUTCOME_RESERVE_MS before it, whatever is still under way, so no run is left RUNNING.
+   */
+  deadline?: number;
 }
+
+/** Kept at the end of an invocation to record the run's outcome (a DynamoDB write, with its retries) and return. */
+export const OUTCOME_RESERVE_MS = 5_000;
 
 export type InitializeOutcome =
   | { runId: string; outcome: 'STARTED'; executionArn: string; partitions: number; ranks: number }
@@ -76,17 +93,23 @@ export function runIdFor(object: PayloadObject): string {
   return `${name}-${digest}`;
 }
 
-function baseRecord(runId: string, object: PayloadObject, raw: unknown, payload?: Payload): RunRecord {
+/** The record a run starts with, written as its event arrives, before the payload is read. */
+function claimRecord(runId: string, object: PayloadObject): RunRecord {
   return {
     runId,
     recordType: 'run',
     status: 'RUNNING',
     startedAt: new Date().toISOString(),
     payloadUri: `s3://${object.bucket}/${object.key}`,
-    payload: raw,
-    dataset: payload ? `${payload.data_bucket}/${folderOf(payload.data_prefix)}` : '-',
+    payload: undefined,
+    dataset: '-',
     warnings: [],
   };
+}
+
+/** What the record keeps of the payload: its text (or why it is not stored), and its dataset once it parsed. */
+function payloadFields(raw: unknown, payload?: Payload): Partial<RunRecord> {
+  return { payload: raw, dataset: payload ? `${payload.data_bucket}/${folderOf(payload.data_prefix)}` : '-' };
 }
 
 /** A run refused at validation: recorded on the run as FAILED, with nothing started. */
@@ -138,9 +161,23 @@ async function readPayload(object: PayloadObject, s3: S3Client): Promise<Omit<Va
   }
 }
 
-/** Validates the payload against what the stack allows, lists its data and plans its ranks. */
-async function validateRun(runId: string, object: PayloadObject, context: InitializeContext): Promise<ValidRun> {
+/** How far validation got: what the record says if the deadline stops it. */
+interface Progress {
+  stage: string;
+  raw?: unknown;
+  payload?: Payload;
+}
+
+/** Validates the payload against what the stack allows, lists its data and plans its ranks; `signal` stops the listing between pages. */
+async function validateRun(
+  runId: string,
+  object: PayloadObject,
+  context: InitializeContext,
+  progress: Progress,
+  signal: AbortSignal,
+): Promise<ValidRun> {
   const { raw, payload, warnings } = await readPayload(object, context.s3);
+  Object.assign(progress, { raw, payload });
   try {
     checkResultBucket(payload, context.writableBuckets);
     checkDataBucket(payload, context.readableDataBuckets);
@@ -150,14 +187,23 @@ async function validateRun(runId: string, object: PayloadObject, context: Initia
   }
   const folder = `s3://${payload.data_bucket}/${folderOf(payload.data_prefix)}`;
   let available: PartitionObject[];
+  progress.stage = `listing ${folder} (0 pages so far)`;
   try {
-    available = await listPartitions(context.s3, payload.data_bucket, payload.data_prefix);
+    available = await listPartitions(context.s3, payload.data_bucket, payload.data_prefix, {
+      maxPages: MAX_LISTING_PAGES,
+      signal,
+      onPage: (pages) => (progress.stage = `listing ${folder} (${pages} pages so far)`),
+    });
   } catch (error) {
+    if (signal.aborted) throw error;
+    if (error instanceof PlanError)
+      throw new Refusal(error.message, { errors: [{ field: error.field, message: error.message }], warnings }, raw, payload);
     throw new Refusal(`cannot list ${folder}: ${describeError(error)}`, {}, raw, payload);
   }
   if (available.length === 0) throw new Refusal(`no partitions (*.pt) under ${folder}`, { warnings }, raw, payload);
   let model: RunModel | undefined;
   if (payload.model) {
+    progress.stage = `checking the model ${payload.model}`;
     try {
       model = await resolveRunModel(payload.model, available[0], payload.data_bucket, context.s3, context.modelLimits);
     } catch (error) {
@@ -166,6 +212,7 @@ async function validateRun(runId: string, object: PayloadObject, context: Initia
     }
   }
   let plan: ManifestPlan;
+  progress.stage = `planning ${available.length} partitions`;
   try {
     plan = planRanks(runId, payload, available, context.rankLimits, model?.object);
     if (context.summarizerMemoryMb) checkSummarizable(plan.items.length, context.summarizerMemoryMb);
@@ -222,30 +269,39 @@ async function clampConcurrency(context: InitializeContext): Promise<{ maxConcur
   };
 }
 
-/** A refused run's record; a re-delivered event finds it there and starts nothing. */
-async function recordRefusal(runId: string, object: PayloadObject, refusal: Refusal, runs: RunStore): Promise<InitializeOutcome> {
-  const created = await runs.create({
-    ...baseRecord(runId, object, refusal.raw, refusal.payload),
+/**
+ * The run's record, RUNNING, written before anything else is done, so that an invocation that dies
+ * or times out later leaves a record and not only an event in the failed-events queue. False when
+ * this event was delivered before and its run is past RUNNING: it starts nothing. While the run is
+ * RUNNING, an earlier delivery may have died anywhere before starting it (Lambda retries a failed
+ * asynchronous invocation twice; S3 delivers an event at least once): this one carries on, as every
+ * step after this is keyed by the run id and StartExecution of the same name and input is
+ * idempotent, so an execution already started is not started twice.
+ */
+async function claimRun(runId: string, object: PayloadObject, runs: RunStore): Promise<boolean> {
+  if (await runs.create(claimRecord(runId, object))) return true;
+  return (await runs.get(runId))?.status === 'RUNNING';
+}
+
+/** A refused run's record: FAILED, with why; a re-delivered event finds it there and starts nothing. */
+async function recordRefusal(runId: string, refusal: Refusal, runs: RunStore): Promise<InitializeOutcome> {
+  await runs.update(runId, {
+    ...payloadFields(refusal.raw, refusal.payload),
     ...refusal.fields,
     status: 'FAILED',
     error: refusal.error,
     finishedAt: new Date().toISOString(),
   });
-  return created ? { runId, outcome: 'REJECTED', error: refusal.error } : { runId, outcome: 'DUPLICATE' };
+  return { runId, outcome: 'REJECTED', error: refusal.error };
 }
 
-/**
- * The run's record, RUNNING, with where its outputs will be. False when this event was delivered
- * before and its run is past RUNNING. A delivery that recorded the run may have died before starting
- * it (S3 retries a failed invocation): while the run is RUNNING, it carries on, and StartExecution of
- * the same name and input is idempotent, so an execution already started is not started twice.
- */
-async function recordRun(runId: string, object: PayloadObject, run: ValidRun, runs: RunStore): Promise<boolean> {
+/** What the record says of a validated run: its plan, its model and where its outputs will be. */
+function planFields(runId: string, run: ValidRun): Partial<RunRecord> {
   const { payload, plan } = run;
   const keys = outputKeys(payload.result_path, runId);
   const uri = (key: string) => `s3://${payload.bucket}/${key}`;
-  const created = await runs.create({
-    ...baseRecord(runId, object, run.raw, payload),
+  return {
+    ...payloadFields(run.raw, payload),
     executionName: runId,
     warnings: [...run.warnings, ...plan.warnings],
     partitions: plan.partitions.length,
@@ -261,14 +317,31 @@ async function recordRun(runId: string, object: PayloadObject, run: ValidRun, ru
       combined: uri(keys.combined),
       summary: uri(keys.summary),
     },
-  });
-  return created || (await runs.get(runId))?.status === 'RUNNING';
+  };
 }
 
-/** Writes the manifest the Map reads and starts the execution (named by the run id); a failure here is recorded on the run. */
-async function startExecution(runId: string, run: ValidRun, context: InitializeContext): Promise<InitializeOutcome> {
+/** A StartExecution that failed after the SDK's retries (functions/commons/aws/clients.ts): its error, and how long it was retried. */
+function startFailure(error: unknown): string {
+  const { attempts, totalRetryDelay } = (error as { $metadata?: { attempts?: number; totalRetryDelay?: number } }).$metadata ?? {};
+  const retried = attempts && attempts > 1 ? ` (${attempts} attempts, ${((totalRetryDelay ?? 0) / 1000).toFixed(1)} s of backoff)` : '';
+  return `StartExecution: ${describeError(error)}${retried}`;
+}
+
+/**
+ * Writes the manifest the Map reads, records the plan and starts the execution (named by the run
+ * id); a failure here, or the deadline, is recorded on the run.
+ */
+async function startExecution(
+  runId: string,
+  run: ValidRun,
+  context: InitializeContext,
+  signal: AbortSignal,
+  outOfTime: () => string,
+): Promise<InitializeOutcome> {
   const { payload, plan } = run;
   const keys = outputKeys(payload.result_path, runId);
+  const planned = planFields(runId, run);
+  let step = 'manifest';
   try {
     await context.s3
       .send(
@@ -278,6 +351,7 @@ async function startExecution(runId: string, run: ValidRun, context: InitializeC
           Body: JSON.stringify(plan.items),
           ContentType: 'application/json',
         }),
+        { abortSignal: signal },
       )
       .catch((error: unknown) => {
         // "NoSuchBucket" alone does not say which: the payload's bucket.
@@ -291,35 +365,85 @@ async function startExecution(runId: string, run: ValidRun, context: InitializeC
       maxConcurrency: run.maxConcurrency,
     };
     // Counted now, so this update and the StartExecution after it are added by the summary.
-    await context.runs.update(runId, { initializer: { ...context.invocation(), requests: context.requests() } });
+    await context.runs.update(runId, { ...planned, initializer: { ...context.invocation(), requests: context.requests() } });
+    step = 'start';
+    // Throttling, 5xx and network errors are retried by the client, with backoff, up to the deadline.
     const started = await context.sfn.send(
       new StartExecutionCommand({ stateMachineArn: context.stateMachineArn, name: runId, input: JSON.stringify(input) }),
+      { abortSignal: signal },
     );
     return { runId, outcome: 'STARTED', executionArn: started.executionArn!, partitions: plan.partitions.length, ranks: plan.items.length };
   } catch (error) {
     if (error instanceof ExecutionAlreadyExists) return { runId, outcome: 'DUPLICATE' };
-    const message = `could not start the run: ${describeError(error)}`;
-    await context.runs.update(runId, { status: 'FAILED', error: message, finishedAt: new Date().toISOString() });
+    const why = signal.aborted ? outOfTime() : step === 'start' ? startFailure(error) : describeError(error);
+    const message = `could not start the run: ${why}`;
+    await context.runs.update(runId, { ...planned, status: 'FAILED', error: message, finishedAt: new Date().toISOString() });
     return { runId, outcome: 'REJECTED', error: message };
   }
 }
 
+/** An abort signal that fires OUTCOME_RESERVE_MS before the deadline (never without one); clear it when done. */
+function deadlineSignal(deadline: number | undefined): { signal: AbortSignal; clear: () => void } {
+  const controller = new AbortController();
+  if (deadline === undefined) return { signal: controller.signal, clear: () => {} };
+  const timer = setTimeout(
+    () => controller.abort(new CaiError('the deadline passed')),
+    Math.max(0, deadline - OUTCOME_RESERVE_MS - Date.now()),
+  );
+  return { signal: controller.signal, clear: () => clearTimeout(timer) };
+}
+
 /**
- * Starts a run for an uploaded payload.json: validate, list partitions, plan ranks, record the run,
- * write the manifest, start the state machine. Anything wrong with the input is recorded on the run
- * as FAILED, with nothing started; a re-delivered event starts nothing twice.
+ * The work's result, or the signal's abort, whichever comes first. Abandoned work runs on (Lambda
+ * freezes it, and may thaw it in the next invocation) but writes nothing: validation makes no
+ * writes (they follow it, on the awaited path), and the listing stops at its next page.
+ */
+function beforeDeadline<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  work.catch(() => {});
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => reject(signal.reason);
+    if (signal.aborted) return abort();
+    signal.addEventListener('abort', abort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
+  });
+}
+
+/**
+ * Starts a run for an uploaded payload.json: record it RUNNING, then validate, list partitions,
+ * plan ranks, write the manifest, start the state machine. Anything wrong with the input is recorded
+ * on the run as FAILED, with nothing started, and so is a validation that would outlast the
+ * invocation (context.deadline); a re-delivered event starts nothing twice.
  */
 export async function initializeRun(object: PayloadObject, context: InitializeContext): Promise<InitializeOutcome> {
   const runId = runIdFor(object);
-  let run: ValidRun;
+  if (!(await claimRun(runId, object, context.runs))) return { runId, outcome: 'DUPLICATE' };
+  const startedAt = Date.now();
+  const progress: Progress = { stage: 'reading the payload' };
+  const outOfTime = () =>
+    `the initializer ran out of time after ${((Date.now() - startedAt) / 1000).toFixed(1)} s ${progress.stage}; ` +
+    "upload the payload again, or raise the InitializerFunction's Timeout in template.yaml";
+  const { signal, clear } = deadlineSignal(context.deadline);
   try {
-    run = await validateRun(runId, object, context);
-  } catch (error) {
-    // Anything unforeseen (a bug, S3 refusing the payload's read) is recorded on the run as well, so
-    // that an upload never ends with nothing in `cai runs`; only a failure to record it is thrown.
-    const refusal = error instanceof Refusal ? error : new Refusal(`could not start the run: ${describeError(error)}`, {}, undefined);
-    return recordRefusal(runId, object, refusal, context.runs);
+    let run: ValidRun;
+    try {
+      run = await beforeDeadline(validateRun(runId, object, context, progress, signal), signal);
+    } catch (error) {
+      // Anything unforeseen (a bug, S3 refusing the payload's read) is recorded on the run as well, so
+      // that an upload never ends with nothing in `cai runs`; only a failure to record it is thrown.
+      const refusal =
+        error instanceof Refusal
+          ? error
+          : new Refusal(
+              `could not start the run: ${signal.aborted ? outOfTime() : describeError(error)}`,
+              {},
+              progress.raw,
+              progress.payload,
+            );
+      return await recordRefusal(runId, refusal, context.runs);
+    }
+    progress.stage = 'starting the execution';
+    return await startExecution(runId, run, context, signal, outOfTime);
+  } finally {
+    clear();
   }
-  if (!(await recordRun(runId, object, run, context.runs))) return { runId, outcome: 'DUPLICATE' };
-  return startExecution(runId, run, context);
 }

@@ -32,13 +32,43 @@ export function folderOf(prefix: string): string {
   return prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
 }
 
-/** Every `.pt` object directly under the prefix (all pages), in natural order. */
-export async function listPartitions(s3: S3Client, bucket: string, prefix: string): Promise<PartitionObject[]> {
+/**
+ * The most pages of S3's listing (1,000 keys each) the initializer reads for one run: 200,000
+ * objects, whose listing and plan were measured to fit its memory and timeout (docs/deploy.md).
+ */
+export const MAX_LISTING_PAGES = 200;
+
+export interface ListingOptions {
+  /** Refuse a folder that needs more pages than this (absent: list them all). */
+  maxPages?: number;
+  /** Stops the listing at its next page once aborted. */
+  signal?: AbortSignal;
+  /** Called after each page with the pages listed so far. */
+  onPage?: (pages: number) => void;
+}
+
+/** Every `.pt` object directly under the prefix (all pages, or PlanError past maxPages), in natural order. */
+export async function listPartitions(
+  s3: S3Client,
+  bucket: string,
+  prefix: string,
+  options: ListingOptions = {},
+): Promise<PartitionObject[]> {
   const folder = folderOf(prefix);
   const found: PartitionObject[] = [];
+  let pages = 0;
   for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: bucket, Prefix: folder, Delimiter: '/' })) {
+    options.signal?.throwIfAborted();
     for (const object of page.Contents ?? []) {
       if (object.Key?.endsWith(PARTITION_SUFFIX)) found.push({ key: object.Key, bytes: object.Size ?? 0 });
+    }
+    options.onPage?.(++pages);
+    if (options.maxPages !== undefined && pages >= options.maxPages && page.IsTruncated) {
+      const most = options.maxPages * 1000;
+      throw new PlanError(
+        `s3://${bucket}/${folder} holds more than ${most.toLocaleString('en-US')} objects (${options.maxPages} pages of S3's listing), more than one run lists: split its partitions into folders of at most ${most.toLocaleString('en-US')}`,
+        'data_prefix',
+      );
     }
   }
   return found.sort((a, b) => naturalCompare(a.key, b.key));
