@@ -2,8 +2,8 @@
  * `npm run bench:summary`: the summarizer artifact, under the Runtime Interface Emulator at the
  * template's 1,024 MB, summarizing RANKS rank results (default 10,240, the seed's 1 TB) from the
  * embedded S3: the Map's result files, every ranks/<rank>.json with its partial statistics of
- * BENCH_TASK's output (regression: accuracy sums and histograms, the default; classification: a
- * 10-class confusion matrix; score: a histogram and the top 50), the run record. Prints the invocation's duration and peak memory (its REPORT line)
+ * BENCH_TASK's output (regression: accuracy sums, sketches and ẑ-vs-z cells, the default; classification: a
+ * 10-class confusion matrix; score: the scores' sketch and the top 50), the run record. Prints the invocation's duration and peak memory (its REPORT line)
  * against the targets (60 s, 512 MB), and last one JSON line.
  */
 import { mkdtempSync } from 'node:fs';

@@ -1,6 +1,7 @@
 import type { FailedEvent } from '../toolkit/failed-events';
 import type { RunRecord } from '../functions/commons/run/run-store';
 import type { Accuracy } from '../functions/commons/model/accuracy';
+import { SKETCH_RELATIVE_ERROR, type Quantiles } from '../functions/commons/model/sketch';
 import type { OutputMetrics } from '../functions/commons/model/task-statistics';
 
 /** Stored records hold null where JSON could not hold a number: never let one break the output. */
@@ -17,18 +18,29 @@ export function formatAccuracy(a: Accuracy): string {
 
 const percent = (v: number | null) => (v === null ? '-' : `${(100 * v).toFixed(1)}%`);
 
+/** An output's quantiles in one line (absent in records from before CAI kept them). */
+function quantilesLine(name: string, q: Quantiles | null | undefined): string[] {
+  if (!q) return [];
+  const v = (x: number) => Number(x.toPrecision(4));
+  return [
+    `${name} quantiles (within ${100 * SKETCH_RELATIVE_ERROR}%): min ${v(q.min)}  p5 ${v(q.p5)}  median ${v(q.median)}  p95 ${v(q.p95)}  max ${v(q.max)}`,
+  ];
+}
+
 /**
  * One output's metrics as lines: regression its accuracy (or why there is none), classification
  * accuracy, log-loss and per-class precision/recall/F1, a score its top objects and their recall.
  */
 export function formatOutputMetrics(name: string, metrics: OutputMetrics, context: { samples: number; labelled: boolean }): string[] {
   if (metrics.task === 'regression') {
-    if (metrics.accuracy) return formatAccuracy(metrics.accuracy).split('\n');
+    const quantiles = quantilesLine(name, metrics.quantiles);
+    if (metrics.accuracy) return [...formatAccuracy(metrics.accuracy).split('\n'), ...quantiles];
     if (context.samples === 0) return ['the partition holds no objects: no accuracy to report'];
     return [
       context.labelled
         ? 'no object has both a finite prediction and a finite label: no accuracy to report'
         : `the partition has no ${name} labels: no accuracy to report`,
+      ...quantiles,
     ];
   }
   if (metrics.task === 'classification') {
@@ -49,6 +61,7 @@ export function formatOutputMetrics(name: string, metrics: OutputMetrics, contex
       ? ''
       : `; recall of the ${metrics.positives} labelled unusual objects in the top ${metrics.positives}: ${percent(metrics.recallAtK)}`;
   return [
+    ...quantilesLine(name, metrics.quantiles),
     `${name}: the ${Math.min(5, metrics.top.length)} highest of ${metrics.topK} kept${recall}`,
     ...metrics.top
       .slice(0, 5)
@@ -105,6 +118,11 @@ export function runDetails(run: RunRecord): string {
   }
   const regressionOnly = Object.values(run.metrics ?? {}).every((m) => m.task === 'regression');
   if (run.accuracy && regressionOnly) for (const line of formatAccuracy(run.accuracy).split('\n')) lines.push(`  ${line}`);
+  if (regressionOnly) {
+    for (const [name, metrics] of Object.entries(run.metrics ?? {})) {
+      if (metrics.task === 'regression') for (const line of quantilesLine(name, metrics.quantiles)) lines.push(`  ${line}`);
+    }
+  }
   if (!regressionOnly) {
     for (const [name, metrics] of Object.entries(run.metrics ?? {})) {
       for (const line of formatOutputMetrics(name, metrics, { samples: run.samples ?? 0, labelled: true })) lines.push(`  ${line}`);

@@ -1,15 +1,16 @@
 import { parse, View } from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { OUTLIER_THRESHOLD } from '../../functions/commons/model/accuracy';
-import type { Histogram, JointHistogram } from '../../functions/commons/model/histograms';
+import type { JointHistogram } from '../../functions/commons/model/histograms';
+import type { Sketch } from '../../functions/commons/model/sketch';
 import type { CostBreakdown } from '../../functions/commons/billing/cost';
 import {
   confusionCells,
-  histogramBars,
   jointCells,
   MAX_RANK_BARS,
   phaseCounts,
   PHASES,
+  sketchBars,
   type reliabilityPoints,
   type TimelineSegment,
 } from './report-data';
@@ -71,14 +72,31 @@ export function jointSpec(joint: JointHistogram): TopLevelSpec {
   };
 }
 
-/** A 1-D histogram's bars, with dashed bounds; `logCounts` shows single objects in a tail beside bins of thousands. */
-export function histogramSpec(
-  h: Histogram,
-  title: string,
-  xTitle: string,
-  bounds: number[] = [],
-  options: { logCounts?: boolean; domain?: [number, number] } = {},
-): TopLevelSpec {
+/**
+ * Ticks of a symmetric-log axis over [lo, hi] whose magnitudes start at `smallest`: 0 when the
+ * axis reaches it, and ±1, 2, 5 × 10^k (±10^k alone when the axis spans more than three decades).
+ */
+export function logTicks(lo: number, hi: number, smallest: number): number[] {
+  const largest = Math.max(Math.abs(lo), Math.abs(hi));
+  const [first, last] = [Math.floor(Math.log10(smallest)), Math.ceil(Math.log10(largest))];
+  const decades = (last - first) * (lo < 0 && hi > 0 ? 2 : 1);
+  const steps = decades > 3 ? [1] : [1, 2, 5];
+  const magnitudes = Array.from({ length: last - first + 1 }, (_, i) => steps.map((m) => m * 10 ** (first + i))).flat();
+  const ticks = [...magnitudes.map((m) => -m).reverse(), ...(lo <= 0 && hi >= 0 ? [0] : []), ...magnitudes];
+  // 10^k computed in floating point: round to the digits a label shows.
+  return ticks.filter((t) => t >= lo && t <= hi).map((t) => Number(t.toPrecision(12)));
+}
+
+/**
+ * A sketch's histogram (report-data's sketchBars): every value drawn, whatever its range, on a
+ * symmetric-log axis (linear within the bar at 0, logarithmic beyond, so log-spaced bars are of
+ * equal width and negative values mirror positive ones) with log counts, so one object far in a
+ * tail shows beside bars of thousands. `bounds` are drawn dashed, and kept inside the axis.
+ */
+export function sketchSpec(sketch: Sketch, title: string, xTitle: string, bounds: number[] = []): TopLevelSpec {
+  const { bars, linearBelow } = sketchBars(sketch);
+  const lo = [...bars.map((b) => b.x0), ...bounds].reduce((m, x) => Math.min(m, x), Infinity);
+  const hi = [...bars.map((b) => b.x1), ...bounds].reduce((m, x) => Math.max(m, x), -Infinity);
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title,
@@ -86,18 +104,19 @@ export function histogramSpec(
     height: 220,
     layer: [
       {
-        data: { values: histogramBars(h) },
-        // Bars outside a narrowed domain would widen the SVG to the left: clipped.
-        mark: { type: 'rect', color: '#4e79a7', ...(options.domain ? { clip: true } : {}) },
+        data: { values: bars },
+        mark: { type: 'rect', color: '#4e79a7' },
         encoding: {
-          x: { field: 'x0', type: 'quantitative', title: xTitle, scale: { domain: options.domain ?? [h.lo, h.hi] } },
-          x2: { field: 'x1' },
-          y: {
-            field: 'count',
+          x: {
+            field: 'x0',
             type: 'quantitative',
-            title: options.logCounts ? 'objects (log scale)' : 'objects',
-            ...(options.logCounts ? { scale: { type: 'symlog' as const } } : {}),
+            title: xTitle,
+            scale: { type: 'symlog', constant: linearBelow, domain: [lo, hi], nice: false },
+            // Labels formatted as written (the axis's own format would pick a precision for linear ticks: "1e+1").
+            axis: { values: logTicks(lo, hi, linearBelow), labelExpr: "format(datum.value, '~g')", labelOverlap: 'greedy' },
           },
+          x2: { field: 'x1' },
+          y: { field: 'count', type: 'quantitative', title: 'objects (log scale)', scale: { type: 'symlog' } },
         },
       },
       ...(bounds.length

@@ -9,7 +9,7 @@ import type { RunRecord } from '../../functions/commons/run/run-store';
 import { costSpec, renderSvg, timelineSpec } from './charts';
 import { escape, figure, idOf, num, table } from './html-parts';
 import { runObjectImages } from './run-images';
-import { rankTiming, timelineSegments, type RankTiming, type ReportInput } from './report-data';
+import { isSketch, rankTiming, timelineSegments, type RankTiming, type ReportInput } from './report-data';
 import { classificationSection, regressionSections, scoreSection } from './task-sections';
 
 const usd = (v: number | undefined) => (v === undefined ? '–' : `$${v < 0.01 ? v.toExponential(3) : v.toFixed(4)}`);
@@ -41,12 +41,14 @@ async function outputSections({ run, histograms, statistics, objectImages }: Rep
     const id = ids.has(idOf(name)) ? `${idOf(name)}-${index}` : idOf(name);
     ids.add(id);
     if (stats.task === 'regression') {
-      const accuracy = outputMetrics(stats);
+      // Statistics from before sketches cannot give the NMAD again: the record's stored accuracy instead.
+      const metrics = isSketch(stats.histograms?.predicted) ? outputMetrics(stats) : run.metrics?.[name];
       const parts = await regressionSections({
         name,
         suffix: regressions++ === 0 ? '' : `-${id}`,
-        accuracy: accuracy.task === 'regression' ? accuracy.accuracy : null,
+        accuracy: metrics?.task === 'regression' ? metrics.accuracy : null,
         histograms: stats.histograms,
+        residuals: stats.sums?.residuals,
       });
       for (const part of parts) sections.push(part);
     } else if (stats.task === 'classification') sections.push(await classificationSection(name, id, stats));

@@ -1,4 +1,5 @@
 import type { RedshiftHistograms } from '../../functions/commons/model/histograms';
+import { bucketBounds, type Sketch } from '../../functions/commons/model/sketch';
 import { outputMetrics, type ClassificationStatistics, type OutputStatistics } from '../../functions/commons/model/task-statistics';
 import type { RankResult } from '../../functions/commons/run/contracts';
 import type { RunRecord } from '../../functions/commons/run/run-store';
@@ -8,7 +9,7 @@ import type { ObjectImages } from './object-images';
  * What a report is made of: the run record, the run's merged statistics per output and histograms
  * (summary.json), each rank's timings (combined_data.json), and thumbnails of a score's top objects
  * (read from their partitions). Nothing here holds every prediction: a run of 50 M galaxies
- * reports from O(ranks + bins) numbers.
+ * reports from O(ranks + buckets) numbers.
  */
 export interface ReportInput {
   run: RunRecord;
@@ -117,19 +118,75 @@ export function phaseCounts(segments: TimelineSegment[], bins = 120): PhaseCount
   return PHASES.flatMap((phase) => Array.from(busy.get(phase)!, (v, i) => ({ t: t0 + i * width, phase, ranks: v })));
 }
 
-/** Bars of a 1-D histogram: [x0, x1) and count. */
-export function histogramBars(h: { lo: number; hi: number; counts: number[] }): { x0: number; x1: number; count: number }[] {
-  const width = (h.hi - h.lo) / h.counts.length;
-  return h.counts.map((count, i) => ({ x0: h.lo + i * width, x1: h.lo + (i + 1) * width, count }));
+/** A sketch, not a fixed-bin histogram that summary.json held before CAI kept sketches (drawn as no plot, with a line why). */
+export const isSketch = (s: unknown): s is Sketch =>
+  typeof s === 'object' && s !== null && Array.isArray((s as Sketch).positive?.counts) && Array.isArray((s as Sketch).negative?.counts);
+
+/** At most about this many bars are drawn of a sketch. */
+export const MAX_SKETCH_BARS = 80;
+/** Decades of magnitude a sketch's plot spans below its largest value; smaller magnitudes are drawn in the bar at 0. */
+export const PLOTTED_DECADES = 4;
+
+export interface SketchBar {
+  x0: number;
+  x1: number;
+  count: number;
 }
 
-/** The span of a histogram's filled bins, a bin either side; its whole range when none is filled. */
-export function filledRange(h: { lo: number; hi: number; counts: number[] }): [number, number] {
-  const first = h.counts.findIndex((c) => c > 0);
-  if (first < 0) return [h.lo, h.hi];
-  const last = h.counts.findLastIndex((c) => c > 0);
-  const width = (h.hi - h.lo) / h.counts.length;
-  return [Math.max(h.lo, h.lo + (first - 1) * width), Math.min(h.hi, h.lo + (last + 2) * width)];
+export interface SketchBars {
+  /** Ascending: negative values' bars (mirrored), the bar at 0, positive values' bars. */
+  bars: SketchBar[];
+  /** Buckets per bar: each bar is one log-spaced bin γ^group wide. */
+  group: number;
+  /** Where the axis turns logarithmic: the least magnitude of a log-spaced bar. */
+  linearBelow: number;
+  /** The bar at 0: zeros and magnitudes under `below`, counted; null when there are none. */
+  nearZero: { below: number; count: number; zeros: number } | null;
+}
+
+/**
+ * A sketch's histogram, every value drawn: its buckets (1 % wide, log-spaced) grouped by `group`
+ * consecutive buckets, aligned on multiples of it so each bar is one log-spaced bin, `group` the
+ * least keeping the bars to about `maxBars`. Negative values' bars lie left of zero, mirrored.
+ * Magnitudes more than PLOTTED_DECADES below the largest one (a residual of 10⁻⁹ beside 0.1),
+ * and zeros, are one bar at 0 of half-width `below` (on the side of their signs), so the axis is
+ * not spent on decades that hold a few values; the note under the plot says how many it holds.
+ */
+export function sketchBars(s: Sketch, maxBars = MAX_SKETCH_BARS): SketchBars {
+  const stores = [s.negative, s.positive].filter((store) => store.counts.length);
+  const top = stores.reduce((m, store) => Math.max(m, store.offset + store.counts.length - 1), -Infinity);
+  const span = Math.ceil((PLOTTED_DECADES * Math.LN10) / Math.log(bucketBounds(1)[1]));
+  const lowest = (store: Sketch['positive']) => Math.max(store.offset, top - span);
+  const group = Math.max(1, Math.ceil(stores.reduce((n, store) => n + store.offset + store.counts.length - lowest(store), 0) / maxBars));
+  // Buckets under `floor` (a multiple of the group) go to the bar at 0.
+  const floor = stores.length ? Math.floor((top - span) / group) * group : 0;
+  const near = { negative: 0, positive: 0 };
+  const grouped = (store: Sketch['positive'], sign: 'negative' | 'positive'): SketchBar[] => {
+    const byGroup = new Map<number, number>();
+    store.counts.forEach((count, i) => {
+      if (!count) return;
+      if (store.offset + i < floor) near[sign] += count;
+      else {
+        const g = Math.floor((store.offset + i) / group);
+        byGroup.set(g, (byGroup.get(g) ?? 0) + count);
+      }
+    });
+    return [...byGroup].map(([g, count]) => {
+      // Group g holds buckets g·group … g·group + group − 1.
+      const [lo, hi] = [bucketBounds(g * group)[0], bucketBounds(g * group + group - 1)[1]];
+      return sign === 'positive' ? { x0: lo, x1: hi, count } : { x0: -hi, x1: -lo, count };
+    });
+  };
+  const negative = grouped(s.negative, 'negative').reverse();
+  const positive = grouped(s.positive, 'positive');
+  const drawn = [...negative.map((b) => -b.x1), ...positive.map((b) => b.x0)];
+  const smallest = drawn.length ? drawn.reduce((m, x) => Math.min(m, x), Infinity) : 1;
+  // Only zeros at 0: their bar hugs the smallest drawn, not a floor decades below it.
+  const below = near.negative + near.positive ? bucketBounds(floor)[0] : smallest / 2;
+  const count = near.negative + near.positive + s.zeros;
+  const nearZero = count ? { below, count, zeros: s.zeros } : null;
+  const centre = nearZero ? [{ x0: near.negative ? -below : 0, x1: near.positive || !near.negative ? below : 0, count }] : [];
+  return { bars: [...negative, ...centre, ...positive], group, linearBelow: nearZero ? below : smallest, nearZero };
 }
 
 /** Non-empty cells of the ẑ-vs-z histogram as rectangles. */

@@ -1,10 +1,11 @@
 import { OUTLIER_THRESHOLD, type Accuracy } from '../../functions/commons/model/accuracy';
 import type { RedshiftHistograms } from '../../functions/commons/model/histograms';
 import { outputMetrics, type ClassificationStatistics, type ScoreStatistics } from '../../functions/commons/model/task-statistics';
-import { confusionSpec, histogramSpec, jointSpec, reliabilitySpec, renderSvg } from './charts';
+import { SKETCH_RELATIVE_ERROR, sketchCount, sketchQuantiles, type Sketch } from '../../functions/commons/model/sketch';
+import { confusionSpec, jointSpec, reliabilitySpec, renderSvg, sketchSpec } from './charts';
 import { count, escape, figure, grid, note, num, table, type Cell } from './html-parts';
 import { objectKey, type ObjectImages } from './object-images';
-import { classRows, filledRange, reliabilityPoints } from './report-data';
+import { classRows, isSketch, reliabilityPoints, sketchBars } from './report-data';
 
 /**
  * One output's part of the report, by its task. A regression output keeps the sections CAI's
@@ -14,6 +15,35 @@ import { classRows, filledRange, reliabilityPoints } from './report-data';
 
 const plural = (n: number, one: string) => `${count(n)} ${one}${n === 1 ? '' : 's'}`;
 
+/** A value as a table shows it: 4 significant digits, whatever its size. */
+const sig = (v: number) =>
+  v === 0 ? '0' : Math.abs(v) >= 1e-3 && Math.abs(v) < 1e5 ? String(Number(v.toPrecision(4))) : v.toExponential(3);
+
+/** The sketch's quantiles as one table row. */
+function quantilesRow(sketch: Sketch): [string, string] {
+  const q = sketchQuantiles(sketch)!;
+  return [
+    `quantiles (each within ${100 * SKETCH_RELATIVE_ERROR} %)`,
+    `min ${sig(q.min)} · p5 ${sig(q.p5)} · p25 ${sig(q.p25)} · median ${sig(q.median)} · p75 ${sig(q.p75)} · p95 ${sig(q.p95)} · max ${sig(q.max)}`,
+  ];
+}
+
+/** What a sketch's plot is drawn from, in a line under it. */
+function barsNote(sketch: Sketch): string {
+  const { bars, group, nearZero } = sketchBars(sketch);
+  const width = 100 * ((1 + SKETCH_RELATIVE_ERROR) / (1 - SKETCH_RELATIVE_ERROR)) ** group - 100;
+  const zero = !nearZero
+    ? ''
+    : nearZero.count === nearZero.zeros
+      ? `; the bar at 0 holds the ${plural(nearZero.zeros, 'zero')}`
+      : `; the bar at 0 holds the ${plural(nearZero.count, 'value')} of magnitude under ${sig(nearZero.below)}${nearZero.zeros ? ` (${count(nearZero.zeros)} of them zeros)` : ''}`;
+  return note(
+    `Every value drawn: ${plural(bars.length, 'bar')}, log-spaced, each ${width.toPrecision(2)} % wide (${group} of the sketch's 1 % buckets)${zero}; negative values left of 0.`,
+  );
+}
+
+const NO_SKETCH = "This run's ranks wrote fixed-bin histograms (a run from before CAI kept sketches): no plot.";
+
 export async function regressionSections(options: {
   /** The output's name; absent: a run from before model cards (headings as they were). */
   name?: string;
@@ -21,12 +51,14 @@ export async function regressionSections(options: {
   suffix: string;
   accuracy: Accuracy | null | undefined;
   histograms: RedshiftHistograms | null;
+  /** Δz/(1+z) of the labelled objects (the accuracy sums' sketch); absent: none, or a run from before it. */
+  residuals?: Sketch | null;
 }): Promise<string[]> {
   const { name, suffix, accuracy, histograms } = options;
   const sections: string[] = [];
   if (accuracy) {
     const joint = histograms?.joint;
-    const residual = histograms?.residual;
+    const residual = isSketch(options.residuals) && sketchCount(options.residuals) > 0 ? options.residuals : null;
     sections.push(
       `<section id="accuracy${suffix}"><h2>Accuracy${name ? ` of ${escape(name)}` : ''} (${count(accuracy.samples)} labelled objects` +
         `${accuracy.excluded ? `; ${count(accuracy.excluded)} with a non-finite value left out` : ''})</h2>` +
@@ -43,19 +75,31 @@ export async function regressionSections(options: {
             figure(
               `plot-residual${suffix}`,
               await renderSvg(
-                histogramSpec(residual, 'Residuals Δz/(1+z), outlier bounds dashed', 'Δz/(1+z)', [-OUTLIER_THRESHOLD, OUTLIER_THRESHOLD]),
+                sketchSpec(residual, 'Residuals Δz/(1+z), outlier bounds dashed', 'Δz/(1+z)', [-OUTLIER_THRESHOLD, OUTLIER_THRESHOLD]),
               ),
-            )
-          : "<p>This run's ranks wrote no histograms (a run from before CAI recorded them): no plots.</p>") +
+            ) +
+            barsNote(residual)
+          : histograms && !isSketch(histograms.predicted)
+            ? note(NO_SKETCH)
+            : "<p>This run's ranks wrote no histograms (a run from before CAI recorded them): no plots.</p>") +
         '</section>',
     );
   }
+  const predicted = histograms?.predicted;
   sections.push(
     `<section id="predicted${suffix}"><h2>${name ? `Predicted ${escape(name)}` : 'Predicted redshifts'}</h2>${
-      histograms
-        ? figure(`plot-predicted${suffix}`, await renderSvg(histogramSpec(histograms.predicted, 'Predicted redshift ẑ', 'ẑ'))) +
-          `<p>${count(histograms.predicted.above)} above ẑ = ${histograms.predicted.hi}, ${count(histograms.predicted.below)} below 0, ${count(histograms.nonFinite)} not finite.</p>`
-        : "<p>This run's ranks wrote no histograms (a run from before CAI recorded them).</p>"
+      !histograms
+        ? "<p>This run's ranks wrote no histograms (a run from before CAI recorded them).</p>"
+        : !isSketch(predicted)
+          ? note(NO_SKETCH)
+          : (sketchCount(predicted) > 0
+              ? table([quantilesRow(predicted)]) +
+                figure(
+                  `plot-predicted${suffix}`,
+                  await renderSvg(sketchSpec(predicted, `Predicted ${name ?? 'redshift ẑ'}`, name ?? 'ẑ')),
+                ) +
+                barsNote(predicted)
+              : '') + note(`${plural(histograms.nonFinite, 'prediction')} not finite, left out.`)
     }</section>`,
   );
   return sections;
@@ -121,12 +165,12 @@ function imagesNote(images: ObjectImages | undefined, partitions: number): strin
   return `No images for the objects of ${images.unread.length} of ${plural(partitions, 'partition')}, which could not be read (${first.error}${more}).`;
 }
 
-/** The score histogram over its fixed bins, and the top objects with their images. */
+/** The scores' quantiles and histogram (from their sketch: every score drawn), and the top objects with their images. */
 export async function scoreSection(name: string, id: string, stats: ScoreStatistics, images?: ObjectImages): Promise<string> {
   const metrics = outputMetrics(stats);
   if (metrics.task !== 'score') throw new Error(`${name}: score statistics without score metrics`);
-  const h = stats.histogram;
-  const scored = h.counts.reduce((s, v) => s + v, 0) + h.below + h.above;
+  const sketch = isSketch(stats.sketch) ? stats.sketch : null;
+  const scored = sketch ? sketchCount(sketch) : 0;
   const labelled = stats.top.some((o) => o.label !== undefined);
   const partitions = new Set(stats.top.map((o) => o.partition)).size;
   const missing = imagesNote(images, partitions);
@@ -149,7 +193,8 @@ export async function scoreSection(name: string, id: string, stats: ScoreStatist
   return (
     `<section id="score-${id}" class="output"><h2>${escape(name)}: score (high: unusual)</h2>` +
     table([
-      ['objects scored', count(scored)],
+      ['objects scored', sketch ? count(scored) : '–'],
+      ...(scored > 0 ? [quantilesRow(sketch!)] : []),
       ['labelled / labelled unusual', `${count(stats.labelled)} / ${count(stats.positives)}`],
       [
         'recall at K',
@@ -157,13 +202,11 @@ export async function scoreSection(name: string, id: string, stats: ScoreStatist
       ],
       ...(stats.nonFinite ? ([['objects with a non-finite score, left out', count(stats.nonFinite)]] as [string, string][]) : []),
     ]) +
-    figure(
-      `plot-score-${id}`,
-      await renderSvg(histogramSpec(h, `Scores of ${name}`, 'score', [], { logCounts: true, domain: filledRange(h) })),
-    ) +
-    note(
-      `${h.counts.length} fixed bins over [${h.lo}, ${h.hi}], drawn where filled; outside them: ${count(h.below)} below ${h.lo}, ${count(h.above)} above ${h.hi}.`,
-    ) +
+    (!sketch
+      ? note(NO_SKETCH)
+      : scored > 0
+        ? figure(`plot-score-${id}`, await renderSvg(sketchSpec(sketch, `Scores of ${name}`, 'score'))) + barsNote(sketch)
+        : '') +
     `<h3>The ${stats.top.length} highest scores</h3>` +
     (missing ? note(missing) : '') +
     grid(['rank', 'image', 'partition', 'row', 'score', ...(labelled ? ['label'] : [])], rows, `top-${id}`) +

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { CrashedAttempt, RankItem } from '../../functions/commons/run/contracts';
 import { rankMemory } from '../../functions/commons/model/rank-memory';
-import { redshiftAccuracy, SKETCH_RELATIVE_ERROR } from '../../functions/commons/model/accuracy';
+import { redshiftAccuracy } from '../../functions/commons/model/accuracy';
+import { SKETCH_RELATIVE_ERROR } from '../../functions/commons/model/sketch';
 import { sinkFor } from '../../toolkit/locations';
 import { synthesizeDataset } from '../../toolkit/datasets/synth';
 import { runIdFor } from '../../functions/commons/run/initialize';
@@ -103,7 +104,7 @@ test("the prototype's payload runs unchanged, and its combined_data.json keeps t
   const merged = record.accuracy!;
   expect(merged.samples).toBe(exact.samples);
   for (const key of ['mae', 'mse', 'bias', 'outlierFraction', 'r2'] as const) expect(merged[key]).toBeCloseTo(exact[key]!, 6);
-  // The NMAD from the merged histogram: within its bound of the exact one, of the lower middle value for an even count.
+  // The NMAD from the merged sketch: within its bound of the exact one, of the lower middle value for an even count.
   const scaled = rows.map(([zHat, z]) => Math.abs(zHat - z) / (1 + z)).sort((a, b) => a - b);
   const lowerMiddle = 1.48 * scaled[Math.floor((scaled.length - 1) / 2)];
   expect(Math.abs(merged.precision / lowerMiddle - 1)).toBeLessThanOrEqual(SKETCH_RELATIVE_ERROR + 1e-4);

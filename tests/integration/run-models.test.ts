@@ -1,6 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SKETCH_RELATIVE_ERROR, sketchCount } from '../../functions/commons/model/sketch';
 import type { RankResult } from '../../functions/commons/run/contracts';
 import { ROOT } from '../../local/paths';
 import { cai, caiStart } from '../helpers/cli';
@@ -94,11 +95,15 @@ test('the anomaly scorer: a score run whose top K holds the injected oddities', 
   expect(run.status).toBe(0);
   expect(run.last).toMatchObject({ status: 'SUCCEEDED', samples: 800 });
   const summary = JSON.parse(readFileSync(join(run.last.outputs as string, 'summary.json'), 'utf8'));
-  const { top, positives } = summary.statistics.score;
+  const { top, positives, sketch } = summary.statistics.score;
   expect(positives).toBeGreaterThan(20);
   const found = top.slice(0, positives).filter((o: { label: number }) => o.label === 1).length;
   expect(found / positives).toBeGreaterThan(0.85);
   expect(run.stdout).toMatch(/score: .*recall/);
+  // Every score is in the merged sketch, and the record's largest is the top object's, within the bound.
+  expect(sketchCount(sketch)).toBe(800);
+  expect(Math.abs(summary.metrics.score.quantiles.max / top[0].score - 1)).toBeLessThanOrEqual(SKETCH_RELATIVE_ERROR);
+  expect(run.stdout).toMatch(/score quantiles \(within 0\.5%\): min \S+ {2}p5/);
   expect(readFileSync(join(run.last.outputs as string, 'predictions', '0.csv'), 'utf8').split('\n')[0]).toBe(
     'partition,row,score_score,score_label',
   );

@@ -4,8 +4,8 @@ import {
   accuracySums,
   mergeAccuracySums,
   redshiftAccuracy,
-  SKETCH_RELATIVE_ERROR,
 } from '../../functions/commons/model/accuracy';
+import { SKETCH_MAX_BUCKETS, SKETCH_RELATIVE_ERROR } from '../../functions/commons/model/sketch';
 import { predictionsCsv } from '../../functions/commons/model/predictions';
 
 /** The redshift model's one column, as runPartition gives it. */
@@ -65,7 +65,9 @@ test('accuracy merged from partial statistics matches the exact one: sums exactl
   for (const key of ['samples', 'mae', 'mse', 'bias', 'outlierFraction'] as const) expect(fromSums[key]).toBeCloseTo(exact[key], 12);
   expect(fromSums.r2!).toBeCloseTo(exact.r2!, 9);
   expect(Math.abs(fromSums.precision / exact.precision - 1)).toBeLessThanOrEqual(SKETCH_RELATIVE_ERROR + 1e-4);
-  expect(Object.keys(merged!.buckets).length).toBeLessThan(2000); // what a rank result carries stays small
+  // What a rank result carries stays bounded: each sign's buckets at most SKETCH_MAX_BUCKETS.
+  for (const store of [merged!.residuals.positive, merged!.residuals.negative])
+    expect(store.counts.length).toBeLessThanOrEqual(SKETCH_MAX_BUCKETS);
   expect(accuracyFromSums(null)).toBeNull();
 });
 

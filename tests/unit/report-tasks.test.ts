@@ -8,7 +8,7 @@ import {
 } from '../../functions/commons/model/task-statistics';
 import type { RunRecord } from '../../functions/commons/run/run-store';
 import { buildReport } from '../../cli/report/html';
-import { classRows, confusionCells, filledRange, reliabilityPoints, type ClassRow } from '../../cli/report/report-data';
+import { classRows, confusionCells, reliabilityPoints, type ClassRow } from '../../cli/report/report-data';
 
 /**
  * The report per task, from statistics computed by the ranks' own outputStatistics on known
@@ -120,15 +120,6 @@ describe('plot data', () => {
     expect(points[0].accuracy).toBeCloseTo(6 / 9, 12);
     expect(points[0].count).toBe(9);
   });
-
-  test('a histogram is drawn over its filled bins, a bin either side', () => {
-    const h = { lo: -10, hi: 10, counts: Array.from({ length: 200 }, (_, i) => (i === 100 || i === 104 ? 1 : 0)) };
-    const [lo, hi] = filledRange(h);
-    expect(lo).toBeCloseTo(-0.1, 9);
-    expect(hi).toBeCloseTo(0.6, 9);
-    expect(filledRange({ lo: 0, hi: 1, counts: [0, 0] })).toEqual([0, 1]);
-    expect(filledRange({ lo: 0, hi: 1, counts: [5, 0, 0, 5] })).toEqual([0, 1]);
-  });
 });
 
 const run = (fields: Partial<RunRecord> = {}): RunRecord => ({
@@ -178,7 +169,7 @@ describe('buildReport per task', () => {
     expect(html).not.toContain('plot-confusion');
   });
 
-  test('score: the histogram with what fell outside its bins, the top objects with their images, or a line why not', async () => {
+  test('score: its quantiles, the histogram of every score, the top objects with their images, or a line why not', async () => {
     const html = await buildReport({
       run: run(),
       histograms: null,
@@ -189,7 +180,19 @@ describe('buildReport per task', () => {
     // The name's space is no id's: odd_ness.
     expect(html).toMatch(/<section id="score-odd_ness" class="output"><h2>odd ness: score \(high: unusual\)<\/h2>/);
     expect(html).toMatch(/<figure class="plot" id="plot-score-odd_ness"><svg/);
-    expect(html).toContain('drawn where filled; outside them: 1 below -10, 1 above 10.</p>');
+    // −12 and 11, beyond the fixed bins of before (−10 to 10), are drawn and quantiles: min and max within 0.5 %.
+    const [min, max] = html
+      .match(/<th>quantiles \(each within 0\.5 %\)<\/th><td>min (\S+) · p5 .* · max (\S+)<\/td>/)!
+      .slice(1)
+      .map(Number);
+    expect(Math.abs(min / -12 - 1)).toBeLessThanOrEqual(0.005);
+    expect(Math.abs(max / 11 - 1)).toBeLessThanOrEqual(0.005);
+    expect(html).toMatch(
+      /<p>Every value drawn: 6 bars, log-spaced, each [\d.]+ % wide \(\d+ of the sketch&#39;s 1 % buckets\); negative values left of 0\.<\/p>/,
+    );
+    expect(
+      html.match(/<figure class="plot" id="plot-score-odd_ness">.*?<\/figure>/s)![0].match(/aria-roledescription="rect mark"/g),
+    ).toHaveLength(6);
     expect(html).toContain('<th>recall at K</th><td>0.5000 (K = 2, the objects labelled unusual)</td>');
     const rows = html.match(/<table class="grid" id="top-odd_ness">.*?<\/table>/s)![0].match(/<tr><td>/g);
     expect(rows).toHaveLength(6);
@@ -218,6 +221,33 @@ describe('buildReport per task', () => {
     for (const id of ['plot-joint', 'plot-residual', 'plot-predicted', 'plot-predicted-mass_2']) expect(html).toContain(`id="${id}"><svg`);
     expect(html).toContain('<h2>Accuracy of redshift (3 labelled objects)</h2>');
     expect(html).not.toContain('accuracy-mass_2');
+  });
+
+  test('statistics from before sketches (fixed bins) are reported without their plots, the accuracy from the record', async () => {
+    const fixedBins = { lo: -10, hi: 10, counts: [0, 2, 1], below: 0, above: 3 };
+    const accuracy = { samples: 3, excluded: 0, mae: 0.05, mse: 0.004, bias: -0.01, precision: 0.02, r2: 0.5, outlierFraction: 0 };
+    const old = {
+      z: {
+        task: 'regression',
+        sums: { n: 3, absSum: 0.15, sqSum: 0.012, biasSum: -0.03, zSum: 0.6, zSqSum: 0.14, outliers: 0, zeros: 0, buckets: { '-300': 3 } },
+        histograms: {
+          predicted: fixedBins,
+          nonFinite: 0,
+          residual: fixedBins,
+          joint: { lo: 0, hi: 0.6, bins: 60, cells: { '1,1': 3 }, outside: 0 },
+        },
+      },
+      s: { task: 'score', histogram: fixedBins, top: [], labelled: 0, positives: 0, nonFinite: 0 },
+    } as unknown as Record<string, OutputStatistics>;
+    const html = await buildReport({
+      run: run({ metrics: { z: { task: 'regression', accuracy, quantiles: null } } }),
+      histograms: null,
+      ranks: [],
+      statistics: old,
+    });
+    expect(html).toContain('<th>MAE</th><td>0.0500</td>');
+    expect(html.match(/a run from before CAI kept sketches\): no plot\./g)).toHaveLength(3);
+    expect(html).not.toMatch(/plot-predicted|plot-residual|plot-score/);
   });
 
   test("the run's model: its own (name, version, URI, ETag), or the deployed one as the ranks named it", async () => {

@@ -9,6 +9,7 @@ import {
   type OutputStatistics,
   type ScoreStatistics,
 } from '../../functions/commons/model/task-statistics';
+import { SKETCH_RELATIVE_ERROR, sketchCount, sketchQuantile } from '../../functions/commons/model/sketch';
 
 const CLASSES: CardOutput = { task: 'classification', classes: ['disk', 'lenticular', 'elliptical'], scores: 'probabilities' };
 const SCORE: CardOutput = { task: 'score' };
@@ -101,9 +102,9 @@ describe('score', () => {
     const m = outputMetrics(stats);
     if (m.task !== 'score') throw new Error('not a score');
     expect([m.positives, m.recallAtK]).toEqual([20, 19 / 20]);
-    // Scores above the histogram's range are counted there, not lost.
-    expect(stats.histogram.above).toBe(19);
-    expect(stats.histogram.counts.reduce((a, b) => a + b) + stats.histogram.above + stats.histogram.below).toBe(500);
+    // Every finite score is in the sketch, the highest (39) among them: within the bound at q = 1.
+    expect(sketchCount(stats.sketch)).toBe(500);
+    expect(Math.abs(sketchQuantile(stats.sketch, 1)! / 39 - 1)).toBeLessThanOrEqual(SKETCH_RELATIVE_ERROR);
   });
 
   test('merged over ranks, the run keeps its K highest, as over the whole', () => {
@@ -121,6 +122,86 @@ describe('score', () => {
       merged = mergeOutputStatistics(merged, part);
     }
     expect(merged).toEqual(whole);
+  });
+});
+
+/** The value of rank ⌊q·(n − 1)⌋ of the values in order: a quantile, computed from the raw values. */
+function exactQuantile(values: ArrayLike<number>, q: number): number {
+  const sorted = Float64Array.from(values).sort();
+  return sorted[Math.floor(q * (sorted.length - 1))];
+}
+
+/** Split into uneven "ranks", each computing its statistics apart, as ranks do over their partitions. */
+function rankStatistics(values: Float32Array, sizes: number[]): ScoreStatistics[] {
+  const parts: ScoreStatistics[] = [];
+  for (let start = 0, i = 0; start < values.length; start += sizes[i++ % sizes.length]) {
+    parts.push(outputStatistics(SCORE, values.subarray(start, start + sizes[i % sizes.length]), `${i}.pt`) as ScoreStatistics);
+  }
+  return parts;
+}
+
+const mergeAll = (parts: ScoreStatistics[]) =>
+  structuredClone(parts).reduce<OutputStatistics | null>((a, b) => mergeOutputStatistics(a, b), null) as ScoreStatistics;
+
+describe('score quantiles from the merged sketch, whatever the range', () => {
+  let seed = 3;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const n = 20_000;
+  // A hold-out run's scores: most between 0.8 and 3, a tail of outliers up to 47.6 (no fixed range holds them).
+  const holdOut = Float32Array.from({ length: n }, (_, i) =>
+    i === 0 ? 0.8 : i === 1 ? 47.6 : i % 97 === 0 ? 3 + random() * 44.6 : 0.8 + random() ** 2 * 2.2,
+  );
+  // Logits: negative and positive, −30 to 25.
+  const logits = Float32Array.from({ length: n }, () => (random() < 0.7 ? -30 * random() ** 3 : 25 * random()));
+  // A ReLU's output: 40 % exact zeros, the rest of either sign.
+  const relu = Float32Array.from({ length: n }, () => (random() < 0.4 ? 0 : (random() - 0.3) * 10 ** (4 * random() - 2)));
+  const QUANTILES = Array.from({ length: 101 }, (_, i) => i / 100);
+
+  test.each([
+    ['0.8 to 47.6', holdOut],
+    ['negative values', logits],
+    ['zeros', relu],
+  ])('%s: every quantile of the merged ranks is within the stated relative error of the exact one', (_name, values) => {
+    const merged = mergeAll(rankStatistics(values, [1900, 3100, 700, 4000]));
+    expect(sketchCount(merged.sketch)).toBe(n);
+    for (const q of QUANTILES) {
+      const exact = exactQuantile(values, q);
+      const estimate = sketchQuantile(merged.sketch, q)!;
+      // Zero exactly for a zero; else within α of the exact value (10⁻¹² for the float64 of γ^k).
+      expect(Math.abs(estimate - exact)).toBeLessThanOrEqual(Math.abs(exact) * (SKETCH_RELATIVE_ERROR + 1e-12));
+    }
+    const m = outputMetrics(merged);
+    if (m.task !== 'score') throw new Error('not a score');
+    for (const [key, q] of [
+      ['min', 0],
+      ['p5', 0.05],
+      ['p25', 0.25],
+      ['median', 0.5],
+      ['p75', 0.75],
+      ['p95', 0.95],
+      ['max', 1],
+    ] as const) {
+      expect(Math.abs(m.quantiles![key] - exactQuantile(values, q))).toBeLessThanOrEqual(
+        Math.abs(exactQuantile(values, q)) * (SKETCH_RELATIVE_ERROR + 1e-12),
+      );
+    }
+  });
+
+  test('the merged sketch is the whole run’s, in any order of ranks', () => {
+    for (const values of [holdOut, logits, relu]) {
+      const parts = rankStatistics(values, [1900, 3100, 700, 4000]);
+      const whole = (outputStatistics(SCORE, values, 'all.pt') as ScoreStatistics).sketch;
+      const forward = mergeAll(parts).sketch;
+      const shuffled = [...parts].sort(() => random() - 0.5);
+      expect(forward).toEqual(whole);
+      expect(mergeAll([...parts].reverse()).sketch).toEqual(whole);
+      expect(mergeAll(shuffled).sketch).toEqual(whole);
+    }
+  });
+
+  test('no finite score: no quantiles', () => {
+    const m = outputMetrics(outputStatistics(SCORE, Float32Array.from([NaN, Infinity]), 'p.pt'));
+    expect(m).toMatchObject({ task: 'score', quantiles: null });
   });
 });
 

@@ -1,3 +1,5 @@
+import { emptySketch, magnitudes, mergeSketches, sketchOf, sketchQuantile, type Sketch } from './sketch';
+
 /**
  * Photometric-redshift accuracy, as astronomers quote it. With Δ = ẑ − z:
  * MAE = mean|Δ|, MSE = mean Δ², bias = mean(Δ/(1+z)), precision = 1.48 · median|Δ/(1+z)| (the
@@ -67,14 +69,9 @@ export function redshiftAccuracy(predicted: ArrayLike<number>, truth: ArrayLike<
 /**
  * The same accuracy from partial statistics that ranks compute apart and the summarizer merges, so
  * a run of 50 M objects is never held in one place. Sums give MAE, MSE, bias, R² and the outlier
- * fraction exactly (up to float64 rounding); the median behind the NMAD comes from a logarithmic
- * histogram of |Δ|/(1+z) whose buckets are at most 2·SKETCH_RELATIVE_ERROR wide in relative terms,
- * so the NMAD is within SKETCH_RELATIVE_ERROR (0.5 %) of the exact one's value.
+ * fraction exactly (up to float64 rounding); the median behind the NMAD comes from the sketch of
+ * Δ/(1+z) (sketch.ts), so the NMAD is within SKETCH_RELATIVE_ERROR (0.5 %) of the exact one's value.
  */
-export const SKETCH_RELATIVE_ERROR = 0.005;
-const GAMMA = (1 + SKETCH_RELATIVE_ERROR) / (1 - SKETCH_RELATIVE_ERROR);
-const LOG_GAMMA = Math.log(GAMMA);
-
 export interface AccuracySums {
   n: number;
   /** Labelled objects left out (non-finite prediction or label); absent in ranks written before it existed. */
@@ -85,37 +82,42 @@ export interface AccuracySums {
   zSum: number;
   zSqSum: number;
   outliers: number;
-  /** |Δ|/(1+z) = 0 exactly. */
-  zeros: number;
-  /** Bucket i holds |Δ|/(1+z) in (γ^(i-1), γ^i]: bucket → count. */
-  buckets: Record<string, number>;
+  /** Δ/(1+z) of the n objects: the NMAD's median (of its magnitudes) and the report's residual plot. */
+  residuals: Sketch;
 }
 
 export function accuracySums(predicted: ArrayLike<number>, truth: ArrayLike<number>): AccuracySums | null {
   const length = Math.min(predicted.length, truth.length);
   if (length === 0) return null;
-  const sums: AccuracySums = { n: 0, excluded: 0, absSum: 0, sqSum: 0, biasSum: 0, zSum: 0, zSqSum: 0, outliers: 0, zeros: 0, buckets: {} };
+  const sums: AccuracySums = {
+    n: 0,
+    excluded: 0,
+    absSum: 0,
+    sqSum: 0,
+    biasSum: 0,
+    zSum: 0,
+    zSqSum: 0,
+    outliers: 0,
+    residuals: emptySketch(),
+  };
+  const residuals = new Float64Array(length);
   for (let i = 0; i < length; i++) {
     const z = truth[i];
     if (!counted(predicted[i], z)) {
       sums.excluded!++;
       continue;
     }
-    sums.n++;
     const d = predicted[i] - z;
-    const scaled = Math.abs(d / (1 + z));
+    const scaled = d / (1 + z);
+    residuals[sums.n++] = scaled;
     sums.absSum += Math.abs(d);
     sums.sqSum += d * d;
-    sums.biasSum += d / (1 + z);
+    sums.biasSum += scaled;
     sums.zSum += z;
     sums.zSqSum += z * z;
-    if (scaled > OUTLIER_THRESHOLD) sums.outliers++;
-    if (scaled === 0) sums.zeros++;
-    else {
-      const bucket = Math.ceil(Math.log(scaled) / LOG_GAMMA);
-      sums.buckets[bucket] = (sums.buckets[bucket] ?? 0) + 1;
-    }
+    if (Math.abs(scaled) > OUTLIER_THRESHOLD) sums.outliers++;
   }
+  sums.residuals = sketchOf(residuals.subarray(0, sums.n));
   return sums;
 }
 
@@ -126,9 +128,8 @@ export function mergeAccuracySums(
   options: { inPlace?: boolean } = {},
 ): AccuracySums | null {
   if (!b) return a;
-  if (!a) return options.inPlace ? { ...b, buckets: { ...b.buckets } } : b;
-  const buckets = options.inPlace ? a.buckets : { ...a.buckets };
-  for (const [bucket, count] of Object.entries(b.buckets)) buckets[bucket] = (buckets[bucket] ?? 0) + count;
+  if (!a) return options.inPlace ? { ...b, residuals: mergeSketches(null, b.residuals)! } : b;
+  const residuals = mergeSketches(options.inPlace ? a.residuals : mergeSketches(null, a.residuals), b.residuals)!;
   return Object.assign(options.inPlace ? a : {}, {
     n: a.n + b.n,
     excluded: (a.excluded ?? 0) + (b.excluded ?? 0),
@@ -138,8 +139,7 @@ export function mergeAccuracySums(
     zSum: a.zSum + b.zSum,
     zSqSum: a.zSqSum + b.zSqSum,
     outliers: a.outliers + b.outliers,
-    zeros: a.zeros + b.zeros,
-    buckets,
+    residuals,
   });
 }
 
@@ -147,21 +147,8 @@ export function accuracyFromSums(sums: AccuracySums | null): Accuracy | null {
   if (!sums || sums.n === 0) return null;
   const { n } = sums;
   const excluded = sums.excluded ?? 0;
-  // The lower middle value (for an even n the exact median averages it with the next one).
-  const target = Math.floor((n - 1) / 2);
-  let median = 0;
-  if (target >= sums.zeros) {
-    let seen = sums.zeros;
-    for (const bucket of Object.keys(sums.buckets)
-      .map(Number)
-      .sort((x, y) => x - y)) {
-      seen += sums.buckets[bucket];
-      if (seen > target) {
-        median = (2 * GAMMA ** bucket) / (GAMMA + 1); // the bucket's value of least relative error
-        break;
-      }
-    }
-  }
+  // The lower middle value of |Δ/(1+z)| (for an even n the exact median averages it with the next one).
+  const median = sketchQuantile(magnitudes(sums.residuals), 0.5) ?? 0;
   // Σ(z − z̄)² from sums; what is left of it after cancellation (one object, equal labels) is no spread.
   const total = sums.zSqSum - (sums.zSum * sums.zSum) / n;
   const spread = total > 1e-12 * sums.zSqSum;

@@ -1,13 +1,15 @@
 import { accuracyFromSums, accuracySums, mergeAccuracySums, type Accuracy, type AccuracySums } from './accuracy';
 import type { CardOutput } from './card';
-import { binOf, mergeRedshiftHistograms, redshiftHistograms, type Histogram, type RedshiftHistograms } from './histograms';
+import { mergeRedshiftHistograms, redshiftHistograms, type RedshiftHistograms } from './histograms';
+import { mergeSketches, sketchOf, sketchQuantiles, type Quantiles, type Sketch } from './sketch';
 
 /**
  * What each output's predictions add up to, per task, in partial statistics a rank writes and the
- * summarizer merges in O(ranks): sums and fixed bins, never every prediction. Regression keeps the
- * accuracy sums and histograms CAI has always kept; classification keeps a confusion matrix, class
- * counts, a log-loss sum and confidence bins (for a reliability plot); a score keeps a fixed-bin
- * histogram and the K highest-scoring objects, by partition and row.
+ * summarizer merges in O(ranks): sums, sketches and bins, never every prediction. Regression keeps
+ * the accuracy sums (with the residuals' sketch) and the predictions' sketch and ẑ-vs-z cells;
+ * classification keeps a confusion matrix, class counts, a log-loss sum and confidence bins (for a
+ * reliability plot); a score keeps the scores' sketch (sketch.ts: any range, quantiles within
+ * 0.5 %) and the K highest-scoring objects, by partition and row.
  */
 export type OutputStatistics = RegressionStatistics | ClassificationStatistics | ScoreStatistics;
 
@@ -39,9 +41,6 @@ export interface ClassificationStatistics {
 
 /** The K highest-scoring objects kept per rank and per run. */
 export const TOP_K = 50;
-export const SCORE_LO = -10;
-export const SCORE_HI = 10;
-export const SCORE_BINS = 200;
 
 export interface ScoredObject {
   partition: string;
@@ -53,7 +52,8 @@ export interface ScoredObject {
 
 export interface ScoreStatistics {
   task: 'score';
-  histogram: Histogram;
+  /** The finite scores. */
+  sketch: Sketch;
   /** The highest scores first. */
   top: ScoredObject[];
   /** Labelled objects, and those labelled unusual (label ≥ 0.5). */
@@ -124,7 +124,6 @@ function classificationStatistics(
 }
 
 function scoreStatistics(values: Float32Array, partition: string, labels?: Float32Array): ScoreStatistics {
-  const histogram: Histogram = { lo: SCORE_LO, hi: SCORE_HI, counts: new Array(SCORE_BINS).fill(0), below: 0, above: 0 };
   const candidates: ScoredObject[] = [];
   let labelled = 0;
   let positives = 0;
@@ -135,10 +134,6 @@ function scoreStatistics(values: Float32Array, partition: string, labels?: Float
       nonFinite++;
       continue;
     }
-    const bin = binOf(score, SCORE_LO, SCORE_HI, SCORE_BINS);
-    if (bin < 0) histogram.below++;
-    else if (bin >= SCORE_BINS) histogram.above++;
-    else histogram.counts[bin]++;
     const label = labels?.[row];
     if (label !== undefined && Number.isFinite(label)) {
       labelled++;
@@ -147,7 +142,7 @@ function scoreStatistics(values: Float32Array, partition: string, labels?: Float
     candidates.push({ partition, row, score, ...(label !== undefined && Number.isFinite(label) ? { label } : {}) });
   }
   const top = candidates.sort((a, b) => b.score - a.score).slice(0, TOP_K);
-  return { task: 'score', histogram, top, labelled, positives, nonFinite };
+  return { task: 'score', sketch: sketchOf(values), top, labelled, positives, nonFinite };
 }
 
 /** One output's statistics over one partition's predictions (`width` values per object). */
@@ -189,12 +184,7 @@ export function mergeOutputStatistics(a: OutputStatistics | null, b: OutputStati
   const [x, y] = [a as ScoreStatistics, b as ScoreStatistics];
   return {
     task: 'score',
-    histogram: {
-      ...x.histogram,
-      counts: addArrays(x.histogram.counts, y.histogram.counts),
-      below: x.histogram.below + y.histogram.below,
-      above: x.histogram.above + y.histogram.above,
-    },
+    sketch: mergeSketches(x.sketch, y.sketch)!,
     top: [...x.top, ...y.top].sort((p, q) => q.score - p.score).slice(0, TOP_K),
     labelled: x.labelled + y.labelled,
     positives: x.positives + y.positives,
@@ -210,9 +200,13 @@ export interface ClassMetrics {
   support: number;
 }
 
-/** What a run reports of each output: accuracy for regression, per-class metrics for classification, the top objects for a score. */
+/**
+ * What a run reports of each output: accuracy and the predictions' quantiles for regression,
+ * per-class metrics for classification, the scores' quantiles and the top objects for a score.
+ * Quantiles come from the sketch (within SKETCH_RELATIVE_ERROR); null when no value was finite.
+ */
 export type OutputMetrics =
-  | { task: 'regression'; accuracy: Accuracy | null }
+  | { task: 'regression'; accuracy: Accuracy | null; quantiles: Quantiles | null }
   | {
       task: 'classification';
       labelled: number;
@@ -221,12 +215,22 @@ export type OutputMetrics =
       perClass: ClassMetrics[];
       predicted: Record<string, number>;
     }
-  | { task: 'score'; topK: number; labelled: number; positives: number; recallAtK: number | null; top: ScoredObject[] };
+  | {
+      task: 'score';
+      quantiles: Quantiles | null;
+      topK: number;
+      labelled: number;
+      positives: number;
+      recallAtK: number | null;
+      top: ScoredObject[];
+    };
 
 const ratio = (n: number, d: number) => (d > 0 ? n / d : null);
 
 export function outputMetrics(stats: OutputStatistics): OutputMetrics {
-  if (stats.task === 'regression') return { task: 'regression', accuracy: accuracyFromSums(stats.sums) };
+  if (stats.task === 'regression') {
+    return { task: 'regression', accuracy: accuracyFromSums(stats.sums), quantiles: sketchQuantiles(stats.histograms?.predicted ?? null) };
+  }
   if (stats.task === 'classification') {
     const m = stats.confusion;
     const perClass = stats.classes.map((name, c) => {
@@ -254,6 +258,7 @@ export function outputMetrics(stats: OutputStatistics): OutputMetrics {
   const found = stats.top.slice(0, k).filter((o) => (o.label ?? 0) >= 0.5).length;
   return {
     task: 'score',
+    quantiles: sketchQuantiles(stats.sketch),
     topK: stats.top.length,
     labelled: stats.labelled,
     positives: stats.positives,

@@ -174,8 +174,8 @@ export interface RankResult {
   /** Predictions that are NaN (the object had a non-finite input value); absent in older results. */
   non_finite_predictions?: number;
   /**
-   * Each output's partial statistics (per task: accuracy sums and histograms, a confusion matrix and
-   * class counts, a score histogram and the top objects), merged by the summarizer.
+   * Each output's partial statistics (per task: accuracy sums, sketches and ẑ-vs-z cells, a confusion
+   * matrix and class counts, a score sketch and the top objects), merged by the summarizer.
    */
   statistics: Record<string, OutputStatistics>;
   /** When the invocation began (ISO 8601): the report's timeline. */

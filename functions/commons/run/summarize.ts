@@ -114,7 +114,7 @@ interface GatheredRun {
 /**
  * Reads the run's manifest, the Map's outcomes, every rank's result and every failed attempt, at a
  * bounded concurrency (thousands of ranks in seconds, without a storm of sockets). Each rank's
- * partial statistics are merged as it arrives and then dropped: memory holds one histogram.
+ * partial statistics are merged as it arrives and then dropped: memory holds one merged set.
  */
 async function gatherRun(input: SummarizeInput, { s3, sfn, inferenceMemoryMb }: SummarizeContext): Promise<GatheredRun> {
   const keys = outputKeys(input.resultPath, input.runId);
@@ -344,7 +344,7 @@ export async function summarizeRun(
     prototypeFormulaUsd: prototypeFormula(results),
     ...(existing?.outputs && input.mapRun ? { outputs: { ...existing.outputs, mapResults: mapResultsUri(input.mapRun) } } : {}),
   };
-  // The histograms go to summary.json only: the report reads them there (a DynamoDB item is at most 400 KB).
+  // Sketches and histograms go to summary.json only (the record has their quantiles): a DynamoDB item is at most 400 KB.
   const histograms = firstRegression && firstRegression[1].task === 'regression' ? firstRegression[1].histograms : null;
   const summary = {
     ...existing,
