@@ -99,11 +99,18 @@ export function createDynamoClient(env: NodeJS.ProcessEnv = process.env): Dynamo
   return counted(DynamoDBDocumentClient.from(base, { marshallOptions: { removeUndefinedValues: true } }));
 }
 
+/**
+ * Step Functions refuses a call past its API's token bucket with ThrottlingException (the summary's
+ * GetExecutionHistory reads: limits.ts): retried with backoff as S3's are, adaptive mode slowing this
+ * client's own calls to the bucket's refill, rather than giving up after the default three attempts.
+ */
+export const SFN_RETRY = { retryMode: 'adaptive', maxAttempts: 10 } as const;
+
 export function createSfnClient(env: NodeJS.ProcessEnv = process.env): SFNClient {
   return new SFNClient(
     env.CAI_SFN_ENDPOINT
-      ? { region: region(env), endpoint: env.CAI_SFN_ENDPOINT, credentials: localCredentials(env, 'local') }
-      : { region: region(env) },
+      ? { region: region(env), ...SFN_RETRY, endpoint: env.CAI_SFN_ENDPOINT, credentials: localCredentials(env, 'local') }
+      : { region: region(env), ...SFN_RETRY },
   );
 }
 

@@ -130,6 +130,13 @@ export function checkSummarizable(ranks: number, summarizerMemoryMb: number): vo
 const estimateSeconds = (bytes: number, limits: RankLimits) => bytes / BYTES_PER_GALAXY / galaxiesPerSecond(limits.memoryMb);
 const itemBytes = (item: RankItem) => Buffer.byteLength(JSON.stringify(item));
 
+/**
+ * The most an item may take: the InferRank task's parameters, which Step Functions holds to the same
+ * 256 KiB, wrap it in {"FunctionName": <an ARN, at most 170 characters: Lambda's Invoke API>,
+ * "Payload": {"item": <item>, "attempt": <the retry count>}}, under 256 bytes.
+ */
+export const MAX_RANK_ITEM_BYTES = STATE_PAYLOAD_LIMIT_BYTES - 256;
+
 export interface ManifestPlan {
   items: RankItem[];
   /** Partitions chosen (after file_limit), in natural order. */
@@ -246,7 +253,7 @@ function checkWithinLimits(
       0,
     );
   const fits = (list: RankItem[]) =>
-    slowest(list) <= budget && list.reduce((most, i) => Math.max(most, itemBytes(i)), 0) <= STATE_PAYLOAD_LIMIT_BYTES;
+    slowest(list) <= budget && list.reduce((most, i) => Math.max(most, itemBytes(i)), 0) <= MAX_RANK_ITEM_BYTES;
   if (fits(items)) return;
   const speed = `${Math.round(galaxiesPerSecond(limits.memoryMb))} galaxies/s at ${limits.memoryMb} MB`;
   const within = `the ${Math.round(budget)} s budget (${RANK_TIME_BUDGET * 100} % of the inference function's ${limits.timeoutS} s timeout)`;
