@@ -32,7 +32,7 @@ import { cardKeyFor } from '../functions/commons/model/card';
 import { outputKeys } from '../functions/commons/run/output-keys';
 import { createS3Client } from '../functions/commons/aws/clients';
 import { lambdaRate, lambdaVcpus, MB_PER_VCPU, type Throughput, workersFor } from '../functions/commons/model/lambda-sizing';
-import type { RankItem, RankResult } from '../functions/commons/run/contracts';
+import type { RankInvocation, RankItem, RankResult } from '../functions/commons/run/contracts';
 import { CONTROL_BUCKET, DATA_BUCKET, ensureBucket, LocalStack } from '../local/stack';
 import { JsonWorker, PYTHON, lastJsonLine, median, run, say } from './harness';
 import { ROOT } from '../local/paths';
@@ -348,7 +348,7 @@ async function artifactAtWorkers(work: string, model: string, partition: string,
     try {
       const { item } = await stackWithPartition(stack, partition);
       const started = performance.now();
-      await stack.functions.inference.invoke(item(`bench-${workers}`));
+      await stack.functions.inference.invoke({ item: item(`bench-${workers}`), attempt: 0 } satisfies RankInvocation);
       const seconds = (performance.now() - started) / 1000;
       const billed = stack.functions.inference.billed[0];
       const samples = rowsPerPartition(PARTITION_BYTES, true);
@@ -396,7 +396,7 @@ async function runModelFetch(work: string, model: string, partition: string) {
           card: { bucket: CONTROL_BUCKET, key: cardKeyFor(key) },
         },
       };
-      await stack.functions.inference.invoke(item);
+      await stack.functions.inference.invoke({ item, attempt: 0 } satisfies RankInvocation);
       const result = JSON.parse(
         await (
           await s3.send(new GetObjectCommand({ Bucket: CONTROL_BUCKET, Key: outputKeys('bench', item.runId).rank(n) }))

@@ -13,7 +13,7 @@ import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sd
 import { createS3Client } from '../functions/commons/aws/clients';
 import { sinkFor } from '../toolkit/locations';
 import { synthesizeDataset } from '../toolkit/datasets/synth';
-import type { RankItem } from '../functions/commons/run/contracts';
+import type { RankInvocation } from '../functions/commons/run/contracts';
 import type { InitializeOutcome } from '../functions/commons/run/initialize';
 import { LambdaError } from '../local/lambda-runtime';
 import { CONTROL_BUCKET, LocalStack } from '../local/stack';
@@ -89,7 +89,7 @@ async function main(): Promise<void> {
   // Case 2: a few hundred ranks fail, each with a long error; all of them must be listed.
   const failing = new Set(Array.from({ length: FAILING_RANKS }, (_, i) => Math.floor((i * FAILURE_RANKS) / FAILING_RANKS)));
   stack.functions.inference.intercept = async (event) => {
-    const { rank } = event as RankItem;
+    const { rank } = (event as RankInvocation).item;
     if (failing.has(rank)) throw new LambdaError('RankError', `rank ${rank} failed on purpose: ${'the detector is on fire; '.repeat(80)}`);
   };
   const failed = await run('failing', FAILURE_RANKS);

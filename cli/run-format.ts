@@ -138,10 +138,14 @@ export function runDetails(run: RunRecord): string {
       `              the prototype's formula (requests × duration × memory used × $0.00001667) would say ${usd(run.prototypeFormulaUsd)}`,
     );
   }
-  const { failed = 0, crashed = 0 } = run.attempts ?? {};
-  if (failed + crashed)
+  const { failed = 0, crashed = 0, historiesNotRead = 0, notBilled = 0 } = run.attempts ?? {};
+  if (failed + crashed + historiesNotRead)
     lines.push(
       `  attempts    ${failed} failed, ${crashed} whose runtime died (out of memory, killed, timed out): retried, billed; summary.json lists each`,
+    );
+  if (historiesNotRead)
+    lines.push(
+      `              ${historiesNotRead} ranks' execution histories not read: their crashes estimated, ${notBilled} attempts known only by number not billed`,
     );
   const failures = run.failures ?? [];
   if (failures.length) {

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { STATE_PAYLOAD_LIMIT_BYTES } from '../functions/commons/aws/limits';
+import { GET_EXECUTION_HISTORY_RATE, STATE_PAYLOAD_LIMIT_BYTES } from '../functions/commons/aws/limits';
 import type { ExecutionStatusChange } from '../functions/commons/run/contracts';
 
 // aws-local-stepfunctions uses Promise.withResolvers, which Node 20 lacks.
@@ -34,13 +34,22 @@ const { StateMachine } = require('aws-local-stepfunctions') as typeof import('aw
  * says. CAI's Map catches every rank's error inside its ItemProcessor, so a tolerated-failure
  * threshold never decides its outcome; the definition deployed to AWS is unchanged.
  *
+ * The Context object's $$.State.RetryCount, which the interpreter lacks, is emulated for the Tasks
+ * of such a Map's ItemProcessor: the adapter marks each item with its iteration, points the path at
+ * that mark ($$.Execution.Input, the child's input), and the task's runner puts in its place how many
+ * times it ran that task for that iteration before (a retry is a run again; each Task is entered
+ * once per iteration in CAI's definition). The mark is no part of the state AWS would hold: it is
+ * left out of sizes, of the task's parameters and of what the ResultWriter writes. Any other $$.State
+ * path is refused when the execution starts.
+ *
  * AWS's payload limit holds: a state's input or output, a task's parameters and a Map item of
  * more than 256 KiB fail the execution with States.DataLimitExceeded, which no Catch handles.
  * An execution ends as on AWS: SUCCEEDED, FAILED, TIMED_OUT (past the definition's TimeoutSeconds,
  * else a Standard execution's one year) or ABORTED (StopExecution), and each end is announced as
  * EventBridge's "Execution Status Change" event. StartExecution is idempotent only while an
  * execution of that name and input runs; a closed one's name answers ExecutionAlreadyExists.
- * Tests make the API throttle or fail as the service does (injectFaults).
+ * Tests make the API throttle or fail as the service does (injectFaults). GetExecutionHistory is
+ * held to AWS's token bucket (400 calls, 20 a second), answering ThrottlingException past it.
  */
 export type TaskHandler = (input: { FunctionName: string; Payload: unknown }) => Promise<unknown>;
 
@@ -80,6 +89,26 @@ interface Iteration {
   stopDate?: number;
   /** Each run of a task (each retry is one): GetExecutionHistory's TaskStarted, and its TaskFailed when it failed. */
   tasks: { startedAt: number; failed?: { at: number; error: string; cause: string } }[];
+  /** Resolves once its end's event is recorded: every event of it before is too. */
+  recorded: Promise<void>;
+  markRecorded: () => void;
+}
+
+/** The longest a ResultWriter waits for its iterations' events to be recorded (they reach the log after the interpreter ran them). */
+const EVENTS_RECORDED_WAIT_MS = 5000;
+
+/** A Map's iteration by index, made (started with the execution, until its own start is recorded) the first time it is asked for. */
+function iterationAt(execution: Execution, map: string, index: number): Iteration {
+  if (!execution.iterations.has(map)) execution.iterations.set(map, new Map());
+  const iterations = execution.iterations.get(map)!;
+  let iteration = iterations.get(index);
+  if (!iteration) {
+    let markRecorded!: () => void;
+    const recorded = new Promise<void>((resolve) => (markRecorded = resolve));
+    iteration = { startDate: execution.startDate, tasks: [], recorded, markRecorded };
+    iterations.set(index, iteration);
+  }
+  return iteration;
 }
 
 type ExecutionStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED';
@@ -109,10 +138,56 @@ const STANDARD_EXECUTION_LIMIT_MS = 365 * 24 * 3600 * 1000;
 
 const ITEMS_FIELD = '__caiItems';
 const RESULTS_FIELD = '__caiMapResults';
+/** Each Map item's mark: {[RETRY_COUNT_OF]: "<map>#<index>"}, where $$.State.RetryCount is counted. */
+const ITERATION_FIELD = '__caiIteration';
+const RETRY_COUNT_OF = '__caiRetryCountOf';
+const RETRY_COUNT_PATH = '$$.State.RetryCount';
 
-/** The JSON size AWS would see: the adapter's own fields are not part of the state. */
+/** A JSON replacer leaving out the adapter's own fields, which are not part of the state. */
+const withoutAdapterFields = (key: string, v: unknown) =>
+  key === ITEMS_FIELD || key === RESULTS_FIELD || key === ITERATION_FIELD ? undefined : v;
+
+/** The JSON size AWS would see. */
 function payloadBytes(value: unknown): number {
-  return Buffer.byteLength(JSON.stringify(value, (key, v) => (key === ITEMS_FIELD || key === RESULTS_FIELD ? undefined : v)) ?? '');
+  return Buffer.byteLength(JSON.stringify(value, withoutAdapterFields) ?? '');
+}
+
+/**
+ * A task's parameters as AWS would pass them: the adapter's fields left out, and each iteration's
+ * mark where $$.State.RetryCount was replaced by the runs of this task for that iteration so far
+ * (`runs`, one execution's, counted here).
+ */
+function withRetryCounts(task: string, parameters: unknown, runs: Map<string, number>): unknown {
+  const counted = new Map<string, number>();
+  return JSON.parse(
+    JSON.stringify(parameters, (key, value: unknown) => {
+      if (key === ITERATION_FIELD) return undefined;
+      const of = value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[RETRY_COUNT_OF] : undefined;
+      if (typeof of !== 'string') return withoutAdapterFields(key, value);
+      const id = `${task}\n${of}`;
+      if (!counted.has(id)) {
+        counted.set(id, (runs.get(id) ?? -1) + 1);
+        runs.set(id, counted.get(id)!);
+      }
+      return counted.get(id);
+    }) ?? 'null',
+  );
+}
+
+/** Points each "<field>.$": "$$.State.RetryCount" of the Tasks' Parameters at the iteration's mark; how many it pointed. */
+function markRetryCounts(states: Record<string, State>): number {
+  let marked = 0;
+  const visit = (node: unknown) => {
+    if (node === null || typeof node !== 'object') return;
+    for (const [key, value] of Object.entries(node as Record<string, unknown>)) {
+      if (key.endsWith('.$') && value === RETRY_COUNT_PATH) {
+        (node as Record<string, unknown>)[key] = `$$.Execution.Input.${ITERATION_FIELD}`;
+        marked++;
+      } else visit(value);
+    }
+  };
+  for (const state of Object.values(states)) if (state.Type === 'Task') visit(state.Parameters);
+  return marked;
 }
 
 class DataLimitExceeded extends Error {
@@ -137,6 +212,8 @@ interface ItemReaderStep {
   map: string;
   /** Bucket and Key, each a value or a path into the Map's input ("Bucket.$"). */
   parameters: Record<string, string>;
+  /** Whether its items carry their iteration's mark (a Task of the Map reads $$.State.RetryCount). */
+  markItems: boolean;
 }
 
 class ItemReaderFailed extends Error {
@@ -161,7 +238,12 @@ function adapt(definition: State): { definition: State; readers: Map<string, Ite
   for (const [name, state] of Object.entries(copy.States)) {
     if (state.Type !== 'Map' || !state.ItemReader) continue;
     const reader = `${name}.ItemReader`;
-    readers.set(reader, { map: name, parameters: (state.ItemReader as State).Parameters as Record<string, string> });
+    const processor = (state.ItemProcessor ?? state.Iterator) as { States: Record<string, State> } | undefined;
+    readers.set(reader, {
+      map: name,
+      parameters: (state.ItemReader as State).Parameters as Record<string, string>,
+      markItems: processor ? markRetryCounts(processor.States) > 0 : false,
+    });
     // Whatever led to the Map leads to its reader; the reader's failure goes where the Map's would.
     redirect(copy, name, reader);
     copy.States[reader] = {
@@ -195,6 +277,13 @@ function adapt(definition: State): { definition: State; readers: Map<string, Ite
       state.Next = step;
       delete state.End;
     }
+  }
+  // What the adapter does not emulate is refused, not left to fail each task at run time.
+  const unemulated = /"(\$\$\.State\.[\w.]*)"/.exec(JSON.stringify(copy));
+  if (unemulated) {
+    throw new Error(
+      `the local Step Functions emulates ${RETRY_COUNT_PATH} only in the Parameters of a Task of a Distributed Map read by an ItemReader; the definition uses ${unemulated[1]} elsewhere`,
+    );
   }
   return { definition: copy, readers, writers };
 }
@@ -233,6 +322,8 @@ export interface LocalSfnOptions {
   onExecutionEnded?: (event: ExecutionStatusChange) => void;
   /** How long an execution may run, ms (tests shorten it): the definition's TimeoutSeconds, else one year. */
   executionTimeoutMs?: number;
+  /** GetExecutionHistory's token bucket (tests shrink it); AWS's by default. */
+  historyRate?: { bucket: number; refillPerSecond: number };
 }
 
 export class LocalStepFunctions {
@@ -249,9 +340,27 @@ export class LocalStepFunctions {
   executionTimeoutMs?: number;
   private faults: (SfnFault & { left: number })[] = [];
   private served = 0;
+  /** GetExecutionHistory calls refused for the rate (ThrottlingException) so far. */
+  historyThrottled = 0;
+  private readonly historyRate: { bucket: number; refillPerSecond: number };
+  private historyTokens: number;
+  private historyRefilledAt = Date.now();
 
   constructor(private readonly options: LocalSfnOptions) {
     this.executionTimeoutMs = options.executionTimeoutMs;
+    this.historyRate = options.historyRate ?? GET_EXECUTION_HISTORY_RATE;
+    this.historyTokens = this.historyRate.bucket;
+  }
+
+  /** Takes a token from GetExecutionHistory's bucket, refilled for the time since the last call; false: none left. */
+  private takeHistoryToken(): boolean {
+    const now = Date.now();
+    const { bucket, refillPerSecond } = this.historyRate;
+    this.historyTokens = Math.min(bucket, this.historyTokens + ((now - this.historyRefilledAt) / 1000) * refillPerSecond);
+    this.historyRefilledAt = now;
+    if (this.historyTokens < 1) return false;
+    this.historyTokens -= 1;
+    return true;
   }
 
   async start(): Promise<void> {
@@ -328,7 +437,13 @@ export class LocalStepFunctions {
     if (target === 'StartExecution') return this.startExecution(request as never);
     if (target === 'StopExecution') return this.stopExecution(request as never);
     if (target === 'DescribeExecution') return this.describe(request.executionArn);
-    if (target === 'GetExecutionHistory') return this.history(request.executionArn);
+    if (target === 'GetExecutionHistory') {
+      if (!this.takeHistoryToken()) {
+        this.historyThrottled++;
+        throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+      }
+      return this.history(request.executionArn);
+    }
     throw Object.assign(new Error(`${target} is not served locally`), { name: 'UnknownOperationException' });
   }
 
@@ -400,11 +515,14 @@ export class LocalStepFunctions {
       const input = JSON.parse(execution.input) as Record<string, unknown>;
       const { definition, readers, writers } = adapt(this.options.definition);
       const tasks: Record<string, (input: never) => Promise<unknown>> = {};
+      // Each task's runs per Map iteration: its $$.State.RetryCount.
+      const runs = new Map<string, number>();
       for (const [name, handler] of Object.entries(this.options.tasks)) {
         // Over the limit, the task never runs: the execution is failing (already aborted).
         tasks[name] = async (parameters) => {
-          if (!check(`the input of the ${name} state`, parameters)) throw overLimit!;
-          return handler(parameters);
+          const given = withRetryCounts(name, parameters, runs) as Parameters<TaskHandler>[0];
+          if (!check(`the input of the ${name} state`, given)) throw overLimit!;
+          return handler(given);
         };
       }
       for (const [step, reader] of readers) {
@@ -412,7 +530,16 @@ export class LocalStepFunctions {
           const items = await this.readItems(reader, state as Record<string, unknown>);
           items.forEach((item, index) => check(`item ${index} of the ${reader.map} state`, item));
           if (overLimit) throw overLimit;
-          return setAt(state as Record<string, unknown>, `$.${ITEMS_FIELD}.${reader.map}`, items);
+          const marked = reader.markItems
+            ? items.map((item, index) => {
+                if (item === null || typeof item !== 'object' || Array.isArray(item))
+                  throw new Error(
+                    `item ${index} of the ${reader.map} state is not an object: the local Step Functions cannot mark it for ${RETRY_COUNT_PATH}`,
+                  );
+                return { ...item, [ITERATION_FIELD]: { [RETRY_COUNT_OF]: `${reader.map}#${index}` } };
+              })
+            : items;
+          return setAt(state as Record<string, unknown>, `$.${ITEMS_FIELD}.${reader.map}`, marked);
         };
       }
       for (const [step, writer] of writers) {
@@ -501,17 +628,24 @@ export class LocalStepFunctions {
     const mapRunArn = `arn:aws:states:us-east-1:000000000000:mapRun:cai-local/${writer.map}:${runId}`;
     const folder = `${prefix.replace(/\/+$/, '')}${prefix ? '/' : ''}${runId}`;
     const stopped = Date.now();
-    const iterations = execution.iterations.get(writer.map) ?? new Map<number, Iteration>();
+    // The interpreter has run every iteration; its events may still be on their way to the log.
+    const iterations = results.map((_, index) => iterationAt(execution, writer.map, index));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(iterations.map((i) => i.recorded)),
+      new Promise((resolve) => (timer = setTimeout(resolve, EVENTS_RECORDED_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
     const children = results.map((output, index) => {
       const arn = `arn:aws:states:us-east-1:000000000000:execution:cai-local/${writer.map}:${runId}-${index}`;
-      const iteration = iterations.get(index) ?? { startDate: execution.startDate, tasks: [] };
+      const iteration = iterations[index];
       this.children.set(arn, iteration);
       return {
         ExecutionArn: arn,
-        Input: JSON.stringify(items[index]),
+        Input: JSON.stringify(items[index], withoutAdapterFields),
         InputDetails: { Included: true },
         Name: `${runId}-${index}`,
-        Output: JSON.stringify(output),
+        Output: JSON.stringify(output, withoutAdapterFields),
         OutputDetails: { Included: true },
         RedriveCount: 0,
         RedriveStatus: 'NOT_REDRIVABLE',
@@ -545,16 +679,14 @@ export class LocalStepFunctions {
   private recordIteration(execution: Execution, event: InterpreterEvent): void {
     if (event.index === undefined) return;
     if (event.type === 'MapIterationStarted') {
-      const map = event.parentState!.name;
-      if (!execution.iterations.has(map)) execution.iterations.set(map, new Map());
-      execution.iterations.get(map)!.set(event.index, { startDate: event.timestamp, tasks: [] });
+      iterationAt(execution, event.parentState!.name, event.index).startDate = event.timestamp;
       return;
     }
     const iterationOf = () => [...execution.iterations.values()].map((m) => m.get(event.index!)).find(Boolean);
     if (event.type === 'MapIterationSucceeded' || event.type === 'MapIterationFailed') {
-      const map = execution.iterations.get(event.parentState!.name);
-      const iteration = map?.get(event.index);
-      if (iteration) iteration.stopDate = event.timestamp;
+      const iteration = iterationAt(execution, event.parentState!.name, event.index);
+      iteration.stopDate = event.timestamp;
+      iteration.markRecorded();
     } else if ((event.type === 'StateEntered' || event.type === 'StateRetried') && event.state?.type === 'Task') {
       iterationOf()?.tasks.push({ startedAt: event.timestamp });
     } else if (event.type === 'StateFailed' && event.state?.type === 'Task') {

@@ -7,7 +7,7 @@ import { lambdaHandler, logger, markInitDone, metrics, startInvocation } from '.
 import { describeError } from '../commons/errors';
 import { WORKER_BATCH_SIZE, workersFor } from '../commons/model/lambda-sizing';
 import { ModelSource } from '../commons/run/model-source';
-import type { RankItem, RankOutcome } from '../commons/run/contracts';
+import type { RankInvocation, RankOutcome } from '../commons/run/contracts';
 import { recordedAttempt } from '../commons/run/attempts';
 import { firstReadJitterMs, runRank } from '../commons/run/rank';
 
@@ -31,12 +31,13 @@ const deployed = await models.loadDeployed();
 logger.info('inference workers ready', { workers, initMs: Math.round(deployed.pool.initMs) });
 markInitDone();
 
-/** One Distributed Map item: one rank's partitions through the model, its attempt recorded. */
-export const handler = lambdaHandler(async (item: RankItem, context): Promise<RankOutcome> => {
+/** One Distributed Map item: one rank's partitions through the model, its attempt (numbered by the state machine) recorded. */
+export const handler = lambdaHandler(async ({ item, attempt: number }: RankInvocation, context): Promise<RankOutcome> => {
   const memoryMb = config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE;
   const clock = startInvocation(memoryMb);
   const requestId = context.awsRequestId;
   const attempt = {
+    number,
     requestId,
     memoryMb,
     initMs: clock.initSeconds * 1000,
@@ -70,6 +71,7 @@ export const handler = lambdaHandler(async (item: RankItem, context): Promise<Ra
           batchSize: model.card.batchSize ?? WORKER_BATCH_SIZE,
           initSeconds: clock.initSeconds,
           requestId,
+          attempt: number,
         });
       },
       unrecorded,

@@ -1,7 +1,7 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, S3Event } from 'aws-lambda';
 import { GetAccountSettingsCommand } from '@aws-sdk/client-lambda';
-import { countsSince, createLambdaClient, dynamoClient, requestCounts, s3Client, sfnClient } from '../commons/aws/clients';
+import { countsSince, createLambdaClient, dynamoClient, requestCounts, s3Client, SFN_START_RETRY, sfnClient } from '../commons/aws/clients';
 import { readConfig, readInferenceModel, requireSettings } from '../commons/aws/config';
 import { lambdaHandler, logger, markInitDone, metrics, startInvocation } from '../commons/aws/invocation';
 import { WORKER_BATCH_SIZE } from '../commons/model/lambda-sizing';
@@ -69,7 +69,7 @@ export const handler = lambdaHandler(async (event: S3Event, context: Context): P
       { bucket: record.s3.bucket.name, key, sequencer: record.s3.object.sequencer, etag: record.s3.object.eTag },
       {
         s3: s3Client(),
-        sfn: sfnClient(),
+        sfn: sfnClient(SFN_START_RETRY),
         runs,
         stateMachineArn: settings.STATE_MACHINE_ARN,
         maxConcurrency: config.MAX_CONCURRENCY,

@@ -10,10 +10,14 @@ const config = readConfig();
 const runs = new RunStore(dynamoClient(), config.RUNS_TABLE);
 markInitDone();
 
+type Reply = { runId: string; status: string };
+
 /** After the Map (or on the failure path): gather results, cost and accuracy; record the run. */
-export const handler = lambdaHandler(async (input: SummarizeInput | ExecutionStatusChange): Promise<{ runId: string; status: string }> => {
+export const handler = lambdaHandler(async (input: SummarizeInput | ExecutionStatusChange, lambda): Promise<Reply> => {
   const clock = startInvocation(config.AWS_LAMBDA_FUNCTION_MEMORY_SIZE);
   const context = {
+    // Lambda ends the invocation at its timeout: the summary's history reads stop in time to write it.
+    deadline: Date.now() + lambda.getRemainingTimeInMillis(),
     s3: s3Client(),
     sfn: sfnClient(),
     inferenceMemoryMb: config.INFERENCE_MEMORY_MB,

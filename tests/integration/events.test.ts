@@ -33,7 +33,8 @@ beforeAll(async () => {
     sink: sinkFor({ kind: 's3', bucket: 'cai-data', key: 'sample' }, () => t.s3),
   });
   const put = (key: string, body: string | Buffer) => t.s3.send(new PutObjectCommand({ Bucket: 'cai-control', Key: key, Body: body }));
-  await put(`${RUN}/manifest.json`, JSON.stringify([JSON.parse(readFileSync(events('inference-rank.json'), 'utf8'))]));
+  // The sample event is what the state machine sends a rank: its Map item, from the run's manifest, and the attempt number.
+  await put(`${RUN}/manifest.json`, JSON.stringify([JSON.parse(readFileSync(events('inference-rank.json'), 'utf8')).item]));
   await put('runs/sample/payload.json', readFileSync(events('payload.json')));
   await t.stack.close();
 });

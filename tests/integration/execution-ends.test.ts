@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { ExecutionAlreadyExists, StartExecutionCommand, StopExecutionCommand } from '@aws-sdk/client-sfn';
 import { createSfnClient } from '../../functions/commons/aws/clients';
-import type { ExecutionStatusChange, RankItem } from '../../functions/commons/run/contracts';
+import type { ExecutionStatusChange, RankInvocation, RankItem } from '../../functions/commons/run/contracts';
 import type { InitializeOutcome } from '../../functions/commons/run/initialize';
 import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
 import { synthesizeDataset } from '../../toolkit/datasets/synth';
@@ -296,6 +296,36 @@ test("a run's cost is an independent tally: its REPORT lines, the interpreter's 
   expect(crashed.cost.s3.get - crashed.s3.get).toBeLessThan(bound);
   expect({ put: crashed.cost.s3.put, list: crashed.cost.s3.list }).toEqual({ put: crashed.s3.put, list: crashed.s3.list });
   expect({ writes: crashed.cost.dynamodb.writes, reads: crashed.cost.dynamodb.reads }).toEqual(crashed.dynamo);
+});
+
+test("an attempt that dies before writing its record is in the run's cost: its rank's attempt number shows it", async () => {
+  // Rank 1's first attempt cannot write its record (S3 throttles it: the SDK retries for seconds) and is killed 1.5 s in,
+  // before any of its retries lands; its retry, attempt 1, finds S3 well again and succeeds.
+  const firstRecord = /^cai-control\/results\/tally-early\/[^/]+\/attempts\/1-/;
+  // Warm containers: the kill's timer runs from the end of INIT.
+  await t.run('early-warm', payload('early-warm'));
+  t.stack.functions.inference.intercept = async (event) => {
+    const { item, attempt } = event as RankInvocation;
+    if (item.rank !== 1) return;
+    t.stack.s3.injectFaults(...(attempt === 0 ? [{ code: 'SlowDown' as const, method: 'PUT', key: firstRecord }] : []));
+    return attempt === 0 ? { crashAfterMs: 1_500 } : undefined;
+  };
+  const early = await tallied('tally-early', 'two');
+  t.stack.s3.injectFaults();
+  expect(early.billed.filter((b) => b.status === 'error')).toHaveLength(1);
+  // The run's cost, against what the stack itself saw: every REPORT line billed, the GB-s within what handlers cannot see.
+  expect(early.cost.lambda.invocations).toBe(early.billed.length);
+  expect(Math.abs(early.gbSeconds - early.cost.lambda.gbSeconds)).toBeLessThan(early.slack);
+  expect(early.record).toMatchObject({ status: 'SUCCEEDED', attempts: { failed: 0, crashed: 1 } });
+  const summary = JSON.parse(await t.readText('cai-control', `results/tally-early/${early.record.runId}/summary.json`));
+  // No record of it: found in its child execution's history, which the attempt number of rank 1's result had read.
+  expect(summary.crashedAttempts).toEqual([expect.objectContaining({ rank: 1, requestId: '-', billedUntil: 'failure' })]);
+  expect(JSON.parse(await t.readText('cai-control', `results/tally-early/${early.record.runId}/ranks/1.json`)).attempt).toBe(1);
+  expect(early.cost.stepFunctions.transitions).toBe(early.transitions);
+  expect(early.cost.s3.get).toBeGreaterThanOrEqual(early.s3.get);
+  // The throttled PUTs are not billed (S3 answered them 503) nor seen among the server's requests.
+  expect({ put: early.cost.s3.put, list: early.cost.s3.list }).toEqual({ put: early.s3.put, list: early.s3.list });
+  expect({ writes: early.cost.dynamodb.writes, reads: early.cost.dynamodb.reads }).toEqual(early.dynamo);
 });
 
 /** The read bound the summary billed the crashed attempt of a run with, from its summary.json. */

@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SFN_RETRY } from '../../functions/commons/aws/clients';
+import { SFN_START_RETRY } from '../../functions/commons/aws/clients';
 import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
 import { runIdFor } from '../../functions/commons/run/initialize';
 import type { RunRecord } from '../../functions/commons/run/run-store';
@@ -139,10 +139,10 @@ test('StartExecution throttled past the retry budget: the run is FAILED with one
   const faults = t.stack.sfn.faultsServed();
   t.stack.sfn.injectFaults({ operation: 'StartExecution', code: 'ThrottlingException' });
   const { outcome, record } = await t.run('throttled-out', payload('throttled-out'), 90_000);
-  expect(t.stack.sfn.faultsServed() - faults).toBe(SFN_RETRY.maxAttempts);
+  expect(t.stack.sfn.faultsServed() - faults).toBe(SFN_START_RETRY.maxAttempts);
   const error = expect.stringMatching(
     new RegExp(
-      `^could not start the run: StartExecution: ThrottlingException: Rate exceeded \\(${SFN_RETRY.maxAttempts} attempts, \\d+\\.\\d s of backoff\\)$`,
+      `^could not start the run: StartExecution: ThrottlingException: Rate exceeded \\(${SFN_START_RETRY.maxAttempts} attempts, \\d+\\.\\d s of backoff\\)$`,
     ),
   );
   expect(outcome).toEqual({ runId: expect.any(String), outcome: 'REJECTED', error });

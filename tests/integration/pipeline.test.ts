@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import type { CrashedAttempt, RankItem } from '../../functions/commons/run/contracts';
+import type { CrashedAttempt, RankInvocation, RankItem } from '../../functions/commons/run/contracts';
 import { rankMemory } from '../../functions/commons/model/rank-memory';
 import { redshiftAccuracy } from '../../functions/commons/model/accuracy';
 import { SKETCH_RELATIVE_ERROR } from '../../functions/commons/model/sketch';
@@ -156,7 +156,7 @@ test('NaN in a partition: that object is predicted NaN and flagged, the accuracy
 test('a partition that disappears before its rank runs is recorded as failed', async () => {
   await dataset(DATA, 'missing', 3);
   t.stack.functions.inference.intercept = async (event) => {
-    const item = event as RankItem;
+    const { item } = event as RankInvocation;
     if (item.rank === 1) await t.s3.send(new DeleteObjectCommand({ Bucket: DATA, Key: 'missing/2.pt' }));
   };
   const { record } = await t.run('missing', payload('missing'));
@@ -195,7 +195,7 @@ test('a bad partition in the middle of a rank is recorded, and the rank goes on 
 
 test('a multi-partition rank that crashes on every attempt puts all its partitions in the failures', async () => {
   await dataset(DATA, 'crash-many', 6);
-  t.stack.functions.inference.intercept = async (event) => ((event as RankItem).rank === 1 ? { crashAfterMs: 5 } : undefined);
+  t.stack.functions.inference.intercept = async (event) => ((event as RankInvocation).item.rank === 1 ? { crashAfterMs: 5 } : undefined);
   const { outcome, record } = await t.run('crash-many', payload('crash-many', { world_size: 2 }));
   const items = JSON.parse(await t.readText('cai-control', `results/crash-many/${outcome.runId}/manifest.json`)) as RankItem[];
   const lost = items[1].partitions.map((p) => p.key).sort();
@@ -244,7 +244,7 @@ test('an inference crash mid-run is retried, then recorded, with every partition
   await dataset(DATA, 'crash', 3);
   let attempts = 0;
   t.stack.functions.inference.intercept = async (event) => {
-    if ((event as RankItem).rank !== 2) return;
+    if ((event as RankInvocation).item.rank !== 2) return;
     attempts++;
     return { crashAfterMs: 5 }; // well before a rank can finish its S3 reads and inference
   };
@@ -275,7 +275,7 @@ test('a runtime killed mid-rank by SIGKILL leaves an accounted attempt, billed u
   const plain = await t.run('killed-plain', payload('killed'));
   let tries = 0;
   t.stack.functions.inference.intercept = async (event) => {
-    if ((event as RankItem).rank === 1 && tries++ === 0) return { crashAfterMs: 300 }; // well into its 1,000 galaxies
+    if ((event as RankInvocation).item.rank === 1 && tries++ === 0) return { crashAfterMs: 300 }; // well into its 1,000 galaxies
   };
   const reported = t.stack.functions.inference.billed.length;
   const { outcome, record } = await t.run('killed', payload('killed'));
@@ -311,7 +311,7 @@ test('an inference worker killed mid-rank fails the rank, not its partitions: th
   let tries = 0;
   t.stack.functions.inference.intercept = async (event) => {
     // Rank 0's first attempt: one worker thread dies well into its first of two partitions; the runtime lives on.
-    if ((event as RankItem).rank === 0 && tries++ === 0) return { killWorkerAfterMs: 300 };
+    if ((event as RankInvocation).item.rank === 0 && tries++ === 0) return { killWorkerAfterMs: 300 };
   };
   const log = join(work, 'stack', 'logs', 'inference.log');
   const logBefore = readFileSync(log, 'utf8').length;
@@ -621,7 +621,7 @@ test('hundreds of failed ranks with long errors: the run record stays under 400 
   const failing = (rank: number) => rank % 5 !== 0; // 160 of 200
   const message = (rank: number) => `rank ${rank} failed: ${'the detector is on fire; '.repeat(160)}`; // ~4 KB each
   t.stack.functions.inference.intercept = async (event) => {
-    const { rank } = event as RankItem;
+    const { rank } = (event as RankInvocation).item;
     if (failing(rank)) throw new LambdaError('RankError', message(rank));
   };
   const { outcome, record } = await t.run('long-errors', payload('long-errors'), 240_000);

@@ -1,12 +1,26 @@
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
+import { runDetails } from '../../cli/run-format';
 import { billLambda, pricesFor } from '../../functions/commons/billing/cost';
 import { readRequestsBound } from '../../functions/commons/partitions/partition';
-import { billCrashes, type CrashContext, rankFailureText, taskFailures } from '../../functions/commons/run/attempts';
-import type { AttemptStart, CrashedAttempt, RankItem, RankResult } from '../../functions/commons/run/contracts';
+import {
+  billCrashes,
+  type CrashContext,
+  HISTORY_READ_CONCURRENCY,
+  rankFailureText,
+  taskFailures,
+} from '../../functions/commons/run/attempts';
+import type {
+  AttemptStart,
+  CrashedAttempt,
+  MapChildExecution,
+  MapResultManifest,
+  RankItem,
+  RankResult,
+} from '../../functions/commons/run/contracts';
 import { outputKeys } from '../../functions/commons/run/output-keys';
 import type { RunStore } from '../../functions/commons/run/run-store';
-import { summarizeRun } from '../../functions/commons/run/summarize';
+import { SUMMARY_WRITE_MARGIN_MS, summarizeRun } from '../../functions/commons/run/summarize';
 
 /**
  * An invocation whose runtime died is billed from its start record up to the earliest moment known
@@ -47,7 +61,9 @@ test("with the rank's history, a crash is billed up to the failure the state mac
   const failuresOf = async () => [
     { startedAt: T - 20, at: T + 4_321, error: 'Runtime.OutOfMemory: RequestId: a Error: Runtime exited with error: signal: killed' },
   ];
-  const [crash] = await billCrashes(
+  const {
+    crashed: [crash],
+  } = await billCrashes(
     [start(0, 'a', T, { initMs: 812 })],
     context({ ends: new Map([[0, { executionArn: 'arn:child-0' }]]), failuresOf }),
   );
@@ -69,7 +85,7 @@ test('an invocation that died before writing its record is found in the history 
     { startedAt: T, at: T + 700, error: 'Runtime.ExitError: early' }, // no record: it died in INIT or its first moments
     { startedAt: T + 900, at: T + 2_000, error: 'RankError: caught' }, // its handler recorded this one
   ];
-  const crashed = await billCrashes([], {
+  const { crashed } = await billCrashes([], {
     ...context({ ends: new Map([[1, { executionArn: 'arn:child-1', caught: { Error: 'RankError' } }]]), failuresOf }),
     failed: [
       {
@@ -108,7 +124,7 @@ test('without a history: the next attempt’s start, else the rank’s end with 
       },
     ],
   ]);
-  const crashed = await billCrashes(
+  const { crashed } = await billCrashes(
     [start(0, 'a', T), start(1, 'b', T + 1_000), start(1, 'c', T + 4_000), start(2, 'd', T, { deadline: iso(T + 60_000) })],
     { ...context({ results: [result], ends }), items: [item(0), item(1), item(2)] },
   );
@@ -269,5 +285,162 @@ test('a rank killed for memory fails in one line: the memory size, what it needs
   // Any other error is the state machine's, in one line.
   expect(rankFailureText({ Error: 'Runtime.ExitError', Cause: killed.replace('OutOfMemory', 'ExitError') }, item(0), [], 1769)).toBe(
     'Runtime.ExitError: RequestId: r Error: Runtime exited with error: signal: killed',
+  );
+});
+
+// An attempt that died before writing its record (in INIT, or its first moments) leaves nothing in S3;
+// the attempt number the state machine passes (its $$.State.RetryCount) shows it was there.
+const okResult = (rank: number, attempt: number | undefined, at = T + 2_000): RankResult =>
+  ({ rank, started_at: iso(at), request_id: `ok-${rank}`, attempt }) as RankResult;
+const earlyDeath = { startedAt: T, at: T + 40, error: 'Runtime.ExitError: RequestId: x Error: Runtime exited with error: signal: killed' };
+
+test('a rank whose successful attempt is numbered 1, with no record of the first: its history is read and the first billed', async () => {
+  const read: string[] = [];
+  const bill = (attempt: number | undefined) =>
+    billCrashes([], {
+      ...context({ results: [okResult(0, attempt)], ends: new Map([[0, { executionArn: 'arn:child-0' }]]) }),
+      failuresOf: async (arn) => (read.push(arn), [earlyDeath]),
+    });
+  const numbered = await bill(1);
+  expect(read).toEqual(['arn:child-0']);
+  expect(numbered).toEqual({
+    crashed: [
+      expect.objectContaining({ rank: 0, requestId: '-', startedAt: iso(T), durationMs: 40, memoryMb: 1769, billedUntil: 'failure' }),
+    ],
+    historiesNotRead: 0,
+    attemptsNotBilled: 0,
+  });
+  // The control: the same rank without its attempt number (as before it was passed) shows no trouble, and the death goes unbilled.
+  read.length = 0;
+  expect(await bill(undefined)).toEqual({ crashed: [], historiesNotRead: 0, attemptsNotBilled: 0 });
+  expect(read).toEqual([]);
+});
+
+test('attempts the records account for need no history; throttled attempts (Lambda.*) shown by the number cost nothing', async () => {
+  const read: string[] = [];
+  const failedRecord = { rank: 0, requestId: 'f', startedAt: iso(T), durationMs: 900, initMs: 0, memoryMb: 1769, error: 'S3: down' };
+  const { crashed } = await billCrashes([], {
+    ...context({
+      // Rank 0: attempt 1 succeeded, attempt 0 recorded its error. Rank 1: attempt 2 succeeded after two refusals.
+      results: [okResult(0, 1), okResult(1, 2)],
+      ends: new Map([
+        [0, { executionArn: 'arn:child-0' }],
+        [1, { executionArn: 'arn:child-1' }],
+      ]),
+    }),
+    failed: [{ ...failedRecord, attempt: 0, requests: {} as never }],
+    // taskFailures leaves out Lambda's refusals: rank 1's history has no failure that ran.
+    failuresOf: async (arn) => (read.push(arn), []),
+  });
+  expect(read).toEqual(['arn:child-1']);
+  expect(crashed).toEqual([]);
+});
+
+/** A child execution's history as GetExecutionHistory gives it: a first attempt that died, a second that succeeded. */
+const deathThenSuccess = {
+  events: [
+    { type: 'ExecutionStarted', timestamp: new Date(T) },
+    { type: 'TaskStarted', timestamp: new Date(T + 10) },
+    { type: 'TaskFailed', timestamp: new Date(T + 50), taskFailedEventDetails: { error: 'Runtime.ExitError', cause: '{}' } },
+    { type: 'TaskStarted', timestamp: new Date(T + 2_000) },
+    { type: 'TaskSucceeded', timestamp: new Date(T + 9_000) },
+  ],
+};
+
+/** A run of `ranks` ranks, each succeeding on its second attempt with no record of its first, with the Map's results. */
+function retriedRun(ranks: number) {
+  const keys = outputKeys('results', 'run-1');
+  const items = Array.from({ length: ranks }, (_, rank) => item(rank));
+  const children: MapChildExecution[] = items.map((i) => ({
+    ExecutionArn: `arn:child-${i.rank}`,
+    Name: `child-${i.rank}`,
+    Input: JSON.stringify(i),
+    Output: JSON.stringify({ rank: i.rank, status: 'SUCCEEDED' }),
+    Status: 'SUCCEEDED',
+    StopDate: iso(T + 9_000),
+  }));
+  const manifest: MapResultManifest = {
+    DestinationBucket: 'out',
+    MapRunArn: 'arn:map-run',
+    ResultFiles: { SUCCEEDED: [{ Key: 'map-results/m/SUCCEEDED_0.json', Size: 0 }], FAILED: [], PENDING: [] },
+  };
+  const objects: Record<string, unknown> = {
+    [keys.manifest]: items,
+    'map-results/m/manifest.json': manifest,
+    'map-results/m/SUCCEEDED_0.json': children,
+  };
+  for (const i of items) {
+    objects[keys.rank(i.rank)] = {
+      ...okResult(i.rank, 1),
+      samples: 1,
+      partitions: [],
+      failures: [],
+      memory_configured_mb: 1769,
+      duration_ms: 7_000,
+      init_s: 0,
+      requests: { s3Get: 3, s3Put: 2, s3List: 0, dynamoWrite: 0, dynamoRead: 0 },
+      peak_rss_mb: 300,
+      wall_s: { total: 7 },
+    };
+    objects[keys.attempt(i.rank, `ok-${i.rank}`)] = start(i.rank, `ok-${i.rank}`, T + 2_000, { attempt: 1 });
+  }
+  return {
+    objects,
+    input: {
+      runId: 'run-1',
+      resultBucket: 'out',
+      resultPath: 'results',
+      mapRun: { MapRunArn: 'arn:map-run', ResultWriterDetails: { Bucket: 'out', Key: 'map-results/m/manifest.json' } },
+    },
+  };
+}
+
+/** An SFN client whose GetExecutionHistory is `history`, for the paginator (which wants the client class itself). */
+const historySource = (history: (arn: string) => Promise<unknown>) =>
+  Object.assign(new SFNClient({ region: 'us-east-1' }), {
+    send: async (command: { input: { executionArn: string } }) => history(command.input.executionArn),
+  });
+
+const summarize = (run: ReturnType<typeof retriedRun>, sfn: SFNClient, deadline?: number) =>
+  summarizeRun(run.input, {
+    s3: memoryS3(run.objects),
+    runs: { get: async () => undefined, update: async () => {} } as unknown as RunStore,
+    region: 'us-east-1',
+    architecture: 'x86_64',
+    invocation: () => ({ memoryMb: 1024, durationMs: 1_000, initMs: 0 }),
+    sfn,
+    inferenceMemoryMb: 1769,
+    deadline,
+  });
+
+test(`histories are read ${HISTORY_READ_CONCURRENCY} at a time, never more, and every death is billed`, async () => {
+  let inFlight = 0;
+  let most = 0;
+  const sfn = historySource(async () => {
+    most = Math.max(most, ++inFlight);
+    await new Promise((r) => setTimeout(r, 2));
+    inFlight--;
+    return deathThenSuccess;
+  });
+  const record = await summarize(retriedRun(60), sfn);
+  expect(most).toBe(HISTORY_READ_CONCURRENCY);
+  expect(record.attempts).toEqual({ failed: 0, crashed: 60 });
+  expect(record.warnings ?? []).toEqual([]);
+});
+
+test('at the deadline the summary stops reading histories, says how many it did not read and which attempts are not billed, and finishes', async () => {
+  // Ranks 0–4 answer at once; every other history read never answers (and ignores the abort), as a read stuck past the deadline.
+  const sfn = historySource((arn) => (Number(arn.split('-').pop()) < 5 ? Promise.resolve(deathThenSuccess) : new Promise(() => {})));
+  const record = await summarize(retriedRun(200), sfn, Date.now() + SUMMARY_WRITE_MARGIN_MS + 1_000);
+  expect(record.attempts).toEqual({ failed: 0, crashed: 5, historiesNotRead: 195, notBilled: 195 });
+  expect(record.warnings).toEqual([
+    "195 ranks' execution histories were not read (attempts.historiesNotRead: the summary's deadline came first, or a read failed): " +
+      "their crashed attempts with a record are billed up to the next moment known after them (an estimate, at or above Lambda's bill); " +
+      "195 attempts known only by a later attempt's number (died before writing a record, or throttled, which Lambda does not bill) are not in the cost",
+  ]);
+  // What was read is billed: the five deaths, 40 ms each, at the inference function's memory size.
+  expect(record.cost!.lambda.invocations).toBe(200 + 5 + 1);
+  expect(runDetails(record)).toContain(
+    "195 ranks' execution histories not read: their crashes estimated, 195 attempts known only by number not billed",
   );
 });

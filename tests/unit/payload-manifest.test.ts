@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { assignRanks, naturalCompare, PlanError, planRanks } from '../../functions/commons/run/rank-plan';
+import { assignRanks, MAX_RANK_ITEM_BYTES, naturalCompare, PlanError, planRanks } from '../../functions/commons/run/rank-plan';
 import { PayloadError, parsePayload, parsePayloadJson } from '../../functions/commons/run/payload';
 import { STATE_PAYLOAD_LIMIT_BYTES } from '../../functions/commons/aws/limits';
 import { ARM64_RATE_FACTOR, galaxiesPerSecond } from '../../functions/commons/model/lambda-sizing';
@@ -210,7 +210,9 @@ describe('ranks are planned within the inference function (1,769 MB, 900 s)', ()
     }
     const smallest = Number(/fits is (\d+)/.exec(message)![1]);
     const plan = planRanks('r', { ...base, world_size: smallest }, partitions, limits);
-    expect(Math.max(...plan.items.map((i) => Buffer.byteLength(JSON.stringify(i))))).toBeLessThanOrEqual(STATE_PAYLOAD_LIMIT_BYTES);
+    // Room is left for the task's parameters around the item (the function's ARN, the attempt number).
+    expect(Math.max(...plan.items.map((i) => Buffer.byteLength(JSON.stringify(i))))).toBeLessThanOrEqual(MAX_RANK_ITEM_BYTES);
+    expect(MAX_RANK_ITEM_BYTES).toBeLessThan(STATE_PAYLOAD_LIMIT_BYTES);
     expect(() => planRanks('r', { ...base, world_size: smallest - 1 }, partitions, limits)).toThrow(PlanError);
   });
 });

@@ -110,13 +110,23 @@ export function createDynamoClient(env: NodeJS.ProcessEnv = process.env): Dynamo
  * what spreads the retries of many initializers at once. (AWS SDKs and Tools reference guide,
  * "Retry behavior"; Step Functions API reference, StartExecution and common errors.)
  */
-export const SFN_RETRY = { retryMode: 'standard', maxAttempts: 6 } as const;
+export const SFN_START_RETRY = { retryMode: 'standard', maxAttempts: 6 } as const;
 
-export function createSfnClient(env: NodeJS.ProcessEnv = process.env): SFNClient {
+/**
+ * Step Functions refuses a call past its API's token bucket with ThrottlingException (the summary's
+ * GetExecutionHistory reads: limits.ts): retried with backoff as S3's are, adaptive mode slowing this
+ * client's own calls to the bucket's refill, rather than giving up after the default three attempts.
+ */
+export const SFN_READ_RETRY = { retryMode: 'adaptive', maxAttempts: 10 } as const;
+
+/** How a Step Functions client retries: the initializer's one StartExecution, or the summarizer's many reads. */
+export type SfnRetry = typeof SFN_START_RETRY | typeof SFN_READ_RETRY;
+
+export function createSfnClient(env: NodeJS.ProcessEnv = process.env, retry: SfnRetry = SFN_READ_RETRY): SFNClient {
   return new SFNClient(
     env.CAI_SFN_ENDPOINT
-      ? { region: region(env), endpoint: env.CAI_SFN_ENDPOINT, credentials: localCredentials(env, 'local'), ...SFN_RETRY }
-      : { region: region(env), ...SFN_RETRY },
+      ? { region: region(env), endpoint: env.CAI_SFN_ENDPOINT, credentials: localCredentials(env, 'local'), ...retry }
+      : { region: region(env), ...retry },
   );
 }
 
@@ -135,4 +145,5 @@ let sfn: SFNClient | undefined;
 
 export const s3Client = (): S3Client => (s3 ??= createS3Client());
 export const dynamoClient = (): DynamoDBDocumentClient => (dynamo ??= createDynamoClient());
-export const sfnClient = (): SFNClient => (sfn ??= createSfnClient());
+/** This Lambda's Step Functions client: the initializer asks for SFN_START_RETRY, the summarizer reads with the default. */
+export const sfnClient = (retry: SfnRetry = SFN_READ_RETRY): SFNClient => (sfn ??= createSfnClient(process.env, retry));

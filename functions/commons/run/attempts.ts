@@ -1,5 +1,6 @@
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { paginateGetExecutionHistory, type SFNClient } from '@aws-sdk/client-sfn';
+import pLimit from 'p-limit';
 import { countsSince, requestCounts, type RequestCounts } from '../aws/clients';
 import type { LambdaInvocation } from '../aws/invocation';
 import { describeError } from '../errors';
@@ -16,6 +17,8 @@ import { outputKeys } from './output-keys';
 
 /** What an invocation knows of itself when it starts. */
 export interface AttemptContext {
+  /** The state machine's attempt number for the rank (RankInvocation.attempt). */
+  number: number;
   requestId: string;
   memoryMb: number;
   /** INIT billed with this invocation (a cold start), ms. */
@@ -51,6 +54,7 @@ export async function recordedAttempt<T>(
     memoryMb: attempt.memoryMb,
     initMs: attempt.initMs,
     deadline: new Date(started + attempt.remainingMs).toISOString(),
+    attempt: attempt.number,
   };
   let before = requestCounts();
   try {
@@ -123,10 +127,16 @@ export interface TaskFailure {
  * each with the start of its task. Invocations Lambda refused (Lambda.*Exception: throttled, a
  * service fault) never ran and are not billed, so they are left out.
  */
-export async function taskFailures(sfn: SFNClient, executionArn: string): Promise<TaskFailure[]> {
+export async function taskFailures(sfn: SFNClient, executionArn: string, signal?: AbortSignal): Promise<TaskFailure[]> {
   const failures: TaskFailure[] = [];
   let startedAt: number | undefined;
-  for await (const page of paginateGetExecutionHistory({ client: sfn }, { executionArn, includeExecutionData: true })) {
+  // The API's largest page (1,000 events): a rank's history is one call, whatever its retries.
+  const pages = paginateGetExecutionHistory(
+    { client: sfn, pageSize: 1000 },
+    { executionArn, includeExecutionData: true },
+    { abortSignal: signal },
+  );
+  for await (const page of pages) {
     for (const event of page.events ?? []) {
       const at = event.timestamp?.getTime();
       if (event.type === 'TaskStarted') startedAt = at;
@@ -200,6 +210,59 @@ export interface RankEnd {
   caught?: { Error?: string; Cause?: string };
 }
 
+/**
+ * GetExecutionHistory calls in flight at once: well inside the API's burst (GET_EXECUTION_HISTORY_RATE,
+ * 400 calls); past it, the SFN client's retries (SFN_READ_RETRY) wait for the refill of 20 a second.
+ */
+export const HISTORY_READ_CONCURRENCY = 10;
+
+/** Child executions' histories as read by a deadline: each one's failures, why a read failed, and those never read. */
+export interface HistoryReads {
+  read: Map<string, TaskFailure[]>;
+  failed: Map<string, string>;
+  /** Not read: the deadline came first (never started, or abandoned in flight). */
+  unread: Set<string>;
+}
+
+/**
+ * Reads histories `concurrency` at a time, in the order given, until `deadline` (ms since the
+ * epoch): then reads in flight are aborted and not waited for, and the rest are not started.
+ */
+export async function readHistories(
+  arns: string[],
+  failuresOf: (executionArn: string, signal: AbortSignal) => Promise<TaskFailure[]>,
+  { concurrency = HISTORY_READ_CONCURRENCY, deadline = Infinity }: { concurrency?: number; deadline?: number } = {},
+): Promise<HistoryReads> {
+  const read = new Map<string, TaskFailure[]>();
+  const failed = new Map<string, string>();
+  const stop = new AbortController();
+  const limit = pLimit(concurrency);
+  const reads = Promise.all(
+    arns.map((arn) =>
+      limit(async () => {
+        if (stop.signal.aborted) return;
+        try {
+          const failures = await failuresOf(arn, stop.signal);
+          if (!stop.signal.aborted) read.set(arn, failures);
+        } catch (error) {
+          if (!stop.signal.aborted) failed.set(arn, describeError(error));
+        }
+      }),
+    ),
+  );
+  let timer: NodeJS.Timeout | undefined;
+  // A timer past 2^31 - 1 ms fires at once: a deadline that far off is no deadline.
+  const waitMs = deadline - Date.now();
+  const timeUp = new Promise<void>((resolve) => {
+    if (waitMs < 2 ** 31) timer = setTimeout(resolve, Math.max(0, waitMs));
+  });
+  await Promise.race([reads, timeUp]);
+  clearTimeout(timer);
+  stop.abort();
+  limit.clearQueue();
+  return { read: new Map(read), failed: new Map(failed), unread: new Set(arns.filter((arn) => !read.has(arn) && !failed.has(arn))) };
+}
+
 export interface CrashContext {
   items: RankItem[];
   failed: FailedAttempt[];
@@ -207,38 +270,108 @@ export interface CrashContext {
   results: (RankResult | undefined)[];
   ends: Map<number, RankEnd>;
   /** A child execution's failed invocations; absent where histories cannot be read (the failure path). */
-  failuresOf?: (executionArn: string) => Promise<TaskFailure[]>;
+  failuresOf?: (executionArn: string, signal: AbortSignal) => Promise<TaskFailure[]>;
+  /** When history reads stop (ms since the epoch); none: every history is read. */
+  historyDeadline?: number;
+  /** History reads in flight at once (default HISTORY_READ_CONCURRENCY). */
+  historyConcurrency?: number;
   /** The inference function's memory size, for an invocation that died before writing its record. */
   memoryMb: number;
   /** The summarizer's clock (ms). */
   now: number;
 }
 
+/** The crashed attempts billed, and what the summary could not see. */
+export interface CrashBill {
+  crashed: CrashedAttempt[];
+  /**
+   * Ranks whose child execution's history was to be read and was not (the deadline came first, the
+   * read failed, or the execution is not known): their crashes with a record are billed up to the
+   * next moment known after them (an estimate at or above Lambda's bill).
+   */
+  historiesNotRead: number;
+  /**
+   * Of those ranks, attempts known only from a later attempt's number (no record of their own):
+   * omitted from the cost. Each died before writing its record, or was refused by Lambda (throttled),
+   * which bills nothing; only the history tells which.
+   */
+  attemptsNotBilled: number;
+}
+
 const noRequests = (): RequestCounts => ({ s3Get: 0, s3Put: 0, s3List: 0, dynamoWrite: 0, dynamoRead: 0 });
 
+/** What the records tell of one rank's attempts. */
+interface RankAttempts {
+  rank: number;
+  /** Start records never completed, oldest first. */
+  starts: AttemptStart[];
+  /** When each attempt whose handler recorded its error started (ms). */
+  failedStarts: number[];
+  end: RankEnd;
+  /** Attempts the attempt numbers show that left no record: died before writing one, or refused by Lambda. */
+  unrecorded: number;
+  /** Whether the history tells what the records cannot: a death's end and error, or attempts without a record. */
+  needsHistory: boolean;
+}
+
+function rankAttempts(rank: number, started: AttemptStart[], context: CrashContext): RankAttempts {
+  const end = context.ends.get(rank) ?? {};
+  const starts = started.filter((s) => s.rank === rank).sort((a, b) => a.startedAt.localeCompare(b.startedAt));
+  const failed = context.failed.filter((f) => f.rank === rank);
+  const results = context.results.filter((r): r is RankResult => r?.rank === rank);
+  const numbered = [...starts, ...failed, ...results.map((r) => ({ attempt: r.attempt }))];
+  // Attempt k had k before it: the highest number seen bounds the attempts that ran.
+  const known = numbered.reduce((most, r) => Math.max(most, (r.attempt ?? -1) + 1), 0);
+  const unrecorded = Math.max(0, known - numbered.length);
+  return {
+    rank,
+    starts,
+    failedStarts: failed.filter((f) => f.startedAt).map((f) => Date.parse(f.startedAt!)),
+    end,
+    unrecorded,
+    // Records without a number (older ones) cannot say whether attempts are missing: their history can.
+    needsHistory: starts.length > 0 || Boolean(end.caught) || unrecorded > 0 || failed.some((f) => f.attempt === undefined),
+  };
+}
+
 /**
- * The invocations whose runtime died, billed. Where the rank's child execution's history can be
- * read (ranks with a failure), it is the truth: each failed invocation in it that no handler
- * recorded as failed is a crash, billed from its start record (or, with none written yet, from its
- * task's start) up to when the state machine saw it fail. Elsewhere each start record no handler
- * completed is billed up to the earliest known moment after the death: the rank's next attempt's
- * start, else its end, else now; never past the function's timeout. Every bound is at or after
- * the death, so a run is never billed less than Lambda billed it.
+ * The invocations whose runtime died, billed. Where the rank's child execution's history is read
+ * (ranks with a death, a caught error, or attempts the attempt numbers show left no record), it is
+ * the truth: each failed invocation in it that no handler recorded as failed is a crash, billed
+ * from its start record (or, with none written, from its task's start) up to when the state
+ * machine saw it fail. Histories are read HISTORY_READ_CONCURRENCY at a time until the deadline,
+ * those whose attempts nothing else shows first. Elsewhere each start record no handler completed
+ * is billed up to the earliest known moment after the death: the rank's next attempt's start, else
+ * its end, else now; never past the function's timeout. Every bound is at or after the death, so a
+ * crash is never billed less than Lambda billed it; attempts known only by number, without their
+ * history, are counted and not billed.
  */
-export async function billCrashes(started: AttemptStart[], context: CrashContext): Promise<CrashedAttempt[]> {
+export async function billCrashes(started: AttemptStart[], context: CrashContext): Promise<CrashBill> {
   const troubled = new Set([
     ...started.map((s) => s.rank),
     ...context.failed.map((f) => f.rank),
     ...[...context.ends].filter(([, end]) => end.caught).map(([rank]) => rank),
+    ...context.results.filter((r) => (r?.attempt ?? 0) > 0).map((r) => r!.rank),
   ]);
+  const ranks = [...troubled].map((rank) => rankAttempts(rank, started, context));
+  // Attempts without a record first: only their history shows them. A death with a record has a bound without it.
+  const wanted = ranks
+    .filter((r) => r.needsHistory)
+    .sort(
+      (a, b) => Number(b.unrecorded > 0 || Boolean(b.end.caught)) - Number(a.unrecorded > 0 || Boolean(a.end.caught)) || a.rank - b.rank,
+    );
+  const arns = wanted.flatMap((r) => (r.end.executionArn ? [r.end.executionArn] : []));
+  const histories = context.failuresOf
+    ? await readHistories(arns, context.failuresOf, { concurrency: context.historyConcurrency, deadline: context.historyDeadline })
+    : undefined;
+
   const crashed: CrashedAttempt[] = [];
-  for (const rank of troubled) {
+  let historiesNotRead = 0;
+  let attemptsNotBilled = 0;
+  for (const { rank, starts, failedStarts, end, unrecorded, needsHistory } of ranks) {
     const item = context.items.find((i) => i.rank === rank);
-    const end = context.ends.get(rank) ?? {};
     const reads = noRequests();
     reads.s3Get = (item?.partitions ?? []).reduce((n, p) => n + readRequestsBound(p.bytes), 0);
-    const starts = started.filter((s) => s.rank === rank).sort((a, b) => a.startedAt.localeCompare(b.startedAt));
-    const failedStarts = context.failed.filter((f) => f.rank === rank && f.startedAt).map((f) => Date.parse(f.startedAt!));
     const crash = (start: Partial<AttemptStart>, from: number, to: number, bound: CrashBilledUntil, error: string) => {
       // Lambda bills no further than the function's timeout.
       const deadline = start.deadline ? Date.parse(start.deadline) : Infinity;
@@ -256,15 +389,8 @@ export async function billCrashes(started: AttemptStart[], context: CrashContext
       });
     };
 
-    let failures: TaskFailure[] | undefined;
-    let unknown = 'its child execution is not known';
-    if (end.executionArn && context.failuresOf) {
-      try {
-        failures = await context.failuresOf(end.executionArn);
-      } catch (error) {
-        unknown = `its history could not be read: ${describeError(error)}`;
-      }
-    }
+    const arn = end.executionArn;
+    const failures = arn ? histories?.read.get(arn) : undefined;
     if (failures) {
       // In time order, each record claims the first failure at or after its start; a failure none claims died before writing one.
       const records = [
@@ -291,6 +417,16 @@ export async function billCrashes(started: AttemptStart[], context: CrashContext
       }
       continue;
     }
+    const failedRead = arn ? histories?.failed.get(arn) : undefined;
+    const unknown = failedRead
+      ? `its history could not be read: ${failedRead}`
+      : arn && histories?.unread.has(arn)
+        ? "its history was not read: the summary's deadline came first"
+        : 'its child execution is not known';
+    if (needsHistory && context.failuresOf) {
+      historiesNotRead++;
+      attemptsNotBilled += unrecorded;
+    }
     // No history: each start record billed up to the next attempt, the rank's end, or now.
     const attemptStarts = [
       ...starts.map((s) => Date.parse(s.startedAt)),
@@ -311,7 +447,11 @@ export async function billCrashes(started: AttemptStart[], context: CrashContext
       crash(s, from, until, billedUntil, caught ?? `the runtime ended without a reply; the state machine's error is unknown (${unknown})`);
     }
   }
-  return crashed.sort((a, b) => a.rank - b.rank || a.startedAt.localeCompare(b.startedAt));
+  return {
+    crashed: crashed.sort((a, b) => a.rank - b.rank || a.startedAt.localeCompare(b.startedAt)),
+    historiesNotRead,
+    attemptsNotBilled,
+  };
 }
 
 /** What a run's failed and crashed attempts add to its bill: their invocations, their requests, and every start record's PUT. */

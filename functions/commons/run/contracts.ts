@@ -58,6 +58,18 @@ export interface RankItem {
   plannedMemoryMb?: number;
 }
 
+/**
+ * What the state machine's InferRank task sends the inference function: the Map item, and how many
+ * times the task ran for it before ($$.State.RetryCount of the Context object:
+ * https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html). An attempt
+ * numbered k > 0 had k before it, each a death or a refusal that may have left no record of itself.
+ */
+export interface RankInvocation {
+  item: RankItem;
+  /** 0 on the first attempt; counts every retry, Lambda's refusals (throttling) included. */
+  attempt: number;
+}
+
 /** The state machine's input. */
 export interface ExecutionInput {
   runId: string;
@@ -182,6 +194,8 @@ export interface RankResult {
   started_at?: string;
   /** The invocation that wrote it: its attempts/ start record is complete. */
   request_id?: string;
+  /** The state machine's attempt number (RankInvocation.attempt): as many attempts ran before this one. Absent in older results. */
+  attempt?: number;
 }
 
 /**
@@ -198,6 +212,8 @@ export interface AttemptStart {
   initMs: number;
   /** When the function's timeout would end it (ISO 8601): Lambda bills no further. */
   deadline: string;
+  /** The state machine's attempt number (RankInvocation.attempt). Absent in older records. */
+  attempt?: number;
 }
 
 /** An inference invocation whose handler caught an error: its start record, completed with what it took. */
@@ -211,6 +227,8 @@ export interface FailedAttempt {
   /** Absent in records written before start records were. */
   requestId?: string;
   startedAt?: string;
+  /** The state machine's attempt number (RankInvocation.attempt). Absent in older records. */
+  attempt?: number;
 }
 
 /** What ended a crashed attempt's bill, earliest known first (docs/architecture.md, Cost). */

@@ -163,6 +163,13 @@ const rateOf = (limits: RankLimits) => galaxiesPerSecond(limits.memoryMb, limits
 const estimateSeconds = (bytes: number, limits: RankLimits) => bytes / BYTES_PER_GALAXY / rateOf(limits);
 const itemBytes = (item: RankItem) => Buffer.byteLength(JSON.stringify(item));
 
+/**
+ * The most an item may take: the InferRank task's parameters, which Step Functions holds to the same
+ * 256 KiB, wrap it in {"FunctionName": <an ARN, at most 170 characters: Lambda's Invoke API>,
+ * "Payload": {"item": <item>, "attempt": <the retry count>}}, under 256 bytes.
+ */
+export const MAX_RANK_ITEM_BYTES = STATE_PAYLOAD_LIMIT_BYTES - 256;
+
 export interface ManifestPlan {
   items: RankItem[];
   /** Partitions chosen (after file_limit), in natural order. */
@@ -279,7 +286,7 @@ function checkWithinLimits(
       0,
     );
   const fits = (list: RankItem[]) =>
-    slowest(list) <= budget && list.reduce((most, i) => Math.max(most, itemBytes(i)), 0) <= STATE_PAYLOAD_LIMIT_BYTES;
+    slowest(list) <= budget && list.reduce((most, i) => Math.max(most, itemBytes(i)), 0) <= MAX_RANK_ITEM_BYTES;
   if (fits(items)) return;
   const arm64 = limits.architecture === 'arm64' ? ` on arm64 (x86_64's rate × ${ARM64_RATE_FACTOR}, assumed)` : '';
   const speed = `${Math.round(rateOf(limits))} galaxies/s at ${limits.memoryMb} MB${arm64}`;

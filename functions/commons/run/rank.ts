@@ -35,6 +35,8 @@ export interface RankContext {
   initSeconds: number;
   /** This invocation's request id: the result names it, completing its attempt record (attempts.ts). */
   requestId?: string;
+  /** The state machine's attempt number for this rank (RankInvocation.attempt). */
+  attempt?: number;
 }
 
 /** A source that keeps the wall time and bytes of its reads. */
@@ -181,6 +183,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
     statistics: Object.fromEntries(Object.entries(statistics).filter((e): e is [string, OutputStatistics] => e[1] !== null)),
     started_at: startedAt,
     request_id: context.requestId,
+    attempt: context.attempt,
   };
   await context.s3.send(
     new PutObjectCommand({

@@ -56,8 +56,12 @@ export interface RunRecord {
   nonFinitePredictions?: number;
   failedPartitions?: number;
   failures?: PartitionFailure[];
-  /** Inference attempts that failed (their handler caught an error) and that crashed (their runtime died, billed all the same); summary.json lists each. */
-  attempts?: { failed: number; crashed: number };
+  /**
+   * Inference attempts that failed (their handler caught an error) and that crashed (their runtime died, billed all the same);
+   * summary.json lists each. Where the summary could not read some ranks' execution histories (its deadline, a failed read):
+   * how many, and how many attempts of theirs, known only by number, are not in the cost (attempts.ts, CrashBill).
+   */
+  attempts?: { failed: number; crashed: number; historiesNotRead?: number; notBilled?: number };
   timings?: Record<string, number>;
   throughput?: Record<string, number>;
   accuracy?: Accuracy | null;

@@ -36,7 +36,15 @@ export interface SummarizeContext {
   sfn?: SFNClient;
   /** The inference function's memory size (an attempt that died before its record is billed at it). */
   inferenceMemoryMb?: number;
+  /** When this invocation must have returned (ms since the epoch; Lambda's remaining time): history reads stop in time to write the summary. */
+  deadline?: number;
 }
+
+/**
+ * Time kept after the last history read for what follows: combined_data.json twice, summary.json and
+ * the record (bench:summarizer's whole summary of 10,240 ranks takes 12–27 s).
+ */
+export const SUMMARY_WRITE_MARGIN_MS = 30_000;
 
 async function readJson<T>(s3: S3Client, bucket: string, key: string): Promise<T | undefined> {
   try {
@@ -105,6 +113,9 @@ interface GatheredRun {
   /** Attempts whose handler caught an error, and those whose runtime died (attempts.ts). */
   failedAttempts: FailedAttempt[];
   crashedAttempts: CrashedAttempt[];
+  /** Ranks whose history was not read, and attempts of theirs left out of the cost (CrashBill). */
+  historiesNotRead: number;
+  attemptsNotBilled: number;
   /** Attempt start records: one PUT each. */
   attemptRecords: number;
   /** The inference function's memory size, as the summarizer knows it. */
@@ -116,7 +127,7 @@ interface GatheredRun {
  * bounded concurrency (thousands of ranks in seconds, without a storm of sockets). Each rank's
  * partial statistics are merged as it arrives and then dropped: memory holds one merged set.
  */
-async function gatherRun(input: SummarizeInput, { s3, sfn, inferenceMemoryMb }: SummarizeContext): Promise<GatheredRun> {
+async function gatherRun(input: SummarizeInput, { s3, sfn, inferenceMemoryMb, deadline }: SummarizeContext): Promise<GatheredRun> {
   const keys = outputKeys(input.resultPath, input.runId);
   const bucket = input.resultBucket;
   const items = (await readJson<RankItem[]>(s3, bucket, keys.manifest)) ?? [];
@@ -142,12 +153,13 @@ async function gatherRun(input: SummarizeInput, { s3, sfn, inferenceMemoryMb }: 
   const attemptKeys = await listKeys(s3, bucket, keys.attempts);
   const { failed, started, records } = await readAttemptRecords(s3, bucket, attemptKeys, rankResults, limit);
   const memoryMb = inferenceMemoryMb ?? rankResults.reduce((most, r) => Math.max(most, r?.memory_configured_mb ?? 0), 0);
-  const crashed = await billCrashes(started, {
+  const crashes = await billCrashes(started, {
     items,
     failed,
     results: rankResults,
     ends,
-    failuresOf: sfn ? (arn) => taskFailures(sfn, arn) : undefined,
+    failuresOf: sfn ? (arn, signal) => taskFailures(sfn, arn, signal) : undefined,
+    historyDeadline: deadline === undefined ? undefined : deadline - SUMMARY_WRITE_MARGIN_MS,
     memoryMb,
     now: Date.now(),
   });
@@ -158,7 +170,9 @@ async function gatherRun(input: SummarizeInput, { s3, sfn, inferenceMemoryMb }: 
     rankResults,
     statistics,
     failedAttempts: failed,
-    crashedAttempts: crashed,
+    crashedAttempts: crashes.crashed,
+    historiesNotRead: crashes.historiesNotRead,
+    attemptsNotBilled: crashes.attemptsNotBilled,
     attemptRecords: records,
     memoryMb,
   };
@@ -251,13 +265,29 @@ function costOfRun(
   );
 }
 
-/** What a person should know about the run's numbers: prices assumed, NaN predictions, labels left out. */
-function runWarnings(cost: CostBreakdown, results: RankResult[], accuracy: Accuracy | null): string[] {
+/** What the cost leaves out of ranks whose history the summary did not read (attempts.ts, CrashBill): which is estimated, which omitted. */
+function unreadHistoriesWarning(unread: number, unbilled: number): string {
+  const ranks = unread === 1 ? "1 rank's execution history was" : `${unread} ranks' execution histories were`;
+  const attempts = unbilled === 1 ? '1 attempt' : `${unbilled} attempts`;
+  return (
+    `${ranks} not read (attempts.historiesNotRead: the summary's deadline came first, or a read failed): their crashed attempts ` +
+    "with a record are billed up to the next moment known after them (an estimate, at or above Lambda's bill)" +
+    (unbilled
+      ? `; ${attempts} known only by a later attempt's number (died before writing a record, or throttled, which Lambda does not bill) ` +
+        `${unbilled === 1 ? 'is' : 'are'} not in the cost`
+      : '')
+  );
+}
+
+/** What a person should know about the run's numbers: prices assumed, NaN predictions, labels left out, attempts not seen. */
+function runWarnings(cost: CostBreakdown, results: RankResult[], accuracy: Accuracy | null, run: GatheredRun): string[] {
   const nonFinite = results.reduce((n, r) => n + (r.non_finite_predictions ?? 0), 0);
   const excludedLabelled = accuracy?.excluded ?? 0;
   const objects = (n: number) => `${n} object${n === 1 ? '' : 's'}`;
+  const { historiesNotRead: unread, attemptsNotBilled: unbilled } = run;
   return [
     ...(cost.warning ? [cost.warning] : []),
+    ...(unread ? [unreadHistoriesWarning(unread, unbilled)] : []),
     ...(nonFinite ? [`${objects(nonFinite)} with a non-finite input value (NaN or infinity): predicted NaN`] : []),
     ...(excludedLabelled
       ? [`${objects(excludedLabelled)} left out of the accuracy: a non-finite prediction or label (accuracy.excluded)`]
@@ -323,7 +353,7 @@ export async function summarizeRun(
   const firstRegression = Object.entries(run.statistics).find(([, stats]) => stats.task === 'regression');
   const accuracy = firstRegression ? (metrics[firstRegression[0]] as Extract<OutputMetrics, { task: 'regression' }>).accuracy : null;
   const cost = costOfRun(run, results, existing, input, context, ownRequests);
-  const warnings = runWarnings(cost, results, accuracy);
+  const warnings = runWarnings(cost, results, accuracy, run);
   const fields: Partial<RunRecord> = {
     status: runStatus(partitions, failures, input, options.executionFailed),
     finishedAt,
@@ -336,7 +366,11 @@ export async function summarizeRun(
     nonFinitePredictions: results.reduce((n, r) => n + (r.non_finite_predictions ?? 0), 0),
     failedPartitions: failures.length,
     failures: failures.slice(0, MAX_STORED_FAILURES),
-    attempts: { failed: run.failedAttempts.length, crashed: run.crashedAttempts.length },
+    attempts: {
+      failed: run.failedAttempts.length,
+      crashed: run.crashedAttempts.length,
+      ...(run.historiesNotRead ? { historiesNotRead: run.historiesNotRead, notBilled: run.attemptsNotBilled } : {}),
+    },
     ...timingFields(results, wallSeconds),
     accuracy,
     metrics,
