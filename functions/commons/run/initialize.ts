@@ -141,7 +141,7 @@ async function validateRun(runId: string, object: PayloadObject, context: Initia
   const { raw, payload, warnings } = await readPayload(object, context.s3);
   try {
     checkResultBucket(payload, context.writableBuckets);
-    checkDataBucket(payload, context.readableDataBuckets);
+    checkDataBucket(payload, context.readableDataBuckets, context.modelLimits.controlBucket);
   } catch (error) {
     const { errors, message } = error as PayloadError;
     throw new Refusal(message, { errors, warnings }, raw, payload);
