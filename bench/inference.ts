@@ -381,7 +381,7 @@ async function runModelFetch(work: string, model: string, partition: string) {
     const { s3, item: rankItem } = await stackWithPartition(stack, partition);
     const key = 'models/bench-full.onnx';
     await s3.send(new PutObjectCommand({ Bucket: CONTROL_BUCKET, Key: key, Body: readFileSync(model) }));
-    await s3.send(
+    const card = await s3.send(
       new PutObjectCommand({ Bucket: CONTROL_BUCKET, Key: cardKeyFor(key), Body: readFileSync(join(ROOT, 'model', 'default.card.json')) }),
     );
     const head = await s3.send(new HeadObjectCommand({ Bucket: CONTROL_BUCKET, Key: key }));
@@ -393,7 +393,7 @@ async function runModelFetch(work: string, model: string, partition: string) {
           key,
           etag: head.ETag!,
           bytes: head.ContentLength!,
-          card: { bucket: CONTROL_BUCKET, key: cardKeyFor(key) },
+          card: { bucket: CONTROL_BUCKET, key: cardKeyFor(key), etag: card.ETag! },
         },
       };
       await stack.functions.inference.invoke({ item, attempt: 0 } satisfies RankInvocation);

@@ -357,7 +357,7 @@ export class LocalStack {
     return this.eventSourcesCache;
   }
 
-  /** template.yaml's bucket notification (ObjectCreated, suffix payload.json) → the initializer, invoked asynchronously. */
+  /** template.yaml's bucket notification (ObjectCreated, runs/…payload.json) → the initializer, invoked asynchronously. */
   private notifyOnPayload(initializer: LocalFunction): void {
     const notifications = this.sources().notifications.filter((n) => n.functionId === 'InitializerFunction');
     if (notifications.length === 0) throw new Error('local stack: template.yaml sends no bucket event to the initializer');

@@ -247,14 +247,24 @@ export interface EventRule {
   pattern: EventPattern;
 }
 
-/** A function's S3 event source: the bucket's notification, as deployed. */
+/** A bucket's notification to a function (NotificationConfiguration.LambdaConfigurations), as deployed. */
 export interface BucketNotification {
   functionId: FunctionId;
+  /** Where the template declares it: <bucket logical id>.LambdaConfigurations[<index>]. */
   event: string;
   bucket: string;
   events: string[];
   prefix: string;
   suffix: string;
+}
+
+/** The function a notification's `Function` names (!GetAtt <id>.Arn or !Ref <id>), by logical id. */
+function notifiedFunction(target: Node, where: string): FunctionId {
+  const node = (target ?? {}) as Json;
+  const id = Array.isArray(node['Fn::GetAtt']) ? String(node['Fn::GetAtt'][0]) : String(node.Ref ?? '');
+  if (!(id in FUNCTIONS))
+    throw new TemplateError(`${where}.Function: the local stack can notify only its functions, not ${JSON.stringify(target)}`);
+  return id as FunctionId;
 }
 
 /** What invokes each function (its EventBridge rules and bucket notifications), read from template.yaml. */
@@ -269,22 +279,28 @@ export function eventSources(root: string, options: ResolveOptions = {}): { rule
       const properties = resolve(source.Properties) as Json;
       if (source.Type === 'EventBridgeRule') {
         rules.push({ functionId, event, pattern: checkEventPattern(properties.Pattern, `${functionId}.Events.${event}.Pattern`) });
-      } else if (source.Type === 'S3') {
-        const filters = (((properties.Filter as Json | undefined)?.S3Key as Json | undefined)?.Rules ?? []) as {
-          Name: string;
-          Value: string;
-        }[];
-        const rule = (name: string) => filters.find((f) => f.Name.toLowerCase() === name)?.Value ?? '';
-        const kinds = properties.Events;
-        notifications.push({
-          functionId,
-          event,
-          bucket: String(properties.Bucket),
-          events: (Array.isArray(kinds) ? kinds : [kinds]).map(String),
-          prefix: rule('prefix'),
-          suffix: rule('suffix'),
-        });
       } else throw new TemplateError(`${functionId}.Events.${event}: the local stack has no ${source.Type} event source`);
+    }
+  }
+  for (const [bucketId, resource] of Object.entries(template.Resources)) {
+    if (resource.Type !== 'AWS::S3::Bucket') continue;
+    const configurations = ((resource.Properties?.NotificationConfiguration as Json | undefined)?.LambdaConfigurations ?? []) as Json[];
+    for (const [index, configuration] of configurations.entries()) {
+      const event = `${bucketId}.LambdaConfigurations[${index}]`;
+      const properties = resolve(configuration) as Json;
+      const filters = (((properties.Filter as Json | undefined)?.S3Key as Json | undefined)?.Rules ?? []) as {
+        Name: string;
+        Value: string;
+      }[];
+      const rule = (name: string) => filters.find((f) => f.Name.toLowerCase() === name)?.Value ?? '';
+      notifications.push({
+        functionId: notifiedFunction(configuration.Function, event),
+        event,
+        bucket: String(resolve({ Ref: bucketId })),
+        events: [String(properties.Event)],
+        prefix: rule('prefix'),
+        suffix: rule('suffix'),
+      });
     }
   }
   return { rules, notifications };

@@ -29,7 +29,7 @@ export function refuseIfServed(directory: string): void {
 
 /**
  * `cai stack up` (and `cai start --serve`, the same): the local stack, kept running until Ctrl-C or
- * `cai stack down`. Prints the endpoints once, as export lines; uploads of payload.json start runs
+ * `cai stack down`. Prints the endpoints once, as export lines; uploads of runs/…/payload.json start runs
  * as on AWS, and each run's end is reported on stderr.
  */
 export async function serveStack(options: StackOptions): Promise<void> {

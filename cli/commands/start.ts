@@ -72,7 +72,7 @@ async function readPayload(file: string, parameterOverrides: Record<string, stri
     const text = await readFile(file, 'utf8');
     const { payload } = parsePayloadJson(text);
     checkResultBucket(payload, writableBuckets(parameterOverrides));
-    checkDataBucket(payload, readableDataBuckets(parameterOverrides));
+    checkDataBucket(payload, readableDataBuckets(parameterOverrides), CONTROL_BUCKET);
     return { text, payload };
   } catch (error) {
     if (!(error instanceof PayloadError)) throw error;

@@ -39,9 +39,15 @@ interface DeployedStack {
   resources: Record<string, { type: string; id: string }>;
   functions: Record<string, DeployedFunction>;
   roles: Record<string, { arn: string; statements: Statement[]; managed: string[] }>;
-  bucket: { name: string; notification: { LambdaFunctionConfigurations?: unknown[] } };
+  bucket: { name: string; notification: { LambdaFunctionConfigurations?: unknown[] }; lifecycle: unknown[] | null };
   stateMachine: { arn: string; name: string; roleArn: string; definition: string };
-  table: { name: string; keys: unknown[]; indexes: { name: string; keys: unknown[]; projection: unknown }[]; billing: string };
+  table: {
+    name: string;
+    keys: unknown[];
+    indexes: { name: string; keys: unknown[]; projection: unknown }[];
+    billing: string;
+    deletionProtection: boolean;
+  };
   rules: Record<string, { pattern: unknown; targets: string[]; deadLetters: (string | null)[]; retryPolicies: unknown[] }>;
   logGroups: Record<string, number | null>;
   queues: Record<string, { url: string; arn: string; retentionSeconds: number }>;
@@ -53,7 +59,15 @@ interface Deployment {
   seconds: number;
   stack?: DeployedStack;
   probes?: Record<string, string[]>;
-  deleted?: { exit: number; output: string; stackStatus: string | null; bucketObjects: number | null };
+  deleted?: {
+    exit: number;
+    output: string;
+    stackStatus: string | null;
+    bucketObjects: number | null;
+    /** Records left in the runs table (null: the table is gone), and DeleteTable's refusal of it then. */
+    tableRecords: number | null;
+    deleteTableRefused: string | null;
+  };
 }
 
 type Resources = Record<string, { Properties: Record<string, unknown> & { DefinitionSubstitutions: Record<string, unknown> } }>;
@@ -94,6 +108,16 @@ function deploy(): Deployment[] {
       delete bucket.DeletionPolicy;
       delete bucket.UpdateReplacePolicy;
     });
+    const tableNotRetained = variant(folder, 'table-not-retained', (r) => {
+      const table = r.RunsTable as unknown as Record<string, unknown>;
+      delete table.DeletionPolicy;
+      delete table.UpdateReplacePolicy;
+      delete r.RunsTable.Properties.DeletionProtectionEnabled;
+    });
+    // S3 may invoke the initializer for another bucket only: S3 cannot put the control bucket's notification.
+    const permissionElsewhere = variant(folder, 'permission-elsewhere', (r) => {
+      r.InitializerFunctionPayloadUploadedPermission.Properties.SourceArn = 'arn:aws:s3:::another-bucket';
+    });
     const quick = ['--resolve-s3', '--capabilities', 'CAPABILITY_IAM', '--no-confirm-changeset'];
     copyFileSync(join(ROOT, 'samconfig.toml'), join(folder, 'samconfig.toml'));
     // sam deploy --guided's prompts, in order: stack name, region, the template's parameters in
@@ -121,6 +145,17 @@ function deploy(): Deployment[] {
         args: ['--template-file', notRetained, '--stack-name', 'cai-not-retained', ...quick],
         stackName: 'cai-not-retained',
         delete: true,
+      },
+      {
+        name: 'table not retained',
+        args: ['--template-file', tableNotRetained, '--stack-name', 'cai-table-not-retained', ...quick],
+        stackName: 'cai-table-not-retained',
+        delete: true,
+      },
+      {
+        name: 'permission for another bucket',
+        args: ['--template-file', permissionElsewhere, '--stack-name', 'cai-permission-elsewhere', ...quick],
+        stackName: 'cai-permission-elsewhere',
       },
       {
         name: 'bucket named by stack',
@@ -165,18 +200,40 @@ test('a plain `sam deploy` (samconfig.toml, confirmed at its prompt) creates the
   for (const value of [stack.bucket.name, stack.table.name]) expect(plain.output).toContain(value);
 });
 
-test("the control bucket's notification reaches the initializer for …payload.json only", () => {
+test("the control bucket's notification reaches the initializer for runs/…payload.json only", () => {
   const initializer = fn('InitializerFunction').arn;
   expect(plain.probes).toMatchObject({
     'put runs/survey/payload.json': [initializer],
-    'put payload.json': [initializer],
+    'put payload.json': [],
+    'put data/survey/payload.json': [],
     'put runs/survey/notes.json': [],
     'put runs/survey/payload.json.bak': [],
   });
-  // S3 may invoke it (the permission S3 checks when the notification is put), from this account only.
+  // S3 may invoke it (the permission S3 checks when the notification is put) for this bucket, from this account only.
   const [grant] = fn('InitializerFunction').policy!.Statement;
-  expect(grant).toMatchObject({ Principal: { Service: 's3.amazonaws.com' }, Action: 'lambda:InvokeFunction' });
-  expect(JSON.stringify(grant.Condition)).toContain('123456789012');
+  expect(grant).toMatchObject({
+    Principal: { Service: 's3.amazonaws.com' },
+    Action: 'lambda:InvokeFunction',
+    Condition: { ArnLike: { 'AWS:SourceArn': `arn:aws:s3:::${stack.bucket.name}` }, StringEquals: { 'AWS:SourceAccount': '123456789012' } },
+  });
+  // The control: a permission for another bucket, and S3 refuses to put the notification, so the deploy fails.
+  const elsewhere = byName('permission for another bucket');
+  expect(elsewhere.exit).not.toBe(0);
+  // sam deploy's event table wraps the reason ("Unable to validate the following destination configurations") in its column.
+  expect(elsewhere.output).toMatch(/CREATE_FAILED\s+AWS::S3::Bucket\s+ControlBucket\s+Unable to validate the/);
+  expect(elsewhere.output).toMatch(/Failed to create\/update the stack: cai-permission-elsewhere, .*"ROLLBACK_COMPLETE"/);
+});
+
+test("the control bucket expires the Map's result files after MapResultsExpirationDays and aborts uploads left incomplete", () => {
+  expect(stack.bucket.lifecycle).toEqual([
+    { ID: 'ExpireMapResults', Status: 'Enabled', Filter: { Prefix: 'map-results/' }, Expiration: { Days: 30 } },
+    {
+      ID: 'AbortIncompleteMultipartUploads',
+      Status: 'Enabled',
+      Filter: { Prefix: '' },
+      AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 },
+    },
+  ]);
 });
 
 test("the EventBridge rule sends this state machine's FAILED, TIMED_OUT and ABORTED executions to the summarizer, nothing else", () => {
@@ -211,14 +268,26 @@ test('no event is lost: both asynchronous paths end, after their retries, in the
 });
 
 test('`sam delete` deletes the stack and keeps the control bucket with its runs (DeletionPolicy Retain)', () => {
-  expect(plain.deleted).toMatchObject({ exit: 0, bucketObjects: 4 }); // the probes' four uploads
+  expect(plain.deleted).toMatchObject({ exit: 0, bucketObjects: 5 }); // the probes' five uploads
   expect(plain.deleted!.stackStatus ?? 'DELETE_COMPLETE').toBe('DELETE_COMPLETE');
   // The control: without Retain, S3 refuses to delete the bucket that holds objects, and the deletion fails.
   const control = byName('not retained');
   expect(control.exit).toBe(0);
   expect(control.deleted!.exit).not.toBe(0);
   expect(control.deleted!.output).toMatch(/Failed to delete stack/);
-  expect(control.deleted!.bucketObjects).toBe(4);
+  expect(control.deleted!.bucketObjects).toBe(5);
+});
+
+test('`sam delete` keeps the runs table with every record, still protected from DeleteTable (Retain, DeletionProtectionEnabled)', () => {
+  expect(stack.table.deletionProtection).toBe(true);
+  expect(plain.deleted).toMatchObject({ exit: 0, tableRecords: 1 }); // the probe's run record
+  expect(plain.deleted!.deleteTableRefused).toMatch(
+    /^ValidationException: .*can't be deleted while DeletionProtectionEnabled is set to True/,
+  );
+  // The control: without Retain and protection, `sam delete` succeeds and the table goes, with every record.
+  const control = byName('table not retained');
+  expect([control.exit, control.stack?.table.deletionProtection]).toEqual([0, false]);
+  expect(control.deleted).toMatchObject({ exit: 0, tableRecords: null, bucketObjects: 5 });
 });
 
 test('the state machine definition has every substitution resolved, to this stack’s functions and bucket', () => {
@@ -289,6 +358,7 @@ test("each role's statements, as IAM holds them, let its function do its part on
     ['InitializerFunction', 'lambda:GetAccountSettings', '*', true],
     ['InferenceFunction', 'lambda:GetAccountSettings', '*', false],
     ['InferenceFunction', 's3:GetObject', `${bucket}/data/1.pt`, true],
+    ['InferenceFunction', 's3:GetObject', `${bucket}/runs/survey/payload.json`, false],
     ['InferenceFunction', 's3:PutObject', `${bucket}/results/run-1/ranks/0.json`, true],
     ['InferenceFunction', 'dynamodb:PutItem', table, false],
     ['InferenceFunction', 'states:StartExecution', stack.stateMachine.arn, false],
@@ -342,14 +412,14 @@ test('any stack name deploys: upper case and 128 characters still make a valid b
   expect(old.output).toMatch(/InvalidBucketName|bucket is not valid/);
 });
 
-test('the control case: the template before the fix is refused, its cycle named, before anything is created', () => {
-  // npm test's first gate (scripts/sam-check.sh: cfn-lint of the transformed template) names it in seconds…
+/** The resources cfn-lint names in a dependency cycle of template.yaml changed by `change` (SAM's transform first). */
+function lintCycles(change: (source: string) => string): string[] {
   const folder = mkdtempSync(join(tmpdir(), 'cai-lint-'));
   try {
     const source = readFileSync(join(ROOT, 'template.yaml'), 'utf8');
-    const before = source.replace(/^(\s+ControlBucketName): !Sub .*$/m, '$1: !Ref ControlBucket');
-    expect(before).not.toBe(source);
-    writeFileSync(join(folder, 'template.yaml'), before);
+    const changed = change(source);
+    expect(changed).not.toBe(source);
+    writeFileSync(join(folder, 'template.yaml'), changed);
     const translate = spawnSync(
       join(ROOT, '.venv-sam', 'bin', 'python'),
       [join(ROOT, 'tests', 'python', 'sam_translate.py'), ROOT, join(folder, 'template.yaml')],
@@ -361,11 +431,20 @@ test('the control case: the template before the fix is refused, its cycle named,
     writeFileSync(join(folder, 'transformed.json'), translate.stdout);
     const lint = spawnSync(join(ROOT, '.venv-sam', 'bin', 'cfn-lint'), [join(folder, 'transformed.json')], { encoding: 'utf8' });
     expect(lint.status).not.toBe(0);
-    const cyclic = [...lint.stdout.matchAll(/E3004 Circular Dependencies for resource (\w+)/g)].map((m) => m[1]).sort();
-    expect(cyclic).toEqual(['CaiStateMachine', 'ControlBucket', 'InitializerFunction', 'InitializerFunctionPayloadUploadedPermission']);
+    return [...lint.stdout.matchAll(/E3004 Circular Dependencies for resource (\w+)/g)].map((m) => m[1]).sort();
   } finally {
     rmSync(folder, { recursive: true, force: true });
   }
+}
+
+test('the control case: the template before the fix is refused, its cycle named, before anything is created', () => {
+  // npm test's first gate (scripts/sam-check.sh: cfn-lint of the transformed template) names it in seconds…
+  expect(lintCycles((source) => source.replace(/^(\s+ControlBucketName): !Sub .*$/m, '$1: !Ref ControlBucket'))).toEqual([
+    'CaiStateMachine',
+    'ControlBucket',
+    'InitializerFunction',
+    'InitializerFunctionPayloadUploadedPermission',
+  ]);
   // …and CloudFormation (here moto's, with the check CloudFormation makes) refuses the change set.
   const cycle = byName('with cycle');
   expect(cycle.exit).not.toBe(0);
@@ -373,6 +452,14 @@ test('the control case: the template before the fix is refused, its cycle named,
     'Circular dependency between resources: [CaiStateMachine, ControlBucket, InitializerFunction, InitializerFunctionPayloadUploadedPermission, InitializerFunctionRole]',
   );
   expect(cycle.stack).toBeUndefined();
+});
+
+test("the permission's SourceArn by the bucket's !Sub, not !GetAtt ControlBucket.Arn, which closes a cycle", () => {
+  // The bucket depends on the permission (S3 checks it when the notification is put).
+  expect(lintCycles((source) => source.replace(/^(\s+SourceArn): !Sub .*$/m, '$1: !GetAtt ControlBucket.Arn'))).toEqual([
+    'ControlBucket',
+    'InitializerFunctionPayloadUploadedPermission',
+  ]);
 });
 
 test("an artifact over Lambda's 250 MiB unzipped is refused by the build (so by `sam build`) in one line", () => {

@@ -173,6 +173,17 @@ test('Summarize failing after every rank wrote its results: FAILED as its execut
   );
 });
 
+test("a payload.json outside runs/ starts nothing: the local stack routes by the template's filter, prefix and suffix", async () => {
+  const before = t.outcomes.length;
+  for (const key of ['payload.json', 'data/outside/payload.json']) {
+    await t.s3.send(new PutObjectCommand({ Bucket: 'cai-control', Key: key, Body: JSON.stringify(payload('outside')) }));
+  }
+  // The control, uploaded after them: under runs/, the same payload starts its run.
+  const inside = await upload('inside');
+  await t.stack.idle();
+  expect(t.outcomes.slice(before).map((o) => [o.runId, o.outcome])).toEqual([[inside.runId, 'STARTED']]);
+});
+
 test('the same event delivered again while the run is RUNNING starts nothing twice', async () => {
   const events: unknown[] = [];
   const capture = (e: unknown) => events.push(e);

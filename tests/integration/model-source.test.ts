@@ -75,3 +75,24 @@ test('a model overwritten after the initializer checked it is refused (412), not
   expect((await served.Body!.transformToByteArray()).byteLength).toBeGreaterThan(24e6);
   await expect(get(checked.etag)).rejects.toMatchObject({ name: 'PreconditionFailed', $metadata: { httpStatusCode: 412 } });
 });
+
+test('a card overwritten after the initializer checked it is refused (412), never paired with the model', async () => {
+  const model = await upload('models/carded.onnx', join(models, 'redshift.onnx'));
+  const key = 'models/carded.card.json';
+  const card = (name: string) => ({
+    name,
+    inputs: { image: { tensor: 0, dtype: 'float32' }, magnitude: { tensor: 1, dtype: 'float32' } },
+    outputs: { redshift: { task: 'regression', label: 2 } },
+  });
+  const write = async (name: string) =>
+    (await s3.send(new PutObjectCommand({ Bucket: 'cai-control', Key: key, Body: JSON.stringify(card(name)) }))).ETag!;
+  const checked = await write('as-checked');
+  const current = await write('overwritten');
+  await expect(source.forItem({ ...model, card: { bucket: 'cai-control', key, etag: checked } })).rejects.toMatchObject({
+    name: 'PreconditionFailed',
+    $metadata: { httpStatusCode: 412 },
+  });
+  expect(readdirSync(directory)).toEqual([]); // refused before the model was fetched
+  // The control: the card at the ETag it has now is fetched and paired with the model.
+  expect((await source.forItem({ ...model, card: { bucket: 'cai-control', key, etag: current } })).card.name).toBe('overwritten');
+});

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { cardFromMetadata, CardError, checkCardAgainstGraph, parseCard } from '../../functions/commons/model/card';
 import { readModelFile } from '../../functions/commons/model/model-file';
 import { OnnxError, readOnnxSignature } from '../../functions/commons/model/onnx-signature';
+import { ONNX_RUNTIME, runtimeMisfit } from '../../functions/commons/model/runtime-support';
 import { loadModel } from '../../functions/commons/model/session';
 import { fileSource, type ByteSource } from '../../functions/commons/torch/byte-source';
 import { ROOT } from '../../local/paths';
@@ -17,7 +18,7 @@ import { pythonScript, runPython } from '../helpers/python';
 const dir = mkdtempSync(join(tmpdir(), 'cai-onnx-'));
 let expected: Record<string, { inputs: unknown[]; outputs: unknown[]; metadata: Record<string, string> }>;
 beforeAll(() => {
-  runPython(pythonScript('make_onnx_models.py'), [dir]);
+  runPython(pythonScript('make_onnx_models.py'), [dir, JSON.stringify(ONNX_RUNTIME)]);
   expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8'));
 });
 const model = (name: string) => join(dir, `${name}.onnx`);
@@ -39,8 +40,8 @@ async function counting(path: string): Promise<{ source: ByteSource; read: () =>
   };
 }
 
-test.each(['redshift', 'classifier', 'int64_input', 'int64_output', 'weighty'])(
-  '%s: inputs, outputs and metadata as onnx reads them',
+test.each(['redshift', 'classifier', 'int64_input', 'int64_output', 'weighty', 'opset_too_new', 'unknown_domain', 'local_function'])(
+  '%s: inputs, outputs, metadata, IR version, opsets and local functions as onnx reads them',
   async (name) => {
     const source = await fileSource(model(name));
     try {
@@ -79,6 +80,59 @@ test('the weights are skipped, not read: 24 MB of them cost under 200 KB of read
   } finally {
     await source.close();
   }
+});
+
+describe("what the packed ONNX Runtime loads: the limits runtimeMisfit holds models to are the runtime's own", () => {
+  /** The packed runtime's verdict on a model: 'loads', or its error message. */
+  const load = async (name: string) => {
+    try {
+      await (await loadModel(model(name))).release();
+      return 'loads';
+    } catch (error) {
+      return (error as Error).message;
+    }
+  };
+  const misfit = async (name: string) => {
+    const source = await fileSource(model(name));
+    try {
+      return runtimeMisfit(await readOnnxSignature(source));
+    } finally {
+      await source.close();
+    }
+  };
+
+  test('the version is the one the inference artifact bundles', () => {
+    const packed = JSON.parse(readFileSync(join(ROOT, 'node_modules', 'onnxruntime-node', 'package.json'), 'utf8')) as { version: string };
+    expect(ONNX_RUNTIME.version).toBe(packed.version);
+  });
+
+  test.each(Object.entries(ONNX_RUNTIME.opsets))(
+    'domain %j: opset %i loads and passes; one past it is refused by both',
+    async (domain, top) => {
+      const shown = domain || 'ai.onnx';
+      expect([await load(`limit_${shown}_${top}`), await misfit(`limit_${shown}_${top}`)]).toEqual(['loads', undefined]);
+      expect(await load(`limit_${shown}_${top + 1}`)).toContain(`Current official support for domain ${shown} is till opset ${top}.`);
+      expect(await misfit(`limit_${shown}_${top + 1}`)).toMatch(
+        new RegExp(`^it needs ${shown} opset ${top + 1}; .* runs up to opset ${top}: `),
+      );
+    },
+  );
+
+  test('IR version: the limit loads and passes; one past it is refused by both', async () => {
+    const top = ONNX_RUNTIME.irVersion;
+    expect([await load(`limit_ir_${top}`), await misfit(`limit_ir_${top}`)]).toEqual(['loads', undefined]);
+    expect(await load(`limit_ir_${top + 1}`)).toContain(`Unsupported model IR version: ${top + 1}, max supported IR version: ${top}`);
+    expect(await misfit(`limit_ir_${top + 1}`)).toMatch(new RegExp(`^its IR version is ${top + 1}; .* reads up to ${top}: `));
+  });
+
+  test("an operator of a domain the runtime lacks is refused by both; one of the model's own functions loads and passes", async () => {
+    expect(await load('unknown_domain')).toMatch(/cai\.custom:Redshift\(-1\) is not a registered function\/op/);
+    expect(await misfit('unknown_domain')).toMatch(/^it imports operators of domain cai\.custom, which .* does not have /);
+    expect([await load('local_function'), await misfit('local_function')]).toEqual(['loads', undefined]);
+    // The quick-start model is within the limits (the control).
+    expect(await load('redshift')).toBe('loads');
+    expect(await misfit('redshift')).toBeUndefined();
+  });
 });
 
 test('the quick-start model: its signature and the card beside it fit', async () => {

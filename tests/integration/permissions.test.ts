@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { outputKeys } from '../../functions/commons/run/output-keys';
+import { CONTROL_DATA_FOLDER } from '../../functions/commons/run/payload';
 import { resolver, type SamTemplate } from '../../local/template';
 import { allows, list, matches, type Need, type Statement } from '../helpers/iam';
 import { ROOT } from '../../local/paths';
@@ -234,6 +235,37 @@ describe("a run's own model: the functions read models only where the template s
     expect(allows(statements, read(controlBucket, 'results/other/ranks/0.json'))).toBe(false);
   });
 
+  test("without DataBucketName, the inference function reads the control bucket's data/ and models/ only, not the rest of it", () => {
+    const inControl = resolver(translated, ROOT, {
+      overrides: { DataBucketName: '' },
+      accountId: ACCOUNT,
+      stackName: STACK,
+      stackUuid: STACK_UUID,
+      resources: { ControlBucket: controlBucket },
+    });
+    const statements = functionStatements('InferenceFunction', inControl.resolve);
+    const verdicts = Object.fromEntries(
+      [
+        'data/survey/1.pt',
+        'models/morphology.onnx',
+        'runs/survey/payload.json',
+        'results/other/ranks/0.json',
+        'map-results/0a1b/SUCCEEDED_0.json',
+        'survey/1.pt',
+      ].map((key) => [key, allows(statements, read(controlBucket, key))]),
+    );
+    expect(verdicts).toEqual({
+      'data/survey/1.pt': true,
+      'models/morphology.onnx': true,
+      'runs/survey/payload.json': false,
+      'results/other/ranks/0.json': false,
+      'map-results/0a1b/SUCCEEDED_0.json': false,
+      'survey/1.pt': false, // the initializer refuses such a data_prefix (payload.ts checkDataBucket)
+    });
+    // A partition gone mid-run is a 404 (S3 answers 403 to a role that may not list the bucket).
+    expect(allows(statements, { action: 's3:ListBucket', resource: `arn:aws:s3:::${controlBucket}` })).toBe(true);
+  });
+
   test('the check can fail: without ModelBucketNames, a model there is denied to both', () => {
     const plain = resolver(translated, ROOT, {
       overrides: { DataBucketName: 'survey-data' },
@@ -317,11 +349,16 @@ test.each([
     const readable = [environment.DATA_BUCKET];
     const writable = [environment.CONTROL_BUCKET, ...environment.RESULT_BUCKETS.split(',').filter(Boolean)].sort();
     expect(readable).toEqual([dataBucket || controlBucket]);
+    // In the control bucket, partitions are read from its data/ folder alone (CONTROL_DATA_FOLDER).
+    const dataObjects = dataBucket || `${controlBucket}/${CONTROL_DATA_FOLDER.slice(0, -1)}`;
     // What the inference function reads and writes, and what the initializer may list and write the manifest to.
     // A run's model: the control bucket's models/ folder (and no other key of it) or a model bucket.
     const models = [`${environment.CONTROL_BUCKET}/models`, ...environment.MODEL_BUCKETS.split(',').filter(Boolean)];
     expect(models.length).toBe(1 + (modelBuckets ? 2 : 0));
-    expect(bucketsFor(statements('InferenceFunctionRole'), 's3:GetObject')).toEqual([...readable, ...models].sort());
+    expect(bucketsFor(statements('InferenceFunctionRole'), 's3:GetObject')).toEqual([dataObjects, ...models].sort());
+    expect(bucketsFor(statements('InferenceFunctionRole'), 's3:ListBucket')).toEqual(
+      [...environment.RESULT_BUCKETS.split(',').filter(Boolean), ...readable].sort(),
+    );
     // The initializer reads the model's signature and card; the control bucket it reads whole (payloads).
     expect(bucketsFor(statements('InitializerFunctionRole'), 's3:GetObject')).toEqual(
       expect.arrayContaining([environment.CONTROL_BUCKET, ...models.slice(1)]),

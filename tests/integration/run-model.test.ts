@@ -60,6 +60,7 @@ beforeAll(async () => {
   await beside('no-tensor', 'classifier', { ...CLASSIFIER_CARD, inputs: { image: { tensor: 7, dtype: 'float32' } } });
   await beside('wrong-shape', 'weighty', { inputs: { magnitude: { tensor: 0, dtype: 'float32' } }, outputs: { score: { task: 'score' } } });
   await beside('int64-feed', 'int64_input', { inputs: { ids: { tensor: 1, dtype: 'int64' } }, outputs: { score: { task: 'score' } } });
+  for (const name of ['opset_too_new', 'unknown_domain', 'local_function']) await put('team-models', `${name}.onnx`, modelFile(name));
 });
 afterAll(async () => server?.close());
 
@@ -90,7 +91,16 @@ describe('models that can run resolve (the controls)', () => {
   test('a bucket of ModelBucketNames, its card beside it', async () => {
     const model = await resolve('s3://team-models/classifier.onnx');
     expect(model.card.name).toBe('bands');
-    expect(model.object.card).toEqual({ bucket: 'team-models', key: 'classifier.card.json' });
+    // Pinned by the ETag it was read at, as the model is.
+    expect(model.object.card).toEqual({
+      bucket: 'team-models',
+      key: 'classifier.card.json',
+      etag: expect.stringMatching(/^"[0-9a-f]{32}"$/),
+    });
+  });
+
+  test("operators of the model's own local functions: their domain is the model's", async () => {
+    expect((await resolve('s3://team-models/local_function.onnx')).card.name).toBe('tiny-magnitude');
   });
 });
 
@@ -122,8 +132,18 @@ describe('each bad model is refused in one line, naming what is wrong', () => {
       /^model s3:\/\/team-models\/wrong-shape\.onnx cannot run on s3:\/\/cai-data\/survey\/1\.pt: input magnitude: the partition's tensor 0 is \[N, 5, 32, 32\] per object, the graph wants \[batch, 5\]$/,
     ],
     ['s3://team-models/int64-feed.onnx', /cannot run on the run's partitions: .*ids: a float32 tensor cannot be fed as int64/],
+    // What the inference function's ONNX Runtime cannot load (every rank would fail its load three times).
+    [
+      's3://team-models/opset_too_new.onnx',
+      "model s3://team-models/opset_too_new.onnx: it needs ai.onnx opset 27; the inference function's ONNX Runtime 1.30.0 runs up to opset 26: export it with opset 26 or lower",
+    ],
+    [
+      's3://team-models/unknown_domain.onnx',
+      "model s3://team-models/unknown_domain.onnx: it imports operators of domain cai.custom, which the inference function's ONNX Runtime 1.30.0 does not have (its domains: ai.onnx, ai.onnx.ml, com.microsoft): export it without custom operators",
+    ],
   ])('%s', async (uri, message) => {
-    expect(await refusal(uri)).toMatch(message);
+    if (typeof message === 'string') expect(await refusal(uri)).toBe(message);
+    else expect(await refusal(uri)).toMatch(message);
   });
 
   test("a model bigger than the inference function's /tmp", async () => {

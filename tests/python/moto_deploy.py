@@ -11,12 +11,15 @@ those parts, each as AWS documents it, before moto serves a request:
   - each role's inline policies put as PutRolePolicy puts them, with IAM's check of the document;
   - AWS::StepFunctions::StateMachine's Definition / DefinitionS3Location and DefinitionSubstitutions;
   - AWS::S3::Bucket's NotificationConfiguration (moto's CloudFormation ignores it), refused as S3
-    refuses it when the function's policy does not let S3 invoke it;
+    refuses it when the function's policy does not let S3 invoke it for this bucket (its SourceArn
+    and SourceAccount conditions), and its LifecycleConfiguration, put as PutBucketLifecycleConfiguration puts it;
   - a stack created through a change set, created as CreateStack creates one (resources in
     DependsOn order, then its Outputs), where moto's update path ignores DependsOn;
   - AWS::Lambda::EventInvokeConfig (asynchronous invocation's retries and destinations), put as
     PutFunctionEventInvokeConfig puts it;
   - a stack's deletion failing on a bucket that holds objects, as S3 refuses to delete one;
+  - a resource that cannot be created failing the stack (its CREATE_FAILED event with the service's
+    reason, then ROLLBACK_COMPLETE), where moto's server answers the request with a 500;
   - a record of each Lambda invocation that S3 notifications and EventBridge rules make (moto's
     Lambda needs Docker to run code; here nothing runs, the targets are recorded).
 
@@ -45,6 +48,14 @@ def free_port() -> int:
 
 class CycleError(Exception):
     pass
+
+
+class ResourceFailed(Exception):
+    """A resource CloudFormation could not create: its logical id, type and the service's reason."""
+
+    def __init__(self, logical_id: str, resource_type: str, reason: str):
+        super().__init__(f"{logical_id}: {reason}")
+        self.logical_id, self.resource_type, self.reason, self.stack = logical_id, resource_type, reason, None
 
 
 def references(node, found: set) -> None:
@@ -174,10 +185,44 @@ def patch_moto(record: dict) -> None:
         stack.template, stack.parameters = self.template, self.parameters
         stack._parse_template()
         stack.resource_map = stack._create_resource_map()
-        stack.create_resources()
+        try:
+            stack.create_resources()
+        except ResourceFailed as failure:
+            failure.stack = stack
+            raise
         stack.output_map = stack._create_output_map()
 
     cfn.ChangeSet.apply = apply_change_set
+
+    # A resource whose creation fails, by its logical id (moto's lets the error end the request with a 500).
+    create_resource = cfn_parsing.parse_and_create_resource
+
+    def parse_and_create_resource(logical_id, resource_json, resources_map, account_id, region_name):
+        try:
+            return create_resource(logical_id, resource_json, resources_map, account_id, region_name)
+        except ResourceFailed:
+            raise
+        except Exception as error:
+            raise ResourceFailed(logical_id, resource_json.get("Type", ""), str(error)) from error
+
+    cfn_parsing.parse_and_create_resource = parse_and_create_resource
+
+    # As CloudFormation does, the failed resource's event with its reason, then the stack rolled back
+    # (ROLLBACK_COMPLETE, where `sam deploy` stops); the rollback's deletions are not emulated.
+    execute = cfn.CloudFormationBackend.execute_change_set
+
+    def execute_change_set(self, change_set_name, stack_name=None) -> None:
+        try:
+            execute(self, change_set_name, stack_name)
+        except ResourceFailed as failure:
+            stack = failure.stack
+            stack.events.append(
+                cfn.Event(stack.stack_id, stack.name, failure.logical_id, "", failure.resource_type, "CREATE_FAILED", failure.reason, None)
+            )
+            stack._add_stack_event("ROLLBACK_COMPLETE")
+            stack.status = "ROLLBACK_COMPLETE"
+
+    cfn.CloudFormationBackend.execute_change_set = execute_change_set
 
     create_machine = sfn_models.StateMachine.create_from_cloudformation_json.__func__
 
@@ -206,8 +251,8 @@ def patch_moto(record: dict) -> None:
         functions = []
         for config in notifications.get("LambdaConfigurations", []):
             arn = config["Function"]
-            # S3 checks it may invoke the destination when the configuration is put.
-            if not lambda_allows_s3(arn, account_id, region_name):
+            # S3 checks it may invoke the destination, for this bucket, when the configuration is put.
+            if not lambda_allows_s3(arn, account_id, region_name, bucket.name):
                 raise ValueError(f"Unable to validate the following destination configurations: {arn}")
             rules = config.get("Filter", {}).get("S3Key", {}).get("Rules", [])
             functions.append(
@@ -220,6 +265,17 @@ def patch_moto(record: dict) -> None:
         if functions:
             backend = s3_models.s3_backends[account_id]["aws"]
             backend.put_bucket_notification_configuration(bucket.name, {"CloudFunctionConfiguration": functions})
+        # CloudFormation's rule properties (Prefix, ExpirationInDays, …) as the API's rules.
+        rules = []
+        for rule in cloudformation_json.get("Properties", {}).get("LifecycleConfiguration", {}).get("Rules", []):
+            api = {"ID": rule.get("Id"), "Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")}}
+            if "ExpirationInDays" in rule:
+                api["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+            if "AbortIncompleteMultipartUpload" in rule:
+                api["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])}
+            rules.append(api)
+        if rules:
+            s3_models.s3_backends[account_id]["aws"].put_bucket_lifecycle_configuration(bucket.name, rules)
         return bucket
 
     s3_models.FakeBucket.create_from_cloudformation_json = classmethod(create_bucket_with_notifications)
@@ -285,17 +341,32 @@ def patch_moto(record: dict) -> None:
     for cache in (get_model_list, get_model_map, get_name_type_map):
         cache.cache_clear()
 
-    def lambda_allows_s3(arn: str, account_id: str, region_name: str) -> bool:
+    def lambda_allows_s3(arn: str, account_id: str, region_name: str, bucket: str) -> bool:
+        from fnmatch import fnmatchcase
         from moto.awslambda.utils import get_backend
 
         try:
             policy = json.loads(json.loads(get_backend(account_id, region_name).get_policy(arn, None))["Policy"])
         except Exception:
             return False
+        # The request context S3 invokes with: this bucket's ARN and the bucket owner's account.
+        context = {"aws:sourcearn": f"arn:aws:s3:::{bucket}", "aws:sourceaccount": account_id}
+
+        def holds(condition: dict) -> bool:
+            for operator, keys in condition.items():
+                for key, wanted in keys.items():
+                    value = context.get(key.lower())
+                    values = wanted if isinstance(wanted, list) else [wanted]
+                    like = operator in ("ArnLike", "StringLike")
+                    if value is None or not any(fnmatchcase(value, w) if like else value == w for w in values):
+                        return False
+            return True
+
         return any(
             s.get("Effect") == "Allow"
             and s.get("Principal", {}).get("Service") == "s3.amazonaws.com"
             and s.get("Action") in ("lambda:InvokeFunction", "lambda:*")
+            and holds(s.get("Condition", {}))
             for s in policy.get("Statement", [])
         )
 
@@ -362,6 +433,10 @@ def describe_stack(session, stack_name: str) -> dict:
     bucket = resources["ControlBucket"]["id"]
     notification = s3.get_bucket_notification_configuration(Bucket=bucket)
     notification.pop("ResponseMetadata", None)
+    try:
+        lifecycle = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    except s3.exceptions.ClientError:
+        lifecycle = None
     machine = session.client("stepfunctions").describe_state_machine(stateMachineArn=resources["CaiStateMachine"]["id"])
     table = session.client("dynamodb").describe_table(TableName=resources["RunsTable"]["id"])["Table"]
     events = session.client("events")
@@ -393,13 +468,14 @@ def describe_stack(session, stack_name: str) -> dict:
         "resources": resources,
         "functions": functions,
         "roles": roles,
-        "bucket": {"name": bucket, "notification": notification},
+        "bucket": {"name": bucket, "notification": notification, "lifecycle": lifecycle},
         "stateMachine": {"arn": machine["stateMachineArn"], "name": machine["name"], "roleArn": machine["roleArn"], "definition": machine["definition"]},
         "table": {
             "name": table["TableName"],
             "keys": table["KeySchema"],
             "indexes": [{"name": i["IndexName"], "keys": i["KeySchema"], "projection": i["Projection"]} for i in table.get("GlobalSecondaryIndexes", [])],
             "billing": table.get("BillingModeSummary", {}).get("BillingMode"),
+            "deletionProtection": table.get("DeletionProtectionEnabled", False),
         },
         "rules": rules,
         "queues": queues,
@@ -435,8 +511,10 @@ def probe(session, stack: dict, record: dict) -> dict:
         action()
         reached[label] = [i["function"] for i in record["invocations"][before:]]
 
-    for key in ["runs/survey/payload.json", "runs/survey/notes.json", "runs/survey/payload.json.bak", "payload.json"]:
+    for key in ["runs/survey/payload.json", "runs/survey/notes.json", "runs/survey/payload.json.bak", "payload.json", "data/survey/payload.json"]:
         reached_by(f"put {key}", lambda key=key: s3.put_object(Bucket=bucket, Key=key, Body=b"{}"))
+    # A run's record, which `sam delete` must leave.
+    session.client("dynamodb").put_item(TableName=stack["table"]["name"], Item={"runId": {"S": "survey-0123456789ab"}, "recordType": {"S": "run"}})
     other_machine = machine.rsplit(":", 1)[0] + ":another-machine"
     for status, arn in [("FAILED", machine), ("TIMED_OUT", machine), ("ABORTED", machine), ("SUCCEEDED", machine), ("RUNNING", machine), ("FAILED", other_machine)]:
         detail = {"executionArn": f"{arn.replace(':stateMachine:', ':execution:')}:run-1", "stateMachineArn": arn, "name": "run-1", "status": status, "input": "{}"}
@@ -445,8 +523,8 @@ def probe(session, stack: dict, record: dict) -> dict:
     return reached
 
 
-def delete_stack(sam: str, deployment: dict, env: dict, session, bucket: str) -> dict:
-    """`sam delete` of a stack whose control bucket holds objects (the probes put some); what is left."""
+def delete_stack(sam: str, deployment: dict, env: dict, session, bucket: str, table: str) -> dict:
+    """`sam delete` of a stack whose control bucket holds objects and whose runs table holds a record (the probes put them); what is left."""
     run = subprocess.run(
         [sam, "delete", "--no-prompts", "--stack-name", deployment["stackName"], "--region", "us-east-1"],
         cwd=deployment["cwd"], env=env, capture_output=True, text=True, timeout=600,
@@ -457,7 +535,27 @@ def delete_stack(sam: str, deployment: dict, env: dict, session, bucket: str) ->
         objects = s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0)
     except s3.exceptions.NoSuchBucket:
         objects = None
-    return {"exit": run.returncode, "output": run.stdout + run.stderr, "stackStatus": stacks[0] if stacks else None, "bucketObjects": objects}
+    dynamodb = session.client("dynamodb")
+    try:
+        records = dynamodb.scan(TableName=table)["Count"]
+    except dynamodb.exceptions.ResourceNotFoundException:
+        records = None
+    # A table left behind is still protected: DeleteTable is refused until protection is turned off.
+    refused = None
+    if records is not None:
+        try:
+            dynamodb.delete_table(TableName=table)
+            refused = ""
+        except dynamodb.exceptions.ClientError as error:
+            refused = f'{error.response["Error"]["Code"]}: {error.response["Error"]["Message"]}'
+    return {
+        "exit": run.returncode,
+        "output": run.stdout + run.stderr,
+        "stackStatus": stacks[0] if stacks else None,
+        "bucketObjects": objects,
+        "tableRecords": records,
+        "deleteTableRefused": refused,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -502,7 +600,7 @@ def main() -> None:
                 result["stack"] = stack
                 result["probes"] = probe(session, stack, record)
                 if deployment.get("delete"):
-                    result["deleted"] = delete_stack(spec["sam"], deployment, env, session, stack["bucket"]["name"])
+                    result["deleted"] = delete_stack(spec["sam"], deployment, env, session, stack["bucket"]["name"], stack["table"]["name"])
             results.append(result)
     finally:
         server.stop()

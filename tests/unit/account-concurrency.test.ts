@@ -8,10 +8,10 @@ import { fakeInitializer } from '../helpers/fake-aws';
 async function start(available: () => Promise<number>, options: { maxConcurrency?: number; reservedConcurrency?: boolean } = {}) {
   const objects = {
     'runs/q/payload.json': {
-      body: JSON.stringify({ bucket: 'cai-control', data_bucket: 'cai-control', data_prefix: 'd', result_path: 'r' }),
+      body: JSON.stringify({ bucket: 'cai-control', data_bucket: 'cai-control', data_prefix: 'data/d', result_path: 'r' }),
     },
-    'd/1.pt': { bytes: 1000 },
-    'd/2.pt': { bytes: 1000 },
+    'data/d/1.pt': { bytes: 1000 },
+    'data/d/2.pt': { bytes: 1000 },
   };
   const fake = fakeInitializer(objects, { maxConcurrency: 100, availableConcurrency: available, ...options });
   const outcome = await initializeRun({ bucket: 'cai-control', key: 'runs/q/payload.json', sequencer: '1' }, fake.context);

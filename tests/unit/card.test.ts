@@ -69,6 +69,9 @@ describe('partitionMisfit: the card against a partition, before any rank runs', 
     ],
     outputs: [{ name: 'redshift', dtype: 'float32', shape: ['batch'] }],
     metadata: {},
+    irVersion: 8,
+    opsets: [{ domain: '', version: 17 }],
+    functionDomains: [],
   };
   const fitting = { image: { rowShape: [5, 32, 32] }, magnitude: { rowShape: [5] }, 'label:redshift': { rowShape: [] } };
 

@@ -8,8 +8,8 @@ import { fakeInitializer } from '../helpers/fake-aws';
  * (120,000–130,000 on Node 20): the real planner, and the initializer over a listing of 200 pages.
  */
 const COUNT = 200_000;
-const partitions = Array.from({ length: COUNT }, (_, i) => ({ key: `sky/${i + 1}.pt`, bytes: 1_000_000 + (i % 7) * 1000 }));
-const payload = { bucket: 'cai-control', data_bucket: 'cai-control', data_prefix: 'sky', result_path: 'results/sky' };
+const partitions = Array.from({ length: COUNT }, (_, i) => ({ key: `data/sky/${i + 1}.pt`, bytes: 1_000_000 + (i % 7) * 1000 }));
+const payload = { bucket: 'cai-control', data_bucket: 'cai-control', data_prefix: 'data/sky', result_path: 'results/sky' };
 const limits = { memoryMb: 1769, timeoutS: 900 };
 
 test('the planner spreads 200,000 partitions over 2,000 ranks, and over one rank each by default', () => {

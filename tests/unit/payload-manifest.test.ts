@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assignRanks, MAX_RANK_ITEM_BYTES, naturalCompare, PlanError, planRanks } from '../../functions/commons/run/rank-plan';
-import { PayloadError, parsePayload, parsePayloadJson } from '../../functions/commons/run/payload';
+import { checkDataBucket, PayloadError, parsePayload, parsePayloadJson } from '../../functions/commons/run/payload';
 import { STATE_PAYLOAD_LIMIT_BYTES } from '../../functions/commons/aws/limits';
 import { ARM64_RATE_FACTOR, galaxiesPerSecond } from '../../functions/commons/model/lambda-sizing';
 import { rankMemory } from '../../functions/commons/model/rank-memory';
@@ -73,6 +73,38 @@ describe('payload.json', () => {
     const plan = planRanks('r', { ...parsePayload(demo).payload, model }, [{ key: '100MB/1.pt', bytes: 1 }], undefined, object);
     expect(plan.items[0].model).toEqual(object);
     expect(plan.warnings).toContain(`ranks are planned at the deployed model's rate; if ${model} is slower, set world_size higher`);
+  });
+
+  test("model: a key with a . or .. segment is refused (IAM's models/* would match models/../runs/x.onnx)", () => {
+    for (const bad of ['s3://cai-control/models/../runs/x.onnx', 's3://cai-control/models/./m.onnx', 's3://team-models/a\\..\\b.onnx']) {
+      expect(errorsOf({ ...demo, model: bad })).toEqual([
+        { field: 'model', message: 'must be s3://bucket/key.onnx without . or .. segments in its key' },
+      ]);
+    }
+    // The control: dots inside a name are no segment.
+    expect(parsePayload({ ...demo, model: 's3://cai-control/models/v1..2/m.v2.onnx' }).payload.model).toBe(
+      's3://cai-control/models/v1..2/m.v2.onnx',
+    );
+  });
+
+  test('data in the control bucket: only under data/, the one folder of it the inference function may read', () => {
+    const refusal = (data_prefix: string) => {
+      try {
+        checkDataBucket({ ...parsePayload(demo).payload, data_bucket: 'cai-control', data_prefix }, ['cai-control'], 'cai-control');
+        return 'accepted';
+      } catch (error) {
+        expect(error).toBeInstanceOf(PayloadError);
+        return (error as PayloadError).message;
+      }
+    };
+    expect(refusal('runs/x')).toBe(
+      'payload.json: data_prefix: in the control bucket, partitions go under data/ (the inference function reads only there); got "runs/x"',
+    );
+    expect(refusal('')).toMatch(/partitions go under data\/ .*; got ""$/);
+    expect(refusal('database')).toMatch(/partitions go under data\//);
+    // The controls: data/ and below; and any prefix of a DataBucketName bucket.
+    expect([refusal('data'), refusal('data/survey'), refusal('data/survey/')]).toEqual(['accepted', 'accepted', 'accepted']);
+    expect(() => checkDataBucket({ ...parsePayload(demo).payload, data_prefix: 'runs/x' }, ['cosmicai-data'], 'cai-control')).not.toThrow();
   });
 
   test('batch_size may be left to the worker, which tunes it to its memory size', () => {

@@ -3,9 +3,10 @@ import type { ByteSource } from '../torch/byte-source';
 
 /**
  * An ONNX model's signature, read from the file without loading it: the graph's inputs and outputs
- * (names, element types, shapes) and the model's metadata properties. Only what these need is read:
- * the weights (the graph's initializers, most of the file) are skipped by their lengths, so a model
- * in S3 is checked with a few small ranged reads. The layout is onnx.proto's (ModelProto → GraphProto
+ * (names, element types, shapes), the model's metadata properties, and what a runtime must support
+ * to load it (its IR version, the operator sets it imports, its local functions' domains). Only what
+ * these need is read: the weights (the graph's initializers, most of the file) are skipped by their
+ * lengths, so a model in S3 is checked with a few small ranged reads. The layout is onnx.proto's (ModelProto → GraphProto
  * → ValueInfoProto → TypeProto.Tensor → TensorShapeProto), in protobuf's wire format.
  */
 export class OnnxError extends CaiError {}
@@ -17,10 +18,21 @@ export interface ValueInfo {
   shape: (number | string | null)[];
 }
 
+/** An operator set the model imports (ModelProto.opset_import): '' is the default domain, ai.onnx. */
+export interface OpsetImport {
+  domain: string;
+  version: number;
+}
+
 export interface OnnxSignature {
   inputs: ValueInfo[];
   outputs: ValueInfo[];
   metadata: Record<string, string>;
+  /** ModelProto.ir_version (0 when absent). */
+  irVersion: number;
+  opsets: OpsetImport[];
+  /** Domains of the model's local functions (ModelProto.functions): operators it defines itself. */
+  functionDomains: string[];
 }
 
 /** onnx.proto's TensorProto.DataType, by the names CAI's cards use. */
@@ -95,15 +107,25 @@ const BYTES_FIELD_2 = (2 << 3) | 2;
 
 const text = (bytes: Uint8Array) => new TextDecoder('utf-8', { fatal: false }).decode(bytes);
 
-/** Walks a message's fields from the cursor to `end`, calling `visit` on each; fields it leaves unread are skipped. */
-async function walk(cursor: Cursor, end: number, visit: (field: number, length: number) => Promise<boolean | void>): Promise<void> {
+/**
+ * Walks a message's fields from the cursor to `end`, calling `visit` on each length-delimited one
+ * and `number` on each varint; fields `visit` leaves unread are skipped.
+ */
+async function walk(
+  cursor: Cursor,
+  end: number,
+  visit: (field: number, length: number) => Promise<boolean | void>,
+  number?: (field: number, value: number) => void,
+): Promise<void> {
   while (cursor.pos < end) {
     const key = await cursor.varint();
     const field = Math.floor(key / 8);
     const wire = key % 8;
     if (field === 0) throw new OnnxError(`not an ONNX model: field 0 at byte ${cursor.pos}`);
-    if (wire === 0) await cursor.varint();
-    else if (wire === 1) cursor.skip(8, end);
+    if (wire === 0) {
+      const value = await cursor.varint();
+      number?.(field, value);
+    } else if (wire === 1) cursor.skip(8, end);
     else if (wire === 5) cursor.skip(4, end);
     else if (wire === 2) {
       const length = await cursor.varint();
@@ -164,38 +186,67 @@ async function readValueInfo(cursor: Cursor, end: number): Promise<ValueInfo> {
 
 /** Reads a model's signature from a byte source (a file, an S3 object); an OnnxError names what is wrong. */
 export async function readOnnxSignature(source: ByteSource): Promise<OnnxSignature> {
-  const signature: OnnxSignature = { inputs: [], outputs: [], metadata: {} };
+  const signature: OnnxSignature = { inputs: [], outputs: [], metadata: {}, irVersion: 0, opsets: [], functionDomains: [] };
   const cursor = new Cursor(source, 0);
   const initializers = new Set<string>();
   let graphs = 0;
   try {
-    await walk(cursor, source.size, async (field, length) => {
-      const end = cursor.pos + length;
-      if (field === 7) {
-        graphs++;
-        // GraphProto: nodes (1) are skipped; of initializers (5) only the name (TensorProto's 8) is
-        // read, their data skipped; inputs (11) and outputs (12) are read.
-        await walk(cursor, end, async (graphField, graphLength) => {
-          if (graphField === 11) signature.inputs.push(await readValueInfo(cursor, cursor.pos + graphLength));
-          else if (graphField === 12) signature.outputs.push(await readValueInfo(cursor, cursor.pos + graphLength));
-          else if (graphField === 5)
-            await walk(cursor, cursor.pos + graphLength, async (tensorField, tensorLength) => {
-              if (tensorField === 8) initializers.add(text(await cursor.bytes(tensorLength)));
+    await walk(
+      cursor,
+      source.size,
+      async (field, length) => {
+        const end = cursor.pos + length;
+        if (field === 7) {
+          graphs++;
+          // GraphProto: nodes (1) are skipped; of initializers (5) only the name (TensorProto's 8) is
+          // read, their data skipped; inputs (11) and outputs (12) are read.
+          await walk(cursor, end, async (graphField, graphLength) => {
+            if (graphField === 11) signature.inputs.push(await readValueInfo(cursor, cursor.pos + graphLength));
+            else if (graphField === 12) signature.outputs.push(await readValueInfo(cursor, cursor.pos + graphLength));
+            else if (graphField === 5)
+              await walk(cursor, cursor.pos + graphLength, async (tensorField, tensorLength) => {
+                if (tensorField === 8) initializers.add(text(await cursor.bytes(tensorLength)));
+                else return false;
+              });
+            else return false;
+          });
+        } else if (field === 14) {
+          let key = '';
+          let value = '';
+          await walk(cursor, end, async (entryField, entryLength) => {
+            if (entryField === 1) key = text(await cursor.bytes(entryLength));
+            else if (entryField === 2) value = text(await cursor.bytes(entryLength));
+            else return false;
+          });
+          signature.metadata[key] = value;
+        } else if (field === 8) {
+          // OperatorSetIdProto: domain (1), version (2).
+          const opset: OpsetImport = { domain: '', version: 0 };
+          await walk(
+            cursor,
+            end,
+            async (opsetField, opsetLength) => {
+              if (opsetField === 1) opset.domain = text(await cursor.bytes(opsetLength));
               else return false;
-            });
-          else return false;
-        });
-      } else if (field === 14) {
-        let key = '';
-        let value = '';
-        await walk(cursor, end, async (entryField, entryLength) => {
-          if (entryField === 1) key = text(await cursor.bytes(entryLength));
-          else if (entryField === 2) value = text(await cursor.bytes(entryLength));
-          else return false;
-        });
-        signature.metadata[key] = value;
-      } else return false;
-    });
+            },
+            (opsetField, value) => {
+              if (opsetField === 2) opset.version = value;
+            },
+          );
+          signature.opsets.push(opset);
+        } else if (field === 25) {
+          // FunctionProto: of its fields only the domain (10); its nodes are skipped.
+          await walk(cursor, end, async (functionField, functionLength) => {
+            if (functionField !== 10) return false;
+            const domain = text(await cursor.bytes(functionLength));
+            if (!signature.functionDomains.includes(domain)) signature.functionDomains.push(domain);
+          });
+        } else return false;
+      },
+      (field, value) => {
+        if (field === 1) signature.irVersion = value;
+      },
+    );
   } catch (error) {
     if (error instanceof OnnxError)
       throw new OnnxError(`${source.name}: ${error.message.replace(`${source.name}: `, '')}`, { cause: error });

@@ -35,7 +35,8 @@ export interface ModelObject {
   key: string;
   etag: string;
   bytes: number;
-  card?: { bucket: string; key: string };
+  /** The card beside it, pinned like the model by the ETag the initializer read it at. */
+  card?: { bucket: string; key: string; etag: string };
 }
 
 /**

@@ -180,7 +180,7 @@ async function validateRun(
   Object.assign(progress, { raw, payload });
   try {
     checkResultBucket(payload, context.writableBuckets);
-    checkDataBucket(payload, context.readableDataBuckets);
+    checkDataBucket(payload, context.readableDataBuckets, context.modelLimits.controlBucket);
   } catch (error) {
     const { errors, message } = error as PayloadError;
     throw new Refusal(message, { errors, warnings }, raw, payload);

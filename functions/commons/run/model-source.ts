@@ -78,16 +78,17 @@ export class ModelSource {
       );
     }
     const fetchStarted = performance.now();
+    let cardText: string | undefined;
+    if (model.card) {
+      // The card as validated, like the model: one overwritten since is refused (412), never paired with the model.
+      const card = await s3.send(new GetObjectCommand({ Bucket: model.card.bucket, Key: model.card.key, IfMatch: model.card.etag }));
+      cardText = await card.Body!.transformToString();
+    }
     const object = await s3.send(new GetObjectCommand({ Bucket: model.bucket, Key: model.key, IfMatch: model.etag }));
     const partial = `${path}.partial`;
     await pipeline(object.Body as NodeJS.ReadableStream, createWriteStream(partial));
     await rename(partial, path);
     const fetchSeconds = (performance.now() - fetchStarted) / 1000;
-    let cardText: string | undefined;
-    if (model.card) {
-      const card = await s3.send(new GetObjectCommand({ Bucket: model.card.bucket, Key: model.card.key }));
-      cardText = await card.Body!.transformToString();
-    }
     try {
       return { ...(await this.hold(id, path, cardText)), fetchSeconds };
     } finally {

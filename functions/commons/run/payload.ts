@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { parseS3Uri } from '../aws/s3-uri';
 import { CaiError } from '../errors';
 import type { Payload } from './contracts';
+import { folderOf } from './rank-plan';
 
 /**
  * payload.json: what a user uploads to start a run. The prototype's payload is accepted as it is;
@@ -51,14 +52,13 @@ const count = (max: number) =>
 const MAX_PREFIX_BYTES = 512;
 
 // '.' and '..' segments are legal S3 keys, but every file system (the local S3's too) folds them:
-// refused, so a prefix names one place everywhere and never climbs out of it.
+// refused, so a key names one place everywhere and never climbs out of its folder (models/, data/).
+const hasDotSegment = (key: string) => key.split(/[/\\]/).some((p) => p === '..' || p === '.');
+
 const keyPrefix = (what: string) =>
   z
     .string({ error: `must be ${what}` })
-    .refine(
-      (s) => !s.startsWith('/') && !s.split(/[/\\]/).some((p) => p === '..' || p === '.'),
-      `must be ${what} without a leading / or . and .. segments`,
-    )
+    .refine((s) => !s.startsWith('/') && !hasDotSegment(s), `must be ${what} without a leading / or . and .. segments`)
     .refine((s) => Buffer.byteLength(s) <= MAX_PREFIX_BYTES, `must be ${what} of at most ${MAX_PREFIX_BYTES} bytes`)
     // eslint-disable-next-line no-control-regex
     .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), `must be ${what} without control characters`);
@@ -80,6 +80,13 @@ const PayloadSchema = z.strictObject({
         return false;
       }
     }, 'must be s3://bucket/key.onnx: an ONNX model in S3')
+    .refine((uri) => {
+      try {
+        return !hasDotSegment(parseS3Uri(uri).key);
+      } catch {
+        return true; // said above
+      }
+    }, 'must be s3://bucket/key.onnx without . or .. segments in its key')
     .optional(),
   object_type: z.unknown().optional(),
   S3_object_name: z.unknown().optional(),
@@ -146,18 +153,30 @@ export function checkResultBucket(payload: Payload, writable: string[]): void {
   ]);
 }
 
+/** Where partitions go in the control bucket: the only folder of it the inference function may read data from. */
+export const CONTROL_DATA_FOLDER = 'data/';
+
 /**
- * Refuses a payload whose partitions are in a bucket the inference function may not read (the
- * template's DataBucketName, or the control bucket): every rank would fail with AccessDenied.
+ * Refuses a payload whose partitions are where the inference function may not read them (the
+ * template's DataBucketName, or the control bucket's data/ folder): every rank would fail with AccessDenied.
  */
-export function checkDataBucket(payload: Payload, readable: string[]): void {
-  if (readable.includes(payload.data_bucket)) return;
-  throw new PayloadError([
-    {
-      field: 'data_bucket',
-      message: `the inference function may read only ${readable.join(', ')}; set the template's DataBucketName (samconfig.toml parameter_overrides) to ${payload.data_bucket} to read there`,
-    },
-  ]);
+export function checkDataBucket(payload: Payload, readable: string[], controlBucket?: string): void {
+  if (!readable.includes(payload.data_bucket)) {
+    throw new PayloadError([
+      {
+        field: 'data_bucket',
+        message: `the inference function may read only ${readable.join(', ')}; set the template's DataBucketName (samconfig.toml parameter_overrides) to ${payload.data_bucket} to read there`,
+      },
+    ]);
+  }
+  if (payload.data_bucket === controlBucket && !folderOf(payload.data_prefix).startsWith(CONTROL_DATA_FOLDER)) {
+    throw new PayloadError([
+      {
+        field: 'data_prefix',
+        message: `in the control bucket, partitions go under ${CONTROL_DATA_FOLDER} (the inference function reads only there); got ${JSON.stringify(payload.data_prefix)}`,
+      },
+    ]);
+  }
 }
 
 /** Refuses a payload over PAYLOAD_JSON_LIMIT_BYTES, before anything reads it. */

@@ -4,6 +4,7 @@ import { describeError } from '../errors';
 import { cardFromMetadata, cardKeyFor, checkCardAgainstGraph, parseCard, partitionMisfit, type ModelCard } from '../model/card';
 import type { ModelObject } from './contracts';
 import { readOnnxSignature } from '../model/onnx-signature';
+import { runtimeMisfit } from '../model/runtime-support';
 import { cardFeeds } from '../model/card';
 import { openPartition } from '../partitions/partition';
 import { s3Source } from '../torch/byte-source';
@@ -12,8 +13,8 @@ import type { PartitionObject } from './contracts';
 /**
  * A run's own model (the payload's `model`), checked before any rank starts: readable from a bucket
  * the functions may read models from, small enough for the inference function's /tmp, an ONNX file
- * whose card (beside it, or in its metadata) parses and fits its graph, and whose inputs the run's
- * first partition can feed. Each refusal is one line naming what is wrong.
+ * the packed ONNX Runtime can load (IR version, opsets), whose card (beside it, or in its metadata)
+ * parses and fits its graph, and whose inputs the run's first partition can feed. Each refusal is one line naming what is wrong.
  */
 export class ModelRefusal extends Error {}
 
@@ -88,11 +89,15 @@ export async function resolveRunModel(
   } catch (error) {
     throw new ModelRefusal(`model ${describeError(error)}`);
   }
-  const cardObject = { bucket, key: cardKeyFor(key) };
+  const misfit = runtimeMisfit(signature);
+  if (misfit) throw new ModelRefusal(`model ${uri}: ${misfit}`);
+  const cardObject = { bucket, key: cardKeyFor(key), etag: '' };
   let card: ModelCard | undefined;
   let besideFound = false;
   try {
-    const text = await (await s3.send(new GetObjectCommand({ Bucket: cardObject.bucket, Key: cardObject.key }))).Body!.transformToString();
+    const read = await s3.send(new GetObjectCommand({ Bucket: cardObject.bucket, Key: cardObject.key }));
+    const text = await read.Body!.transformToString();
+    cardObject.etag = read.ETag ?? '';
     besideFound = true;
     card = parseCard(text, `s3://${cardObject.bucket}/${cardObject.key}`);
   } catch (error) {
