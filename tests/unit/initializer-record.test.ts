@@ -7,11 +7,11 @@ import { fakeInitializer } from '../helpers/fake-aws';
  * out of time leaves a record; it records FAILED itself before its deadline; an event delivered again
  * carries a RUNNING run on and leaves a finished one alone.
  */
-const payload = { bucket: 'cai-control', data_bucket: 'cai-control', data_prefix: 'd', result_path: 'r' };
+const payload = { bucket: 'cai-control', data_bucket: 'cai-control', data_prefix: 'data/d', result_path: 'r' };
 const objects = {
   'runs/x/payload.json': { body: JSON.stringify(payload) },
-  'd/1.pt': { bytes: 1000 },
-  'd/2.pt': { bytes: 1000 },
+  'data/d/1.pt': { bytes: 1000 },
+  'data/d/2.pt': { bytes: 1000 },
 };
 const event = { bucket: 'cai-control', key: 'runs/x/payload.json', sequencer: '1' };
 
@@ -31,7 +31,7 @@ test('the run is recorded RUNNING before the payload is read, then completed wit
   expect(fake.records.get(outcome.runId)).toMatchObject({
     status: 'RUNNING',
     payload,
-    dataset: 'cai-control/d/',
+    dataset: 'cai-control/data/d/',
     executionName: outcome.runId,
     partitions: 2,
     ranks: 2,
@@ -46,10 +46,10 @@ test('a listing that would outlast the invocation: FAILED before the deadline, s
     command.constructor.name === 'ListObjectsV2Command' ? new Promise(() => {}) : send(command as never)) as never;
   const outcome = await initializeRun(event, fake.context);
   const error = expect.stringMatching(
-    /^could not start the run: the initializer ran out of time after \d+\.\d s listing s3:\/\/cai-control\/d\/ \(0 pages so far\); upload the payload again, or raise the InitializerFunction's Timeout in template\.yaml$/,
+    /^could not start the run: the initializer ran out of time after \d+\.\d s listing s3:\/\/cai-control\/data\/d\/ \(0 pages so far\); upload the payload again, or raise the InitializerFunction's Timeout in template\.yaml$/,
   );
   expect(outcome).toEqual({ runId: expect.any(String), outcome: 'REJECTED', error });
-  expect(fake.records.get(outcome.runId)).toMatchObject({ status: 'FAILED', error, payload, dataset: 'cai-control/d/' });
+  expect(fake.records.get(outcome.runId)).toMatchObject({ status: 'FAILED', error, payload, dataset: 'cai-control/data/d/' });
   expect(fake.started).toEqual([]);
   expect(fake.written).toEqual({});
 });

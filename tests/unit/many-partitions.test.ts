@@ -46,13 +46,13 @@ test('the initializer starts a run of 200,000 partitions listed in 200 pages', a
 test('one object more than 200 pages of listing: refused at validation, naming data_prefix, before anything is planned', async () => {
   const objects: Record<string, { body?: string; bytes?: number }> = {
     'runs/sky/payload.json': { body: JSON.stringify({ ...payload, world_size: 2000 }) },
-    'sky/0.pt': { bytes: 1_000_000 },
+    'data/sky/0.pt': { bytes: 1_000_000 },
   };
   for (const p of partitions) objects[p.key] = { bytes: p.bytes };
   const { context, records, started } = fakeInitializer(objects);
   const outcome = await initializeRun({ bucket: 'cai-control', key: 'runs/sky/payload.json', sequencer: '1' }, context);
   const message =
-    "s3://cai-control/sky/ holds more than 200,000 objects (200 pages of S3's listing), more than one run lists: split its partitions into folders of at most 200,000";
+    "s3://cai-control/data/sky/ holds more than 200,000 objects (200 pages of S3's listing), more than one run lists: split its partitions into folders of at most 200,000";
   expect(outcome).toMatchObject({ outcome: 'REJECTED', error: message });
   expect([...records.values()]).toEqual([
     expect.objectContaining({ status: 'FAILED', error: message, errors: [{ field: 'data_prefix', message }] }),
