@@ -21,6 +21,7 @@ const SAM = join(ROOT, '.venv-sam', 'bin', 'sam');
 const BUILT = join(ROOT, '.aws-sam', 'build', 'template.yaml');
 /** CloudFormation's longest stack name (128 characters), upper case included: valid for a stack, never for a bucket. */
 const LONG_STACK = `CAI-Survey-${'Deep'.repeat(29)}`.slice(0, 128);
+const ALARM_EMAIL = 'survey-ops@example.org';
 
 interface DeployedFunction {
   arn: string;
@@ -51,6 +52,26 @@ interface DeployedStack {
   rules: Record<string, { pattern: unknown; targets: string[]; deadLetters: (string | null)[]; retryPolicies: unknown[] }>;
   logGroups: Record<string, number | null>;
   queues: Record<string, { url: string; arn: string; retentionSeconds: number }>;
+  alarms: Record<string, DeployedAlarm>;
+  /** Each dashboard's body, by name. */
+  dashboards: Record<string, string>;
+  /** Each topic's subscriptions, by the topic's logical id. */
+  topics: Record<string, { protocol: string; endpoint: string }[]>;
+}
+interface DeployedAlarm {
+  AlarmArn: string;
+  AlarmDescription: string;
+  Namespace: string;
+  MetricName: string;
+  Dimensions: { Name: string; Value: string }[];
+  Statistic: string;
+  Period: number;
+  EvaluationPeriods: number;
+  DatapointsToAlarm: number | null;
+  Threshold: number;
+  ComparisonOperator: string;
+  TreatMissingData: string;
+  AlarmActions: string[];
 }
 interface Deployment {
   name: string;
@@ -118,6 +139,9 @@ function deploy(): Deployment[] {
     const permissionElsewhere = variant(folder, 'permission-elsewhere', (r) => {
       r.InitializerFunctionPayloadUploadedPermission.Properties.SourceArn = 'arn:aws:s3:::another-bucket';
     });
+    const miswiredAlarm = variant(folder, 'miswired-alarm', (r) => {
+      r.InferenceErrorsAlarm.Properties.Dimensions = [{ Name: 'FunctionName', Value: { Ref: 'SummarizerFunction' } }];
+    });
     const quick = ['--resolve-s3', '--capabilities', 'CAPABILITY_IAM', '--no-confirm-changeset'];
     copyFileSync(join(ROOT, 'samconfig.toml'), join(folder, 'samconfig.toml'));
     // sam deploy --guided's prompts, in order: stack name, region, the template's parameters in
@@ -134,7 +158,7 @@ function deploy(): Deployment[] {
           LONG_STACK,
           ...quick,
           '--parameter-overrides',
-          'ResultBucketNames=seed-results,survey-results DataBucketName=survey-data',
+          `ResultBucketNames=seed-results,survey-results DataBucketName=survey-data AlarmEmail=${ALARM_EMAIL}`,
         ],
         stackName: LONG_STACK,
       },
@@ -156,6 +180,11 @@ function deploy(): Deployment[] {
         name: 'permission for another bucket',
         args: ['--template-file', permissionElsewhere, '--stack-name', 'cai-permission-elsewhere', ...quick],
         stackName: 'cai-permission-elsewhere',
+      },
+      {
+        name: 'miswired alarm',
+        args: ['--template-file', miswiredAlarm, '--stack-name', 'cai-miswired-alarm', ...quick],
+        stackName: 'cai-miswired-alarm',
       },
       {
         name: 'bucket named by stack',
@@ -195,7 +224,11 @@ test('a plain `sam deploy` (samconfig.toml, confirmed at its prompt) creates the
     RunsTableName: stack.table.name,
     StateMachineArn: stack.stateMachine.arn,
     FailedEventsQueueUrl: stack.queues.FailedEventsQueue.url,
+    AlarmTopicArn: stack.resources.AlarmTopic.id,
+    DashboardName: 'cai-us-east-1',
+    DashboardUrl: 'https://console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/cai-us-east-1',
   });
+  expect(Object.keys(stack.dashboards)).toEqual(['cai-us-east-1']);
   // Printed at the end of the deploy (sam wraps the long ARN over two lines).
   for (const value of [stack.bucket.name, stack.table.name]) expect(plain.output).toContain(value);
 });
@@ -342,6 +375,122 @@ test("every log group keeps its logs LogRetentionDays: each function's and the s
     ].sort(),
   );
   expect(new Set(Object.values(stack.logGroups))).toEqual(new Set([30]));
+});
+
+/** Each alarm, by logical id: what it watches (namespace, metric, dimensions as CloudWatch holds them). */
+function alarmWiring(deployed: DeployedStack): Record<string, [string, string, { Name: string; Value: string }[]]> {
+  return Object.fromEntries(
+    Object.entries(deployed.resources)
+      .filter(([, r]) => r.type === 'AWS::CloudWatch::Alarm')
+      .map(([id, r]) => {
+        const alarm = deployed.alarms[r.id];
+        return [id, [alarm.Namespace, alarm.MetricName, alarm.Dimensions]];
+      }),
+  );
+}
+
+/** What each alarm must watch: this stack's state machine, inference function and queue; the account's Map Runs. */
+function expectedWiring(deployed: DeployedStack): ReturnType<typeof alarmWiring> {
+  const machine = [{ Name: 'StateMachineArn', Value: deployed.stateMachine.arn }];
+  const inference = [{ Name: 'FunctionName', Value: deployed.resources.InferenceFunction.id }];
+  const queueName = deployed.queues.FailedEventsQueue.url.split('/').pop()!;
+  return {
+    ExecutionsFailedAlarm: ['AWS/States', 'ExecutionsFailed', machine],
+    ExecutionsTimedOutAlarm: ['AWS/States', 'ExecutionsTimedOut', machine],
+    ExecutionsAbortedAlarm: ['AWS/States', 'ExecutionsAborted', machine],
+    InferenceErrorsAlarm: ['AWS/Lambda', 'Errors', inference],
+    InferenceThrottlesAlarm: ['AWS/Lambda', 'Throttles', inference],
+    PartitionFailuresAlarm: ['CAI', 'PartitionFailures', [{ Name: 'service', Value: 'cai' }]],
+    FailedEventsAlarm: ['AWS/SQS', 'ApproximateNumberOfMessagesVisible', [{ Name: 'QueueName', Value: queueName }]],
+    OpenMapRunsAlarm: ['AWS/States', 'ApproximateOpenMapRunCount', []],
+  };
+}
+
+/** The metric names each handler emits (as quoted literals: addMetric('X', …) or its outcome table). */
+function emittedMetrics(): Record<string, string[]> {
+  return Object.fromEntries(
+    ['initializer', 'inference', 'summarizer'].map((name) => {
+      const source = readFileSync(join(ROOT, 'functions', name, 'handler.ts'), 'utf8');
+      return [name, [...source.matchAll(/'([A-Z][A-Za-z]+)'/g)].map((m) => m[1])];
+    }),
+  );
+}
+
+test("every alarm watches this stack's state machine, inference function and queue, and notifies the alarm topic", () => {
+  expect(alarmWiring(stack)).toEqual(expectedWiring(stack));
+  const topic = stack.resources.AlarmTopic.id;
+  for (const alarm of Object.values(stack.alarms)) {
+    expect(alarm).toMatchObject({
+      AlarmActions: [topic],
+      TreatMissingData: 'notBreaching',
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    });
+    expect(alarm.AlarmDescription.length).toBeGreaterThan(60); // what it means and what to do
+  }
+  const byId = (id: string) => stack.alarms[stack.resources[id].id];
+  // Throttling is expected for a while (ranks wait and retry): only 15 minutes of it alarms.
+  expect([byId('InferenceThrottlesAlarm').EvaluationPeriods, byId('InferenceThrottlesAlarm').DatapointsToAlarm]).toEqual([3, 3]);
+  // AWS's recommendation for OpenMapRunLimit (1,000): Maximum, at 900.
+  expect([byId('OpenMapRunsAlarm').Statistic, byId('OpenMapRunsAlarm').Threshold]).toEqual(['Maximum', 900]);
+  // The control: an alarm on another function than the inference one is told apart.
+  const miswired = byName('miswired alarm').stack!;
+  const wrong = alarmWiring(miswired);
+  expect(wrong).not.toEqual(expectedWiring(miswired));
+  expect(wrong.InferenceErrorsAlarm[2]).toEqual([{ Name: 'FunctionName', Value: miswired.resources.SummarizerFunction.id }]);
+});
+
+test('the alarm topic has an e-mail subscription only when AlarmEmail is given', () => {
+  expect(stack.topics.AlarmTopic).toEqual([]);
+  expect(byName('long name, result buckets, data bucket').stack!.topics.AlarmTopic).toEqual([{ protocol: 'email', endpoint: ALARM_EMAIL }]);
+});
+
+test("AlarmEmail takes one address or none: CloudFormation refuses any other value by the parameter's AllowedPattern", () => {
+  // CloudFormation checks a String parameter against its AllowedPattern before creating anything (moto does not).
+  const { AllowedPattern } = readTemplate(ROOT).Parameters!.AlarmEmail as { AllowedPattern: string };
+  const accepted = (value: string) => new RegExp(`^(?:${AllowedPattern})$`).test(value);
+  const values = ['', ALARM_EMAIL, 'ops@example', 'ops', 'a@example.org,b@example.org', 'a b@example.org', '@example.org'];
+  expect(values.map((v) => [v, accepted(v)])).toEqual(values.map((v) => [v, v === '' || v === ALARM_EMAIL]));
+});
+
+test("the dashboard's body is JSON drawing this stack's functions, state machine, queue and alarms, and metrics the functions emit", () => {
+  const body = Object.values(stack.dashboards)[0];
+  expect(body).not.toMatch(/\$\{/);
+  const widgets = (
+    JSON.parse(body) as { widgets: { type: string; properties: { title: string; metrics?: unknown[][]; alarms?: string[] } }[] }
+  ).widgets;
+  expect(widgets.map((w) => w.properties.title)).toEqual([
+    'Alarms',
+    'Runs (executions)',
+    'Ranks (inference invocations)',
+    'Objects/s (samples inferred)',
+    'Errors',
+    'Throttles',
+    'Durations (ms)',
+    'Open Map Runs (account)',
+  ]);
+  expect(widgets[0].properties.alarms!.sort()).toEqual(
+    Object.values(stack.alarms)
+      .map((a) => a.AlarmArn)
+      .sort(),
+  );
+  // Every metric line: [namespace, name, dimension, value, …, {options}]; a line that is an expression has no namespace.
+  const lines = widgets.flatMap((w) => w.properties.metrics ?? []).filter((line) => typeof line[0] === 'string') as string[][];
+  const dimensionValues = (name: string) => new Set(lines.flatMap((l) => (l[2] === name ? [l[3]] : [])));
+  const functions = ['InitializerFunction', 'InferenceFunction', 'SummarizerFunction'].map((id) => stack.resources[id].id);
+  expect(dimensionValues('FunctionName')).toEqual(new Set(functions));
+  expect(dimensionValues('StateMachineArn')).toEqual(new Set([stack.stateMachine.arn]));
+  expect(dimensionValues('QueueName')).toEqual(new Set([stack.queues.FailedEventsQueue.url.split('/').pop()]));
+  // CAI metrics are the functions' own (Powertools, dimension service=cai): each the dashboard or an alarm
+  // names is emitted, by one handler only (the summarizer's run total is RunSamples, so objects/s counts each object once).
+  const emitted = emittedMetrics();
+  const cai = [...new Set(lines.filter((l) => l[0] === 'CAI').map((l) => l[1]))].sort();
+  expect(cai).toEqual(['PartitionFailures', 'RankErrors', 'RunsRejected', 'Samples']);
+  const alarmed = Object.values(stack.alarms).flatMap((a) => (a.Namespace === 'CAI' ? [a.MetricName] : []));
+  expect(alarmed).toEqual(['PartitionFailures']);
+  for (const metric of new Set([...cai, ...alarmed])) {
+    expect([metric, Object.keys(emitted).filter((name) => emitted[name].includes(metric))]).toEqual([metric, [expect.any(String)]]);
+  }
+  expect(emitted.inference).toContain('Samples');
 });
 
 test("each role's statements, as IAM holds them, let its function do its part on this stack's resources", () => {

@@ -17,6 +17,7 @@ those parts, each as AWS documents it, before moto serves a request:
     DependsOn order, then its Outputs), where moto's update path ignores DependsOn;
   - AWS::Lambda::EventInvokeConfig (asynchronous invocation's retries and destinations), put as
     PutFunctionEventInvokeConfig puts it;
+  - AWS::CloudWatch::Alarm and AWS::SNS::Subscription, put as PutMetricAlarm and Subscribe put them;
   - a stack's deletion failing on a bucket that holds objects, as S3 refuses to delete one;
   - a resource that cannot be created failing the stack (its CREATE_FAILED event with the service's
     reason, then ROLLBACK_COMPLETE), where moto's server answers the request with a 500;
@@ -338,6 +339,88 @@ def patch_moto(record: dict) -> None:
             resource.id = f"{function}-event-invoke-config"
             return resource
 
+    # AWS::CloudWatch::Alarm and AWS::SNS::Subscription, which moto's CloudFormation lacks, put as
+    # PutMetricAlarm and Subscribe put them. An alarm's Ref is its name, its Arn attribute its ARN.
+    from moto.cloudwatch.models import cloudwatch_backends
+    from moto.sns.models import sns_backends
+
+    class MetricAlarmResource(CloudFormationModel):
+        __module__ = "moto.cloudwatch.models"
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::CloudWatch::Alarm"
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return "AlarmName"
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.alarm.name
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr == "Arn"
+
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            if attribute_name == "Arn":
+                return self.alarm.alarm_arn
+            from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+            raise UnformattedGetAttTemplateException()
+
+        @classmethod
+        def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+            p = cloudformation_json["Properties"]
+            resource = cls()
+            resource.alarm = cloudwatch_backends[account_id][region_name].put_metric_alarm(
+                name=p.get("AlarmName", resource_name),
+                namespace=p.get("Namespace"),
+                metric_name=p.get("MetricName"),
+                comparison_operator=p["ComparisonOperator"],
+                evaluation_periods=int(p["EvaluationPeriods"]),
+                period=int(p["Period"]) if "Period" in p else None,
+                threshold=float(p["Threshold"]),
+                statistic=p.get("Statistic"),
+                description=p.get("AlarmDescription"),
+                dimensions=[{"Name": d["Name"], "Value": d["Value"]} for d in p.get("Dimensions", [])],
+                alarm_actions=p.get("AlarmActions", []),
+                ok_actions=p.get("OKActions", []),
+                insufficient_data_actions=p.get("InsufficientDataActions", []),
+                datapoints_to_alarm=int(p["DatapointsToAlarm"]) if "DatapointsToAlarm" in p else None,
+                extended_statistic=p.get("ExtendedStatistic"),
+                unit=p.get("Unit"),
+                treat_missing_data=p.get("TreatMissingData"),
+            )
+            return resource
+
+        @classmethod
+        def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
+            cloudwatch_backends[account_id][region_name].delete_alarms([resource_name])
+
+    class SubscriptionResource(CloudFormationModel):
+        __module__ = "moto.sns.models"
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::SNS::Subscription"
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return ""
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.arn
+
+        @classmethod
+        def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+            p = cloudformation_json["Properties"]
+            resource = cls()
+            resource.arn = sns_backends[account_id][region_name].subscribe(p["TopicArn"], p["Endpoint"], p["Protocol"]).arn
+            return resource
+
     for cache in (get_model_list, get_model_map, get_name_type_map):
         cache.cache_clear()
 
@@ -455,6 +538,26 @@ def describe_stack(session, stack_name: str) -> dict:
         if resource["type"] == "AWS::SQS::Queue":
             attributes = sqs.get_queue_attributes(QueueUrl=resource["id"], AttributeNames=["All"])["Attributes"]
             queues[logical_id] = {"url": resource["id"], "arn": attributes["QueueArn"], "retentionSeconds": int(attributes["MessageRetentionPeriod"])}
+    cloudwatch, sns = session.client("cloudwatch"), session.client("sns")
+    alarm_names = [r["id"] for r in resources.values() if r["type"] == "AWS::CloudWatch::Alarm"]
+    alarms = {
+        a["AlarmName"]: {k: a.get(k) for k in (
+            "AlarmArn", "AlarmDescription", "Namespace", "MetricName", "Dimensions", "Statistic", "Period", "EvaluationPeriods",
+            "DatapointsToAlarm", "Threshold", "ComparisonOperator", "TreatMissingData", "AlarmActions",
+        )}
+        for a in (cloudwatch.describe_alarms(AlarmNames=alarm_names)["MetricAlarms"] if alarm_names else [])
+    }
+    dashboards = {
+        r["id"]: cloudwatch.get_dashboard(DashboardName=r["id"])["DashboardBody"]
+        for r in resources.values() if r["type"] == "AWS::CloudWatch::Dashboard"
+    }
+    topics = {
+        logical_id: [
+            {"protocol": s["Protocol"], "endpoint": s["Endpoint"]}
+            for s in sns.list_subscriptions_by_topic(TopicArn=r["id"])["Subscriptions"]
+        ]
+        for logical_id, r in resources.items() if r["type"] == "AWS::SNS::Topic"
+    }
     logs = session.client("logs")
     log_groups = {
         g["logGroupName"]: g.get("retentionInDays")
@@ -479,6 +582,9 @@ def describe_stack(session, stack_name: str) -> dict:
         },
         "rules": rules,
         "queues": queues,
+        "alarms": alarms,
+        "dashboards": dashboards,
+        "topics": topics,
     }
 
 
