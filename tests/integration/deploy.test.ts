@@ -1,6 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { RUNS_INDEXES } from '../../functions/commons/run/run-store';
@@ -8,6 +7,7 @@ import { readTemplate, samConfigOverrides } from '../../local/template';
 import { allows, type Statement } from '../helpers/iam';
 import { ROOT } from '../../local/paths';
 import { pythonScript, runPython } from '../helpers/python';
+import { tempFolder } from '../helpers/temp';
 
 /**
  * `sam deploy`, as a new user runs it after `sam build` (npm test's sam-check builds), into moto's
@@ -80,7 +80,7 @@ function deploy(): Deployment[] {
   ]) {
     if (!existsSync(path)) throw new Error(`no ${what}: run \`npm test\`, which creates it first`);
   }
-  const folder = mkdtempSync(join(tmpdir(), 'cai-deploy-'));
+  const folder = tempFolder('cai-deploy-');
   try {
     const oldControlBucket = { 'Fn::Sub': '${AWS::StackName}-control-${AWS::AccountId}-${AWS::Region}' };
     const withCycle = variant(folder, 'with-cycle', (r) => {
@@ -344,7 +344,7 @@ test('any stack name deploys: upper case and 128 characters still make a valid b
 
 test('the control case: the template before the fix is refused, its cycle named, before anything is created', () => {
   // npm test's first gate (scripts/sam-check.sh: cfn-lint of the transformed template) names it in seconds…
-  const folder = mkdtempSync(join(tmpdir(), 'cai-lint-'));
+  const folder = tempFolder('cai-lint-');
   try {
     const source = readFileSync(join(ROOT, 'template.yaml'), 'utf8');
     const before = source.replace(/^(\s+ControlBucketName): !Sub .*$/m, '$1: !Ref ControlBucket');
@@ -376,7 +376,7 @@ test('the control case: the template before the fix is refused, its cycle named,
 });
 
 test("an artifact over Lambda's 250 MiB unzipped is refused by the build (so by `sam build`) in one line", () => {
-  const folder = mkdtempSync(join(tmpdir(), 'cai-big-'));
+  const folder = tempFolder('cai-big-');
   try {
     const model = join(folder, 'big.onnx');
     // The quick-start model padded to `bytes` with a field ONNX does not define (protobuf readers skip it).
@@ -413,7 +413,7 @@ test("an artifact over Lambda's 250 MiB unzipped is refused by the build (so by 
 });
 
 test('a deployed model without a card, or with one that does not parse or fit, is refused by the build in one line', () => {
-  const folder = mkdtempSync(join(tmpdir(), 'cai-card-'));
+  const folder = tempFolder('cai-card-');
   try {
     runPython(pythonScript('make_onnx_models.py'), [folder]);
     const build = (model: string) =>
