@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { cp, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
@@ -34,8 +34,28 @@ export async function copyArtifacts(from: string): Promise<Artifacts> {
   return { folder, path, remove: () => rm(folder, { recursive: true, force: true }) };
 }
 
+/** Whether a process runs (signal 0 tests without sending; EPERM: it runs, as another user). */
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * A folder for artifacts under the temp directory, named by this process (cai-lambda-<pid>-…), so
+ * that the folders of a process that is gone (killed mid-build, or before it closed its stack) are
+ * told apart and removed here.
+ */
 async function outsideRepository(): Promise<string> {
-  const folder = await mkdtemp(join(tmpdir(), 'cai-lambda-'));
+  for (const name of await readdir(tmpdir())) {
+    const owner = /^cai-lambda-(\d+)-/.exec(name);
+    // Another user's is left alone, as rm cannot remove it.
+    if (owner && !running(Number(owner[1]))) await rm(join(tmpdir(), name), { recursive: true, force: true }).catch(() => {});
+  }
+  const folder = await mkdtemp(join(tmpdir(), `cai-lambda-${process.pid}-`));
   if (!relative(ROOT, folder).startsWith('..')) {
     await rm(folder, { recursive: true, force: true });
     throw new Error(`artifacts would sit inside the repository (${folder}): point TMPDIR elsewhere`);

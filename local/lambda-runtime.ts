@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { vmHwmMb } from '../functions/commons/model/peak-rss';
 import { INVOKE_REQUEST_LIMIT_BYTES, INVOKE_RESPONSE_LIMIT_BYTES } from '../functions/commons/aws/limits';
-import { descendantsOf, memoryWatch, type MemoryWatch, type MemoryWatchKind } from './memory-limit';
+import { descendantsOf, memoryWatch, memoryWatchPreference, type MemoryWatch, type MemoryWatchKind } from './memory-limit';
 import { ROOT } from './paths';
 
 /**
@@ -56,7 +56,7 @@ export interface FunctionSpec {
   logFile?: string;
   /** Also copy the containers' output to this process's stderr. */
   echoLog?: boolean;
-  /** How memory is held to memoryMb: a cgroup where one can be made, else polling (this forces one). */
+  /** How memory is held to memoryMb: a cgroup where one can be made, else polling; this (or CAI_MEMORY_WATCH) forces one. */
   memoryWatch?: MemoryWatchKind;
   /** The account's concurrent executions it draws from, with the account's other functions (none: unlimited). */
   account?: AccountConcurrency;
@@ -221,6 +221,18 @@ export function nodeArgs(memoryMb: number): string[] {
   ];
 }
 
+/**
+ * Where an AWS client in a container goes when nothing points it at the local stack: a loopback
+ * port nothing listens on, so it fails here instead of reaching AWS. The SDK takes AWS_ENDPOINT_URL
+ * for every service without an endpoint of its own in code (CAI_*_ENDPOINT sets one).
+ */
+export const NO_AWS_ENDPOINT = 'http://127.0.0.1:9';
+
+/** The SDK's other endpoint settings, which would win over AWS_ENDPOINT_URL (per service) or void it. */
+const ENDPOINT_SETTING = /^AWS_ENDPOINT_URL_|^AWS_IGNORE_CONFIGURED_ENDPOINT_URLS$/;
+const withoutEndpointSettings = (env: Record<string, string>) =>
+  Object.fromEntries(Object.entries(env).filter(([name]) => !ENDPOINT_SETTING.test(name)));
+
 /** What the emulator replies when the runtime process died mid-invocation (killed, crashed). */
 const RUNTIME_EXITED = /^RequestId: (\S+) Error: Runtime exited with error: /;
 
@@ -265,9 +277,10 @@ class Container {
       AWS_LAMBDA_FUNCTION_TIMEOUT: String(spec.timeoutS),
       AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
       CAI_LOCAL_FAULT_DIR: faultDir,
-      ...spec.env,
+      ...withoutEndpointSettings(spec.env),
+      AWS_ENDPOINT_URL: NO_AWS_ENDPOINT,
     };
-    const memory = memoryWatch(spec.memoryMb, spec.memoryWatch);
+    const memory = memoryWatch(spec.memoryMb, { prefer: spec.memoryWatch });
     const emulator = memory.spawnArgs(paths.rie[HOST_ARCHITECTURE], [
       '--log-level',
       'info',
@@ -486,6 +499,8 @@ export class LocalFunction {
   intercept?: Intercept;
 
   constructor(readonly spec: FunctionSpec) {
+    // A bad CAI_MEMORY_WATCH fails the stack's start, not its first invocation.
+    memoryWatchPreference();
     if (spec.logFile) this.log = createWriteStream(spec.logFile, { flags: 'a' });
     if (spec.architecture !== HOST_ARCHITECTURE) {
       this.log?.write(

@@ -56,10 +56,13 @@ const { values: args } = parseArgs({
 /** One of the project's TypeScript modules, bundled on the fly and loaded here. */
 async function loadModule(entry) {
   const bundle = join(await mkdtemp(join(tmpdir(), 'cai-build-')), 'module.cjs');
-  await build({ ...common, entryPoints: [entry], format: 'cjs', outfile: bundle, sourcemap: false });
-  const module = createRequire(import.meta.url)(bundle);
-  await rm(dirname(bundle), { recursive: true, force: true });
-  return module;
+  try {
+    await build({ ...common, entryPoints: [entry], format: 'cjs', outfile: bundle, sourcemap: false });
+    return createRequire(import.meta.url)(bundle);
+  } finally {
+    // Removed whether or not it built: a failed build leaves nothing behind either.
+    await rm(dirname(bundle), { recursive: true, force: true });
+  }
 }
 
 if (args.lambda) {

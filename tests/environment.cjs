@@ -1,3 +1,5 @@
+const { rmSync } = require('node:fs');
+
 // Jest gives each test file its own realm, with its own typed-array constructors; onnxruntime-node's
 // native side makes its arrays in Node's main realm, and its `instanceof Float32Array` checks then
 // fail inside tests. Tests share the main realm's binary-data constructors instead.
@@ -24,6 +26,13 @@ class MainRealmArrays extends TestEnvironment {
   constructor(config, context) {
     super(config, context);
     for (const name of SHARED) this.global[name] = globalThis[name];
+  }
+
+  // The test file's temp folders (tests/helpers/temp.ts), removed once its last afterAll hook has
+  // run: its stacks and servers are closed by then.
+  async teardown() {
+    for (const folder of this.global.__caiTempFolders ?? []) rmSync(folder, { recursive: true, force: true, maxRetries: 3 });
+    await super.teardown();
   }
 }
 

@@ -1,10 +1,10 @@
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { createS3Client, createSfnClient } from '../../functions/commons/aws/clients';
 import type { ExecutionInput, RankItem } from '../../functions/commons/run/contracts';
 import type { InitializeOutcome } from '../../functions/commons/run/initialize';
 import type { RunRecord } from '../../functions/commons/run/run-store';
-import { CONTROL_BUCKET, LocalStack, type LocalStackOptions } from '../../local/stack';
+import { CONTROL_BUCKET, ensureBucket, LocalStack, type LocalStackOptions } from '../../local/stack';
 import { ROOT } from '../../local/paths';
 import { join } from 'node:path';
 
@@ -26,7 +26,8 @@ export async function testStack(
   const outcomes: InitializeOutcome[] = [];
   stack.onInitialized((o) => outcomes.push(...o));
 
-  const bucket = async (name: string) => s3.send(new CreateBucketCommand({ Bucket: name })).catch(() => {});
+  /** Creates a bucket; one there already passes, any other refusal fails the test. */
+  const bucket = (name: string) => ensureBucket(s3, name);
   await bucket(CONTROL_BUCKET);
 
   /** Uploads a payload.json and waits for its run to leave RUNNING; returns the record. */

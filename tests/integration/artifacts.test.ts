@@ -1,21 +1,25 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
-import { tmpdir } from 'node:os';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { type Artifacts, copyArtifacts } from '../../local/artifacts';
 import { INVOKE_REQUEST_LIMIT_BYTES } from '../../functions/commons/aws/limits';
+import type { RankItem } from '../../functions/commons/run/contracts';
 import { LambdaError, LocalFunction } from '../../local/lambda-runtime';
 import { FUNCTIONS, type FunctionId, functionConfig } from '../../local/template';
 import { ROOT } from '../../local/paths';
+import { tempFolder } from '../helpers/temp';
 
 /**
  * What `sam build` ships (npm test runs `sam build` before jest): each artifact starts alone under AWS's Runtime Interface Emulator (INIT
  * must succeed with nothing but the artifact), imports only what it carries, and its native code
  * runs on Amazon Linux 2023.
  */
-const work = mkdtempSync(join(tmpdir(), 'cai-artifacts-'));
+// Not cai-artifacts-…: that prefix is the local stack's cache of built artifacts (local/artifacts.ts).
+const work = tempFolder('cai-sam-artifacts-');
 let artifacts: Artifacts;
 beforeAll(async () => {
   // sam build's output, copied out of the repository so nothing resolves from its node_modules.
@@ -44,13 +48,13 @@ function alone(
     memoryMb: config.memoryMb,
     timeoutS,
     architecture: config.architecture,
-    // A refused port: a request fails at once instead of reaching for AWS.
+    // A refused port unless `env` names another: a request fails here instead of reaching for AWS.
     env: {
-      ...config.environment,
       AWS_REGION: 'us-east-1',
       CAI_S3_ENDPOINT: 'http://127.0.0.1:9',
       CAI_DYNAMODB_ENDPOINT: 'http://127.0.0.1:9',
       AWS_MAX_ATTEMPTS: '1',
+      ...config.environment,
     },
     concurrency: 1,
     logFile: join(work, `${FUNCTIONS[id]}.log`),
@@ -68,21 +72,48 @@ async function initOnce(fn: LocalFunction, event: unknown): Promise<{ result?: u
   }
 }
 
-test.each([
-  ['InitializerFunction', { Records: [] }],
-  ['InferenceFunction', {}],
-  ['SummarizerFunction', { runId: 'r', resultBucket: 'b', resultPath: 'p' }],
-] as [FunctionId, unknown][])('%s, as sam build made it, starts alone under the emulator: INIT succeeds', async (id, event) => {
-  const fn = alone(id);
-  const { result, error } = await initOnce(fn, event);
-  expect(error?.name ?? '').not.toMatch(/^Runtime\./);
-  expect(fn.billed).toHaveLength(1);
-  expect(fn.billed[0].initMs).toBeGreaterThan(0);
-  if (id === 'InitializerFunction')
-    expect(result).toEqual([]); // no records, no runs
-  else expect(error).toBeDefined(); // the handler ran, and failed on an event or endpoint it could not use
-  expect(readFileSync(join(work, `${FUNCTIONS[id]}.log`), 'utf8')).toMatch(/INIT RTDONE\(status: success\)/);
+/** An S3 endpoint that denies every request (403 AccessDenied, which no SDK retries): a handler's first request fails at once. */
+let denying: Server;
+let denyingEndpoint: string;
+beforeAll(async () => {
+  denying = createServer((request, response) => {
+    request.resume();
+    response.writeHead(403, { 'content-type': 'application/xml' });
+    response.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>');
+  });
+  await new Promise<void>((resolve) => denying.listen(0, '127.0.0.1', resolve));
+  denyingEndpoint = `http://127.0.0.1:${(denying.address() as AddressInfo).port}`;
 });
+afterAll(() => new Promise((resolve) => denying?.close(resolve)));
+
+const rank: RankItem = {
+  runId: 'r',
+  rank: 0,
+  worldSize: 1,
+  batchSize: 16,
+  dataBucket: 'data',
+  partitions: [{ key: 'survey/1.pt', bytes: 1000 }],
+  resultBucket: 'results',
+  resultPath: 'p',
+};
+
+test.each([
+  ['InitializerFunction', { Records: [] }, { result: [] }], // no records, no runs
+  // The handlers ran, and failed at their first request: the rank's attempt record, refused by the
+  // denying S3; the summary's read of the run record, at DynamoDB's refused port.
+  ['InferenceFunction', rank, { error: ['AccessDenied', 'Access Denied'] }],
+  ['SummarizerFunction', { runId: 'r', resultBucket: 'b', resultPath: 'p' }, { error: ['Error', 'connect ECONNREFUSED 127.0.0.1:9'] }],
+] as [FunctionId, unknown, { result?: unknown; error?: [string, string] }][])(
+  '%s, as sam build made it, starts alone under the emulator: INIT succeeds',
+  async (id, event, expected) => {
+    const fn = alone(id, artifacts.path(id), 20, [], { CAI_S3_ENDPOINT: denyingEndpoint });
+    const { result, error } = await initOnce(fn, event);
+    expect(fn.billed).toHaveLength(1);
+    expect(fn.billed[0].initMs).toBeGreaterThan(0);
+    expect({ result, error: error && [error.name, error.message] }).toEqual(expected);
+    expect(readFileSync(join(work, `${FUNCTIONS[id]}.log`), 'utf8')).toMatch(/INIT RTDONE\(status: success\)/);
+  },
+);
 
 test('the inference artifact starts its pool at INIT: INFERENCE_WORKERS workers, or one per vCPU share of its memory', async () => {
   const log = (name: string) => readFileSync(join(work, `${name}.log`), 'utf8');

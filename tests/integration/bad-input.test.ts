@@ -5,7 +5,6 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cai } from '../helpers/cli';
 import { ROOT } from '../../local/paths';
@@ -13,8 +12,9 @@ import { PAYLOAD_JSON_LIMIT_BYTES, parsePayloadJson, PayloadError } from '../../
 import { storable } from '../../functions/commons/run/run-store';
 import { startLocalDynamo } from '../../local/dynamo-server';
 import { writeTestPartition } from '../helpers/partitions';
+import { tempFolder } from '../helpers/temp';
 
-const work = mkdtempSync(join(tmpdir(), 'cai-bad-'));
+const work = tempFolder('cai-bad-');
 const at = (...p: string[]) => join(work, ...p);
 
 beforeAll(() => {

@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { costPoints, writeBenchPlots, type CostRow, type ScalingCell, type SweepCell } from '../../bench/plots';
 import { ROOT } from '../../local/paths';
 import { spawnSync } from 'node:child_process';
+import { tempFolder } from '../helpers/temp';
 
 const sweep: SweepCell[] = [16, 32, 64].flatMap((batch) =>
   [1, 2].flatMap((threads) =>
@@ -30,7 +30,7 @@ const symbols = (svg: string) => {
 };
 
 test('the sweep, the scaling and the cost by partition size are drawn, one point per measurement', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cai-bench-plots-'));
+  const dir = tempFolder('cai-bench-plots-');
   const json = join(dir, 'inference.json');
   const written = await writeBenchPlots({ sweep, scaling, cost_12_6gb: costs }, json);
   expect(written).toEqual(['sweep', 'scaling', 'cost', 'wall'].map((n) => join(dir, `inference-${n}.svg`)));
@@ -49,7 +49,7 @@ test('the sweep, the scaling and the cost by partition size are drawn, one point
 });
 
 test('npm run bench:plots redraws them from a saved JSON; a JSON with nothing to plot is an error', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cai-bench-plots-'));
+  const dir = tempFolder('cai-bench-plots-');
   const json = join(dir, 'saved.json');
   writeFileSync(json, JSON.stringify({ sweep }));
   const ok = spawnSync(process.execPath, [join(ROOT, 'dist', 'bench', 'plot-results.js'), json], { encoding: 'utf8' });

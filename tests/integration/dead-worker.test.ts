@@ -1,5 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '../../functions/commons/aws/clients';
@@ -10,6 +9,7 @@ import { runRank } from '../../functions/commons/run/rank';
 import { ROOT } from '../../local/paths';
 import { startLocalS3, type LocalS3 } from '../../local/s3-server';
 import { writeTestPartition } from '../helpers/partitions';
+import { tempFolder } from '../helpers/temp';
 
 /**
  * A dead inference worker fails its rank, never its partitions, and its pool is never handed to
@@ -18,7 +18,7 @@ import { writeTestPartition } from '../helpers/partitions';
  * worker dies the way local/worker-fault.ts kills one on the local stack: a `kill-worker` file,
  * taken by the first worker thread that sees it.
  */
-const work = mkdtempSync(join(tmpdir(), 'cai-dead-worker-'));
+const work = tempFolder('cai-dead-worker-');
 const faults = join(work, 'faults');
 let server: LocalS3;
 let s3: S3Client;
@@ -65,7 +65,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await (await source.forItem()).pool.release();
   await server?.close();
-  rmSync(work, { recursive: true, force: true });
 });
 
 const rankContext = (model: LoadedModel) => ({

@@ -1,11 +1,11 @@
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Accuracy } from '../../functions/commons/model/accuracy';
 import { cai } from '../helpers/cli';
 import { ROOT } from '../../local/paths';
+import { tempFolder } from '../helpers/temp';
 
-const work = mkdtempSync(join(tmpdir(), 'cai-default-'));
+const work = tempFolder('cai-default-');
 const provenance = JSON.parse(readFileSync(join(ROOT, 'model', 'default.json'), 'utf8'));
 
 test('the quick-start model is small and says where it came from', () => {

@@ -1,6 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { RUNS_INDEXES } from '../../functions/commons/run/run-store';
@@ -8,6 +7,7 @@ import { readTemplate, samConfigOverrides } from '../../local/template';
 import { allows, type Statement } from '../helpers/iam';
 import { ROOT } from '../../local/paths';
 import { pythonScript, runPython } from '../helpers/python';
+import { tempFolder } from '../helpers/temp';
 
 /**
  * `sam deploy`, as a new user runs it after `sam build` (npm test's sam-check builds), into moto's
@@ -115,7 +115,7 @@ function deploy(): Deployment[] {
   ]) {
     if (!existsSync(path)) throw new Error(`no ${what}: run \`npm test\`, which creates it first`);
   }
-  const folder = mkdtempSync(join(tmpdir(), 'cai-deploy-'));
+  const folder = tempFolder('cai-deploy-');
   try {
     const oldControlBucket = { 'Fn::Sub': '${AWS::StackName}-control-${AWS::AccountId}-${AWS::Region}' };
     const withCycle = variant(folder, 'with-cycle', (r) => {
@@ -563,7 +563,7 @@ test('any stack name deploys: upper case and 128 characters still make a valid b
 
 /** The resources cfn-lint names in a dependency cycle of template.yaml changed by `change` (SAM's transform first). */
 function lintCycles(change: (source: string) => string): string[] {
-  const folder = mkdtempSync(join(tmpdir(), 'cai-lint-'));
+  const folder = tempFolder('cai-lint-');
   try {
     const source = readFileSync(join(ROOT, 'template.yaml'), 'utf8');
     const changed = change(source);
@@ -612,7 +612,7 @@ test("the permission's SourceArn by the bucket's !Sub, not !GetAtt ControlBucket
 });
 
 test("an artifact over Lambda's 250 MiB unzipped is refused by the build (so by `sam build`) in one line", () => {
-  const folder = mkdtempSync(join(tmpdir(), 'cai-big-'));
+  const folder = tempFolder('cai-big-');
   try {
     const model = join(folder, 'big.onnx');
     // The quick-start model padded to `bytes` with a field ONNX does not define (protobuf readers skip it).
@@ -649,7 +649,7 @@ test("an artifact over Lambda's 250 MiB unzipped is refused by the build (so by 
 });
 
 test('a deployed model without a card, or with one that does not parse or fit, is refused by the build in one line', () => {
-  const folder = mkdtempSync(join(tmpdir(), 'cai-card-'));
+  const folder = tempFolder('cai-card-');
   try {
     runPython(pythonScript('make_onnx_models.py'), [folder]);
     const build = (model: string) =>

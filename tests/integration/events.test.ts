@@ -1,5 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { createDynamoClient, createS3Client } from '../../functions/commons/aws/clients';
@@ -12,13 +11,14 @@ import { DEFAULT_TABLE } from '../../local/stack';
 import { cai } from '../helpers/cli';
 import { ROOT } from '../../local/paths';
 import { testStack } from '../helpers/stack';
+import { tempFolder } from '../helpers/temp';
 
 /**
  * The sample events for `sam local invoke`, each run by `cai invoke` (the Docker-less invoke): the
  * function's deployment artifact under the Runtime Interface Emulator, against the local stack's
  * state in a folder the first step fills.
  */
-const dir = join(mkdtempSync(join(tmpdir(), 'cai-events-')), 'stack');
+const dir = join(tempFolder('cai-events-'), 'stack');
 const events = (name: string) => join(ROOT, 'events', name);
 /** The sample run's folder: its result_path, then its run id (events/inference-rank.json). */
 const RUN = 'results/sample/sample-0123456789ab';

@@ -1,7 +1,6 @@
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ExecutionAlreadyExists, StartExecutionCommand, StopExecutionCommand } from '@aws-sdk/client-sfn';
 import { createSfnClient } from '../../functions/commons/aws/clients';
 import type { ExecutionStatusChange, RankInvocation, RankItem } from '../../functions/commons/run/contracts';
@@ -14,13 +13,14 @@ import { LambdaError } from '../../local/lambda-runtime';
 import { ROOT } from '../../local/paths';
 import { eventSources } from '../../local/template';
 import { testStack } from '../helpers/stack';
+import { tempFolder } from '../helpers/temp';
 
 /**
  * How executions end, and what the run's record says after each: the statuses AWS has beside
  * SUCCEEDED (FAILED, TIMED_OUT, ABORTED) reach the summarizer through template.yaml's EventBridge
  * rule, and no run stays RUNNING.
  */
-const work = mkdtempSync(join(tmpdir(), 'cai-ends-'));
+const work = tempFolder('cai-ends-');
 const DATA = 'ends-data';
 let t: Awaited<ReturnType<typeof testStack>>;
 
@@ -91,7 +91,7 @@ test("the local stack routes executions' ends by template.yaml's rule; without t
   expect(routed(rules, event('FAILED', 'arn:aws:states:us-east-1:000000000000:stateMachine:another'))).toEqual([]);
 
   // The control: the same template without its rule (a copy of the project with the Events entry deleted).
-  const root = mkdtempSync(join(tmpdir(), 'cai-norule-'));
+  const root = tempFolder('cai-norule-');
   for (const file of ['samconfig.toml', 'statemachine']) cpSync(join(ROOT, file), join(root, file), { recursive: true });
   const template = readFileSync(join(ROOT, 'template.yaml'), 'utf8');
   const withoutRule = template.replace(/\n {8}ExecutionEnded:\n(?: {10,}.*\n)+/, '\n');
@@ -302,7 +302,8 @@ test("a run's cost is an independent tally: its REPORT lines, the interpreter's 
   expect(crashed.cost.stepFunctions.transitions).toBe(crashed.transitions);
   expect(crashed.cost.stepFunctions.transitions).toBe(clean.cost.stepFunctions.transitions + 1);
   // The dead attempt's reads are unknown: billed at the most its partition can take, never fewer than it made.
-  const bound = await crashedReads(crashed.record.runId);
+  const { bound, billed } = await crashedReads(crashed.record.runId);
+  expect(billed).toBe(bound);
   expect(crashed.cost.s3.get).toBeGreaterThanOrEqual(crashed.s3.get);
   expect(crashed.cost.s3.get - crashed.s3.get).toBeLessThan(bound);
   expect({ put: crashed.cost.s3.put, list: crashed.cost.s3.list }).toEqual({ put: crashed.s3.put, list: crashed.s3.list });
@@ -339,8 +340,21 @@ test("an attempt that dies before writing its record is in the run's cost: its r
   expect({ writes: early.cost.dynamodb.writes, reads: early.cost.dynamodb.reads }).toEqual(early.dynamo);
 });
 
-/** The read bound the summary billed the crashed attempt of a run with, from its summary.json. */
-async function crashedReads(runId: string): Promise<number> {
+/**
+ * The most reads the crashed attempt can have made (`bound`), from its partitions' sizes as the
+ * bucket lists them and docs/architecture.md's rule (readRequestsBound): 16 GETs to open an archive,
+ * then one per 8 MiB part and one per 16 MiB chunk; which partitions were its: the manifest's item
+ * of its rank. Beside it, the reads summary.json billed the attempt with (`billed`).
+ */
+async function crashedReads(runId: string): Promise<{ bound: number; billed: number }> {
   const summary = JSON.parse(await t.readText('cai-control', `results/tally-crash/${runId}/summary.json`));
-  return summary.crashedAttempts[0].requests.s3Get;
+  const items = JSON.parse(await t.readText('cai-control', `results/tally-crash/${runId}/manifest.json`)) as RankItem[];
+  const keys = items.find((item) => item.rank === summary.crashedAttempts[0].rank)!.partitions.map((p) => p.key);
+  const listed = (await t.s3.send(new ListObjectsV2Command({ Bucket: DATA, Prefix: 'tally/' }))).Contents ?? [];
+  const MiB = 2 ** 20;
+  const bound = keys.reduce((n, key) => {
+    const bytes = listed.find((o) => o.Key === key)!.Size!;
+    return n + 16 + Math.ceil(bytes / (8 * MiB)) + Math.ceil(bytes / (16 * MiB));
+  }, 0);
+  return { bound, billed: summary.crashedAttempts[0].requests.s3Get };
 }

@@ -1,5 +1,3 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SFN_START_RETRY } from '../../functions/commons/aws/clients';
 import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
@@ -8,6 +6,7 @@ import type { RunRecord } from '../../functions/commons/run/run-store';
 import { synthesizeDataset } from '../../toolkit/datasets/synth';
 import { sinkFor } from '../../toolkit/locations';
 import { testStack } from '../helpers/stack';
+import { tempFolder } from '../helpers/temp';
 
 /**
  * The initializer on the local stack, under the template's timeout as the emulator enforces it:
@@ -15,7 +14,7 @@ import { testStack } from '../helpers/stack';
  * invocation, is carried on by Lambda's retry when it dies, and retries a throttled or failing
  * StartExecution within its time.
  */
-const work = mkdtempSync(join(tmpdir(), 'cai-initializer-'));
+const work = tempFolder('cai-initializer-');
 const DATA = 'init-data';
 let t: Awaited<ReturnType<typeof testStack>>;
 

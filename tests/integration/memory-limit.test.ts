@@ -1,16 +1,19 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { LambdaError, LocalFunction, lambdaReportLine } from '../../local/lambda-runtime';
-import { type MemoryWatchKind, ownMemoryCgroup } from '../../local/memory-limit';
+import { memoryWatch, type MemoryWatchKind } from '../../local/memory-limit';
+import { tempFolder } from '../helpers/temp';
 
 /**
  * A local container is held to its memory size as Lambda holds a function (docs/local-stack.md):
  * past it the runtime is killed mid-invocation and the caller gets Lambda's Runtime.OutOfMemory,
  * billed up to the kill, with the REPORT line Lambda prints; the next invocation starts a new
- * runtime. Both ways of holding it are tested: the cgroup (preferred) and the poll (fallback).
+ * runtime. Both ways of holding it are tested where this machine has them: the cgroup (preferred,
+ * v2 or v1, where one can be made) and the poll (the fallback, everywhere). CAI_MEMORY_WATCH=poll
+ * runs the poll alone, as on a machine without a writable cgroup; how the cgroup of each version is
+ * found, made and read is tested on stand-in trees (tests/unit/memory-cgroups.test.ts).
  */
-const work = mkdtempSync(join(tmpdir(), 'cai-memory-'));
+const work = tempFolder('cai-memory-');
 const hog = join(work, 'hog');
 mkdirSync(hog);
 // Holds `mb` MB of filled (so resident) buffers, `stepMs` apart, 8 MB at a time; or sleeps; or tells
@@ -34,8 +37,15 @@ export const handler = async (event) => {
 `,
 );
 
+/** What this machine holds containers with: the cgroup it can make (unless CAI_MEMORY_WATCH says poll), and the poll. */
+const probe = memoryWatch(256);
+probe.close();
+const KINDS: MemoryWatchKind[] = probe.kind === 'cgroup' ? ['cgroup', 'poll'] : ['poll'];
+const CGROUP = probe.kind === 'cgroup' ? `cgroup v${probe.cgroupVersion}` : undefined;
+
 let made = 0;
-function hogFunction(memoryWatch: MemoryWatchKind, memoryMb = 256): { fn: LocalFunction; log: string } {
+/** A container of the hog; `memoryWatch` forces one way of holding it, else the machine's best. */
+function hogFunction(memoryWatch: MemoryWatchKind | undefined, memoryMb = 256): { fn: LocalFunction; log: string } {
   const log = join(work, `hog-${++made}.log`);
   const fn = new LocalFunction({
     name: 'hog',
@@ -54,7 +64,7 @@ function hogFunction(memoryWatch: MemoryWatchKind, memoryMb = 256): { fn: LocalF
 
 const OUT_OF_MEMORY = /^RequestId: \S+ Error: Runtime exited with error: signal: killed$/;
 
-describe.each<MemoryWatchKind>(['cgroup', 'poll'])('held by the %s', (kind) => {
+describe.each(KINDS.map((kind) => [kind === 'cgroup' ? CGROUP : kind, kind] as const))('held by the %s', (_, kind) => {
   test('a container over its memory size is killed and reported as Lambda reports it (Runtime.OutOfMemory), billed; the next invocation starts a new runtime', async () => {
     const { fn, log } = hogFunction(kind);
     try {
@@ -109,8 +119,8 @@ describe.each<MemoryWatchKind>(['cgroup', 'poll'])('held by the %s', (kind) => {
 });
 
 test("V8's heap is sized from the memory size as Lambda's bootstrap sizes it; a runtime that aborts (as V8 does past its heap) is Runtime.ExitError, not out of memory", async () => {
-  const { fn } = hogFunction('cgroup', 1024);
-  const small = hogFunction('cgroup').fn;
+  const { fn } = hogFunction(undefined, 1024);
+  const small = hogFunction(undefined).fn;
   try {
     // Old space 90 % of 1,024 MB (921) and young generation (3 semi-spaces of 51 MB): not the ~4 GB this machine's default would be.
     const limitMb = ((await fn.invoke({ heapLimit: true })) as { heapLimitMb: number }).heapLimitMb;
@@ -127,15 +137,30 @@ test("V8's heap is sized from the memory size as Lambda's bootstrap sizes it; a 
   }
 });
 
-test('each container’s cgroup is made under this process’s own and removed when the container closes', async () => {
-  const parent = ownMemoryCgroup()!;
-  const ours = () => readdirSync(parent).filter((name) => name.startsWith(`cai-lambda-${process.pid}-`));
-  const before = ours();
-  const { fn } = hogFunction('cgroup');
-  await fn.invoke({});
-  const made = ours().filter((name) => !before.includes(name));
-  expect(made).toHaveLength(1);
-  expect(readFileSync(join(parent, made[0], 'memory.limit_in_bytes'), 'utf8').trim()).toBe(String(256 * 1024 * 1024));
-  await fn.close();
-  expect(ours()).toEqual(before);
+// Only where a cgroup can be made: the poll has no folder.
+if (CGROUP) {
+  test(`each container’s ${CGROUP} is made where this process’s allows, limited to its memory size, and removed when the container closes`, async () => {
+    const parent = dirname(probe.folder!);
+    const limitFile = probe.cgroupVersion === 2 ? 'memory.max' : 'memory.limit_in_bytes';
+    const ours = () => readdirSync(parent).filter((name) => name.startsWith(`cai-lambda-${process.pid}-`));
+    const before = ours();
+    const { fn } = hogFunction('cgroup');
+    await fn.invoke({});
+    const made = ours().filter((name) => !before.includes(name));
+    expect(made).toHaveLength(1);
+    expect(readFileSync(join(parent, made[0], limitFile), 'utf8').trim()).toBe(String(256 * 1024 * 1024));
+    await fn.close();
+    expect(ours()).toEqual(before);
+  });
+}
+
+test('an unknown CAI_MEMORY_WATCH stops a function before any container starts, in one line', () => {
+  const asked = process.env.CAI_MEMORY_WATCH;
+  process.env.CAI_MEMORY_WATCH = 'cgroups';
+  try {
+    expect(() => hogFunction(undefined)).toThrow(/^CAI_MEMORY_WATCH must be cgroup or poll, not "cgroups"$/);
+  } finally {
+    if (asked === undefined) delete process.env.CAI_MEMORY_WATCH;
+    else process.env.CAI_MEMORY_WATCH = asked;
+  }
 });

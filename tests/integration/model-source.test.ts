@@ -1,5 +1,4 @@
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '../../functions/commons/aws/clients';
@@ -8,13 +7,14 @@ import { ModelSource } from '../../functions/commons/run/model-source';
 import { ROOT } from '../../local/paths';
 import { startLocalS3, type LocalS3 } from '../../local/s3-server';
 import { pythonScript, runPython } from '../helpers/python';
+import { tempFolder } from '../helpers/temp';
 
 /**
  * The inference container's models, with the worker pool for real (dist/cli/inference-worker.js) and
  * the embedded S3: a run's model is fetched once per container and version, a warm rank reuses it,
  * and a model overwritten after the initializer checked it is refused (If-Match), never run.
  */
-const work = mkdtempSync(join(tmpdir(), 'cai-model-source-'));
+const work = tempFolder('cai-model-source-');
 const models = join(work, 'models');
 const directory = join(work, 'tmp');
 let server: LocalS3;

@@ -1,16 +1,16 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModel } from '../../functions/commons/model/session';
 import { lowbias32 } from '../../toolkit/datasets/synth';
 import { cai } from '../helpers/cli';
 import { exporter, pythonScript, runPython, runPythonStatus } from '../helpers/python';
 import { ROOT } from '../../local/paths';
+import { tempFolder } from '../helpers/temp';
 
 const FIXTURE = join(ROOT, 'tests', 'fixtures', 'astromae-parity.json'); // a copy of shared/fixtures/
 const fixture = JSON.parse(readFileSync(FIXTURE, 'utf8'));
 const expected: number[] = fixture.expected_output.map((row: number[]) => row[0]);
-const work = mkdtempSync(join(tmpdir(), 'cai-model-'));
+const work = tempFolder('cai-model-');
 const TOLERANCE = 1e-4;
 const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   expect(a.length).toBe(b.length);

@@ -1,5 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cardFromMetadata, CardError, checkCardAgainstGraph, parseCard } from '../../functions/commons/model/card';
 import { readModelFile } from '../../functions/commons/model/model-file';
@@ -10,12 +9,13 @@ import { fileSource, type ByteSource } from '../../functions/commons/torch/byte-
 import { ROOT } from '../../local/paths';
 import { writeTestPartition } from '../helpers/partitions';
 import { pythonScript, runPython } from '../helpers/python';
+import { tempFolder } from '../helpers/temp';
 
 /**
  * ONNX signatures read from the file's bytes, checked against what the onnx library itself reads of
  * models it wrote (tests/python/make_onnx_models.py), and the cards of real models.
  */
-const dir = mkdtempSync(join(tmpdir(), 'cai-onnx-'));
+const dir = tempFolder('cai-onnx-');
 let expected: Record<string, { inputs: unknown[]; outputs: unknown[]; metadata: Record<string, string> }>;
 beforeAll(() => {
   runPython(pythonScript('make_onnx_models.py'), [dir, JSON.stringify(ONNX_RUNTIME)]);

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileSource } from '../../functions/commons/torch/byte-source';
 import { openTorchPartition } from '../../toolkit/datasets/galaxy-partition';
@@ -9,8 +8,9 @@ import { expectSameArray } from '../helpers/arrays';
 import { cai } from '../helpers/cli';
 import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
 import { pythonScript, runPython } from '../helpers/python';
+import { tempFolder } from '../helpers/temp';
 
-const work = mkdtempSync(join(tmpdir(), 'cai-cli-'));
+const work = tempFolder('cai-cli-');
 const at = (...p: string[]) => join(work, ...p);
 const manifestOf = (dir: string): PartitionManifest => JSON.parse(readFileSync(join(dir, 'partitions.json'), 'utf8'));
 

@@ -1,5 +1,4 @@
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { CrashedAttempt, RankInvocation, RankItem } from '../../functions/commons/run/contracts';
@@ -18,8 +17,9 @@ import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
 import { failedEventLines, runDetails } from '../../cli/run-format';
 import { readRequestsBound } from '../../functions/commons/partitions/partition';
 import { localFailedEvents } from '../../toolkit/failed-events';
+import { tempFolder } from '../helpers/temp';
 
-const work = mkdtempSync(join(tmpdir(), 'cai-pipeline-'));
+const work = tempFolder('cai-pipeline-');
 let t: Awaited<ReturnType<typeof testStack>>;
 
 /** `count` small labelled partitions (1.pt … count.pt) under s3://bucket/prefix/. */

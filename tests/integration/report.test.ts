@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -13,6 +12,7 @@ import { rgbComposite } from '../../cli/report/composite';
 import { cai } from '../helpers/cli';
 import { pythonScript, runPython } from '../helpers/python';
 import { ROOT } from '../../local/paths';
+import { tempFolder } from '../helpers/temp';
 
 /**
  * Real local runs, their reports made by `cai report`, opened in Debian's chromium (installed by
@@ -21,7 +21,7 @@ import { ROOT } from '../../local/paths';
  * model); then a run's own model with a classification and a score output. The screenshots are
  * kept under .cai/test-output/.
  */
-const work = mkdtempSync(join(tmpdir(), 'cai-report-'));
+const work = tempFolder('cai-report-');
 const state = join(work, '.cai');
 const CHROMIUM = process.env.CAI_CHROMIUM ?? '/usr/bin/chromium';
 const SCREENSHOT = join(ROOT, '.cai', 'test-output', 'report.png');

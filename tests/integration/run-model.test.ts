@@ -1,5 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '../../functions/commons/aws/clients';
@@ -7,13 +6,14 @@ import { ModelRefusal, resolveRunModel, type ModelLimits } from '../../functions
 import { startLocalS3, type LocalS3 } from '../../local/s3-server';
 import { writeTestPartition } from '../helpers/partitions';
 import { pythonScript, runPython } from '../helpers/python';
+import { tempFolder } from '../helpers/temp';
 
 /**
  * A run's own model, checked by the initializer's code against the embedded S3 before anything
  * starts: each bad model is refused in one line naming what is wrong; good ones resolve with their
  * version (ETag) and where their card is.
  */
-const work = mkdtempSync(join(tmpdir(), 'cai-run-model-'));
+const work = tempFolder('cai-run-model-');
 const models = join(work, 'models');
 const CONTROL = 'cai-control';
 const FIRST = { key: 'survey/1.pt', bytes: 0 };

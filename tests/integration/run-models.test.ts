@@ -1,10 +1,10 @@
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SKETCH_RELATIVE_ERROR, sketchCount } from '../../functions/commons/model/sketch';
 import type { RankResult } from '../../functions/commons/run/contracts';
 import { ROOT } from '../../local/paths';
 import { cai, caiStart } from '../helpers/cli';
+import { tempFolder } from '../helpers/temp';
 
 /**
  * A run of each task on the local stack with `model` in the payload, as a user makes it: a dict
@@ -12,7 +12,7 @@ import { cai, caiStart } from '../helpers/cli';
  * uploaded, the run followed to its end. And a model that cannot run on the data, refused before
  * anything starts, in one line.
  */
-const work = mkdtempSync(join(tmpdir(), 'cai-run-models-'));
+const work = tempFolder('cai-run-models-');
 const state = join(work, '.cai');
 const data = join(work, 'dict');
 

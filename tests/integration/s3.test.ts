@@ -1,5 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand, paginateListObjectsV2, S3Client } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
@@ -8,12 +7,14 @@ import { openTorchPartition } from '../../toolkit/datasets/galaxy-partition';
 import { createS3Client, s3Client } from '../../functions/commons/aws/clients';
 import { listPartitions } from '../../functions/commons/run/rank-plan';
 import { startLocalS3, type LocalS3 } from '../../local/s3-server';
+import { ensureBucket } from '../../local/stack';
 import { expectSameArray } from '../helpers/arrays';
 import { cai } from '../helpers/cli';
 import { writeTestPartition } from '../helpers/partitions';
 import { ArchiveError } from '../../functions/commons/errors';
+import { tempFolder } from '../helpers/temp';
 
-const work = mkdtempSync(join(tmpdir(), 'cai-s3-'));
+const work = tempFolder('cai-s3-');
 let s3: LocalS3;
 let env: NodeJS.ProcessEnv;
 
@@ -54,6 +55,13 @@ test('synth, split and inspect read and write s3:// locations', async () => {
   expectSameArray(remote.redshift, local.redshift);
   const second = await rowsOf(await s3Source(s3Client(), 'survey', 'parts/2.pt'));
   expectSameArray(second.images, local.images.subarray(second.count * 5120, 2 * second.count * 5120));
+});
+
+test('ensureBucket (the stack and its test helper make buckets with it) passes a bucket that is there already and fails on any other refusal', async () => {
+  const client = createS3Client(env);
+  await ensureBucket(client, 'made-twice');
+  await expect(ensureBucket(client, 'made-twice')).resolves.toBeUndefined();
+  await expect(ensureBucket(client, 'Not_A_Bucket')).rejects.toMatchObject({ name: 'InvalidBucketName' });
 });
 
 test('a missing object and a bad location are named', async () => {

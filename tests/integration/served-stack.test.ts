@@ -1,10 +1,10 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { cai } from '../helpers/cli';
 import { ROOT } from '../../local/paths';
+import { tempFolder } from '../helpers/temp';
 
 /**
  * The user's three habits against a served local stack, with the real AWS CLI (PyPI awscli, which
@@ -12,7 +12,7 @@ import { ROOT } from '../../local/paths';
  * run, `aws dynamodb query` / `get-item` read the runs table, `aws s3 cp` fetches summary.json;
  * `cai runs` and `cai invoke` work alongside, and `cai stack down` stops it.
  */
-const work = mkdtempSync(join(tmpdir(), 'cai-served-'));
+const work = tempFolder('cai-served-');
 const dir = join(work, 'stack');
 let server: ChildProcess;
 let serverLog = '';
@@ -34,8 +34,27 @@ async function aws(...args: string[]): Promise<string> {
   return stdout;
 }
 
+/** The processes of a process group still alive (a zombie has exited), from /proc/<pid>/stat: state is field 3, the group field 5. */
+function groupMembers(group: number): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .filter((pid) => {
+      try {
+        const [state, , pgrp] = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').pop()!.split(' ');
+        return Number(pgrp) === group && state !== 'Z';
+      } catch {
+        return false; // gone meanwhile
+      }
+    })
+    .map(Number);
+}
+
 beforeAll(async () => {
-  server = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'cai.js'), 'stack', 'up', '--dir', dir, '--workers', '2'], { cwd: ROOT });
+  // In a process group of its own (led by the server), so that everything it starts can be found and stopped.
+  server = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'cai.js'), 'stack', 'up', '--dir', dir, '--workers', '2'], {
+    cwd: ROOT,
+    detached: true,
+  });
   server.stderr!.on('data', (d) => (serverLog += d));
   let printed = '';
   server.stdout!.on('data', (d) => (printed += d));
@@ -46,7 +65,8 @@ beforeAll(async () => {
   }
 });
 afterAll(async () => {
-  if (server.exitCode === null) server.kill('SIGKILL');
+  // A test that failed before `cai stack down` leaves the server and its containers: the whole group goes.
+  if (server && groupMembers(server.pid!).length > 0) process.kill(-server.pid!, 'SIGKILL');
 });
 
 test('cai stack env prints export lines for the AWS CLI and SDKs', async () => {
@@ -142,6 +162,8 @@ test('cai stack down stops the server and withdraws its endpoints', async () => 
   const down = await cai(['stack', 'down', '--dir', dir]);
   expect(down.status).toBe(0);
   expect(server.exitCode ?? (await new Promise((r) => server.once('exit', r)))).toBe(0);
+  // Nothing it started outlives it: no emulator, no runtime, no worker.
+  expect(groupMembers(server.pid!)).toEqual([]);
   expect(existsSync(join(dir, 'stack.json'))).toBe(false);
   const env = await cai(['stack', 'env', '--dir', dir]);
   expect(env.status).toBe(2);

@@ -1,5 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { DescribeExecutionCommand, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
@@ -11,6 +10,7 @@ import { type LocalS3, startLocalS3 } from '../../local/s3-server';
 import { STATE_PAYLOAD_LIMIT_BYTES } from '../../functions/commons/aws/limits';
 import { type LocalSfnOptions, LocalStepFunctions, type TaskHandler } from '../../local/sfn-server';
 import { ROOT } from '../../local/paths';
+import { tempFolder } from '../helpers/temp';
 
 /**
  * The local Step Functions holds AWS's limits: 256 KiB for a state's input or output and for a
@@ -21,7 +21,7 @@ import { ROOT } from '../../local/paths';
 let s3: LocalS3;
 const client = () => createS3Client({ ...process.env, CAI_S3_ENDPOINT: s3.endpoint });
 beforeAll(async () => {
-  s3 = await startLocalS3(join(mkdtempSync(join(tmpdir(), 'cai-sfn-')), 's3'));
+  s3 = await startLocalS3(join(tempFolder('cai-sfn-'), 's3'));
   await client().send(new CreateBucketCommand({ Bucket: 'runs' }));
 });
 afterAll(() => s3.close());

@@ -1,5 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
 import { synthesizeDataset } from '../../toolkit/datasets/synth';
@@ -8,6 +7,7 @@ import { FAILED_EVENTS_FOLDER } from '../../toolkit/failed-events';
 import { TooManyRequestsError } from '../../local/lambda-runtime';
 import { ASYNC_RETRY_DELAYS_MS } from '../../local/stack';
 import { testStack } from '../helpers/stack';
+import { tempFolder } from '../helpers/temp';
 
 /**
  * A new account's 10 concurrent executions, shared by every function of the local stack as Lambda's
@@ -15,7 +15,7 @@ import { testStack } from '../helpers/stack';
  * TooManyRequestsException, and the state machine's retriers and Lambda's own queue (the
  * asynchronous initializer's) carry two runs through what another load holds.
  */
-const work = mkdtempSync(join(tmpdir(), 'cai-small-account-'));
+const work = tempFolder('cai-small-account-');
 const DATA = 'small-data';
 const ACCOUNT = 10;
 /** Every retry of a Task waits this long (the retriers' own intervals are seconds to minutes). */

@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cai, caiStart } from '../helpers/cli';
 import { ROOT } from '../../local/paths';
+import { tempFolder } from '../helpers/temp';
 
-const work = mkdtempSync(join(tmpdir(), 'cai-start-'));
+const work = tempFolder('cai-start-');
 const state = join(work, '.cai');
 
 const start = (args: string[], dir = state) => caiStart(dir, args);

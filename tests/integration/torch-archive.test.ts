@@ -1,5 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bufferSource, fileSource } from '../../functions/commons/torch/byte-source';
 import { toFloat32 } from '../../functions/commons/torch/dtype';
@@ -7,6 +6,7 @@ import { ArchiveError, UnsafePickleError, UnsupportedTensorError } from '../../f
 import { openTorchPartition } from '../../toolkit/datasets/galaxy-partition';
 import { loadTensor, openTorchArchive, sharedSamples } from '../../functions/commons/torch/archive';
 import { pythonScript, runPython } from '../helpers/python';
+import { tempFolder } from '../helpers/temp';
 
 interface ExpectedTensor {
   shape: number[];
@@ -15,7 +15,7 @@ interface ExpectedTensor {
 }
 type Expected = Record<string, ExpectedTensor[] | { error: string }>;
 
-const dir = mkdtempSync(join(tmpdir(), 'cai-torch-'));
+const dir = tempFolder('cai-torch-');
 let expected: Expected;
 
 beforeAll(() => {

@@ -1,5 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileSource } from '../../functions/commons/torch/byte-source';
 import { cardFeeds, parseCard } from '../../functions/commons/model/card';
@@ -8,6 +7,7 @@ import { loadModel, ModelError, runPartition, type OnnxModel } from '../../funct
 import { InferenceWorkerError, startInferencePool } from '../../functions/commons/model/worker-pool';
 import { ROOT } from '../../local/paths';
 import { writeTestPartition } from '../helpers/partitions';
+import { tempFolder } from '../helpers/temp';
 
 /**
  * The inference Lambda's pool with onnxruntime-node for real: the worker as `npm run build` bundles it
@@ -16,7 +16,7 @@ import { writeTestPartition } from '../helpers/partitions';
 const WORKER = join(ROOT, 'dist', 'cli', 'inference-worker.js');
 const MODEL = join(ROOT, 'model', 'default.onnx');
 const CARD = parseCard(readFileSync(join(ROOT, 'model', 'default.card.json'), 'utf8'), 'default card');
-const work = mkdtempSync(join(tmpdir(), 'cai-pool-'));
+const work = tempFolder('cai-pool-');
 
 test('two workers predict exactly what one session does, row for row, over several chunks', async () => {
   const file = join(work, 'p.pt');

@@ -36,9 +36,9 @@ test("the prototype's 12.6 GB in 100 MB partitions: 130 ranks, one wave, billed 
   ).lambda;
   expect(estimate.cost.lambda).toEqual(lambda);
   expect(estimate.cost.stepFunctions.transitions).toBe(132);
-  // The payload; per rank a HEAD and 13 ranged GETs of 8 MiB; the summarizer's manifest, rank results
-  // and the Map's two result files; the ItemReader's manifest.
-  expect(estimate.cost.s3.get).toBe(1 + 130 * 14 + 1 + 130 + 2 + 1);
+  // The payload; per rank at most 16 GETs to open its archive, 13 parts of 8 MiB and one per 16 MiB
+  // chunk (7); the summarizer's manifest, rank results and the Map's two result files; the ItemReader's manifest.
+  expect(estimate.cost.s3.get).toBe(1 + 130 * (16 + 13 + 7) + 1 + 130 + 2 + 1);
 });
 
 test('a slow S3 read sets the duration when it cannot hide behind compute', () => {

@@ -1,6 +1,6 @@
 import { billRun, type Architecture, type CostBreakdown } from '../../functions/commons/billing/cost';
 import { CaiError } from '../../functions/commons/errors';
-import { S3_PART_BYTES } from '../../functions/commons/torch/byte-source';
+import { readRequestsBound } from '../../functions/commons/partitions/partition';
 import { stateTransitions, uncountedRequests, type RunShape } from '../../functions/commons/billing/run-usage';
 
 /**
@@ -59,16 +59,18 @@ export function estimateWorkload(input: WorkloadInput): WorkloadEstimate {
       invocations: Array.from({ length: partitions }, () => invocation),
       stateTransitions: stateTransitions(shape),
       s3: {
-        // The initializer reads the payload; each rank a HEAD and ranged GETs of its partition; the
-        // summarizer the manifest, each rank's result and the Map's result files.
-        get: 1 + partitions * (1 + Math.ceil(input.partitionBytes / S3_PART_BYTES)) + 1 + partitions + 2 + beyond.s3Get,
-        // The manifest; predictions and result per rank.
-        put: 1 + partitions * 2 + beyond.s3Put,
+        // The initializer reads the payload; each rank reads its partition (a HEAD, the archive's
+        // records, its tensors by 8 MiB parts: at most readRequestsBound); the summarizer the
+        // manifest, each rank's result and the Map's result files.
+        get: 1 + partitions * readRequestsBound(input.partitionBytes) + 1 + partitions + 2 + beyond.s3Get,
+        // The manifest; per rank its attempt's start record, its predictions and its result.
+        put: 1 + partitions * 3 + beyond.s3Put,
         // The initializer lists the data; the summarizer lists failed attempts.
         list: listPages + 1,
       },
-      // The run record: created, updated by the initializer, read and updated by the summarizer.
-      dynamo: { writes: 2 + beyond.dynamoWrite, reads: 1 },
+      // The run record: created by the initializer (its later update and the summarizer's are in
+      // uncountedRequests); read by the summarizer.
+      dynamo: { writes: 1 + beyond.dynamoWrite, reads: 1 },
     },
     input.region,
     input.architecture,
