@@ -205,6 +205,33 @@ test('a run whose summary failed after every rank finished is completed by its r
   expect([again.status, again.stderr]).toEqual([2, `cai: run ${retry.runId} is SUCCEEDED: it ran no partition; nothing to retry\n`]);
 }, 120_000);
 
+test('a retry that leaves a partition is retried in turn: the chain takes the first payload and covers every partition once', async () => {
+  await dataset('chain', 3);
+  const cut = async (key: string) => {
+    const bytes = await (await t.s3.send(new GetObjectCommand({ Bucket: DATA, Key: key }))).Body!.transformToByteArray();
+    await t.s3.send(new PutObjectCommand({ Bucket: DATA, Key: key, Body: bytes.subarray(0, bytes.length - 200) }));
+    return bytes;
+  };
+  const [one, three] = [await cut('chain/1.pt'), await cut('chain/3.pt')];
+  const first = (await t.run('chain', payload('chain', { world_size: 3 }))).record;
+  expect(first).toMatchObject({ status: 'PARTIAL', failedPartitions: 2 });
+  await t.s3.send(new PutObjectCommand({ Bucket: DATA, Key: 'chain/1.pt', Body: one }));
+  const second = (await t.run('chain-retry', { retry_of: first.runId })).record;
+  expect(second).toMatchObject({ status: 'PARTIAL', retryOf: first.runId, partitions: 2, ranks: 2, predictions: 40, failedPartitions: 1 });
+  expect(second.failures!.map((f) => f.partition)).toEqual(['chain/3.pt']);
+  await t.s3.send(new PutObjectCommand({ Bucket: DATA, Key: 'chain/3.pt', Body: three }));
+  const third = (await t.run('chain-retry-2', { retry_of: second.runId })).record;
+  expect(third).toMatchObject({ status: 'SUCCEEDED', retryOf: second.runId, partitions: 1, predictions: 40 });
+  expect(third.outputs!.prefix).toBe(`s3://${CONTROL_BUCKET}/results/chain/${third.runId}/`);
+  const keys = async (run: RunRecord) => [...(await predictionsOf(run)).keys()].map((k) => k.split('#')[0]);
+  const partitions = [...(await keys(first)), ...(await keys(second)), ...(await keys(third))];
+  expect(new Set(partitions).size).toBe(3);
+  expect(partitions).toHaveLength(120); // each object once across the chain
+  const shown = await cai(['runs', 'show', second.runId, '--dir', dir]);
+  expect(shown.stdout).toContain(`  retries     ${first.runId} (PARTIAL) → ${second.runId} (PARTIAL) → ${third.runId} (SUCCEEDED)\n`);
+  expect(shown.stdout).toContain('  together    3 of 3 partitions with predictions, 120 predictions, $');
+}, 180_000);
+
 test('what cannot be retried is one line: an unknown run, a run with nothing to do, a bad retry payload', async () => {
   const unknown = await cai(['runs', 'retry', 'no-such-run', '--dir', dir]);
   expect([unknown.status, unknown.stdout, unknown.stderr]).toEqual([2, '', `cai: no run no-such-run in table ${t.stack.runs.table}\n`]);
