@@ -8,6 +8,7 @@ import type { RankResult } from '../../functions/commons/run/contracts';
 import { RunStore } from '../../functions/commons/run/run-store';
 import { parseS3Uri } from '../../functions/commons/aws/s3-uri';
 import { withOptions } from '../options';
+import { runChain } from '../run-chain';
 import { buildReport, type RunSummary } from '../report/html';
 import { rankTiming } from '../report/report-data';
 import { runObjectImages } from '../report/run-images';
@@ -38,10 +39,12 @@ export function addReportCommand(program: Command): void {
     'dir',
   ).action(async (runId: string, options: ServiceOptions & { out?: string }) => {
     const html = await withServices(options, { s3: true, dynamodb: true }, async (env, table) => {
-      const run = await new RunStore(createDynamoClient(env), table).get(runId);
+      const store = new RunStore(createDynamoClient(env), table);
+      const run = await store.get(runId);
       if (!run) throw new UsageError(`no run ${runId} in table ${table}`);
       if (run.status === 'RUNNING') throw new UsageError(`run ${runId} is still running: report it when it has finished`);
-      if (!run.outputs) return buildReport({ run, histograms: null, ranks: [] });
+      const chain = await runChain(store, run);
+      if (!run.outputs) return buildReport({ run, histograms: null, ranks: [], chain });
       const s3 = createS3Client(env);
       const summary = await readJsonUri<RunSummary>(s3, run.outputs.summary);
       const combined = await readJsonUri<RankResult[]>(s3, run.outputs.combined);
@@ -52,6 +55,7 @@ export function addReportCommand(program: Command): void {
         statistics: summary.statistics,
         // The top objects' images come from the partitions in the run's data bucket, through the same S3.
         objectImages: await runObjectImages(run, summary.statistics, s3),
+        chain,
       });
     });
     const out = resolve(options.out ?? (options.aws ? `${runId}.html` : join(options.dir, 'outputs', runId, 'report.html')));

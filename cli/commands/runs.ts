@@ -7,6 +7,8 @@ import { UsageError } from '../../functions/commons/errors';
 import { RunStore, type RunRecord } from '../../functions/commons/run/run-store';
 import { positiveInteger, withOptions } from '../options';
 import { failedEventLines, runDetails, runLine } from '../run-format';
+import { chainLines, runChain, type RunChain } from '../run-chain';
+import { addRunsRetryCommand } from './runs-retry';
 import { withServices, type ServiceOptions } from '../services';
 
 const brief = (r: RunRecord) => ({
@@ -68,8 +70,17 @@ export function addRunsCommand(program: Command): void {
     .action(async (runId: string, _options: unknown, command: Command) => {
       // --aws, --table and --dir belong to `runs`; they may be given after `show`.
       const options = command.optsWithGlobals<ServiceOptions & { table: string; json?: boolean }>();
-      const run = await withStore(options, (store) => store.get(runId));
+      const { run, chain } = await withStore(options, async (store) => {
+        const found = await store.get(runId);
+        return { run: found, chain: found && (await runChain(store, found)) };
+      });
       if (!run) throw new UsageError(`no run ${runId} in table ${options.table}`);
-      process.stdout.write(`${runDetails(run)}\n${options.json ? `${JSON.stringify(run)}\n` : ''}`);
+      const details = [runDetails(run), ...(chain ? chainLines(chain) : [])].join('\n');
+      process.stdout.write(`${details}\n${options.json ? `${JSON.stringify(chain ? { ...run, chain: chainJson(chain) } : run)}\n` : ''}`);
     });
+
+  addRunsRetryCommand(runs);
 }
+
+/** The chain in `cai runs show --json`: the runs by id and status, and the sums. */
+const chainJson = ({ runs, ...sums }: RunChain) => ({ runs: runs.map((r) => ({ runId: r.runId, status: r.status })), ...sums });

@@ -7,10 +7,11 @@ import { outputMetrics, type OutputStatistics } from '../../functions/commons/mo
 import type { RankResult } from '../../functions/commons/run/contracts';
 import type { RunRecord } from '../../functions/commons/run/run-store';
 import { costSpec, renderSvg, timelineSpec } from './charts';
-import { escape, figure, idOf, num, table } from './html-parts';
+import { count, escape, figure, idOf, num, table } from './html-parts';
 import { runObjectImages } from './run-images';
 import { isSketch, rankTiming, timelineSegments, type RankTiming, type ReportInput } from './report-data';
 import { classificationSection, regressionSections, scoreSection } from './task-sections';
+import type { RunChain } from '../run-chain';
 
 const usd = (v: number | undefined) => (v === undefined ? '–' : `$${v < 0.01 ? v.toExponential(3) : v.toFixed(4)}`);
 
@@ -77,6 +78,7 @@ export async function buildReport(input: ReportInput): Promise<string> {
       ['objects / predictions', `${(run.samples ?? 0).toLocaleString('en-US')} / ${(run.predictions ?? 0).toLocaleString('en-US')}`],
       ['failed partitions', String(run.failedPartitions ?? 0)],
       ...(run.error ? ([['error', run.error]] as [string, string][]) : []),
+      ...(input.chain ? chainRows(input.chain) : []),
     ])}</section>`,
   );
   for (const section of await outputSections(input)) sections.push(section);
@@ -135,6 +137,17 @@ ${sections.join('\n')}
 <footer><p>Made by <code>cai report</code> from the run record, summary.json, the ranks' results and, for a score's top objects, their partitions; plots by Vega-Lite.</p></footer>
 </body></html>
 `;
+}
+
+/** A retried run's chain: its runs and what they gave together. */
+function chainRows(chain: RunChain): [string, string][] {
+  return [
+    ['retries', chain.runs.map((r) => `${r.runId} (${r.status})`).join(' → ')],
+    [
+      'together',
+      `${count(chain.predicted)} of ${count(chain.partitions)} partitions with predictions, ${count(chain.predictions)} predictions, $${num(chain.costUsd, 6)} in all`,
+    ],
+  ];
 }
 
 /** What summary.json holds that a report draws. */

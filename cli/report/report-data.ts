@@ -4,6 +4,7 @@ import { outputMetrics, type ClassificationStatistics, type OutputStatistics } f
 import type { RankResult } from '../../functions/commons/run/contracts';
 import type { RunRecord } from '../../functions/commons/run/run-store';
 import type { ObjectImages } from './object-images';
+import type { RunChain } from '../run-chain';
 
 /**
  * What a report is made of: the run record, the run's merged statistics per output and histograms
@@ -20,6 +21,8 @@ export interface ReportInput {
   statistics?: Record<string, OutputStatistics>;
   /** Thumbnails of the score outputs' top objects; absent: none were read. */
   objectImages?: ObjectImages;
+  /** The run's retries and what they gave together (cli/run-chain.ts); absent: never retried. */
+  chain?: RunChain;
 }
 
 export type RankTiming = Pick<RankResult, 'rank' | 'wall_s' | 'init_s' | 'cold_start' | 'samples' | 'started_at' | 'model'>;

@@ -53,7 +53,12 @@ function eventKey(encoded: string): string {
   }
 }
 
-const OUTCOME_METRIC = { STARTED: 'RunsStarted', REJECTED: 'RunsRejected', DUPLICATE: 'DuplicateEvents' } as const;
+const OUTCOME_METRIC = {
+  STARTED: 'RunsStarted',
+  REJECTED: 'RunsRejected',
+  DUPLICATE: 'DuplicateEvents',
+  COMPLETED: 'RunsCompleted',
+} as const;
 
 /** S3 ObjectCreated (suffix payload.json) → one run per uploaded payload. */
 export const handler = lambdaHandler(async (event: S3Event, context: Context): Promise<InitializeOutcome[]> => {
@@ -83,6 +88,7 @@ export const handler = lambdaHandler(async (event: S3Event, context: Context): P
         invocation: clock.bill,
         requests: () => countsSince(before),
         deadline,
+        pricing: { region: config.AWS_REGION, architecture: config.ARCHITECTURE },
       },
     );
     metrics.addMetric(OUTCOME_METRIC[outcome.outcome], MetricUnit.Count, 1);

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assignRanks, MAX_RANK_ITEM_BYTES, naturalCompare, PlanError, planRanks } from '../../functions/commons/run/rank-plan';
-import { checkDataBucket, PayloadError, parsePayload, parsePayloadJson } from '../../functions/commons/run/payload';
+import { checkDataBucket, PayloadError, parsePayload, parsePayloadJson, parseRetryPayload } from '../../functions/commons/run/payload';
 import { STATE_PAYLOAD_LIMIT_BYTES } from '../../functions/commons/aws/limits';
 import { ARM64_RATE_FACTOR, galaxiesPerSecond } from '../../functions/commons/model/lambda-sizing';
 import { rankMemory } from '../../functions/commons/model/rank-memory';
@@ -112,6 +112,25 @@ describe('payload.json', () => {
     const { payload } = parsePayload(rest);
     expect(payload.batch_size).toBeUndefined();
     expect(planRanks('r', payload, [{ key: '100MB/1.pt', bytes: 1 }]).items[0].batchSize).toBeUndefined();
+  });
+
+  test("a retry's payload names the run it retries and nothing else; any other payload is not a retry", () => {
+    expect(parseRetryPayload({ retry_of: 'survey-1-0123456789ab' })).toBe('survey-1-0123456789ab');
+    expect(parseRetryPayload(demo)).toBeUndefined();
+    expect(parseRetryPayload([])).toBeUndefined();
+    const errors = (raw: unknown) => {
+      try {
+        parseRetryPayload(raw);
+      } catch (error) {
+        return (error as PayloadError).errors;
+      }
+      return [];
+    };
+    expect(errors({ retry_of: '../other' })).toEqual([
+      { field: 'retry_of', message: 'must be the id of an earlier run (cai runs lists them)' },
+    ]);
+    expect(errors({ retry_of: 7 })).toEqual([{ field: 'retry_of', message: 'must be the id of an earlier run (cai runs lists them)' }]);
+    expect(errors({ ...demo, retry_of: 'r-1' }).map((e) => e.field)).toEqual(Object.keys(demo));
   });
 
   test('numeric strings count as numbers, as in the prototype', () => {

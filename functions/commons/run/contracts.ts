@@ -23,6 +23,14 @@ export interface Payload {
   model?: string;
 }
 
+/**
+ * A retry's payload.json: only the run it retries; everything else (data, result_path, world_size,
+ * batch_size, the model's version) is the earlier run's (functions/commons/run/retry.ts).
+ */
+export interface RetryPayload {
+  retry_of: string;
+}
+
 /** One partition object in S3. */
 export interface PartitionObject {
   key: string;

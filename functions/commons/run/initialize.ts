@@ -13,7 +13,8 @@ import {
   planRanks,
   type RankLimits,
 } from './rank-plan';
-import type { ExecutionInput, PartitionObject, Payload } from './contracts';
+import type { Architecture } from '../billing/cost';
+import type { ExecutionInput, ModelObject, PartitionObject, Payload } from './contracts';
 import { outputKeys } from './output-keys';
 import {
   checkDataBucket,
@@ -21,11 +22,14 @@ import {
   checkResultBucket,
   PAYLOAD_JSON_LIMIT_BYTES,
   parsePayload,
+  parseRetryPayload,
   payloadJson,
   PayloadError,
 } from './payload';
+import { planRetry, RetryRefusal, type RetryPlan } from './retry';
 import type { RunRecord, RunStore } from './run-store';
-import { ModelRefusal, resolveRunModel, type ModelLimits, type RunModel } from './run-model';
+import { ModelRefusal, resolveRunModel, type ModelLimits } from './run-model';
+import { summarizeRun } from './summarize';
 
 /** The uploaded payload.json an S3 event names. */
 export interface PayloadObject {
@@ -68,6 +72,8 @@ export interface InitializeContext {
    * recorded OUTCOME_RESERVE_MS before it, whatever is still under way, so no run is left RUNNING.
    */
   deadline?: number;
+  /** Where and on what the functions run, for the cost of a run a retry completes by summarizing it again (functions/commons/run/retry.ts). */
+  pricing?: { region: string; architecture: Architecture };
 }
 
 /** Kept at the end of an invocation to record the run's outcome (a DynamoDB write, with its retries) and return. */
@@ -76,6 +82,8 @@ export const OUTCOME_RESERVE_MS = 5_000;
 export type InitializeOutcome =
   | { runId: string; outcome: 'STARTED'; executionArn: string; partitions: number; ranks: number }
   | { runId: string; outcome: 'DUPLICATE' }
+  /** A retry that ran nothing: the run it retries had every prediction, and was summarized again. */
+  | { runId: string; outcome: 'COMPLETED'; completed: string; status: RunRecord['status'] }
   | { runId: string; outcome: 'REJECTED'; error: string };
 
 /**
@@ -125,20 +133,31 @@ class Refusal extends Error {
   }
 }
 
-/** A payload that passed validation, with the ranks planned for it. */
-interface ValidRun {
+/** A run's own model: the object the ranks fetch (by its ETag) and what the record says of it. */
+interface ChosenModel {
+  object: ModelObject;
+  record: NonNullable<RunRecord['model']>;
+}
+
+/** A payload read: a new run's, or a retry's (the earlier run's payload, and what of that run is left). */
+interface ReadPayload {
   raw: unknown;
   payload: Payload;
   warnings: string[];
+  retry?: RetryPlan;
+}
+
+/** A payload that passed validation, with the ranks planned for it. */
+interface ValidRun extends ReadPayload {
   plan: ManifestPlan;
   /** The payload's own model, checked; absent: the deployed one. */
-  model?: RunModel;
+  model?: ChosenModel;
   /** Ranks at once: MaxConcurrency, within what the account has free. */
   maxConcurrency: number;
 }
 
 /** The uploaded payload.json, read (the size first: one over the limit is neither read nor stored) and parsed. */
-async function readPayload(object: PayloadObject, s3: S3Client): Promise<Omit<ValidRun, 'plan' | 'maxConcurrency'>> {
+async function readPayload(object: PayloadObject, s3: S3Client, runs: RunStore): Promise<ReadPayload> {
   let body: GetObjectCommandOutput;
   try {
     body = await s3.send(new GetObjectCommand({ Bucket: object.bucket, Key: object.key }));
@@ -149,16 +168,31 @@ async function readPayload(object: PayloadObject, s3: S3Client): Promise<Omit<Va
   }
   const size = body.ContentLength ?? 0;
   let raw: unknown = size > PAYLOAD_JSON_LIMIT_BYTES ? `(not stored: ${size} bytes)` : undefined;
+  let retryOf: string | undefined;
   try {
     checkPayloadSize(size);
     const text = (await body.Body?.transformToString()) ?? '';
     raw = text.length > 0 ? text : undefined;
     raw = payloadJson(text);
-    return { raw, ...parsePayload(raw) };
+    retryOf = parseRetryPayload(raw);
+    if (retryOf === undefined) return { raw, ...parsePayload(raw) };
   } catch (error) {
     if (size > PAYLOAD_JSON_LIMIT_BYTES) (body.Body as { destroy?: () => void } | undefined)?.destroy?.();
     throw new Refusal(describeError(error), error instanceof PayloadError ? { errors: error.errors } : {}, raw);
   }
+  try {
+    const retry = await planRetry(retryOf, runs, s3);
+    return { raw, payload: retry.payload, warnings: [], retry };
+  } catch (error) {
+    if (!(error instanceof RetryRefusal)) throw error;
+    throw new Refusal(`payload.json: retry_of: ${error.message}`, { errors: [{ field: 'retry_of', message: error.message }] }, raw);
+  }
+}
+
+/** A retry's payload: the earlier run's, with at most one rank a partition left (its world_size was for all of them). */
+function retryPayload(payload: Payload, partitions: number): Payload {
+  const { model: _model, file_limit: _limit, ...rest } = payload;
+  return { ...rest, ...(payload.world_size ? { world_size: Math.min(payload.world_size, partitions) } : {}) };
 }
 
 /** How far validation got: what the record says if the deadline stops it. */
@@ -175,8 +209,10 @@ async function validateRun(
   context: InitializeContext,
   progress: Progress,
   signal: AbortSignal,
-): Promise<ValidRun> {
-  const { raw, payload, warnings } = await readPayload(object, context.s3);
+): Promise<ValidRun | ReadPayload> {
+  const read = await readPayload(object, context.s3, context.runs);
+  const { raw, warnings, retry } = read;
+  const payload = retry?.kind === 'rerun' ? retryPayload(read.payload, retry.partitions.length) : read.payload;
   Object.assign(progress, { raw, payload });
   try {
     checkResultBucket(payload, context.writableBuckets);
@@ -185,27 +221,38 @@ async function validateRun(
     const { errors, message } = error as PayloadError;
     throw new Refusal(message, { errors, warnings }, raw, payload);
   }
+  // Nothing left to run: the earlier run is summarized again (completeRun).
+  if (retry?.kind === 'resummarize') return read;
   const folder = `s3://${payload.data_bucket}/${folderOf(payload.data_prefix)}`;
-  let available: PartitionObject[];
-  progress.stage = `listing ${folder} (0 pages so far)`;
-  try {
-    available = await listPartitions(context.s3, payload.data_bucket, payload.data_prefix, {
-      maxPages: MAX_LISTING_PAGES,
-      signal,
-      onPage: (pages) => (progress.stage = `listing ${folder} (${pages} pages so far)`),
-    });
-  } catch (error) {
-    if (signal.aborted) throw error;
-    if (error instanceof PlanError)
-      throw new Refusal(error.message, { errors: [{ field: error.field, message: error.message }], warnings }, raw, payload);
-    throw new Refusal(`cannot list ${folder}: ${describeError(error)}`, {}, raw, payload);
+  // A retry runs what its earlier run left, read from that run's outputs; a new run what the folder holds.
+  let available: PartitionObject[] = retry?.kind === 'rerun' ? retry.partitions : [];
+  if (!retry) {
+    progress.stage = `listing ${folder} (0 pages so far)`;
+    try {
+      available = await listPartitions(context.s3, payload.data_bucket, payload.data_prefix, {
+        maxPages: MAX_LISTING_PAGES,
+        signal,
+        onPage: (pages) => (progress.stage = `listing ${folder} (${pages} pages so far)`),
+      });
+    } catch (error) {
+      if (signal.aborted) throw error;
+      if (error instanceof PlanError)
+        throw new Refusal(error.message, { errors: [{ field: error.field, message: error.message }], warnings }, raw, payload);
+      throw new Refusal(`cannot list ${folder}: ${describeError(error)}`, {}, raw, payload);
+    }
   }
   if (available.length === 0) throw new Refusal(`no partitions (*.pt) under ${folder}`, { warnings }, raw, payload);
-  let model: RunModel | undefined;
-  if (payload.model) {
+  let model: ChosenModel | undefined;
+  if (retry?.model) {
+    // Exactly the version the earlier run ran: the ranks fetch it by this ETag (If-Match).
+    const { bucket, key, etag } = retry.model;
+    model = { object: retry.model, record: retry.earlier.model ?? { uri: `s3://${bucket}/${key}`, etag } };
+  } else if (payload.model) {
     progress.stage = `checking the model ${payload.model}`;
     try {
-      model = await resolveRunModel(payload.model, available[0], payload.data_bucket, context.s3, context.modelLimits);
+      const resolved = await resolveRunModel(payload.model, available[0], payload.data_bucket, context.s3, context.modelLimits);
+      const { uri, object, card } = resolved;
+      model = { object, record: { uri, etag: object.etag, name: card.name, version: card.version } };
     } catch (error) {
       if (!(error instanceof ModelRefusal)) throw error;
       throw new Refusal(error.message, { errors: [{ field: 'model', message: error.message }], warnings }, raw, payload);
@@ -221,7 +268,15 @@ async function validateRun(
     throw new Refusal(error.message, { errors: [{ field: error.field, message: error.message }], warnings }, raw, payload);
   }
   const concurrency = await clampConcurrency(context);
-  return { raw, payload, warnings: [...warnings, ...concurrency.warnings], plan, maxConcurrency: concurrency.maxConcurrency, model };
+  return {
+    raw,
+    payload,
+    retry,
+    warnings: [...warnings, ...concurrency.warnings],
+    plan,
+    maxConcurrency: concurrency.maxConcurrency,
+    model,
+  };
 }
 
 /**
@@ -306,9 +361,8 @@ function planFields(runId: string, run: ValidRun): Partial<RunRecord> {
     warnings: [...run.warnings, ...plan.warnings],
     partitions: plan.partitions.length,
     ranks: plan.items.length,
-    ...(run.model
-      ? { model: { uri: run.model.uri, etag: run.model.object.etag, name: run.model.card.name, version: run.model.card.version } }
-      : {}),
+    ...(run.model ? { model: run.model.record } : {}),
+    ...(run.retry ? { retryOf: run.retry.earlier.runId } : {}),
     outputs: {
       prefix: uri(keys.prefix),
       manifest: uri(keys.manifest),
@@ -366,6 +420,8 @@ async function startExecution(
     };
     // Counted now, so this update and the StartExecution after it are added by the summary.
     await context.runs.update(runId, { ...planned, initializer: { ...context.invocation(), requests: context.requests() } });
+    // The link both ways: `cai runs show` of the earlier run finds its retry, and a second retry of it is refused.
+    if (run.retry) await context.runs.update(run.retry.earlier.runId, { retriedBy: runId });
     step = 'start';
     // Throttling, 5xx and network errors are retried by the client, with backoff, up to the deadline.
     const started = await context.sfn.send(
@@ -380,6 +436,51 @@ async function startExecution(
     await context.runs.update(runId, { ...planned, status: 'FAILED', error: message, finishedAt: new Date().toISOString() });
     return { runId, outcome: 'REJECTED', error: message };
   }
+}
+
+/**
+ * A retry of a run whose every partition has its predictions but whose execution failed after them
+ * (its summary failed): the earlier run is summarized again over its rank results and the Map's
+ * outcomes (when its record names them), running no rank, and its record becomes what the summary
+ * would have made it. The retry's own record says what it did.
+ */
+async function completeRun(runId: string, run: ReadPayload, context: InitializeContext): Promise<InitializeOutcome> {
+  const { earlier, mapRun } = run.retry as Extract<RetryPlan, { kind: 'resummarize' }>;
+  await context.runs.update(runId, { ...payloadFields(run.raw, run.payload), retryOf: earlier.runId });
+  await context.runs.update(earlier.runId, { retriedBy: runId });
+  let summary: RunRecord;
+  try {
+    if (!context.pricing) throw new CaiError('the initializer was given no region and architecture to bill a summary at');
+    summary = await summarizeRun(
+      { runId: earlier.runId, resultBucket: run.payload.bucket, resultPath: run.payload.result_path, mapRun },
+      {
+        s3: context.s3,
+        runs: context.runs,
+        ...context.pricing,
+        invocation: context.invocation,
+        inferenceMemoryMb: context.rankLimits.memoryMb,
+      },
+      { completion: true },
+    );
+  } catch (error) {
+    const message = `could not summarize run ${earlier.runId} again: ${describeError(error)}`;
+    await context.runs.update(runId, { status: 'FAILED', error: message, finishedAt: new Date().toISOString() });
+    return { runId, outcome: 'REJECTED', error: message };
+  }
+  await context.runs.update(runId, {
+    status: 'SUCCEEDED',
+    finishedAt: new Date().toISOString(),
+    partitions: 0,
+    ranks: 0,
+    samples: 0,
+    predictions: 0,
+    failedPartitions: 0,
+    warnings: [
+      `run ${earlier.runId} had every one of its ${summary.partitions} partitions' predictions: summarized again (${summary.status}), no rank run`,
+    ],
+    initializer: { ...context.invocation(), requests: context.requests() },
+  });
+  return { runId, outcome: 'COMPLETED', completed: earlier.runId, status: summary.status };
 }
 
 /** An abort signal that fires OUTCOME_RESERVE_MS before the deadline (never without one); clear it when done. */
@@ -424,7 +525,7 @@ export async function initializeRun(object: PayloadObject, context: InitializeCo
     "upload the payload again, or raise the InitializerFunction's Timeout in template.yaml";
   const { signal, clear } = deadlineSignal(context.deadline);
   try {
-    let run: ValidRun;
+    let run: ValidRun | ReadPayload;
     try {
       run = await beforeDeadline(validateRun(runId, object, context, progress, signal), signal);
     } catch (error) {
@@ -441,6 +542,7 @@ export async function initializeRun(object: PayloadObject, context: InitializeCo
             );
       return await recordRefusal(runId, refusal, context.runs);
     }
+    if (!('plan' in run)) return await completeRun(runId, run, context);
     progress.stage = 'starting the execution';
     return await startExecution(runId, run, context, signal, outOfTime);
   } finally {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseS3Uri } from '../aws/s3-uri';
 import { CaiError } from '../errors';
-import type { Payload } from './contracts';
+import type { Payload, RetryPayload } from './contracts';
 import { folderOf } from './rank-plan';
 
 /**
@@ -93,6 +93,13 @@ const PayloadSchema = z.strictObject({
   script: z.unknown().optional(),
 });
 
+/** A run id as the initializer makes them (runIdFor): a Step Functions execution name. */
+const RetrySchema = z.strictObject({
+  retry_of: z
+    .string({ error: 'must be the id of an earlier run (cai runs lists them)' })
+    .regex(/^[A-Za-z0-9_-]{1,80}$/, 'must be the id of an earlier run (cai runs lists them)'),
+});
+
 export interface FieldError {
   field: string;
   message: string;
@@ -137,6 +144,23 @@ export function parsePayload(raw: unknown): ParsedPayload {
       `payload field ${f} is the Python prototype's and is ignored by CAI${f === 'object_type' ? '' : ' (a run names its own ONNX model with `model`)'}`,
   );
   return { payload, warnings };
+}
+
+/**
+ * The run a retry's payload names (`{"retry_of": "<runId>"}`), undefined for any other payload.
+ * A retry takes everything else from the earlier run, so any other field is refused.
+ */
+export function parseRetryPayload(raw: unknown): string | undefined {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || !('retry_of' in raw)) return undefined;
+  const result = RetrySchema.safeParse(raw);
+  if (result.success) return (result.data satisfies RetryPayload).retry_of;
+  throw new PayloadError(
+    result.error.issues.flatMap((issue): FieldError[] =>
+      issue.code === 'unrecognized_keys'
+        ? issue.keys.map((key) => ({ field: key, message: "is not a field of a retry's payload (the earlier run's are used)" }))
+        : [{ field: issue.path.join('.') || '(payload)', message: issue.message }],
+    ),
+  );
 }
 
 /**

@@ -72,6 +72,10 @@ export interface RunRecord {
   outputs?: RunOutputs;
   /** The run's own model (the payload's `model`), as checked when it started; absent: the deployed one. */
   model?: { uri: string; etag: string; name?: string; version?: string };
+  /** The run this one retries (its payload's retry_of): it ran only what that one left unfinished. */
+  retryOf?: string;
+  /** The run that retried this one, set when that retry started. */
+  retriedBy?: string;
   /** The initializer's own invocation and the requests it sent, for the run's cost. */
   initializer?: { durationMs: number; initMs: number; memoryMb: number; requests?: RequestCounts };
 }
@@ -129,17 +133,22 @@ export class RunStore {
     }
   }
 
-  /** Sets fields of an existing run. */
-  async update(runId: string, fields: Partial<RunRecord>): Promise<void> {
+  /** Sets fields of an existing run, and removes `remove` (a summary that no longer stands by an earlier error). */
+  async update(runId: string, fields: Partial<RunRecord>, remove: (keyof RunRecord)[] = []): Promise<void> {
     const entries = Object.entries(storable(fields)).filter(([key]) => key !== 'runId');
-    if (entries.length === 0) return;
+    if (entries.length === 0 && remove.length === 0) return;
+    const set = entries.length ? `SET ${entries.map((_, i) => `#f${i} = :v${i}`).join(', ')}` : '';
+    const removed = remove.length ? ` REMOVE ${remove.map((_, i) => `#r${i}`).join(', ')}` : '';
     await this.db.send(
       new UpdateCommand({
         TableName: this.table,
         Key: { runId },
-        UpdateExpression: `SET ${entries.map((_, i) => `#f${i} = :v${i}`).join(', ')}`,
-        ExpressionAttributeNames: Object.fromEntries(entries.map(([k], i) => [`#f${i}`, k])),
-        ExpressionAttributeValues: Object.fromEntries(entries.map(([, v], i) => [`:v${i}`, v])),
+        UpdateExpression: `${set}${removed}`.trim(),
+        ExpressionAttributeNames: {
+          ...Object.fromEntries(entries.map(([k], i) => [`#f${i}`, k])),
+          ...Object.fromEntries(remove.map((k, i) => [`#r${i}`, k])),
+        },
+        ...(entries.length ? { ExpressionAttributeValues: Object.fromEntries(entries.map(([, v], i) => [`:v${i}`, v])) } : {}),
         ConditionExpression: 'attribute_exists(runId)',
       }),
     );

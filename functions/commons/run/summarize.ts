@@ -330,7 +330,8 @@ function timingFields(results: RankResult[], wallSeconds: number): Pick<RunRecor
 export async function summarizeRun(
   input: SummarizeInput,
   context: SummarizeContext,
-  options: { executionFailed?: boolean } = {},
+  /** completion: a retry summarizes an ended run again (functions/commons/run/retry.ts): its end stays when it was, its error goes. */
+  options: { executionFailed?: boolean; completion?: boolean } = {},
 ): Promise<RunRecord> {
   const { s3, runs } = context;
   const requestsBefore = requestCounts();
@@ -343,7 +344,7 @@ export async function summarizeRun(
   const ownRequests = countsSince(requestsBefore);
   await writeCombinedData(s3, input, results);
 
-  const finishedAt = new Date().toISOString();
+  const finishedAt = (options.completion && existing?.finishedAt) || new Date().toISOString();
   const wallSeconds = (Date.parse(finishedAt) - (existing ? Date.parse(existing.startedAt) : Date.now())) / 1000;
   // Metrics from the ranks' partial statistics: never every prediction at once. A regression output's
   // accuracy is also the run's `accuracy` (the first one's, as CAI's redshift model has one output).
@@ -357,8 +358,8 @@ export async function summarizeRun(
   const fields: Partial<RunRecord> = {
     status: runStatus(partitions, failures, input, options.executionFailed),
     finishedAt,
-    ...(warnings.length ? { warnings: [...(existing?.warnings ?? []), ...warnings] } : {}),
-    error: input.failure ? failureText(input.failure, partitions, failures) : existing?.error,
+    ...(warnings.length ? { warnings: [...new Set([...(existing?.warnings ?? []), ...warnings])] } : {}),
+    error: input.failure ? failureText(input.failure, partitions, failures) : options.completion ? undefined : existing?.error,
     partitions,
     ranks: run.items.length,
     samples,
@@ -398,7 +399,7 @@ export async function summarizeRun(
       ContentType: 'application/json',
     }),
   );
-  if (existing) await runs.update(input.runId, fields);
+  if (existing) await runs.update(input.runId, fields, options.completion ? ['error'] : []);
   return summary as RunRecord;
 }
 
