@@ -1,5 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
@@ -13,13 +12,14 @@ import { sinkFor } from '../../toolkit/locations';
 import { synthesizeDataset } from '../../toolkit/datasets/synth';
 import { cai } from '../helpers/cli';
 import { testStack } from '../helpers/stack';
+import { tempFolder } from '../helpers/temp';
 
 /**
  * Retries (functions/commons/run/retry.ts, `cai runs retry`) on the local stack: a PARTIAL run
  * finished by its retry, a run whose summary failed completed without running a rank, and what
  * cannot be retried said in one line.
  */
-const work = mkdtempSync(join(tmpdir(), 'cai-retry-'));
+const work = tempFolder('cai-retry-');
 const dir = join(work, 'stack');
 const DATA = 'retry-data';
 let t: Awaited<ReturnType<typeof testStack>>;

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { buildSync } from 'esbuild';
 import { ROOT } from '../../local/paths';
@@ -64,17 +64,29 @@ afterAll(() => writeFileSync(join(folder, 'after-all'), ''));
 test("the build's scratch folder (cai-build-*) is removed when what it bundles fails to build", () => {
   const work = tempFolder('cai-build-check-');
   const scratch = join(work, 'tmp');
-  mkdirSync(join(work, 'local'), { recursive: true });
   mkdirSync(scratch);
-  // The template reader the build loads to find the function's architecture, broken.
-  writeFileSync(join(work, 'local', 'template.ts'), 'export const broken = ;\n');
-  const run = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build.mjs'), '--lambda', 'initializer', '--out', join(work, 'out')], {
-    cwd: work,
-    encoding: 'utf8',
-    env: { ...process.env, TMPDIR: scratch },
-  });
+  // An inference build in a tree of its own: trivial handlers, the real packages, and the model-file
+  // reader the build bundles to check the model's card, broken.
+  mkdirSync(join(work, 'functions', 'inference'), { recursive: true });
+  mkdirSync(join(work, 'functions', 'commons', 'model'), { recursive: true });
+  for (const entry of ['handler.ts', 'worker.ts']) writeFileSync(join(work, 'functions', 'inference', entry), 'export {};\n');
+  writeFileSync(join(work, 'functions', 'commons', 'model', 'model-file.ts'), 'export const broken = ;\n');
+  symlinkSync(join(ROOT, 'node_modules'), join(work, 'node_modules'));
+  const run = spawnSync(
+    process.execPath,
+    [
+      join(ROOT, 'scripts', 'build.mjs'),
+      '--lambda',
+      'inference',
+      '--out',
+      join(work, 'out'),
+      '--model',
+      join(ROOT, 'model', 'default.onnx'),
+    ],
+    { cwd: work, encoding: 'utf8', env: { ...process.env, TMPDIR: scratch } },
+  );
   expect(run.status).not.toBe(0);
-  expect(run.stderr).toMatch(/local\/template\.ts.*Unexpected ";"/s);
+  expect(run.stderr).toMatch(/model-file\.ts.*Unexpected ";"/s);
   expect(readdirSync(scratch)).toEqual([]);
 });
 
