@@ -20,9 +20,12 @@ import type { ExecutionStatusChange } from '../functions/commons/run/contracts';
 const { StateMachine } = require('aws-local-stepfunctions') as typeof import('aws-local-stepfunctions');
 
 /**
- * The local stack's Step Functions: an endpoint speaking the StartExecution / DescribeExecution
- * API (so the initializer uses the real SFN client), running the ASL definition from statemachine/
- * with aws-local-stepfunctions and the real handlers behind every Task.
+ * The local stack's Step Functions: an endpoint speaking Step Functions' JSON API (StartExecution,
+ * StopExecution, DescribeExecution, GetExecutionHistory, ListStateMachines, DescribeStateMachine,
+ * ListExecutions, ListMapRuns, DescribeMapRun: the initializer's and summarizer's SDK calls and what
+ * `cai runs watch` and the AWS CLI ask), running the ASL definition from statemachine/ with
+ * aws-local-stepfunctions and the real handlers behind every Task. A Distributed Map's Map Run is
+ * kept from the moment its items are read, its counts moved by the interpreter's iteration events.
  *
  * The adapter. The interpreter does not execute a Distributed Map's ItemReader, ResultWriter,
  * ItemBatcher or ToleratedFailurePercentage, so an ItemReader becomes a step before the Map that
@@ -60,6 +63,36 @@ interface Execution {
   iterations: Map<string, Map<number, Iteration>>;
   /** State transitions as Step Functions bills them: each state entered (in child executions too) and each retry. */
   transitions: number;
+  /** Each Distributed Map's Map Run, by the Map state's name (one per Map state entered). */
+  mapRuns: Map<string, MapRun>;
+}
+
+/** The child executions' (and items') counts of a Map Run, as DescribeMapRun reports them. */
+interface MapRunCounts {
+  pending: number;
+  running: number;
+  succeeded: number;
+  failed: number;
+  timedOut: number;
+  aborted: number;
+  total: number;
+  resultsWritten: number;
+  failuresNotRedrivable: number;
+  pendingRedrive: number;
+}
+
+/** A Distributed Map's run: what ListMapRuns and DescribeMapRun answer. One item is one child execution here (no ItemBatcher). */
+interface MapRun {
+  id: string;
+  arn: string;
+  executionArn: string;
+  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'ABORTED';
+  startDate: number;
+  stopDate?: number;
+  maxConcurrency: number;
+  toleratedFailurePercentage: number;
+  toleratedFailureCount: number;
+  counts: MapRunCounts;
 }
 
 /** What recordIteration reads of the interpreter's events. */
@@ -116,6 +149,11 @@ interface ItemReaderStep {
   map: string;
   /** Bucket and Key, each a value or a path into the Map's input ("Bucket.$"). */
   parameters: Record<string, string>;
+  /** The Map's concurrency and failure tolerance as declared, for its Map Run. */
+  maxConcurrency?: number;
+  maxConcurrencyPath?: string;
+  toleratedFailurePercentage?: number;
+  toleratedFailureCount?: number;
 }
 
 class ItemReaderFailed extends Error {
@@ -140,7 +178,14 @@ function adapt(definition: State): { definition: State; readers: Map<string, Ite
   for (const [name, state] of Object.entries(copy.States)) {
     if (state.Type !== 'Map' || !state.ItemReader) continue;
     const reader = `${name}.ItemReader`;
-    readers.set(reader, { map: name, parameters: (state.ItemReader as State).Parameters as Record<string, string> });
+    readers.set(reader, {
+      map: name,
+      parameters: (state.ItemReader as State).Parameters as Record<string, string>,
+      maxConcurrency: state.MaxConcurrency as number | undefined,
+      maxConcurrencyPath: state.MaxConcurrencyPath as string | undefined,
+      toleratedFailurePercentage: state.ToleratedFailurePercentage as number | undefined,
+      toleratedFailureCount: state.ToleratedFailureCount as number | undefined,
+    });
     // Whatever led to the Map leads to its reader; the reader's failure goes where the Map's would.
     redirect(copy, name, reader);
     copy.States[reader] = {
@@ -219,8 +264,12 @@ export class LocalStepFunctions {
   private readonly executions = new Map<string, Execution>();
   /** Child executions the ResultWriter named, by ARN. */
   private readonly children = new Map<string, Iteration>();
+  /** Every Map Run, by ARN. */
+  private readonly mapRuns = new Map<string, MapRun>();
   endpoint = '';
   readonly stateMachineArn = 'arn:aws:states:us-east-1:000000000000:stateMachine:cai-local';
+  /** When this state machine was created: when the server started. */
+  private readonly creationDate = Date.now();
   /** The largest payload seen of each kind the limit applies to, bytes: what a run's state sizes were. */
   readonly largestPayloads: Record<string, number> = {};
 
@@ -274,6 +323,11 @@ export class LocalStepFunctions {
         else if (target === 'StopExecution') reply(200, this.stopExecution(request));
         else if (target === 'DescribeExecution') reply(200, this.describe(request.executionArn));
         else if (target === 'GetExecutionHistory') reply(200, this.history(request.executionArn));
+        else if (target === 'ListStateMachines') reply(200, this.listStateMachines());
+        else if (target === 'DescribeStateMachine') reply(200, this.describeStateMachine(request.stateMachineArn));
+        else if (target === 'ListExecutions') reply(200, this.listExecutions(request));
+        else if (target === 'ListMapRuns') reply(200, this.listMapRuns(request));
+        else if (target === 'DescribeMapRun') reply(200, this.describeMapRun(request.mapRunArn));
         else reply(400, { __type: 'UnknownOperationException', message: `${target} is not served locally` });
       } catch (error) {
         const e = error as Error;
@@ -303,6 +357,7 @@ export class LocalStepFunctions {
       done: Promise.resolve(),
       iterations: new Map(),
       transitions: 0,
+      mapRuns: new Map(),
     };
     execution.done = this.run(execution);
     this.executions.set(request.name, execution);
@@ -362,6 +417,7 @@ export class LocalStepFunctions {
           const items = await this.readItems(reader, state as Record<string, unknown>);
           items.forEach((item, index) => check(`item ${index} of the ${reader.map} state`, item));
           if (overLimit) throw overLimit;
+          this.startMapRun(execution, reader, state as Record<string, unknown>, items.length);
           return setAt(state as Record<string, unknown>, `$.${ITEMS_FIELD}.${reader.map}`, items);
         };
       }
@@ -400,6 +456,7 @@ export class LocalStepFunctions {
     } finally {
       clearTimeout(timer);
       execution.stopDate = Date.now();
+      this.endMapRuns(execution);
       this.options.onExecutionEnded?.({
         source: 'aws.states',
         'detail-type': 'Step Functions Execution Status Change',
@@ -447,8 +504,9 @@ export class LocalStepFunctions {
     };
     const bucket = String(field('Bucket'));
     const prefix = String(field('Prefix') ?? '');
-    const runId = randomUUID();
-    const mapRunArn = `arn:aws:states:us-east-1:000000000000:mapRun:cai-local/${writer.map}:${runId}`;
+    const mapRun = execution.mapRuns.get(writer.map);
+    const runId = mapRun?.id ?? randomUUID();
+    const mapRunArn = mapRun?.arn ?? this.mapRunArn(writer.map, runId);
     const folder = `${prefix.replace(/\/+$/, '')}${prefix ? '/' : ''}${runId}`;
     const stopped = Date.now();
     const iterations = execution.iterations.get(writer.map) ?? new Map<number, Iteration>();
@@ -482,6 +540,12 @@ export class LocalStepFunctions {
       manifestKey,
       JSON.stringify({ DestinationBucket: bucket, MapRunArn: mapRunArn, ResultFiles: { FAILED: [], PENDING: [], SUCCEEDED: succeeded } }),
     );
+    if (mapRun) {
+      // Every child's result is in SUCCEEDED_0.json: the Map Run has ended.
+      mapRun.counts.resultsWritten = children.length;
+      mapRun.status = 'SUCCEEDED';
+      mapRun.stopDate = Date.now();
+    }
     const next = { ...state };
     for (const field of [RESULTS_FIELD, ITEMS_FIELD]) {
       const remaining = { ...(next[field] as Record<string, unknown>) };
@@ -491,9 +555,66 @@ export class LocalStepFunctions {
     return setAt(next, writer.resultPath, { MapRunArn: mapRunArn, ResultWriterDetails: { Bucket: bucket, Key: manifestKey } });
   }
 
+  /** A Map Run's ARN: the state machine's name, the Map's label (its state name) and the run's id. */
+  private mapRunArn(map: string, id: string): string {
+    return `${this.stateMachineArn.replace(':stateMachine:', ':mapRun:')}/${map}:${id}`;
+  }
+
+  /** The Map Run a Distributed Map starts once its ItemReader has read its items, all of them pending. */
+  private startMapRun(execution: Execution, reader: ItemReaderStep, input: Record<string, unknown>, items: number): void {
+    const id = randomUUID();
+    const fromPath = reader.maxConcurrencyPath ? Number(valueAt(input, reader.maxConcurrencyPath)) : undefined;
+    const zero = {
+      running: 0,
+      succeeded: 0,
+      failed: 0,
+      timedOut: 0,
+      aborted: 0,
+      resultsWritten: 0,
+      failuresNotRedrivable: 0,
+      pendingRedrive: 0,
+    };
+    const mapRun: MapRun = {
+      id,
+      arn: this.mapRunArn(reader.map, id),
+      executionArn: execution.arn,
+      status: 'RUNNING',
+      startDate: Date.now(),
+      maxConcurrency: fromPath ?? reader.maxConcurrency ?? 0,
+      toleratedFailurePercentage: reader.toleratedFailurePercentage ?? 0,
+      toleratedFailureCount: reader.toleratedFailureCount ?? 0,
+      counts: { ...zero, pending: items, total: items },
+    };
+    execution.mapRuns.set(reader.map, mapRun);
+    this.mapRuns.set(mapRun.arn, mapRun);
+  }
+
+  /** An execution that ends while its Map Runs run ends them: ABORTED (its running children aborted) when stopped, else FAILED. */
+  private endMapRuns(execution: Execution): void {
+    for (const mapRun of execution.mapRuns.values()) {
+      if (mapRun.status !== 'RUNNING') continue;
+      mapRun.status = execution.status === 'ABORTED' ? 'ABORTED' : 'FAILED';
+      mapRun.counts.aborted += mapRun.counts.running;
+      mapRun.counts.running = 0;
+      mapRun.stopDate = execution.stopDate;
+    }
+  }
+
   /** A Map iteration's start, end and task failures, from the interpreter's events (a child execution's history on AWS). */
   private recordIteration(execution: Execution, event: InterpreterEvent): void {
     if (event.index === undefined) return;
+    const mapRun = event.parentState && execution.mapRuns.get(event.parentState.name);
+    if (mapRun?.status === 'RUNNING') {
+      // Each iteration is one child execution: pending, then running, then succeeded or failed.
+      const counts = mapRun.counts;
+      if (event.type === 'MapIterationStarted') {
+        counts.pending--;
+        counts.running++;
+      } else if (event.type === 'MapIterationSucceeded' || event.type === 'MapIterationFailed') {
+        counts.running--;
+        counts[event.type === 'MapIterationSucceeded' ? 'succeeded' : 'failed']++;
+      }
+    }
     if (event.type === 'MapIterationStarted') {
       const map = event.parentState!.name;
       if (!execution.iterations.has(map)) execution.iterations.set(map, new Map());
@@ -540,6 +661,83 @@ export class LocalStepFunctions {
     return { events: events.map((event, i) => ({ id: i + 1, previousEventId: i, ...event })) };
   }
 
+  /** ListStateMachines: the one state machine this server runs. */
+  private listStateMachines() {
+    const name = this.stateMachineArn.split(':').pop();
+    return { stateMachines: [{ stateMachineArn: this.stateMachineArn, name, type: 'STANDARD', creationDate: this.creationDate / 1000 }] };
+  }
+
+  private describeStateMachine(arn: string) {
+    if (arn !== this.stateMachineArn) throw awsError('StateMachineDoesNotExist', `State Machine Does Not Exist: '${arn}'`);
+    return {
+      stateMachineArn: arn,
+      name: arn.split(':').pop(),
+      status: 'ACTIVE',
+      definition: JSON.stringify(this.options.definition),
+      roleArn: 'arn:aws:iam::000000000000:role/cai-local',
+      type: 'STANDARD',
+      creationDate: this.creationDate / 1000,
+    };
+  }
+
+  /** ListExecutions of the state machine, newest first, a page of maxResults (AWS's default 100, at most 1000) at a time. */
+  private listExecutions(request: {
+    stateMachineArn?: string;
+    mapRunArn?: string;
+    statusFilter?: string;
+    maxResults?: number;
+    nextToken?: string;
+  }) {
+    if (request.mapRunArn) throw awsError('ValidationException', "ListExecutions of a Map Run's child executions is not served locally");
+    if (request.stateMachineArn !== this.stateMachineArn)
+      throw awsError('StateMachineDoesNotExist', `State Machine Does Not Exist: '${request.stateMachineArn}'`);
+    const executions = [...this.executions.values()]
+      .filter((e) => !request.statusFilter || e.status === request.statusFilter)
+      .sort((a, b) => b.startDate - a.startDate)
+      .map((e) => ({
+        executionArn: e.arn,
+        stateMachineArn: this.stateMachineArn,
+        name: e.name,
+        status: e.status,
+        startDate: e.startDate / 1000,
+        ...(e.stopDate ? { stopDate: e.stopDate / 1000 } : {}),
+      }));
+    return page('executions', executions, request);
+  }
+
+  /** ListMapRuns of an execution: each Distributed Map it has entered. */
+  private listMapRuns(request: { executionArn: string; maxResults?: number; nextToken?: string }) {
+    const execution = [...this.executions.values()].find((e) => e.arn === request.executionArn);
+    if (!execution) throw awsError('ExecutionDoesNotExist', `Execution Does Not Exist: '${request.executionArn}'`);
+    const mapRuns = [...execution.mapRuns.values()].map((m) => ({
+      executionArn: m.executionArn,
+      mapRunArn: m.arn,
+      stateMachineArn: this.stateMachineArn,
+      startDate: m.startDate / 1000,
+      ...(m.stopDate ? { stopDate: m.stopDate / 1000 } : {}),
+    }));
+    return page('mapRuns', mapRuns, request);
+  }
+
+  /** DescribeMapRun: one item per child execution, so itemCounts and executionCounts are the same counts. */
+  private describeMapRun(arn: string) {
+    const mapRun = this.mapRuns.get(arn);
+    if (!mapRun) throw awsError('ResourceNotFound', `Resource not found: '${arn}'`);
+    return {
+      mapRunArn: mapRun.arn,
+      executionArn: mapRun.executionArn,
+      status: mapRun.status,
+      startDate: mapRun.startDate / 1000,
+      ...(mapRun.stopDate ? { stopDate: mapRun.stopDate / 1000 } : {}),
+      maxConcurrency: mapRun.maxConcurrency,
+      toleratedFailurePercentage: mapRun.toleratedFailurePercentage,
+      toleratedFailureCount: mapRun.toleratedFailureCount,
+      itemCounts: { ...mapRun.counts },
+      executionCounts: { ...mapRun.counts },
+      redriveCount: 0,
+    };
+  }
+
   private describe(arn: string) {
     const execution = [...this.executions.values()].find((e) => e.arn === arn);
     if (!execution) {
@@ -561,4 +759,27 @@ export class LocalStepFunctions {
       stopDate: stopDate ? stopDate / 1000 : undefined,
     };
   }
+}
+
+/** An error as the JSON protocol returns it: its name is the __type. */
+function awsError(name: string, message: string): Error {
+  return Object.assign(new Error(message), { name });
+}
+
+/** A page of a List* answer: nextToken is the offset of the next page; maxResults 0 or absent is AWS's default of 100. */
+function page<K extends string, T>(
+  key: K,
+  all: T[],
+  request: { maxResults?: number; nextToken?: string },
+): Record<K, T[]> & { nextToken?: string } {
+  const size = request.maxResults || 100;
+  if (!Number.isInteger(size) || size < 0 || size > 1000)
+    throw awsError(
+      'ValidationException',
+      `1 validation error detected: Value '${request.maxResults}' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 1000`,
+    );
+  const from = request.nextToken ? Number(Buffer.from(request.nextToken, 'base64url').toString()) : 0;
+  if (!Number.isInteger(from) || from < 0) throw awsError('InvalidToken', `Invalid Token: '${request.nextToken}'`);
+  const next = from + size < all.length ? Buffer.from(String(from + size)).toString('base64url') : undefined;
+  return { [key]: all.slice(from, from + size), ...(next ? { nextToken: next } : {}) } as Record<K, T[]> & { nextToken?: string };
 }

@@ -8,6 +8,7 @@ import { RunStore, type RunRecord } from '../../functions/commons/run/run-store'
 import { positiveInteger, withOptions } from '../options';
 import { failedEventLines, runDetails, runLine } from '../run-format';
 import { withServices, type ServiceOptions } from '../services';
+import { addWatchCommand } from './watch';
 
 const brief = (r: RunRecord) => ({
   runId: r.runId,
@@ -72,4 +73,6 @@ export function addRunsCommand(program: Command): void {
       if (!run) throw new UsageError(`no run ${runId} in table ${options.table}`);
       process.stdout.write(`${runDetails(run)}\n${options.json ? `${JSON.stringify(run)}\n` : ''}`);
     });
+
+  addWatchCommand(runs);
 }
