@@ -101,7 +101,7 @@ test('cai runs watch shows a run of four ranks with a corrupt partition as it ru
     runId = runs.json<{ runs: { runId: string; status: string }[] }>().runs.find((r) => r.status === 'RUNNING')?.runId ?? '';
   }
   const [json, lines] = await Promise.all([
-    cai(['runs', 'watch', '--json', '--interval', '0.2', '--dir', dir]),
+    cai(['runs', 'watch', '--json', '--interval', '0.1', '--dir', dir]),
     cai(['runs', 'watch', runId, '--interval', '0.5', '--dir', dir]),
   ]);
   const shown = await cai(['runs', 'show', runId, '--json', '--dir', dir]);
