@@ -70,6 +70,7 @@ export function stackEnvironment(served: ServedStack): Record<string, string> {
     AWS_RESPONSE_CHECKSUM_VALIDATION: 'when_required',
     CAI_S3_ENDPOINT: served.s3,
     CAI_DYNAMODB_ENDPOINT: served.dynamodb,
+    CAI_SFN_ENDPOINT: served.stepfunctions,
     CAI_CONTROL_BUCKET: served.controlBucket,
     CAI_DATA_BUCKET: served.dataBucket,
     CAI_RUNS_TABLE: served.table,

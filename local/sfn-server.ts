@@ -20,9 +20,12 @@ import type { ExecutionStatusChange } from '../functions/commons/run/contracts';
 const { StateMachine } = require('aws-local-stepfunctions') as typeof import('aws-local-stepfunctions');
 
 /**
- * The local stack's Step Functions: an endpoint speaking the StartExecution / DescribeExecution
- * API (so the initializer uses the real SFN client), running the ASL definition from statemachine/
- * with aws-local-stepfunctions and the real handlers behind every Task.
+ * The local stack's Step Functions: an endpoint speaking Step Functions' JSON API (StartExecution,
+ * StopExecution, DescribeExecution, GetExecutionHistory, ListStateMachines, DescribeStateMachine,
+ * ListExecutions, ListMapRuns, DescribeMapRun: the initializer's and summarizer's SDK calls and what
+ * `cai runs watch` and the AWS CLI ask), running the ASL definition from statemachine/ with
+ * aws-local-stepfunctions and the real handlers behind every Task. A Distributed Map's Map Run is
+ * kept from the moment its items are read, its counts moved by the interpreter's iteration events.
  *
  * The adapter. The interpreter does not execute a Distributed Map's ItemReader, ResultWriter,
  * ItemBatcher or ToleratedFailurePercentage, so an ItemReader becomes a step before the Map that
@@ -70,6 +73,36 @@ interface Execution {
   iterations: Map<string, Map<number, Iteration>>;
   /** State transitions as Step Functions bills them: each state entered (in child executions too) and each retry. */
   transitions: number;
+  /** Each Distributed Map's Map Run, by the Map state's name (one per Map state entered). */
+  mapRuns: Map<string, MapRun>;
+}
+
+/** The child executions' (and items') counts of a Map Run, as DescribeMapRun reports them. */
+interface MapRunCounts {
+  pending: number;
+  running: number;
+  succeeded: number;
+  failed: number;
+  timedOut: number;
+  aborted: number;
+  total: number;
+  resultsWritten: number;
+  failuresNotRedrivable: number;
+  pendingRedrive: number;
+}
+
+/** A Distributed Map's run: what ListMapRuns and DescribeMapRun answer. One item is one child execution here (no ItemBatcher). */
+interface MapRun {
+  id: string;
+  arn: string;
+  executionArn: string;
+  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'ABORTED';
+  startDate: number;
+  stopDate?: number;
+  maxConcurrency: number;
+  toleratedFailurePercentage: number;
+  toleratedFailureCount: number;
+  counts: MapRunCounts;
 }
 
 /** What recordIteration reads of the interpreter's events. */
@@ -214,6 +247,11 @@ interface ItemReaderStep {
   parameters: Record<string, string>;
   /** Whether its items carry their iteration's mark (a Task of the Map reads $$.State.RetryCount). */
   markItems: boolean;
+  /** The Map's concurrency and failure tolerance as declared, for its Map Run. */
+  maxConcurrency?: number;
+  maxConcurrencyPath?: string;
+  toleratedFailurePercentage?: number;
+  toleratedFailureCount?: number;
 }
 
 class ItemReaderFailed extends Error {
@@ -243,6 +281,10 @@ function adapt(definition: State): { definition: State; readers: Map<string, Ite
       map: name,
       parameters: (state.ItemReader as State).Parameters as Record<string, string>,
       markItems: processor ? markRetryCounts(processor.States) > 0 : false,
+      maxConcurrency: state.MaxConcurrency as number | undefined,
+      maxConcurrencyPath: state.MaxConcurrencyPath as string | undefined,
+      toleratedFailurePercentage: state.ToleratedFailurePercentage as number | undefined,
+      toleratedFailureCount: state.ToleratedFailureCount as number | undefined,
     });
     // Whatever led to the Map leads to its reader; the reader's failure goes where the Map's would.
     redirect(copy, name, reader);
@@ -331,8 +373,12 @@ export class LocalStepFunctions {
   private readonly executions = new Map<string, Execution>();
   /** Child executions the ResultWriter named, by ARN. */
   private readonly children = new Map<string, Iteration>();
+  /** Every Map Run, by ARN. */
+  private readonly mapRuns = new Map<string, MapRun>();
   endpoint = '';
   readonly stateMachineArn = 'arn:aws:states:us-east-1:000000000000:stateMachine:cai-local';
+  /** When this state machine was created: when the server started. */
+  private readonly creationDate = Date.now();
   /** The largest payload seen of each kind the limit applies to, bytes: what a run's state sizes were. */
   readonly largestPayloads: Record<string, number> = {};
 
@@ -444,6 +490,11 @@ export class LocalStepFunctions {
       }
       return this.history(request.executionArn);
     }
+    if (target === 'ListStateMachines') return this.listStateMachines();
+    if (target === 'DescribeStateMachine') return this.describeStateMachine(request.stateMachineArn);
+    if (target === 'ListExecutions') return this.listExecutions(request as never);
+    if (target === 'ListMapRuns') return this.listMapRuns(request as never);
+    if (target === 'DescribeMapRun') return this.describeMapRun(request.mapRunArn);
     throw Object.assign(new Error(`${target} is not served locally`), { name: 'UnknownOperationException' });
   }
 
@@ -468,6 +519,7 @@ export class LocalStepFunctions {
       done: Promise.resolve(),
       iterations: new Map(),
       transitions: 0,
+      mapRuns: new Map(),
     };
     execution.done = this.run(execution);
     this.executions.set(request.name, execution);
@@ -539,6 +591,7 @@ export class LocalStepFunctions {
                 return { ...item, [ITERATION_FIELD]: { [RETRY_COUNT_OF]: `${reader.map}#${index}` } };
               })
             : items;
+          this.startMapRun(execution, reader, state as Record<string, unknown>, items.length);
           return setAt(state as Record<string, unknown>, `$.${ITEMS_FIELD}.${reader.map}`, marked);
         };
       }
@@ -577,6 +630,7 @@ export class LocalStepFunctions {
     } finally {
       clearTimeout(timer);
       execution.stopDate = Date.now();
+      this.endMapRuns(execution);
       this.options.onExecutionEnded?.({
         source: 'aws.states',
         'detail-type': 'Step Functions Execution Status Change',
@@ -624,8 +678,9 @@ export class LocalStepFunctions {
     };
     const bucket = String(field('Bucket'));
     const prefix = String(field('Prefix') ?? '');
-    const runId = randomUUID();
-    const mapRunArn = `arn:aws:states:us-east-1:000000000000:mapRun:cai-local/${writer.map}:${runId}`;
+    const mapRun = execution.mapRuns.get(writer.map);
+    const runId = mapRun?.id ?? randomUUID();
+    const mapRunArn = mapRun?.arn ?? this.mapRunArn(writer.map, runId);
     const folder = `${prefix.replace(/\/+$/, '')}${prefix ? '/' : ''}${runId}`;
     const stopped = Date.now();
     // The interpreter has run every iteration; its events may still be on their way to the log.
@@ -666,6 +721,12 @@ export class LocalStepFunctions {
       manifestKey,
       JSON.stringify({ DestinationBucket: bucket, MapRunArn: mapRunArn, ResultFiles: { FAILED: [], PENDING: [], SUCCEEDED: succeeded } }),
     );
+    if (mapRun) {
+      // Every child's result is in SUCCEEDED_0.json: the Map Run has ended.
+      mapRun.counts.resultsWritten = children.length;
+      mapRun.status = 'SUCCEEDED';
+      mapRun.stopDate = Date.now();
+    }
     const next = { ...state };
     for (const field of [RESULTS_FIELD, ITEMS_FIELD]) {
       const remaining = { ...(next[field] as Record<string, unknown>) };
@@ -675,9 +736,66 @@ export class LocalStepFunctions {
     return setAt(next, writer.resultPath, { MapRunArn: mapRunArn, ResultWriterDetails: { Bucket: bucket, Key: manifestKey } });
   }
 
+  /** A Map Run's ARN: the state machine's name, the Map's label (its state name) and the run's id. */
+  private mapRunArn(map: string, id: string): string {
+    return `${this.stateMachineArn.replace(':stateMachine:', ':mapRun:')}/${map}:${id}`;
+  }
+
+  /** The Map Run a Distributed Map starts once its ItemReader has read its items, all of them pending. */
+  private startMapRun(execution: Execution, reader: ItemReaderStep, input: Record<string, unknown>, items: number): void {
+    const id = randomUUID();
+    const fromPath = reader.maxConcurrencyPath ? Number(valueAt(input, reader.maxConcurrencyPath)) : undefined;
+    const zero = {
+      running: 0,
+      succeeded: 0,
+      failed: 0,
+      timedOut: 0,
+      aborted: 0,
+      resultsWritten: 0,
+      failuresNotRedrivable: 0,
+      pendingRedrive: 0,
+    };
+    const mapRun: MapRun = {
+      id,
+      arn: this.mapRunArn(reader.map, id),
+      executionArn: execution.arn,
+      status: 'RUNNING',
+      startDate: Date.now(),
+      maxConcurrency: fromPath ?? reader.maxConcurrency ?? 0,
+      toleratedFailurePercentage: reader.toleratedFailurePercentage ?? 0,
+      toleratedFailureCount: reader.toleratedFailureCount ?? 0,
+      counts: { ...zero, pending: items, total: items },
+    };
+    execution.mapRuns.set(reader.map, mapRun);
+    this.mapRuns.set(mapRun.arn, mapRun);
+  }
+
+  /** An execution that ends while its Map Runs run ends them: ABORTED (its running children aborted) when stopped, else FAILED. */
+  private endMapRuns(execution: Execution): void {
+    for (const mapRun of execution.mapRuns.values()) {
+      if (mapRun.status !== 'RUNNING') continue;
+      mapRun.status = execution.status === 'ABORTED' ? 'ABORTED' : 'FAILED';
+      mapRun.counts.aborted += mapRun.counts.running;
+      mapRun.counts.running = 0;
+      mapRun.stopDate = execution.stopDate;
+    }
+  }
+
   /** A Map iteration's start, end and task failures, from the interpreter's events (a child execution's history on AWS). */
   private recordIteration(execution: Execution, event: InterpreterEvent): void {
     if (event.index === undefined) return;
+    const mapRun = event.parentState && execution.mapRuns.get(event.parentState.name);
+    if (mapRun?.status === 'RUNNING') {
+      // Each iteration is one child execution: pending, then running, then succeeded or failed.
+      const counts = mapRun.counts;
+      if (event.type === 'MapIterationStarted') {
+        counts.pending--;
+        counts.running++;
+      } else if (event.type === 'MapIterationSucceeded' || event.type === 'MapIterationFailed') {
+        counts.running--;
+        counts[event.type === 'MapIterationSucceeded' ? 'succeeded' : 'failed']++;
+      }
+    }
     if (event.type === 'MapIterationStarted') {
       iterationAt(execution, event.parentState!.name, event.index).startDate = event.timestamp;
       return;
@@ -722,6 +840,83 @@ export class LocalStepFunctions {
     return { events: events.map((event, i) => ({ id: i + 1, previousEventId: i, ...event })) };
   }
 
+  /** ListStateMachines: the one state machine this server runs. */
+  private listStateMachines() {
+    const name = this.stateMachineArn.split(':').pop();
+    return { stateMachines: [{ stateMachineArn: this.stateMachineArn, name, type: 'STANDARD', creationDate: this.creationDate / 1000 }] };
+  }
+
+  private describeStateMachine(arn: string) {
+    if (arn !== this.stateMachineArn) throw awsError('StateMachineDoesNotExist', `State Machine Does Not Exist: '${arn}'`);
+    return {
+      stateMachineArn: arn,
+      name: arn.split(':').pop(),
+      status: 'ACTIVE',
+      definition: JSON.stringify(this.options.definition),
+      roleArn: 'arn:aws:iam::000000000000:role/cai-local',
+      type: 'STANDARD',
+      creationDate: this.creationDate / 1000,
+    };
+  }
+
+  /** ListExecutions of the state machine, newest first, a page of maxResults (AWS's default 100, at most 1000) at a time. */
+  private listExecutions(request: {
+    stateMachineArn?: string;
+    mapRunArn?: string;
+    statusFilter?: string;
+    maxResults?: number;
+    nextToken?: string;
+  }) {
+    if (request.mapRunArn) throw awsError('ValidationException', "ListExecutions of a Map Run's child executions is not served locally");
+    if (request.stateMachineArn !== this.stateMachineArn)
+      throw awsError('StateMachineDoesNotExist', `State Machine Does Not Exist: '${request.stateMachineArn}'`);
+    const executions = [...this.executions.values()]
+      .filter((e) => !request.statusFilter || e.status === request.statusFilter)
+      .sort((a, b) => b.startDate - a.startDate)
+      .map((e) => ({
+        executionArn: e.arn,
+        stateMachineArn: this.stateMachineArn,
+        name: e.name,
+        status: e.status,
+        startDate: e.startDate / 1000,
+        ...(e.stopDate ? { stopDate: e.stopDate / 1000 } : {}),
+      }));
+    return page('executions', executions, request);
+  }
+
+  /** ListMapRuns of an execution: each Distributed Map it has entered. */
+  private listMapRuns(request: { executionArn: string; maxResults?: number; nextToken?: string }) {
+    const execution = [...this.executions.values()].find((e) => e.arn === request.executionArn);
+    if (!execution) throw awsError('ExecutionDoesNotExist', `Execution Does Not Exist: '${request.executionArn}'`);
+    const mapRuns = [...execution.mapRuns.values()].map((m) => ({
+      executionArn: m.executionArn,
+      mapRunArn: m.arn,
+      stateMachineArn: this.stateMachineArn,
+      startDate: m.startDate / 1000,
+      ...(m.stopDate ? { stopDate: m.stopDate / 1000 } : {}),
+    }));
+    return page('mapRuns', mapRuns, request);
+  }
+
+  /** DescribeMapRun: one item per child execution, so itemCounts and executionCounts are the same counts. */
+  private describeMapRun(arn: string) {
+    const mapRun = this.mapRuns.get(arn);
+    if (!mapRun) throw awsError('ResourceNotFound', `Resource not found: '${arn}'`);
+    return {
+      mapRunArn: mapRun.arn,
+      executionArn: mapRun.executionArn,
+      status: mapRun.status,
+      startDate: mapRun.startDate / 1000,
+      ...(mapRun.stopDate ? { stopDate: mapRun.stopDate / 1000 } : {}),
+      maxConcurrency: mapRun.maxConcurrency,
+      toleratedFailurePercentage: mapRun.toleratedFailurePercentage,
+      toleratedFailureCount: mapRun.toleratedFailureCount,
+      itemCounts: { ...mapRun.counts },
+      executionCounts: { ...mapRun.counts },
+      redriveCount: 0,
+    };
+  }
+
   private describe(arn: string) {
     const execution = [...this.executions.values()].find((e) => e.arn === arn);
     if (!execution) {
@@ -743,4 +938,27 @@ export class LocalStepFunctions {
       stopDate: stopDate ? stopDate / 1000 : undefined,
     };
   }
+}
+
+/** An error as the JSON protocol returns it: its name is the __type. */
+function awsError(name: string, message: string): Error {
+  return Object.assign(new Error(message), { name });
+}
+
+/** A page of a List* answer: nextToken is the offset of the next page; maxResults 0 or absent is AWS's default of 100. */
+function page<K extends string, T>(
+  key: K,
+  all: T[],
+  request: { maxResults?: number; nextToken?: string },
+): Record<K, T[]> & { nextToken?: string } {
+  const size = request.maxResults || 100;
+  if (!Number.isInteger(size) || size < 0 || size > 1000)
+    throw awsError(
+      'ValidationException',
+      `1 validation error detected: Value '${request.maxResults}' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 1000`,
+    );
+  const from = request.nextToken ? Number(Buffer.from(request.nextToken, 'base64url').toString()) : 0;
+  if (!Number.isInteger(from) || from < 0) throw awsError('InvalidToken', `Invalid Token: '${request.nextToken}'`);
+  const next = from + size < all.length ? Buffer.from(String(from + size)).toString('base64url') : undefined;
+  return { [key]: all.slice(from, from + size), ...(next ? { nextToken: next } : {}) } as Record<K, T[]> & { nextToken?: string };
 }

@@ -10,6 +10,7 @@ import { failedEventLines, runDetails, runLine } from '../run-format';
 import { chainLines, runChain, type RunChain } from '../run-chain';
 import { addRunsRetryCommand } from './runs-retry';
 import { withServices, type ServiceOptions } from '../services';
+import { addWatchCommand } from './watch';
 
 const brief = (r: RunRecord) => ({
   runId: r.runId,
@@ -80,6 +81,7 @@ export function addRunsCommand(program: Command): void {
     });
 
   addRunsRetryCommand(runs);
+  addWatchCommand(runs);
 }
 
 /** The chain in `cai runs show --json`: the runs by id and status, and the sums. */

@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
 import type { Command } from 'commander';
-import { createS3Client } from '../../functions/commons/aws/clients';
+import { createS3Client, createSfnClient } from '../../functions/commons/aws/clients';
+import type { Architecture } from '../../functions/commons/billing/cost';
 import { UsageError } from '../../functions/commons/errors';
 import { cardKeyFor } from '../../functions/commons/model/card';
 import type { Payload } from '../../functions/commons/run/contracts';
@@ -12,13 +13,23 @@ import { checkDataBucket, checkPayloadSize, checkResultBucket, parsePayloadJson,
 import { folderOf, listPartitions } from '../../functions/commons/run/rank-plan';
 import type { RunRecord } from '../../functions/commons/run/run-store';
 import { costBilledByLambda } from '../../local/lambda-billing';
-import { CONTROL_BUCKET, DATA_BUCKET, ensureBucket, LocalStack, readableDataBuckets, writableBuckets } from '../../local/stack';
+import {
+  CONTROL_BUCKET,
+  DATA_BUCKET,
+  ensureBucket,
+  LocalStack,
+  localFunctionConfig,
+  readableDataBuckets,
+  writableBuckets,
+} from '../../local/stack';
 import { parseParameterOverrides } from '../../local/template';
 import { synthesizeDataset } from '../../toolkit/datasets/synth';
 import { parseS3Uri } from '../../functions/commons/aws/s3-uri';
 import { sinkFor } from '../../toolkit/locations';
 import { type StackOptions, withOptions, workersOption } from '../options';
 import { progressLine } from '../progress';
+import { RunReader, watchRun, type WatchSources } from '../run-watch';
+import { failureLines, progressBar, progressText } from '../../toolkit/run-progress';
 import { writeReportFromFolder } from '../report/html';
 import { runDetails } from '../run-format';
 import { refuseIfServed, serveStack } from './stack';
@@ -190,23 +201,24 @@ async function uploadPayload(stack: LocalStack, s3: S3Client, name: string, text
   return initialized;
 }
 
-/** Follows the run to its end, with the ranks done so far on one line. */
-async function followRun(stack: LocalStack, s3: S3Client, runId: string): Promise<RunRecord> {
+/** Follows the run to its end with `cai runs watch`'s view, on one line of stderr. */
+async function followRun(stack: LocalStack, s3: S3Client, runId: string, parameterOverrides: Record<string, string>): Promise<RunRecord> {
   const progress = progressLine(`run ${runId}`);
-  for (;;) {
-    const run = await stack.runs.get(runId);
-    if (run && run.status !== 'RUNNING') break;
-    if (run?.outputs) {
-      const { bucket, key } = parseS3Uri(run.outputs.rankResults);
-      const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: key }));
-      progress.update(`${listed.KeyCount ?? 0}/${run.ranks} ranks done`);
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  await stack.idle();
-  const run = (await stack.runs.get(runId))!;
-  progress.update(run.status, true);
-  return run;
+  const sources: WatchSources = {
+    runs: stack.runs,
+    s3,
+    sfn: createSfnClient({ ...process.env, ...stack.env, CAI_SFN_ENDPOINT: stack.sfn.endpoint }),
+    region: 'us-east-1',
+    architecture: localFunctionConfig('InferenceFunction', { overrides: parameterOverrides }).environment.ARCHITECTURE as Architecture,
+  };
+  return watchRun(new RunReader(sources, runId), {
+    intervalMs: 250,
+    settled: () => stack.idle(),
+    show: (p, last) => {
+      progress.update(`${progressBar(p)} ${progressText(p)}`, last);
+      if (last) for (const line of failureLines(p)) process.stderr.write(`${line}\n`);
+    },
+  });
 }
 
 /** Copies the objects under an s3:// prefix into a local folder. */
@@ -293,7 +305,7 @@ export async function startRun(options: StartOptions): Promise<number> {
     if (runModel) await uploadRunModel(s3, runModel);
     const payloadText = user ? user.text : await synthesizeDemo(s3, name, runModel?.uri);
     const outcome = await uploadPayload(stack, s3, name, payloadText);
-    const run = await followRun(stack, s3, outcome.runId);
+    const run = await followRun(stack, s3, outcome.runId, parseParameterOverrides(options.parameterOverrides ?? ''));
     const outputs = await copyOutputs(s3, run, options.dir);
     const report = await writeReportFromFolder(run, outputs, { s3 });
     printRun(stack, run, outputs, report, (Date.now() - started) / 1000);

@@ -1,7 +1,13 @@
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import { ExecutionAlreadyExists, StartExecutionCommand, StopExecutionCommand } from '@aws-sdk/client-sfn';
+import {
+  DescribeMapRunCommand,
+  ExecutionAlreadyExists,
+  ListMapRunsCommand,
+  StartExecutionCommand,
+  StopExecutionCommand,
+} from '@aws-sdk/client-sfn';
 import { createSfnClient } from '../../functions/commons/aws/clients';
 import type { ExecutionStatusChange, RankInvocation, RankItem } from '../../functions/commons/run/contracts';
 import type { InitializeOutcome } from '../../functions/commons/run/initialize';
@@ -105,13 +111,28 @@ test('an execution stopped (ABORTED) while its ranks run: the run is recorded FA
   const release = holdRanks();
   const outcome = await upload('aborted');
   expect(outcome.outcome).toBe('STARTED');
-  await sfn().send(
-    new StopExecutionCommand({ executionArn: (outcome as { executionArn: string }).executionArn, cause: 'stopped by hand' }),
-  );
+  const { executionArn, ranks } = outcome as { executionArn: string; ranks: number };
+  // While the ranks are held, the Map Run counts them running (DescribeMapRun, as `cai runs watch` reads it).
+  const describe = async () => {
+    const { mapRuns } = await sfn().send(new ListMapRunsCommand({ executionArn }));
+    return mapRuns?.length ? sfn().send(new DescribeMapRunCommand({ mapRunArn: mapRuns[0].mapRunArn })) : undefined;
+  };
+  let held = await describe();
+  while (!held?.itemCounts?.running) {
+    await new Promise((r) => setTimeout(r, 20));
+    held = await describe();
+  }
+  expect(held).toMatchObject({ status: 'RUNNING', itemCounts: { total: ranks, succeeded: 0, failed: 0, aborted: 0 } });
+  expect(held.itemCounts!.pending! + held.itemCounts!.running!).toBe(ranks);
+  await sfn().send(new StopExecutionCommand({ executionArn, cause: 'stopped by hand' }));
   release();
   const record = await settled(outcome.runId);
   expect(record).toMatchObject({ status: 'FAILED', error: 'States.ABORTED: stopped by hand' });
   expect(record.finishedAt).toEqual(expect.any(String));
+  // The Map Run ends with its execution: ABORTED, its running children aborted.
+  const stopped = await describe();
+  expect(stopped).toMatchObject({ status: 'ABORTED', stopDate: expect.any(Date), itemCounts: { running: 0, succeeded: 0 } });
+  expect(stopped!.itemCounts!.aborted).toBe(held.itemCounts!.running);
 });
 
 test('an execution past its time limit (TIMED_OUT): the run is recorded FAILED', async () => {

@@ -27,6 +27,11 @@ test('npm start with no arguments runs ~2,000 synthetic galaxies end to end', as
     'cost_usd',
   ]);
   expect(run.stdout).toContain(`  report      ${run.last.report}\n`);
+  // The progress is cai runs watch's view; its last line agrees with the record.
+  const view = run.stderr.split('\n').filter((line) => line.startsWith(`run ${run.last.runId}: `));
+  expect(view.at(-1)).toMatch(
+    /^run \S+: \[#{20}\] SUCCEEDED {2}ranks (\d+)\/\1 \(0 pending, 0 running, \1 succeeded, 0 failed\) {2}2000 objects .* {2}partitions 8\/8, 0 failed {2}ETA 0m00s {2}\$\S+ so far$/,
+  );
   expect(existsSync(run.last.report as string)).toBe(true);
   expect(run.last.cost_usd).toBeGreaterThan(0);
   expect(run.stdout).toMatch(/accuracy over 2000 labelled objects/);
