@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { type Artifacts, copyArtifacts } from '../../local/artifacts';
 import { INVOKE_REQUEST_LIMIT_BYTES } from '../../functions/commons/aws/limits';
-import type { RankItem } from '../../functions/commons/run/contracts';
+import type { RankInvocation } from '../../functions/commons/run/contracts';
 import { LambdaError, LocalFunction } from '../../local/lambda-runtime';
 import { FUNCTIONS, type FunctionId, functionConfig } from '../../local/template';
 import { ROOT } from '../../local/paths';
@@ -86,15 +86,18 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise((resolve) => denying?.close(resolve)));
 
-const rank: RankItem = {
-  runId: 'r',
-  rank: 0,
-  worldSize: 1,
-  batchSize: 16,
-  dataBucket: 'data',
-  partitions: [{ key: 'survey/1.pt', bytes: 1000 }],
-  resultBucket: 'results',
-  resultPath: 'p',
+const rank: RankInvocation = {
+  attempt: 0,
+  item: {
+    runId: 'r',
+    rank: 0,
+    worldSize: 1,
+    batchSize: 16,
+    dataBucket: 'data',
+    partitions: [{ key: 'survey/1.pt', bytes: 1000 }],
+    resultBucket: 'results',
+    resultPath: 'p',
+  },
 };
 
 test.each([
