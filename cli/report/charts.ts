@@ -191,6 +191,7 @@ export function costSpec(cost: CostBreakdown, prototypeUsd: number | undefined):
     { item: 'Step Functions', usd: cost.stepFunctions.usd, kind: 'CAI (billRun)' },
     { item: 'S3 requests', usd: cost.s3.usd, kind: 'CAI (billRun)' },
     { item: 'DynamoDB', usd: cost.dynamodb.usd, kind: 'CAI (billRun)' },
+    ...(cost.kms?.usd ? [{ item: 'KMS requests', usd: cost.kms.usd, kind: 'CAI (billRun)' }] : []),
     { item: 'total', usd: cost.totalUsd, kind: 'CAI (billRun)' },
     ...(prototypeUsd !== undefined ? [{ item: "prototype's formula", usd: prototypeUsd, kind: 'prototype' }] : []),
   ];

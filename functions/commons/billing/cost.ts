@@ -9,7 +9,8 @@ import type { Architecture } from '../model/lambda-sizing';
  * rounded up to the millisecond; plus a per-request charge; plus ephemeral storage configured above
  * 512 MB, per GB-second of the same billed duration. Step Functions (standard): per state
  * transition — the Distributed Map's child executions' states and every retry count. S3: per GET,
- * PUT and LIST request. DynamoDB on demand: per write and read request unit.
+ * PUT and LIST request. DynamoDB on demand: per write and read request unit. KMS: per request, one
+ * behind each GET and PUT of an SSE-KMS object.
  */
 
 /** Lambda's architectures, each billed at its own price (their rates are planned in model/lambda-sizing.ts). */
@@ -27,6 +28,8 @@ export interface PriceTable {
   s3List: number;
   dynamoWrite: number;
   dynamoRead: number;
+  /** USD per KMS API request (https://aws.amazon.com/kms/pricing/). */
+  kmsRequest: number;
 }
 
 /** Public on-demand list prices (first tier), as published in 2025–2026. One place for all of them. */
@@ -40,6 +43,7 @@ const US_PRICES: PriceTable = {
   s3List: 0.005 / 1000,
   dynamoWrite: 0.625 / 1e6,
   dynamoRead: 0.125 / 1e6,
+  kmsRequest: 0.03 / 10_000,
 };
 
 export const PRICES: Record<string, PriceTable> = {
@@ -109,6 +113,8 @@ export interface RunUsage {
   stateTransitions: number;
   s3: S3Requests;
   dynamo: { writes: number; reads: number };
+  /** KMS requests behind S3 requests for SSE-KMS objects, and of them those under an S3 Bucket Key (an upper bound of what KMS saw). */
+  kms?: { requests: number; bucketKey: number };
 }
 
 export interface CostBreakdown {
@@ -129,6 +135,11 @@ export interface CostBreakdown {
   stepFunctions: { transitions: number; usd: number };
   s3: S3Requests & { usd: number };
   dynamodb: { writes: number; reads: number; usd: number };
+  /**
+   * One KMS request per GET or PUT of an SSE-KMS object. Under an S3 Bucket Key KMS sees about one
+   * per data key's lifetime instead: those are billed as counted, an upper bound (`bucketKey` of them).
+   */
+  kms: { requests: number; bucketKey: number; usd: number };
   totalUsd: number;
 }
 
@@ -152,6 +163,8 @@ export function billRun(usage: RunUsage, region: string, architecture: Architect
     ...usage.dynamo,
     usd: usage.dynamo.writes * prices.dynamoWrite + usage.dynamo.reads * prices.dynamoRead,
   };
+  const kmsRequests = usage.kms ?? { requests: 0, bucketKey: 0 };
+  const kms = { ...kmsRequests, usd: kmsRequests.requests * prices.kmsRequest };
   return {
     region,
     priceRegion,
@@ -161,7 +174,8 @@ export function billRun(usage: RunUsage, region: string, architecture: Architect
     stepFunctions,
     s3,
     dynamodb,
-    totalUsd: lambda.computeUsd + lambda.requestsUsd + lambda.storageUsd + stepFunctions.usd + s3.usd + dynamodb.usd,
+    kms,
+    totalUsd: lambda.computeUsd + lambda.requestsUsd + lambda.storageUsd + stepFunctions.usd + s3.usd + dynamodb.usd + kms.usd,
   };
 }
 

@@ -266,13 +266,14 @@ function costOfRun(
     ...(initializerRequests ? [initializerRequests] : []),
     uncountedRequests(shape),
   ];
-  const total = (k: keyof RequestCounts) => requests.reduce((s, r) => s + r[k], 0);
+  const total = (k: keyof RequestCounts) => requests.reduce((s, r) => s + (r[k] ?? 0), 0);
   return billRun(
     {
       invocations,
       stateTransitions: stateTransitions(shape),
       s3: { get: total('s3Get'), put: total('s3Put'), list: total('s3List') },
       dynamo: { writes: total('dynamoWrite'), reads: total('dynamoRead') },
+      kms: { requests: total('kms'), bucketKey: total('kmsBucketKey') },
     },
     context.region,
     context.architecture,
