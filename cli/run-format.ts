@@ -131,7 +131,7 @@ export function runDetails(run: RunRecord): string {
   if (run.cost) {
     const c = run.cost;
     lines.push(
-      `  cost        ${usd(c.totalUsd)} (${c.region}, ${c.architecture}): Lambda ${usd(c.lambda.computeUsd + c.lambda.requestsUsd)} ` +
+      `  cost        ${usd(c.totalUsd)} (${c.region}, ${c.architecture}): Lambda ${usd(c.lambda.computeUsd + c.lambda.requestsUsd + (c.lambda.storageUsd || 0))} ` +
         `(${c.lambda.invocations} invocations, ${fixed(c.lambda.gbSeconds, 2)} GB-s), Step Functions ${usd(c.stepFunctions.usd)} ` +
         `(${c.stepFunctions.transitions} transitions), S3 ${usd(c.s3.usd)} (${c.s3.get} GET, ${c.s3.put} PUT, ${c.s3.list} LIST), ` +
         `DynamoDB ${usd(c.dynamodb.usd)}`,

@@ -71,7 +71,7 @@ interface Execution {
   done: Promise<void>;
   /** Each Map state's iterations (its child executions on AWS), by index. */
   iterations: Map<string, Map<number, Iteration>>;
-  /** State transitions as Step Functions bills them: each state entered (in child executions too) and each retry. */
+  /** State transitions as Step Functions bills them: each state entered (in child executions too), each retry, each child execution's start. */
   transitions: number;
   /** Each Distributed Map's Map Run, by the Map state's name (one per Map state entered). */
   mapRuns: Map<string, MapRun>;
@@ -330,6 +330,19 @@ function adapt(definition: State): { definition: State; readers: Map<string, Ite
   return { definition: copy, readers, writers };
 }
 
+/** The Map states in distributed mode (each iteration a child execution on AWS), at the top level where CAI has them. */
+function distributedMaps(definition: State): Set<string> {
+  const states = (definition as { States: Record<string, State> }).States;
+  return new Set(
+    Object.entries(states)
+      .filter(([, state]) => {
+        const processor = state.ItemProcessor as { ProcessorConfig?: { Mode?: string } } | undefined;
+        return state.Type === 'Map' && processor?.ProcessorConfig?.Mode === 'DISTRIBUTED';
+      })
+      .map(([name]) => name),
+  );
+}
+
 /** Points StartAt and every transition to `from` at `to`. */
 function redirect(machine: { StartAt: string; States: Record<string, State> }, from: string, to: string): void {
   if (machine.StartAt === from) machine.StartAt = to;
@@ -566,6 +579,7 @@ export class LocalStepFunctions {
     try {
       const input = JSON.parse(execution.input) as Record<string, unknown>;
       const { definition, readers, writers } = adapt(this.options.definition);
+      const distributed = distributedMaps(this.options.definition);
       const tasks: Record<string, (input: never) => Promise<unknown>> = {};
       // Each task's runs per Map iteration: its $$.State.RetryCount.
       const runs = new Map<string, number>();
@@ -609,6 +623,8 @@ export class LocalStepFunctions {
           // The adapter's own steps (an ItemReader's, a ResultWriter's) are part of their Map on AWS.
           if ((event.type === 'StateEntered' && !/\.(ItemReader|ResultWriter)$/.test(event.state.name)) || event.type === 'StateRetried')
             execution.transitions++;
+          // A Distributed Map's child execution is billed a transition for its start (docs/architecture.md, Cost).
+          if (event.type === 'MapIterationStarted' && distributed.has(event.parentState.name)) execution.transitions++;
           if (event.type !== 'StateEntered' && event.type !== 'StateExited') continue;
           const where = `the ${event.type === 'StateEntered' ? 'input' : 'output'} of the ${event.state.name} state`;
           check(where, event.type === 'StateEntered' ? event.state.input : event.state.output);

@@ -186,9 +186,12 @@ export function costSpec(cost: CostBreakdown, prototypeUsd: number | undefined):
   const rows = [
     { item: 'Lambda compute (GB-s)', usd: cost.lambda.computeUsd, kind: 'CAI (billRun)' },
     { item: 'Lambda requests', usd: cost.lambda.requestsUsd, kind: 'CAI (billRun)' },
+    // Records written before ephemeral storage was billed have no such figure.
+    ...(cost.lambda.storageUsd ? [{ item: 'Lambda ephemeral storage', usd: cost.lambda.storageUsd, kind: 'CAI (billRun)' }] : []),
     { item: 'Step Functions', usd: cost.stepFunctions.usd, kind: 'CAI (billRun)' },
     { item: 'S3 requests', usd: cost.s3.usd, kind: 'CAI (billRun)' },
     { item: 'DynamoDB', usd: cost.dynamodb.usd, kind: 'CAI (billRun)' },
+    ...(cost.kms?.usd ? [{ item: 'KMS requests', usd: cost.kms.usd, kind: 'CAI (billRun)' }] : []),
     { item: 'total', usd: cost.totalUsd, kind: 'CAI (billRun)' },
     ...(prototypeUsd !== undefined ? [{ item: "prototype's formula", usd: prototypeUsd, kind: 'prototype' }] : []),
   ];

@@ -110,11 +110,20 @@ export async function buildReport(input: ReportInput): Promise<string> {
         ['total (billRun)', `${usd(c.totalUsd)} at ${c.priceRegion} prices, ${c.architecture}`],
         [
           'Lambda',
-          `${usd(c.lambda.computeUsd)} for ${c.lambda.gbSeconds.toFixed(3)} GB-s of configured memory (duration + INIT) + ${usd(c.lambda.requestsUsd)} for ${c.lambda.invocations} requests`,
+          `${usd(c.lambda.computeUsd)} for ${c.lambda.gbSeconds.toFixed(3)} GB-s of configured memory (duration + INIT) + ${usd(c.lambda.requestsUsd)} for ${c.lambda.invocations} requests${c.lambda.storageUsd ? ` + ${usd(c.lambda.storageUsd)} for ${c.lambda.storageGbSeconds.toFixed(3)} GB-s of ephemeral storage above 512 MB` : ''}`,
         ],
         ['Step Functions', `${usd(c.stepFunctions.usd)} for ${c.stepFunctions.transitions} state transitions`],
         ['S3', `${usd(c.s3.usd)} for ${c.s3.get} GET, ${c.s3.put} PUT, ${c.s3.list} LIST`],
         ['DynamoDB', `${usd(c.dynamodb.usd)} for ${c.dynamodb.writes} writes, ${c.dynamodb.reads} reads`],
+        // Records written before KMS requests were counted have none.
+        ...((c.kms?.requests
+          ? [
+              [
+                'KMS',
+                `${usd(c.kms.usd)} for ${c.kms.requests} requests behind SSE-KMS GETs and PUTs (${c.kms.bucketKey} under a bucket key: an upper bound)`,
+              ],
+            ]
+          : []) as [string, string][]),
         [
           "prototype's formula",
           `${usd(run.prototypeFormulaUsd)} = requests × mean duration × peak memory used (GB) × $${PROTOTYPE_GB_SECOND}: memory used, not configured; no INIT, requests, Step Functions, S3 or DynamoDB`,

@@ -72,6 +72,7 @@ export const handler = lambdaHandler(async ({ item, attempt: number }: RankInvoc
           initSeconds: clock.initSeconds,
           requestId,
           attempt: number,
+          invocationMs: () => clock.bill().durationMs,
         });
       },
       unrecorded,

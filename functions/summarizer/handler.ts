@@ -21,6 +21,7 @@ export const handler = lambdaHandler(async (input: SummarizeInput | ExecutionSta
     s3: s3Client(),
     sfn: sfnClient(),
     inferenceMemoryMb: config.INFERENCE_MEMORY_MB,
+    inferenceEphemeralMb: config.INFERENCE_EPHEMERAL_MB,
     runs,
     region: config.AWS_REGION,
     architecture: config.ARCHITECTURE,

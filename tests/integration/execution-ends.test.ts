@@ -9,13 +9,13 @@ import {
   StopExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import { createSfnClient } from '../../functions/commons/aws/clients';
-import type { ExecutionStatusChange, RankInvocation, RankItem } from '../../functions/commons/run/contracts';
+import type { ExecutionStatusChange, RankInvocation, RankItem, RankResult } from '../../functions/commons/run/contracts';
 import type { InitializeOutcome } from '../../functions/commons/run/initialize';
 import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
 import { synthesizeDataset } from '../../toolkit/datasets/synth';
 import { sinkFor } from '../../toolkit/locations';
 import { matchesEventPattern } from '../../local/event-pattern';
-import { LambdaError } from '../../local/lambda-runtime';
+import { LambdaError, TooManyRequestsError } from '../../local/lambda-runtime';
 import { ROOT } from '../../local/paths';
 import { eventSources } from '../../local/template';
 import { testStack } from '../helpers/stack';
@@ -28,10 +28,12 @@ import { tempFolder } from '../helpers/temp';
  */
 const work = tempFolder('cai-ends-');
 const DATA = 'ends-data';
+const EPHEMERAL_MB = 2048;
 let t: Awaited<ReturnType<typeof testStack>>;
 
 beforeAll(async () => {
-  t = await testStack(join(work, 'stack'), { DataBucketName: DATA });
+  // Ephemeral storage above the included 512 MB, billed per GB-second of each inference attempt.
+  t = await testStack(join(work, 'stack'), { DataBucketName: DATA, InferenceEphemeralStorage: String(EPHEMERAL_MB) });
   await t.bucket(DATA);
   await synthesizeDataset({
     samples: 80,
@@ -285,10 +287,14 @@ async function tallied(name: string, prefix: string) {
     transitions: t.stack.sfn.transitionsOf(outcome.runId),
     // Lambda bills each REPORT line's Billed Duration at its Memory Size.
     gbSeconds: billed.reduce((s, b) => s + (b.memoryMb / 1024) * (b.billedMs / 1000), 0),
-    // What a handler's clock cannot see (its runtime's start and end, the initializer's and the
-    // summarizer's last calls after their count; a crash billed up to the first moment known after
-    // it): here under half a second an invocation.
-    slack: billed.reduce((s, b) => s + (b.memoryMb / 1024) * 0.5, 0),
+    // And the inference function's ephemeral storage above 512 MB over the same Billed Duration.
+    storageGbSeconds: inference.billed.slice(reports[1]).reduce((s, b) => s + ((EPHEMERAL_MB - 512) / 1024) * (b.billedMs / 1000), 0),
+    storageSlack: (inference.billed.length - reports[1]) * ((EPHEMERAL_MB - 512) / 1024) * 0.3,
+    // What a handler's clock cannot see (its runtime's start and end, a rank's result PUT, the
+    // initializer's and the summarizer's last calls after their count; a crash billed up to the first
+    // moment known after it): here under 0.3 s an invocation (0.5 s before a rank's duration was its
+    // whole invocation).
+    slack: billed.reduce((s, b) => s + (b.memoryMb / 1024) * 0.3, 0),
   };
 }
 
@@ -308,6 +314,10 @@ test("a run's cost is an independent tally: its REPORT lines, the interpreter's 
   expect(clean.billed).toHaveLength(4); // initializer, two ranks, summarizer
   expect(Math.abs(clean.gbSeconds - clean.cost.lambda.gbSeconds)).toBeLessThan(clean.slack);
   expect(clean.cost.stepFunctions.transitions).toBe(clean.transitions);
+  // Map and Summarize, and per rank its child execution's start and its task (AWS bills the child's start).
+  expect(clean.transitions).toBe(2 + 2 * clean.record.ranks!);
+  expect(Math.abs(clean.storageGbSeconds - clean.cost.lambda.storageGbSeconds)).toBeLessThan(clean.storageSlack);
+  expect(clean.cost.lambda.storageGbSeconds).toBeGreaterThan(0);
   expect({ get: clean.cost.s3.get, put: clean.cost.s3.put, list: clean.cost.s3.list }).toEqual(clean.s3);
   expect({ writes: clean.cost.dynamodb.writes, reads: clean.cost.dynamodb.reads }).toEqual(clean.dynamo);
 
@@ -322,6 +332,7 @@ test("a run's cost is an independent tally: its REPORT lines, the interpreter's 
   // Every retry is a transition.
   expect(crashed.cost.stepFunctions.transitions).toBe(crashed.transitions);
   expect(crashed.cost.stepFunctions.transitions).toBe(clean.cost.stepFunctions.transitions + 1);
+  expect(Math.abs(crashed.storageGbSeconds - crashed.cost.lambda.storageGbSeconds)).toBeLessThan(crashed.storageSlack);
   // The dead attempt's reads are unknown: billed at the most its partition can take, never fewer than it made.
   const { bound, billed } = await crashedReads(crashed.record.runId);
   expect(billed).toBe(bound);
@@ -359,6 +370,48 @@ test("an attempt that dies before writing its record is in the run's cost: its r
   // The throttled PUTs are not billed (S3 answered them 503) nor seen among the server's requests.
   expect({ put: early.cost.s3.put, list: early.cost.s3.list }).toEqual({ put: early.s3.put, list: early.s3.list });
   expect({ writes: early.cost.dynamodb.writes, reads: early.cost.dynamodb.reads }).toEqual(early.dynamo);
+});
+
+test("a throttled attempt is a retry, so a transition, though Lambda ran and billed nothing: the rank's attempt number shows it", async () => {
+  // Rank 0's first two invocations are refused as Lambda refuses one over the account's concurrency; its attempt 2 runs.
+  let refusals = 0;
+  t.stack.functions.inference.intercept = async (event) => {
+    if ((event as RankInvocation).item.rank === 0 && refusals < 2) {
+      refusals++;
+      throw new TooManyRequestsError();
+    }
+  };
+  const throttled = await tallied('tally-throttled', 'two');
+  expect(refusals).toBe(2);
+  expect(throttled.record).toMatchObject({ status: 'SUCCEEDED', attempts: { failed: 0, crashed: 0 } });
+  expect(JSON.parse(await t.readText('cai-control', `results/tally-throttled/${throttled.record.runId}/ranks/0.json`)).attempt).toBe(2);
+  // Two ranks, no REPORT line for a refusal: four invocations billed, and two more transitions than a clean run's.
+  expect(throttled.billed).toHaveLength(4);
+  expect(throttled.transitions).toBe(2 + 2 * throttled.record.ranks! + 2);
+  expect(throttled.cost.stepFunctions.transitions).toBe(throttled.transitions);
+  expect(throttled.cost.lambda.invocations).toBe(throttled.billed.length);
+});
+
+test("a rank's billed duration is its whole invocation: a slow start record's PUT is in it, as in its REPORT line", async () => {
+  // Every attempt's start record (written before the rank begins) is answered a second late.
+  const DELAY_MS = 1_000;
+  t.stack.s3.injectFaults({ delayMs: DELAY_MS, method: 'PUT', key: /^cai-control\/results\/slow-start\/[^/]+\/attempts\// });
+  const { inference } = t.stack.functions;
+  const before = inference.billed.length;
+  const { runId } = await upload('slow-start', 'two');
+  await t.stack.idle();
+  t.stack.s3.injectFaults();
+  const record = (await t.stack.runs.get(runId!))!;
+  expect(record.status).toBe('SUCCEEDED');
+  const reports = inference.billed.slice(before);
+  expect(reports).toHaveLength(record.ranks!);
+  for (let rank = 0; rank < record.ranks!; rank++) {
+    const result = JSON.parse(await t.readText('cai-control', `results/slow-start/${runId}/ranks/${rank}.json`)) as RankResult;
+    const report = reports.find((r) => r.requestId === result.request_id)!;
+    expect(result.duration_ms).toBeGreaterThanOrEqual(DELAY_MS);
+    // Outside the handler's clock only the result's own PUT and the runtime's edges: far less than the delayed PUT.
+    expect(report.durationMs - result.duration_ms).toBeLessThan(DELAY_MS / 2);
+  }
 });
 
 /**

@@ -181,8 +181,8 @@ describe('forecastRun', () => {
     // Every rank one cold invocation: its predicted time (INIT included), rounded up to the millisecond, at 1,769 MB.
     const billedSeconds = Math.ceil(row.rankSeconds * 1000) / 1000;
     const lambdaUsd = ranks * ((1769 / 1024) * billedSeconds * usd.gbSecond + usd.request);
-    // The main workflow's Map and Summarize, and each child execution's task.
-    const transitions = 2 + ranks;
+    // The main workflow's Map and Summarize, and each child execution's start and its task.
+    const transitions = 2 + 2 * ranks;
     // A rank reads at most: 16 GETs to open its archive (HEAD included), one per 8 MiB part, one per 16 MiB chunk (docs/architecture.md).
     const rankGets = 16 + Math.ceil(100 / 8) + Math.ceil(100 / 16);
     const gets =

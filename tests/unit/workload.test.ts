@@ -35,7 +35,8 @@ test("the prototype's 12.6 GB in 100 MB partitions: 130 ranks, one wave, billed 
     'x86_64',
   ).lambda;
   expect(estimate.cost.lambda).toEqual(lambda);
-  expect(estimate.cost.stepFunctions.transitions).toBe(132);
+  // Map and Summarize; per rank its child execution's start and its task.
+  expect(estimate.cost.stepFunctions.transitions).toBe(2 + 130 * 2);
   // The payload; per rank at most 16 GETs to open its archive, 13 parts of 8 MiB and one per 16 MiB
   // chunk (7); the summarizer's manifest, rank results and the Map's two result files; the ItemReader's manifest.
   expect(estimate.cost.s3.get).toBe(1 + 130 * (16 + 13 + 7) + 1 + 130 + 2 + 1);

@@ -51,7 +51,7 @@ export function estimateWorkload(input: WorkloadInput): WorkloadEstimate {
   const durationS = input.firstChunkBytes / mibps + Math.max(compute, rest);
   const invocation = { memoryMb: input.memoryMb, durationMs: durationS * 1000, initMs: input.initSeconds * 1000 };
   // A run that goes well: one rank per partition, no retries, one ResultWriter file.
-  const shape: RunShape = { ranks: partitions, failedAttempts: 0, caughtRanks: 0, failurePath: false, mapResultFiles: 1 };
+  const shape: RunShape = { ranks: partitions, retries: 0, caughtRanks: 0, failurePath: false, mapResultFiles: 1 };
   const beyond = uncountedRequests(shape);
   const listPages = Math.ceil(partitions / 1000);
   const cost = billRun(

@@ -17,9 +17,19 @@ export interface RequestCounts {
   s3List: number;
   dynamoWrite: number;
   dynamoRead: number;
+  /**
+   * GETs and PUTs of SSE-KMS objects: each asks KMS to decrypt or make a data key, billed per
+   * request; absent in counts made before they were kept.
+   */
+  kms?: number;
+  /** Of those, the ones under an S3 Bucket Key: KMS saw far fewer (one per bucket key's lifetime), so these bound them. */
+  kmsBucketKey?: number;
 }
 
-const counts: RequestCounts = { s3Get: 0, s3Put: 0, s3List: 0, dynamoWrite: 0, dynamoRead: 0 };
+const counts: Required<RequestCounts> = { s3Get: 0, s3Put: 0, s3List: 0, dynamoWrite: 0, dynamoRead: 0, kms: 0, kmsBucketKey: 0 };
+
+/** The S3 requests that make S3 call KMS for an SSE-KMS object (https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html). */
+const KMS_ON: ReadonlySet<string> = new Set(['GetObjectCommand', 'PutObjectCommand', 'CopyObjectCommand', 'CreateMultipartUploadCommand']);
 
 const KIND: Record<string, keyof RequestCounts> = {
   GetObjectCommand: 's3Get',
@@ -44,7 +54,9 @@ export function requestCounts(): RequestCounts {
 
 export function countsSince(before: RequestCounts): RequestCounts {
   const now = requestCounts();
-  return Object.fromEntries(Object.entries(now).map(([k, v]) => [k, v - before[k as keyof RequestCounts]])) as unknown as RequestCounts;
+  return Object.fromEntries(
+    Object.entries(now).map(([k, v]) => [k, v - (before[k as keyof RequestCounts] ?? 0)]),
+  ) as unknown as RequestCounts;
 }
 
 type Counted = { middlewareStack: { add: (...args: never[]) => void } };
@@ -53,7 +65,13 @@ function counted<T extends Counted>(client: T): T {
     (next: (a: unknown) => Promise<unknown>, context: { commandName?: string }) => async (args: unknown) => {
       const kind = context.commandName && KIND[context.commandName];
       if (kind) counts[kind]++;
-      return next(args);
+      const result = (await next(args)) as { output?: { ServerSideEncryption?: string; BucketKeyEnabled?: boolean } };
+      // S3 says in its answer how the object is encrypted: SSE-KMS means a KMS request behind this one.
+      if (KMS_ON.has(context.commandName ?? '') && result.output?.ServerSideEncryption?.startsWith('aws:kms')) {
+        counts.kms++;
+        if (result.output.BucketKeyEnabled) counts.kmsBucketKey++;
+      }
+      return result;
     },
     // Once per attempt: a retried request is billed again.
     { step: 'finalizeRequest', name: 'caiRequestCounter' },

@@ -26,6 +26,8 @@ export interface LambdaInvocation {
   durationMs: number;
   /** INIT phase of a cold start; 0 for a warm invocation. */
   initMs: number;
+  /** The function's configured ephemeral storage (/tmp, MB); absent: Lambda's 512 MB, which is not billed. */
+  ephemeralStorageMb?: number;
 }
 
 export interface InvocationClock {

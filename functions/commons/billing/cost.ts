@@ -6,9 +6,11 @@ import type { Architecture } from '../model/lambda-sizing';
  *
  * Lambda: configured memory (not memory used) × billed duration, where the billed duration is the
  * invocation's duration plus its INIT phase (billed for on-demand functions since 1 Aug 2025),
- * rounded up to the millisecond; plus a per-request charge. Step Functions (standard): per state
+ * rounded up to the millisecond; plus a per-request charge; plus ephemeral storage configured above
+ * 512 MB, per GB-second of the same billed duration. Step Functions (standard): per state
  * transition — the Distributed Map's child executions' states and every retry count. S3: per GET,
- * PUT and LIST request. DynamoDB on demand: per write and read request unit.
+ * PUT and LIST request. DynamoDB on demand: per write and read request unit. KMS: per request, one
+ * behind each GET and PUT of an SSE-KMS object.
  */
 
 /** Lambda's architectures, each billed at its own price (their rates are planned in model/lambda-sizing.ts). */
@@ -17,6 +19,8 @@ export type { Architecture };
 export interface PriceTable {
   /** USD per GB-second of configured memory. */
   lambdaGbSecond: Record<Architecture, number>;
+  /** USD per GB-second of ephemeral storage configured above the 512 MB Lambda includes. */
+  lambdaEphemeralGbSecond: Record<Architecture, number>;
   lambdaRequest: number;
   stepFunctionsTransition: number;
   s3Get: number;
@@ -24,11 +28,14 @@ export interface PriceTable {
   s3List: number;
   dynamoWrite: number;
   dynamoRead: number;
+  /** USD per KMS API request (https://aws.amazon.com/kms/pricing/). */
+  kmsRequest: number;
 }
 
 /** Public on-demand list prices (first tier), as published in 2025–2026. One place for all of them. */
 const US_PRICES: PriceTable = {
   lambdaGbSecond: { x86_64: 0.0000166667, arm64: 0.0000133334 },
+  lambdaEphemeralGbSecond: { x86_64: 0.0000000309, arm64: 0.0000000309 },
   lambdaRequest: 0.2 / 1e6,
   stepFunctionsTransition: 0.025 / 1000,
   s3Get: 0.0004 / 1000,
@@ -36,6 +43,7 @@ const US_PRICES: PriceTable = {
   s3List: 0.005 / 1000,
   dynamoWrite: 0.625 / 1e6,
   dynamoRead: 0.125 / 1e6,
+  kmsRequest: 0.03 / 10_000,
 };
 
 export const PRICES: Record<string, PriceTable> = {
@@ -70,12 +78,27 @@ export interface LambdaBill {
   gbSeconds: number;
   computeUsd: number;
   requestUsd: number;
+  /** GB-seconds of ephemeral storage above the included 512 MB, over the same billed duration. */
+  storageGbSeconds: number;
+  storageUsd: number;
 }
+
+/** Ephemeral storage Lambda includes in its price (https://aws.amazon.com/lambda/pricing/). */
+export const INCLUDED_EPHEMERAL_MB = 512;
 
 export function billLambda(invocation: LambdaInvocation, architecture: Architecture, prices: PriceTable): LambdaBill {
   const billedMs = Math.ceil(invocation.durationMs + invocation.initMs);
   const gbSeconds = (invocation.memoryMb / 1024) * (billedMs / 1000);
-  return { billedMs, gbSeconds, computeUsd: gbSeconds * prices.lambdaGbSecond[architecture], requestUsd: prices.lambdaRequest };
+  const extraMb = Math.max(0, (invocation.ephemeralStorageMb ?? INCLUDED_EPHEMERAL_MB) - INCLUDED_EPHEMERAL_MB);
+  const storageGbSeconds = (extraMb / 1024) * (billedMs / 1000);
+  return {
+    billedMs,
+    gbSeconds,
+    computeUsd: gbSeconds * prices.lambdaGbSecond[architecture],
+    requestUsd: prices.lambdaRequest,
+    storageGbSeconds,
+    storageUsd: storageGbSeconds * prices.lambdaEphemeralGbSecond[architecture],
+  };
 }
 
 /** S3 requests of a run, by price class. */
@@ -90,6 +113,8 @@ export interface RunUsage {
   stateTransitions: number;
   s3: S3Requests;
   dynamo: { writes: number; reads: number };
+  /** KMS requests behind S3 requests for SSE-KMS objects, and of them those under an S3 Bucket Key (an upper bound of what KMS saw). */
+  kms?: { requests: number; bucketKey: number };
 }
 
 export interface CostBreakdown {
@@ -98,10 +123,23 @@ export interface CostBreakdown {
   priceRegion: string;
   warning?: string;
   architecture: Architecture;
-  lambda: { invocations: number; gbSeconds: number; computeUsd: number; requestsUsd: number };
+  lambda: {
+    invocations: number;
+    gbSeconds: number;
+    computeUsd: number;
+    requestsUsd: number;
+    /** Ephemeral storage above 512 MB: GB-seconds and their price. */
+    storageGbSeconds: number;
+    storageUsd: number;
+  };
   stepFunctions: { transitions: number; usd: number };
   s3: S3Requests & { usd: number };
   dynamodb: { writes: number; reads: number; usd: number };
+  /**
+   * One KMS request per GET or PUT of an SSE-KMS object. Under an S3 Bucket Key KMS sees about one
+   * per data key's lifetime instead: those are billed as counted, an upper bound (`bucketKey` of them).
+   */
+  kms: { requests: number; bucketKey: number; usd: number };
   totalUsd: number;
 }
 
@@ -113,6 +151,8 @@ export function billRun(usage: RunUsage, region: string, architecture: Architect
     gbSeconds: bills.reduce((s, b) => s + b.gbSeconds, 0),
     computeUsd: bills.reduce((s, b) => s + b.computeUsd, 0),
     requestsUsd: bills.reduce((s, b) => s + b.requestUsd, 0),
+    storageGbSeconds: bills.reduce((s, b) => s + b.storageGbSeconds, 0),
+    storageUsd: bills.reduce((s, b) => s + b.storageUsd, 0),
   };
   const stepFunctions = { transitions: usage.stateTransitions, usd: usage.stateTransitions * prices.stepFunctionsTransition };
   const s3 = {
@@ -123,6 +163,8 @@ export function billRun(usage: RunUsage, region: string, architecture: Architect
     ...usage.dynamo,
     usd: usage.dynamo.writes * prices.dynamoWrite + usage.dynamo.reads * prices.dynamoRead,
   };
+  const kmsRequests = usage.kms ?? { requests: 0, bucketKey: 0 };
+  const kms = { ...kmsRequests, usd: kmsRequests.requests * prices.kmsRequest };
   return {
     region,
     priceRegion,
@@ -132,7 +174,8 @@ export function billRun(usage: RunUsage, region: string, architecture: Architect
     stepFunctions,
     s3,
     dynamodb,
-    totalUsd: lambda.computeUsd + lambda.requestsUsd + stepFunctions.usd + s3.usd + dynamodb.usd,
+    kms,
+    totalUsd: lambda.computeUsd + lambda.requestsUsd + lambda.storageUsd + stepFunctions.usd + s3.usd + dynamodb.usd + kms.usd,
   };
 }
 

@@ -7,8 +7,8 @@ import type { RequestCounts } from '../aws/clients';
 export interface RunShape {
   /** Ranks: one child execution of the Distributed Map each. */
   ranks: number;
-  /** Inference attempts that failed: each is retried inside its child execution. */
-  failedAttempts: number;
+  /** Retries of the ranks' task, inside their child executions: after a failed attempt and after Lambda's refusal (throttling) alike. */
+  retries: number;
   /** Ranks whose failure the Map's Catch recorded. */
   caughtRanks: number;
   /** The run ended on the failure path (RecordFailure, RunFailed) rather than through Summarize. */
@@ -18,11 +18,14 @@ export interface RunShape {
 }
 
 /**
- * State transitions Step Functions bills: the main workflow's Map and Summarize (and the failure
- * path's two states); in each child execution its task, each retry, and the state that records a
- * caught failure.
+ * State transitions Step Functions bills (https://aws.amazon.com/step-functions/pricing/): the main
+ * workflow's Map and Summarize (and the failure path's two states); for each child execution of the
+ * Distributed Map, one for its start ("you'll be charged one state transition for each child
+ * workflow execution that the Distributed Map state starts",
+ * https://docs.aws.amazon.com/step-functions/latest/dg/concepts-transitions.html), its task, each
+ * retry, and the state that records a caught failure.
  */
-export const stateTransitions = (run: RunShape): number => 2 + (run.failurePath ? 2 : 0) + run.ranks + run.failedAttempts + run.caughtRanks;
+export const stateTransitions = (run: RunShape): number => 2 + (run.failurePath ? 2 : 0) + 2 * run.ranks + run.retries + run.caughtRanks;
 
 /**
  * Requests no counter in CAI's processes sees: the Map's ItemReader GET of the manifest; the

@@ -464,3 +464,21 @@ export function attemptsUsage(
   const startRecords: RequestCounts = { s3Get: 0, s3Put: records, s3List: 0, dynamoWrite: 0, dynamoRead: 0 };
   return { invocations, requests: [...failed.map((a) => a.requests), ...crashed.map((a) => a.requests), startRecords] };
 }
+
+/**
+ * Retries of the ranks' task, each a state transition: a rank's attempts less one. Attempt k had k
+ * before it, failed or refused by Lambda (a throttled attempt leaves no record), so the highest
+ * attempt number a rank's result or records carry counts them all; records without a number (older
+ * ones, an attempt found only in a history) count one attempt each, never twice: the larger of the two.
+ */
+export function rankRetries(results: RankResult[], failed: FailedAttempt[], crashed: CrashedAttempt[]): number {
+  const ranks = new Map<number, { highest: number; recorded: number }>();
+  const see = (rank: number, attempt: number | undefined) => {
+    const seen = ranks.get(rank) ?? { highest: -1, recorded: 0 };
+    ranks.set(rank, { highest: Math.max(seen.highest, attempt ?? -1), recorded: seen.recorded + 1 });
+  };
+  for (const r of results) see(r.rank, r.attempt);
+  for (const f of failed) see(f.rank, f.attempt);
+  for (const c of crashed) see(c.rank, undefined);
+  return [...ranks.values()].reduce((sum, { highest, recorded }) => sum + Math.max(highest + 1, recorded) - 1, 0);
+}

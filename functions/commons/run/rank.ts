@@ -37,6 +37,11 @@ export interface RankContext {
   requestId?: string;
   /** The state machine's attempt number for this rank (RankInvocation.attempt). */
   attempt?: number;
+  /**
+   * This invocation's time so far (ms), from the handler's clock: what Lambda bills, before the rank
+   * began too (a cold start's jitter, the attempt's start record, a run model's fetch). Unset: the rank's own clock.
+   */
+  invocationMs?: () => number;
 }
 
 /** A source that keeps the wall time and bytes of its reads. */
@@ -176,7 +181,8 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
     peak_rss_mb: peakRss,
     memory_configured_mb: context.memoryMb,
     inference_workers: context.workers,
-    duration_ms: total * 1000,
+    // Billed: the whole invocation up to the result's PUT, which follows (docs/architecture.md, Cost).
+    duration_ms: context.invocationMs ? context.invocationMs() : total * 1000,
     requests,
     predictions_key: predictionsKey,
     non_finite_predictions: nonFinite,

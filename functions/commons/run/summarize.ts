@@ -7,7 +7,16 @@ import { billRun, prototypeCost, type Architecture, type CostBreakdown } from '.
 import { stateTransitions, uncountedRequests, type RunShape } from '../billing/run-usage';
 import pLimit from 'p-limit';
 import type { SFNClient } from '@aws-sdk/client-sfn';
-import { attemptsUsage, billCrashes, rankFailureText, readAttemptRecords, type RankEnd, stateErrorText, taskFailures } from './attempts';
+import {
+  attemptsUsage,
+  billCrashes,
+  rankFailureText,
+  rankRetries,
+  readAttemptRecords,
+  type RankEnd,
+  stateErrorText,
+  taskFailures,
+} from './attempts';
 import type {
   CrashedAttempt,
   ExecutionInput,
@@ -36,6 +45,8 @@ export interface SummarizeContext {
   sfn?: SFNClient;
   /** The inference function's memory size (an attempt that died before its record is billed at it). */
   inferenceMemoryMb?: number;
+  /** The inference function's ephemeral storage (MB): above 512 MB, billed over each attempt's duration. */
+  inferenceEphemeralMb?: number;
   /** When this invocation must have returned (ms since the epoch; Lambda's remaining time): history reads stop in time to write the summary. */
   deadline?: number;
 }
@@ -231,15 +242,18 @@ function costOfRun(
   ownRequests: RequestCounts,
 ): CostBreakdown {
   const attempts = attemptsUsage(run.failedAttempts, run.crashedAttempts, run.attemptRecords);
+  const ephemeralStorageMb = context.inferenceEphemeralMb;
   const invocations: LambdaInvocation[] = [
     ...(existing?.initializer ? [existing.initializer] : []),
-    ...results.map((r) => ({ memoryMb: r.memory_configured_mb, durationMs: r.duration_ms, initMs: r.init_s * 1000 })),
-    ...attempts.invocations,
+    ...[
+      ...results.map((r) => ({ memoryMb: r.memory_configured_mb, durationMs: r.duration_ms, initMs: r.init_s * 1000 })),
+      ...attempts.invocations,
+    ].map((i) => ({ ...i, ephemeralStorageMb })),
     context.invocation(),
   ];
   const shape: RunShape = {
     ranks: run.items.length,
-    failedAttempts: run.failedAttempts.length + run.crashedAttempts.length,
+    retries: rankRetries(results, run.failedAttempts, run.crashedAttempts),
     caughtRanks: [...run.outcomes.values()].filter((o) => o.status === 'FAILED').length,
     failurePath: Boolean(input.failure),
     mapResultFiles: input.mapRun ? run.mapResultFiles : 0,
@@ -252,13 +266,14 @@ function costOfRun(
     ...(initializerRequests ? [initializerRequests] : []),
     uncountedRequests(shape),
   ];
-  const total = (k: keyof RequestCounts) => requests.reduce((s, r) => s + r[k], 0);
+  const total = (k: keyof RequestCounts) => requests.reduce((s, r) => s + (r[k] ?? 0), 0);
   return billRun(
     {
       invocations,
       stateTransitions: stateTransitions(shape),
       s3: { get: total('s3Get'), put: total('s3Put'), list: total('s3List') },
       dynamo: { writes: total('dynamoWrite'), reads: total('dynamoRead') },
+      kms: { requests: total('kms'), bucketKey: total('kmsBucketKey') },
     },
     context.region,
     context.architecture,
