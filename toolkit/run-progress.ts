@@ -1,6 +1,7 @@
 import type { RequestCounts } from '../functions/commons/aws/clients';
 import { billRun, type Architecture } from '../functions/commons/billing/cost';
 import { stateTransitions } from '../functions/commons/billing/run-usage';
+import { rankRetries } from '../functions/commons/run/attempts';
 import type { PartitionFailure, RankItem, RankResult } from '../functions/commons/run/contracts';
 import type { RunRecord } from '../functions/commons/run/run-store';
 
@@ -124,12 +125,13 @@ function costSoFar(input: ProgressInput, failedRanks: number): number {
   const { record, results } = input;
   const initializer = record.initializer;
   const requests: RequestCounts[] = [...results.map((r) => r.requests), ...(initializer?.requests ? [initializer.requests] : [])];
-  const total = (k: keyof RequestCounts) => sum(requests, (r) => r[k]);
+  const total = (k: keyof RequestCounts) => sum(requests, (r) => r[k] ?? 0);
   // The Map's own transition is counted once it has started; Summarize's only by the summary.
   const transitions = input.mapRun
     ? stateTransitions({
         ranks: results.length + failedRanks,
-        failedAttempts: 0,
+        // The retries of the ranks with results, by their attempt numbers; a failed rank's are known only to its history.
+        retries: rankRetries(results, [], []),
         caughtRanks: failedRanks,
         failurePath: false,
         mapResultFiles: 0,

@@ -130,7 +130,7 @@ test("the cost so far bills the ranks' invocations, requests and transitions at 
     {
       invocations: [record.initializer!, ...results.map(() => ({ memoryMb: 2048, durationMs: 1000, initMs: 500 }))],
       // The Map's transition and each rank's task; the Summarize state's comes later.
-      stateTransitions: stateTransitions({ ranks: 2, failedAttempts: 0, caughtRanks: 0, failurePath: false, mapResultFiles: 0 }) - 1,
+      stateTransitions: stateTransitions({ ranks: 2, retries: 0, caughtRanks: 0, failurePath: false, mapResultFiles: 0 }) - 1,
       s3: { get: 9, put: 6, list: 0 },
       dynamo: { writes: 2, reads: 0 },
     },
