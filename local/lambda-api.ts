@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { UsageError } from '../functions/commons/errors';
 
 /**
  * The one call of Lambda's API the functions make, served on loopback for the local stack:
@@ -17,6 +18,22 @@ export interface LocalLambdaApi {
 /** A new account's quotas are lower; 1,000 is the default concurrency of an established one. */
 export const LOCAL_ACCOUNT_CONCURRENCY = 1000;
 
+/** Lambda keeps this much of an account's concurrency unreserved (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html). */
+export const MIN_UNRESERVED_CONCURRENCY = 100;
+
+/**
+ * A reserved concurrency as Lambda takes it (PutFunctionConcurrency, which a deploy runs): refused,
+ * with Lambda's own reason, when it would leave the account fewer than 100 unreserved.
+ */
+export function checkReservedConcurrency(reserved: number | undefined, concurrency: number): void {
+  if (reserved === undefined || concurrency - reserved >= MIN_UNRESERVED_CONCURRENCY) return;
+  throw new UsageError(
+    `InferenceReservedConcurrency ${reserved} would leave ${concurrency - reserved} of the account's ${concurrency} unreserved, and Lambda refuses it as a deploy would ` +
+      `("Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [${MIN_UNRESERVED_CONCURRENCY}]."): ` +
+      `reserve at most ${Math.max(0, concurrency - MIN_UNRESERVED_CONCURRENCY)}`,
+  );
+}
+
 export async function startLocalLambdaApi(concurrency = LOCAL_ACCOUNT_CONCURRENCY): Promise<LocalLambdaApi> {
   // Filled in once the server listens; requests read its concurrency, which tests may change.
   const api = { concurrency } as LocalLambdaApi;
@@ -26,7 +43,8 @@ export async function startLocalLambdaApi(concurrency = LOCAL_ACCOUNT_CONCURRENC
       response.end(JSON.stringify(body));
     };
     if (request.method === 'GET' && /^\/2016-08-19\/account-settings\/?$/.test(request.url?.split('?')[0] ?? '')) {
-      // Lambda keeps 100 of the account's concurrency unreserved; nothing is reserved here.
+      // Lambda keeps 100 of the account's concurrency unreserved; a reservation is the inference
+      // function's own, which the initializer reads from its setting rather than from here.
       return json(200, {
         AccountLimit: {
           TotalCodeSize: 80530636800,

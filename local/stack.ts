@@ -13,7 +13,7 @@ import { AccountConcurrency, type BilledInvocation, LambdaError, LocalFunction, 
 import { startLocalS3, type LocalS3 } from './s3-server';
 import { ROOT } from './paths';
 import { FAILED_EVENTS_FOLDER, type InvocationRecord } from '../toolkit/failed-events';
-import { startLocalLambdaApi, type LocalLambdaApi } from './lambda-api';
+import { checkReservedConcurrency, LOCAL_ACCOUNT_CONCURRENCY, startLocalLambdaApi, type LocalLambdaApi } from './lambda-api';
 import type { ServedStack } from './served-stack';
 import { LocalStepFunctions } from './sfn-server';
 import {
@@ -193,6 +193,8 @@ export class LocalStack {
    * machine; whatever fails on the way (a build the model breaks, a port) stops what had started.
    */
   async start(): Promise<this> {
+    // A reserved concurrency Lambda would refuse fails here, as the deploy would, before anything starts.
+    checkReservedConcurrency(this.reservedConcurrency(), this.options.accountConcurrency ?? LOCAL_ACCOUNT_CONCURRENCY);
     try {
       return await this.startParts();
     } catch (error) {
@@ -233,6 +235,11 @@ export class LocalStack {
     this.functions = { initializer, inference, summarizer };
     this.notifyOnPayload(initializer);
     return this;
+  }
+
+  /** What the template (with this stack's parameters) reserves for the inference function, if anything. */
+  private reservedConcurrency(): number | undefined {
+    return localFunctionConfig('InferenceFunction', { overrides: this.options.parameterOverrides }).reservedConcurrency;
   }
 
   /** How the functions reach the local stack instead of AWS (their only settings not from template.yaml), and the runs table. */

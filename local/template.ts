@@ -139,8 +139,11 @@ export function resolver(template: SamTemplate, root: string, options: ResolveOp
       }
       case 'Fn::If':
         return resolve(condition(String(args[0])) ? args[1] : args[2]);
-      case 'Fn::Equals':
-        return resolve(args[0]) === resolve(args[1]);
+      case 'Fn::Equals': {
+        // CloudFormation compares the values as text: a Number parameter's "0" equals the template's 0.
+        const text = (v: Node) => (v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v));
+        return text(resolve(args[0])) === text(resolve(args[1]));
+      }
       case 'Fn::Not':
         return !resolve(args[0]);
       case 'Fn::And':
@@ -171,6 +174,8 @@ export interface FunctionConfig {
   timeoutS: number;
   architecture: 'x86_64' | 'arm64';
   environment: Record<string, string>;
+  /** ReservedConcurrentExecutions, as the template's conditions leave it; absent when none is reserved. */
+  reservedConcurrency?: number;
 }
 
 export function functionConfig(root: string, logicalId: string, options: ResolveOptions = {}): FunctionConfig {
@@ -190,6 +195,7 @@ export function functionConfig(root: string, logicalId: string, options: Resolve
   const environment = resolve({ ...variables(globals), ...variables(own) }) as Record<string, Node>;
   const architecture = ((pick('Architectures') as string[] | undefined) ?? ['x86_64'])[0];
   if (architecture !== 'x86_64' && architecture !== 'arm64') throw new TemplateError(`${logicalId}: unknown architecture ${architecture}`);
+  const reserved = pick('ReservedConcurrentExecutions');
   return {
     logicalId,
     handler: String(pick('Handler')),
@@ -198,6 +204,7 @@ export function functionConfig(root: string, logicalId: string, options: Resolve
     timeoutS: Number(pick('Timeout') ?? 3),
     architecture,
     environment: Object.fromEntries(Object.entries(environment).map(([k, v]) => [k, String(v)])),
+    ...(reserved === undefined ? {} : { reservedConcurrency: Number(reserved) }),
   };
 }
 

@@ -74,13 +74,16 @@ export function timelineSegments(run: RunRecord, ranks: RankTiming[]): TimelineS
       t += seconds;
     };
     if (r.cold_start && r.init_s > 0) segments.push({ rank: r.rank, phase: PHASES[0], start: started - r.init_s, end: started });
+    // A cold rank's pause before its first read comes first, then a run model's load.
+    const firstReadWait = r.wall_s.first_read_wait ?? 0;
     const modelLoad = r.wall_s.model_load ?? 0;
     const waited = r.wall_s.open + r.wall_s.read_wait;
+    push(PHASES[5], firstReadWait);
     push(PHASES[1], modelLoad);
     push(PHASES[2], waited);
     push(PHASES[3], r.wall_s.inference);
     push(PHASES[4], r.wall_s.upload);
-    push(PHASES[5], r.wall_s.total - modelLoad - waited - r.wall_s.inference - r.wall_s.upload);
+    push(PHASES[5], r.wall_s.total - firstReadWait - modelLoad - waited - r.wall_s.inference - r.wall_s.upload);
   }
   return segments;
 }

@@ -9,7 +9,7 @@ import { WORKER_BATCH_SIZE, workersFor } from '../commons/model/lambda-sizing';
 import { ModelSource } from '../commons/run/model-source';
 import type { RankInvocation, RankOutcome } from '../commons/run/contracts';
 import { recordedAttempt } from '../commons/run/attempts';
-import { firstReadJitterMs, runRank } from '../commons/run/rank';
+import { firstReadWaitMs, runRank } from '../commons/run/rank';
 
 // INIT: configuration and the deployed model's inference workers, once per container: one ONNX
 // session of one thread per vCPU the memory size buys (INFERENCE_WORKERS overrides), loaded in
@@ -45,8 +45,6 @@ export const handler = lambdaHandler(async ({ item, attempt: number }: RankInvoc
     bill: clock.bill,
   };
   const s3 = s3Client();
-  // Ranks that start together start cold: only a cold start waits before its first read.
-  if (clock.initSeconds) await sleep(Math.random() * firstReadJitterMs(item.worldSize));
   try {
     const unrecorded = (why: string) => logger.warn('could not record the failed attempt', { error: why });
     const result = await recordedAttempt(
@@ -54,6 +52,9 @@ export const handler = lambdaHandler(async ({ item, attempt: number }: RankInvoc
       item,
       attempt,
       async () => {
+        // Ranks that start together start cold: only a cold start waits before its first read (a run's model, its partitions).
+        const waitMs = firstReadWaitMs(clock.initSeconds, item.worldSize);
+        await sleep(waitMs);
         // A run's own model is fetched inside the attempt: a failed fetch is a failed, billed attempt.
         const model = await models.forItem(item.model);
         if (model.replacedBroken)
@@ -66,6 +67,7 @@ export const handler = lambdaHandler(async ({ item, attempt: number }: RankInvoc
           modelId: model.id,
           modelLoadSeconds: model.loadSeconds,
           modelFetchSeconds: model.fetchSeconds,
+          firstReadWaitSeconds: waitMs / 1000,
           memoryMb,
           workers,
           batchSize: model.card.batchSize ?? WORKER_BATCH_SIZE,

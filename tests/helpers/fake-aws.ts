@@ -10,6 +10,16 @@ import type { RunRecord, RunStore } from '../../functions/commons/run/run-store'
  */
 export function fakeInitializer(objects: Record<string, { body?: string; bytes?: number }>, extra: Partial<InitializeContext> = {}) {
   const keys = Object.keys(objects).sort();
+  // The keys under each prefix, found once: a listing of 200 pages would otherwise filter every key 200 times.
+  const listings = new Map<string, string[]>();
+  const listing = (prefix: string) => {
+    if (!listings.has(prefix))
+      listings.set(
+        prefix,
+        keys.filter((k) => k.startsWith(prefix) && !k.slice(prefix.length).includes('/')),
+      );
+    return listings.get(prefix)!;
+  };
   const written: Record<string, string> = {};
   const started: { name: string; input: string }[] = [];
   const records = new Map<string, RunRecord>();
@@ -24,7 +34,7 @@ export function fakeInitializer(objects: Record<string, { body?: string; bytes?:
         return { ContentLength: Buffer.byteLength(body), Body: { transformToString: async () => body } };
       }
       case 'ListObjectsV2Command': {
-        const under = keys.filter((k) => k.startsWith(Prefix) && !k.slice(Prefix.length).includes('/'));
+        const under = listing(Prefix);
         const from = Number(ContinuationToken ?? 0);
         const page = under.slice(from, from + 1000);
         const more = from + 1000 < under.length;

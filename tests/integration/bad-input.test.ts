@@ -219,6 +219,13 @@ describe('npm start checks the payload before it starts anything or uploads a by
       expect([run.status, run.stderr]).toEqual([2, `cai: ${message}\n`]);
     }
   });
+  test("a reserved concurrency that leaves under 100 of the account's unreserved is refused, as Lambda refuses the deploy", async () => {
+    const run = await npmStart(['--parameter-overrides', 'InferenceReservedConcurrency=901']);
+    expect([run.status, run.stdout]).toEqual([2, '']);
+    expect(run.stderr).toMatch(
+      /^cai: InferenceReservedConcurrency 901 would leave 99 of the account's 1000 unreserved, .*below its minimum value of \[100\]\."\): reserve at most 900\n$/,
+    );
+  });
   afterAll(() => {
     // Nothing was started: no state folder, and nothing escaped the work folder.
     expect(() => readFileSync(at('.cai', 'stack.json'))).toThrow();

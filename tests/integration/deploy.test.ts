@@ -33,6 +33,8 @@ interface DeployedFunction {
   role: string;
   policy: { Statement: { Principal: { Service: string }; Action: string; Condition?: unknown }[] } | null;
   asyncConfig: { MaximumRetryAttempts: number; MaximumEventAgeInSeconds: number; DestinationConfig: unknown } | null;
+  /** GetFunctionConcurrency's ReservedConcurrentExecutions; null when none is reserved. */
+  reservedConcurrency: number | null;
 }
 interface DeployedStack {
   status: string;
@@ -158,9 +160,15 @@ function deploy(): Deployment[] {
           LONG_STACK,
           ...quick,
           '--parameter-overrides',
-          `ResultBucketNames=seed-results,survey-results DataBucketName=survey-data AlarmEmail=${ALARM_EMAIL}`,
+          `ResultBucketNames=seed-results,survey-results DataBucketName=survey-data InferenceReservedConcurrency=50 AlarmEmail=${ALARM_EMAIL}`,
         ],
         stackName: LONG_STACK,
+      },
+      // 1,000 - 901 leaves 99 of an account's default quota unreserved: Lambda refuses it.
+      {
+        name: 'reserving too much',
+        args: ['--stack-name', 'cai-reserved', ...quick, '--parameter-overrides', 'InferenceReservedConcurrency=901'],
+        stackName: 'cai-reserved',
       },
       { name: 'guided', args: ['--guided', '--config-file', join(folder, 'samconfig.toml')], answers: guided, stackName: 'cai-guided' },
       { name: 'with cycle', args: ['--template-file', withCycle, '--stack-name', 'cai-cycle', ...quick], stackName: 'cai-cycle' },
@@ -559,6 +567,23 @@ test('any stack name deploys: upper case and 128 characters still make a valid b
   const old = byName('bucket named by stack');
   expect(old.exit).not.toBe(0);
   expect(old.output).toMatch(/InvalidBucketName|bucket is not valid/);
+});
+
+test('InferenceReservedConcurrency reserves that much for the inference function only; 0 reserves none; one that leaves under 100 unreserved fails the deploy', () => {
+  // The default, 0: the template's condition leaves the property out (a reserved concurrency of 0 would stop the function).
+  expect(Object.values(stack.functions).map((f) => f.reservedConcurrency)).toEqual([null, null, null]);
+  const reserved = byName('long name, result buckets, data bucket').stack!.functions;
+  expect(reserved.InferenceFunction.reservedConcurrency).toBe(50);
+  expect([reserved.InitializerFunction.reservedConcurrency, reserved.SummarizerFunction.reservedConcurrency]).toEqual([null, null]);
+  // The initializer clamps the Map to it (functions/initializer/handler.ts).
+  expect(String(reserved.InitializerFunction.environment.INFERENCE_RESERVED_CONCURRENCY)).toBe('50');
+  const refused = byName('reserving too much');
+  expect(refused.exit).not.toBe(0);
+  // Lambda's InvalidParameterValueException, as moto's CloudFormation passes it on (its quote escaped).
+  expect(refused.output).toMatch(
+    /Specified ReservedConcurrentExecutions for function decreases account\\?'s UnreservedConcurrentExecution below its minimum value of \[100\]\./,
+  );
+  expect(refused.stack).toBeUndefined();
 });
 
 /** The resources cfn-lint names in a dependency cycle of template.yaml changed by `change` (SAM's transform first). */

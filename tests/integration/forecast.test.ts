@@ -12,6 +12,7 @@ import {
   overheadSeconds,
   forecastRun,
   predictWallSeconds,
+  type Plan,
 } from '../../toolkit/forecast/forecast';
 import { billRun } from '../../functions/commons/billing/cost';
 import { SEED_PUBLISHED_RUNS, SEED_RANK_SECONDS, SEED_TIMED_RUNS } from '../../toolkit/forecast/seed-runs';
@@ -270,7 +271,24 @@ describe('cai plan', () => {
     expect(a.rankSeconds).toBeGreaterThan(x.rankSeconds); // slower ranks: the plan errs long
   });
 
+  test("--concurrency sets the account's quota: the wall time is the ranks' seconds over it, and the cost is the same", async () => {
+    const args = ['plan', '--data', '1TB', '--partition', '100MB', '--memory', '1769', '--json'];
+    const [quota, plain] = await Promise.all([cai([...args, '--concurrency', '10']), cai(args)]);
+    expect([quota.status, quota.stderr]).toEqual([0, '']);
+    const ten = quota.json<Plan>();
+    const [row] = ten.rows;
+    const [base] = plain.json<Plan>().rows;
+    expect(ten.assumptions.limits.concurrency).toBe(10);
+    expect(quota.stdout).toMatch(/concurrency quota 10, scaling/);
+    // 10,486 ranks ten at a time, all ten started in the first 10 s: their seconds over ten, far past one rank and the launch.
+    expect(row.ranks).toBe(base.ranks);
+    expect(row.wallSeconds).toBeCloseTo((row.ranks * row.rankSeconds) / 10, 6);
+    expect(row.wallSeconds).toBeGreaterThan(50 * base.wallSeconds);
+    expect(row.costUsd).toBe(base.costUsd);
+  });
+
   test.each([
+    [['--data', '1TB', '--concurrency', '0'], /^cai: --concurrency "0" is not a positive integer/],
     [['--data', 'lots'], /^cai: --data "lots" is not a size like 100MB/],
     [['--data', '1TB', '--partition', '0MB'], /^cai: --partition "0MB" is out of range/],
     [['--data', '1TB', '--arch', 'sparc'], /^cai: --arch "sparc" is not x86_64 or arm64/],

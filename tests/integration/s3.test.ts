@@ -115,8 +115,8 @@ describe('S3 errors: a passing outage is retried, never taken for a bad partitio
   });
   afterEach(() => s3.injectFaults());
 
-  const read = async (client = createS3Client(env)) => {
-    const reader = await openTorchPartition(await s3Source(client, 'survey', key));
+  const read = async (client = createS3Client(env), from = key) => {
+    const reader = await openTorchPartition(await s3Source(client, 'survey', from));
     await reader.readRows(0, reader.samples);
     return reader.samples;
   };
@@ -135,6 +135,23 @@ describe('S3 errors: a passing outage is retried, never taken for a bad partitio
     });
     await expect(read(plain)).rejects.toMatchObject({ name: 'SlowDown' });
   });
+
+  test('the client makes 10 attempts of a request, no more: nine faults on it are read through, ten are passed on', async () => {
+    // S3_RETRY's attempts are the boundary, whatever the fault; 500s back off from 50 ms where
+    // SlowDowns back off from 1 s, so both sides run side by side in seconds, each with its own client.
+    const other = 'faults/2.pt';
+    await s3Client().send(new PutObjectCommand({ Bucket: 'survey', Key: other, Body: readFileSync(join(work, 'faults-1.pt')) }));
+    s3.injectFaults(
+      { code: 'InternalError', method: 'HEAD', key: /^survey\/faults\/1\.pt$/, times: 9 },
+      { code: 'InternalError', method: 'HEAD', key: /^survey\/faults\/2\.pt$/, times: 10 },
+    );
+    const served = s3.faultsServed();
+    const [nine, ten] = await Promise.allSettled([read(), read(createS3Client(env), other)]);
+    expect(nine).toEqual({ status: 'fulfilled', value: 50 });
+    // A HEAD's error has no body: the status says it.
+    expect(ten).toMatchObject({ status: 'rejected', reason: { $metadata: { httpStatusCode: 500, attempts: 10 } } });
+    expect(s3.faultsServed() - served).toBe(19);
+  }, 120_000);
 
   test('a 500 that lasts is passed on as S3 said it, not as an ArchiveError; a missing object is an ArchiveError', async () => {
     s3.injectFaults({ code: 'InternalError', method: 'HEAD', key: /^survey\/faults\// });

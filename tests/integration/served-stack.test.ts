@@ -2,6 +2,8 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { createS3Client } from '../../functions/commons/aws/clients';
 import { cai } from '../helpers/cli';
 import { ROOT } from '../../local/paths';
 import { tempFolder } from '../helpers/temp';
@@ -16,6 +18,8 @@ const work = tempFolder('cai-served-');
 const dir = join(work, 'stack');
 let server: ChildProcess;
 let serverLog = '';
+/** The run the AWS CLI started on the served stack. */
+let servedRun: string;
 
 /** What `cai stack env` exports for the served stack, as a user would `eval` it. */
 async function stackEnv(): Promise<{ status: number | null; stdout: string; env: Record<string, string> }> {
@@ -125,6 +129,7 @@ test('aws s3 cp of partitions and payload.json runs them; aws dynamodb and aws s
   }
   expect(run.status.S).toBe('SUCCEEDED');
 
+  servedRun = run.runId.S;
   const item = JSON.parse(
     await aws('dynamodb', 'get-item', '--table-name', 'cai-runs', '--key', JSON.stringify({ runId: { S: run.runId.S } })),
   );
@@ -152,6 +157,34 @@ test('aws s3 cp of partitions and payload.json runs them; aws dynamodb and aws s
   expect(invoked.json()).toEqual({ runId: run.runId.S, status: 'SUCCEEDED' });
 });
 
+test('cai runs, runs show and report with --aws find the run through the AWS settings alone, as they would on AWS', async () => {
+  // Only what points the AWS SDK at the stack (endpoints, region, keys), none of cai's own CAI_* settings, and a
+  // --dir that no stack serves and that holds nothing: what they find, they found through the AWS settings.
+  const { env } = await stackEnv();
+  const awsOnly = Object.fromEntries(Object.entries(env).filter(([name]) => name.startsWith('AWS_')));
+  expect(Object.keys(awsOnly)).toContain('AWS_ENDPOINT_URL_DYNAMODB');
+  const nowhere = join(work, 'not-a-stack');
+  const flags = ['--aws', '--table', 'cai-runs', '--dir', nowhere];
+  const listed = await cai(['runs', ...flags, '--json'], awsOnly);
+  expect([listed.status, listed.stderr]).toEqual([0, '']);
+  expect(listed.json<{ runs: { runId: string; predictions: number }[] }>().runs).toEqual([
+    expect.objectContaining({ runId: servedRun, predictions: 240 }),
+  ]);
+  const shown = await cai(['runs', 'show', servedRun, ...flags, '--json'], awsOnly);
+  expect([shown.status, shown.stderr]).toEqual([0, '']);
+  expect(shown.stdout).toMatch(/240 objects, 240 predictions, 0 failed partitions/);
+  expect(shown.json()).toMatchObject({ runId: servedRun, status: 'SUCCEEDED', samples: 240 });
+  // The same run's report from the served stack's own folder (cai's route to it) is the same page.
+  const viaAws = await cai(['report', servedRun, ...flags, '--out', join(work, 'aws-report.html')], awsOnly);
+  const viaDir = await cai(['report', servedRun, '--dir', dir, '--out', join(work, 'dir-report.html')]);
+  expect([viaAws.status, viaAws.stderr, viaAws.stdout]).toEqual([0, '', `report ${join(work, 'aws-report.html')}\n`]);
+  expect(viaDir.status).toBe(0);
+  const page = readFileSync(join(work, 'aws-report.html'), 'utf8');
+  expect(page).toContain(servedRun);
+  expect(page).toBe(readFileSync(join(work, 'dir-report.html'), 'utf8'));
+  expect(existsSync(nowhere)).toBe(false);
+});
+
 test('npm start on a served folder says so in one line instead of opening its database twice', async () => {
   const start = await promisify(execFile)(process.execPath, [join(ROOT, 'dist', 'cli', 'cai.js'), 'start', '--dir', dir]).catch((e) => e);
   expect(start.code).toBe(2);
@@ -168,4 +201,42 @@ test('cai stack down stops the server and withdraws its endpoints', async () => 
   const env = await cai(['stack', 'env', '--dir', dir]);
   expect(env.status).toBe(2);
   expect(env.stderr.trim()).toBe(`cai: no stack serves ${dir}: start one with npx cai stack up`);
+});
+
+test('npm start -- --serve serves the stack as cai stack up does: its endpoints, uploads that start runs, cai stack down', async () => {
+  const own = join(work, 'start-serve');
+  const started = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'cai.js'), 'start', '--serve', '--dir', own, '--workers', '1'], {
+    cwd: ROOT,
+  });
+  let log = '';
+  let printed = '';
+  started.stderr!.on('data', (d) => (log += d));
+  started.stdout!.on('data', (d) => (printed += d));
+  try {
+    const deadline = Date.now() + 60_000;
+    while (!printed.includes('export CAI_RUNS_TABLE=')) {
+      if (Date.now() > deadline || started.exitCode !== null) throw new Error(`cai start --serve did not serve:\n${log}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(log).toMatch(new RegExp(`^stack: serving ${own} \\(pid ${started.pid}\\)`));
+    // Its export lines are the ones cai stack env prints for the folder.
+    const env = await cai(['stack', 'env', '--dir', own]);
+    expect([env.status, env.stdout]).toEqual([0, printed]);
+    const exported = Object.fromEntries([...printed.matchAll(/^export (\w+)='([^']*)'$/gm)].map(([, k, v]) => [k, v]));
+    // An upload of payload.json fires the initializer: this one is refused, and recorded FAILED.
+    const s3 = createS3Client({ ...process.env, ...exported });
+    await s3.send(new PutObjectCommand({ Bucket: 'cai-control', Key: 'runs/bad/payload.json', Body: '{"bucket": "cai-control"}' }));
+    while (!/stack: \S+ REJECTED: /.test(log)) {
+      if (Date.now() > deadline + 60_000) throw new Error(`no run was started or refused:\n${log}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const runs = await cai(['runs', '--dir', own, '--json']);
+    expect(runs.json<{ runs: { status: string; dataset: string }[] }>().runs).toEqual([expect.objectContaining({ status: 'FAILED' })]);
+    const down = await cai(['stack', 'down', '--dir', own]);
+    expect(down.status).toBe(0);
+    expect(started.exitCode ?? (await new Promise((r) => started.once('exit', r)))).toBe(0);
+    expect(existsSync(join(own, 'stack.json'))).toBe(false);
+  } finally {
+    if (started.exitCode === null) started.kill('SIGKILL');
+  }
 });

@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PRICES } from '../../functions/commons/billing/cost';
+import type { RunRecord } from '../../functions/commons/run/run-store';
 import { cai, caiStart } from '../helpers/cli';
 import { ROOT } from '../../local/paths';
 import { tempFolder } from '../helpers/temp';
@@ -44,7 +46,60 @@ test('npm start with no arguments runs ~2,000 synthetic galaxies end to end', as
   expect(JSON.parse(readFileSync(join(outputs, 'combined_data.json'), 'utf8'))).toHaveLength(8);
   const summary = JSON.parse(readFileSync(join(outputs, 'summary.json'), 'utf8'));
   expect(summary).toMatchObject({ status: 'SUCCEEDED', samples: 2000 });
+  await expectBilledFromReportLines(run, state);
 });
+
+/**
+ * What `npm start` says Lambda billed, against the stack's own log of it: each function's INIT REPORT
+ * lines, and each REPORT line's Billed Duration at its Memory Size (the emulator's lines, as
+ * CloudWatch would hold them), priced at Lambda's rates; the rest of the bill is the run record's.
+ */
+async function expectBilledFromReportLines(run: Awaited<ReturnType<typeof start>>, dir: string) {
+  const logs = Object.fromEntries(
+    ['initializer', 'inference', 'summarizer'].map((name) => [name, readFileSync(join(dir, 'logs', `${name}.log`), 'utf8')]),
+  );
+  const inits = Object.entries(logs).map(([name, log]) => {
+    const ms = [...log.matchAll(/INIT REPORT\(durationMs: ([\d.]+)\)/g)].map((m) => Math.round(Number(m[1])));
+    return [name, ms.sort((a, b) => a - b)] as const;
+  });
+  const reports = Object.values(logs).flatMap((log) =>
+    [...log.matchAll(/^REPORT RequestId: \S+\t.*Billed Duration: (\d+) ms\tMemory Size: (\d+) MB/gm)].map((m) => ({
+      billedMs: Number(m[1]),
+      memoryMb: Number(m[2]),
+    })),
+  );
+  const lambda = run.stdout.match(/^ {2}Lambda {6}(\d+) invocations on the Runtime Interface Emulator; INIT ms: (.*)$/m)!;
+  expect(lambda).not.toBeNull();
+  expect(Number(lambda[1])).toBe(reports.length);
+  const printed = lambda[2].split(', ').map((entry) => {
+    const [name, ms] = entry.split(' ');
+    return [
+      name,
+      ms === '-'
+        ? []
+        : ms
+            .split('/')
+            .map(Number)
+            .sort((a, b) => a - b),
+    ] as const;
+  });
+  expect(printed).toEqual(inits);
+  expect(inits.every(([, ms]) => ms.length > 0)).toBe(true); // every function started cold once
+
+  const shown = await cai(['runs', 'show', String(run.last.runId), '--dir', dir, '--json']);
+  expect(shown.status).toBe(0);
+  const { cost } = shown.json<RunRecord>() as Required<RunRecord>;
+  const prices = PRICES[cost.region];
+  const gbSeconds = reports.reduce((s, r) => s + (r.memoryMb / 1024) * (r.billedMs / 1000), 0);
+  const lambdaUsd = gbSeconds * prices.lambdaGbSecond[cost.architecture] + reports.length * prices.lambdaRequest;
+  const billed = lambdaUsd + cost.stepFunctions.usd + cost.s3.usd + cost.dynamodb.usd;
+  // cai rounds each invocation's duration plus INIT up to the millisecond, the REPORT line its sum: a millisecond apart at most.
+  const rounding = reports.reduce((s, r) => s + (r.memoryMb / 1024) * 0.001, 0) * prices.lambdaGbSecond[cost.architecture];
+  expect(Math.abs((run.last.cost_usd as number) - billed)).toBeLessThanOrEqual(rounding);
+  expect(run.stdout).toContain(
+    `  billed      $${(run.last.cost_usd as number).toExponential(3)} with Lambda from the REPORT lines (the run record's self-measured $${cost.totalUsd.toExponential(3)})\n`,
+  );
+}
 
 test("npm start with the user's partitions and payload; a re-run that fails never shows the first; cai runs lists both, newest first", async () => {
   // A state folder of its own: this test runs alone as well as after the others.
@@ -91,6 +146,12 @@ test("npm start with the user's partitions and payload; a re-run that fails neve
   expect(runs[0].startedAt > runs[1].startedAt).toBe(true);
   const byDataset = await cai(['runs', '--dir', own, '--dataset', 'my-data/survey/v1', '--json']);
   expect(byDataset.json<{ runs: { runId: string }[] }>().runs).toHaveLength(2);
+  // --limit: the newest runs only, of all and of one dataset.
+  for (const filter of [[], ['--dataset', 'my-data/survey/v1']]) {
+    const newest = await cai(['runs', '--dir', own, ...filter, '--limit', '1', '--json']);
+    expect(newest.json<{ runs: { runId: string }[] }>().runs.map((r) => r.runId)).toEqual([rerun.last.runId]);
+    expect(newest.stdout.split('\n').filter((line) => line.includes(String(run.last.runId)))).toEqual([]);
+  }
   const noMatch = await cai(['runs', '--dir', own, '--dataset', 'my-data/survey/v2']);
   expect([noMatch.status, noMatch.stdout]).toEqual([
     0,

@@ -21,6 +21,8 @@ those parts, each as AWS documents it, before moto serves a request:
   - a stack's deletion failing on a bucket that holds objects, as S3 refuses to delete one;
   - a resource that cannot be created failing the stack (its CREATE_FAILED event with the service's
     reason, then ROLLBACK_COMPLETE), where moto's server answers the request with a 500;
+  - a function's ReservedConcurrentExecutions put as PutFunctionConcurrency puts it: refused when it
+    would leave the account fewer than 100 unreserved (an account's default quota, 1,000, here);
   - a record of each Lambda invocation that S3 notifications and EventBridge rules make (moto's
     Lambda needs Docker to run code; here nothing runs, the targets are recorded).
 
@@ -308,6 +310,22 @@ def patch_moto(record: dict) -> None:
 
     iam_models.Role.create_from_cloudformation_json = classmethod(create_role_with_checked_policies)
 
+    # A function's reserved concurrency, put as PutFunctionConcurrency puts it: Lambda refuses one that
+    # leaves the account under 100 unreserved (moto's check, against MOTO_LAMBDA_CONCURRENCY_QUOTA; its
+    # CloudFormation stores the value unchecked).
+    from moto.awslambda import models as lambda_models
+
+    create_function = lambda_models.LambdaFunction.create_from_cloudformation_json.__func__
+
+    def create_function_with_reserved_concurrency(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        function = create_function(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        reserved = cloudformation_json.get("Properties", {}).get("ReservedConcurrentExecutions")
+        if reserved is not None:
+            lambda_models.lambda_backends[account_id][region_name].put_function_concurrency(function.function_name, str(reserved))
+        return function
+
+    lambda_models.LambdaFunction.create_from_cloudformation_json = classmethod(create_function_with_reserved_concurrency)
+
     # AWS::Lambda::EventInvokeConfig (asynchronous invocation: retries, age, destinations), which
     # moto's CloudFormation lacks, put as PutFunctionEventInvokeConfig puts it (moto checks its limits).
     from moto.cloudformation.parsing import get_model_list, get_model_map, get_name_type_map
@@ -503,6 +521,7 @@ def describe_stack(session, stack_name: str) -> dict:
                 "role": config["Role"],
                 "policy": json.loads(lam.get_policy(FunctionName=resource["id"])["Policy"]) if has_policy(lam, resource["id"]) else None,
                 "asyncConfig": async_config(lam, resource["id"]),
+                "reservedConcurrency": reserved_concurrency(lam, resource["id"]),
             }
         if resource["type"] == "AWS::IAM::Role":
             names = iam.list_role_policies(RoleName=resource["id"])["PolicyNames"]
@@ -597,6 +616,12 @@ def async_config(lam, name: str):
     return {k: config.get(k) for k in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")}
 
 
+def reserved_concurrency(lam, name: str):
+    """The function's reserved concurrency (GetFunctionConcurrency), or None when it has none."""
+    reserved = lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
+    return None if reserved is None else int(reserved)
+
+
 def has_policy(lam, name: str) -> bool:
     try:
         lam.get_policy(FunctionName=name)
@@ -672,6 +697,7 @@ def main() -> None:
     port = free_port()
     os.environ["MOTO_PORT"] = str(port)
     os.environ["AWS_DEFAULT_REGION"] = "us-east-1"  # the region the transform builds ARNs in
+    os.environ["MOTO_LAMBDA_CONCURRENCY_QUOTA"] = "1000"  # an account's default concurrency quota
     record = {"invocations": []}
     patch_moto(record)
     import boto3

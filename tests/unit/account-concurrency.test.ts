@@ -1,4 +1,8 @@
+import { UsageError } from '../../functions/commons/errors';
 import { CONCURRENCY_HEADROOM, initializeRun } from '../../functions/commons/run/initialize';
+import { checkReservedConcurrency } from '../../local/lambda-api';
+import { ROOT } from '../../local/paths';
+import { functionConfig } from '../../local/template';
 import { fakeInitializer } from '../helpers/fake-aws';
 
 /**
@@ -68,5 +72,28 @@ test('an account with room runs MaxConcurrency as set; an unreadable quota is sa
     warnings: [
       "could not read the account's Lambda concurrency (AccessDeniedException: User is not authorized to perform: lambda:GetAccountSettings); MaxConcurrency 100 is used as set",
     ],
+  });
+});
+
+describe('a concurrency reserved for the inference function (InferenceReservedConcurrency)', () => {
+  const reserved = (id: string, overrides: Record<string, string> = {}) => functionConfig(ROOT, id, { overrides }).reservedConcurrency;
+
+  test('the template reserves it for the inference function alone, and reserves none at 0 (a reservation of 0 would stop it)', () => {
+    expect(reserved('InferenceFunction')).toBeUndefined();
+    expect(reserved('InferenceFunction', { InferenceReservedConcurrency: '0' })).toBeUndefined();
+    expect(reserved('InferenceFunction', { InferenceReservedConcurrency: '50' })).toBe(50);
+    expect(reserved('InitializerFunction', { InferenceReservedConcurrency: '50' })).toBeUndefined();
+    expect(reserved('SummarizerFunction', { InferenceReservedConcurrency: '50' })).toBeUndefined();
+  });
+
+  test("must leave 100 of the account's concurrency unreserved, as Lambda refuses it otherwise", () => {
+    expect(() => checkReservedConcurrency(900, 1000)).not.toThrow();
+    expect(() => checkReservedConcurrency(undefined, 10)).not.toThrow();
+    expect(() => checkReservedConcurrency(901, 1000)).toThrow(UsageError);
+    expect(() => checkReservedConcurrency(901, 1000)).toThrow(
+      `InferenceReservedConcurrency 901 would leave 99 of the account's 1000 unreserved, and Lambda refuses it as a deploy would ("Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [100]."): reserve at most 900`,
+    );
+    // A new account's 10: no reservation at all.
+    expect(() => checkReservedConcurrency(1, 10)).toThrow(/would leave 9 of the account's 10 unreserved, .*: reserve at most 0$/);
   });
 });

@@ -173,6 +173,20 @@ describe('the timeline', () => {
     ]);
   });
 
+  test("a cold rank's pause before its first read comes first, before a run model's load, and is not counted again in the rest", () => {
+    const cold = rank(0, 1, true);
+    const waited = { ...cold, wall_s: { ...cold.wall_s, total: 6, model_load: 1.5, first_read_wait: 0.5 } };
+    expect(timelineSegments(run(1), [waited]).map((s) => [s.phase, +s.start.toFixed(3), +s.end.toFixed(3)])).toEqual([
+      ['INIT (cold start)', 0.5, 1],
+      ['other', 1, 1.5],
+      ['model load (a run model)', 1.5, 3],
+      ['download (waiting on S3)', 3, 4],
+      ['inference', 4, 6.5],
+      ['upload', 6.5, 6.8],
+      ['other', 6.8, 7],
+    ]);
+  });
+
   test('aggregated over time bins, it keeps every rank-second', () => {
     const ranks = Array.from({ length: 5000 }, (_, i) => rank(i, (i % 1000) * 0.05, i % 7 === 0));
     const segments = timelineSegments(run(5000), ranks);

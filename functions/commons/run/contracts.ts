@@ -179,6 +179,8 @@ export interface RankResult {
     upload: number;
     model_load?: number;
     model_fetch?: number;
+    /** A cold start's pause before its first read (the rank's first GET), part of `total`; absent in older results. */
+    first_read_wait?: number;
   };
   /** The model that ran: 'deployed', or s3://bucket/key#etag, with its card's name and version. */
   model?: { id: string; name?: string; version?: string };

@@ -26,6 +26,8 @@ export interface RankContext {
   modelLoadSeconds?: number;
   /** Of those, the seconds downloading it. */
   modelFetchSeconds?: number;
+  /** Seconds this invocation waited before its first read (firstReadWaitMs), before the rank began: the rank's, and billed. */
+  firstReadWaitSeconds?: number;
   memoryMb: number;
   /** Inference workers the model runs batches on. */
   workers: number;
@@ -68,6 +70,14 @@ function timed(source: ByteSource, into: { seconds: number; bytes: number }): By
  */
 export const firstReadJitterMs = (worldSize: number): number => Math.min(2000, 2 * worldSize);
 
+/**
+ * How long an invocation waits before its first read, ms: a cold start (its container's first
+ * invocation, `initSeconds` > 0) a random share of firstReadJitterMs; a warm one not at all, as the
+ * ranks that start together are the cold ones.
+ */
+export const firstReadWaitMs = (initSeconds: number, worldSize: number, random: () => number = Math.random): number =>
+  initSeconds > 0 ? random() * firstReadJitterMs(worldSize) : 0;
+
 const seconds = (since: bigint) => Number(process.hrtime.bigint() - since) / 1e9;
 
 /**
@@ -78,9 +88,11 @@ const seconds = (since: bigint) => Number(process.hrtime.bigint() - since) / 1e9
  */
 export async function runRank(item: RankItem, context: RankContext): Promise<RankResult> {
   const started = process.hrtime.bigint();
-  // The invocation began when the model began to load: that time is the rank's, and billed.
+  // The invocation began when it began to wait for its first read, then to load the model: that time is the rank's, and billed.
   const modelLoad = context.modelLoadSeconds ?? 0;
-  const startedAt = new Date(Date.now() - modelLoad * 1000).toISOString();
+  const firstReadWait = context.firstReadWaitSeconds ?? 0;
+  const before = firstReadWait + modelLoad;
+  const startedAt = new Date(Date.now() - before * 1000).toISOString();
   const cpuBefore = process.cpuUsage();
   const requestsBefore = requestCounts();
   const keys = outputKeys(item.resultPath, item.runId);
@@ -143,7 +155,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
   const bytes = done.reduce((n, p) => n + p.bytes, 0);
   const cpu = process.cpuUsage(cpuBefore);
   const peakRss = peakRssMb();
-  const total = seconds(started) + modelLoad;
+  const total = seconds(started) + before;
   // The result's own upload is the last request; it is counted before it is sent.
   const requests = countsSince(requestsBefore);
   requests.s3Put += 1;
@@ -174,6 +186,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
       upload: seconds(uploadStart),
       model_load: modelLoad,
       model_fetch: context.modelFetchSeconds ?? 0,
+      first_read_wait: firstReadWait,
     },
     model: { id: context.modelId, name: context.card.name, version: context.card.version },
     init_s: context.initSeconds,
