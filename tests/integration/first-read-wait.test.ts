@@ -1,5 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { RankItem, RankResult } from '../../functions/commons/run/contracts';
@@ -8,6 +7,7 @@ import { firstReadJitterMs, runRank } from '../../functions/commons/run/rank';
 import { ROOT } from '../../local/paths';
 import { writeTestPartition } from '../helpers/partitions';
 import { testStack } from '../helpers/stack';
+import { tempFolder } from '../helpers/temp';
 
 /**
  * The ranks of a run's first wave start cold, together: each waits a random share of up to 2 ms per
@@ -15,7 +15,7 @@ import { testStack } from '../helpers/stack';
  * the rank's: in its wall time, its start and its bill. Through runRank, with the wait the handler
  * passes in, and through the inference artifact on the local stack, whose handler decides it.
  */
-const work = mkdtempSync(join(tmpdir(), 'cai-first-read-'));
+const work = tempFolder('cai-first-read-');
 const DATA = 'cai-data';
 const KEY = 'first-read/1.pt';
 /** A run of 1,000 ranks: its cold ranks wait up to the 2 s cap. */
@@ -42,10 +42,7 @@ beforeAll(async () => {
   bytes = statSync(file).size;
   await t.s3.send(new PutObjectCommand({ Bucket: DATA, Key: KEY, Body: readFileSync(file) }));
 });
-afterAll(async () => {
-  await t?.stack.close();
-  rmSync(work, { recursive: true, force: true });
-});
+afterAll(() => t?.stack.close());
 
 test("runRank counts the wait before it in the rank's start, wall time and bill", async () => {
   const source = new ModelSource({

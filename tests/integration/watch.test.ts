@@ -1,18 +1,18 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { cai, type CliResult } from '../helpers/cli';
 import { ROOT } from '../../local/paths';
 import type { RunRecord } from '../../functions/commons/run/run-store';
+import { tempFolder } from '../helpers/temp';
 
 /**
  * Watching a run on a served stack (`cai stack up`): `cai runs watch` of a run of four ranks, one
  * of whose partitions is corrupt, from its start to its end, against the record the summarizer
  * wrote; and the AWS CLI's `aws stepfunctions` against the same stack, as on AWS.
  */
-const work = mkdtempSync(join(tmpdir(), 'cai-watch-'));
+const work = tempFolder('cai-watch-');
 const dir = join(work, 'stack');
 let server: ChildProcess;
 let serverLog = '';
