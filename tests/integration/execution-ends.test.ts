@@ -284,20 +284,31 @@ async function tallied(name: string, prefix: string) {
   await t.stack.idle(); // no polling of the table: every request from here on is the run's own
   const s3 = t.stack.s3.requests.slice(s3Before + 1); // after the upload of payload.json itself
   const dynamo = t.stack.dynamo.operations.slice(dynamoBefore);
+  // The units DynamoDB answered each request consumed (the local server's own record, its indexes' included); one a request that asked none.
+  const units = t.stack.dynamo.consumedUnits.slice(dynamoBefore, dynamoBefore + dynamo.length);
+  const unitsOf = (operations: string[]) => dynamo.reduce((s, o, i) => s + (operations.includes(o) ? (units[i] ?? 1) : 0), 0);
   const record = (await t.stack.runs.get(outcome.runId))!;
   const cost = record.cost!;
   const billed = [initializer, inference, summarizer].flatMap((f, i) => f.billed.slice(reports[i]));
   const count = (kind: string) => s3.filter((r) => r.kind === kind).length;
-  const writes = dynamo.filter((o) => ['PutItem', 'UpdateItem', 'DeleteItem'].includes(o)).length;
-  const reads = dynamo.filter((o) => ['GetItem', 'Query'].includes(o)).length;
+  const writeOperations = ['PutItem', 'UpdateItem', 'DeleteItem'];
+  const readOperations = ['GetItem', 'Query'];
+  const writes = unitsOf(writeOperations);
+  const reads = unitsOf(readOperations);
   expect(s3.filter((r) => r.kind === 'other')).toEqual([]);
-  expect(writes + reads).toBe(dynamo.length);
+  expect(dynamo.filter((o) => [...writeOperations, ...readOperations].includes(o))).toHaveLength(dynamo.length);
   return {
     record,
     cost,
     billed,
     s3: { get: count('get'), put: count('put'), list: count('list') },
     dynamo: { writes, reads },
+    /**
+     * The record's two writes no counter sees are sized by DynamoDB's documented rule (numbers
+     * "approximately"), the local server by its own reckoning of the stored item: each may fall a KB
+     * apart, one unit for the table and each of its two indexes.
+     */
+    unseenWriteSlack: 2 * 3,
     transitions: t.stack.sfn.transitionsOf(outcome.runId),
     initializerBilled: initializer.billed.slice(reports[0]),
     // Lambda bills each REPORT line's Billed Duration at its Memory Size.
@@ -396,7 +407,8 @@ test("a run's cost is an independent tally: its REPORT lines, the interpreter's 
   expect(Math.abs(clean.storageGbSeconds - clean.cost.lambda.storageGbSeconds)).toBeLessThan(clean.storageSlack);
   expect(clean.cost.lambda.storageGbSeconds).toBeGreaterThan(0);
   expect({ get: clean.cost.s3.get, put: clean.cost.s3.put, list: clean.cost.s3.list }).toEqual(clean.s3);
-  expect({ writes: clean.cost.dynamodb.writes, reads: clean.cost.dynamodb.reads }).toEqual(clean.dynamo);
+  expect(clean.cost.dynamodb.reads).toBe(clean.dynamo.reads);
+  expect(Math.abs(clean.cost.dynamodb.writes - clean.dynamo.writes)).toBeLessThanOrEqual(clean.unseenWriteSlack);
 
   // The first attempt of one rank dies mid-handler (Runtime.ExitError), well into its 1,000 galaxies: retried, and billed.
   let crashes = 0;
@@ -416,7 +428,8 @@ test("a run's cost is an independent tally: its REPORT lines, the interpreter's 
   expect(crashed.cost.s3.get).toBeGreaterThanOrEqual(crashed.s3.get);
   expect(crashed.cost.s3.get - crashed.s3.get).toBeLessThan(bound);
   expect({ put: crashed.cost.s3.put, list: crashed.cost.s3.list }).toEqual({ put: crashed.s3.put, list: crashed.s3.list });
-  expect({ writes: crashed.cost.dynamodb.writes, reads: crashed.cost.dynamodb.reads }).toEqual(crashed.dynamo);
+  expect(crashed.cost.dynamodb.reads).toBe(crashed.dynamo.reads);
+  expect(Math.abs(crashed.cost.dynamodb.writes - crashed.dynamo.writes)).toBeLessThanOrEqual(crashed.unseenWriteSlack);
 });
 
 test("an attempt that dies before writing its record is in the run's cost: its rank's attempt number shows it", async () => {
@@ -446,7 +459,8 @@ test("an attempt that dies before writing its record is in the run's cost: its r
   expect(early.cost.s3.get).toBeGreaterThanOrEqual(early.s3.get);
   // The throttled PUTs are not billed (S3 answered them 503) nor seen among the server's requests.
   expect({ put: early.cost.s3.put, list: early.cost.s3.list }).toEqual({ put: early.s3.put, list: early.s3.list });
-  expect({ writes: early.cost.dynamodb.writes, reads: early.cost.dynamodb.reads }).toEqual(early.dynamo);
+  expect(early.cost.dynamodb.reads).toBe(early.dynamo.reads);
+  expect(Math.abs(early.cost.dynamodb.writes - early.dynamo.writes)).toBeLessThanOrEqual(early.unseenWriteSlack);
 });
 
 test("a throttled attempt is a retry, so a transition, though Lambda ran and billed nothing: the rank's attempt number shows it", async () => {

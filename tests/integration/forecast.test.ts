@@ -15,6 +15,7 @@ import {
   type Plan,
 } from '../../toolkit/forecast/forecast';
 import { billRun } from '../../functions/commons/billing/cost';
+import { RECORD_BYTES_ESTIMATE } from '../../toolkit/forecast/workload';
 import { SEED_PUBLISHED_RUNS, SEED_RANK_SECONDS, SEED_TIMED_RUNS } from '../../toolkit/forecast/seed-runs';
 import { ARM64_RATE_FACTOR } from '../../functions/commons/model/lambda-sizing';
 import { startLocalS3 } from '../../local/s3-server';
@@ -199,9 +200,13 @@ describe('forecastRun', () => {
       2 /* ResultWriter: results, manifest */ +
       3; /* combined data twice, summary */
     const lists = Math.ceil(ranks / 1000) /* the data, 1,000 keys a page */ + 1; /* the summarizer: failed attempts */
-    // The run record: created and updated by the initializer, read and updated by the summarizer.
-    const [writes, reads] = [3, 1];
-    // (A run of 2 ranks on the local stack, counted by its servers: 12 PUTs, 2 LISTs, 3 writes, 1 read,
+    // The run record: created and updated by the initializer, read and updated by the summarizer; each
+    // write 1 unit a KB of the item (the forecast's estimate of it), for the table and its 2 indexes,
+    // the initializer's update twice in byDataset (it sets the dataset: a delete and a put); the
+    // read, eventually consistent, half a unit a 4 KB.
+    const kb = Math.ceil(RECORD_BYTES_ESTIMATE / 1024);
+    const [writes, reads] = [kb * 3 + kb * 4 + kb * 3, Math.ceil(RECORD_BYTES_ESTIMATE / 4096) / 2];
+    // (A run of 2 ranks on the local stack, counted by its servers: 12 PUTs, 2 LISTs, 3 writes of 16 units in all (a 2.2 KB record), 1 read of half a unit,
     // 7 GETs beside the data and 15 to 18 a rank of it: these counts for 2 ranks, the data's within its bound.)
     expect({ gets, puts, lists, writes, reads, transitions }).toEqual({
       gets: row.cost.s3.get,

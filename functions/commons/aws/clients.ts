@@ -9,13 +9,16 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
  * `CAI_S3_ENDPOINT`, `CAI_DYNAMODB_ENDPOINT` and `CAI_SFN_ENDPOINT` point them at the local stack;
  * otherwise they are the plain AWS clients with the usual credential and region chain.
  *
- * Every request is counted by kind, so runs can bill S3 and DynamoDB requests as AWS does.
+ * Every request is counted by kind, so runs can bill S3 and DynamoDB requests as AWS does: a DynamoDB
+ * request that asked for its consumed capacity counts the units DynamoDB answered (indexes included).
  */
 export interface RequestCounts {
   s3Get: number;
   s3Put: number;
   s3List: number;
+  /** DynamoDB write request units (one per request that did not ask for its consumed capacity). */
   dynamoWrite: number;
+  /** DynamoDB read request units, likewise. */
   dynamoRead: number;
   /**
    * GETs and PUTs of SSE-KMS objects: each asks KMS to decrypt or make a data key, billed per
@@ -59,13 +62,30 @@ export function countsSince(before: RequestCounts): RequestCounts {
   ) as unknown as RequestCounts;
 }
 
+/**
+ * What DynamoDB says a request consumed (ReturnConsumedCapacity: the table's and its indexes' units,
+ * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html);
+ * undefined when it was not asked, and the request counts as one.
+ */
+function consumedUnits(consumed: unknown): number | undefined {
+  const units = (consumed as { CapacityUnits?: unknown } | undefined)?.CapacityUnits;
+  return typeof units === 'number' && Number.isFinite(units) ? units : undefined;
+}
+
 type Counted = { middlewareStack: { add: (...args: never[]) => void } };
 function counted<T extends Counted>(client: T): T {
   (client.middlewareStack.add as (m: unknown, o: unknown) => void)(
     (next: (a: unknown) => Promise<unknown>, context: { commandName?: string }) => async (args: unknown) => {
       const kind = context.commandName && KIND[context.commandName];
-      if (kind) counts[kind]++;
-      const result = (await next(args)) as { output?: { ServerSideEncryption?: string; BucketKeyEnabled?: boolean } };
+      let result: { output?: { ServerSideEncryption?: string; BucketKeyEnabled?: boolean; ConsumedCapacity?: unknown } };
+      try {
+        result = (await next(args)) as typeof result;
+      } catch (error) {
+        // A refused request (a failed condition, a throttle) says nothing of capacity: counted as one, as before.
+        if (kind) counts[kind]++;
+        throw error;
+      }
+      if (kind) counts[kind] += consumedUnits(result.output?.ConsumedCapacity) ?? 1;
       // S3 says in its answer how the object is encrypted: SSE-KMS means a KMS request behind this one.
       if (KMS_ON.has(context.commandName ?? '') && result.output?.ServerSideEncryption?.startsWith('aws:kms')) {
         counts.kms++;

@@ -112,6 +112,7 @@ export interface RunUsage {
   invocations: LambdaInvocation[];
   stateTransitions: number;
   s3: S3Requests;
+  /** DynamoDB write and read request units (billing/dynamo-units.ts). */
   dynamo: { writes: number; reads: number };
   /** KMS requests behind S3 requests for SSE-KMS objects, and of them those under an S3 Bucket Key (an upper bound of what KMS saw). */
   kms?: { requests: number; bucketKey: number };

@@ -32,10 +32,17 @@ export const stateTransitions = (run: RunShape): number => 2 + (run.failurePath 
  * ResultWriter's PUTs of its files and its manifest; the summarizer's last three PUTs (combined data
  * twice, summary) and its record update; the initializer's update after its own count.
  */
-export const uncountedRequests = (run: RunShape): RequestCounts => ({
+export const uncountedRequests = (
+  run: RunShape,
+  /**
+   * Write units of the run record's two writes among them (the initializer's update after its count,
+   * the summarizer's last): each by the item's size, for the table and its indexes (billing/dynamo-units.ts).
+   */
+  recordWriteUnits: number,
+): RequestCounts => ({
   s3Get: 1,
   s3Put: 3 + (run.mapResultFiles ? run.mapResultFiles + 1 : 0),
   s3List: 0,
-  dynamoWrite: 2,
+  dynamoWrite: recordWriteUnits,
   dynamoRead: 0,
 });

@@ -27,7 +27,7 @@ import {
   PayloadError,
 } from './payload';
 import { planRetry, RetryRefusal, type RetryPlan } from './retry';
-import type { RunRecord, RunStore } from './run-store';
+import { UNREAD_DATASET, type RunRecord, type RunStore } from './run-store';
 import { ModelRefusal, resolveRunModel, type ModelLimits } from './run-model';
 import { summarizeRun } from './summarize';
 
@@ -110,14 +110,14 @@ function claimRecord(runId: string, object: PayloadObject): RunRecord {
     startedAt: new Date().toISOString(),
     payloadUri: `s3://${object.bucket}/${object.key}`,
     payload: undefined,
-    dataset: '-',
+    dataset: UNREAD_DATASET,
     warnings: [],
   };
 }
 
 /** What the record keeps of the payload: its text (or why it is not stored), and its dataset once it parsed. */
 function payloadFields(raw: unknown, payload?: Payload): Partial<RunRecord> {
-  return { payload: raw, dataset: payload ? `${payload.data_bucket}/${folderOf(payload.data_prefix)}` : '-' };
+  return { payload: raw, dataset: payload ? `${payload.data_bucket}/${folderOf(payload.data_prefix)}` : UNREAD_DATASET };
 }
 
 /** A run refused at validation: recorded on the run as FAILED, with nothing started. */

@@ -80,6 +80,9 @@ export interface RunRecord {
   initializer?: { durationMs: number; initMs: number; memoryMb: number; requests?: RequestCounts };
 }
 
+/** A run's dataset until its payload has been read (the record's first write): the byDataset index's key changes from it. */
+export const UNREAD_DATASET = '-';
+
 /** How many failures the item keeps (an item is at most 400 KB); summary.json has them all. */
 export const MAX_STORED_FAILURES = 500;
 /** Bytes of JSON the stored failures may take, and the longest text of one message kept. */
@@ -112,6 +115,10 @@ export function storable<T extends Partial<RunRecord>>(fields: T): T {
   return JSON.parse(JSON.stringify(bounded));
 }
 
+/**
+ * Every request asks what it consumed (the table's and the indexes' units), so the request counter
+ * bills write units by the item's size, times the table and its two indexes (aws/clients.ts).
+ */
 export class RunStore {
   constructor(
     private readonly db: DynamoDBDocumentClient,
@@ -122,7 +129,12 @@ export class RunStore {
   async create(record: RunRecord): Promise<boolean> {
     try {
       await this.db.send(
-        new PutCommand({ TableName: this.table, Item: storable(record), ConditionExpression: 'attribute_not_exists(runId)' }),
+        new PutCommand({
+          TableName: this.table,
+          Item: storable(record),
+          ConditionExpression: 'attribute_not_exists(runId)',
+          ReturnConsumedCapacity: 'INDEXES',
+        }),
       );
       return true;
     } catch (error) {
@@ -150,12 +162,13 @@ export class RunStore {
         },
         ...(entries.length ? { ExpressionAttributeValues: Object.fromEntries(entries.map(([, v], i) => [`:v${i}`, v])) } : {}),
         ConditionExpression: 'attribute_exists(runId)',
+        ReturnConsumedCapacity: 'INDEXES',
       }),
     );
   }
 
   async get(runId: string): Promise<RunRecord | undefined> {
-    const { Item } = await this.db.send(new GetCommand({ TableName: this.table, Key: { runId } }));
+    const { Item } = await this.db.send(new GetCommand({ TableName: this.table, Key: { runId }, ReturnConsumedCapacity: 'TOTAL' }));
     return Item as RunRecord | undefined;
   }
 
@@ -169,6 +182,7 @@ export class RunStore {
         ExpressionAttributeValues: { ':run': 'run' },
         ScanIndexForward: false,
         Limit: limit,
+        ReturnConsumedCapacity: 'TOTAL',
       }),
     );
     return (Items ?? []) as RunRecord[];
@@ -184,6 +198,7 @@ export class RunStore {
         ExpressionAttributeValues: { ':d': dataset },
         ScanIndexForward: false,
         Limit: limit,
+        ReturnConsumedCapacity: 'TOTAL',
       }),
     );
     return (Items ?? []) as RunRecord[];

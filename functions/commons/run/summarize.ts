@@ -5,6 +5,7 @@ import { countsSince, requestCounts, type RequestCounts } from '../aws/clients';
 import type { LambdaInvocation } from '../aws/invocation';
 import { billRun, prototypeCost, type Architecture, type CostBreakdown } from '../billing/cost';
 import { stateTransitions, uncountedRequests, type RunShape } from '../billing/run-usage';
+import { itemBytes, writeUnits } from '../billing/dynamo-units';
 import pLimit from 'p-limit';
 import type { SFNClient } from '@aws-sdk/client-sfn';
 import {
@@ -32,7 +33,7 @@ import type {
   SummarizeInput,
 } from './contracts';
 import { outputKeys } from './output-keys';
-import { MAX_STORED_FAILURES, type RunRecord, type RunStatus, type RunStore } from './run-store';
+import { MAX_STORED_FAILURES, RUNS_INDEXES, UNREAD_DATASET, storable, type RunRecord, type RunStatus, type RunStore } from './run-store';
 
 export interface SummarizeContext {
   s3: S3Client;
@@ -240,6 +241,7 @@ function costOfRun(
   input: SummarizeInput,
   context: SummarizeContext,
   ownRequests: RequestCounts,
+  recordWriteUnits: number,
 ): CostBreakdown {
   const attempts = attemptsUsage(run.failedAttempts, run.crashedAttempts, run.attemptRecords);
   const ephemeralStorageMb = context.inferenceEphemeralMb;
@@ -264,7 +266,7 @@ function costOfRun(
     ...attempts.requests,
     ownRequests,
     ...(initializerRequests ? [initializerRequests] : []),
-    uncountedRequests(shape),
+    uncountedRequests(shape, recordWriteUnits),
   ];
   const total = (k: keyof RequestCounts) => requests.reduce((s, r) => s + (r[k] ?? 0), 0);
   return billRun(
@@ -368,7 +370,10 @@ export async function summarizeRun(
   );
   const firstRegression = Object.entries(run.statistics).find(([, stats]) => stats.task === 'regression');
   const accuracy = firstRegression ? (metrics[firstRegression[0]] as Extract<OutputMetrics, { task: 'regression' }>).accuracy : null;
-  const cost = costOfRun(run, results, existing, input, context, ownRequests);
+  const removed: (keyof RunRecord)[] = options.completion ? ['error'] : [];
+  // Sized first as the record stands, then again with the fields (and this cost) it will hold.
+  const unseenUnits = unseenRecordWriteUnits(existing, {}, removed);
+  const cost = costOfRun(run, results, existing, input, context, ownRequests, unseenUnits);
   const warnings = runWarnings(cost, results, accuracy, run);
   const fields: Partial<RunRecord> = {
     status: runStatus(partitions, failures, input, options.executionFailed),
@@ -394,6 +399,8 @@ export async function summarizeRun(
     prototypeFormulaUsd: prototypeFormula(results),
     ...(existing?.outputs && input.mapRun ? { outputs: { ...existing.outputs, mapResults: mapResultsUri(input.mapRun) } } : {}),
   };
+  const sized = unseenRecordWriteUnits(existing, fields, removed);
+  if (sized !== unseenUnits) fields.cost = costOfRun(run, results, existing, input, context, ownRequests, sized);
   // Sketches and histograms go to summary.json only (the record has their quantiles): a DynamoDB item is at most 400 KB.
   const histograms = firstRegression && firstRegression[1].task === 'regression' ? firstRegression[1].histograms : null;
   const summary = {
@@ -414,8 +421,24 @@ export async function summarizeRun(
       ContentType: 'application/json',
     }),
   );
-  if (existing) await runs.update(input.runId, fields, options.completion ? ['error'] : []);
+  if (existing) await runs.update(input.runId, fields, removed);
   return summary as RunRecord;
+}
+
+/**
+ * Write units of the record's two writes that no counter sees, by DynamoDB's item-size rule: the
+ * initializer's update after its count (the item as read here; where it set the dataset, the item
+ * moved in the byDataset index: a delete and a put there) and this summary's (the larger of the item
+ * before and after), each for the table and its indexes. None without a record to update.
+ */
+function unseenRecordWriteUnits(existing: RunRecord | undefined, fields: Partial<RunRecord>, removed: (keyof RunRecord)[]): number {
+  if (!existing) return 0;
+  const indexes = Object.keys(RUNS_INDEXES).length;
+  const before = itemBytes(existing);
+  const after: Partial<RunRecord> = { ...existing, ...storable(fields) };
+  for (const key of removed) delete after[key];
+  const moved = existing.dataset !== UNREAD_DATASET ? 1 : 0;
+  return writeUnits(before, indexes + moved) + writeUnits(Math.max(before, itemBytes(after)), indexes);
 }
 
 /** Why the execution failed, and whether its predictions are whole nonetheless. */
