@@ -1,4 +1,4 @@
-import { GetObjectCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
+import { paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
 import {
   DescribeExecutionCommand,
   DescribeMapRunCommand,
@@ -11,6 +11,7 @@ import type { Architecture } from '../functions/commons/billing/cost';
 import { parseS3Uri } from '../functions/commons/aws/s3-uri';
 import type { RankItem, RankResult } from '../functions/commons/run/contracts';
 import type { RunRecord, RunStore } from '../functions/commons/run/run-store';
+import { readJsonObject } from '../functions/commons/aws/s3-json';
 import {
   failureLines,
   progressBar,
@@ -30,15 +31,9 @@ export interface WatchSources {
   architecture: Architecture;
 }
 
-async function readJson<T>(s3: S3Client, uri: string): Promise<T | undefined> {
+function readJson<T>(s3: S3Client, uri: string): Promise<T | undefined> {
   const { bucket, key } = parseS3Uri(uri);
-  try {
-    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    return JSON.parse(await object.Body!.transformToString()) as T;
-  } catch (error) {
-    if ((error as Error).name === 'NoSuchKey') return undefined;
-    throw error;
-  }
+  return readJsonObject<T>(s3, bucket, key);
 }
 
 /** The newest RUNNING run, for `cai runs watch` without an id. */

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { GET_EXECUTION_HISTORY_RATE, STATE_PAYLOAD_LIMIT_BYTES } from '../functions/commons/aws/limits';
 import type { ExecutionStatusChange } from '../functions/commons/run/contracts';
+import type { MapRunCounts as WatchedMapRunCounts } from '../toolkit/run-progress';
 
 // aws-local-stepfunctions uses Promise.withResolvers, which Node 20 lacks.
 (Promise as unknown as { withResolvers?: unknown }).withResolvers ??= function withResolvers<T>() {
@@ -77,16 +78,8 @@ interface Execution {
   mapRuns: Map<string, MapRun>;
 }
 
-/** The child executions' (and items') counts of a Map Run, as DescribeMapRun reports them. */
-interface MapRunCounts {
-  pending: number;
-  running: number;
-  succeeded: number;
-  failed: number;
-  timedOut: number;
-  aborted: number;
-  total: number;
-  resultsWritten: number;
+/** The child executions' (and items') counts of a Map Run, as DescribeMapRun reports them: what the watch reads, and redrive's two. */
+interface MapRunCounts extends WatchedMapRunCounts {
   failuresNotRedrivable: number;
   pendingRedrive: number;
 }

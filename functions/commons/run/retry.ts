@@ -1,10 +1,11 @@
-import { GetObjectCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
+import { paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
 import { parseS3Uri } from '../aws/s3-uri';
 import { CaiError } from '../errors';
 import type { MapRunResult, ModelObject, PartitionFailure, PartitionObject, Payload, RankItem, RankResult } from './contracts';
 import { parsePayload } from './payload';
 import type { RunRecord, RunStore } from './run-store';
+import { readJsonObject } from '../aws/s3-json';
 
 /**
  * A retry (a payload `{"retry_of": "<runId>"}`, or `cai runs retry`) runs again only what an
@@ -24,18 +25,13 @@ export type RetryPlan =
   /** Nothing to run again: the earlier run is summarized again over its rank results. */
   | { kind: 'resummarize'; earlier: RunRecord; payload: Payload; mapRun?: MapRunResult };
 
-async function readJson<T>(s3: S3Client, uri: string): Promise<T | undefined> {
-  const { bucket, key } = parseS3Uri(uri);
-  try {
-    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    return JSON.parse(await object.Body!.transformToString()) as T;
-  } catch (error) {
-    if ((error as Error).name === 'NoSuchKey') return undefined;
-    throw error;
-  }
-}
-
 /** Rank results written under the run's ranks/ folder, by rank. */
+/** An s3:// object parsed as JSON, or undefined when there is none. */
+const readJson = <T>(s3: S3Client, uri: string) => {
+  const { bucket, key } = parseS3Uri(uri);
+  return readJsonObject<T>(s3, bucket, key);
+};
+
 async function writtenRanks(s3: S3Client, rankResults: string): Promise<Set<number>> {
   const { bucket, key } = parseS3Uri(rankResults);
   const ranks = new Set<number>();

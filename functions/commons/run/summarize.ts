@@ -1,4 +1,4 @@
-import { GetObjectCommand, PutObjectCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
 import type { Accuracy } from '../model/accuracy';
 import { mergeOutputStatistics, outputMetrics, type OutputMetrics, type OutputStatistics } from '../model/task-statistics';
 import { countsSince, requestCounts, type RequestCounts } from '../aws/clients';
@@ -34,6 +34,7 @@ import type {
 } from './contracts';
 import { outputKeys } from './output-keys';
 import { MAX_STORED_FAILURES, RUNS_INDEXES, UNREAD_DATASET, storable, type RunRecord, type RunStatus, type RunStore } from './run-store';
+import { readJsonObject } from '../aws/s3-json';
 
 export interface SummarizeContext {
   s3: S3Client;
@@ -57,16 +58,6 @@ export interface SummarizeContext {
  * the record (bench:summarizer's whole summary of 10,240 ranks takes 12–27 s).
  */
 export const SUMMARY_WRITE_MARGIN_MS = 30_000;
-
-async function readJson<T>(s3: S3Client, bucket: string, key: string): Promise<T | undefined> {
-  try {
-    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    return JSON.parse(await object.Body!.transformToString()) as T;
-  } catch (error) {
-    if ((error as { name?: string }).name === 'NoSuchKey') return undefined;
-    throw error;
-  }
-}
 
 async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
   const keys: string[] = [];
@@ -92,13 +83,13 @@ async function readOutcomes(
   mapRun: MapRunResult,
 ): Promise<{ outcomes: Map<number, RankOutcome>; ends: Map<number, RankEnd>; files: number }> {
   const { Bucket, Key } = mapRun.ResultWriterDetails;
-  const manifest = await readJson<MapResultManifest>(s3, Bucket, Key);
+  const manifest = await readJsonObject<MapResultManifest>(s3, Bucket, Key);
   const outcomes = new Map<number, RankOutcome>();
   const ends = new Map<number, RankEnd>();
   if (!manifest) return { outcomes, ends, files: 0 };
   const files = Object.values(manifest.ResultFiles).flat();
   for (const file of files) {
-    for (const child of (await readJson<MapChildExecution[]>(s3, manifest.DestinationBucket, file.Key)) ?? []) {
+    for (const child of (await readJsonObject<MapChildExecution[]>(s3, manifest.DestinationBucket, file.Key)) ?? []) {
       const rank = (JSON.parse(child.Input) as RankItem).rank;
       const outcome: RankOutcome =
         child.Status === 'SUCCEEDED' && child.Output
@@ -142,7 +133,7 @@ interface GatheredRun {
 async function gatherRun(input: SummarizeInput, { s3, sfn, inferenceMemoryMb, deadline }: SummarizeContext): Promise<GatheredRun> {
   const keys = outputKeys(input.resultPath, input.runId);
   const bucket = input.resultBucket;
-  const items = (await readJson<RankItem[]>(s3, bucket, keys.manifest)) ?? [];
+  const items = (await readJsonObject<RankItem[]>(s3, bucket, keys.manifest)) ?? [];
   const { outcomes, ends, files } = input.mapRun
     ? await readOutcomes(s3, input.mapRun)
     : { outcomes: new Map<number, RankOutcome>(), ends: new Map<number, RankEnd>(), files: 0 };
@@ -151,7 +142,7 @@ async function gatherRun(input: SummarizeInput, { s3, sfn, inferenceMemoryMb, de
   const rankResults = await Promise.all(
     items.map((item) =>
       limit(async () => {
-        const result = await readJson<RankResult>(s3, bucket, keys.rank(item.rank));
+        const result = await readJsonObject<RankResult>(s3, bucket, keys.rank(item.rank));
         if (result) {
           for (const [name, stats] of Object.entries(result.statistics ?? {})) {
             statistics[name] = mergeOutputStatistics(statistics[name] ?? null, stats)!;
