@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
@@ -7,6 +7,7 @@ import { createS3Client } from '../../functions/commons/aws/clients';
 import { cai } from '../helpers/cli';
 import { ROOT } from '../../local/paths';
 import { tempFolder } from '../helpers/temp';
+import { awsCli, groupMembers, stackEnv as servedEnv } from '../helpers/served';
 
 /**
  * The user's three habits against a served local stack, with the real AWS CLI (PyPI awscli, which
@@ -21,36 +22,12 @@ let serverLog = '';
 /** The run the AWS CLI started on the served stack. */
 let servedRun: string;
 
-/** What `cai stack env` exports for the served stack, as a user would `eval` it. */
-async function stackEnv(): Promise<{ status: number | null; stdout: string; env: Record<string, string> }> {
-  const printed = await cai(['stack', 'env', '--dir', dir]);
-  const env = Object.fromEntries([...printed.stdout.matchAll(/^export (\w+)='([^']*)'$/gm)].map(([, k, v]) => [k, v]));
-  return { status: printed.status, stdout: printed.stdout, env };
-}
+const stackEnv = () => servedEnv(dir);
 
-/** The AWS CLI with the served stack's exports and nothing else of AWS's: the suite's own settings (tests/setup-env.ts) under them. */
 async function aws(...args: string[]): Promise<string> {
-  const { env } = await stackEnv();
-  const { stdout } = await promisify(execFile)(join(ROOT, '.venv-awscli', 'bin', 'aws'), args, {
-    cwd: work,
-    env: { ...process.env, ...env, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' },
-  });
+  const { code, stdout, stderr } = await awsCli(dir, work, args);
+  if (code !== 0) throw new Error(`aws ${args.join(' ')} exited ${code}: ${stderr}`);
   return stdout;
-}
-
-/** The processes of a process group still alive (a zombie has exited), from /proc/<pid>/stat: state is field 3, the group field 5. */
-function groupMembers(group: number): number[] {
-  return readdirSync('/proc')
-    .filter((name) => /^\d+$/.test(name))
-    .filter((pid) => {
-      try {
-        const [state, , pgrp] = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').pop()!.split(' ');
-        return Number(pgrp) === group && state !== 'Z';
-      } catch {
-        return false; // gone meanwhile
-      }
-    })
-    .map(Number);
 }
 
 beforeAll(async () => {

@@ -1,11 +1,11 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { cai, type CliResult } from '../helpers/cli';
 import { ROOT } from '../../local/paths';
 import type { RunRecord } from '../../functions/commons/run/run-store';
 import { tempFolder } from '../helpers/temp';
+import { awsCli, groupMembers } from '../helpers/served';
 
 /**
  * Watching a run on a served stack (`cai stack up`): `cai runs watch` of a run of four ranks, one
@@ -18,22 +18,7 @@ let server: ChildProcess;
 let serverLog = '';
 let runId = '';
 
-async function stackEnv(): Promise<Record<string, string>> {
-  const printed = await cai(['stack', 'env', '--dir', dir]);
-  return Object.fromEntries([...printed.stdout.matchAll(/^export (\w+)='([^']*)'$/gm)].map(([, k, v]) => [k, v]));
-}
-
-/** The AWS CLI with the served stack's exports; a failure is returned, not thrown (its code and stderr are what is tested). */
-async function aws(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = await stackEnv();
-  return promisify(execFile)(join(ROOT, '.venv-awscli', 'bin', 'aws'), args, {
-    cwd: work,
-    env: { ...process.env, ...env, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' },
-  }).then(
-    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-    (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }),
-  );
-}
+const aws = (...args: string[]) => awsCli(dir, work, args);
 
 async function awsJson<T>(...args: string[]): Promise<T> {
   const { code, stdout, stderr } = await aws(...args);
@@ -56,7 +41,11 @@ interface WatchLine {
 
 beforeAll(async () => {
   // One inference container: the ranks run one after another, so the watch sees the run part-way.
-  server = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'cai.js'), 'stack', 'up', '--dir', dir, '--workers', '1'], { cwd: ROOT });
+  // In a process group of its own (led by the server), so that everything it starts can be found and stopped.
+  server = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'cai.js'), 'stack', 'up', '--dir', dir, '--workers', '1'], {
+    cwd: ROOT,
+    detached: true,
+  });
   server.stderr!.on('data', (d) => (serverLog += d));
   let printed = '';
   server.stdout!.on('data', (d) => (printed += d));
@@ -67,14 +56,15 @@ beforeAll(async () => {
   }
 });
 afterAll(async () => {
-  if (server.exitCode === null) {
-    await cai(['stack', 'down', '--dir', dir]);
-    if (server.exitCode === null) server.kill('SIGKILL');
-  }
+  if (server.exitCode === null) await cai(['stack', 'down', '--dir', dir]);
+  // Whatever outlived it (a test that failed half-way): the whole group goes.
+  if (groupMembers(server.pid!).length > 0) process.kill(-server.pid!, 'SIGKILL');
 });
 
 test('cai runs watch shows a run of four ranks with a corrupt partition as it runs, and ends with the record’s figures', async () => {
-  const synth = await cai(['synth', '--samples', '400', '--size', '1MB', '--out', join(work, 'parts')]);
+  // Eight partitions of 200: the four ranks, one after another, keep the run RUNNING for seconds, so a watch
+  // started after the run was recorded still finds it RUNNING on a loaded machine.
+  const synth = await cai(['synth', '--samples', '1600', '--size', '4MB', '--out', join(work, 'parts')]);
   expect(synth.status).toBe(0);
   // A truncated partition, as tests/integration/pipeline.test.ts makes one: its rank records it and goes on.
   const bad = join(work, 'parts', '3.pt');
