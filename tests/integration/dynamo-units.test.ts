@@ -1,10 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createDynamoClient, countsSince, requestCounts } from '../../functions/commons/aws/clients';
 import { RunStore, type RunRecord } from '../../functions/commons/run/run-store';
 import { ensureRunsTable, startLocalDynamo, type LocalDynamo } from '../../local/dynamo-server';
+import { tempFolder } from '../helpers/temp';
 
 /**
  * A run record's writes cost write units by its size, for the table and each of its two indexes
@@ -15,17 +14,14 @@ let dynamo: LocalDynamo;
 let runs: RunStore;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'cai-dynamo-units-'));
+  dir = tempFolder('cai-dynamo-units-');
   dynamo = await startLocalDynamo(join(dir, 'dynamodb'));
   const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
   await ensureRunsTable(new DynamoDBClient({ region: 'us-east-1', endpoint: dynamo.endpoint, credentials }), 'runs');
   runs = new RunStore(createDynamoClient({ ...process.env, CAI_DYNAMODB_ENDPOINT: dynamo.endpoint }), 'runs');
 });
 
-afterAll(async () => {
-  await dynamo.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => dynamo?.close());
 
 /** Its size by DynamoDB's rule, for a record of strings and lists of strings only: names and values in UTF-8, a list 3 bytes and 1 an element. */
 function stringItemBytes(item: Record<string, string | string[]>): number {
