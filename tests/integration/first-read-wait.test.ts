@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import type { RankItem, RankResult } from '../../functions/commons/run/contracts';
+import type { RankInvocation, RankItem, RankResult } from '../../functions/commons/run/contracts';
 import { ModelSource } from '../../functions/commons/run/model-source';
 import { firstReadJitterMs, runRank } from '../../functions/commons/run/rank';
 import { ROOT } from '../../local/paths';
@@ -86,7 +86,7 @@ test('the inference function waits before its first read on a cold start only', 
   const inference = t.stack.functions.inference;
   const invoke = async (runId: string) => {
     const reported = inference.billed.length;
-    await inference.invoke(item(runId));
+    await inference.invoke({ item: item(runId), attempt: 0 } satisfies RankInvocation);
     const report = inference.billed[reported];
     const result = JSON.parse(await t.readText('cai-control', `results/first-read/${runId}/ranks/0.json`)) as RankResult;
     return { report, result };
