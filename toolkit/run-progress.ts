@@ -185,7 +185,21 @@ export function failureLines(p: RunProgress): string[] {
 }
 
 /** The JSON line of `--json`. */
-export function progressJson(p: RunProgress): Record<string, unknown> {
+/** One `cai runs watch --json` line: the view in the CLI's snake_case, as scripts read it. */
+export interface ProgressJsonLine {
+  runId: string;
+  status: RunRecord['status'];
+  ranks: RunProgress['ranks'];
+  partitions: RunProgress['partitions'];
+  objects: number;
+  objects_per_s: number;
+  eta_s: number | null;
+  elapsed_s: number;
+  cost_usd: number;
+  failures: PartitionFailure[];
+}
+
+export function progressJson(p: RunProgress): ProgressJsonLine {
   return {
     runId: p.runId,
     status: p.status,

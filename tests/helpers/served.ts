@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -41,4 +41,26 @@ export function groupMembers(group: number): number[] {
       }
     })
     .map(Number);
+}
+
+/**
+ * `cai stack up --dir <dir> …args`, waited for until it prints its exports: in a process group of its
+ * own (led by the server), so that everything it starts can be found (groupMembers) and stopped.
+ * `log()` is what it has written to stderr so far.
+ */
+export async function serveStack(dir: string, args: string[]): Promise<{ server: ChildProcess; log: () => string }> {
+  const server = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'cai.js'), 'stack', 'up', '--dir', dir, ...args], {
+    cwd: ROOT,
+    detached: true,
+  });
+  let log = '';
+  let printed = '';
+  server.stderr!.on('data', (d) => (log += d));
+  server.stdout!.on('data', (d) => (printed += d));
+  const deadline = Date.now() + 60_000;
+  while (!printed.includes('export CAI_RUNS_TABLE=')) {
+    if (Date.now() > deadline || server.exitCode !== null) throw new Error(`cai stack up did not start:\n${log}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { server, log: () => log };
 }

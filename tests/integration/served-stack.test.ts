@@ -7,7 +7,7 @@ import { createS3Client } from '../../functions/commons/aws/clients';
 import { cai } from '../helpers/cli';
 import { ROOT } from '../../local/paths';
 import { tempFolder } from '../helpers/temp';
-import { awsCli, groupMembers, stackEnv as servedEnv } from '../helpers/served';
+import { awsCli, groupMembers, serveStack, stackEnv as servedEnv } from '../helpers/served';
 
 /**
  * The user's three habits against a served local stack, with the real AWS CLI (PyPI awscli, which
@@ -18,7 +18,7 @@ import { awsCli, groupMembers, stackEnv as servedEnv } from '../helpers/served';
 const work = tempFolder('cai-served-');
 const dir = join(work, 'stack');
 let server: ChildProcess;
-let serverLog = '';
+let serverLog: () => string;
 /** The run the AWS CLI started on the served stack. */
 let servedRun: string;
 
@@ -31,19 +31,7 @@ async function aws(...args: string[]): Promise<string> {
 }
 
 beforeAll(async () => {
-  // In a process group of its own (led by the server), so that everything it starts can be found and stopped.
-  server = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'cai.js'), 'stack', 'up', '--dir', dir, '--workers', '2'], {
-    cwd: ROOT,
-    detached: true,
-  });
-  server.stderr!.on('data', (d) => (serverLog += d));
-  let printed = '';
-  server.stdout!.on('data', (d) => (printed += d));
-  const deadline = Date.now() + 60_000;
-  while (!printed.includes('export CAI_RUNS_TABLE=')) {
-    if (Date.now() > deadline || server.exitCode !== null) throw new Error(`cai stack up did not start:\n${serverLog}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  ({ server, log: serverLog } = await serveStack(dir, ['--workers', '2']));
 });
 afterAll(async () => {
   // A test that failed before `cai stack down` leaves the server and its containers: the whole group goes.
@@ -83,7 +71,7 @@ test('aws s3 cp of partitions and payload.json runs them; aws dynamodb and aws s
   let run: { runId: { S: string }; status: { S: string } } | undefined;
   const deadline = Date.now() + 120_000;
   while (!run || run.status.S === 'RUNNING') {
-    if (Date.now() > deadline) throw new Error(`the run did not finish:\n${serverLog}`);
+    if (Date.now() > deadline) throw new Error(`the run did not finish:\n${serverLog()}`);
     await new Promise((r) => setTimeout(r, 500));
     const listed = JSON.parse(
       await aws(
@@ -117,7 +105,7 @@ test('aws s3 cp of partitions and payload.json runs them; aws dynamodb and aws s
   expect(summary).toMatchObject({ runId: run.runId.S, status: 'SUCCEEDED', samples: 240, failedPartitions: 0 });
   expect(summary.accuracy.mae).toBeLessThan(0.1);
   expect(await aws('s3', 'ls', `s3://cai-control/results/cli/${run.runId.S}/`)).toMatch(/combined_data\.json[\s\S]*summary\.json/);
-  expect(serverLog).toMatch(new RegExp(`stack: ${run.runId.S} SUCCEEDED: 240 predictions`));
+  expect(serverLog()).toMatch(new RegExp(`stack: ${run.runId.S} SUCCEEDED: 240 predictions`));
 
   // cai runs alongside the server: it asks the served database, which stays the server's.
   const runs = await cai(['runs', '--dir', dir, '--json']);

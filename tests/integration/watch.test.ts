@@ -1,11 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cai, type CliResult } from '../helpers/cli';
-import { ROOT } from '../../local/paths';
 import type { RunRecord } from '../../functions/commons/run/run-store';
 import { tempFolder } from '../helpers/temp';
-import { awsCli, groupMembers } from '../helpers/served';
+import { awsCli, groupMembers, serveStack } from '../helpers/served';
+import type { ProgressJsonLine } from '../../toolkit/run-progress';
 
 /**
  * Watching a run on a served stack (`cai stack up`): `cai runs watch` of a run of four ranks, one
@@ -15,7 +15,7 @@ import { awsCli, groupMembers } from '../helpers/served';
 const work = tempFolder('cai-watch-');
 const dir = join(work, 'stack');
 let server: ChildProcess;
-let serverLog = '';
+let serverLog: () => string;
 let runId = '';
 
 const aws = (...args: string[]) => awsCli(dir, work, args);
@@ -26,34 +26,11 @@ async function awsJson<T>(...args: string[]): Promise<T> {
   return JSON.parse(stdout) as T;
 }
 
-interface WatchLine {
-  runId: string;
-  status: string;
-  ranks: { pending: number; running: number; succeeded: number; failed: number; total: number };
-  partitions: { done: number; failed: number; total: number };
-  objects: number;
-  objects_per_s: number;
-  eta_s: number | null;
-  elapsed_s: number;
-  cost_usd: number;
-  failures: { partition: string; rank: number; error: string }[];
-}
+type WatchLine = ProgressJsonLine;
 
 beforeAll(async () => {
   // One inference container: the ranks run one after another, so the watch sees the run part-way.
-  // In a process group of its own (led by the server), so that everything it starts can be found and stopped.
-  server = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'cai.js'), 'stack', 'up', '--dir', dir, '--workers', '1'], {
-    cwd: ROOT,
-    detached: true,
-  });
-  server.stderr!.on('data', (d) => (serverLog += d));
-  let printed = '';
-  server.stdout!.on('data', (d) => (printed += d));
-  const deadline = Date.now() + 60_000;
-  while (!printed.includes('export CAI_RUNS_TABLE=')) {
-    if (Date.now() > deadline || server.exitCode !== null) throw new Error(`cai stack up did not start:\n${serverLog}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  ({ server, log: serverLog } = await serveStack(dir, ['--workers', '1']));
 });
 afterAll(async () => {
   if (server.exitCode === null) await cai(['stack', 'down', '--dir', dir]);
@@ -86,7 +63,7 @@ test('cai runs watch shows a run of four ranks with a corrupt partition as it ru
   // The run exists (RUNNING) once the initializer has recorded it; watch without an id finds it.
   const deadline = Date.now() + 60_000;
   while (!runId) {
-    if (Date.now() > deadline) throw new Error(`no run was recorded:\n${serverLog}`);
+    if (Date.now() > deadline) throw new Error(`no run was recorded:\n${serverLog()}`);
     const runs = await cai(['runs', '--dir', dir, '--json']);
     runId = runs.json<{ runs: { runId: string; status: string }[] }>().runs.find((r) => r.status === 'RUNNING')?.runId ?? '';
   }
