@@ -54,7 +54,7 @@ export const handler = lambdaHandler(async ({ item, attempt: number }: RankInvoc
       async () => {
         // Ranks that start together start cold: only a cold start waits before its first read (a run's model, its partitions).
         const waitMs = firstReadWaitMs(clock.initSeconds, item.worldSize);
-        await sleep(waitMs);
+        if (waitMs > 0) await sleep(waitMs);
         // A run's own model is fetched inside the attempt: a failed fetch is a failed, billed attempt.
         const model = await models.forItem(item.model);
         if (model.replacedBroken)
