@@ -12,7 +12,7 @@
 import { writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
-import { fileSource } from '../functions/commons/torch/byte-source';
+import { fileSource } from '../functions/commons/tensors/byte-source';
 import { join } from 'node:path';
 import { cardFeeds, parseCard } from '../functions/commons/model/card';
 import { loadModel, runPartition, type OnnxModel } from '../functions/commons/model/session';

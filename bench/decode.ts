@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { fileSource, s3Source, type ByteSource } from '../functions/commons/torch/byte-source';
+import { fileSource, s3Source, type ByteSource } from '../functions/commons/tensors/byte-source';
 import { sinkFor } from '../toolkit/locations';
 import { openTorchPartition, partitionChunks } from '../toolkit/datasets/galaxy-partition';
 import { rowsPerPartition } from '../toolkit/datasets/partition-writer';

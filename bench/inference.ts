@@ -20,7 +20,7 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { redshiftAccuracy } from '../functions/commons/model/accuracy';
-import { fileSource } from '../functions/commons/torch/byte-source';
+import { fileSource } from '../functions/commons/tensors/byte-source';
 import { billLambda, pricesFor, prototypeCost, type Architecture } from '../functions/commons/billing/cost';
 import { estimateWorkload } from '../toolkit/forecast/workload';
 import { sinkFor } from '../toolkit/locations';

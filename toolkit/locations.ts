@@ -1,7 +1,7 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { fileSource, s3Source, type ByteSource } from '../functions/commons/torch/byte-source';
+import { fileSource, s3Source, type ByteSource } from '../functions/commons/tensors/byte-source';
 import { parseS3Uri } from '../functions/commons/aws/s3-uri';
 import { UsageError } from '../functions/commons/errors';
 

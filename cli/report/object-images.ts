@@ -1,8 +1,8 @@
 import pLimit from 'p-limit';
 import { describeError, PartitionLayoutError } from '../../functions/commons/errors';
 import { openTorchArchive, readTensorRows, type TensorRef, type TorchArchive } from '../../functions/commons/torch/archive';
-import type { ByteSource } from '../../functions/commons/torch/byte-source';
-import { toFloat32 } from '../../functions/commons/torch/dtype';
+import type { ByteSource } from '../../functions/commons/tensors/byte-source';
+import { toFloat32 } from '../../functions/commons/tensors/dtype';
 import { rgbComposite } from './composite';
 import { pngDataUri } from './png';
 

@@ -1,7 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { OutputStatistics } from '../../functions/commons/model/task-statistics';
 import type { RunRecord } from '../../functions/commons/run/run-store';
-import { s3Source } from '../../functions/commons/torch/byte-source';
+import { s3Source } from '../../functions/commons/tensors/byte-source';
 import { readObjectImages, type ObjectImages, type ObjectRef } from './object-images';
 
 /** The bucket the run read its partitions from: its payload's data_bucket. */

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { BANDS, IMAGE_ELEMENTS, IMAGE_SHAPE } from '../../functions/commons/partitions/galaxy';
 import { synthesizeInto } from '../../toolkit/datasets/synth';
-import type { DType } from '../../functions/commons/torch/dtype';
+import type { DType } from '../../functions/commons/tensors/dtype';
 import { TorchDatasetArchive } from '../../toolkit/datasets/torch-writer';
 
 /**

@@ -5,7 +5,7 @@ import { readModelFile } from '../../functions/commons/model/model-file';
 import { loadModel, runPartition } from '../../functions/commons/model/session';
 import { outputMetrics, outputStatistics } from '../../functions/commons/model/task-statistics';
 import { openPartition } from '../../functions/commons/partitions/partition';
-import { bufferSource } from '../../functions/commons/torch/byte-source';
+import { bufferSource } from '../../functions/commons/tensors/byte-source';
 import { ROOT } from '../../local/paths';
 import { synthesizeDataset } from '../../toolkit/datasets/synth';
 import { pythonScript, runPython } from '../helpers/python';

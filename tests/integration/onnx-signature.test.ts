@@ -5,7 +5,7 @@ import { readModelFile } from '../../functions/commons/model/model-file';
 import { OnnxError, readOnnxSignature } from '../../functions/commons/model/onnx-signature';
 import { ONNX_RUNTIME, runtimeMisfit } from '../../functions/commons/model/runtime-support';
 import { loadModel } from '../../functions/commons/model/session';
-import { fileSource, type ByteSource } from '../../functions/commons/torch/byte-source';
+import { fileSource, type ByteSource } from '../../functions/commons/tensors/byte-source';
 import { ROOT } from '../../local/paths';
 import { writeTestPartition } from '../helpers/partitions';
 import { pythonScript, runPython } from '../helpers/python';

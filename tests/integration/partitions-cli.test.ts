@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileSource } from '../../functions/commons/torch/byte-source';
+import { fileSource } from '../../functions/commons/tensors/byte-source';
 import { openTorchPartition } from '../../toolkit/datasets/galaxy-partition';
 import type { PartitionManifest } from '../../toolkit/datasets/partition-writer';
 import { expectSameArray } from '../helpers/arrays';

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand, paginateListObjectsV2, S3Client } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
-import { fileSource, s3Source } from '../../functions/commons/torch/byte-source';
+import { fileSource, s3Source } from '../../functions/commons/tensors/byte-source';
 import { openTorchPartition } from '../../toolkit/datasets/galaxy-partition';
 import { createS3Client, s3Client } from '../../functions/commons/aws/clients';
 import { listPartitions } from '../../functions/commons/run/rank-plan';

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bufferSource, fileSource } from '../../functions/commons/torch/byte-source';
-import { toFloat32 } from '../../functions/commons/torch/dtype';
+import { bufferSource, fileSource } from '../../functions/commons/tensors/byte-source';
+import { toFloat32 } from '../../functions/commons/tensors/dtype';
 import { ArchiveError, UnsafePickleError, UnsupportedTensorError } from '../../functions/commons/errors';
 import { openTorchPartition } from '../../toolkit/datasets/galaxy-partition';
 import { loadTensor, openTorchArchive, sharedSamples } from '../../functions/commons/torch/archive';

@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileSource } from '../../functions/commons/torch/byte-source';
+import { fileSource } from '../../functions/commons/tensors/byte-source';
 import { cardFeeds, parseCard } from '../../functions/commons/model/card';
 import { openPartition } from '../../functions/commons/partitions/partition';
 import { loadModel, ModelError, runPartition, type OnnxModel } from '../../functions/commons/model/session';

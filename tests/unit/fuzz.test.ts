@@ -1,5 +1,5 @@
 import { crc32 } from 'node:zlib';
-import { bufferSource } from '../../functions/commons/torch/byte-source';
+import { bufferSource } from '../../functions/commons/tensors/byte-source';
 import { CaiError } from '../../functions/commons/errors';
 import { openTorchPartition } from '../../toolkit/datasets/galaxy-partition';
 import { synthesizeInto } from '../../toolkit/datasets/synth';

@@ -1,4 +1,4 @@
-import { bufferSource } from '../../functions/commons/torch/byte-source';
+import { bufferSource } from '../../functions/commons/tensors/byte-source';
 import { openTorchPartition, partitionChunks } from '../../toolkit/datasets/galaxy-partition';
 import { IMAGE_ELEMENTS } from '../../functions/commons/partitions/galaxy';
 import { rowsPerPartition } from '../../toolkit/datasets/partition-writer';

@@ -12,7 +12,7 @@ import {
   type OddityKind,
 } from '../../toolkit/datasets/synth';
 import { rowsPerPartition, type PartitionManifest } from '../../toolkit/datasets/partition-writer';
-import { bufferSource } from '../../functions/commons/torch/byte-source';
+import { bufferSource } from '../../functions/commons/tensors/byte-source';
 import { TorchDatasetArchive } from '../../toolkit/datasets/torch-writer';
 import { expectSameArray } from '../helpers/arrays';
 

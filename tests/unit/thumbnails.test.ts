@@ -3,7 +3,7 @@ import { asinhStretch, compositeBands, rgbComposite } from '../../cli/report/com
 import { objectKey, readObjectImages, rowRuns } from '../../cli/report/object-images';
 import { encodePng, pngDataUri, type RgbImage } from '../../cli/report/png';
 import { ArchiveError } from '../../functions/commons/errors';
-import { bufferSource, type ByteSource } from '../../functions/commons/torch/byte-source';
+import { bufferSource, type ByteSource } from '../../functions/commons/tensors/byte-source';
 import { TorchDatasetArchive } from '../../toolkit/datasets/torch-writer';
 
 /**

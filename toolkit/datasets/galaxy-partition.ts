@@ -6,7 +6,7 @@ import {
   ROW_CHUNK_BYTES,
   type TensorPartition,
 } from '../../functions/commons/partitions/partition';
-import type { ByteSource } from '../../functions/commons/torch/byte-source';
+import type { ByteSource } from '../../functions/commons/tensors/byte-source';
 
 /**
  * CAI's own partitions (the prototype's format) as images, magnitudes and redshifts: what the dataset

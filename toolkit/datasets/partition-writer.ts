@@ -3,7 +3,7 @@ import type { ObjectSink } from '../locations';
 import { type PartitionRows } from './galaxy-partition';
 import { IMAGE_SHAPE, MAGNITUDE_SHAPE } from '../../functions/commons/partitions/galaxy';
 import { numelOf } from '../../functions/commons/torch/archive';
-import { DTYPES } from '../../functions/commons/torch/dtype';
+import { DTYPES } from '../../functions/commons/tensors/dtype';
 import { TorchDatasetArchive, torchDatasetSize, type TensorSpec } from './torch-writer';
 
 /** The tensors of one partition being written, to be filled in place. */

@@ -1,4 +1,4 @@
-import type { ByteSource } from '../../functions/commons/torch/byte-source';
+import type { ByteSource } from '../../functions/commons/tensors/byte-source';
 import type { ObjectSink } from '../locations';
 import { ROWS_PER_CHUNK, openTorchPartition } from './galaxy-partition';
 import { BANDS, IMAGE_ELEMENTS } from '../../functions/commons/partitions/galaxy';

@@ -1,6 +1,7 @@
 import { crc32 } from 'node:zlib';
-import { DTYPES, type DType, type TensorData } from '../../functions/commons/torch/dtype';
+import { DTYPES, type DType, type TensorData } from '../../functions/commons/tensors/dtype';
 import { numelOf } from '../../functions/commons/torch/archive';
+import { STORAGE_OF } from '../../functions/commons/torch/storage';
 import { ArchiveError } from '../../functions/commons/errors';
 
 export interface TensorSpec {
@@ -75,7 +76,7 @@ function pickleTensor(p: PickleBytes, spec: TensorSpec, i: number): void {
     () => {
       p.tuple([
         () => p.text('storage'),
-        () => p.global('torch', DTYPES[spec.dtype].storage),
+        () => p.global('torch', STORAGE_OF[spec.dtype]!),
         () => p.text(String(i)),
         () => p.text('cpu'),
         () => p.int(numelOf(spec.shape)),

@@ -4,7 +4,7 @@ import { SEED_PUBLISHED_RUNS, SEED_RANK_SECONDS, SEED_TIMED_RUNS, statisticsShar
 import { UsageError } from '../../functions/commons/errors';
 import { lambdaRate, type Rate } from '../../functions/commons/model/lambda-sizing';
 import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
-import { S3_PART_BYTES } from '../../functions/commons/torch/byte-source';
+import { S3_PART_BYTES } from '../../functions/commons/tensors/byte-source';
 
 /**
  * `cai plan`: the wall time and cost of a run on AWS before it is made. Every part is measured or

@@ -1,4 +1,4 @@
-import { fileSource } from '../torch/byte-source';
+import { fileSource } from '../tensors/byte-source';
 import { cardFromMetadata, CardError, checkCardAgainstGraph, parseCard, type ModelCard } from './card';
 import { readOnnxSignature, type OnnxSignature } from './onnx-signature';
 

@@ -1,5 +1,5 @@
 import { CaiError } from '../errors';
-import type { ByteSource } from '../torch/byte-source';
+import type { ByteSource } from '../tensors/byte-source';
 
 /**
  * An ONNX model's signature, read from the file without loading it: the graph's inputs and outputs

@@ -1,4 +1,4 @@
-import { S3_PARALLEL_PARTS, S3_PART_BYTES } from '../torch/byte-source';
+import { S3_PARALLEL_PARTS, S3_PART_BYTES } from '../tensors/byte-source';
 import { BYTES_PER_GALAXY, IMAGE_ELEMENTS } from '../partitions/galaxy';
 import { ROW_CHUNK_BYTES } from '../partitions/partition';
 

@@ -1,6 +1,6 @@
 import { PartitionLayoutError } from '../errors';
-import { allocateAligned, type ByteSource, S3_PART_BYTES } from '../torch/byte-source';
-import { DTYPES, toFloat32, type DType } from '../torch/dtype';
+import { allocateAligned, type ByteSource, S3_PART_BYTES } from '../tensors/byte-source';
+import { DTYPES, toFloat32, type DType } from '../tensors/dtype';
 import { PyObject } from '../torch/pickle';
 import { numelOf, openTorchArchive, readTensorRows, type TensorRef, type TorchArchive } from '../torch/archive';
 

@@ -1,5 +1,5 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { s3Source, type ByteSource } from '../torch/byte-source';
+import { s3Source, type ByteSource } from '../tensors/byte-source';
 import { countsSince, requestCounts } from '../aws/clients';
 import { CaiError, describeError, PartitionLayoutError, RankError } from '../errors';
 import { partitionMisfit, type ModelCard } from '../model/card';

@@ -7,7 +7,7 @@ import { readOnnxSignature } from '../model/onnx-signature';
 import { runtimeMisfit } from '../model/runtime-support';
 import { cardFeeds } from '../model/card';
 import { openPartition } from '../partitions/partition';
-import { s3Source } from '../torch/byte-source';
+import { s3Source } from '../tensors/byte-source';
 import type { PartitionObject } from './contracts';
 
 /**

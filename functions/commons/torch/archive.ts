@@ -1,18 +1,18 @@
 import { crc32 } from 'node:zlib';
-import type { ByteSource } from './byte-source';
+import type { ByteSource } from '../tensors/byte-source';
 import {
   DTYPES,
   allocateTensorData,
-  dtypeOfStorage,
   elementAsNumber,
   typedView,
   unsupportedDtype,
   type DType,
   type TensorData,
-} from './dtype';
+} from '../tensors/dtype';
 import { ArchiveError, UnsupportedTensorError } from '../errors';
+import { dtypeOfStorage } from './storage';
 import { PyObject, unpickle, type PickleGlobal } from './pickle';
-import { entryDataOffset, readStoredEntry, readZipDirectory, type ZipEntry } from './zip-reader';
+import { entryDataOffset, readStoredEntry, readZipDirectory, type ZipEntry } from '../tensors/zip-reader';
 
 /** A storage record of the archive (`<prefix>/data/<key>`): one flat run of elements. */
 export interface StorageRef {
