@@ -398,6 +398,9 @@ class Container {
     if (!line) {
       const died = this.runtimeDied(reply.status, reply.body, elapsedMs, initMs, memory);
       await this.runtimeGone();
+      // The emulator starts a new runtime, which INITs, for the next invocation: a fault timed "after
+      // INIT" for that invocation waits for the new INIT, not the dead runtime's.
+      this.expectInit();
       return died;
     }
     const durationMs = Math.max(0, line.durationMs - initMs);

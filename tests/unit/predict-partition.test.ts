@@ -15,6 +15,8 @@ const CARD = parseCard(
 function memoryPartition(samples: number, nanRows: number[] = []): TensorPartition {
   return {
     name: 'memory',
+    format: 'torch',
+    firstRow: 0,
     bytes: samples * IMAGE_ELEMENTS * 4,
     samples,
     feeds: {

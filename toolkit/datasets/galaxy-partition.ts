@@ -102,6 +102,8 @@ export async function* partitionChunks(
 ): AsyncGenerator<PartitionRows> {
   const adapter: TensorPartition = {
     name: reader.name,
+    format: 'torch',
+    firstRow: 0,
     bytes: reader.bytes,
     samples: reader.samples,
     feeds: { images: { rowShape: IMAGE_SHAPE, stored: 'float32' } },

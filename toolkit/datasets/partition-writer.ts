@@ -2,7 +2,7 @@ import { UsageError } from '../../functions/commons/errors';
 import type { ObjectSink } from '../locations';
 import { type PartitionRows } from './galaxy-partition';
 import { IMAGE_SHAPE, MAGNITUDE_SHAPE } from '../../functions/commons/partitions/galaxy';
-import { numelOf } from '../../functions/commons/torch/archive';
+import { numelOf } from '../../functions/commons/tensors/tensor-file';
 import { DTYPES } from '../../functions/commons/tensors/dtype';
 import { TorchDatasetArchive, torchDatasetSize, type TensorSpec } from './torch-writer';
 

@@ -1,6 +1,6 @@
 import { crc32 } from 'node:zlib';
 import { DTYPES, type DType, type TensorData } from '../../functions/commons/tensors/dtype';
-import { numelOf } from '../../functions/commons/torch/archive';
+import { numelOf } from '../../functions/commons/tensors/tensor-file';
 import { STORAGE_OF } from '../../functions/commons/torch/storage';
 import { ArchiveError } from '../../functions/commons/errors';
 

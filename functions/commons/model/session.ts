@@ -1,6 +1,6 @@
 import type * as Ort from 'onnxruntime-node';
 import { CaiError } from '../errors';
-import { numelOf } from '../torch/archive';
+import { numelOf } from '../tensors/tensor-file';
 import { partitionChunks, rowsPerChunk, type FeedData, type TensorPartition, type TensorRows } from '../partitions/partition';
 import type { ModelCard } from './card';
 import { loadOnnxRuntime } from './onnxruntime';

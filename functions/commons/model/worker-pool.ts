@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { RankError } from '../errors';
 import { ModelError, type Feeds, type OnnxModel } from './session';
@@ -14,6 +15,11 @@ export interface BatchRequest {
   id: number;
   feeds: Feeds;
   count: number;
+}
+
+/** What the pool sends a worker when it is done with it: release the session and end. */
+export interface CloseRequest {
+  close: true;
 }
 
 /** What a worker sends back: that it is ready (or could not load the model), or a batch's result. */
@@ -45,6 +51,9 @@ export interface InferencePool extends OnnxModel {
   initMs: number;
 }
 
+/** How long a worker asked to end may take (a session still loading finishes first). */
+const WORKER_CLOSE_MS = 60_000;
+
 interface Job {
   request: BatchRequest;
   resolve: (outputs: Record<string, Float32Array>) => void;
@@ -64,6 +73,7 @@ export async function startInferencePool(options: { modelPath: string; workers: 
   const running = new Map<Worker, Job>();
   let broken: Error | undefined;
   let closing = false;
+  const exited = new Set<Worker>();
   let nextId = 0;
 
   const fail = (error: Error) => {
@@ -111,6 +121,7 @@ export async function startInferencePool(options: { modelPath: string; workers: 
           fail(failure);
         });
         worker.on('exit', (code) => {
+          exited.add(worker);
           if (closing) return;
           const failure = new InferenceWorkerError(`inference worker ${index + 1} exited (code ${code})`);
           rejectReady(failure);
@@ -118,10 +129,22 @@ export async function startInferencePool(options: { modelPath: string; workers: 
         });
       }),
   );
+  // A worker is asked to end rather than terminated: terminating a thread while onnxruntime's native
+  // side works for it (loading a session, running a batch) aborts the whole process. One that does not
+  // end in time (hung) is terminated all the same.
   const release = async () => {
     closing = true;
     fail(new InferenceWorkerError('the inference pool was released'));
-    await Promise.all(threads.map((worker) => worker.terminate()));
+    await Promise.all(
+      threads.map(async (worker) => {
+        if (exited.has(worker)) return;
+        const exit = once(worker, 'exit');
+        worker.postMessage({ close: true } satisfies CloseRequest);
+        const timer = setTimeout(() => void worker.terminate(), WORKER_CLOSE_MS);
+        await exit;
+        clearTimeout(timer);
+      }),
+    );
   };
   try {
     await Promise.all(ready);

@@ -1,4 +1,4 @@
-import { numelOf } from '../torch/archive';
+import { numelOf } from '../tensors/tensor-file';
 
 /**
  * What one object of CAI's own partitions is (the prototype's format, `cai synth` and `cai split`

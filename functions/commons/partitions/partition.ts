@@ -1,15 +1,27 @@
 import { PartitionLayoutError } from '../errors';
 import { allocateAligned, type ByteSource, S3_PART_BYTES } from '../tensors/byte-source';
-import { DTYPES, toFloat32, type DType } from '../tensors/dtype';
-import { PyObject } from '../torch/pickle';
-import { numelOf, openTorchArchive, readTensorRows, type TensorRef, type TorchArchive } from '../torch/archive';
+import { DTYPES, toFloat32, toInt64, type DType, type TensorData } from '../tensors/dtype';
+import { describeTensor, numelOf, type StoredTensor, type TensorFile, type TensorFormat } from '../tensors/tensor-file';
+import type { TorchFile } from '../torch/tensor-file';
+import { openTensorFile } from './tensor-files';
 
 /**
- * A partition read for a model: the tensors its card names, each by position (a TensorDataset, or a
- * dict's tensors in order) or by key (a dict of tensors), every one with a row per object. Small
- * tensors (magnitudes, labels) are read whole when it opens; large ones (images) row range by row
- * range, as they are asked for, so a reader holds no more than the rows in hand.
+ * A partition read for a model: the arrays its card names, in the file's own terms (a torch position
+ * or key, an HDF5 dataset, a Parquet column, a FITS HDU or column, an .npz array), every one with a
+ * row per object, over the whole file or a range of its rows. Small arrays (magnitudes, labels) are
+ * read whole when it opens; large ones (images) row range by row range, as they are asked for, so a
+ * reader holds no more than the rows in hand. Each array is given as the model wants it: widened to
+ * float32 or int64, channel-last made channel-first, scaled and offset, as its card declares.
  */
+
+/** What a card may ask of an array on its way to the model, so that nobody rewrites the data for it. */
+export interface FeedTransform {
+  /** The file holds each object channel-last ([H, W, C]); the model wants it channel-first ([C, H, W]). */
+  channelsLast?: boolean;
+  /** value × scale + offset (uint8 0–255 → 0–1: scale 1/255). */
+  scale?: number;
+  offset?: number;
+}
 
 /** One tensor a model reads, as its card names it: `name` is the graph input (or the output it labels). */
 export interface TensorFeed {
@@ -19,8 +31,9 @@ export interface TensorFeed {
   dtype: 'float32' | 'int64';
   /** A label: a partition without it is read all the same (the run reports no accuracy). */
   optional?: boolean;
-  /** For a feed named by key: its position when the partition is no dict (a TensorDataset). */
+  /** For a feed named by key: its position when the partition is a torch archive and no dict (a TensorDataset). */
   position?: number;
+  transform?: FeedTransform;
 }
 
 export type FeedData = Float32Array | BigInt64Array;
@@ -32,14 +45,27 @@ export interface TensorRows {
   tensors: Record<string, FeedData>;
 }
 
+/** Rows [start, end) of a file: the part of it one manifest item names. */
+export interface RowRange {
+  start: number;
+  end: number;
+}
+
 export interface TensorPartition {
   name: string;
+  format: TensorFormat;
   /** Size of the file in bytes. */
   bytes: number;
+  /** Objects in this partition (the file's, or its row range's). */
   samples: number;
-  /** Each present feed's shape of one object, and the dtype the file holds it in. */
+  /** Where its rows begin in the file (0 unless it is a row range). */
+  firstRow: number;
+  /** Each present feed's shape of one object as the model gets it, and the dtype the file holds it in. */
   feeds: Record<string, { rowShape: number[]; stored: DType }>;
-  /** `into` receives the bytes of the feed named so, when that tensor is float32 in the file (read straight into it). */
+  /**
+   * Rows [start, end) of the partition (0 is its first row). `into` receives the bytes of the feed named
+   * so, when that tensor is float32 in the file and given as it is (read straight into it).
+   */
   readRows(start: number, end: number, into?: Record<string, Uint8Array>): Promise<TensorRows>;
   close(): Promise<void>;
 }
@@ -47,88 +73,131 @@ export interface TensorPartition {
 /** A tensor read whole when the partition opens rather than range by range: its whole size at most. */
 const WHOLE_TENSOR_BYTES = 8 * 1024 * 1024;
 
-/** The tensors of an archive by position, and by key when it is a dict. */
-function layoutOf(archive: TorchArchive): { positions: TensorRef[]; keys?: Map<string, TensorRef>; kind: string } {
-  const { root, tensors } = archive;
-  const isTensor = (v: unknown): v is TensorRef => tensors.includes(v as TensorRef);
-  if (isTensor(root)) return { positions: [root], kind: 'a single tensor' };
-  if (root instanceof Map) {
-    const keys = new Map([...root].filter(([key, value]) => typeof key === 'string' && isTensor(value)) as [string, TensorRef][]);
-    return { positions: [...keys.values()], keys, kind: `a dict of ${[...keys.keys()].join(', ') || 'no tensors'}` };
+/** The per-object shape the model gets: channel-last moved to channel-first. */
+const givenShape = (rowShape: number[], transform?: FeedTransform) =>
+  transform?.channelsLast && rowShape.length >= 2 ? [rowShape[rowShape.length - 1], ...rowShape.slice(0, -1)] : rowShape;
+
+/** Rows of [..., C] per object made [C, ...]: the last axis moved first, row by row. */
+function channelsFirst(data: Float32Array, rows: number, rowShape: number[]): Float32Array {
+  const channels = rowShape[rowShape.length - 1];
+  const pixels = numelOf(rowShape) / channels;
+  const out = new Float32Array(data.length);
+  for (let r = 0, base = 0; r < rows; r++, base += pixels * channels) {
+    for (let c = 0; c < channels; c++) {
+      const to = base + c * pixels;
+      for (let p = 0, from = base + c; p < pixels; p++, from += channels) out[to + p] = data[from];
+    }
   }
-  const list = root instanceof PyObject && root.state instanceof Map ? root.state.get('tensors') : root;
-  if (Array.isArray(list) && list.every(isTensor)) return { positions: list, kind: `${list.length} tensors by position` };
-  return { positions: [], kind: 'no tensors CAI can name' };
+  return out;
 }
 
-const shapeText = (t: TensorRef) => `${t.dtype}[${t.shape.join(', ')}]`;
-const INTEGER: DType[] = ['int64', 'int32', 'uint8', 'bool'];
+function feedData(feed: TensorFeed, dtype: DType, data: TensorData, rows: number, rowShape: number[]): FeedData {
+  if (feed.dtype === 'int64') return toInt64(dtype, data);
+  let values = toFloat32(dtype, data);
+  const { channelsLast, scale = 1, offset = 0 } = feed.transform ?? {};
+  if (channelsLast && rowShape.length >= 2) values = channelsFirst(values, rows, rowShape);
+  if (scale !== 1 || offset !== 0) {
+    // Never in place over the file's own float32 buffer when it was not copied: a copy first.
+    if (values === data) values = values.slice();
+    for (let i = 0; i < values.length; i++) values[i] = values[i] * scale + offset;
+  }
+  return values;
+}
 
-/** Opens a partition for the given feeds; a PartitionLayoutError names the first feed it cannot give. */
-export async function openPartition(source: ByteSource, feeds: TensorFeed[]): Promise<TensorPartition> {
-  const archive = await openTorchArchive(source);
-  const layout = layoutOf(archive);
-  const found = new Map<string, { feed: TensorFeed; ref: TensorRef }>();
-  for (const feed of feeds) {
-    const ref =
-      typeof feed.tensor === 'number'
-        ? layout.positions[feed.tensor]
-        : layout.keys
-          ? layout.keys.get(feed.tensor)
-          : feed.position !== undefined
-            ? layout.positions[feed.position]
-            : fail(`${feed.name} names tensor "${feed.tensor}", but the partition holds ${layout.kind}: name it by position`);
-    if (!ref) {
-      if (feed.optional) continue;
-      fail(
-        `no tensor ${typeof feed.tensor === 'number' ? `at position ${feed.tensor}` : `"${feed.tensor}"`} for ${feed.name}: it holds ${layout.kind}`,
-      );
-    }
-    if (ref.shape.length === 0) fail(`${feed.name}: tensor ${shapeText(ref)} has no row per object`);
-    if (feed.dtype === 'int64' && !INTEGER.includes(ref.dtype)) fail(`${feed.name}: a ${ref.dtype} tensor cannot be fed as int64`);
-    found.set(feed.name, { feed, ref });
+/** The array a feed names, or a line saying why it is not there. */
+function findTensor(file: TensorFile, feed: TensorFeed): StoredTensor | string {
+  const found = file.find(feed.tensor);
+  if (typeof found === 'string' && feed.position !== undefined && file.format === 'torch' && !(file as TorchFile).keyed) {
+    return file.find(feed.position);
   }
-  function fail(message: string): never {
-    throw new PartitionLayoutError(`${source.name}: ${message}`);
-  }
-  const rows = new Set([...found.values()].map(({ ref }) => ref.shape[0]));
-  if (rows.size > 1) {
-    fail(`its tensors hold different numbers of objects: ${[...found].map(([name, { ref }]) => `${name} ${shapeText(ref)}`).join(', ')}`);
-  }
-  const samples = rows.size ? [...rows][0] : 0;
+  return found;
+}
 
-  const decode = (feed: TensorFeed, dtype: DType, data: Parameters<typeof toFloat32>[1]): FeedData => {
-    if (feed.dtype === 'float32') return toFloat32(dtype, data);
-    if (dtype === 'int64') return data as BigInt64Array;
-    return BigInt64Array.from(data as Int32Array | Uint8Array, (v) => BigInt(v));
+/**
+ * Opens a partition (a whole file, or `rows` of it) for the given feeds; a PartitionLayoutError names
+ * the first feed it cannot give, and what the file holds instead.
+ */
+export async function openPartition(source: ByteSource, feeds: TensorFeed[], rows?: RowRange): Promise<TensorPartition> {
+  const file = await openTensorFile(source);
+  try {
+    return await partitionOf(file, feeds, rows);
+  } catch (error) {
+    await file.close();
+    throw error;
+  }
+}
+
+async function partitionOf(file: TensorFile, feeds: TensorFeed[], rows?: RowRange): Promise<TensorPartition> {
+  const fail = (message: string): never => {
+    throw new PartitionLayoutError(`${file.name}: ${message}`);
   };
+  const found = new Map<string, { feed: TensorFeed; tensor: StoredTensor }>();
+  for (const feed of feeds) {
+    const tensor = findTensor(file, feed);
+    if (typeof tensor === 'string') {
+      if (feed.optional) continue;
+      fail(`${tensor} (for ${feed.name})`);
+    } else {
+      if (tensor.shape.length === 0) fail(`${feed.name}: ${describeTensor(tensor)} has no row per object`);
+      if (feed.dtype === 'int64' && !DTYPES[tensor.dtype].integer) fail(`${feed.name}: a ${tensor.dtype} array cannot be fed as int64`);
+      if (feed.transform?.channelsLast && tensor.shape.length < 3) {
+        fail(`${feed.name}: ${describeTensor(tensor)} has no channel axis to move (channels_last wants [N, ..., C])`);
+      }
+      found.set(feed.name, { feed, tensor });
+    }
+  }
+  const counts = new Set([...found.values()].map(({ tensor }) => tensor.shape[0]));
+  if (counts.size > 1) {
+    fail(
+      `its arrays hold different numbers of objects: ${[...found].map(([name, { tensor }]) => `${name} ${describeTensor(tensor)}`).join(', ')}`,
+    );
+  }
+  const fileRows = counts.size ? [...counts][0] : 0;
+  const first = rows?.start ?? 0;
+  const last = rows?.end ?? fileRows;
+  if (!(Number.isSafeInteger(first) && Number.isSafeInteger(last) && 0 <= first && first <= last && last <= fileRows)) {
+    fail(`rows ${first}..${last} are not within its ${fileRows} rows`);
+  }
+  const samples = last - first;
+
   const whole = new Map<string, FeedData>();
-  for (const [name, { feed, ref }] of found) {
-    if (samples * numelOf(ref.shape.slice(1)) * DTYPES[ref.dtype].itemSize <= WHOLE_TENSOR_BYTES) {
-      whole.set(name, decode(feed, ref.dtype, (await readTensorRows(archive, ref, 0, samples)).data));
+  for (const [name, { feed, tensor }] of found) {
+    const rowShape = tensor.shape.slice(1);
+    if (samples * numelOf(rowShape) * DTYPES[tensor.dtype].itemSize <= WHOLE_TENSOR_BYTES) {
+      whole.set(name, feedData(feed, tensor.dtype, await file.readRows(tensor, first, last), samples, rowShape));
     }
   }
   return {
-    name: source.name,
-    bytes: source.size,
+    name: file.name,
+    format: file.format,
+    bytes: file.size,
     samples,
-    feeds: Object.fromEntries([...found].map(([name, { ref }]) => [name, { rowShape: ref.shape.slice(1), stored: ref.dtype }])),
+    firstRow: first,
+    feeds: Object.fromEntries(
+      [...found].map(([name, { feed, tensor }]) => [
+        name,
+        { rowShape: givenShape(tensor.shape.slice(1), feed.transform), stored: tensor.dtype },
+      ]),
+    ),
     async readRows(start, end, into) {
+      if (!(0 <= start && start <= end && end <= samples)) throw new RangeError(`rows ${start}..${end} outside a partition of ${samples}`);
       const tensors: Record<string, FeedData> = {};
-      for (const [name, { feed, ref }] of found) {
-        const per = numelOf(ref.shape.slice(1));
+      for (const [name, { feed, tensor }] of found) {
+        const rowShape = tensor.shape.slice(1);
+        const per = numelOf(rowShape);
         const held = whole.get(name);
         if (held) {
           tensors[name] = held.subarray(start * per, end * per);
           continue;
         }
-        // Only float32 rows land in a float32-sized buffer; other dtypes are converted into a new one.
-        const buffer = ref.dtype === 'float32' && feed.dtype === 'float32' ? into?.[name] : undefined;
-        tensors[name] = decode(feed, ref.dtype, (await readTensorRows(archive, ref, start, end, buffer)).data);
+        // Only float32 rows given as they are land in the caller's float32-sized buffer; others are converted into a new one.
+        const direct = tensor.dtype === 'float32' && feed.dtype === 'float32' && !feed.transform;
+        const data = await file.readRows(tensor, first + start, first + end, direct ? into?.[name] : undefined);
+        tensors[name] = feedData(feed, tensor.dtype, data, end - start, rowShape);
       }
       return { start, count: end - start, tensors };
     },
-    close: () => source.close(),
+    close: () => file.close(),
   };
 }
 

@@ -5,7 +5,8 @@ import { UnsupportedTensorError } from '../errors';
  * this machine's (little-endian) byte order: a big-endian file (FITS, a `>f4` array) is swapped as it
  * is read, so nothing past the readers knows a file's byte order.
  */
-export type DType = 'float64' | 'float32' | 'float16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint64' | 'uint32' | 'uint16' | 'uint8' | 'bool';
+export type DType =
+  'float64' | 'float32' | 'float16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint64' | 'uint32' | 'uint16' | 'uint8' | 'bool';
 
 export type TensorData =
   | Float64Array

@@ -54,6 +54,9 @@ export interface TensorFile {
 /** Opens one format's file: throws an ArchiveError or UnsupportedTensorError, in one line, on what it cannot read. */
 export type TensorFileOpener = (source: ByteSource) => Promise<TensorFile>;
 
+/** Elements of an array of this shape. */
+export const numelOf = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
+
 /** A tensor's description in a message: `images uint8[17736, 256, 256, 3]`. */
 export const describeTensor = (t: StoredTensor) => `${t.name} ${t.dtype}[${t.shape.join(', ')}]`;
 

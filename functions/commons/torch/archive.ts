@@ -1,16 +1,9 @@
 import { crc32 } from 'node:zlib';
 import type { ByteSource } from '../tensors/byte-source';
-import {
-  DTYPES,
-  allocateTensorData,
-  elementAsNumber,
-  typedView,
-  unsupportedDtype,
-  type DType,
-  type TensorData,
-} from '../tensors/dtype';
+import { DTYPES, allocateTensorData, elementAsNumber, typedView, unsupportedDtype, type DType, type TensorData } from '../tensors/dtype';
 import { ArchiveError, UnsupportedTensorError } from '../errors';
 import { dtypeOfStorage } from './storage';
+import { numelOf } from '../tensors/tensor-file';
 import { PyObject, unpickle, type PickleGlobal } from './pickle';
 import { entryDataOffset, readStoredEntry, readZipDirectory, type ZipEntry } from '../tensors/zip-reader';
 
@@ -50,8 +43,6 @@ export interface TorchArchive {
 const MAX_PICKLE_BYTES = 64 * 1024 * 1024;
 const MAX_DIMS = 16;
 const LEGACY_MAGIC = Uint8Array.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]);
-
-export const numelOf = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
 
 function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;

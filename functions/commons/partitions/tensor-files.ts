@@ -1,0 +1,63 @@
+import { ArchiveError } from '../errors';
+import type { ByteSource } from '../tensors/byte-source';
+import type { TensorFile, TensorFormat } from '../tensors/tensor-file';
+import { readZipDirectory } from '../tensors/zip-reader';
+import { openTorchFile } from '../torch/tensor-file';
+
+/**
+ * The one place that chooses a reader: by the file's first bytes (its magic), never by its name, so a
+ * misnamed file is read for what it is and nothing in a file decides which code runs beyond that.
+ */
+
+const ascii = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0));
+const MAGIC: { format: TensorFormat | 'zip'; bytes: Uint8Array }[] = [
+  { format: 'zip', bytes: ascii('PK\x03\x04') },
+  { format: 'zip', bytes: ascii('PK\x05\x06') },
+  // torch.save's format before 1.6: a bare pickle (its reader names it and refuses it).
+  { format: 'torch', bytes: Uint8Array.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46]) },
+  { format: 'hdf5', bytes: ascii('\x89HDF\r\n\x1a\n') },
+  { format: 'fits', bytes: ascii('SIMPLE  =') },
+  { format: 'parquet', bytes: ascii('PAR1') },
+  { format: 'numpy', bytes: ascii('\x93NUMPY') },
+];
+const HEAD_BYTES = Math.max(...MAGIC.map((m) => m.bytes.length));
+
+/** The names of files a run lists, by extension (the content decides how each is read). */
+export const TENSOR_FILE_SUFFIXES = ['.pt', '.pth', '.h5', '.hdf5', '.hdf', '.fits', '.fit', '.fts', '.parquet', '.pq', '.npy', '.npz'];
+export const isTensorFileName = (key: string) => TENSOR_FILE_SUFFIXES.some((suffix) => key.toLowerCase().endsWith(suffix));
+export const TENSOR_FILE_KINDS = '.pt, .h5/.hdf5, .fits, .parquet, .npy or .npz';
+
+/** The format of a file by its first bytes; a zip is a torch archive or an .npz by what it holds. */
+export async function formatOf(source: ByteSource): Promise<TensorFormat> {
+  if (source.size === 0) throw new ArchiveError(`${source.name}: is empty`);
+  const head = await source.read(0, Math.min(HEAD_BYTES, source.size));
+  const match = MAGIC.find(({ bytes }) => head.length >= bytes.length && bytes.every((b, i) => head[i] === b));
+  if (!match) {
+    throw new ArchiveError(`${source.name}: not a file CAI reads: its first bytes are those of none of ${TENSOR_FILE_KINDS}`);
+  }
+  if (match.format !== 'zip') return match.format;
+  const entries = await readZipDirectory(source);
+  if (entries.some((e) => /^[^/]+\/data\.pkl$/.test(e.name))) return 'torch';
+  if (entries.length > 0 && entries.every((e) => e.name.endsWith('.npy'))) return 'numpy';
+  throw new ArchiveError(`${source.name}: a zip archive, but neither a torch archive (no data.pkl) nor an .npz (entries other than .npy)`);
+}
+
+// Replaced by each format's reader as it lands.
+const unavailable =
+  (format: string) =>
+  async (source: ByteSource): Promise<TensorFile> => {
+    throw new ArchiveError(`${source.name}: ${format} files are not read yet`);
+  };
+
+const OPENERS: Record<TensorFormat, (source: ByteSource) => Promise<TensorFile>> = {
+  torch: openTorchFile,
+  hdf5: unavailable('hdf5'),
+  fits: unavailable('fits'),
+  parquet: unavailable('parquet'),
+  numpy: unavailable('numpy'),
+};
+
+/** Opens any file CAI reads with its format's reader. */
+export async function openTensorFile(source: ByteSource): Promise<TensorFile> {
+  return OPENERS[await formatOf(source)](source);
+}
