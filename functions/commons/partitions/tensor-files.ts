@@ -20,7 +20,7 @@ const MAGIC: { format: TensorFormat | 'zip'; bytes: Uint8Array }[] = [
   { format: 'parquet', bytes: ascii('PAR1') },
   { format: 'numpy', bytes: ascii('\x93NUMPY') },
 ];
-const HEAD_BYTES = Math.max(...MAGIC.map((m) => m.bytes.length));
+const HEAD_BYTES = MAGIC.reduce((most, m) => Math.max(most, m.bytes.length), 0);
 
 /** The names of files a run lists, by extension (the content decides how each is read). */
 export const TENSOR_FILE_SUFFIXES = ['.pt', '.pth', '.h5', '.hdf5', '.hdf', '.fits', '.fit', '.fts', '.parquet', '.pq', '.npy', '.npz'];
