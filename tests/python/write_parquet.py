@@ -7,7 +7,8 @@ groups' row counts and, for each column the reader should decode, its dtype, sha
 reader should refuse are listed with the words its message should hold.
 
 usage: write_parquet.py OUT_DIR --small
-Writes OUT_DIR/small.parquet only: a few rows in two row groups, for mutation fuzzing.
+Writes OUT_DIR/small.parquet (snappy), small_zstd_v2.parquet (zstd, data pages v2) and
+small_gzip.parquet only: a few rows in two row groups, for mutation fuzzing.
 
 usage: write_parquet.py OUT_DIR --alternating
 Writes OUT_DIR/alternating.parquet: a list column of 8 rows whose lengths alternate 3 and 7 (5 on
@@ -191,6 +192,8 @@ def write_small():
         }
     )
     pq.write_table(table, os.path.join(out, "small.parquet"), row_group_size=4, compression="snappy")
+    pq.write_table(table, os.path.join(out, "small_zstd_v2.parquet"), row_group_size=4, compression="zstd", data_page_version="2.0")
+    pq.write_table(table, os.path.join(out, "small_gzip.parquet"), row_group_size=4, compression="gzip")
 
 
 def write_images(rows):

@@ -1,7 +1,7 @@
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
-import { snappyUncompress } from 'hyparquet';
 import { decompressLz4, decompressLz4Raw, decompressZstd } from 'hyparquet-compressors';
 import { ArchiveError, UnsupportedTensorError } from '../errors';
+import { snappyDecompress } from './snappy';
 
 /**
  * The compression codecs of Parquet pages. Every decompressor is given the page's stated size as its
@@ -40,8 +40,7 @@ export function decompress(codec: Codec, input: Uint8Array, size: number): Uint8
       page = input;
       break;
     case 'SNAPPY':
-      page = new Uint8Array(size);
-      snappyUncompress(input, page);
+      page = snappyDecompress(input, size);
       break;
     case 'GZIP':
       page = gunzipSync(input, { maxOutputLength: Math.max(size, 1) });

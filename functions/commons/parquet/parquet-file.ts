@@ -41,6 +41,15 @@ interface RowGroupSpan {
   rows: number;
 }
 
+/** Text from the file made one printable line: control characters are shown escaped. */
+export const printable = (text: string) =>
+  Array.from(text, (c) => {
+    const code = c.charCodeAt(0);
+    return code < 0x20 || (code >= 0x7f && code < 0xa0) || code === 0x2028 || code === 0x2029
+      ? `\\u${code.toString(16).padStart(4, '0')}`
+      : c;
+  }).join('');
+
 function toCount(value: unknown, what: string, name: string): number {
   const number = typeof value === 'bigint' ? Number(value) : value;
   if (typeof number !== 'number' || !Number.isSafeInteger(number) || number < 0) {
@@ -69,7 +78,7 @@ async function readFooter(source: ByteSource): Promise<FileMetaData> {
   try {
     return parquetMetadata(footer, { geoparquet: false });
   } catch (error) {
-    throw new ArchiveError(`${name}: unreadable Parquet footer (${(error as Error).message})`, { cause: error });
+    throw new ArchiveError(`${name}: unreadable Parquet footer (${printable((error as Error).message)})`, { cause: error });
   }
 }
 
@@ -154,9 +163,9 @@ function scanSchema(root: SchemaTree): SchemaScan {
     if (node.children.length) {
       scan.refusals.set(
         name,
-        `column ${name} is a struct: name one of its fields (${node.children.map((c) => `${name}.${c.element.name}`).join(', ')})`,
+        `column ${name} is a struct: name one of its fields (${node.children.map((c) => `${name}.${printable(String(c.element.name))}`).join(', ')})`,
       );
-      for (const child of node.children) visit(child, `${name}.${child.element.name}`, ownDefinition, repetition);
+      for (const child of node.children) visit(child, `${name}.${printable(String(child.element.name))}`, ownDefinition, repetition);
       return;
     }
     const dtype = leafDType(node);
@@ -168,7 +177,7 @@ function scanSchema(root: SchemaTree): SchemaScan {
       leaf: makeLeaf(name, node, dtype as DType, repetition, ownDefinition, -1),
     });
   };
-  for (const child of root.children) visit(child, child.element.name, 0, 0);
+  for (const child of root.children) visit(child, printable(String(child.element.name)), 0, 0);
   return scan;
 }
 
@@ -212,7 +221,7 @@ export async function openParquetFile(source: ByteSource): Promise<TensorFile> {
   try {
     scan = scanSchema(parquetSchema(metadata));
   } catch (error) {
-    throw new ArchiveError(`${fileName}: unreadable Parquet schema (${(error as Error).message})`, { cause: error });
+    throw new ArchiveError(`${fileName}: unreadable Parquet schema (${printable((error as Error).message)})`, { cause: error });
   }
   const rowGroups: RowGroupSpan[] = [];
   let totalRows = 0;
@@ -232,7 +241,8 @@ export async function openParquetFile(source: ByteSource): Promise<TensorFile> {
     if (!meta || meta.path_in_schema?.join('.') !== path.join('.')) {
       throw new ArchiveError(`${fileName}: row group ${group} has no column chunk for ${name}, as its schema says`);
     }
-    if (chunk.file_path) throw new UnsupportedTensorError(`${fileName}: column ${name} is kept in another file (${chunk.file_path})`);
+    if (chunk.file_path)
+      throw new UnsupportedTensorError(`${fileName}: column ${name} is kept in another file (${printable(String(chunk.file_path))})`);
     return meta;
   };
 
