@@ -224,6 +224,27 @@ function walkLevels(read: ChunkRead, levels: Levels, count: number, state: Decod
   let present = 0;
   let from = -1;
   let take = 0;
+  if (definition === null || allEqual(definition, maxDefinition)) {
+    // Every value present (the usual page): rows are found a row at a time, not a value at a time.
+    for (let i = 0; i < count;) {
+      let next = repetition === null ? i + 1 : repetition.indexOf(0, i + 1);
+      if (next < 0) next = count;
+      if (repetition === null || repetition[i] === 0) {
+        if (row >= first && row < last && maxRepetition) endRow(findings, length);
+        row++;
+        length = 0;
+      }
+      if (row >= first && row < last) {
+        if (from < 0) from = i;
+        take += next - i;
+      }
+      length += next - i;
+      i = next;
+    }
+    state.row = row;
+    state.length = length;
+    return { from: Math.max(from, 0), take, present: count };
+  }
   for (let i = 0; i < count; i++) {
     if (repetition === null || repetition[i] === 0) {
       if (row >= first && row < last && maxRepetition) endRow(findings, length);
@@ -246,6 +267,11 @@ function walkLevels(read: ChunkRead, levels: Levels, count: number, state: Decod
   state.row = row;
   state.length = length;
   return { from: Math.max(from, 0), take, present };
+}
+
+function allEqual(levels: Uint8Array, value: number): boolean {
+  for (let i = 0; i < levels.length; i++) if (levels[i] !== value) return false;
+  return true;
 }
 
 function endRow(findings: ChunkFindings, length: number) {
@@ -350,8 +376,20 @@ export function readChunk(read: ChunkRead): ChunkFindings {
     const { from, take, present } = walkLevels(read, levels, count, state);
     if (refused(state.findings, read.rowLength, list) && !read.survey) return state.findings;
     if (read.out && take) {
-      const values = pageValues(column, pageHeader.encoding, page, valuesAt, present, state, what);
-      copyValues(read, values, from, take, state);
+      if (pageHeader.encoding === 'PLAIN' && column.physical !== 'BOOLEAN' && column.physicalSize === read.out.BYTES_PER_ELEMENT) {
+        // Stored as the tensor holds them: bytes straight from the page into the rows.
+        const size = column.physicalSize;
+        const at = read.at * read.rowLength + state.written;
+        if (valuesAt + present * size > page.length) throw new ArchiveError(`${what}: ${present} values of ${size} bytes overrun the page`);
+        if (at + take > read.out.length) throw new ArchiveError(`${column.name}: more values than its rows hold`);
+        new Uint8Array(read.out.buffer, read.out.byteOffset, read.out.byteLength).set(
+          page.subarray(valuesAt + from * size, valuesAt + (from + take) * size),
+          at * size,
+        );
+        state.written += take;
+      } else {
+        copyValues(read, pageValues(column, pageHeader.encoding, page, valuesAt, present, state, what), from, take, state);
+      }
     }
   }
   // The chunk's last row ends with it.
