@@ -3,6 +3,7 @@ import type { ByteSource } from '../tensors/byte-source';
 import type { TensorFile, TensorFormat } from '../tensors/tensor-file';
 import { readZipDirectory } from '../tensors/zip-reader';
 import { openTorchFile } from '../torch/tensor-file';
+import { TENSOR_FILE_KINDS } from './file-names';
 
 /**
  * The one place that chooses a reader: by the file's first bytes (its magic), never by its name, so a
@@ -21,11 +22,6 @@ const MAGIC: { format: TensorFormat | 'zip'; bytes: Uint8Array }[] = [
   { format: 'numpy', bytes: ascii('\x93NUMPY') },
 ];
 const HEAD_BYTES = MAGIC.reduce((most, m) => Math.max(most, m.bytes.length), 0);
-
-/** The names of files a run lists, by extension (the content decides how each is read). */
-export const TENSOR_FILE_SUFFIXES = ['.pt', '.pth', '.h5', '.hdf5', '.hdf', '.fits', '.fit', '.fts', '.parquet', '.pq', '.npy', '.npz'];
-export const isTensorFileName = (key: string) => TENSOR_FILE_SUFFIXES.some((suffix) => key.toLowerCase().endsWith(suffix));
-export const TENSOR_FILE_KINDS = '.pt, .h5/.hdf5, .fits, .parquet, .npy or .npz';
 
 /** The format of a file by its first bytes; a zip is a torch archive or an .npz by what it holds. */
 export async function formatOf(source: ByteSource): Promise<TensorFormat> {
