@@ -152,8 +152,8 @@ await build({
     'bench/plot-results': 'bench/plot-results.ts',
   },
   outdir: 'dist',
-  // The embedded servers stay in node_modules: they load files of their own at run time.
-  external: [...common.external, 'dynalite', 's3rver'],
+  // The embedded servers and h5wasm stay in node_modules: they load files of their own at run time.
+  external: [...common.external, 'dynalite', 's3rver', 'h5wasm'],
   // vega-canvas's Node build awaits an optional `canvas` import at top level, which a CommonJS
   // bundle cannot hold; its browser build finds no canvas in Node either, and Vega then renders
   // SVG with estimated text widths, which is all `cai report` asks of it.

@@ -30,15 +30,19 @@ const Input = z
   .strictObject({
     tensor: TensorRef,
     dtype: z.enum(INPUT_DTYPES),
+    /** Each object's values read as this shape (a Parquet list of 5120 floats as [5, 32, 32]): same count, row-major. */
+    shape: z.array(z.number().int().min(1)).min(1).max(8).optional(),
     /** The file holds each object channel-last ([H, W, C]); the model is given it channel-first. */
     channelsLast: z.boolean().optional(),
     /** The model is given value × scale + offset (uint8 0–255 → 0–1: scale 0.00392156862745098). */
     scale: z.number().finite().optional(),
     offset: z.number().finite().optional(),
   })
-  .refine((input) => input.dtype === 'float32' || (input.scale === undefined && input.offset === undefined && !input.channelsLast), {
-    message: 'scale, offset and channelsLast apply to float32 inputs only',
-  });
+  .refine(
+    (input) =>
+      input.dtype === 'float32' || (input.scale === undefined && input.offset === undefined && !input.channelsLast && !input.shape),
+    { message: 'shape, scale, offset and channelsLast apply to float32 inputs only' },
+  );
 const Output = z.discriminatedUnion('task', [
   z.strictObject({ task: z.literal('regression'), label: TensorRef.optional() }),
   z.strictObject({
@@ -156,11 +160,11 @@ export function partitionMisfit(card: ModelCard, graph: OnnxSignature, feeds: Fe
 /** The feeds a partition is opened with for a card: its inputs, and each output's label (optional). */
 export function cardFeeds(card: ModelCard): TensorFeed[] {
   return [
-    ...Object.entries(card.inputs).map(([name, { tensor, dtype, channelsLast, scale, offset }]) => ({
+    ...Object.entries(card.inputs).map(([name, { tensor, dtype, shape, channelsLast, scale, offset }]) => ({
       name,
       tensor,
       dtype,
-      ...(channelsLast || scale !== undefined || offset !== undefined ? { transform: { channelsLast, scale, offset } } : {}),
+      ...(shape || channelsLast || scale !== undefined || offset !== undefined ? { transform: { shape, channelsLast, scale, offset } } : {}),
     })),
     ...Object.entries(card.outputs)
       .filter(([, output]) => output.label !== undefined)

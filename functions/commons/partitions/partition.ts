@@ -16,6 +16,8 @@ import { openTensorFile } from './tensor-files';
 
 /** What a card may ask of an array on its way to the model, so that nobody rewrites the data for it. */
 export interface FeedTransform {
+  /** Each object's values read as this shape (a flat list as an image): as many values, row-major. */
+  shape?: number[];
   /** The file holds each object channel-last ([H, W, C]); the model wants it channel-first ([C, H, W]). */
   channelsLast?: boolean;
   /** value × scale + offset (uint8 0–255 → 0–1: scale 1/255). */
@@ -73,9 +75,14 @@ export interface TensorPartition {
 /** A tensor read whole when the partition opens rather than range by range: its whole size at most. */
 const WHOLE_TENSOR_BYTES = 8 * 1024 * 1024;
 
+/** An object's shape as read: the file's, or the one the card reads its values as. */
+const readShape = (rowShape: number[], transform?: FeedTransform) => transform?.shape ?? rowShape;
+
 /** The per-object shape the model gets: channel-last moved to channel-first. */
-const givenShape = (rowShape: number[], transform?: FeedTransform) =>
-  transform?.channelsLast && rowShape.length >= 2 ? [rowShape[rowShape.length - 1], ...rowShape.slice(0, -1)] : rowShape;
+function givenShape(rowShape: number[], transform?: FeedTransform): number[] {
+  const shape = readShape(rowShape, transform);
+  return transform?.channelsLast && shape.length >= 2 ? [shape[shape.length - 1], ...shape.slice(0, -1)] : shape;
+}
 
 /** Rows of [..., C] per object made [C, ...]: the last axis moved first, row by row. */
 function channelsFirst(data: Float32Array, rows: number, rowShape: number[]): Float32Array {
@@ -140,8 +147,12 @@ async function partitionOf(file: TensorFile, feeds: TensorFeed[], rows?: RowRang
     } else {
       if (tensor.shape.length === 0) fail(`${feed.name}: ${describeTensor(tensor)} has no row per object`);
       if (feed.dtype === 'int64' && !DTYPES[tensor.dtype].integer) fail(`${feed.name}: a ${tensor.dtype} array cannot be fed as int64`);
-      if (feed.transform?.channelsLast && tensor.shape.length < 3) {
-        fail(`${feed.name}: ${describeTensor(tensor)} has no channel axis to move (channels_last wants [N, ..., C])`);
+      const shape = feed.transform?.shape;
+      if (shape && numelOf(shape) !== numelOf(tensor.shape.slice(1))) {
+        fail(`${feed.name}: ${describeTensor(tensor)} has ${numelOf(tensor.shape.slice(1))} values per object, not the ${numelOf(shape)} of shape [${shape.join(', ')}]`);
+      }
+      if (feed.transform?.channelsLast && readShape(tensor.shape.slice(1), feed.transform).length < 2) {
+        fail(`${feed.name}: ${describeTensor(tensor)} has no channel axis to move (channelsLast wants [N, ..., C])`);
       }
       found.set(feed.name, { feed, tensor });
     }
@@ -164,7 +175,7 @@ async function partitionOf(file: TensorFile, feeds: TensorFeed[], rows?: RowRang
   for (const [name, { feed, tensor }] of found) {
     const rowShape = tensor.shape.slice(1);
     if (samples * numelOf(rowShape) * DTYPES[tensor.dtype].itemSize <= WHOLE_TENSOR_BYTES) {
-      whole.set(name, feedData(feed, tensor.dtype, await file.readRows(tensor, first, last), samples, rowShape));
+      whole.set(name, feedData(feed, tensor.dtype, await file.readRows(tensor, first, last), samples, readShape(rowShape, feed.transform)));
     }
   }
   return {
@@ -190,10 +201,11 @@ async function partitionOf(file: TensorFile, feeds: TensorFeed[], rows?: RowRang
           tensors[name] = held.subarray(start * per, end * per);
           continue;
         }
-        // Only float32 rows given as they are land in the caller's float32-sized buffer; others are converted into a new one.
-        const direct = tensor.dtype === 'float32' && feed.dtype === 'float32' && !feed.transform;
+        // Only float32 rows given as they are (or only reshaped) land in the caller's float32-sized buffer; others are converted into a new one.
+        const { channelsLast, scale = 1, offset = 0 } = feed.transform ?? {};
+        const direct = tensor.dtype === 'float32' && feed.dtype === 'float32' && !channelsLast && scale === 1 && offset === 0;
         const data = await file.readRows(tensor, first + start, first + end, direct ? into?.[name] : undefined);
-        tensors[name] = feedData(feed, tensor.dtype, data, end - start, rowShape);
+        tensors[name] = feedData(feed, tensor.dtype, data, end - start, readShape(rowShape, feed.transform));
       }
       return { start, count: end - start, tensors };
     },
