@@ -136,6 +136,10 @@ def main():
     np.savez_compressed(os.path.join(folder, "compressed.npz"), **compressed)
     expect("compressed.npz", compressed)
 
+    small = {"images": images[:3], "redshift": catalogue["redshift"][:3]}
+    np.savez_compressed(os.path.join(folder, "small_compressed.npz"), **small)
+    expect("small_compressed.npz", small)
+
     save("fortran.npy", np.asfortranarray(images[:, :, :, 0]))
     refuse("fortran.npy", "UnsupportedTensorError", "Fortran-order")
 
