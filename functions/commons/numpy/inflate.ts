@@ -104,6 +104,7 @@ export class DeflatedEntryReader {
 
   /** Copies (or, without `into`, drops) the next `length` uncompressed bytes. */
   private async take(length: number, into?: Uint8Array): Promise<void> {
+    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`cannot move a deflated entry's cursor by ${length} bytes`);
     let done = 0;
     while (done < length) {
       if (this.queued === 0) {
