@@ -41,7 +41,8 @@ async function synth(options: {
   const location = parseLocation(options.out);
   if (options.format !== 'pt') {
     const format = options.format as SurveyFormat;
-    if (!SURVEY_FORMATS.includes(format)) throw new UsageError(`--format "${options.format}" is not one of pt, ${SURVEY_FORMATS.join(', ')}`);
+    if (!SURVEY_FORMATS.includes(format))
+      throw new UsageError(`--format "${options.format}" is not one of pt, ${SURVEY_FORMATS.join(', ')}`);
     if (location.kind !== 'file') throw new UsageError('--format writes one local file: give --out a folder, then upload it');
     await mkdir(location.path, { recursive: true });
     const path = join(location.path, `survey${SURVEY_EXTENSION[format]}`);
@@ -79,6 +80,10 @@ export function addSynthCommand(program: Command): void {
     .option('--seed <n>', 'dataset seed', '1')
     .option('--layout <layout>', 'dataset: TensorDataset (images, magnitudes, redshift); dict: named tensors, with morphology', 'dataset')
     .option('--oddities <fraction>', 'fraction of objects made anomalous, labelled in an anomaly tensor (needs --layout dict)', '0')
-    .option('--format <format>', `pt: partitions as .pt; ${SURVEY_FORMATS.join(', ')}: one survey file (images, magnitudes, redshift) in that format`, 'pt')
+    .option(
+      '--format <format>',
+      `pt: partitions as .pt; ${SURVEY_FORMATS.join(', ')}: one survey file (images, magnitudes, redshift) in that format`,
+      'pt',
+    )
     .action(synth);
 }

@@ -20,7 +20,11 @@ const SUMMARY_CHUNK_BYTES = 16 * 1024 * 1024;
 export const decodedBytes = (t: StoredTensor) => numelOf(t.shape) * DTYPES[t.dtype].itemSize;
 
 /** Every value of the array read, range by range, into its min, max and mean. */
-export async function summarizeTensor(file: TensorFile, tensor: StoredTensor, onProgress?: (bytes: number) => void): Promise<TensorSummary> {
+export async function summarizeTensor(
+  file: TensorFile,
+  tensor: StoredTensor,
+  onProgress?: (bytes: number) => void,
+): Promise<TensorSummary> {
   const rows = tensor.shape[0];
   const rowBytes = Math.max(1, numelOf(tensor.shape.slice(1)) * DTYPES[tensor.dtype].itemSize);
   // Whole runs of the rows its reader decodes together, so no chunk is decoded twice.

@@ -62,7 +62,8 @@ async function writeHdf5(path: string, arrays: SurveyArrays): Promise<void> {
 /** Parquet as pyarrow would write a catalogue with cutouts: images and magnitudes as lists of floats per row, in row groups. */
 async function writeParquet(path: string, arrays: SurveyArrays): Promise<void> {
   const { parquetWriteFile } = await import('hyparquet-writer');
-  const rows = (data: Float32Array, per: number) => Array.from({ length: arrays.samples }, (_, i) => Array.from(data.subarray(i * per, (i + 1) * per)));
+  const rows = (data: Float32Array, per: number) =>
+    Array.from({ length: arrays.samples }, (_, i) => Array.from(data.subarray(i * per, (i + 1) * per)));
   const list = (name: string) => [
     { name, repetition_type: 'REQUIRED' as const, num_children: 1, converted_type: 'LIST' as const },
     { name: 'list', repetition_type: 'REPEATED' as const, num_children: 1 },

@@ -164,7 +164,9 @@ export function cardFeeds(card: ModelCard): TensorFeed[] {
       name,
       tensor,
       dtype,
-      ...(shape || channelsLast || scale !== undefined || offset !== undefined ? { transform: { shape, channelsLast, scale, offset } } : {}),
+      ...(shape || channelsLast || scale !== undefined || offset !== undefined
+        ? { transform: { shape, channelsLast, scale, offset } }
+        : {}),
     })),
     ...Object.entries(card.outputs)
       .filter(([, output]) => output.label !== undefined)

@@ -149,7 +149,9 @@ async function partitionOf(file: TensorFile, feeds: TensorFeed[], rows?: RowRang
       if (feed.dtype === 'int64' && !DTYPES[tensor.dtype].integer) fail(`${feed.name}: a ${tensor.dtype} array cannot be fed as int64`);
       const shape = feed.transform?.shape;
       if (shape && numelOf(shape) !== numelOf(tensor.shape.slice(1))) {
-        fail(`${feed.name}: ${describeTensor(tensor)} has ${numelOf(tensor.shape.slice(1))} values per object, not the ${numelOf(shape)} of shape [${shape.join(', ')}]`);
+        fail(
+          `${feed.name}: ${describeTensor(tensor)} has ${numelOf(tensor.shape.slice(1))} values per object, not the ${numelOf(shape)} of shape [${shape.join(', ')}]`,
+        );
       }
       if (feed.transform?.channelsLast && readShape(tensor.shape.slice(1), feed.transform).length < 2) {
         fail(`${feed.name}: ${describeTensor(tensor)} has no channel axis to move (channelsLast wants [N, ..., C])`);

@@ -2,6 +2,7 @@ import { ArchiveError } from '../errors';
 import type { ByteSource } from '../tensors/byte-source';
 import type { TensorFile, TensorFormat } from '../tensors/tensor-file';
 import { readZipDirectory } from '../tensors/zip-reader';
+import { openNumpyFile } from '../numpy/numpy-file';
 import { openTorchFile } from '../torch/tensor-file';
 import { TENSOR_FILE_KINDS } from './file-names';
 
@@ -50,7 +51,7 @@ const OPENERS: Record<TensorFormat, (source: ByteSource) => Promise<TensorFile>>
   hdf5: unavailable('hdf5'),
   fits: unavailable('fits'),
   parquet: unavailable('parquet'),
-  numpy: unavailable('numpy'),
+  numpy: openNumpyFile,
 };
 
 /** Opens any file CAI reads with its format's reader. */

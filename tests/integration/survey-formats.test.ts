@@ -1,0 +1,98 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileSource } from '../../functions/commons/tensors/byte-source';
+import { cardFeeds, parseCard, partitionMisfit, type ModelCard } from '../../functions/commons/model/card';
+import { openPartition, type RowRange } from '../../functions/commons/partitions/partition';
+import { loadModel, runPartition, type OnnxModel } from '../../functions/commons/model/session';
+import { readOnnxSignature } from '../../functions/commons/model/onnx-signature';
+import { ROOT } from '../../local/paths';
+import { cai } from '../helpers/cli';
+import { pythonScript, runPython } from '../helpers/python';
+import { tempFolder } from '../helpers/temp';
+
+/**
+ * Survey files as the reference libraries write them (h5py, astropy, pyarrow, numpy), read through the
+ * partition layer with the card that feeds each to the default model: its predictions equal
+ * onnxruntime's in Python on the same values, over the whole file and over a range of its rows.
+ */
+const MODEL = join(ROOT, 'model', 'default.onnx');
+const SAMPLES = 48;
+const work = tempFolder('cai-formats-');
+
+interface Written {
+  file: string;
+  card: unknown;
+  predictions: number[];
+}
+let written: Record<string, Written>;
+let model: OnnxModel;
+
+beforeAll(async () => {
+  written = JSON.parse(runPython(pythonScript('format_parity.py'), [work, MODEL, String(SAMPLES)]));
+  model = await loadModel(MODEL, { intraOpThreads: 1 });
+});
+afterAll(() => model?.release());
+
+async function predict(file: string, card: ModelCard, rows?: RowRange): Promise<Float32Array> {
+  const partition = await openPartition(await fileSource(file), cardFeeds(card), rows);
+  try {
+    const signature = await readOnnxSignature(await fileSource(MODEL));
+    expect(partitionMisfit(card, signature, partition.feeds)).toBeUndefined();
+    return (await runPartition(model, card, partition, 16)).outputs.redshift.values;
+  } finally {
+    await partition.close();
+  }
+}
+
+const FORMATS = ['hdf5', 'fits', 'parquet', 'numpy'];
+
+test.each(FORMATS)('%s: the predictions equal onnxruntime-in-Python on the same file, whole and by a range of rows', async (format) => {
+  const { file, card: cardJson, predictions } = written[format];
+  const card = parseCard(JSON.stringify(cardJson), `${format} card`);
+  const whole = await predict(file, card);
+  expect(whole).toHaveLength(SAMPLES);
+  for (let i = 0; i < SAMPLES; i++) expect(Math.abs(whole[i] - predictions[i])).toBeLessThan(1e-5);
+  const range = await predict(file, card, { start: 13, end: 37 });
+  expect(Array.from(range)).toEqual(Array.from(whole.subarray(13, 37)));
+});
+
+test('the checks can fail: without its declared transform, a channel-last uint8 file does not fit the model, or predicts otherwise', async () => {
+  const { file, card: cardJson, predictions } = written.hdf5;
+  const plain = JSON.parse(JSON.stringify(cardJson));
+  delete plain.inputs.image.channelsLast;
+  const card = parseCard(JSON.stringify(plain), 'no channelsLast');
+  const partition = await openPartition(await fileSource(file), cardFeeds(card));
+  const signature = await readOnnxSignature(await fileSource(MODEL));
+  expect(partitionMisfit(card, signature, partition.feeds)).toMatch(/is \[N, 32, 32, 5\] per object, the graph wants \[\?, 5, 32, 32\]/);
+  await partition.close();
+  // Unscaled, it fits but predicts otherwise.
+  const unscaled = JSON.parse(JSON.stringify(cardJson));
+  delete unscaled.inputs.image.scale;
+  const values = await predict(file, parseCard(JSON.stringify(unscaled), 'no scale'));
+  expect(values.some((v, i) => Math.abs(v - predictions[i]) > 1e-3)).toBe(true);
+});
+
+test('a card naming what the file lacks is one line naming what it does have', async () => {
+  const card = parseCard(
+    JSON.stringify({
+      inputs: { image: { tensor: 'cutouts', dtype: 'float32' }, magnitude: { tensor: 'catalog/mag', dtype: 'float32' } },
+      outputs: { redshift: { task: 'regression' } },
+    }),
+    'wrong card',
+  );
+  await expect(openPartition(await fileSource(written.numpy.file), cardFeeds(card))).rejects.toThrow(
+    /survey\.npz: no array "cutouts": it holds arrays images uint8\[48, 32, 32, 5\], mag float64\[48, 5\], redshift float64\[48\] \(for image\)$/,
+  );
+});
+
+test('cai synth --format writes survey files the reference libraries read as the same galaxies', async () => {
+  for (const format of ['hdf5', 'parquet', 'npz']) {
+    const run = await cai(['synth', '--format', format, '--samples', '40', '--seed', '5', '--out', join(work, 'synth')]);
+    expect(run.status).toBe(0);
+  }
+  const check = runPython(pythonScript('check_survey_files.py'), [join(work, 'synth')]);
+  expect(JSON.parse(check)).toEqual({ hdf5: true, parquet: true, samples: 40 });
+  const bad = await cai(['synth', '--format', 'tiff', '--samples', '4', '--out', join(work, 'synth')]);
+  expect(bad.status).toBe(2);
+  expect(bad.stderr.trim()).toBe('cai: --format "tiff" is not one of pt, hdf5, parquet, npz');
+});
