@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileSource } from '../../functions/commons/tensors/byte-source';
 import { cardFeeds, parseCard, partitionMisfit, type ModelCard } from '../../functions/commons/model/card';
