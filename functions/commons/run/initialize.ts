@@ -60,6 +60,8 @@ export interface InitializeContext {
   modelLimits: ModelLimits;
   /** The summarizer's memory: it holds every rank's result at once, so it bounds the ranks of a run. */
   summarizerMemoryMb?: number;
+  /** Files over this are run as row ranges of about this size (absent: ROW_RANGE_BYTES). */
+  rowRangeBytes?: number;
   /**
    * How many inference invocations the account lets run at once (the function's reserved
    * concurrency, or the account's unreserved pool); the Map's concurrency is clamped to it.
@@ -250,6 +252,7 @@ async function validateRun(
     progress.stage = 'reading the headers of large files';
     try {
       available = await planRowRanges(available, async (key) => openTensorFile(await s3Source(context.s3, payload.data_bucket, key)), {
+        targetBytes: context.rowRangeBytes,
         onFile: (opened, of) => (progress.stage = `reading the headers of large files (${opened} of ${of})`),
       });
     } catch (error) {
