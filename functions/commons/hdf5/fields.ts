@@ -69,7 +69,10 @@ export class Fields {
     }
     this.at += size;
     if (allOnes && size >= 4) return UNDEFINED_ADDRESS;
-    if (!Number.isSafeInteger(value)) throw new ArchiveError(`${this.what}: a field claims ${value}, beyond any file`);
+    if (!Number.isSafeInteger(value)) {
+      const exact = new DataView(this.bytes.buffer, this.bytes.byteOffset + this.at - 8, 8).getBigUint64(0, true);
+      throw new ArchiveError(`${this.what}: a field claims ${exact}, beyond any file`);
+    }
     return value;
   }
 
