@@ -109,6 +109,23 @@ test('an lzf-compressed dataset is refused in one line naming its filter', async
   await expect(read).rejects.toThrow(/: dataset lzf is compressed with filter 32000 \(lzf\), which CAI does not decode/);
 });
 
+test("a resizable dataset of a libver='latest' file (chunks indexed by an extensible array) is refused in one line", async () => {
+  const file = await open('latest');
+  await expect(file.readRows(file.find('group/resizable') as StoredTensor, 0, 2)).rejects.toThrow(
+    new UnsupportedTensorError(
+      `${join(dir, 'latest.h5')}: dataset group/resizable indexes its chunks by an extensible array (written for unlimited dimensions), which CAI does not read`,
+    ),
+  );
+});
+
+test("a libver='latest' group of more than 8 members (links in a fractal heap) is refused in one line", async () => {
+  await expect(open('dense')).rejects.toThrow(
+    new UnsupportedTensorError(
+      `${join(dir, 'dense.h5')}: group / keeps its links in a fractal heap (a libver='latest' group of many members), which CAI does not read`,
+    ),
+  );
+});
+
 test('a group that links to its parent and groups nested 40 deep are refused, in a line', async () => {
   await expect(open('cycle')).rejects.toThrow(
     new ArchiveError(`${join(dir, 'cycle.h5')}: group /a/b/up contains itself (a cycle of links)`),

@@ -6,7 +6,8 @@ order) with dtype (native-endian numpy name), shape, chunks, and the .npy file b
 as h5py reads them (native-endian), or the reason the reader is expected to skip or refuse one.
 With `big ROWS SIDE CHUNK_ROWS`, writes only OUT_DIR/big.h5: uint8 images [ROWS, SIDE, SIDE, 3] chunked
 (CHUNK_ROWS, SIDE, SIDE, 3), gzip + shuffle, and ra float64 [ROWS] beside, for row-range reads and timing.
-Also writes cycle.h5 (a group linking to its parent) and deep.h5 (40 nested groups), which the reader refuses.
+Also writes cycle.h5 (a group linking to its parent), deep.h5 (40 nested groups) and dense.h5 (a libver='latest'
+group of 10 members, its links in a fractal heap), which the reader refuses.
 """
 import json
 import os
@@ -59,6 +60,8 @@ def record(name, build, **file_kwargs):
                 entry["skip"] = True
             elif obj.compression == "lzf":
                 entry["refuse"] = "lzf"
+            elif name == "latest" and key == "group/resizable":
+                entry["refuse"] = "extensible array"
             else:
                 values = obj[()]
                 values = values.astype(values.dtype.newbyteorder("=")) if values.dtype.byteorder == ">" else values
@@ -152,6 +155,19 @@ def latest(f):
     f.create_dataset("paged_plain", data=np.arange(2100, dtype=np.int16).reshape(2100, 1), chunks=(1, 1))
     g = f.create_group("group")
     g["inner"] = np.arange(4, dtype=np.uint8)
+    # In a group of few members: a group of more than 8 keeps its links in a fractal heap (see dense.h5).
+    # Chunks allocated when the dataset is made, unfiltered: the implicit index (chunks in grid order).
+    implicit = np.arange(42, dtype=np.float64).reshape(14, 3)
+    plist = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    plist.set_chunk((4, 2))
+    plist.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    space = h5py.h5s.create_simple(implicit.shape)
+    h5py.h5d.create(g.id, b"implicit", h5py.h5t.IEEE_F64LE, space, dcpl=plist).write(h5py.h5s.ALL, h5py.h5s.ALL, implicit)
+    # A committed (named) datatype, shared by the dataset's header.
+    g["float_type"] = np.dtype("<f4")
+    g.create_dataset("committed", data=np.arange(6, dtype=np.float32), dtype=g["float_type"])
+    # Resizable: an extensible array indexes its chunks, which the reader refuses.
+    g.create_dataset("resizable", data=np.ones((5, 3), dtype=np.float32), maxshape=(None, 3), chunks=(2, 3))
 
 
 record("latest", latest, libver="latest")
@@ -162,6 +178,10 @@ def userblock(f):
 
 
 record("userblock", userblock, userblock_size=1024)
+
+with h5py.File(os.path.join(out, "dense.h5"), "w", libver="latest") as f:
+    for i in range(10):
+        f[f"d{i}"] = np.arange(3, dtype=np.float32)
 
 with h5py.File(os.path.join(out, "cycle.h5"), "w") as f:
     f["a/values"] = np.arange(3, dtype=np.float32)

@@ -30,10 +30,11 @@ const fixture = (name: string) => new Uint8Array(readFileSync(join(dir, `${name}
 const READ_CAP = 64 << 20;
 
 /** What became of one file: read whole (its tensors' count), refused with a reason, or crashed. */
-async function outcome(bytes: Uint8Array): Promise<{ read?: number; refused?: string; crash?: unknown }> {
+async function outcome(bytes: Uint8Array, unread: string[] = []): Promise<{ read?: number; refused?: string; crash?: unknown }> {
   try {
     const file = await openHdf5File(bufferSource(bytes, 'fuzzed.h5'));
     for (const tensor of file.tensors) {
+      if (unread.includes(tensor.name)) continue;
       const rowBytes = tensor.shape.slice(1).reduce((a, b) => a * b, DTYPES[tensor.dtype].itemSize);
       const rows = Math.min(tensor.shape[0], rowBytes ? Math.floor(READ_CAP / rowBytes) : tensor.shape[0]);
       await file.readRows(tensor, 0, rows);
@@ -47,7 +48,12 @@ async function outcome(bytes: Uint8Array): Promise<{ read?: number; refused?: st
 
 const ITERATIONS = 700;
 
-describe.each(['galaxy', 'nested', 'latest'])('mutated and truncated copies of %s.h5', (name) => {
+// latest.h5's resizable dataset is refused whole (its extensible array index), so it is left unread.
+describe.each([
+  ['galaxy', []],
+  ['nested', []],
+  ['latest', ['group/resizable']],
+])('mutated and truncated copies of %s.h5', (name, unread: string[]) => {
   test('are read or refused with a reason, each in bounded time and memory', async () => {
     const base = fixture(name);
     const next = rng(name.length * 7919 + 20261121);
@@ -72,7 +78,7 @@ describe.each(['galaxy', 'nested', 'latest'])('mutated and truncated copies of %
         mutated[at] = next(3) === 0 ? mutated[at] ^ (1 << next(8)) : next(256);
       }
       const started = performance.now();
-      const result = await outcome(mutated);
+      const result = await outcome(mutated, unread);
       slowest = Math.max(slowest, performance.now() - started);
       peakArrayBuffers = Math.max(peakArrayBuffers, process.memoryUsage().arrayBuffers);
       if (result.crash) crashes.push(`iteration ${i}: ${(result.crash as Error).stack}`);
