@@ -273,7 +273,7 @@ export const messageFields = (reader: MetadataReader, data: Uint8Array, what: st
 export function parseDataspace(f: Fields): number[] | null {
   const version = f.u8();
   const rank = f.u8();
-  const flags = f.u8();
+  f.u8(); // flags: max dims follow the dims, unread
   if (version === 1) {
     f.skip(5);
   } else if (version === 2) {
@@ -283,7 +283,6 @@ export function parseDataspace(f: Fields): number[] | null {
     throw new ArchiveError(`${f.what}: dataspace version ${version} is not 1 or 2`);
   }
   if (rank > 32) throw new ArchiveError(`${f.what}: dataspace of rank ${rank} (HDF5 allows 32)`);
-  void flags;
   const dims: number[] = [];
   for (let i = 0; i < rank; i++) {
     const d = f.length();
