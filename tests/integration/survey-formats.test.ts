@@ -62,7 +62,7 @@ test('the checks can fail: without its declared transform, a channel-last uint8 
   const card = parseCard(JSON.stringify(plain), 'no channelsLast');
   const partition = await openPartition(await fileSource(file), cardFeeds(card));
   const signature = await readOnnxSignature(await fileSource(MODEL));
-  expect(partitionMisfit(card, signature, partition.feeds)).toMatch(/is \[N, 32, 32, 5\] per object, the graph wants \[\?, 5, 32, 32\]/);
+  expect(partitionMisfit(card, signature, partition.feeds)).toMatch(/is \[N, 32, 32, 5\] per object, the graph wants \[batch, 5, 32, 32\]/);
   await partition.close();
   // Unscaled, it fits but predicts otherwise.
   const unscaled = JSON.parse(JSON.stringify(cardJson));

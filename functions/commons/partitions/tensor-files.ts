@@ -2,6 +2,7 @@ import { ArchiveError } from '../errors';
 import type { ByteSource } from '../tensors/byte-source';
 import type { TensorFile, TensorFormat } from '../tensors/tensor-file';
 import { readZipDirectory } from '../tensors/zip-reader';
+import { openHdf5File } from '../hdf5/hdf5-file';
 import { openNumpyFile } from '../numpy/numpy-file';
 import { openTorchFile } from '../torch/tensor-file';
 import { TENSOR_FILE_KINDS } from './file-names';
@@ -48,7 +49,7 @@ const unavailable =
 
 const OPENERS: Record<TensorFormat, (source: ByteSource) => Promise<TensorFile>> = {
   torch: openTorchFile,
-  hdf5: unavailable('hdf5'),
+  hdf5: openHdf5File,
   fits: unavailable('fits'),
   parquet: unavailable('parquet'),
   numpy: openNumpyFile,
