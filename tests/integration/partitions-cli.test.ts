@@ -221,7 +221,7 @@ describe('bad input gets one line on stderr and a non-zero exit', () => {
     const run = await cai(['split', at('hostile', 'dtypes.pt'), '--size', '1MB', '--out', at('nope')]);
     expect(run.status).toBe(1);
     expect(oneLine(run.stderr)).toMatch(
-      /expected TensorDataset\(images float\[N,5,32,32\].*, or a dict of those keys; no tensor "images" for images: it holds a dict of float32, float64/,
+      /expected TensorDataset\(images float\[N,5,32,32\].*, or a dict of those keys; images: no tensor "images": it holds a dict of float32, float64/,
     );
   });
 

@@ -80,7 +80,7 @@ test('a card naming what the file lacks is one line naming what it does have', a
     'wrong card',
   );
   await expect(openPartition(await fileSource(written.numpy.file), cardFeeds(card))).rejects.toThrow(
-    /survey\.npz: no array "cutouts": it holds arrays images uint8\[48, 32, 32, 5\], mag float64\[48, 5\], redshift float64\[48\] \(for image\)$/,
+    /survey\.npz: image: no array "cutouts": it holds arrays images uint8\[48, 32, 32, 5\], mag float64\[48, 5\], redshift float64\[48\]$/,
   );
 });
 

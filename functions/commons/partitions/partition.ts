@@ -143,7 +143,7 @@ async function partitionOf(file: TensorFile, feeds: TensorFeed[], rows?: RowRang
     const tensor = findTensor(file, feed);
     if (typeof tensor === 'string') {
       if (feed.optional) continue;
-      fail(`${tensor} (for ${feed.name})`);
+      fail(`${feed.name}: ${tensor}`);
     } else {
       if (tensor.shape.length === 0) fail(`${feed.name}: ${describeTensor(tensor)} has no row per object`);
       if (feed.dtype === 'int64' && !DTYPES[tensor.dtype].integer) fail(`${feed.name}: a ${tensor.dtype} array cannot be fed as int64`);
