@@ -90,7 +90,11 @@ test('HDF5 shards in healpix folders run in place: the large shard as row ranges
     { start: 576, end: 600 },
   ]);
   // Natural order of the whole key: healpix=1, 2, 3 before 10.
-  expect([...new Set(planned.map((p) => p.key))].sort()).toHaveLength(5);
+  expect([...new Set(planned.map((p) => p.key))]).toEqual(
+    ['healpix=1/001-of-002', 'healpix=1/002-of-002', 'healpix=2/001-of-001', 'healpix=3/001-of-001', 'healpix=10/001-of-001'].map(
+      (shard) => `mmu/${shard}.hdf5`,
+    ),
+  );
   expect(run.stdout).toContain(`accuracy over ${total} labelled objects`);
   expect(run.stdout).toMatch(
     /\n {4}mmu\/healpix=3\/001-of-001\.hdf5 \(rank \d\): s3:\/\/cai-data\/mmu\/healpix=3\/001-of-001\.hdf5: object header at/,
