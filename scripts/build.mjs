@@ -143,6 +143,7 @@ await build({
     // Preloaded into the local stack's Lambda runtimes (local/lambda-runtime.ts), so it is a file of its own.
     'local/worker-fault': 'local/worker-fault.ts',
     'bench/decode': 'bench/decode.ts',
+    'bench/formats': 'bench/formats.ts',
     'bench/inference': 'bench/inference.ts',
     'bench/cai-worker': 'bench/cai-worker.ts',
     'bench/max-rss': 'bench/max-rss.ts',
