@@ -1,3 +1,4 @@
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileSource } from '../../functions/commons/tensors/byte-source';
 import { cardFeeds, parseCard, partitionMisfit, type ModelCard } from '../../functions/commons/model/card';
@@ -94,4 +95,25 @@ test('cai synth --format writes survey files the reference libraries read as the
   const bad = await cai(['synth', '--format', 'tiff', '--samples', '4', '--out', join(work, 'synth')]);
   expect(bad.status).toBe(2);
   expect(bad.stderr.trim()).toBe('cai: --format "tiff" is not one of pt, hdf5, parquet, npz');
+});
+
+test('cai predict runs over a row range of any format, naming the objects by their rows in the file', async () => {
+  const { file, card, predictions } = written.hdf5;
+  const cardFile = join(work, 'hdf5.card.json');
+  writeFileSync(cardFile, JSON.stringify(card));
+  const out = join(work, 'predict.csv');
+  const run = await cai(['predict', file, '--model', MODEL, '--card', cardFile, '--rows', '10:20', '--out', out]);
+  expect(run.status).toBe(0);
+  const lines = readFileSync(out, 'utf8').trim().split('\n');
+  expect(lines[0]).toBe('partition,row,redshift_pred,redshift_true');
+  expect(lines.slice(1).map((line) => Number(line.split(',')[1]))).toEqual(Array.from({ length: 10 }, (_, i) => 10 + i));
+  for (const line of lines.slice(1)) {
+    const [, row, predicted] = line.split(',');
+    expect(Math.abs(Number(predicted) - predictions[Number(row)])).toBeLessThan(1e-5);
+  }
+  const beyond = await cai(['predict', file, '--model', MODEL, '--card', cardFile, '--rows', '40:60', '--out', out]);
+  expect(beyond.status).toBe(1);
+  expect(beyond.stderr.trim()).toMatch(/^cai: .*survey\.h5: rows 40\.\.60 are not within its 48 rows$/);
+  const malformed = await cai(['predict', file, '--model', MODEL, '--card', cardFile, '--rows', '20:10', '--out', out]);
+  expect(malformed.stderr.trim()).toBe('cai: --rows "20:10" is not start:end with start < end (e.g. 1000:2000)');
 });
