@@ -2,7 +2,7 @@ import { allocateAligned, type ByteSource } from '../tensors/byte-source';
 import { DTYPES, swapBytes, typedView, type DType, type TensorData } from '../tensors/dtype';
 import { describeTensor, describeTensors, type StoredTensor, type TensorFile } from '../tensors/tensor-file';
 import { readHdus, type Hdu } from './hdus';
-import type { FitsHeader } from './header';
+import { showValue, type FitsHeader } from './header';
 
 /**
  * FITS files (FITS Standard 4.0) as CAI's tensors: image HDUs (the primary array or IMAGE extensions)
@@ -119,6 +119,12 @@ function imageEntry(entry: HduEntry, fields: Map<StoredTensor, Field>): void {
     entry.reason = 'holds no data (NAXIS = 0)';
     return;
   }
+  const empty = hdu.axes.indexOf(0);
+  if (empty >= 0) {
+    // Also keeps a zero-sized image from claiming any number of objects (NAXIS1 = 0, NAXIS2 = 10^15).
+    entry.reason = `holds no data (NAXIS${empty + 1} = 0)`;
+    return;
+  }
   if (hdu.pcount !== 0 || hdu.gcount !== 1) {
     entry.reason = `is an image with PCOUNT = ${hdu.pcount} and GCOUNT = ${hdu.gcount}; CAI reads images of PCOUNT 0 and GCOUNT 1`;
     return;
@@ -174,7 +180,7 @@ function tableEntry(entry: HduEntry, fields: Map<StoredTensor, Field>): void {
   const tfieldsValue = header.get('TFIELDS');
   const tfields = typeof tfieldsValue === 'bigint' ? Number(tfieldsValue) : -1;
   if (tfields < 0 || tfields > MAX_TFIELDS) {
-    entry.reason = `is a malformed binary table (TFIELDS = ${tfieldsValue ?? '(none)'}; FITS requires 0 to ${MAX_TFIELDS})`;
+    entry.reason = `is a malformed binary table (TFIELDS = ${showValue(tfieldsValue)}; FITS requires 0 to ${MAX_TFIELDS})`;
     return;
   }
   const columns: ColumnEntry[] = [];

@@ -1,6 +1,6 @@
 import type { ByteSource } from '../tensors/byte-source';
 import { ArchiveError } from '../errors';
-import { BLOCK_BYTES, CARD_BYTES, FitsHeader, cardsOf, isEndCard } from './header';
+import { BLOCK_BYTES, CARD_BYTES, FitsHeader, cardsOf, isEndCard, showValue } from './header';
 
 /** One header-and-data unit: its header parsed, its data located (never read here). */
 export interface Hdu {
@@ -59,7 +59,9 @@ function integerKeyword(header: FitsHeader, keyword: string, where: string, fall
   const value = header.get(keyword);
   if (value === undefined && fallback !== undefined) return fallback;
   if (typeof value !== 'bigint') {
-    throw new ArchiveError(`${where}: ${value === undefined ? `no ${keyword} card` : `${keyword} = ${value} is not an integer`}`);
+    throw new ArchiveError(
+      `${where}: ${value === undefined ? `no ${keyword} card` : `${keyword} = ${showValue(value)} is not an integer`}`,
+    );
   }
   if (value < 0n || value > BigInt(Number.MAX_SAFE_INTEGER)) throw new ArchiveError(`${where}: ${keyword} = ${value} is out of range`);
   return Number(value);
@@ -73,7 +75,7 @@ function describeHdu(source: ByteSource, index: number, cards: string[], dataOff
   const bitpixValue = header.get('BITPIX');
   const bitpix = typeof bitpixValue === 'bigint' ? Number(bitpixValue) : NaN;
   if (!BITPIXES.has(bitpix)) {
-    throw new ArchiveError(`${where}: BITPIX = ${bitpixValue ?? '(none)'}; FITS allows 8, 16, 32, 64, -32 or -64`);
+    throw new ArchiveError(`${where}: BITPIX = ${showValue(bitpixValue)}; FITS allows 8, 16, 32, 64, -32 or -64`);
   }
   const naxis = integerKeyword(header, 'NAXIS', where);
   if (naxis > MAX_NAXIS) throw new ArchiveError(`${where}: NAXIS = ${naxis}; FITS allows at most ${MAX_NAXIS}`);

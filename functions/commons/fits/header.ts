@@ -42,6 +42,14 @@ export function parseValue(field: string): CardValue | undefined {
   return undefined;
 }
 
+/** A value as a header would write it, for messages. */
+export function showValue(value: CardValue | undefined): string {
+  if (value === undefined) return '(none)';
+  if (typeof value === 'string') return `'${value}'`;
+  if (typeof value === 'boolean') return value ? 'T' : 'F';
+  return String(value);
+}
+
 /** The valued cards of one header, by keyword; the first card of a repeated keyword wins. */
 export class FitsHeader {
   private readonly values = new Map<string, CardValue>();
