@@ -23,9 +23,10 @@ def survey():
     cube = rng.normal(10, 3, size=(N, 5, 64, 64)).astype(np.float32)
     primary = fits.PrimaryHDU(cube)
 
-    # int16 stored with BSCALE/BZERO: astropy quantizes the floats and reads back physical values.
+    # int16 stored with BSCALE/BZERO: astropy quantizes the floats and reads back physical values. A
+    # scale of 0.1 is not exact in float32, so reading in float64 and rounding once would differ.
     scaled = fits.ImageHDU(rng.normal(50, 20, size=(N, 3, 8)).astype(np.float32), name="SCALED")
-    scaled.scale("int16", bscale=0.25, bzero=40.0)
+    scaled.scale("int16", bscale=0.1, bzero=40.03)
     unsigned = fits.ImageHDU(rng.integers(0, 65536, size=(N, 4, 4)).astype(np.uint16), name="COUNTS")
     bytes_ = fits.ImageHDU(rng.integers(0, 256, size=(N, 6)).astype(np.uint8))  # no EXTNAME: "3"
     sci = fits.ImageHDU(rng.normal(0, 1e6, size=(N, 2, 3)), name="SCI")
