@@ -15,7 +15,7 @@ import { writeTestPartition } from '../helpers/partitions';
 import { IMAGE_ELEMENTS } from '../../functions/commons/partitions/galaxy';
 import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
 import { failedEventLines, runDetails } from '../../cli/run-format';
-import { readRequestsBound } from '../../functions/commons/partitions/partition';
+import { readRequestsBound } from '../../functions/commons/partitions/chunks';
 import { localFailedEvents } from '../../toolkit/failed-events';
 import { tempFolder } from '../helpers/temp';
 

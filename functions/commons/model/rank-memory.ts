@@ -1,6 +1,6 @@
 import { S3_PARALLEL_PARTS, S3_PART_BYTES } from '../tensors/byte-source';
 import { BYTES_PER_GALAXY, IMAGE_ELEMENTS } from '../partitions/galaxy';
-import { ROW_CHUNK_BYTES } from '../partitions/partition';
+import { ROW_CHUNK_BYTES } from '../partitions/chunks';
 
 /** Galaxies in a 16 MiB chunk of images: what a partition walk holds at a time, twice. */
 const ROWS_PER_CHUNK = Math.floor(ROW_CHUNK_BYTES / (IMAGE_ELEMENTS * 4));
