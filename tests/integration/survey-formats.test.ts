@@ -86,15 +86,15 @@ test('a card naming what the file lacks is one line naming what it does have', a
 });
 
 test('cai synth --format writes survey files the reference libraries read as the same galaxies', async () => {
-  for (const format of ['hdf5', 'parquet', 'npz']) {
+  for (const format of ['hdf5', 'fits', 'parquet', 'npz']) {
     const run = await cai(['synth', '--format', format, '--samples', '40', '--seed', '5', '--out', join(work, 'synth')]);
     expect(run.status).toBe(0);
   }
   const check = runPython(pythonScript('check_survey_files.py'), [join(work, 'synth')]);
-  expect(JSON.parse(check)).toEqual({ hdf5: true, parquet: true, samples: 40 });
+  expect(JSON.parse(check)).toEqual({ hdf5: true, fits: true, parquet: true, samples: 40 });
   const bad = await cai(['synth', '--format', 'tiff', '--samples', '4', '--out', join(work, 'synth')]);
   expect(bad.status).toBe(2);
-  expect(bad.stderr.trim()).toBe('cai: --format "tiff" is not one of pt, hdf5, parquet, npz');
+  expect(bad.stderr.trim()).toBe('cai: --format "tiff" is not one of pt, hdf5, fits, parquet, npz');
 });
 
 test('cai predict runs over a row range of any format, naming the objects by their rows in the file', async () => {

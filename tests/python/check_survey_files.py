@@ -1,5 +1,5 @@
-"""Reads the survey files `cai synth --format` wrote with h5py and pyarrow and compares them with the
-.npz (numpy): prints {"hdf5": same, "parquet": same, "samples": n}."""
+"""Reads the survey files `cai synth --format` wrote with h5py, astropy and pyarrow and compares them
+with the .npz (numpy): prints {"hdf5": same, "fits": same, "parquet": same, "samples": n}."""
 import json
 import os
 import sys
@@ -7,6 +7,7 @@ import sys
 import h5py
 import numpy as np
 import pyarrow.parquet as pq
+from astropy.io import fits
 
 folder = sys.argv[1]
 npz = np.load(os.path.join(folder, "survey.npz"))
@@ -18,4 +19,8 @@ images = np.stack(table["images"].to_numpy(zero_copy_only=False)).reshape(-1, 5,
 magnitudes = np.stack(table["magnitudes"].to_numpy(zero_copy_only=False))
 parquet = (np.array_equal(images, npz["images"]) and np.array_equal(magnitudes, npz["magnitudes"])
            and np.array_equal(table["redshift"].to_numpy(), npz["redshift"]))
-print(json.dumps({"hdf5": bool(hdf5), "parquet": bool(parquet), "samples": int(n)}))
+with fits.open(os.path.join(folder, "survey.fits")) as hdus:
+    catalog = hdus["CATALOG"].data
+    fits_same = (np.array_equal(hdus[0].data, npz["images"]) and np.array_equal(catalog["MAG"], npz["magnitudes"])
+                 and np.array_equal(catalog["REDSHIFT"], npz["redshift"]))
+print(json.dumps({"hdf5": bool(hdf5), "fits": bool(fits_same), "parquet": bool(parquet), "samples": int(n)}))

@@ -10,12 +10,12 @@ import { synthesizeInto } from './synth';
  * `cai synth` writes as .pt for the same seed. docs/data.md has the card that feeds each to a model.
  */
 
-export const SURVEY_FORMATS = ['hdf5', 'parquet', 'npz'] as const;
+export const SURVEY_FORMATS = ['hdf5', 'fits', 'parquet', 'npz'] as const;
 export type SurveyFormat = (typeof SURVEY_FORMATS)[number];
-export const SURVEY_EXTENSION: Record<SurveyFormat, string> = { hdf5: '.h5', parquet: '.parquet', npz: '.npz' };
+export const SURVEY_EXTENSION: Record<SurveyFormat, string> = { hdf5: '.h5', fits: '.fits', parquet: '.parquet', npz: '.npz' };
 
 /** Galaxies a survey file is written with at most: it is built in memory (~21 KB each as float32; Parquet's lists take more while written). */
-export const MAX_SURVEY_SAMPLES: Record<SurveyFormat, number> = { hdf5: 100_000, parquet: 20_000, npz: 100_000 };
+export const MAX_SURVEY_SAMPLES: Record<SurveyFormat, number> = { hdf5: 100_000, fits: 100_000, parquet: 20_000, npz: 100_000 };
 
 export interface SurveyArrays {
   samples: number;
@@ -98,8 +98,25 @@ async function writeNpzFile(path: string, arrays: SurveyArrays): Promise<void> {
   );
 }
 
+/** FITS as survey cutouts come: a primary cube of images (big-endian float32) and a CATALOG binary table. */
+async function writeFits(path: string, arrays: SurveyArrays): Promise<void> {
+  const { writeFitsSurvey } = await import('./fits-writer');
+  await writeFile(
+    path,
+    writeFitsSurvey({
+      images: arrays.images,
+      imageShape: IMAGE_SHAPE,
+      columns: [
+        { name: 'MAG', values: arrays.magnitudes, perRow: BANDS },
+        { name: 'REDSHIFT', values: arrays.redshift },
+      ],
+    }),
+  );
+}
+
 const WRITERS: Record<SurveyFormat, (path: string, arrays: SurveyArrays) => Promise<void>> = {
   hdf5: writeHdf5,
+  fits: writeFits,
   parquet: writeParquet,
   npz: writeNpzFile,
 };

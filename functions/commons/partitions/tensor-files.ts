@@ -2,6 +2,7 @@ import { ArchiveError } from '../errors';
 import type { ByteSource } from '../tensors/byte-source';
 import type { TensorFile, TensorFormat } from '../tensors/tensor-file';
 import { readZipDirectory } from '../tensors/zip-reader';
+import { openFitsFile } from '../fits/fits-file';
 import { openHdf5File } from '../hdf5/hdf5-file';
 import { openNumpyFile } from '../numpy/numpy-file';
 import { openTorchFile } from '../torch/tensor-file';
@@ -50,7 +51,7 @@ const unavailable =
 const OPENERS: Record<TensorFormat, (source: ByteSource) => Promise<TensorFile>> = {
   torch: openTorchFile,
   hdf5: openHdf5File,
-  fits: unavailable('fits'),
+  fits: openFitsFile,
   parquet: unavailable('parquet'),
   numpy: openNumpyFile,
 };
