@@ -1,5 +1,5 @@
 import { ArchiveError } from '../errors';
-import type { ByteSource } from '../tensors/byte-source';
+import { withCachedEnds, type ByteSource } from '../tensors/byte-source';
 import type { TensorFile, TensorFormat } from '../tensors/tensor-file';
 import { readZipDirectory } from '../tensors/zip-reader';
 import { openFitsFile } from '../fits/fits-file';
@@ -56,7 +56,8 @@ const OPENERS: Record<TensorFormat, (source: ByteSource) => Promise<TensorFile>>
   numpy: openNumpyFile,
 };
 
-/** Opens any file CAI reads with its format's reader. */
+/** Opens any file CAI reads with its format's reader (its start and end read once, for both). */
 export async function openTensorFile(source: ByteSource): Promise<TensorFile> {
-  return OPENERS[await formatOf(source)](source);
+  const cached = withCachedEnds(source);
+  return OPENERS[await formatOf(cached)](cached);
 }
