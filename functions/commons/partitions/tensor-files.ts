@@ -5,6 +5,7 @@ import { readZipDirectory } from '../tensors/zip-reader';
 import { openFitsFile } from '../fits/fits-file';
 import { openHdf5File } from '../hdf5/hdf5-file';
 import { openNumpyFile } from '../numpy/numpy-file';
+import { openParquetFile } from '../parquet/parquet-file';
 import { openTorchFile } from '../torch/tensor-file';
 import { TENSOR_FILE_KINDS } from './file-names';
 
@@ -41,18 +42,11 @@ export async function formatOf(source: ByteSource): Promise<TensorFormat> {
   throw new ArchiveError(`${source.name}: a zip archive, but neither a torch archive (no data.pkl) nor an .npz (entries other than .npy)`);
 }
 
-// Replaced by each format's reader as it lands.
-const unavailable =
-  (format: string) =>
-  async (source: ByteSource): Promise<TensorFile> => {
-    throw new ArchiveError(`${source.name}: ${format} files are not read yet`);
-  };
-
 const OPENERS: Record<TensorFormat, (source: ByteSource) => Promise<TensorFile>> = {
   torch: openTorchFile,
   hdf5: openHdf5File,
   fits: openFitsFile,
-  parquet: unavailable('parquet'),
+  parquet: openParquetFile,
   numpy: openNumpyFile,
 };
 
