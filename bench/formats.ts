@@ -234,6 +234,7 @@ async function main(): Promise<void> {
       partition_mib: PARTITION_MIB,
       objects: samples,
       rounds: ROUNDS,
+      node: process.version,
       baseline: baseline.name,
       inference_s: Number(inferenceSeconds.toFixed(2)),
       inference_objects_per_s: Math.round(samples / inferenceSeconds),
