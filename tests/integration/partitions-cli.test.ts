@@ -197,7 +197,11 @@ describe('bad input gets one line on stderr and a non-zero exit', () => {
   beforeAll(() => runPython(pythonScript('make_archives.py'), [at('hostile')]));
 
   test.each([
-    ['not a data file', () => at('hostile', 'expected.json'), /^cai: .*expected\.json: not a file CAI reads: its first bytes are those of none of \.pt/],
+    [
+      'not a data file',
+      () => at('hostile', 'expected.json'),
+      /^cai: .*expected\.json: not a file CAI reads: its first bytes are those of none of \.pt/,
+    ],
     ['a refused global', () => at('hostile', 'os_system.pt'), /^cai: refused pickle global posix\.system/],
     ['an absurd shape', () => at('hostile', 'absurd_shape.pt'), /^cai: tensor declares shape \[1000000000000,5\]/],
     ['a missing file', () => at('nope.pt'), /^cai: no such file: .*nope\.pt$/],

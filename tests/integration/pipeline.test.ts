@@ -219,7 +219,10 @@ test('a payload with errors is recorded with each field named, and nothing start
   const notJson = await t.run('not-json', '{"bucket": ');
   expect(notJson.record).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/is not valid JSON/) });
   const empty = await t.run('empty-prefix', payload('no-such-prefix'));
-  expect(empty.record).toMatchObject({ status: 'FAILED', error: `no data files (.pt, .h5/.hdf5, .fits, .parquet, .npy or .npz) under s3://${DATA}/no-such-prefix/` });
+  expect(empty.record).toMatchObject({
+    status: 'FAILED',
+    error: `no data files (.pt, .h5/.hdf5, .fits, .parquet, .npy or .npz) under s3://${DATA}/no-such-prefix/`,
+  });
 });
 
 test('an oversized payload is refused by its size, unread and unstored; a bucket that does not exist is named', async () => {

@@ -126,7 +126,10 @@ describe('each bad model is refused in one line, naming what is wrong', () => {
       /^s3:\/\/team-models\/two-classes\.onnx: output logits: the card names 2 classes, the graph's output has 3$/,
     ],
     ['s3://team-models/extra-input.onnx', /: the card names input mask, which the graph lacks \(its inputs: image\)$/],
-    ['s3://team-models/no-tensor.onnx', /cannot run on the run's partitions: .*1\.pt: image: no tensor at position 7: it holds 3 tensors by position/],
+    [
+      's3://team-models/no-tensor.onnx',
+      /cannot run on the run's partitions: .*1\.pt: image: no tensor at position 7: it holds 3 tensors by position/,
+    ],
     [
       's3://team-models/wrong-shape.onnx',
       /^model s3:\/\/team-models\/wrong-shape\.onnx cannot run on s3:\/\/cai-data\/survey\/1\.pt: input magnitude: the partition's tensor 0 is \[N, 5, 32, 32\] per object, the graph wants \[batch, 5\]$/,

@@ -5,20 +5,13 @@ import { ArchiveError, CaiError } from '../../functions/commons/errors';
 import { openFitsFile } from '../../functions/commons/fits/fits-file';
 import { pythonScript, runPython } from '../helpers/python';
 import { tempFolder } from '../helpers/temp';
+import { seededRandom } from '../helpers/fuzz';
 
 /**
  * Mutation fuzzing of the FITS reader: every mutant of a small astropy-written file must either read
  * or be refused with a CaiError (a reason for a person), never crash with another error, hang, or
  * allocate past a bound. Seeded, so a failure reproduces.
  */
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return (n: number) => {
-    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x9e3779b9) >>> 0;
-    s ^= s >>> 13;
-    return (s >>> 0) % n;
-  };
-}
 
 let base: Uint8Array;
 
@@ -105,7 +98,7 @@ test('mutated header cards are read or refused with a reason', async () => {
   const offsets = headerCardOffsets(base);
   // Three headers of a few cards each, found by walking them as a reader would.
   expect(offsets.length).toBeGreaterThan(30);
-  const next = rng(20260301);
+  const next = seededRandom(20260301);
   const values = [
     '0',
     '1',
@@ -162,7 +155,7 @@ test('mutated header cards are read or refused with a reason', async () => {
 });
 
 test('mutated and truncated files are read or refused with a reason', async () => {
-  const next = rng(7);
+  const next = seededRandom(7);
   const crashes: string[] = [];
   for (let i = 0; i < ITERATIONS; i++) {
     let mutated = base.slice();

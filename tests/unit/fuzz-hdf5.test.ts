@@ -7,20 +7,13 @@ import { DTYPES } from '../../functions/commons/tensors/dtype';
 import type { StoredTensor } from '../../functions/commons/tensors/tensor-file';
 import { pythonScript, runPython } from '../helpers/python';
 import { tempFolder } from '../helpers/temp';
+import { seededRandom } from '../helpers/fuzz';
 
 /**
  * Mutation fuzzing of the HDF5 reader over small files h5py wrote: every mutant must either read or be
  * refused with a CaiError (a reason for a person), never crash with another error, hang, or allocate
  * wildly. Seeded, so a failure reproduces. Then hostile headers made by hand, each refused in a line.
  */
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return (n: number) => {
-    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x9e3779b9) >>> 0;
-    s ^= s >>> 13;
-    return (s >>> 0) % n;
-  };
-}
 
 const dir = tempFolder('cai-hdf5-fuzz-');
 beforeAll(() => runPython(pythonScript('write_hdf5.py'), [dir]));
@@ -56,7 +49,7 @@ describe.each([
 ])('mutated and truncated copies of %s.h5', (name, unread: string[]) => {
   test('are read or refused with a reason, each in bounded time and memory', async () => {
     const base = fixture(name);
-    const next = rng(name.length * 7919 + 20261121);
+    const next = seededRandom(name.length * 7919 + 20261121);
     const crashes: string[] = [];
     let refused = 0;
     let read = 0;

@@ -6,20 +6,13 @@ import { openNumpyFile } from '../../functions/commons/numpy/numpy-file';
 import { MAX_DEFLATE_RATIO } from '../../functions/commons/numpy/inflate';
 import { pythonScript, runPython } from '../helpers/python';
 import { tempFolder } from '../helpers/temp';
+import { seededRandom } from '../helpers/fuzz';
 
 /**
  * Mutation fuzzing of the NumPy reader over small files numpy wrote: every mutant must read or be
  * refused with a CaiError (a reason for a person), never crash with another error, hang, or allocate
  * past what the file's bytes can account for. Seeded, so a failure reproduces.
  */
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return (n: number) => {
-    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x9e3779b9) >>> 0;
-    s ^= s >>> 13;
-    return (s >>> 0) % n;
-  };
-}
 
 const dir = tempFolder('cai-fuzz-numpy-');
 beforeAll(() => runPython(pythonScript('write_numpy.py'), [dir]));
@@ -69,7 +62,7 @@ const bases: [string, (length: number, next: (n: number) => number) => number][]
 test.each(bases)('mutated and truncated %s are read or refused with a reason', async (name, where) => {
   const base = new Uint8Array(readFileSync(join(dir, name)));
   expect((await outcome(base, name)).refused).toBeUndefined();
-  const next = rng(name.length * 7919 + base.length);
+  const next = seededRandom(name.length * 7919 + base.length);
   const crashes: string[] = [];
   const slow: number[] = [];
   let refused = 0;

@@ -8,7 +8,13 @@ const MiB = 1024 * 1024;
 
 /** A file of `rows` objects whose images take `rowBytes` each, decoded `together` rows at a time, and a 1-D catalogue column. */
 function fakeFile(rows: number, rowBytes: number, together = 1): TensorFile {
-  const images: StoredTensor = { name: 'images', dtype: 'uint8', shape: [rows, rowBytes], rowsReadTogether: together, storedBytesPerRow: rowBytes };
+  const images: StoredTensor = {
+    name: 'images',
+    dtype: 'uint8',
+    shape: [rows, rowBytes],
+    rowsReadTogether: together,
+    storedBytesPerRow: rowBytes,
+  };
   const redshift: StoredTensor = { name: 'redshift', dtype: 'float64', shape: [rows], rowsReadTogether: 1, storedBytesPerRow: 8 };
   return {
     format: 'hdf5',
