@@ -84,15 +84,26 @@ function givenShape(rowShape: number[], transform?: FeedTransform): number[] {
   return transform?.channelsLast && shape.length >= 2 ? [shape[shape.length - 1], ...shape.slice(0, -1)] : shape;
 }
 
-/** Rows of [..., C] per object made [C, ...]: the last axis moved first, row by row. */
-function channelsFirst(data: Float32Array, rows: number, rowShape: number[]): Float32Array {
+/**
+ * Float32 values of rows of a dtype, as the card gives them to the model, in one pass: each value
+ * widened, moved from channel-last to channel-first when asked, then scaled and offset.
+ */
+function transformed(dtype: DType, data: TensorData, rows: number, rowShape: number[], transform: FeedTransform): Float32Array {
+  const { channelsLast, scale = 1, offset = 0 } = transform;
+  if (!channelsLast && scale === 1 && offset === 0) return toFloat32(dtype, data);
+  // float16 and 64-bit integers need their own widening first; every other dtype indexes as numbers.
+  const source = dtype === 'float16' || dtype === 'int64' || dtype === 'uint64' ? toFloat32(dtype, data) : (data as Float32Array);
+  const out = new Float32Array(data.length);
+  if (!channelsLast || rowShape.length < 2) {
+    for (let i = 0; i < source.length; i++) out[i] = source[i] * scale + offset;
+    return out;
+  }
   const channels = rowShape[rowShape.length - 1];
   const pixels = numelOf(rowShape) / channels;
-  const out = new Float32Array(data.length);
   for (let r = 0, base = 0; r < rows; r++, base += pixels * channels) {
     for (let c = 0; c < channels; c++) {
       const to = base + c * pixels;
-      for (let p = 0, from = base + c; p < pixels; p++, from += channels) out[to + p] = data[from];
+      for (let p = 0, from = base + c; p < pixels; p++, from += channels) out[to + p] = source[from] * scale + offset;
     }
   }
   return out;
@@ -100,15 +111,7 @@ function channelsFirst(data: Float32Array, rows: number, rowShape: number[]): Fl
 
 function feedData(feed: TensorFeed, dtype: DType, data: TensorData, rows: number, rowShape: number[]): FeedData {
   if (feed.dtype === 'int64') return toInt64(dtype, data);
-  let values = toFloat32(dtype, data);
-  const { channelsLast, scale = 1, offset = 0 } = feed.transform ?? {};
-  if (channelsLast && rowShape.length >= 2) values = channelsFirst(values, rows, rowShape);
-  if (scale !== 1 || offset !== 0) {
-    // Never in place over the file's own float32 buffer when it was not copied: a copy first.
-    if (values === data) values = values.slice();
-    for (let i = 0; i < values.length; i++) values[i] = values[i] * scale + offset;
-  }
-  return values;
+  return feed.transform ? transformed(dtype, data, rows, rowShape, feed.transform) : toFloat32(dtype, data);
 }
 
 /** The array a feed names, or a line saying why it is not there. */

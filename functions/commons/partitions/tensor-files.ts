@@ -53,5 +53,11 @@ const OPENERS: Record<TensorFormat, (source: ByteSource) => Promise<TensorFile>>
 /** Opens any file CAI reads with its format's reader (its start and end read once, for both). */
 export async function openTensorFile(source: ByteSource): Promise<TensorFile> {
   const cached = withCachedEnds(source);
-  return OPENERS[await formatOf(cached)](cached);
+  try {
+    return await OPENERS[await formatOf(cached)](cached);
+  } catch (error) {
+    // A file no reader opens is closed here: its reader never held it.
+    await source.close();
+    throw error;
+  }
 }
