@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileSource } from '../../functions/commons/tensors/byte-source';
@@ -6,6 +7,7 @@ import { openPartition, type RowRange } from '../../functions/commons/partitions
 import { loadModel, runPartition, type OnnxModel } from '../../functions/commons/model/session';
 import { readOnnxSignature } from '../../functions/commons/model/onnx-signature';
 import { ROOT } from '../../local/paths';
+import { lambdaRuntimePaths } from '../../local/lambda-runtime';
 import { cai } from '../helpers/cli';
 import { pythonScript, runPython } from '../helpers/python';
 import { tempFolder } from '../helpers/temp';
@@ -116,4 +118,15 @@ test('cai predict runs over a row range of any format, naming the objects by the
   expect(beyond.stderr.trim()).toMatch(/^cai: .*survey\.h5: rows 40\.\.60 are not within its 48 rows$/);
   const malformed = await cai(['predict', file, '--model', MODEL, '--card', cardFile, '--rows', '20:10', '--out', out]);
   expect(malformed.stderr.trim()).toBe('cai: --rows "20:10" is not start:end with start < end (e.g. 1000:2000)');
+});
+
+test("under the Lambda runtime's Node 22, a zstd Parquet file decodes (by Node's own zstd) to what Node 20 decodes", async () => {
+  const node22 = lambdaRuntimePaths().node;
+  // The native path is taken only where Node has it: the Lambda runtime's does.
+  expect(execFileSync(node22, ['-p', "typeof require('node:zlib').zstdDecompressSync"], { encoding: 'utf8' }).trim()).toBe('function');
+  const cli = join(ROOT, 'dist', 'cli', 'cai.js');
+  const inspect = (node: string) => JSON.parse(execFileSync(node, [cli, 'inspect', written.parquet.file, '--json'], { encoding: 'utf8' }));
+  const under22 = inspect(node22);
+  expect(under22.tensors.map((t: { name: string }) => t.name)).toEqual(['images', 'mag', 'redshift']);
+  expect(under22).toEqual(inspect(process.execPath));
 });
