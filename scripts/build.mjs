@@ -143,6 +143,7 @@ await build({
     // Preloaded into the local stack's Lambda runtimes (local/lambda-runtime.ts), so it is a file of its own.
     'local/worker-fault': 'local/worker-fault.ts',
     'bench/decode': 'bench/decode.ts',
+    'bench/formats': 'bench/formats.ts',
     'bench/inference': 'bench/inference.ts',
     'bench/cai-worker': 'bench/cai-worker.ts',
     'bench/max-rss': 'bench/max-rss.ts',
@@ -152,8 +153,8 @@ await build({
     'bench/plot-results': 'bench/plot-results.ts',
   },
   outdir: 'dist',
-  // The embedded servers stay in node_modules: they load files of their own at run time.
-  external: [...common.external, 'dynalite', 's3rver'],
+  // The embedded servers and h5wasm stay in node_modules: they load files of their own at run time.
+  external: [...common.external, 'dynalite', 's3rver', 'h5wasm'],
   // vega-canvas's Node build awaits an optional `canvas` import at top level, which a CommonJS
   // bundle cannot hold; its browser build finds no canvas in Node either, and Vega then renders
   // SVG with estimated text widths, which is all `cai report` asks of it.

@@ -1,3 +1,4 @@
+import { TENSOR_FILE_KINDS } from '../../functions/commons/partitions/file-names';
 import type { Command } from 'commander';
 import { createS3Client } from '../../functions/commons/aws/clients';
 import { forecastRun, DEFAULT_ASSUMPTIONS, type Plan, type PlanRow, type ValidationError } from '../../toolkit/forecast/forecast';
@@ -29,14 +30,14 @@ interface PlanOptions {
   dir: string;
 }
 
-/** s3://bucket/prefix → the bytes of the `.pt` partitions under it (all pages), as a run would list them. */
+/** s3://bucket/prefix → the bytes of the data files under it (all pages), as a run would list them. */
 function sizeOfPrefix(uri: string, options: PlanOptions): Promise<{ bytes: number; objects: number }> {
   const { bucket, key: prefix } = parseS3Uri(uri, '--data');
   return withServices(options, { s3: true }, async (env) => {
     const partitions = await listPartitions(createS3Client(env), bucket, prefix).catch((error: unknown) => {
       throw new UsageError(`cannot list ${uri}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     });
-    if (!partitions.length) throw new UsageError(`no .pt partitions under ${uri}`);
+    if (!partitions.length) throw new UsageError(`no data files (${TENSOR_FILE_KINDS}) under ${uri}`);
     return { bytes: partitions.reduce((s, p) => s + p.bytes, 0), objects: partitions.length };
   });
 }

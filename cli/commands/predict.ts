@@ -10,12 +10,20 @@ import { predictionsCsv } from '../../functions/commons/model/predictions';
 import { loadModel, runPartition, type OnnxModel } from '../../functions/commons/model/session';
 import { outputMetrics, outputStatistics } from '../../functions/commons/model/task-statistics';
 import { startInferencePool } from '../../functions/commons/model/worker-pool';
-import { openPartition, type TensorPartition } from '../../functions/commons/partitions/partition';
+import { openPartition, type RowRange, type TensorPartition } from '../../functions/commons/partitions/partition';
 import { describeLocation, openLocation, parseLocation } from '../../toolkit/locations';
 import { poolWorkersOption, positiveInteger, threadsOption, withOptions } from '../options';
 import { checkOutputFile } from '../output-checks';
 import { progressLine } from '../progress';
 import { formatOutputMetrics } from '../run-format';
+
+/** --rows start:end, whole numbers with start < end (the file's row count is checked when it opens). */
+function rowsOption(text: string): RowRange {
+  const match = /^(\d+):(\d+)$/.exec(text.trim());
+  if (!match || Number(match[1]) >= Number(match[2]))
+    throw new UsageError(`--rows "${text}" is not start:end with start < end (e.g. 1000:2000)`);
+  return { start: Number(match[1]), end: Number(match[2]) };
+}
 
 /** The model's card: --card, else beside the model (<model>.card.json), else in its metadata. */
 async function modelAndCard(model: string, cardFile?: string) {
@@ -26,7 +34,16 @@ async function modelAndCard(model: string, cardFile?: string) {
 
 async function predict(
   partition: string,
-  options: { model: string; card?: string; out: string; batchSize?: string; workers?: string; threads?: string; json?: boolean },
+  options: {
+    model: string;
+    card?: string;
+    out: string;
+    rows?: string;
+    batchSize?: string;
+    workers?: string;
+    threads?: string;
+    json?: boolean;
+  },
 ): Promise<void> {
   if (options.workers && options.threads) throw new UsageError('--workers and --threads are two ways to run: give one');
   const threads = options.threads ? threadsOption(options.threads) : undefined;
@@ -38,7 +55,11 @@ async function predict(
   const how = workers ? `${workers} worker${workers > 1 ? 's' : ''}` : `1 session of ${threads} thread${threads! > 1 ? 's' : ''}`;
   const key = location.kind === 'file' ? basename(location.path) : location.key;
   // The partition first: a missing or misfitting one is named before any worker starts.
-  const reader: TensorPartition = await openPartition(await openLocation(location), cardFeeds(card));
+  const reader: TensorPartition = await openPartition(
+    await openLocation(location),
+    cardFeeds(card),
+    options.rows ? rowsOption(options.rows) : undefined,
+  );
   let model: OnnxModel | undefined;
   try {
     const misfit = partitionMisfit(card, signature, reader.feeds);
@@ -59,7 +80,7 @@ async function predict(
       ...result.outputs[name],
       labels: result.labels[name],
     }));
-    await writeFile(options.out, predictionsCsv(key, columns, reader.samples));
+    await writeFile(options.out, predictionsCsv(key, columns, reader.samples, reader.firstRow));
     const metrics = Object.fromEntries(
       columns.map((c) => [c.name, outputMetrics(outputStatistics(c.output, c.values ?? new Float32Array(0), key, c.labels))]),
     );
@@ -90,11 +111,12 @@ export function addPredictCommand(program: Command): void {
     program
       .command('predict')
       .description("run the model over one partition with CAI's inference path; write one CSV row per object")
-      .argument('<partition>', 'a .pt partition (local or s3://bucket/key)')
+      .argument('<file>', 'a data file: .pt, HDF5, FITS, Parquet, .npy or .npz (local or s3://bucket/key)')
       .requiredOption(
         '--out <file.csv>',
         "where to write partition,row and each output's columns (redshift_pred[,redshift_true] for the default model)",
       )
+      .option('--rows <start:end>', 'only rows start … end-1 of the file, as a run plans a range of a large file')
       .option('--card <card.json>', "the model's card (default: <model>.card.json beside it, else the model's cai.card metadata)")
       .option('--batch-size <n>', `objects per inference call (default: the card's batchSize, else ${WORKER_BATCH_SIZE})`)
       .option('--workers <n>', 'inference workers of one thread each, as the inference Lambda runs them (default 1)')

@@ -1,6 +1,7 @@
-import { existsSync } from 'node:fs';
+import { isTensorFileName, TENSOR_FILE_KINDS } from '../../functions/commons/partitions/file-names';
+import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { GetObjectCommand, PutObjectCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
 import type { Command } from 'commander';
 import { createS3Client, createSfnClient } from '../../functions/commons/aws/clients';
@@ -91,11 +92,14 @@ async function readPayload(file: string, parameterOverrides: Record<string, stri
   }
 }
 
-/** The files of --partitions that are uploaded: its .pt partitions and partitions.json. */
+/** The files of --partitions that are uploaded, sub-folders included: its data files and partitions.json. */
 async function partitionFiles(dir: string): Promise<string[]> {
   await existing(dir, '--partitions', 'folder');
-  const files = (await readdir(dir)).filter((f) => f.endsWith('.pt') || f === 'partitions.json');
-  if (!files.some((f) => f.endsWith('.pt'))) throw new UsageError(`no .pt partitions in ${dir}`);
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  const files = entries
+    .filter((e) => e.isFile() && (isTensorFileName(e.name) || e.name === 'partitions.json'))
+    .map((e) => relative(dir, join(e.parentPath, e.name)));
+  if (!files.some(isTensorFileName)) throw new UsageError(`no data files (${TENSOR_FILE_KINDS}) in ${dir}`);
   return files;
 }
 
@@ -155,8 +159,15 @@ async function uploadPartitions(s3: S3Client, user: UserRun): Promise<void> {
   const progress = progressLine('upload');
   let done = 0;
   for (const file of user.files) {
+    // Streamed: a survey file may be larger than a Node.js buffer can hold (2 GiB).
+    const path = join(user.folder, file);
     await s3.send(
-      new PutObjectCommand({ Bucket: bucket, Key: `${folderOf(prefix)}${file}`, Body: await readFile(join(user.folder, file)) }),
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: `${folderOf(prefix)}${file}`,
+        Body: createReadStream(path),
+        ContentLength: (await stat(path)).size,
+      }),
     );
     progress.update(`${++done}/${user.files.length} files to s3://${bucket}/${folderOf(prefix)}`, done === user.files.length);
   }

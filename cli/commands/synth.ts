@@ -1,8 +1,11 @@
+import { mkdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../../functions/commons/errors';
 import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
 import type { PartitionLayout } from '../../toolkit/datasets/partition-writer';
 import { synthesizeDataset } from '../../toolkit/datasets/synth';
+import { SURVEY_EXTENSION, SURVEY_FORMATS, writeSurveyFile, type SurveyFormat } from '../../toolkit/datasets/survey-file';
 import { describeLocation, parseLocation, sinkFor } from '../../toolkit/locations';
 import { formatBytes, parseByteSize } from '../../toolkit/sizes';
 import { printManifest, writeProgress } from '../dataset-output';
@@ -21,6 +24,7 @@ async function synth(options: {
   seed: string;
   oddities: string;
   layout: string;
+  format: string;
 }): Promise<void> {
   const samples = positiveInteger(options.samples, '--samples');
   const seed = Number(options.seed);
@@ -35,6 +39,17 @@ async function synth(options: {
     throw new UsageError('--oddities needs --layout dict: a TensorDataset has no place for the anomaly label');
   }
   const location = parseLocation(options.out);
+  if (options.format !== 'pt') {
+    const format = options.format as SurveyFormat;
+    if (!SURVEY_FORMATS.includes(format))
+      throw new UsageError(`--format "${options.format}" is not one of pt, ${SURVEY_FORMATS.join(', ')}`);
+    if (location.kind !== 'file') throw new UsageError('--format writes one local file: give --out a folder, then upload it');
+    await mkdir(location.path, { recursive: true });
+    const path = join(location.path, `survey${SURVEY_EXTENSION[format]}`);
+    await writeSurveyFile(format, path, samples, seed);
+    process.stdout.write(`${path}: ${samples} galaxies (images, magnitudes, redshift), ${formatBytes((await stat(path)).size)}\n`);
+    return;
+  }
   const maxBytes = parseByteSize(options.size, '--size');
   if (samples > MAX_SYNTH_SAMPLES) {
     throw new UsageError(
@@ -65,5 +80,10 @@ export function addSynthCommand(program: Command): void {
     .option('--seed <n>', 'dataset seed', '1')
     .option('--layout <layout>', 'dataset: TensorDataset (images, magnitudes, redshift); dict: named tensors, with morphology', 'dataset')
     .option('--oddities <fraction>', 'fraction of objects made anomalous, labelled in an anomaly tensor (needs --layout dict)', '0')
+    .option(
+      '--format <format>',
+      `pt: partitions as .pt; ${SURVEY_FORMATS.join(', ')}: one survey file (images, magnitudes, redshift) in that format`,
+      'pt',
+    )
     .action(synth);
 }

@@ -83,6 +83,7 @@ export const handler = lambdaHandler(async (event: S3Event, context: Context): P
         rankLimits,
         modelLimits,
         summarizerMemoryMb: config.SUMMARIZER_MEMORY_MB,
+        ...(config.ROW_RANGE_MB ? { rowRangeBytes: config.ROW_RANGE_MB * 1024 * 1024 } : {}),
         availableConcurrency,
         reservedConcurrency: config.INFERENCE_RESERVED_CONCURRENCY > 0,
         invocation: clock.bill,

@@ -335,7 +335,7 @@ describe('cai plan', () => {
 
     const empty = await cai(['plan', '--data', 's3://plan-data/none', '--dir', dir]);
     expect(empty.status).toBe(2);
-    expect(empty.stderr).toBe('cai: no .pt partitions under s3://plan-data/none\n');
+    expect(empty.stderr).toBe('cai: no data files (.pt, .h5/.hdf5, .fits, .parquet, .npy or .npz) under s3://plan-data/none\n');
     const missing = await cai(['plan', '--data', 's3://no-such-bucket/x', '--dir', dir]);
     expect(missing.status).toBe(2);
     expect(missing.stderr).toMatch(/^cai: cannot list s3:\/\/no-such-bucket\/x: .+\n$/);

@@ -197,7 +197,11 @@ describe('bad input gets one line on stderr and a non-zero exit', () => {
   beforeAll(() => runPython(pythonScript('make_archives.py'), [at('hostile')]));
 
   test.each([
-    ['not a zip', () => at('hostile', 'expected.json'), /^cai: .*expected\.json: not a zip archive$/],
+    [
+      'not a data file',
+      () => at('hostile', 'expected.json'),
+      /^cai: .*expected\.json: not a file CAI reads: its first bytes are those of none of \.pt/,
+    ],
     ['a refused global', () => at('hostile', 'os_system.pt'), /^cai: refused pickle global posix\.system/],
     ['an absurd shape', () => at('hostile', 'absurd_shape.pt'), /^cai: tensor declares shape \[1000000000000,5\]/],
     ['a missing file', () => at('nope.pt'), /^cai: no such file: .*nope\.pt$/],
@@ -221,7 +225,7 @@ describe('bad input gets one line on stderr and a non-zero exit', () => {
     const run = await cai(['split', at('hostile', 'dtypes.pt'), '--size', '1MB', '--out', at('nope')]);
     expect(run.status).toBe(1);
     expect(oneLine(run.stderr)).toMatch(
-      /expected TensorDataset\(images float\[N,5,32,32\].*, or a dict of those keys; no tensor "images" for images: it holds a dict of float32, float64/,
+      /expected TensorDataset\(images float\[N,5,32,32\].*, or a dict of those keys; images: no tensor "images": it holds a dict of float32, float64/,
     );
   });
 

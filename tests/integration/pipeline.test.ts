@@ -15,7 +15,7 @@ import { writeTestPartition } from '../helpers/partitions';
 import { IMAGE_ELEMENTS } from '../../functions/commons/partitions/galaxy';
 import { BYTES_PER_GALAXY } from '../../functions/commons/partitions/galaxy';
 import { failedEventLines, runDetails } from '../../cli/run-format';
-import { readRequestsBound } from '../../functions/commons/partitions/partition';
+import { readRequestsBound } from '../../functions/commons/partitions/chunks';
 import { localFailedEvents } from '../../toolkit/failed-events';
 import { tempFolder } from '../helpers/temp';
 
@@ -219,7 +219,10 @@ test('a payload with errors is recorded with each field named, and nothing start
   const notJson = await t.run('not-json', '{"bucket": ');
   expect(notJson.record).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/is not valid JSON/) });
   const empty = await t.run('empty-prefix', payload('no-such-prefix'));
-  expect(empty.record).toMatchObject({ status: 'FAILED', error: `no partitions (*.pt) under s3://${DATA}/no-such-prefix/` });
+  expect(empty.record).toMatchObject({
+    status: 'FAILED',
+    error: `no data files (.pt, .h5/.hdf5, .fits, .parquet, .npy or .npz) under s3://${DATA}/no-such-prefix/`,
+  });
 });
 
 test('an oversized payload is refused by its size, unread and unstored; a bucket that does not exist is named', async () => {

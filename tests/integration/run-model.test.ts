@@ -126,12 +126,15 @@ describe('each bad model is refused in one line, naming what is wrong', () => {
       /^s3:\/\/team-models\/two-classes\.onnx: output logits: the card names 2 classes, the graph's output has 3$/,
     ],
     ['s3://team-models/extra-input.onnx', /: the card names input mask, which the graph lacks \(its inputs: image\)$/],
-    ['s3://team-models/no-tensor.onnx', /cannot run on the run's partitions: .*1\.pt: no tensor at position 7 for image/],
+    [
+      's3://team-models/no-tensor.onnx',
+      /cannot run on the run's partitions: .*1\.pt: image: no tensor at position 7: it holds 3 tensors by position/,
+    ],
     [
       's3://team-models/wrong-shape.onnx',
       /^model s3:\/\/team-models\/wrong-shape\.onnx cannot run on s3:\/\/cai-data\/survey\/1\.pt: input magnitude: the partition's tensor 0 is \[N, 5, 32, 32\] per object, the graph wants \[batch, 5\]$/,
     ],
-    ['s3://team-models/int64-feed.onnx', /cannot run on the run's partitions: .*ids: a float32 tensor cannot be fed as int64/],
+    ['s3://team-models/int64-feed.onnx', /cannot run on the run's partitions: .*ids: a float32 array cannot be fed as int64/],
     // What the inference function's ONNX Runtime cannot load (every rank would fail its load three times).
     [
       's3://team-models/opset_too_new.onnx',

@@ -115,7 +115,7 @@ test('a model that cannot run on the data is refused before anything starts, in 
   expect(run.status).toBe(1);
   expect(run.last).toMatchObject({ status: 'FAILED', partitions: 0, samples: 0 });
   expect(run.stdout).toMatch(
-    / {2}error {7}model s3:\/\/cai-control\/models\/morphology\.onnx cannot run on the run's partitions: .*: image names tensor "images", but the partition holds 3 tensors by position: name it by position\n/,
+    / {2}error {7}model s3:\/\/cai-control\/models\/morphology\.onnx cannot run on the run's partitions: .*: image: tensor "images" is named, but the partition holds 3 tensors by position: name it by position\n/,
   );
   expect(run.stdout).not.toMatch(/ranks done|outputs {5}/);
 });

@@ -4,7 +4,8 @@ import { bufferSource, fileSource } from '../../functions/commons/tensors/byte-s
 import { toFloat32 } from '../../functions/commons/tensors/dtype';
 import { ArchiveError, UnsafePickleError, UnsupportedTensorError } from '../../functions/commons/errors';
 import { openTorchPartition } from '../../toolkit/datasets/galaxy-partition';
-import { loadTensor, openTorchArchive, sharedSamples } from '../../functions/commons/torch/archive';
+import { loadTensor, openTorchArchive } from '../../functions/commons/torch/archive';
+import { sharedSamples } from '../../toolkit/datasets/inspect';
 import { pythonScript, runPython } from '../helpers/python';
 import { tempFolder } from '../helpers/temp';
 

@@ -2,7 +2,7 @@ import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } fr
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { runDetails } from '../../cli/run-format';
 import { billLambda, pricesFor } from '../../functions/commons/billing/cost';
-import { readRequestsBound } from '../../functions/commons/partitions/partition';
+import { readRequestsBound } from '../../functions/commons/partitions/chunks';
 import {
   billCrashes,
   type CrashContext,

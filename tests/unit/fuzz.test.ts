@@ -4,20 +4,13 @@ import { CaiError } from '../../functions/commons/errors';
 import { openTorchPartition } from '../../toolkit/datasets/galaxy-partition';
 import { synthesizeInto } from '../../toolkit/datasets/synth';
 import { TorchDatasetArchive } from '../../toolkit/datasets/torch-writer';
+import { seededRandom } from '../helpers/fuzz';
 
 /**
  * Mutation fuzzing of the decoder: every mutated archive must either decode or be refused with a
  * CaiError (a reason for a person), never crash with another error, hang, or allocate wildly.
  * Seeded, so a failure reproduces.
  */
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return (n: number) => {
-    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x9e3779b9) >>> 0;
-    s ^= s >>> 13;
-    return (s >>> 0) % n;
-  };
-}
 
 function baseArchive(): Uint8Array {
   const archive = new TorchDatasetArchive([
@@ -76,7 +69,7 @@ const ITERATIONS = 1500;
 test('mutated pickles are decoded or refused with a reason', async () => {
   const base = baseArchive();
   const region = pickleRegion(base);
-  const next = rng(20261121);
+  const next = seededRandom(20261121);
   const crashes: string[] = [];
   let stoppedAtChecksum = 0;
   let refusedByDecoder = 0;
@@ -125,7 +118,7 @@ test('a pickle changed after it was written fails its zip checksum, before it is
 
 test('mutated and truncated files are decoded or refused with a reason', async () => {
   const base = baseArchive();
-  const next = rng(7);
+  const next = seededRandom(7);
   const crashes: string[] = [];
   for (let i = 0; i < ITERATIONS; i++) {
     let mutated = base.slice();

@@ -7,13 +7,15 @@ import { ROOT } from '../../local/paths';
  * The tree reads as the architecture. functions/ is what is deployed, and only that: every module
  * under it is bundled into some handler's artifact. toolkit/ is what the CLI and the benches use
  * besides (forecasts, dataset writers), never deployed. Imports run one way: each layer may import
- * only itself and the layers before it (tensor decoding → partitions → model → run; commands →
+ * only itself and the layers before it (tensor decoding → format readers → partitions → model → run; commands →
  * local stack → toolkit → functions), and no handler imports another.
  */
 const LAYERS = [
   'functions/commons/errors.ts',
   'functions/commons/aws',
-  'functions/commons/torch',
+  'functions/commons/tensors',
+  // One reader per format, none importing another: the partition layer chooses among them.
+  'functions/commons/torch|functions/commons/hdf5|functions/commons/fits|functions/commons/parquet|functions/commons/numpy',
   'functions/commons/partitions',
   'functions/commons/model',
   'functions/commons/billing',

@@ -1,11 +1,7 @@
 import { PartitionLayoutError } from '../../functions/commons/errors';
 import { BANDS, IMAGE_ELEMENTS, IMAGE_SHAPE } from '../../functions/commons/partitions/galaxy';
-import {
-  openPartition,
-  partitionChunks as tensorChunks,
-  ROW_CHUNK_BYTES,
-  type TensorPartition,
-} from '../../functions/commons/partitions/partition';
+import { openPartition, type TensorPartition } from '../../functions/commons/partitions/partition';
+import { partitionChunks as tensorChunks, ROW_CHUNK_BYTES } from '../../functions/commons/partitions/chunks';
 import type { ByteSource } from '../../functions/commons/tensors/byte-source';
 
 /**

@@ -1,6 +1,6 @@
 import { billRun, type Architecture, type CostBreakdown } from '../../functions/commons/billing/cost';
 import { CaiError } from '../../functions/commons/errors';
-import { readRequestsBound } from '../../functions/commons/partitions/partition';
+import { readRequestsBound } from '../../functions/commons/partitions/chunks';
 import { stateTransitions, uncountedRequests, type RunShape } from '../../functions/commons/billing/run-usage';
 import { writeUnits } from '../../functions/commons/billing/dynamo-units';
 import { RUNS_INDEXES } from '../../functions/commons/run/run-store';

@@ -41,6 +41,7 @@ const Env = z.object({
   /** The inference function's reserved concurrency (0: none; it then draws on the account's unreserved pool). */
   INFERENCE_RESERVED_CONCURRENCY: z.coerce.number().int().min(0).default(0),
   SUMMARIZER_MEMORY_MB: z.coerce.number().int().min(128).max(10240).optional(),
+  ROW_RANGE_MB: z.coerce.number().int().min(1).max(10240).optional(),
   /** Inference workers (ONNX sessions of one thread); 0: one per vCPU share of the memory size. */
   INFERENCE_WORKERS: z.coerce.number().int().min(0).max(6).default(0),
   /** Where the inference function keeps a run's model (Lambda's /tmp, its ephemeral storage). */

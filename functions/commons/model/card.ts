@@ -16,14 +16,33 @@ export class CardError extends CaiError {}
 /** The key a card is stored under in an ONNX file's metadata. */
 export const CARD_METADATA_KEY = 'cai.card';
 
-/** A partition tensor: its position, or its key in a dict partition. */
+/**
+ * An array of the data, in the file's own terms: a torch position or dict key, an HDF5 dataset path,
+ * a Parquet column, a FITS HDU (index or EXTNAME) or `HDU/COLUMN`, an .npz array name (docs/data.md).
+ */
 const TensorRef = z.union([z.number().int().min(0), z.string().min(1).max(200)]);
 export type TensorRef = z.infer<typeof TensorRef>;
 
 /** What a partition tensor may be given to a model as: widened or narrowed as the decoder does. */
 export const INPUT_DTYPES = ['float32', 'int64'] as const;
 
-const Input = z.strictObject({ tensor: TensorRef, dtype: z.enum(INPUT_DTYPES) });
+const Input = z
+  .strictObject({
+    tensor: TensorRef,
+    dtype: z.enum(INPUT_DTYPES),
+    /** Each object's values read as this shape (a Parquet list of 5120 floats as [5, 32, 32]): same count, row-major. */
+    shape: z.array(z.number().int().min(1)).min(1).max(8).optional(),
+    /** The file holds each object channel-last ([H, W, C]); the model is given it channel-first. */
+    channelsLast: z.boolean().optional(),
+    /** The model is given value × scale + offset (uint8 0–255 → 0–1: scale 0.00392156862745098). */
+    scale: z.number().finite().optional(),
+    offset: z.number().finite().optional(),
+  })
+  .refine(
+    (input) =>
+      input.dtype === 'float32' || (input.scale === undefined && input.offset === undefined && !input.channelsLast && !input.shape),
+    { message: 'shape, scale, offset and channelsLast apply to float32 inputs only' },
+  );
 const Output = z.discriminatedUnion('task', [
   z.strictObject({ task: z.literal('regression'), label: TensorRef.optional() }),
   z.strictObject({
@@ -141,7 +160,14 @@ export function partitionMisfit(card: ModelCard, graph: OnnxSignature, feeds: Fe
 /** The feeds a partition is opened with for a card: its inputs, and each output's label (optional). */
 export function cardFeeds(card: ModelCard): TensorFeed[] {
   return [
-    ...Object.entries(card.inputs).map(([name, input]) => ({ name, tensor: input.tensor, dtype: input.dtype })),
+    ...Object.entries(card.inputs).map(([name, { tensor, dtype, shape, channelsLast, scale, offset }]) => ({
+      name,
+      tensor,
+      dtype,
+      ...(shape || channelsLast || scale !== undefined || offset !== undefined
+        ? { transform: { shape, channelsLast, scale, offset } }
+        : {}),
+    })),
     ...Object.entries(card.outputs)
       .filter(([, output]) => output.label !== undefined)
       .map(([name, output]) => ({ name: `label:${name}`, tensor: output.label!, dtype: 'float32' as const, optional: true })),

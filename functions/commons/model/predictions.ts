@@ -40,10 +40,11 @@ function cells(column: OutputColumn, row: number): string[] {
  * redshift model that is `partition,row,redshift_pred[,redshift_true]`, as the prototype wrote it.
  * Values are float32 written in the shortest form that reads back to the same float32.
  */
-export function predictionsCsv(partition: string, columns: OutputColumn[], rows: number): string {
+export function predictionsCsv(partition: string, columns: OutputColumn[], rows: number, firstRow = 0): string {
   const lines = [['partition', 'row', ...columns.flatMap(header)].join(',')];
   const key = quote(partition);
-  for (let i = 0; i < rows; i++) lines.push([key, String(i), ...columns.flatMap((c) => cells(c, i))].join(','));
+  // A row range of a file names its objects by their rows in the file.
+  for (let i = 0; i < rows; i++) lines.push([key, String(firstRow + i), ...columns.flatMap((c) => cells(c, i))].join(','));
   return `${lines.join('\n')}\n`;
 }
 

@@ -1,6 +1,6 @@
 import { S3_PARALLEL_PARTS, S3_PART_BYTES } from '../tensors/byte-source';
 import { BYTES_PER_GALAXY, IMAGE_ELEMENTS } from '../partitions/galaxy';
-import { ROW_CHUNK_BYTES } from '../partitions/partition';
+import { ROW_CHUNK_BYTES } from '../partitions/chunks';
 
 /** Galaxies in a 16 MiB chunk of images: what a partition walk holds at a time, twice. */
 const ROWS_PER_CHUNK = Math.floor(ROW_CHUNK_BYTES / (IMAGE_ELEMENTS * 4));
@@ -43,6 +43,8 @@ export interface RankMemoryInput {
   batchSize: number;
   /** The rank's largest partition (bytes). */
   partitionBytes: number;
+  /** What its reader holds beside the rows asked for (PartitionObject.decodeBytes), bytes. */
+  decodeBytes?: number;
 }
 
 export interface RankMemory {
@@ -58,7 +60,7 @@ export interface RankMemory {
 }
 
 /** A rank's peak memory, by part (MB). */
-export function rankMemory({ modelBytes, workers, batchSize, partitionBytes }: RankMemoryInput): RankMemory {
+export function rankMemory({ modelBytes, workers, batchSize, partitionBytes, decodeBytes = 0 }: RankMemoryInput): RankMemory {
   const galaxies = Math.max(1, Math.floor(partitionBytes / BYTES_PER_GALAXY));
   const modelMiB = modelBytes / MiB;
   const sessionsMb = workers * (RANK_MEMORY.workerMb + RANK_MEMORY.sessionPerModelByte * modelMiB);
@@ -68,7 +70,8 @@ export function rankMemory({ modelBytes, workers, batchSize, partitionBytes }: R
   const batchesMb = running * perGalaxy;
   // Chunks hold whole batches (predictPartition): two of them, and up to eight 8 MiB parts of the read in flight.
   const chunkRows = Math.min(galaxies, batchSize * Math.max(1, Math.floor(ROWS_PER_CHUNK / batchSize)));
-  const readAheadMb = (2 * chunkRows * IMAGE_ELEMENTS * 4 + Math.min(partitionBytes, S3_PART_BYTES * S3_PARALLEL_PARTS)) / MiB;
+  const readAheadMb =
+    (2 * chunkRows * IMAGE_ELEMENTS * 4 + Math.min(partitionBytes, S3_PART_BYTES * S3_PARALLEL_PARTS) + decodeBytes) / MiB;
   const runtimeMb = RANK_MEMORY.runtimeMb;
   return { totalMb: Math.ceil(runtimeMb + sessionsMb + batchesMb + readAheadMb), runtimeMb, sessionsMb, batchesMb, readAheadMb };
 }

@@ -1,7 +1,8 @@
 import type * as Ort from 'onnxruntime-node';
 import { CaiError } from '../errors';
 import { numelOf } from '../tensors/tensor-file';
-import { partitionChunks, rowsPerChunk, type FeedData, type TensorPartition, type TensorRows } from '../partitions/partition';
+import { partitionChunks, rowsPerChunk } from '../partitions/chunks';
+import type { FeedData, TensorPartition, TensorRows } from '../partitions/partition';
 import type { ModelCard } from './card';
 import { loadOnnxRuntime } from './onnxruntime';
 

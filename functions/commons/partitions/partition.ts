@@ -1,5 +1,5 @@
 import { PartitionLayoutError } from '../errors';
-import { allocateAligned, type ByteSource, S3_PART_BYTES } from '../tensors/byte-source';
+import type { ByteSource } from '../tensors/byte-source';
 import { DTYPES, toFloat32, toInt64, type DType, type TensorData } from '../tensors/dtype';
 import { describeTensor, numelOf, type StoredTensor, type TensorFile, type TensorFormat } from '../tensors/tensor-file';
 import type { TorchFile } from '../torch/tensor-file';
@@ -16,6 +16,8 @@ import { openTensorFile } from './tensor-files';
 
 /** What a card may ask of an array on its way to the model, so that nobody rewrites the data for it. */
 export interface FeedTransform {
+  /** Each object's values read as this shape (a flat list as an image): as many values, row-major. */
+  shape?: number[];
   /** The file holds each object channel-last ([H, W, C]); the model wants it channel-first ([C, H, W]). */
   channelsLast?: boolean;
   /** value × scale + offset (uint8 0–255 → 0–1: scale 1/255). */
@@ -73,19 +75,35 @@ export interface TensorPartition {
 /** A tensor read whole when the partition opens rather than range by range: its whole size at most. */
 const WHOLE_TENSOR_BYTES = 8 * 1024 * 1024;
 
-/** The per-object shape the model gets: channel-last moved to channel-first. */
-const givenShape = (rowShape: number[], transform?: FeedTransform) =>
-  transform?.channelsLast && rowShape.length >= 2 ? [rowShape[rowShape.length - 1], ...rowShape.slice(0, -1)] : rowShape;
+/** An object's shape as read: the file's, or the one the card reads its values as. */
+const readShape = (rowShape: number[], transform?: FeedTransform) => transform?.shape ?? rowShape;
 
-/** Rows of [..., C] per object made [C, ...]: the last axis moved first, row by row. */
-function channelsFirst(data: Float32Array, rows: number, rowShape: number[]): Float32Array {
+/** The per-object shape the model gets: channel-last moved to channel-first. */
+function givenShape(rowShape: number[], transform?: FeedTransform): number[] {
+  const shape = readShape(rowShape, transform);
+  return transform?.channelsLast && shape.length >= 2 ? [shape[shape.length - 1], ...shape.slice(0, -1)] : shape;
+}
+
+/**
+ * Float32 values of rows of a dtype, as the card gives them to the model, in one pass: each value
+ * widened, moved from channel-last to channel-first when asked, then scaled and offset.
+ */
+function transformed(dtype: DType, data: TensorData, rows: number, rowShape: number[], transform: FeedTransform): Float32Array {
+  const { channelsLast, scale = 1, offset = 0 } = transform;
+  if (!channelsLast && scale === 1 && offset === 0) return toFloat32(dtype, data);
+  // float16 and 64-bit integers need their own widening first; every other dtype indexes as numbers.
+  const source = dtype === 'float16' || dtype === 'int64' || dtype === 'uint64' ? toFloat32(dtype, data) : (data as Float32Array);
+  const out = new Float32Array(data.length);
+  if (!channelsLast || rowShape.length < 2) {
+    for (let i = 0; i < source.length; i++) out[i] = source[i] * scale + offset;
+    return out;
+  }
   const channels = rowShape[rowShape.length - 1];
   const pixels = numelOf(rowShape) / channels;
-  const out = new Float32Array(data.length);
   for (let r = 0, base = 0; r < rows; r++, base += pixels * channels) {
     for (let c = 0; c < channels; c++) {
       const to = base + c * pixels;
-      for (let p = 0, from = base + c; p < pixels; p++, from += channels) out[to + p] = data[from];
+      for (let p = 0, from = base + c; p < pixels; p++, from += channels) out[to + p] = source[from] * scale + offset;
     }
   }
   return out;
@@ -93,15 +111,7 @@ function channelsFirst(data: Float32Array, rows: number, rowShape: number[]): Fl
 
 function feedData(feed: TensorFeed, dtype: DType, data: TensorData, rows: number, rowShape: number[]): FeedData {
   if (feed.dtype === 'int64') return toInt64(dtype, data);
-  let values = toFloat32(dtype, data);
-  const { channelsLast, scale = 1, offset = 0 } = feed.transform ?? {};
-  if (channelsLast && rowShape.length >= 2) values = channelsFirst(values, rows, rowShape);
-  if (scale !== 1 || offset !== 0) {
-    // Never in place over the file's own float32 buffer when it was not copied: a copy first.
-    if (values === data) values = values.slice();
-    for (let i = 0; i < values.length; i++) values[i] = values[i] * scale + offset;
-  }
-  return values;
+  return feed.transform ? transformed(dtype, data, rows, rowShape, feed.transform) : toFloat32(dtype, data);
 }
 
 /** The array a feed names, or a line saying why it is not there. */
@@ -136,12 +146,18 @@ async function partitionOf(file: TensorFile, feeds: TensorFeed[], rows?: RowRang
     const tensor = findTensor(file, feed);
     if (typeof tensor === 'string') {
       if (feed.optional) continue;
-      fail(`${tensor} (for ${feed.name})`);
+      fail(`${feed.name}: ${tensor}`);
     } else {
       if (tensor.shape.length === 0) fail(`${feed.name}: ${describeTensor(tensor)} has no row per object`);
       if (feed.dtype === 'int64' && !DTYPES[tensor.dtype].integer) fail(`${feed.name}: a ${tensor.dtype} array cannot be fed as int64`);
-      if (feed.transform?.channelsLast && tensor.shape.length < 3) {
-        fail(`${feed.name}: ${describeTensor(tensor)} has no channel axis to move (channels_last wants [N, ..., C])`);
+      const shape = feed.transform?.shape;
+      if (shape && numelOf(shape) !== numelOf(tensor.shape.slice(1))) {
+        fail(
+          `${feed.name}: ${describeTensor(tensor)} has ${numelOf(tensor.shape.slice(1))} values per object, not the ${numelOf(shape)} of shape [${shape.join(', ')}]`,
+        );
+      }
+      if (feed.transform?.channelsLast && readShape(tensor.shape.slice(1), feed.transform).length < 2) {
+        fail(`${feed.name}: ${describeTensor(tensor)} has no channel axis to move (channelsLast wants [N, ..., C])`);
       }
       found.set(feed.name, { feed, tensor });
     }
@@ -164,7 +180,7 @@ async function partitionOf(file: TensorFile, feeds: TensorFeed[], rows?: RowRang
   for (const [name, { feed, tensor }] of found) {
     const rowShape = tensor.shape.slice(1);
     if (samples * numelOf(rowShape) * DTYPES[tensor.dtype].itemSize <= WHOLE_TENSOR_BYTES) {
-      whole.set(name, feedData(feed, tensor.dtype, await file.readRows(tensor, first, last), samples, rowShape));
+      whole.set(name, feedData(feed, tensor.dtype, await file.readRows(tensor, first, last), samples, readShape(rowShape, feed.transform)));
     }
   }
   return {
@@ -190,66 +206,14 @@ async function partitionOf(file: TensorFile, feeds: TensorFeed[], rows?: RowRang
           tensors[name] = held.subarray(start * per, end * per);
           continue;
         }
-        // Only float32 rows given as they are land in the caller's float32-sized buffer; others are converted into a new one.
-        const direct = tensor.dtype === 'float32' && feed.dtype === 'float32' && !feed.transform;
+        // Only float32 rows given as they are (or only reshaped) land in the caller's float32-sized buffer; others are converted into a new one.
+        const { channelsLast, scale = 1, offset = 0 } = feed.transform ?? {};
+        const direct = tensor.dtype === 'float32' && feed.dtype === 'float32' && !channelsLast && scale === 1 && offset === 0;
         const data = await file.readRows(tensor, first + start, first + end, direct ? into?.[name] : undefined);
-        tensors[name] = feedData(feed, tensor.dtype, data, end - start, rowShape);
+        tensors[name] = feedData(feed, tensor.dtype, data, end - start, readShape(rowShape, feed.transform));
       }
       return { start, count: end - start, tensors };
     },
     close: () => file.close(),
   };
-}
-
-/** Bytes of the largest tensor read per step when a whole partition is walked. */
-export const ROW_CHUNK_BYTES = 16 * 1024 * 1024;
-
-/**
- * At most how many GETs (HEAD included) reading a whole S3 partition of these bytes sends: opening
- * its archive (the zip's records, the pickle) takes about a dozen, then each 16 MiB chunk one per
- * 8 MiB part, plus one where a part straddles a chunk. What a crashed attempt may have read is
- * billed with this (tests/integration/pipeline.test.ts holds it over the counts ranks send).
- */
-export const readRequestsBound = (bytes: number) => 16 + Math.ceil(bytes / S3_PART_BYTES) + Math.ceil(bytes / ROW_CHUNK_BYTES);
-
-/** Rows per step: as many as keep the largest tensor's chunk within ROW_CHUNK_BYTES, a whole number of batches. */
-export function rowsPerChunk(partition: TensorPartition, batchSize: number): number {
-  const widest = Object.values(partition.feeds).reduce((most, f) => Math.max(most, numelOf(f.rowShape) * 4), 4);
-  return batchSize * Math.max(1, Math.floor(ROW_CHUNK_BYTES / widest / batchSize));
-}
-
-/**
- * Walks a partition in row chunks, in order, reading ahead. Chunks are read into a small ring of
- * reused buffers, so a chunk's arrays are valid until the caller asks for the next one; memory is
- * (readAhead + 1) chunks whatever the partition's size, and no page is faulted in twice.
- */
-export async function* partitionChunks(
-  partition: TensorPartition,
-  options: { rowsPerChunk: number; readAhead?: number },
-): AsyncGenerator<TensorRows> {
-  const { rowsPerChunk: per, readAhead = 1 } = options;
-  const chunks = Math.ceil(partition.samples / per);
-  const ring = Array.from({ length: Math.min(chunks, readAhead + 1) }, () =>
-    Object.fromEntries(
-      Object.entries(partition.feeds).map(([name, f]) => [
-        name,
-        allocateAligned(Math.min(partition.samples, per) * numelOf(f.rowShape) * 4),
-      ]),
-    ),
-  );
-  const read = (k: number) => partition.readRows(k * per, Math.min(partition.samples, (k + 1) * per), ring[k % ring.length]);
-  const pending: Promise<TensorRows>[] = [];
-  for (let k = 0; k < Math.min(chunks, readAhead + 1); k++) pending.push(read(k));
-  // Reads in flight that nobody awaits must not become unhandled rejections if the walk stops.
-  for (const p of pending) p.catch(() => {});
-  for (let k = 0; k < chunks; k++) {
-    const rows = await pending.shift()!;
-    yield rows;
-    const next = k + readAhead + 1;
-    if (next < chunks) {
-      const p = read(next);
-      p.catch(() => {});
-      pending.push(p);
-    }
-  }
 }

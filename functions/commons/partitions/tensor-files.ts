@@ -1,8 +1,13 @@
 import { ArchiveError } from '../errors';
-import type { ByteSource } from '../tensors/byte-source';
+import { withCachedEnds, type ByteSource } from '../tensors/byte-source';
 import type { TensorFile, TensorFormat } from '../tensors/tensor-file';
 import { readZipDirectory } from '../tensors/zip-reader';
+import { openFitsFile } from '../fits/fits-file';
+import { openHdf5File } from '../hdf5/hdf5-file';
+import { openNumpyFile } from '../numpy/numpy-file';
+import { openParquetFile } from '../parquet/parquet-file';
 import { openTorchFile } from '../torch/tensor-file';
+import { TENSOR_FILE_KINDS } from './file-names';
 
 /**
  * The one place that chooses a reader: by the file's first bytes (its magic), never by its name, so a
@@ -22,11 +27,6 @@ const MAGIC: { format: TensorFormat | 'zip'; bytes: Uint8Array }[] = [
 ];
 const HEAD_BYTES = MAGIC.reduce((most, m) => Math.max(most, m.bytes.length), 0);
 
-/** The names of files a run lists, by extension (the content decides how each is read). */
-export const TENSOR_FILE_SUFFIXES = ['.pt', '.pth', '.h5', '.hdf5', '.hdf', '.fits', '.fit', '.fts', '.parquet', '.pq', '.npy', '.npz'];
-export const isTensorFileName = (key: string) => TENSOR_FILE_SUFFIXES.some((suffix) => key.toLowerCase().endsWith(suffix));
-export const TENSOR_FILE_KINDS = '.pt, .h5/.hdf5, .fits, .parquet, .npy or .npz';
-
 /** The format of a file by its first bytes; a zip is a torch archive or an .npz by what it holds. */
 export async function formatOf(source: ByteSource): Promise<TensorFormat> {
   if (source.size === 0) throw new ArchiveError(`${source.name}: is empty`);
@@ -42,22 +42,22 @@ export async function formatOf(source: ByteSource): Promise<TensorFormat> {
   throw new ArchiveError(`${source.name}: a zip archive, but neither a torch archive (no data.pkl) nor an .npz (entries other than .npy)`);
 }
 
-// Replaced by each format's reader as it lands.
-const unavailable =
-  (format: string) =>
-  async (source: ByteSource): Promise<TensorFile> => {
-    throw new ArchiveError(`${source.name}: ${format} files are not read yet`);
-  };
-
 const OPENERS: Record<TensorFormat, (source: ByteSource) => Promise<TensorFile>> = {
   torch: openTorchFile,
-  hdf5: unavailable('hdf5'),
-  fits: unavailable('fits'),
-  parquet: unavailable('parquet'),
-  numpy: unavailable('numpy'),
+  hdf5: openHdf5File,
+  fits: openFitsFile,
+  parquet: openParquetFile,
+  numpy: openNumpyFile,
 };
 
-/** Opens any file CAI reads with its format's reader. */
+/** Opens any file CAI reads with its format's reader (its start and end read once, for both). */
 export async function openTensorFile(source: ByteSource): Promise<TensorFile> {
-  return OPENERS[await formatOf(source)](source);
+  const cached = withCachedEnds(source);
+  try {
+    return await OPENERS[await formatOf(cached)](cached);
+  } catch (error) {
+    // A file no reader opens is closed here: its reader never held it.
+    await source.close();
+    throw error;
+  }
 }

@@ -4,7 +4,7 @@ import pLimit from 'p-limit';
 import { countsSince, requestCounts, type RequestCounts } from '../aws/clients';
 import type { LambdaInvocation } from '../aws/invocation';
 import { describeError } from '../errors';
-import { readRequestsBound } from '../partitions/partition';
+import { readRequestsBound } from '../partitions/chunks';
 import type { AttemptStart, CrashBilledUntil, CrashedAttempt, FailedAttempt, RankItem, RankResult } from './contracts';
 import { outputKeys } from './output-keys';
 

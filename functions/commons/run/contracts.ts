@@ -32,9 +32,17 @@ export interface RetryPayload {
 }
 
 /** One partition object in S3. */
+/**
+ * One partition of a run: a file, or a range of a large file's rows (the initializer plans ranges so
+ * that nobody splits a 2.5 GB HDF5 file first). `bytes` is its share of the file.
+ */
 export interface PartitionObject {
   key: string;
   bytes: number;
+  /** Rows [start, end) of the file; absent: all of it. */
+  rows?: { start: number; end: number };
+  /** Bytes its reader holds beside the rows asked for (rows decoded together: an HDF5 chunk, a Parquet row group). */
+  decodeBytes?: number;
 }
 
 /** A model chosen per run, as the initializer found it: the object, its version (ETag) and size, and its card's place (absent: the model's metadata). */

@@ -30,6 +30,10 @@ import { planRetry, RetryRefusal, type RetryPlan } from './retry';
 import { UNREAD_DATASET, type RunRecord, type RunStore } from './run-store';
 import { ModelRefusal, resolveRunModel, type ModelLimits } from './run-model';
 import { summarizeRun } from './summarize';
+import { planRowRanges } from './row-ranges';
+import { TENSOR_FILE_KINDS } from '../partitions/file-names';
+import { openTensorFile } from '../partitions/tensor-files';
+import { s3Source } from '../tensors/byte-source';
 
 /** The uploaded payload.json an S3 event names. */
 export interface PayloadObject {
@@ -56,6 +60,8 @@ export interface InitializeContext {
   modelLimits: ModelLimits;
   /** The summarizer's memory: it holds every rank's result at once, so it bounds the ranks of a run. */
   summarizerMemoryMb?: number;
+  /** Files over this are run as row ranges of about this size (absent: ROW_RANGE_BYTES). */
+  rowRangeBytes?: number;
   /**
    * How many inference invocations the account lets run at once (the function's reserved
    * concurrency, or the account's unreserved pool); the Map's concurrency is clamped to it.
@@ -241,7 +247,19 @@ async function validateRun(
       throw new Refusal(`cannot list ${folder}: ${describeError(error)}`, {}, raw, payload);
     }
   }
-  if (available.length === 0) throw new Refusal(`no partitions (*.pt) under ${folder}`, { warnings }, raw, payload);
+  if (available.length === 0) throw new Refusal(`no data files (${TENSOR_FILE_KINDS}) under ${folder}`, { warnings }, raw, payload);
+  if (!retry) {
+    progress.stage = 'reading the headers of large files';
+    try {
+      available = await planRowRanges(available, async (key) => openTensorFile(await s3Source(context.s3, payload.data_bucket, key)), {
+        targetBytes: context.rowRangeBytes,
+        onFile: (opened, of) => (progress.stage = `reading the headers of large files (${opened} of ${of})`),
+      });
+    } catch (error) {
+      if (!(error instanceof PlanError)) throw error;
+      throw new Refusal(error.message, { errors: [{ field: error.field, message: error.message }], warnings }, raw, payload);
+    }
+  }
   let model: ChosenModel | undefined;
   if (retry?.model) {
     // Exactly the version the earlier run ran: the ranks fetch it by this ETag (If-Match).

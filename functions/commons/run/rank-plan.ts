@@ -4,10 +4,8 @@ import { ARM64_RATE_FACTOR, type Architecture, galaxiesPerSecond, workersFor } f
 import { rankMemory, type RankMemory } from '../model/rank-memory';
 import { STATE_PAYLOAD_LIMIT_BYTES } from '../aws/limits';
 import { BYTES_PER_GALAXY } from '../partitions/galaxy';
+import { isTensorFileName } from '../partitions/file-names';
 import type { ModelObject, PartitionObject, Payload, RankItem } from './contracts';
-
-/** File names CAI takes as partitions. */
-export const PARTITION_SUFFIX = '.pt';
 
 /** Natural order: digit runs compare as numbers, so 2.pt < 10.pt (the prototype sorted as text). */
 export function naturalCompare(a: string, b: string): number {
@@ -47,7 +45,11 @@ export interface ListingOptions {
   onPage?: (pages: number) => void;
 }
 
-/** Every `.pt` object directly under the prefix (all pages, or PlanError past maxPages), in natural order. */
+/**
+ * Every data file under the prefix, sub-folders included (`healpix=1234/001-of-002.hdf5`), by its
+ * extension (tensor-files.ts; its content decides how it is read): all pages, or PlanError past
+ * maxPages, in natural order of the whole key.
+ */
 export async function listPartitions(
   s3: S3Client,
   bucket: string,
@@ -57,10 +59,10 @@ export async function listPartitions(
   const folder = folderOf(prefix);
   const found: PartitionObject[] = [];
   let pages = 0;
-  for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: bucket, Prefix: folder, Delimiter: '/' })) {
+  for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: bucket, Prefix: folder })) {
     options.signal?.throwIfAborted();
     for (const object of page.Contents ?? []) {
-      if (object.Key?.endsWith(PARTITION_SUFFIX)) found.push({ key: object.Key, bytes: object.Size ?? 0 });
+      if (object.Key && isTensorFileName(object.Key)) found.push({ key: object.Key, bytes: object.Size ?? 0 });
     }
     options.onPage?.(++pages);
     if (options.maxPages !== undefined && pages >= options.maxPages && page.IsTruncated) {
@@ -225,6 +227,7 @@ function memoryOf(item: RankItem, limits: RankLimits, memoryMb: number, batchSiz
     workers: workers || workersFor(memoryMb),
     batchSize: batchSize ?? defaultBatch,
     partitionBytes: item.partitions.reduce((most, p) => Math.max(most, p.bytes), 0),
+    decodeBytes: item.partitions.reduce((most, p) => Math.max(most, p.decodeBytes ?? 0), 0),
   });
 }
 

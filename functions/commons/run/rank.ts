@@ -12,6 +12,7 @@ import { mergeOutputStatistics, outputStatistics, type OutputStatistics } from '
 import { predictionsCsv } from '../model/predictions';
 import type { PartitionFailure, RankItem, RankResult } from './contracts';
 import { outputKeys } from './output-keys';
+import { partitionName } from './partition-name';
 
 export interface RankContext {
   s3: S3Client;
@@ -109,10 +110,11 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
   let nonFinite = 0;
 
   for (const partition of item.partitions) {
+    const name = partitionName(partition);
     const openStart = process.hrtime.bigint();
     try {
       const source = timed(await s3Source(context.s3, item.dataBucket, partition.key), download);
-      const reader = await openPartition(source, cardFeeds(context.card));
+      const reader = await openPartition(source, cardFeeds(context.card), partition.rows);
       open += seconds(openStart);
       try {
         const misfit = partitionMisfit(context.card, context.signature, reader.feeds);
@@ -129,18 +131,18 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
           labels: result.labels[name],
         }));
         for (const column of columns) {
-          const stats = outputStatistics(column.output, column.values, partition.key, column.labels);
+          const stats = outputStatistics(column.output, column.values, name, column.labels);
           statistics[column.name] = mergeOutputStatistics(statistics[column.name] ?? null, stats);
         }
-        const rows = predictionsCsv(partition.key, columns, reader.samples);
+        const rows = predictionsCsv(partition.key, columns, reader.samples, reader.firstRow);
         csv.push(csv.length === 0 ? rows : rows.slice(rows.indexOf('\n') + 1));
-        done.push({ key: partition.key, bytes: source.size, samples: reader.samples });
+        done.push({ key: name, bytes: partition.rows ? partition.bytes : source.size, samples: reader.samples });
       } finally {
         await reader.close();
       }
     } catch (error) {
       if (!(error instanceof CaiError) || error instanceof RankError) throw error;
-      failures.push({ partition: partition.key, rank: item.rank, error: describeError(error) });
+      failures.push({ partition: name, rank: item.rank, error: describeError(error) });
     }
   }
 
@@ -169,7 +171,7 @@ export async function runRank(item: RankItem, context: RankContext): Promise<Ran
     throughput_bps: total > 0 ? (bytes * 8) / total : 0,
     sample_persec: total > 0 ? samples / total : 0,
     result_path: item.resultPath,
-    data_path: item.partitions.map((p) => p.key).join(','),
+    data_path: item.partitions.map(partitionName).join(','),
     run_id: item.runId,
     rank: item.rank,
     world_size: item.worldSize,

@@ -5,6 +5,7 @@ import { CaiError } from '../errors';
 import type { MapRunResult, ModelObject, PartitionFailure, PartitionObject, Payload, RankItem, RankResult } from './contracts';
 import { parsePayload } from './payload';
 import type { RunRecord, RunStore } from './run-store';
+import { partitionName } from './partition-name';
 import { readJsonObject } from '../aws/s3-json';
 
 /**
@@ -60,7 +61,7 @@ async function unfinishedKeys(s3: S3Client, earlier: RunRecord, items: RankItem[
     items.map((item) =>
       limit(async () => {
         const result = written.has(item.rank) ? await readJson<RankResult>(s3, `${outputs.rankResults}${item.rank}.json`) : undefined;
-        for (const key of result ? result.failures.map((f) => f.partition) : item.partitions.map((p) => p.key)) keys.add(key);
+        for (const key of result ? result.failures.map((f) => f.partition) : item.partitions.map(partitionName)) keys.add(key);
       }),
     ),
   );
@@ -111,7 +112,7 @@ export async function planRetry(runId: string, runs: RunStore, s3: S3Client): Pr
   const payload = await payloadOf(earlier, runs);
   const items = (await readJson<RankItem[]>(s3, earlier.outputs.manifest)) ?? [];
   const unfinished = await unfinishedKeys(s3, earlier, items);
-  const partitions = items.flatMap((item) => item.partitions).filter((p) => unfinished.has(p.key));
+  const partitions = items.flatMap((item) => item.partitions).filter((p) => unfinished.has(partitionName(p)));
   if (partitions.length > 0) return { kind: 'rerun', earlier, payload, partitions, model: items[0]?.model };
   if (earlier.status === 'FAILED' && items.length > 0) return { kind: 'resummarize', earlier, payload, mapRun: mapRunOf(earlier) };
   throw new RetryRefusal(`run ${runId} is ${earlier.status} and left no partition to run again: nothing to retry`);

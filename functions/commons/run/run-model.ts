@@ -115,7 +115,7 @@ export async function resolveRunModel(
   }
   // The card's inputs against the run's first partition: presence, shape per object, dtype.
   try {
-    const partition = await openPartition(await s3Source(s3, dataBucket, first.key), cardFeeds(card));
+    const partition = await openPartition(await s3Source(s3, dataBucket, first.key), cardFeeds(card), first.rows);
     try {
       const misfit = partitionMisfit(card, signature, partition.feeds);
       if (misfit) throw new ModelRefusal(`model ${uri} cannot run on s3://${dataBucket}/${first.key}: ${misfit}`);

@@ -33,6 +33,7 @@ import type {
   SummarizeInput,
 } from './contracts';
 import { outputKeys } from './output-keys';
+import { partitionName } from './partition-name';
 import { MAX_STORED_FAILURES, RUNS_INDEXES, UNREAD_DATASET, storable, type RunRecord, type RunStatus, type RunStore } from './run-store';
 import { readJsonObject } from '../aws/s3-json';
 
@@ -195,7 +196,7 @@ function partitionOutcomes(run: GatheredRun, input: SummarizeInput): { results: 
         input.failure && !run.outcomes.has(item.rank)
           ? stateErrorText(input.failure)
           : rankFailureText(run.outcomes.get(item.rank)?.error, item, run.crashedAttempts, run.memoryMb);
-      for (const p of item.partitions) failures.push({ partition: p.key, rank: item.rank, error: reason });
+      for (const p of item.partitions) failures.push({ partition: partitionName(p), rank: item.rank, error: reason });
     }
   }
   return { results, failures };

@@ -154,3 +154,44 @@ export async function s3Source(client: S3Client, bucket: string, key: string): P
   };
   return source;
 }
+
+/** Bytes of a file's start and of its end kept once read: where every format keeps what says how to read it (a zip's end record is searched for in its last 64 KiB + 22 bytes). */
+export const CACHED_END_BYTES = 128 * 1024;
+
+/**
+ * A source whose first and last CACHED_END_BYTES are fetched once, each with one read, the first time
+ * a read falls within them. Choosing a reader by its magic, then that reader opening the file, read
+ * the same few places (a zip's directory, a Parquet footer, an HDF5 superblock, a FITS header): on S3
+ * each would be a GET of its own. Reads within a cached end are views of it; others go to the source.
+ */
+export function withCachedEnds(source: ByteSource): ByteSource {
+  const window = Math.min(CACHED_END_BYTES, source.size);
+  const tailStart = source.size - window;
+  let head: Promise<Uint8Array> | undefined;
+  let tail: Promise<Uint8Array> | undefined;
+  const served = async (cached: Promise<Uint8Array>, at: number, length: number, into?: Uint8Array) => {
+    const bytes = (await cached).subarray(at, at + length);
+    if (!into) return bytes;
+    const out = target(length, into);
+    out.set(bytes);
+    return out;
+  };
+  const cachedSource: ByteSource = {
+    name: source.name,
+    size: source.size,
+    async read(offset, length, into) {
+      checkRange(cachedSource, offset, length);
+      if (offset + length <= window) {
+        head ??= source.read(0, window);
+        return served(head, offset, length, into);
+      }
+      if (offset >= tailStart) {
+        tail ??= source.read(tailStart, window);
+        return served(tail, offset - tailStart, length, into);
+      }
+      return source.read(offset, length, into);
+    },
+    close: () => source.close(),
+  };
+  return cachedSource;
+}

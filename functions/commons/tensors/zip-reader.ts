@@ -34,9 +34,10 @@ function u64(dv: DataView, at: number, what: string): number {
 
 /**
  * Reads the central directory of a zip archive (with ZIP64 where sizes need it) from its tail.
- * Only the directory is read here; entry data is read on demand with `readEntry`.
+ * Only the directory is read here; entry data is read on demand with `readEntry`. `maxEntries` lets a
+ * reader that expects a few entries refuse a directory of many before reading it.
  */
-export async function readZipDirectory(source: ByteSource): Promise<ZipEntry[]> {
+export async function readZipDirectory(source: ByteSource, maxEntries = MAX_ENTRIES): Promise<ZipEntry[]> {
   const head = view(await source.read(0, Math.min(4, source.size)));
   const startsLikeZip = head.byteLength === 4 && head.getUint32(0, true) === LOCAL_SIGNATURE;
   const unreadable = (): never => {
@@ -77,7 +78,11 @@ export async function readZipDirectory(source: ByteSource): Promise<ZipEntry[]> 
     throw new ArchiveError(`${source.name}: zip64 archive without its locator record`);
   }
 
-  if (count > MAX_ENTRIES) throw new ArchiveError(`${source.name}: zip declares ${count} entries`);
+  if (count > Math.min(maxEntries, MAX_ENTRIES)) {
+    throw new ArchiveError(
+      `${source.name}: zip declares ${count} entries${maxEntries < MAX_ENTRIES ? ` (at most ${maxEntries} are read)` : ''}`,
+    );
+  }
   if (directorySize > MAX_DIRECTORY_BYTES || directoryOffset + directorySize > source.size) {
     throw new ArchiveError(`${source.name}: truncated or corrupt zip directory`);
   }

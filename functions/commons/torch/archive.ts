@@ -1,6 +1,6 @@
 import { crc32 } from 'node:zlib';
 import type { ByteSource } from '../tensors/byte-source';
-import { DTYPES, allocateTensorData, elementAsNumber, typedView, unsupportedDtype, type DType, type TensorData } from '../tensors/dtype';
+import { DTYPES, allocateTensorData, typedView, unsupportedDtype, type DType, type TensorData } from '../tensors/dtype';
 import { ArchiveError, UnsupportedTensorError } from '../errors';
 import { dtypeOfStorage } from './storage';
 import { numelOf } from '../tensors/tensor-file';
@@ -295,60 +295,4 @@ function gather(span: TensorData, out: TensorData, shape: number[], strides: num
 
 export async function loadTensor(archive: TorchArchive, ref: TensorRef): Promise<Tensor> {
   return readTensorRows(archive, ref, 0, ref.shape.length === 0 ? 1 : ref.shape[0]);
-}
-
-export interface TensorSummary {
-  shape: number[];
-  dtype: DType;
-  min: number | null;
-  max: number | null;
-  mean: number | null;
-  /** NaN elements, left out of min, max and mean. */
-  nan?: number;
-}
-
-/** Bytes of one tensor read per step when summarising: bounded, whatever the file's size. */
-const SUMMARY_CHUNK_BYTES = 16 * 1024 * 1024;
-
-export async function summarizeTensor(archive: TorchArchive, ref: TensorRef, onProgress?: (bytes: number) => void): Promise<TensorSummary> {
-  const rows = ref.shape.length === 0 ? 1 : ref.shape[0];
-  const rowBytes = Math.max(1, numelOf(ref.shape.slice(1)) * DTYPES[ref.dtype].itemSize);
-  const step = Math.max(1, Math.floor(SUMMARY_CHUNK_BYTES / rowBytes));
-  let min = Infinity;
-  let max = -Infinity;
-  let sum = 0;
-  let counted = 0;
-  let nan = 0;
-  for (let start = 0; start < rows; start += step) {
-    const end = Math.min(rows, start + step);
-    const { data } = await readTensorRows(archive, ref, start, end);
-    for (let i = 0; i < data.length; i++) {
-      const v = elementAsNumber(ref.dtype, data, i);
-      if (Number.isNaN(v)) {
-        nan++;
-        continue;
-      }
-      if (v < min) min = v;
-      if (v > max) max = v;
-      sum += v;
-      counted++;
-    }
-    onProgress?.(data.byteLength);
-  }
-  const summary: TensorSummary = {
-    shape: ref.shape,
-    dtype: ref.dtype,
-    min: counted ? min : null,
-    max: counted ? max : null,
-    mean: counted ? sum / counted : null,
-  };
-  if (nan) summary.nan = nan;
-  return summary;
-}
-
-/** The first dimension all tensors share, or null when they do not share one. */
-export function sharedSamples(tensors: TensorRef[]): number | null {
-  if (tensors.length === 0 || tensors.some((t) => t.shape.length === 0)) return null;
-  const n = tensors[0].shape[0];
-  return tensors.every((t) => t.shape[0] === n) ? n : null;
 }
