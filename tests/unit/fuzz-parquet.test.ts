@@ -7,6 +7,7 @@ import { openParquetFile } from '../../functions/commons/parquet/parquet-file';
 import { snappyDecompress } from '../../functions/commons/parquet/snappy';
 import { pythonScript, runPython } from '../helpers/python';
 import { tempFolder } from '../helpers/temp';
+import { seededRandom } from '../helpers/fuzz';
 
 /**
  * Mutation fuzzing of the Parquet reader on small files pyarrow wrote (3 columns, 6 rows in two
@@ -14,14 +15,6 @@ import { tempFolder } from '../helpers/temp';
  * never crash with another error, hang, or allocate what a header claims. Seeded, so a failure
  * reproduces; FUZZ_SEED and FUZZ_ITERATIONS run others.
  */
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return (n: number) => {
-    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x9e3779b9) >>> 0;
-    s ^= s >>> 13;
-    return (s >>> 0) % n;
-  };
-}
 
 const ITERATIONS = Number(process.env.FUZZ_ITERATIONS ?? 1500);
 /** The most a fuzz read asks for: a caller sizes its reads by the shape the file claims. */
@@ -61,7 +54,7 @@ test.each(FILES)('%s itself reads (the control)', async (name) => {
 
 test.each(FILES)('%s: mutants and truncations are read or refused with a reason, promptly and within bounded memory', async (name) => {
   const base = bases[name];
-  const next = rng(Number(process.env.FUZZ_SEED ?? 20260214));
+  const next = seededRandom(Number(process.env.FUZZ_SEED ?? 20260214));
   const footerLength = new DataView(base.buffer, base.byteOffset).getUint32(base.length - 8, true);
   const footerStart = base.length - 8 - footerLength;
   const crashes: string[] = [];
