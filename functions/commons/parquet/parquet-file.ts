@@ -303,6 +303,8 @@ export async function openParquetFile(source: ByteSource): Promise<TensorFile> {
     });
   }
 
+  // Per tensor, the last row group decoded whole because a read wanted part of it.
+  const lastGroup = new Map<StoredTensor, { group: number; data: TensorData }>();
   const byName = new Map(tensors.map((t) => [t.tensor.name, t]));
   const file: TensorFile = {
     format: 'parquet',
@@ -328,11 +330,9 @@ export async function openParquetFile(source: ByteSource): Promise<TensorFile> {
         into && into.byteLength >= count * itemSize && into.byteOffset % itemSize === 0
           ? view(into.buffer as ArrayBuffer, into.byteOffset, count)
           : view(new ArrayBuffer(count * itemSize), 0, count);
-      for (let g = 0; g < rowGroups.length; g++) {
+      /** Rows [first, last) of row group g decoded into `target` from its row `at`. */
+      const decodeGroup = async (g: number, first: number, last: number, target: TensorData, at: number) => {
         const group = rowGroups[g];
-        const first = Math.max(start, group.start) - group.start;
-        const last = Math.min(end, group.start + group.rows) - group.start;
-        if (first >= last) continue;
         const meta = chunkMeta(g, entry.chunkIndex, metaPath(metadata, g, entry.chunkIndex), tensor.name);
         const { offset, length } = chunkRange(meta, tensor.name, fileName, dataEnd);
         const bytes = await source.read(offset, length);
@@ -345,14 +345,35 @@ export async function openParquetFile(source: ByteSource): Promise<TensorFile> {
           rowLength: entry.rowLength,
           first,
           last,
-          out,
-          at: group.start + first - start,
+          out: target,
+          at,
           groupStart: group.start,
         };
         const findings = decodeChunk(fileName, read);
         if (findings.firstNull >= 0) throw new UnsupportedTensorError(`${fileName}: ${nullAt(tensor.name, findings.firstNull)}`);
         if (refused(findings, entry.rowLength, entry.leaf.maxRepetition > 0))
           throw new UnsupportedTensorError(`${fileName}: ${ragged(tensor.name, findings)}`);
+      };
+      for (let g = 0; g < rowGroups.length; g++) {
+        const group = rowGroups[g];
+        const first = Math.max(start, group.start) - group.start;
+        const last = Math.min(end, group.start + group.rows) - group.start;
+        if (first >= last) continue;
+        if (first === 0 && last === group.rows) {
+          await decodeGroup(g, first, last, out, group.start - start);
+          continue;
+        }
+        // Part of a group: the whole group is decoded once and kept, as a walk in chunks that do not
+        // line up with the groups asks for its next part next (the memory plan holds a group a column).
+        let held = lastGroup.get(tensor);
+        if (held?.group !== g) {
+          const whole = view(new ArrayBuffer(group.rows * entry.rowLength * itemSize), 0, group.rows * entry.rowLength);
+          await decodeGroup(g, 0, group.rows, whole, 0);
+          held = { group: g, data: whole };
+          lastGroup.set(tensor, held);
+        }
+        const at = (group.start + first - start) * entry.rowLength;
+        (out as Float32Array).set((held.data as Float32Array).subarray(first * entry.rowLength, last * entry.rowLength), at);
       }
       return out;
     },
