@@ -304,7 +304,7 @@ export async function openParquetFile(source: ByteSource): Promise<TensorFile> {
   }
 
   // Per tensor, the last row group decoded whole because a read wanted part of it.
-  const lastGroup = new Map<StoredTensor, { group: number; data: TensorData }>();
+  const lastGroup = new Map<StoredTensor, { group: number; data: Promise<TensorData> }>();
   const byName = new Map(tensors.map((t) => [t.tensor.name, t]));
   const file: TensorFile = {
     format: 'parquet',
@@ -365,15 +365,18 @@ export async function openParquetFile(source: ByteSource): Promise<TensorFile> {
         }
         // Part of a group: the whole group is decoded once and kept, as a walk in chunks that do not
         // line up with the groups asks for its next part next (the memory plan holds a group a column).
+        // Held as a promise: the walk reads its next chunk while this one is in hand, so both may want the group at once.
         let held = lastGroup.get(tensor);
         if (held?.group !== g) {
           const whole = view(new ArrayBuffer(group.rows * entry.rowLength * itemSize), 0, group.rows * entry.rowLength);
-          await decodeGroup(g, 0, group.rows, whole, 0);
-          held = { group: g, data: whole };
+          held = { group: g, data: decodeGroup(g, 0, group.rows, whole, 0).then(() => whole) };
           lastGroup.set(tensor, held);
+          // A failed decode is not kept: the next read tries again (and fails with its own reason).
+          held.data.catch(() => lastGroup.get(tensor) === held && lastGroup.delete(tensor));
         }
+        const data = (await held.data) as Float32Array;
         const at = (group.start + first - start) * entry.rowLength;
-        (out as Float32Array).set((held.data as Float32Array).subarray(first * entry.rowLength, last * entry.rowLength), at);
+        (out as Float32Array).set(data.subarray(first * entry.rowLength, last * entry.rowLength), at);
       }
       return out;
     },
