@@ -43,7 +43,7 @@ const customTags: Tags = INTRINSICS.flatMap((name) => {
 });
 
 export interface SamTemplate {
-  Parameters?: Record<string, { Type?: string; Default?: unknown; AllowedValues?: unknown[] }>;
+  Parameters?: Record<string, TemplateParameter>;
   Conditions?: Record<string, Node>;
   Globals?: { Function?: Json };
   Resources: Record<string, { Type: string; Properties?: Json; Metadata?: Json }>;
@@ -90,6 +90,40 @@ export interface ResolveOptions {
 
 export class TemplateError extends Error {}
 
+export interface TemplateParameter {
+  Type?: string;
+  Default?: unknown;
+  AllowedValues?: unknown[];
+  AllowedPattern?: string;
+  MinValue?: number;
+  MaxValue?: number;
+  MinLength?: number;
+  MaxLength?: number;
+  ConstraintDescription?: string;
+}
+
+/**
+ * A parameter's value against its constraints, as CloudFormation checks them before it creates
+ * anything (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/parameters-section-structure.html):
+ * a stack given a value outside them is not created, and neither is the local stack.
+ */
+export function parameterProblem(name: string, p: TemplateParameter, value: string): string | undefined {
+  if (p.Type === 'Number') {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n)) return `Parameter '${name}' must be a number`;
+    if (p.MinValue !== undefined && n < p.MinValue) return `Parameter '${name}' must be a number not less than ${p.MinValue}`;
+    if (p.MaxValue !== undefined && n > p.MaxValue) return `Parameter '${name}' must be a number not greater than ${p.MaxValue}`;
+  }
+  if (p.AllowedValues && !p.AllowedValues.map(String).includes(value)) return `Parameter '${name}' must be one of AllowedValues`;
+  // A pattern is matched against the whole value; a ConstraintDescription, when given, is what the refusal says.
+  if (p.AllowedPattern !== undefined && !new RegExp(`^(?:${p.AllowedPattern})$`).test(value)) {
+    return `Malformed input-Parameter ${name} ${p.ConstraintDescription ?? `must match pattern ${p.AllowedPattern}`}`;
+  }
+  if (p.MinLength !== undefined && value.length < p.MinLength) return `Parameter '${name}' must contain at least ${p.MinLength} characters`;
+  if (p.MaxLength !== undefined && value.length > p.MaxLength) return `Parameter '${name}' must contain at most ${p.MaxLength} characters`;
+  return undefined;
+}
+
 /** The local stack's stand-in for the UUID CloudFormation puts at the end of a stack's id. */
 export const LOCAL_STACK_UUID = '00000000-0000-4000-8000-000000000000';
 
@@ -98,6 +132,11 @@ export function resolver(template: SamTemplate, root: string, options: ResolveOp
   const parameters: Record<string, string> = {};
   for (const [name, p] of Object.entries(template.Parameters ?? {})) if (p.Default !== undefined) parameters[name] = String(p.Default);
   Object.assign(parameters, options.defaults, samConfigOverrides(root), options.overrides);
+  for (const [name, value] of Object.entries(parameters)) {
+    const declared = template.Parameters?.[name];
+    const problem = declared && parameterProblem(name, declared, value);
+    if (problem) throw new TemplateError(`template.yaml: ${problem}`);
+  }
   const region = options.region ?? 'us-east-1';
   const accountId = options.accountId ?? '000000000000';
   const stackName = options.stackName ?? 'cai';
