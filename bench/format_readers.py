@@ -23,6 +23,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from astropy.io import fits
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "model"))
+from cards import redshift_card  # noqa: E402
 from torch.utils.data import TensorDataset
 
 torch.serialization.add_safe_globals([TensorDataset])
@@ -36,21 +39,13 @@ HDF5_CHUNK_ROWS = 16
 SCALE_U8 = 1 / 255
 
 
-def card(image, magnitude, label, **image_options):
-    return {
-        "inputs": {
-            "image": {"tensor": image, "dtype": "float32", **image_options},
-            "magnitude": {"tensor": magnitude, "dtype": "float32"},
-        },
-        "outputs": {"redshift": {"task": "regression", "label": label}},
-    }
 
 
 def write(source, out):
     os.makedirs(out, exist_ok=True)
     image, magnitude, redshift = (t.numpy() for t in torch.load(source, weights_only=True).tensors)
     n = image.shape[0]
-    named = card("image", "magnitude", "redshift")
+    named = redshift_card("image", "magnitude", "redshift")
     variants = []
 
     def add(name, fmt, file, variant_card):
@@ -58,7 +53,7 @@ def write(source, out):
 
     path = os.path.join(out, "torch-save.pt")
     torch.save(TensorDataset(*(torch.from_numpy(a) for a in (image, magnitude, redshift))), path)
-    add("pt, torch.save", "torch", path, card(0, 1, 2))
+    add("pt, torch.save", "torch", path, redshift_card(0, 1, 2))
 
     path = os.path.join(out, "contiguous.h5")
     with h5py.File(path, "w") as f:
@@ -82,7 +77,7 @@ def write(source, out):
         )
         f.create_dataset("catalog/mag", data=magnitude.astype(">f8"))
         f.create_dataset("catalog/redshift", data=redshift.astype("f8"))
-    add("hdf5, uint8 channel-last gzip", "hdf5", path, card("images", "catalog/mag", "catalog/redshift", channelsLast=True, scale=SCALE_U8))
+    add("hdf5, uint8 channel-last gzip", "hdf5", path, redshift_card("images", "catalog/mag", "catalog/redshift", channelsLast=True, scale=SCALE_U8))
 
     # FITS: the cube in the primary HDU (big-endian float32, as FITS is), the catalogue a binary table.
     path = os.path.join(out, "survey.fits")
@@ -90,7 +85,7 @@ def write(source, out):
         [fits.Column(name="MAG", format="5E", array=magnitude), fits.Column(name="REDSHIFT", format="E", array=redshift)], name="CATALOG"
     )
     fits.HDUList([fits.PrimaryHDU(image), table]).writeto(path, overwrite=True)
-    add("fits, cube + bintable", "fits", path, card(0, "CATALOG/MAG", "CATALOG/REDSHIFT"))
+    add("fits, cube + bintable", "fits", path, redshift_card(0, "CATALOG/MAG", "CATALOG/REDSHIFT"))
 
     # Parquet: a catalogue with cutouts, each image a list<float> of 5120 values read as [5, 32, 32].
     arrow = pa.table(
@@ -103,7 +98,7 @@ def write(source, out):
     for codec in ("snappy", "zstd"):
         path = os.path.join(out, f"{codec}.parquet")
         pq.write_table(arrow, path, compression=codec, row_group_size=PARQUET_ROW_GROUP)
-        add(f"parquet, {codec}", "parquet", path, card("image", "magnitude", "redshift", shape=[5, 32, 32]))
+        add(f"parquet, {codec}", "parquet", path, redshift_card("image", "magnitude", "redshift", shape=[5, 32, 32]))
 
     path = os.path.join(out, "stored.npz")
     np.savez(path, image=image, magnitude=magnitude, redshift=redshift)

@@ -26,6 +26,19 @@ class CardError(ValueError):
     pass
 
 
+def redshift_card(image, magnitude, label, **image_options) -> dict:
+    """A card feeding the default redshift model (AstroMAE) from the arrays a survey file names, in
+    its own terms (a dataset path, a column, an HDU, an array name); `image_options` are the input's
+    transforms (channelsLast, scale, offset, shape)."""
+    return {
+        "inputs": {
+            "image": {"tensor": image, "dtype": "float32", **image_options},
+            "magnitude": {"tensor": magnitude, "dtype": "float32"},
+        },
+        "outputs": {"redshift": {"task": "regression", "label": label}},
+    }
+
+
 def check_card(card: dict, model=None) -> None:
     """Raises CardError naming the first thing wrong with the card, or with it against the graph."""
     for key in ("inputs", "outputs"):

@@ -15,6 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from astropy.io import fits
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "model"))
+from cards import redshift_card  # noqa: E402
+
 out, model_path, samples = sys.argv[1], sys.argv[2], int(sys.argv[3])
 os.makedirs(out, exist_ok=True)
 rng = np.random.default_rng(27)
@@ -32,14 +35,6 @@ def predict(image, magnitude):
     return session.run(["redshift"], {"image": image.astype(np.float32), "magnitude": magnitude.astype(np.float32)})[0].reshape(-1).tolist()
 
 
-def card(image, magnitude, label, **image_options):
-    return {
-        "inputs": {
-            "image": {"tensor": image, "dtype": "float32", **image_options},
-            "magnitude": {"tensor": magnitude, "dtype": "float32"},
-        },
-        "outputs": {"redshift": {"task": "regression", "label": label}},
-    }
 
 
 channel_last = {"channelsLast": True, "scale": 1 / 255}
@@ -51,7 +46,7 @@ with h5py.File(path, "w") as f:
     f.create_dataset("images", data=images_u8, chunks=(16, 32, 32, 5), compression="gzip", shuffle=True)
     f.create_dataset("catalog/mag", data=magnitudes.astype(">f8"))
     f.create_dataset("catalog/redshift", data=redshift)
-result["hdf5"] = {"file": path, "card": card("images", "catalog/mag", "catalog/redshift", **channel_last),
+result["hdf5"] = {"file": path, "card": redshift_card("images", "catalog/mag", "catalog/redshift", **channel_last),
                   "predictions": predict(as_model, magnitudes)}
 
 # FITS: a cube of float32 cutouts [N, 5, 32, 32] (big-endian, as FITS is) and a binary table catalogue.
@@ -60,7 +55,7 @@ cube = fits.PrimaryHDU(as_model)
 table = fits.BinTableHDU.from_columns(
     [fits.Column(name="MAG", format="5E", array=mags32), fits.Column(name="REDSHIFT", format="D", array=redshift)], name="CATALOG")
 fits.HDUList([cube, table]).writeto(path, overwrite=True)
-result["fits"] = {"file": path, "card": card(0, "CATALOG/MAG", "CATALOG/REDSHIFT"), "predictions": predict(as_model, mags32)}
+result["fits"] = {"file": path, "card": redshift_card(0, "CATALOG/MAG", "CATALOG/REDSHIFT"), "predictions": predict(as_model, mags32)}
 
 # Parquet as a catalogue with cutouts: images flattened into list<float> rows, magnitudes a fixed-size list, zstd, several row groups.
 path = os.path.join(out, "survey.parquet")
@@ -71,11 +66,11 @@ table = pa.table({
     "redshift": pa.array(redshift),
 })
 pq.write_table(table, path, compression="zstd", row_group_size=max(1, samples // 3))
-result["parquet"] = {"file": path, "card": card("images", "mag", "redshift", shape=[5, 32, 32]), "predictions": predict(as_model, mags32)}
+result["parquet"] = {"file": path, "card": redshift_card("images", "mag", "redshift", shape=[5, 32, 32]), "predictions": predict(as_model, mags32)}
 
 # NumPy: an .npz of images uint8 channel-last and big-endian float64 magnitudes.
 path = os.path.join(out, "survey.npz")
 np.savez(path, images=images_u8, mag=magnitudes.astype(">f8"), redshift=redshift)
-result["numpy"] = {"file": path, "card": card("images", "mag", "redshift", **channel_last), "predictions": predict(as_model, magnitudes)}
+result["numpy"] = {"file": path, "card": redshift_card("images", "mag", "redshift", **channel_last), "predictions": predict(as_model, magnitudes)}
 
 print(json.dumps(result))
