@@ -1,6 +1,7 @@
 import { crc32 } from 'node:zlib';
 import { DTYPES, type DType, type TensorData } from '../../functions/commons/tensors/dtype';
 import { UsageError } from '../../functions/commons/errors';
+import { MAX_ZIP32, writeStoredZipRecords, ZIP_CENTRAL_HEADER, ZIP_END_RECORD, ZIP_LOCAL_HEADER } from './zip-writer';
 
 /** One array of an .npz: row-major, native (little-endian) data. */
 export interface NpzArray {
@@ -26,12 +27,8 @@ const DESCR: Record<DType, string> = {
 
 /** numpy pads a header so the data starts on this boundary; entries' data are aligned to it in the zip too. */
 const ALIGNMENT = 64;
-const LOCAL_HEADER = 30;
-const CENTRAL_HEADER = 46;
-const EOCD = 22;
 /** An extra field of no meaning (its id is unassigned) that pads an entry's data to the alignment. */
 const PADDING_FIELD_ID = 0xcafe;
-const MAX_ZIP32 = 0xffffffff;
 
 /** A version 1.0 .npy header: magic, version, length, then the dict literal padded with spaces and a newline. */
 export function npyHeader(dtype: DType, shape: number[]): Uint8Array {
@@ -67,57 +64,25 @@ export function writeNpz(arrays: Record<string, NpzArray>): Uint8Array {
 
   let offset = 0;
   const placed = entries.map((entry) => {
-    const before = offset + LOCAL_HEADER + entry.fileName.length;
+    const before = offset + ZIP_LOCAL_HEADER + entry.fileName.length;
     // The padding field is at least its own 4 bytes, so pad to the next boundary past those.
     const padding = entry.size ? (ALIGNMENT - ((before + 4) % ALIGNMENT)) % ALIGNMENT : 0;
-    const extraLength = entry.size ? 4 + padding : 0;
-    const at = offset;
-    offset += LOCAL_HEADER + entry.fileName.length + extraLength + entry.size;
-    return { ...entry, at, extraLength };
+    const headerOffset = offset;
+    const dataOffset = before + (entry.size ? 4 + padding : 0);
+    offset = dataOffset + entry.size;
+    return { ...entry, name: entry.fileName, headerOffset, dataOffset };
   });
   const directoryAt = offset;
-  const directoryLength = entries.reduce((sum, e) => sum + CENTRAL_HEADER + e.fileName.length, 0);
-  const total = directoryAt + directoryLength + EOCD;
+  const directoryLength = entries.reduce((sum, e) => sum + ZIP_CENTRAL_HEADER + e.fileName.length, 0);
+  const total = directoryAt + directoryLength + ZIP_END_RECORD;
   if (total > MAX_ZIP32 || entries.length > 0xffff) {
     throw new UsageError(`an .npz of ${total} bytes in ${entries.length} arrays is beyond what a zip32 archive holds`);
   }
-
   const out = new Uint8Array(total);
-  const dv = new DataView(out.buffer);
-  const common = (at: number, entry: (typeof placed)[number]) => {
-    dv.setUint16(at, 20, true); // version needed: 2.0
-    dv.setUint16(at + 2, 0x0800, true); // names are utf-8
-    dv.setUint16(at + 4, 0, true); // stored
-    dv.setUint32(at + 10, entry.crc, true);
-    dv.setUint32(at + 14, entry.size, true);
-    dv.setUint32(at + 18, entry.size, true);
-    dv.setUint16(at + 22, entry.fileName.length, true);
-  };
-  let central = directoryAt;
   for (const entry of placed) {
-    dv.setUint32(entry.at, 0x04034b50, true);
-    common(entry.at + 4, entry);
-    dv.setUint16(entry.at + 28, entry.extraLength, true);
-    out.set(entry.fileName, entry.at + LOCAL_HEADER);
-    const extraAt = entry.at + LOCAL_HEADER + entry.fileName.length;
-    if (entry.extraLength) {
-      dv.setUint16(extraAt, PADDING_FIELD_ID, true);
-      dv.setUint16(extraAt + 2, entry.extraLength - 4, true);
-    }
-    out.set(entry.header, extraAt + entry.extraLength);
-    out.set(entry.data, extraAt + entry.extraLength + entry.header.length);
-
-    dv.setUint32(central, 0x02014b50, true);
-    dv.setUint16(central + 4, 20, true); // made by
-    common(central + 6, entry);
-    dv.setUint32(central + 42, entry.at, true);
-    out.set(entry.fileName, central + CENTRAL_HEADER);
-    central += CENTRAL_HEADER + entry.fileName.length;
+    out.set(entry.header, entry.dataOffset);
+    out.set(entry.data, entry.dataOffset + entry.header.length);
   }
-  dv.setUint32(central, 0x06054b50, true);
-  dv.setUint16(central + 8, entries.length, true);
-  dv.setUint16(central + 10, entries.length, true);
-  dv.setUint32(central + 12, directoryLength, true);
-  dv.setUint32(central + 16, directoryAt, true);
+  writeStoredZipRecords(out, placed, directoryAt, { paddingFieldId: PADDING_FIELD_ID, flags: 0x0800, dosDate: 0 });
   return out;
 }

@@ -3,6 +3,7 @@ import { DTYPES, type DType, type TensorData } from '../../functions/commons/ten
 import { numelOf } from '../../functions/commons/tensors/tensor-file';
 import { STORAGE_OF } from '../../functions/commons/torch/storage';
 import { ArchiveError } from '../../functions/commons/errors';
+import { MAX_ZIP32, writeStoredZipRecords, ZIP_CENTRAL_HEADER, ZIP_END_RECORD, ZIP_LOCAL_HEADER } from './zip-writer';
 
 export interface TensorSpec {
   dtype: DType;
@@ -13,10 +14,6 @@ export interface TensorSpec {
 
 /** torch aligns every record to this many bytes, which also keeps typed-array views legal. */
 const ALIGNMENT = 64;
-const LOCAL_HEADER = 30;
-const CENTRAL_HEADER = 46;
-const EOCD = 22;
-const MAX_ZIP32 = 0xffffffff;
 
 /** Pickle protocol 2 writer for the handful of values a TensorDataset or dict archive needs. */
 class PickleBytes {
@@ -152,14 +149,14 @@ function layoutTorchDataset(specs: TensorSpec[], archiveName: string): Layout {
   const placed = contents.map(([name, content]) => {
     const nameBytes = encoder.encode(`${archiveName}/${name}`);
     const headerOffset = offset;
-    const unpadded = headerOffset + LOCAL_HEADER + nameBytes.length + 4;
+    const unpadded = headerOffset + ZIP_LOCAL_HEADER + nameBytes.length + 4;
     const dataOffset = unpadded + ((ALIGNMENT - (unpadded % ALIGNMENT)) % ALIGNMENT);
     const size = typeof content === 'number' ? content : content.length;
     offset = dataOffset + size;
-    directorySize += CENTRAL_HEADER + nameBytes.length;
+    directorySize += ZIP_CENTRAL_HEADER + nameBytes.length;
     return { record: { name: nameBytes, headerOffset, dataOffset, size }, content };
   });
-  return { placed, total: offset + directorySize + EOCD };
+  return { placed, total: offset + directorySize + ZIP_END_RECORD };
 }
 
 /** The exact file size of a TensorDataset (or dict) archive of these tensors. */
@@ -201,44 +198,10 @@ export class TorchDatasetArchive {
 
   /** Writes checksums and headers over the current contents; again after a refill. */
   finish(): Uint8Array {
-    const dv = new DataView(this.bytes.buffer);
-    let at = this.records[this.records.length - 1].dataOffset + this.records[this.records.length - 1].size;
-    const directoryOffset = at;
-    for (const r of this.records) {
-      const crc = crc32(this.bytes.subarray(r.dataOffset, r.dataOffset + r.size));
-      const extra = r.dataOffset - (r.headerOffset + LOCAL_HEADER + r.name.length);
-      // Local header; the extra field 'FB' is torch's alignment padding.
-      dv.setUint32(r.headerOffset, 0x04034b50, true);
-      dv.setUint16(r.headerOffset + 4, 20, true);
-      dv.setUint16(r.headerOffset + 8, 0, true); // stored
-      dv.setUint16(r.headerOffset + 12, 0x21, true); // 1980-01-01, as torch writes
-      dv.setUint32(r.headerOffset + 14, crc, true);
-      dv.setUint32(r.headerOffset + 18, r.size, true);
-      dv.setUint32(r.headerOffset + 22, r.size, true);
-      dv.setUint16(r.headerOffset + 26, r.name.length, true);
-      dv.setUint16(r.headerOffset + 28, extra, true);
-      this.bytes.set(r.name, r.headerOffset + LOCAL_HEADER);
-      const extraAt = r.headerOffset + LOCAL_HEADER + r.name.length;
-      dv.setUint16(extraAt, 0x4246, true);
-      dv.setUint16(extraAt + 2, extra - 4, true);
-      // Central directory record.
-      dv.setUint32(at, 0x02014b50, true);
-      dv.setUint16(at + 4, 20, true);
-      dv.setUint16(at + 6, 20, true);
-      dv.setUint16(at + 14, 0x21, true);
-      dv.setUint32(at + 16, crc, true);
-      dv.setUint32(at + 20, r.size, true);
-      dv.setUint32(at + 24, r.size, true);
-      dv.setUint16(at + 28, r.name.length, true);
-      dv.setUint32(at + 42, r.headerOffset, true);
-      this.bytes.set(r.name, at + CENTRAL_HEADER);
-      at += CENTRAL_HEADER + r.name.length;
-    }
-    dv.setUint32(at, 0x06054b50, true);
-    dv.setUint16(at + 8, this.records.length, true);
-    dv.setUint16(at + 10, this.records.length, true);
-    dv.setUint32(at + 12, at - directoryOffset, true);
-    dv.setUint32(at + 16, directoryOffset, true);
+    const last = this.records[this.records.length - 1];
+    const entries = this.records.map((r) => ({ ...r, crc: crc32(this.bytes.subarray(r.dataOffset, r.dataOffset + r.size)) }));
+    // torch's own: its alignment padding in an extra field 'FB', every date 1980-01-01.
+    writeStoredZipRecords(this.bytes, entries, last.dataOffset + last.size, { paddingFieldId: 0x4246, flags: 0, dosDate: 0x21 });
     return this.bytes;
   }
 }
