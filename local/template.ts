@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { parse as parseYaml, type Tags } from 'yaml';
 import { checkEventPattern, type EventPattern } from './event-pattern';
+import { CaiError } from '../functions/commons/errors';
 
 /**
  * template.yaml as `sam build`, `sam deploy` and `sam local invoke` read it, for the local stack:
@@ -88,7 +89,8 @@ export interface ResolveOptions {
   stackUuid?: string;
 }
 
-export class TemplateError extends Error {}
+/** template.yaml (or its parameters) holds what the local stack cannot make, as CloudFormation would not. */
+export class TemplateError extends CaiError {}
 
 export interface TemplateParameter {
   Type?: string;
