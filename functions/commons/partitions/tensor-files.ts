@@ -1,7 +1,6 @@
 import { ArchiveError } from '../errors';
 import { withCachedEnds, type ByteSource } from '../tensors/byte-source';
 import type { TensorFile, TensorFormat } from '../tensors/tensor-file';
-import { readZipDirectory } from '../tensors/zip-reader';
 import { openFitsFile } from '../fits/fits-file';
 import { openHdf5File } from '../hdf5/hdf5-file';
 import { openNumpyFile } from '../numpy/numpy-file';
@@ -27,7 +26,7 @@ const MAGIC: { format: TensorFormat | 'zip'; bytes: Uint8Array }[] = [
 ];
 const HEAD_BYTES = MAGIC.reduce((most, m) => Math.max(most, m.bytes.length), 0);
 
-/** The format of a file by its first bytes; a zip is a torch archive or an .npz by what it holds. */
+/** The format of a file by its first bytes; a zip is a torch archive or an .npz by its first entry. */
 export async function formatOf(source: ByteSource): Promise<TensorFormat> {
   if (source.size === 0) throw new ArchiveError(`${source.name}: is empty`);
   const head = await source.read(0, Math.min(HEAD_BYTES, source.size));
@@ -35,11 +34,23 @@ export async function formatOf(source: ByteSource): Promise<TensorFormat> {
   if (!match) {
     throw new ArchiveError(`${source.name}: not a file CAI reads: its first bytes are those of none of ${TENSOR_FILE_KINDS}`);
   }
-  if (match.format !== 'zip') return match.format;
-  const entries = await readZipDirectory(source);
-  if (entries.some((e) => /^[^/]+\/data\.pkl$/.test(e.name))) return 'torch';
-  if (entries.length > 0 && entries.every((e) => e.name.endsWith('.npy'))) return 'numpy';
-  throw new ArchiveError(`${source.name}: a zip archive, but neither a torch archive (no data.pkl) nor an .npz (entries other than .npy)`);
+  return match.format === 'zip' ? zipKind(source) : match.format;
+}
+
+/**
+ * A zip is an .npz when its first entry is an array (`<name>.npy`, as np.savez writes), else a torch
+ * archive (whose reader says so if it is not one). Read from the first local header only: the
+ * directory is parsed once, by the reader, within that reader's bounds on entries.
+ */
+async function zipKind(source: ByteSource): Promise<TensorFormat> {
+  const LOCAL_HEADER = 30;
+  if (source.size < LOCAL_HEADER) return 'torch';
+  const header = await source.read(0, LOCAL_HEADER);
+  const view = new DataView(header.buffer, header.byteOffset, header.byteLength);
+  if (view.getUint32(0, true) !== 0x04034b50) return 'torch';
+  const nameLength = Math.min(view.getUint16(26, true), source.size - LOCAL_HEADER);
+  const name = new TextDecoder().decode(await source.read(LOCAL_HEADER, nameLength));
+  return name.endsWith('.npy') ? 'numpy' : 'torch';
 }
 
 const OPENERS: Record<TensorFormat, (source: ByteSource) => Promise<TensorFile>> = {
