@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bufferSource, fileSource, type ByteSource } from '../../functions/commons/tensors/byte-source';
+import { bufferSource, fileSource } from '../../functions/commons/tensors/byte-source';
 import { ArchiveError, CaiError, UnsupportedTensorError } from '../../functions/commons/errors';
 import { openParquetFile } from '../../functions/commons/parquet/parquet-file';
 import type { StoredTensor, TensorFile } from '../../functions/commons/tensors/tensor-file';
 import { pythonScript, runPython } from '../helpers/python';
 import { tempFolder } from '../helpers/temp';
+import { countingSource } from '../helpers/counting-source';
 
 interface ExpectedColumn {
   dtype: string;
@@ -29,22 +30,7 @@ beforeAll(() => {
 const parquetPath = (name: string) => join(dir, `${name}.parquet`);
 
 /** A file source that counts the bytes its readers ask for. */
-async function countingSource(path: string): Promise<ByteSource & { bytesRead: number; reads: [number, number][] }> {
-  const inner = await fileSource(path);
-  const counting = {
-    name: inner.name,
-    size: inner.size,
-    bytesRead: 0,
-    reads: [] as [number, number][],
-    read(offset: number, length: number, into?: Uint8Array) {
-      counting.bytesRead += length;
-      counting.reads.push([offset, length]);
-      return inner.read(offset, length, into);
-    },
-    close: () => inner.close(),
-  };
-  return counting;
-}
+const countingFile = async (path: string) => countingSource(await fileSource(path));
 
 /** pyarrow's values of rows [start, end) of a column, as bytes. */
 function expectedRows(file: string, column: string, start: number, end: number): Uint8Array {
@@ -140,7 +126,7 @@ describe('files written by pyarrow read as pyarrow reads them', () => {
   });
 
   test('rows in the middle of a file of many row groups: only their row group is read, besides the footer', async () => {
-    const source = await countingSource(parquetPath('snappy'));
+    const source = await countingFile(parquetPath('snappy'));
     const file = await openParquetFile(source);
     const images = file.find('images') as StoredTensor;
     const footerBytes = source.bytesRead;
@@ -161,7 +147,7 @@ describe('files written by pyarrow read as pyarrow reads them', () => {
     expect(source.reads).toEqual([[next.offset, next.bytes]]);
     await file.close();
     // A reader holding nothing reads both groups' chunks for the same rows.
-    const freshSource = await countingSource(parquetPath('snappy'));
+    const freshSource = await countingFile(parquetPath('snappy'));
     const fresh = await openParquetFile(freshSource);
     freshSource.reads.length = 0;
     await fresh.readRows(fresh.find('images') as StoredTensor, 47, 49);

@@ -1,23 +1,12 @@
-import { bufferSource, CACHED_END_BYTES, withCachedEnds, type ByteSource } from '../../functions/commons/tensors/byte-source';
+import { bufferSource, CACHED_END_BYTES, withCachedEnds } from '../../functions/commons/tensors/byte-source';
 import { openTensorFile } from '../../functions/commons/partitions/tensor-files';
 import { writeTestPartition } from '../helpers/partitions';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempFolder } from '../helpers/temp';
+import { countingSource } from '../helpers/counting-source';
 
-/** A source that counts the reads that reach it. */
-function counted(bytes: Uint8Array): ByteSource & { reads: [number, number][] } {
-  const inner = bufferSource(bytes, 'counted');
-  const reads: [number, number][] = [];
-  return {
-    ...inner,
-    reads,
-    read(offset, length, into) {
-      reads.push([offset, length]);
-      return inner.read(offset, length, into);
-    },
-  };
-}
+const counted = (bytes: Uint8Array) => countingSource(bufferSource(bytes, 'counted'));
 
 test('reads within the first or last 128 KiB reach the source once each; others pass through, with the same bytes', async () => {
   const bytes = Uint8Array.from({ length: 4 * CACHED_END_BYTES }, (_, i) => (i * 7) & 0xff);

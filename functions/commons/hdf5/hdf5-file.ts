@@ -45,12 +45,11 @@ export async function openHdf5File(source: ByteSource): Promise<TensorFile> {
   const byTensor = new Map(datasets.map((d) => [d.tensor, d]));
   const tensors = datasets.map((d) => d.tensor);
 
-  const file: TensorFile & { bytesRead(): number } = {
+  const file: TensorFile = {
     format: 'hdf5',
     name: source.name,
     size: source.size,
     tensors,
-    bytesRead: () => reader.bytesRead,
     find(ref) {
       if (typeof ref === 'number')
         return `HDF5 datasets are named by path, not by position ${ref}: it holds ${describeTensors(file, 'datasets')}`;
@@ -95,11 +94,6 @@ export async function openHdf5File(source: ByteSource): Promise<TensorFile> {
     close: () => source.close(),
   };
   return file;
-}
-
-/** Bytes read from the source so far, for a file opened by openHdf5File (metadata and data). */
-export function hdf5BytesRead(file: TensorFile): number {
-  return (file as TensorFile & { bytesRead?: () => number }).bytesRead?.() ?? 0;
 }
 
 function rowBytesOf(d: Pick<Dataset, 'shape' | 'itemSize'>): number {

@@ -29,8 +29,6 @@ export interface Superblock {
 export class MetadataReader {
   private windows = new Map<number, Uint8Array>();
   private cachedBytes = 0;
-  /** Bytes asked of the source, for measuring what a row range costs. */
-  bytesRead = 0;
   superblock!: Superblock;
 
   constructor(readonly source: ByteSource) {}
@@ -64,7 +62,6 @@ export class MetadataReader {
 
   /** Bytes read straight from the source (absolute offsets), outside the window cache. */
   async raw(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
-    this.bytesRead += length;
     return this.source.read(offset, length, into);
   }
 
